@@ -1,0 +1,24 @@
+// Package control is the control channel between a router and the controller (port 6262): the
+// messages the two exchange and how they are framed on the wire.
+//
+// Transport: one TLS 1.3 connection per router, both sides authenticated by certificates from the
+// network CA (ALPN "ztna-control/1"), carrying length-prefixed JSON frames: a 4-byte big-endian
+// length, then one Envelope. A stream multiplexer would buy nothing here: the channel carries a few
+// small messages per second in both directions and no bulk data, so one ordered stream with
+// request ids for the single request/response pair (certificate renewal) is enough. JSON keeps the
+// channel debuggable and lets either side add fields without breaking the other: unknown fields are
+// ignored and unknown message types are skipped, while ProtocolVersion guards incompatible changes.
+//
+// Conversation:
+//
+//	router                                   controller
+//	hello{version, failure_domain, image} →
+//	                                       ← welcome{id, name, roles, heartbeat interval}
+//	                                       ← assignment{services}   (on connect and on every change)
+//	heartbeat{service health}             →
+//	                                       ← heartbeat_ack{server time}
+//	renew{csr}                            →
+//	                                       ← renewed{certificate}   (same envelope id)
+//	                                       ← revoked{reason}        (router deleted; then close)
+//	                                       ← error{message}         (fatal; then close)
+package control

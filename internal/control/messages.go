@@ -1,0 +1,156 @@
+package control
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// ProtocolVersion is the version of the conversation described in the package doc. The controller
+// refuses a hello with a different version, with an error message saying which one it speaks.
+const ProtocolVersion = 1
+
+// ALPN is the TLS application protocol both sides require, so that a control-port connection can
+// never be mistaken for (or by) any other TLS service.
+const ALPN = "ztna-control/1"
+
+// DefaultPort is the controller's control-channel port (the product brief's 6262/TCP).
+const DefaultPort = 6262
+
+// Type names a message.
+type Type string
+
+// Message types; see the package doc for who sends which.
+const (
+	TypeHello        Type = "hello"
+	TypeWelcome      Type = "welcome"
+	TypeAssignment   Type = "assignment"
+	TypeHeartbeat    Type = "heartbeat"
+	TypeHeartbeatAck Type = "heartbeat_ack"
+	TypeRenew        Type = "renew"
+	TypeRenewed      Type = "renewed"
+	TypeRevoked      Type = "revoked"
+	TypeError        Type = "error"
+)
+
+// Envelope is one frame. ID correlates a renew with its renewed answer; other messages leave it 0.
+type Envelope struct {
+	Type Type            `json:"type"`
+	ID   uint64          `json:"id,omitempty"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// Decode unmarshals the body into v, naming the message type when the body is malformed.
+func (e Envelope) Decode(v any) error {
+	if len(e.Body) == 0 {
+		return fmt.Errorf("control: %s message has no body", e.Type)
+	}
+	if err := json.Unmarshal(e.Body, v); err != nil {
+		return fmt.Errorf("control: malformed %s message: %w", e.Type, err)
+	}
+	return nil
+}
+
+// Hello is the router's first message.
+type Hello struct {
+	Protocol      int    `json:"protocol"`
+	Version       string `json:"version"`
+	FailureDomain string `json:"failure_domain,omitempty"`
+	Hostname      string `json:"hostname,omitempty"`
+	// Image is the attestation file baked into the router's image (/etc/ztna/image.json), absent
+	// when the router was installed by hand.
+	Image *Attestation `json:"image,omitempty"`
+}
+
+// Attestation describes the image a router booted from. The Packer provisioner writes it to
+// AttestationPath; the router reports it in its hello.
+type Attestation struct {
+	RouterVersion    string    `json:"router_version"`
+	HardeningProfile string    `json:"hardening_profile"`
+	BuildTime        time.Time `json:"build_time"`
+	BaseImage        string    `json:"base_image"`
+	Cloud            string    `json:"cloud,omitempty"`
+	ProvisionerRunID string    `json:"provisioner_run_id,omitempty"`
+}
+
+// AttestationPath is where images carry their attestation file.
+const AttestationPath = "/etc/ztna/image.json"
+
+// Welcome accepts a hello and tells the router who the controller thinks it is.
+type Welcome struct {
+	RouterID string   `json:"router_id"`
+	Name     string   `json:"name"`
+	Roles    []string `json:"roles"`
+	// HeartbeatIntervalMS is how often the router must send a heartbeat; either side drops the
+	// connection after HeartbeatMisses intervals without a frame from the other.
+	HeartbeatIntervalMS int64     `json:"heartbeat_interval_ms"`
+	ServerTime          time.Time `json:"server_time"`
+}
+
+// HeartbeatMisses is how many heartbeat intervals of silence end a connection.
+const HeartbeatMisses = 3
+
+// HeartbeatInterval returns the interval as a duration.
+func (w Welcome) HeartbeatInterval() time.Duration {
+	return time.Duration(w.HeartbeatIntervalMS) * time.Millisecond
+}
+
+// Service is one service the router must host: it may dial Address (an FQDN or IP) on each of
+// Ports, and nothing else.
+type Service struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Address  string `json:"address"`
+	Ports    []int  `json:"ports"`
+	Protocol string `json:"protocol"`
+}
+
+// Assignment is the complete set of services assigned to the router; each one replaces the last.
+type Assignment struct {
+	Services []Service `json:"services"`
+}
+
+// Heartbeat is the router's periodic liveness and health report.
+type Heartbeat struct {
+	SentAt   time.Time       `json:"sent_at"`
+	Services []ServiceHealth `json:"services"`
+}
+
+// ServiceHealth is what the router observed for one assigned address:port.
+type ServiceHealth struct {
+	ServiceID  string    `json:"service_id"`
+	Address    string    `json:"address"`
+	Port       int       `json:"port"`
+	Resolvable bool      `json:"resolvable"`
+	Reachable  bool      `json:"reachable"`
+	Error      string    `json:"error,omitempty"`
+	CheckedAt  time.Time `json:"checked_at"`
+}
+
+// HeartbeatAck answers a heartbeat.
+type HeartbeatAck struct {
+	ServerTime time.Time `json:"server_time"`
+}
+
+// Renew asks for a new certificate for the router's key; the controller answers with Renewed
+// under the same envelope ID.
+type Renew struct {
+	CSR string `json:"csr"` // PEM "CERTIFICATE REQUEST"
+}
+
+// Renewed carries the new certificate chain (PEM, leaf first) or the reason there is none.
+type Renewed struct {
+	Certificate string `json:"certificate,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// Revoked tells the router it was deleted or its certificate revoked; the controller closes the
+// connection right after and refuses the certificate from then on.
+type Revoked struct {
+	Reason string `json:"reason"`
+}
+
+// Error is a fatal protocol error; the sender closes the connection after it.
+type Error struct {
+	Message string `json:"message"`
+}
