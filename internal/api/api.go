@@ -1,0 +1,237 @@
+// Package api holds the JSON wire types of the ztna management API (/v1) and the validation
+// rules they share, so that the controller, the Go client, the Terraform provider and the CLI
+// agree on field names and on what input is valid.
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Router states reported in Router.Status.
+const (
+	RouterUnenrolled = "unenrolled"
+	RouterOnline     = "online"
+	RouterOffline    = "offline"
+)
+
+// Registration key states reported in RegistrationKey.State.
+const (
+	KeyUnused  = "unused"
+	KeyUsed    = "used"
+	KeyExpired = "expired"
+	KeyRevoked = "revoked"
+)
+
+// Protocols a service can use.
+const (
+	ProtocolTCP = "tcp"
+	ProtocolUDP = "udp"
+)
+
+// Kinds of enrolled entities (the first path element of a certificate's URI SAN).
+const (
+	KindRouter     = "router"
+	KindIdentity   = "identity"
+	KindController = "controller"
+	KindHub        = "hub"
+)
+
+// DefaultKeyTTL is how long a registration key or enrolment token stays valid when the
+// request does not say.
+const DefaultKeyTTL = 3 * time.Hour
+
+// MaxKeyTTLSeconds bounds ttl_seconds (30 days): a forgotten key must not stay usable forever.
+const MaxKeyTTLSeconds = 30 * 24 * 3600
+
+// List is the envelope of every collection listing (an object, so it can grow fields).
+type List[T any] struct {
+	Items []T `json:"items"`
+}
+
+// Router is an edge router as the controller knows it. Status, LastSeen, Version,
+// FailureDomain, Services and Attestation are reported by the router over the control
+// channel and are read-only here.
+type Router struct {
+	ID            string          `json:"id"`
+	Name          string          `json:"name"`
+	Roles         []string        `json:"roles"`
+	Cost          int             `json:"cost"`
+	Status        string          `json:"status"`
+	LastSeen      *time.Time      `json:"last_seen,omitempty"`
+	Version       string          `json:"version"`
+	FailureDomain string          `json:"failure_domain"`
+	Services      []ServiceHealth `json:"services"`
+	Attestation   json.RawMessage `json:"attestation,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+}
+
+// ServiceHealth is what one router last reported about one service assigned to it.
+type ServiceHealth struct {
+	Name       string    `json:"name"`
+	Resolvable bool      `json:"resolvable"`
+	Reachable  bool      `json:"reachable"`
+	Error      string    `json:"error,omitempty"`
+	CheckedAt  time.Time `json:"checked_at"`
+}
+
+// RouterCreate is the body of POST /v1/routers.
+type RouterCreate struct {
+	Name  string   `json:"name"`
+	Roles []string `json:"roles"`
+	Cost  int      `json:"cost"`
+}
+
+// RouterUpdate is the body of PATCH /v1/routers/{id}; absent fields stay as they are.
+type RouterUpdate struct {
+	Name  *string   `json:"name,omitempty"`
+	Roles *[]string `json:"roles,omitempty"`
+	Cost  *int      `json:"cost,omitempty"`
+}
+
+// RegistrationKey is a one-time key that enrols one router. Key is only set in the
+// response of create: the controller keeps nothing but a hash of the secret.
+type RegistrationKey struct {
+	ID         string     `json:"id"`
+	RouterID   string     `json:"router_id"`
+	TTLSeconds int        `json:"ttl_seconds"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	State      string     `json:"state"`
+	UsedAt     *time.Time `json:"used_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	Key        string     `json:"key,omitempty"`
+}
+
+// RegistrationKeyCreate is the body of POST /v1/registration-keys. TTLSeconds 0 means
+// DefaultKeyTTL.
+type RegistrationKeyCreate struct {
+	RouterID   string `json:"router_id"`
+	TTLSeconds int    `json:"ttl_seconds,omitempty"`
+}
+
+// Service is a private resource (address:port) hosted by the routers whose roles match
+// RouterRoles. PortRanges ("from-to") are exposed in addition to Port. Routers is the
+// read-only view of which routers host it and what they last reported.
+type Service struct {
+	ID          string         `json:"id"`
+	Name        string         `json:"name"`
+	Address     string         `json:"address"`
+	Port        int            `json:"port"`
+	PortRanges  []string       `json:"port_ranges"`
+	Protocol    string         `json:"protocol"`
+	RouterRoles []string       `json:"router_roles"`
+	Routers     []ServiceRoute `json:"routers"`
+	CreatedAt   time.Time      `json:"created_at"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+}
+
+// ServiceRoute is one router selected (by role) to host a service, with its last report.
+type ServiceRoute struct {
+	RouterID      string     `json:"router_id"`
+	RouterName    string     `json:"router_name"`
+	Status        string     `json:"status"`
+	FailureDomain string     `json:"failure_domain"`
+	Resolvable    bool       `json:"resolvable"`
+	Reachable     bool       `json:"reachable"`
+	CheckedAt     *time.Time `json:"checked_at,omitempty"`
+}
+
+// ServiceCreate is the body of POST /v1/services. Protocol "" means tcp.
+type ServiceCreate struct {
+	Name        string   `json:"name"`
+	Address     string   `json:"address"`
+	Port        int      `json:"port"`
+	PortRanges  []string `json:"port_ranges,omitempty"`
+	Protocol    string   `json:"protocol,omitempty"`
+	RouterRoles []string `json:"router_roles"`
+}
+
+// ServiceUpdate is the body of PATCH /v1/services/{id}; absent fields stay as they are.
+type ServiceUpdate struct {
+	Name        *string   `json:"name,omitempty"`
+	Address     *string   `json:"address,omitempty"`
+	Port        *int      `json:"port,omitempty"`
+	PortRanges  *[]string `json:"port_ranges,omitempty"`
+	Protocol    *string   `json:"protocol,omitempty"`
+	RouterRoles *[]string `json:"router_roles,omitempty"`
+}
+
+// Identity is a client (an integration runtime) that dials services. EnrollmentToken is
+// only set in the response of create; it works like a registration key of kind identity.
+type Identity struct {
+	ID              string    `json:"id"`
+	Name            string    `json:"name"`
+	Roles           []string  `json:"roles"`
+	Enrolled        bool      `json:"enrolled"`
+	EnrollmentToken string    `json:"enrollment_token,omitempty"`
+	TokenExpiresAt  time.Time `json:"token_expires_at"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// IdentityCreate is the body of POST /v1/identities. TokenTTLSeconds 0 means DefaultKeyTTL.
+type IdentityCreate struct {
+	Name            string   `json:"name"`
+	Roles           []string `json:"roles"`
+	TokenTTLSeconds int      `json:"token_ttl_seconds,omitempty"`
+}
+
+// IdentityUpdate is the body of PATCH /v1/identities/{id}; absent fields stay as they are.
+type IdentityUpdate struct {
+	Name  *string   `json:"name,omitempty"`
+	Roles *[]string `json:"roles,omitempty"`
+}
+
+// ServicePolicy lets identities holding any of IdentityRoles dial the named services.
+type ServicePolicy struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	IdentityRoles []string  `json:"identity_roles"`
+	ServiceNames  []string  `json:"service_names"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// ServicePolicyCreate is the body of POST /v1/service-policies.
+type ServicePolicyCreate struct {
+	Name          string   `json:"name"`
+	IdentityRoles []string `json:"identity_roles"`
+	ServiceNames  []string `json:"service_names"`
+}
+
+// ServicePolicyUpdate is the body of PATCH /v1/service-policies/{id}.
+type ServicePolicyUpdate struct {
+	Name          *string   `json:"name,omitempty"`
+	IdentityRoles *[]string `json:"identity_roles,omitempty"`
+	ServiceNames  *[]string `json:"service_names,omitempty"`
+}
+
+// EnrollRequest is the body of POST /v1/enroll: a registration key or enrolment token and a
+// PEM certificate signing request for the key pair generated on the enrolling host.
+type EnrollRequest struct {
+	Key string `json:"key"`
+	CSR string `json:"csr"`
+}
+
+// EnrollResponse carries the issued certificate chain (PEM, leaf first), the CA certificate
+// (PEM) and the configuration of the enrolled entity.
+type EnrollResponse struct {
+	Certificate string         `json:"certificate"`
+	CA          string         `json:"ca"`
+	Config      EnrolledConfig `json:"config"`
+}
+
+// EnrolledConfig is what an enrolled router or identity needs to reach the network; it is
+// also the config.json of its local state.
+type EnrolledConfig struct {
+	ID            string    `json:"id"`
+	Kind          string    `json:"kind"`
+	Name          string    `json:"name"`
+	Roles         []string  `json:"roles"`
+	Edge          []string  `json:"edge"`
+	Control       []string  `json:"control"`
+	Fabric        []string  `json:"fabric"`
+	CAFingerprint string    `json:"ca_fingerprint"`
+	CertExpiresAt time.Time `json:"cert_expires_at"`
+}

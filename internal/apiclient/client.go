@@ -1,0 +1,182 @@
+// Package apiclient is the Go client of the ztna management API, shared by the Terraform
+// provider, the ztna CLI and enrolment. It talks HTTPS to the edge API and trusts only the
+// controller CA named by its fingerprint.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// Client calls the management API of one controller.
+type Client struct {
+	base      *url.URL
+	token     string
+	http      *http.Client
+	userAgent string
+}
+
+// Option adjusts a Client.
+type Option func(*Client)
+
+// WithTimeout bounds every request (default 30 s).
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.http.Timeout = d } }
+
+// WithUserAgent sets the User-Agent header (for example "terraform-provider-ztna/1.2").
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// New returns a client for the controller at baseURL (https://host:port), authenticating with
+// the bearer token (may be empty for enrolment) and trusting only the CA whose fingerprint is
+// caFingerprint ("sha256:<hex>"). A server presenting another CA fails with an error that says
+// "TLS interception or wrong controller".
+func New(baseURL, token, caFingerprint string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimSuffix(baseURL, "/"))
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("controller address %q must be an https:// URL such as https://controller.example.com", baseURL)
+	}
+	tlsConf, err := pki.PinnedClientConfig(caFingerprint, api.KindController)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     tlsConf,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	c := &Client{base: u, token: token, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, userAgent: "ztna-apiclient"}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// BaseURL returns the controller address the client talks to.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// Error is a non-2xx answer of the API.
+type Error struct {
+	StatusCode int
+	Problem    api.Problem
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("controller answered %d: %s", e.StatusCode, e.Problem.Error())
+}
+
+func statusIs(err error, code int) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode == code
+}
+
+// IsNotFound reports whether err is a 404 (the object does not exist, e.g. deleted out of band).
+func IsNotFound(err error) bool { return statusIs(err, http.StatusNotFound) }
+
+// IsConflict reports whether err is a 409 (a name is already taken).
+func IsConflict(err error) bool { return statusIs(err, http.StatusConflict) }
+
+// IsUnauthorized reports whether err is a 401 (missing or wrong token).
+func IsUnauthorized(err error) bool { return statusIs(err, http.StatusUnauthorized) }
+
+// IsBadRequest reports whether err is a 400 (validation or malformed request).
+func IsBadRequest(err error) bool { return statusIs(err, http.StatusBadRequest) }
+
+// ProblemType returns the problem type of an API error ("" for other errors).
+func ProblemType(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Problem.Type
+	}
+	return ""
+}
+
+// IsPinMismatch reports whether err comes from a server that did not present the pinned CA.
+func IsPinMismatch(err error) bool {
+	var e *pki.PinMismatchError
+	return errors.As(err, &e)
+}
+
+// do sends in (if not nil) as JSON and decodes a 2xx body into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json, "+api.ProblemContentType)
+	req.Header.Set("User-Agent", c.userAgent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read response: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &Error{StatusCode: resp.StatusCode}
+		if json.Unmarshal(raw, &e.Problem) != nil || e.Problem.Title == "" {
+			e.Problem = api.Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode), Detail: strings.TrimSpace(string(raw))}
+		}
+		return e
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+	}
+	return nil
+}
+
+func get[T any](ctx context.Context, c *Client, path string) (*T, error) {
+	var out T
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func send[T any](ctx context.Context, c *Client, method, path string, in any) (*T, error) {
+	var out T
+	if err := c.do(ctx, method, path, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func list[T any](ctx context.Context, c *Client, path string) ([]T, error) {
+	l, err := get[api.List[T]](ctx, c, path)
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
+func idPath(collection, id string) string { return "/v1/" + collection + "/" + url.PathEscape(id) }
