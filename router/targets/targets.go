@@ -1,0 +1,134 @@
+// Package targets holds a router's assigned targets — the services the controller told it to
+// host — and the only dialer the router uses towards customer networks, which refuses every
+// address:port that is not assigned. A router is never an open proxy.
+package targets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ztna/ztna/internal/control"
+)
+
+// ErrNotAssigned is returned for a dial to an address:port the router was not assigned.
+var ErrNotAssigned = errors.New("target is not assigned to this router")
+
+// Target is one address:port pair a router may dial.
+type Target struct {
+	Address string // normalised: lower case, no trailing dot
+	Port    int
+}
+
+func (t Target) String() string { return net.JoinHostPort(t.Address, strconv.Itoa(t.Port)) }
+
+// Normalize returns the Target for an address and port as written in a service or a dial request.
+func Normalize(address string, port int) Target {
+	return Target{Address: strings.TrimSuffix(strings.ToLower(address), "."), Port: port}
+}
+
+// Snapshot is the assignment at one point in time.
+type Snapshot struct {
+	Services []control.Service
+	// Generation counts replacements; it changes whenever Services may have changed.
+	Generation uint64
+}
+
+// Targets lists every assigned address:port pair, each once, in a stable order.
+func (s Snapshot) Targets() []Target {
+	var out []Target
+	for _, svc := range s.Services {
+		for _, p := range svc.Ports {
+			t := Normalize(svc.Address, p)
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// Set is the current assignment. It is safe for concurrent use.
+type Set struct {
+	mu      sync.RWMutex
+	snap    Snapshot
+	allowed map[Target]bool
+	loaded  bool
+	changed chan struct{}
+}
+
+// NewSet returns an empty set: nothing may be dialled until an assignment arrives.
+func NewSet() *Set {
+	return &Set{allowed: map[Target]bool{}, changed: make(chan struct{})}
+}
+
+// Replace installs a new assignment and wakes everyone waiting on Changed.
+func (s *Set) Replace(services []control.Service) {
+	services = slices.Clone(services)
+	allowed := map[Target]bool{}
+	for _, t := range (Snapshot{Services: services}).Targets() {
+		allowed[t] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap = Snapshot{Services: services, Generation: s.snap.Generation + 1}
+	s.allowed = allowed
+	s.loaded = true
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Snapshot returns the current assignment.
+func (s *Set) Snapshot() Snapshot {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.snap
+}
+
+// Loaded reports whether any assignment (even an empty one) was installed.
+func (s *Set) Loaded() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.loaded
+}
+
+// Changed returns a channel that is closed at the next Replace.
+func (s *Set) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
+}
+
+// Allowed reports whether address:port is assigned.
+func (s *Set) Allowed(address string, port int) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.allowed[Normalize(address, port)]
+}
+
+// Dialer dials assigned targets only, resolving names with the router's resolver.
+type Dialer struct {
+	Targets  *Set
+	Resolver *net.Resolver
+	Timeout  time.Duration // per connection attempt; 0 means 10 s
+}
+
+// Dial connects to address:port if, and only if, that pair is assigned to the router.
+func (d *Dialer) Dial(ctx context.Context, address string, port int) (net.Conn, error) {
+	t := Normalize(address, port)
+	if !d.Targets.Allowed(t.Address, t.Port) {
+		return nil, fmt.Errorf("dial %s: %w", t, ErrNotAssigned)
+	}
+	timeout := d.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	nd := net.Dialer{Timeout: timeout, Resolver: d.Resolver}
+	return nd.DialContext(ctx, "tcp", t.String())
+}
