@@ -124,3 +124,12 @@ func TestDecodeNamesTheMessage(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestServiceHasPort(t *testing.T) {
+	s := Service{Port: 5432, PortRanges: []PortRange{{From: 8000, To: 8010}, {From: 9000, To: 9000}}}
+	for port, want := range map[int]bool{5432: true, 8000: true, 8005: true, 8010: true, 9000: true, 5433: false, 7999: false, 8011: false, 0: false} {
+		if got := s.HasPort(port); got != want {
+			t.Errorf("HasPort(%d) = %v, want %v", port, got, want)
+		}
+	}
+}

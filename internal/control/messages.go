@@ -95,14 +95,34 @@ func (w Welcome) HeartbeatInterval() time.Duration {
 	return time.Duration(w.HeartbeatIntervalMS) * time.Millisecond
 }
 
-// Service is one service the router must host: it may dial Address (an FQDN or IP) on each of
-// Ports, and nothing else.
+// Service is one service the router must host: it may dial Address (an FQDN or IP) on Port and
+// on every port of PortRanges, and nothing else.
 type Service struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Address  string `json:"address"`
-	Ports    []int  `json:"ports"`
-	Protocol string `json:"protocol"`
+	ID         string      `json:"id"`
+	Name       string      `json:"name"`
+	Address    string      `json:"address"`
+	Port       int         `json:"port"`
+	PortRanges []PortRange `json:"port_ranges,omitempty"`
+	Protocol   string      `json:"protocol"`
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct {
+	From int `json:"from"`
+	To   int `json:"to"`
+}
+
+// HasPort reports whether the service exposes port.
+func (s Service) HasPort(port int) bool {
+	if port == s.Port {
+		return true
+	}
+	for _, r := range s.PortRanges {
+		if port >= r.From && port <= r.To {
+			return true
+		}
+	}
+	return false
 }
 
 // Assignment is the complete set of services assigned to the router; each one replaces the last.
@@ -116,15 +136,16 @@ type Heartbeat struct {
 	Services []ServiceHealth `json:"services"`
 }
 
-// ServiceHealth is what the router observed for one assigned address:port.
+// ServiceHealth is what the router observed for one assigned service, on its Port.
 type ServiceHealth struct {
-	ServiceID  string    `json:"service_id"`
-	Address    string    `json:"address"`
-	Port       int       `json:"port"`
-	Resolvable bool      `json:"resolvable"`
-	Reachable  bool      `json:"reachable"`
-	Error      string    `json:"error,omitempty"`
-	CheckedAt  time.Time `json:"checked_at"`
+	ServiceID   string    `json:"service_id"`
+	ServiceName string    `json:"service_name"`
+	Address     string    `json:"address"`
+	Port        int       `json:"port"`
+	Resolvable  bool      `json:"resolvable"`
+	Reachable   bool      `json:"reachable"`
+	Error       string    `json:"error,omitempty"`
+	CheckedAt   time.Time `json:"checked_at"`
 }
 
 // HeartbeatAck answers a heartbeat.

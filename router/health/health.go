@@ -109,12 +109,7 @@ func (c *Checker) round(ctx context.Context) {
 		timeout = 3 * time.Second
 	}
 	snap := c.Targets.Snapshot()
-	var jobs []control.ServiceHealth
-	for _, svc := range snap.Services {
-		for _, p := range svc.Ports {
-			jobs = append(jobs, control.ServiceHealth{ServiceID: svc.ID, Address: svc.Address, Port: p})
-		}
-	}
+	jobs := snap.Services
 	results := make([]control.ServiceHealth, len(jobs))
 	sem := make(chan struct{}, maxParallel)
 	var wg sync.WaitGroup
@@ -123,8 +118,7 @@ func (c *Checker) round(ctx context.Context) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			h := Check(ctx, c.Resolver, j.Address, j.Port, timeout)
-			h.ServiceID = j.ServiceID
+			h := checkService(ctx, c.Resolver, j, timeout)
 			results[i] = h
 		}()
 	}
@@ -142,26 +136,43 @@ func (c *Checker) round(ctx context.Context) {
 	}
 }
 
+// checkService checks a service on its main port. UDP has no handshake to probe, so for a UDP
+// service only resolution is checked and the result says so instead of claiming reachability.
+func checkService(ctx context.Context, r *net.Resolver, svc control.Service, timeout time.Duration) control.ServiceHealth {
+	var h control.ServiceHealth
+	if svc.Protocol == "udp" {
+		h = control.ServiceHealth{Address: svc.Address, Port: svc.Port, CheckedAt: time.Now().UTC()}
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if _, err := r.LookupHost(rctx, svc.Address); err != nil {
+			h.Error = fmt.Sprintf("cannot resolve %s: %s", svc.Address, dnsReason(err))
+		} else {
+			h.Resolvable = true
+			h.Error = "UDP reachability is not probed"
+		}
+	} else {
+		h = Check(ctx, r, svc.Address, svc.Port, timeout)
+	}
+	h.ServiceID, h.ServiceName = svc.ID, svc.Name
+	return h
+}
+
 // logTransitions logs a target only when its health changes, so that a broken service does not
 // flood the log every round.
 func (c *Checker) logTransitions(prev, cur []control.ServiceHealth) {
 	if c.Logger == nil {
 		return
 	}
-	type key struct {
-		id   string
-		port int
-	}
-	old := map[key]control.ServiceHealth{}
+	old := map[string]control.ServiceHealth{}
 	for _, h := range prev {
-		old[key{h.ServiceID, h.Port}] = h
+		old[h.ServiceID] = h
 	}
 	for _, h := range cur {
-		o, seen := old[key{h.ServiceID, h.Port}]
+		o, seen := old[h.ServiceID]
 		if seen && o.Resolvable == h.Resolvable && o.Reachable == h.Reachable {
 			continue
 		}
-		attrs := []any{"service_id", h.ServiceID, "address", h.Address, "port", h.Port,
+		attrs := []any{"service", h.ServiceName, "service_id", h.ServiceID, "address", h.Address, "port", h.Port,
 			"resolvable", h.Resolvable, "reachable", h.Reachable}
 		if h.Reachable {
 			c.Logger.Info("service target healthy", attrs...)

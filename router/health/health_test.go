@@ -54,17 +54,20 @@ func TestCheckerFollowsAssignment(t *testing.T) {
 	defer cancel()
 	go c.Run(ctx)
 
-	set.Replace([]control.Service{{ID: "svc", Address: "127.0.0.1", Ports: []int{open, closed}}})
+	set.Replace([]control.Service{{ID: "up", Name: "up", Address: "127.0.0.1", Port: open}, {ID: "down", Address: "127.0.0.1", Port: closed},
+		{ID: "udp", Address: "127.0.0.1", Port: 53, Protocol: "udp"}})
 	var got []control.ServiceHealth
 	select {
 	case got = <-rounds:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no check round after the assignment changed")
 	}
-	if len(got) != 2 || got[0].ServiceID != "svc" || !got[0].Reachable || got[1].Reachable {
+	if len(got) != 3 || got[0].ServiceID != "up" || got[0].ServiceName != "up" || !got[0].Reachable ||
+		got[1].ServiceID != "down" || got[1].Reachable ||
+		!got[2].Resolvable || got[2].Reachable || !strings.Contains(got[2].Error, "not probed") {
 		t.Fatalf("results %+v", got)
 	}
-	if len(c.Results()) != 2 {
+	if len(c.Results()) != 3 {
 		t.Fatalf("Results() = %+v", c.Results())
 	}
 }

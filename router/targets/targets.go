@@ -40,45 +40,32 @@ type Snapshot struct {
 	Generation uint64
 }
 
-// Targets lists every assigned address:port pair, each once, in a stable order.
-func (s Snapshot) Targets() []Target {
-	var out []Target
-	for _, svc := range s.Services {
-		for _, p := range svc.Ports {
-			t := Normalize(svc.Address, p)
-			if !slices.Contains(out, t) {
-				out = append(out, t)
-			}
-		}
-	}
-	return out
-}
-
 // Set is the current assignment. It is safe for concurrent use.
 type Set struct {
 	mu      sync.RWMutex
 	snap    Snapshot
-	allowed map[Target]bool
+	byAddr  map[string][]control.Service // normalised address → services at that address
 	loaded  bool
 	changed chan struct{}
 }
 
 // NewSet returns an empty set: nothing may be dialled until an assignment arrives.
 func NewSet() *Set {
-	return &Set{allowed: map[Target]bool{}, changed: make(chan struct{})}
+	return &Set{changed: make(chan struct{})}
 }
 
 // Replace installs a new assignment and wakes everyone waiting on Changed.
 func (s *Set) Replace(services []control.Service) {
 	services = slices.Clone(services)
-	allowed := map[Target]bool{}
-	for _, t := range (Snapshot{Services: services}).Targets() {
-		allowed[t] = true
+	byAddr := map[string][]control.Service{}
+	for _, svc := range services {
+		a := Normalize(svc.Address, 0).Address
+		byAddr[a] = append(byAddr[a], svc)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snap = Snapshot{Services: services, Generation: s.snap.Generation + 1}
-	s.allowed = allowed
+	s.byAddr = byAddr
 	s.loaded = true
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -107,9 +94,10 @@ func (s *Set) Changed() <-chan struct{} {
 
 // Allowed reports whether address:port is assigned.
 func (s *Set) Allowed(address string, port int) bool {
+	t := Normalize(address, port)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.allowed[Normalize(address, port)]
+	return slices.ContainsFunc(s.byAddr[t.Address], func(svc control.Service) bool { return svc.HasPort(t.Port) })
 }
 
 // Dialer dials assigned targets only, resolving names with the router's resolver.

@@ -25,7 +25,7 @@ func TestDialerOnlyDialsAssignedPairs(t *testing.T) {
 	if _, err := d.Dial(context.Background(), "db.customer.test", assigned); !errors.Is(err, ErrNotAssigned) {
 		t.Fatalf("before any assignment: err = %v, want ErrNotAssigned", err)
 	}
-	set.Replace([]control.Service{{ID: "s1", Name: "db", Address: "DB.customer.test.", Ports: []int{assigned}}})
+	set.Replace([]control.Service{{ID: "s1", Name: "db", Address: "DB.customer.test.", Port: assigned}})
 
 	tests := []struct {
 		name    string
@@ -67,24 +67,24 @@ func TestReplaceWakesWaitersAndCountsGenerations(t *testing.T) {
 		t.Fatal("new set claims to be loaded")
 	}
 	ch := set.Changed()
-	set.Replace([]control.Service{{ID: "a", Address: "x.test", Ports: []int{1, 2}}, {ID: "b", Address: "X.test", Ports: []int{2}}})
+	set.Replace([]control.Service{
+		{ID: "a", Address: "x.test", Port: 1, PortRanges: []control.PortRange{{From: 10, To: 20}}},
+		{ID: "b", Address: "X.test.", Port: 2},
+	})
 	select {
 	case <-ch:
 	default:
 		t.Fatal("Changed not closed by Replace")
 	}
-	snap := set.Snapshot()
-	if snap.Generation != 1 || !set.Loaded() {
-		t.Fatalf("generation %d loaded %v", snap.Generation, set.Loaded())
+	if snap := set.Snapshot(); snap.Generation != 1 || len(snap.Services) != 2 || !set.Loaded() {
+		t.Fatalf("snapshot %+v loaded %v", snap, set.Loaded())
 	}
-	var got []string
-	for _, tg := range snap.Targets() {
-		got = append(got, tg.String())
+	for port, want := range map[int]bool{1: true, 2: true, 10: true, 15: true, 20: true, 3: false, 21: false} {
+		if got := set.Allowed("x.test", port); got != want {
+			t.Errorf("Allowed(x.test, %d) = %v, want %v", port, got, want)
+		}
 	}
-	if want := []string{"x.test:1", "x.test:2"}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("targets %v, want %v", got, want)
-	}
-	if !set.Allowed("x.test", 2) || set.Allowed("x.test", 3) {
-		t.Fatal("Allowed disagrees with the assignment")
+	if set.Allowed("y.test", 1) {
+		t.Error("unassigned address allowed")
 	}
 }
