@@ -1,0 +1,285 @@
+// Package controltest runs the controller's real control-channel server for tests, on loopback,
+// over an in-memory Backend that issues certificates from a real CA. Tests of either side of the
+// control channel use it; end-to-end tests use the real controller instead.
+package controltest
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/internal/api"
+	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// Service is a service with the router roles that select its hosts.
+type Service struct {
+	wire.Service
+	RouterRoles []string
+}
+
+// Status is what the server recorded about a router.
+type Status struct {
+	Online   bool
+	Hello    wire.Hello
+	LastSeen time.Time
+	Health   []wire.ServiceHealth
+}
+
+// Backend is an in-memory control.Backend.
+type Backend struct {
+	CA       *pki.CA
+	Lifetime time.Duration // of issued router certificates
+
+	mu       sync.Mutex
+	routers  map[string]control.Router
+	services []Service
+	status   map[string]Status
+	issued   int
+	subs     []chan struct{}
+}
+
+// NewBackend returns an empty backend issuing certificates from ca.
+func NewBackend(ca *pki.CA, lifetime time.Duration) *Backend {
+	return &Backend{CA: ca, Lifetime: lifetime, routers: map[string]control.Router{}, status: map[string]Status{}}
+}
+
+// PutRouter creates or updates a router.
+func (b *Backend) PutRouter(r control.Router) {
+	b.mu.Lock()
+	b.routers[r.ID] = r
+	b.mu.Unlock()
+	b.notify()
+}
+
+// DeleteRouter deletes a router.
+func (b *Backend) DeleteRouter(id string) {
+	b.mu.Lock()
+	delete(b.routers, id)
+	b.mu.Unlock()
+	b.notify()
+}
+
+// PutService creates or replaces a service (by ID).
+func (b *Backend) PutService(s Service) {
+	b.mu.Lock()
+	i := slices.IndexFunc(b.services, func(o Service) bool { return o.ID == s.ID })
+	if i >= 0 {
+		b.services[i] = s
+	} else {
+		b.services = append(b.services, s)
+	}
+	b.mu.Unlock()
+	b.notify()
+}
+
+// Status returns what was recorded about router id.
+func (b *Backend) Status(id string) Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.status[id]
+}
+
+// Issued counts certificates issued by renewal.
+func (b *Backend) Issued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.issued
+}
+
+func (b *Backend) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ch := range b.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Router implements control.Backend.
+func (b *Backend) Router(_ context.Context, id string) (control.Router, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.routers[id]
+	if !ok {
+		return control.Router{}, fmt.Errorf("router %s: %w", id, control.ErrRouterNotFound)
+	}
+	return r, nil
+}
+
+// ServicesForRoles implements control.Backend.
+func (b *Backend) ServicesForRoles(_ context.Context, roles []string) ([]wire.Service, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []wire.Service
+	for _, s := range b.services {
+		if slices.ContainsFunc(s.RouterRoles, func(r string) bool { return slices.Contains(roles, r) }) {
+			out = append(out, s.Service)
+		}
+	}
+	return out, nil
+}
+
+// RouterOnline implements control.Backend.
+func (b *Backend) RouterOnline(_ context.Context, id string, hello wire.Hello, at time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.status[id] = Status{Online: true, Hello: hello, LastSeen: at}
+	return nil
+}
+
+// RouterHeartbeat implements control.Backend.
+func (b *Backend) RouterHeartbeat(_ context.Context, id string, health []wire.ServiceHealth, at time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.status[id]
+	st.LastSeen, st.Health = at, health
+	b.status[id] = st
+	return nil
+}
+
+// RouterOffline implements control.Backend.
+func (b *Backend) RouterOffline(_ context.Context, id string, at time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.status[id]
+	st.Online, st.LastSeen = false, at
+	b.status[id] = st
+	return nil
+}
+
+// IssueRouterCertificate implements control.Backend.
+func (b *Backend) IssueRouterCertificate(_ context.Context, id string, csrPEM []byte) ([]byte, error) {
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	iss, err := b.CA.IssueFromCSR(csr, api.KindRouter, id, b.Lifetime)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.issued++
+	b.mu.Unlock()
+	return iss.ChainPEM, nil
+}
+
+// Subscribe implements control.Backend.
+func (b *Backend) Subscribe(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	b.mu.Lock()
+	b.subs = append(b.subs, ch)
+	b.mu.Unlock()
+	out := make(chan struct{})
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				select {
+				case out <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// Controller is a running control-channel server.
+type Controller struct {
+	Addr   string
+	Server *control.Server
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+// Stop shuts the server down and waits for it.
+func (c *Controller) Stop() {
+	c.stop()
+	<-c.done
+}
+
+// Start serves the control channel for b on a loopback port (addr "" picks a free one) until the
+// test ends or Stop is called.
+func Start(t testing.TB, b *Backend, addr string, heartbeat time.Duration, logger *slog.Logger) *Controller {
+	t.Helper()
+	iss, key, err := b.CA.IssueServer(api.KindController, "test", []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.TLSCertificate(iss.ChainPEM, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := control.New(control.Config{Backend: b, Cert: pki.NewCertSlot(cert), CA: b.CA.Cert, HeartbeatInterval: heartbeat, Logger: logger})
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Controller{Addr: ln.Addr().String(), Server: srv, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		if err := srv.Serve(ctx, ln); err != nil {
+			t.Errorf("control server: %v", err)
+		}
+	}()
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// RouterCertificate issues a certificate for router id from the backend's CA, with its key.
+func (b *Backend) RouterCertificate(t testing.TB, id string, lifetime time.Duration) *tls.Certificate {
+	t.Helper()
+	key, err := pki.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrPEM, err := pki.NewCSR(key, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := b.CA.IssueFromCSR(csr, api.KindRouter, id, lifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.TLSCertificate(iss.ChainPEM, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// Dial opens a raw control connection presenting cert, for tests that play a router by hand.
+func (c *Controller) Dial(t testing.TB, b *Backend, cert *tls.Certificate) (*wire.Conn, error) {
+	t.Helper()
+	cfg := pki.MutualClientConfig(pki.NewCertSlot(cert), b.CA.Cert, api.KindController)
+	cfg.NextProtos = []string{wire.ALPN}
+	nc, err := tls.Dial("tcp", c.Addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { nc.Close() })
+	return wire.NewConn(nc), nil
+}

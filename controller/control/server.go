@@ -1,0 +1,163 @@
+// Package control is the controller's side of the control channel (port 6262): it authenticates
+// routers by their certificates, records their status and health, pushes the services assigned to
+// their roles on connect and on every change, renews their certificates on the open connection,
+// and disconnects a router the moment it is deleted.
+package control
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ztna/ztna/internal/api"
+	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// ErrRouterNotFound is what Backend.Router returns for a router that does not exist (any more).
+var ErrRouterNotFound = errors.New("router not found")
+
+// Router is what the control channel needs to know about a router.
+type Router struct {
+	ID    string
+	Name  string
+	Roles []string
+}
+
+// Backend is the controller state the control channel reads and writes.
+type Backend interface {
+	// Router returns the router, or an error wrapping ErrRouterNotFound once it is deleted.
+	Router(ctx context.Context, id string) (Router, error)
+	// ServicesForRoles returns the services whose router roles intersect roles, in a stable order.
+	ServicesForRoles(ctx context.Context, roles []string) ([]wire.Service, error)
+	// RouterOnline records a router's hello: it is online, with this version and failure domain.
+	RouterOnline(ctx context.Context, id string, hello wire.Hello, at time.Time) error
+	// RouterHeartbeat records liveness and the router's per-service health.
+	RouterHeartbeat(ctx context.Context, id string, health []wire.ServiceHealth, at time.Time) error
+	// RouterOffline records that the router's control channel ended.
+	RouterOffline(ctx context.Context, id string, at time.Time) error
+	// IssueRouterCertificate issues a new certificate for router id from a PEM CSR and returns
+	// the PEM chain, leaf first.
+	IssueRouterCertificate(ctx context.Context, id string, csrPEM []byte) ([]byte, error)
+	// Subscribe returns a channel that receives a value after changes to routers or services
+	// (coalescing is fine); it is closed when ctx ends.
+	Subscribe(ctx context.Context) <-chan struct{}
+}
+
+// Server is the control-channel listener's handler.
+type Server struct {
+	backend  Backend
+	tls      *tls.Config
+	interval time.Duration
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session // by router id; a newer connection replaces an older one
+}
+
+// Config configures a Server.
+type Config struct {
+	Backend Backend
+	// Cert is the controller's server certificate (URI SAN ztna://controller/<name>).
+	Cert *pki.CertSlot
+	// CA is the network CA that router certificates must chain to.
+	CA *x509.Certificate
+	// HeartbeatInterval is what routers are told; a router silent for HeartbeatMisses intervals
+	// is offline. Zero means 1 s.
+	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
+}
+
+// New returns a Server. Its TLS configuration requires a router certificate from the CA and
+// refuses, during the handshake, the certificate of a router that no longer exists.
+func New(cfg Config) *Server {
+	s := &Server{backend: cfg.Backend, interval: cfg.HeartbeatInterval, log: cfg.Logger, sessions: map[string]*session{}}
+	if s.interval == 0 {
+		s.interval = time.Second
+	}
+	s.tls = pki.MutualServerConfig(cfg.Cert, cfg.CA, s.authorize, api.KindRouter)
+	s.tls.NextProtos = []string{wire.ALPN}
+	return s
+}
+
+// handshakeTimeout bounds the TLS handshake and the hello that follows.
+const handshakeTimeout = 10 * time.Second
+
+func (s *Server) authorize(kind, id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	if _, err := s.backend.Router(ctx, id); err != nil {
+		if errors.Is(err, ErrRouterNotFound) {
+			return fmt.Errorf("router %s was deleted: its certificate is no longer accepted", id)
+		}
+		return fmt.Errorf("cannot check router %s: %w", id, err)
+	}
+	return nil
+}
+
+// Serve accepts control connections on ln until ctx ends; it closes ln and every session then.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.fanOut(ctx, s.backend.Subscribe(ctx))
+	context.AfterFunc(ctx, func() { ln.Close() })
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("control listener: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.handle(ctx, nc)
+		}()
+	}
+}
+
+// fanOut wakes every session when routers or services change.
+func (s *Server) fanOut(ctx context.Context, changes <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changes:
+			if !ok {
+				return
+			}
+			s.mu.Lock()
+			for _, ss := range s.sessions {
+				ss.poke()
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// Connected lists the ids of routers with an open session.
+func (s *Server) Connected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}

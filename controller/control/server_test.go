@@ -1,0 +1,195 @@
+package control_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/control/controltest"
+	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+const heartbeat = 100 * time.Millisecond
+
+func setup(t *testing.T) (*controltest.Backend, *controltest.Controller) {
+	t.Helper()
+	ca, err := pki.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := controltest.NewBackend(ca, time.Hour)
+	b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+	return b, controltest.Start(t, b, "", heartbeat, slog.New(slog.NewTextHandler(t.Output(), nil)))
+}
+
+// hello dials as router r1 and completes the hello/welcome exchange.
+func hello(t *testing.T, b *controltest.Backend, c *controltest.Controller, lifetime time.Duration) *wire.Conn {
+	t.Helper()
+	conn, err := c.Dial(t, b, b.RouterCertificate(t, "r1", lifetime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Version: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, conn, wire.TypeWelcome)
+	expect(t, conn, wire.TypeAssignment)
+	return conn
+}
+
+func expect(t *testing.T, conn *wire.Conn, typ wire.Type) wire.Envelope {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	env, err := conn.Receive()
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", typ, err)
+	}
+	if env.Type != typ {
+		t.Fatalf("got %s (%s), want %s", env.Type, env.Body, typ)
+	}
+	return env
+}
+
+// closedWithin waits until the server closes conn, skipping other messages, and returns the
+// message that preceded the close (if any).
+func closedWithin(t *testing.T, conn *wire.Conn, d time.Duration) wire.Envelope {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last wire.Envelope
+	for {
+		conn.SetReadDeadline(deadline)
+		env, err := conn.Receive()
+		if err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("connection still open after %v", d)
+			}
+			return last
+		}
+		last = env
+	}
+}
+
+func TestRefusesBadHello(t *testing.T) {
+	b, c := setup(t)
+	tests := []struct {
+		name string
+		typ  wire.Type
+		body any
+		want string
+	}{
+		{"old protocol", wire.TypeHello, wire.Hello{Protocol: 0, Version: "v0"}, "upgrade the router"},
+		{"heartbeat first", wire.TypeHeartbeat, wire.Heartbeat{}, "first message must be hello"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := c.Dial(t, b, b.RouterCertificate(t, "r1", time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.Send(tt.typ, 0, tt.body)
+			var e wire.Error
+			if err := expect(t, conn, wire.TypeError).Decode(&e); err != nil || !strings.Contains(e.Message, tt.want) {
+				t.Fatalf("error %q (%v), want mention of %q", e.Message, err, tt.want)
+			}
+			if b.Status("r1").Online {
+				t.Fatal("refused router recorded online")
+			}
+		})
+	}
+}
+
+func TestUnknownRouterRefusedAtHandshake(t *testing.T) {
+	b, c := setup(t)
+	conn, err := c.Dial(t, b, b.RouterCertificate(t, "ghost", time.Hour))
+	if err == nil {
+		conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion})
+		_, err = conn.Receive()
+	}
+	if err == nil || !strings.Contains(err.Error(), "bad certificate") {
+		t.Fatalf("err = %v, want bad certificate", err)
+	}
+}
+
+func TestSilentRouterGoesOffline(t *testing.T) {
+	b, c := setup(t)
+	conn := hello(t, b, c, time.Hour)
+	if !b.Status("r1").Online {
+		t.Fatal("not online after hello")
+	}
+	// Send nothing more: after HeartbeatMisses intervals the controller gives up.
+	closedWithin(t, conn, heartbeat*wire.HeartbeatMisses+time.Second)
+	waitOffline(t, b, time.Second)
+}
+
+func waitOffline(t *testing.T, b *controltest.Backend, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for b.Status("r1").Online {
+		if time.Now().After(deadline) {
+			t.Fatalf("router still online after %v", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHeartbeatsRecordHealth(t *testing.T) {
+	b, c := setup(t)
+	conn := hello(t, b, c, time.Hour)
+	h := []wire.ServiceHealth{{ServiceID: "s", ServiceName: "db", Address: "db.test", Port: 5432, Resolvable: true, Reachable: false, Error: "refused"}}
+	conn.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now(), Services: h})
+	expect(t, conn, wire.TypeHeartbeatAck)
+	got := b.Status("r1").Health
+	if len(got) != 1 || got[0].ServiceName != "db" || !got[0].Resolvable || got[0].Reachable {
+		t.Fatalf("recorded health %+v", got)
+	}
+}
+
+func TestExpiredCertificateEndsSession(t *testing.T) {
+	b, c := setup(t)
+	conn := hello(t, b, c, 1500*time.Millisecond) // pki backdates NotBefore, so this is the remaining life
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // stay alive, but never renew
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(heartbeat):
+				conn.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now()})
+			}
+		}
+	}()
+	last := closedWithin(t, conn, 3*time.Second)
+	var e wire.Error
+	if last.Type != wire.TypeError || last.Decode(&e) != nil || !strings.Contains(e.Message, "certificate expired") {
+		t.Fatalf("last message before close: %s %s", last.Type, last.Body)
+	}
+}
+
+func TestRenewRefusesGarbage(t *testing.T) {
+	b, c := setup(t)
+	conn := hello(t, b, c, time.Hour)
+	conn.Send(wire.TypeRenew, 7, wire.Renew{CSR: "not a csr"})
+	env := expect(t, conn, wire.TypeRenewed)
+	var r wire.Renewed
+	if env.ID != 7 || env.Decode(&r) != nil || !strings.Contains(r.Error, "CERTIFICATE REQUEST") || r.Certificate != "" {
+		t.Fatalf("renewed %d %s", env.ID, env.Body)
+	}
+}
+
+func TestReconnectReplacesOldSession(t *testing.T) {
+	b, c := setup(t)
+	old := hello(t, b, c, time.Hour)
+	hello(t, b, c, time.Hour)
+	closedWithin(t, old, time.Second)
+	if ids := c.Server.Connected(); len(ids) != 1 || ids[0] != "r1" {
+		t.Fatalf("connected %v", ids)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !b.Status("r1").Online {
+		t.Fatal("closing the replaced session marked the router offline")
+	}
+}

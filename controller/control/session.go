@@ -1,0 +1,259 @@
+package control
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"reflect"
+	"sync"
+	"time"
+
+	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// session is one router's open control channel.
+type session struct {
+	s      *Server
+	id     string
+	conn   *wire.Conn
+	log    *slog.Logger
+	kick   chan struct{}
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	expires time.Time // NotAfter of the router's newest certificate
+}
+
+// poke asks the session to re-check its router and assignment; pokes coalesce.
+func (ss *session) poke() {
+	select {
+	case ss.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) handle(ctx context.Context, nc net.Conn) {
+	defer nc.Close()
+	tc := tls.Server(nc, s.tls)
+	nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		s.log.Warn("control handshake failed", "remote", nc.RemoteAddr().String(), "error", err)
+		return
+	}
+	leaf := tc.ConnectionState().PeerCertificates[0]
+	_, id, err := pki.Identity(leaf)
+	if err != nil { // MutualServerConfig already checked it; this cannot fail
+		return
+	}
+	conn := wire.NewConn(tc)
+	log := s.log.With("router_id", id, "remote", nc.RemoteAddr().String())
+
+	env, err := conn.Receive()
+	if err != nil {
+		log.Warn("no hello from router", "error", err)
+		return
+	}
+	var hello wire.Hello
+	if env.Type != wire.TypeHello {
+		err = fmt.Errorf("first message must be hello, got %s", env.Type)
+	} else if err = env.Decode(&hello); err == nil && hello.Protocol != wire.ProtocolVersion {
+		err = fmt.Errorf("router speaks control protocol %d, this controller speaks %d: upgrade the router", hello.Protocol, wire.ProtocolVersion)
+	}
+	if err != nil {
+		log.Warn("refusing router", "error", err)
+		conn.Send(wire.TypeError, 0, wire.Error{Message: err.Error()})
+		return
+	}
+	router, err := s.backend.Router(ctx, id)
+	if err != nil {
+		s.refuse(conn, log, err)
+		return
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ss := &session{s: s, id: id, conn: conn, log: log, kick: make(chan struct{}, 1), cancel: cancel, expires: leaf.NotAfter}
+	s.mu.Lock()
+	if old := s.sessions[id]; old != nil {
+		log.Info("router reconnected; closing its previous session")
+		old.cancel()
+	}
+	s.sessions[id] = ss
+	s.mu.Unlock()
+	defer s.drop(ss)
+
+	now := time.Now()
+	if err := s.backend.RouterOnline(sctx, id, hello, now); err != nil {
+		log.Error("cannot record router online", "error", err)
+		conn.Send(wire.TypeError, 0, wire.Error{Message: "controller cannot record the session; retry later"})
+		return
+	}
+	log.Info("router online", "name", router.Name, "version", hello.Version, "failure_domain", hello.FailureDomain)
+	nc.SetDeadline(time.Time{})
+	if err := conn.Send(wire.TypeWelcome, 0, wire.Welcome{RouterID: id, Name: router.Name, Roles: router.Roles,
+		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC()}); err != nil {
+		return
+	}
+	ss.run(sctx)
+}
+
+// refuse ends a session whose router is gone (revoked) or cannot be looked up.
+func (s *Server) refuse(conn *wire.Conn, log *slog.Logger, err error) {
+	if errors.Is(err, ErrRouterNotFound) {
+		log.Info("router deleted: revoking its session")
+		conn.Send(wire.TypeRevoked, 0, wire.Revoked{Reason: "the router was deleted from the controller"})
+		return
+	}
+	log.Error("cannot look up router", "error", err)
+	conn.Send(wire.TypeError, 0, wire.Error{Message: "controller cannot look up this router; retry later"})
+}
+
+// drop unregisters a finished session and records the router offline unless a newer session
+// already took over.
+func (s *Server) drop(ss *session) {
+	s.mu.Lock()
+	current := s.sessions[ss.id] == ss
+	if current {
+		delete(s.sessions, ss.id)
+	}
+	s.mu.Unlock()
+	if !current {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.backend.RouterOffline(ctx, ss.id, time.Now()); err != nil {
+		ss.log.Error("cannot record router offline", "error", err)
+	}
+	ss.log.Info("router offline")
+}
+
+func (ss *session) run(ctx context.Context) {
+	defer ss.conn.Close()
+	context.AfterFunc(ctx, func() { ss.conn.Close() })
+	readErr := make(chan error, 1)
+	go func() { readErr <- ss.read(ctx) }()
+
+	// push sends the router its assignment when it changed; false ends the session.
+	var sent []wire.Service
+	push := func() bool {
+		r, err := ss.s.backend.Router(ctx, ss.id)
+		if errors.Is(err, ErrRouterNotFound) {
+			ss.s.refuse(ss.conn, ss.log, err)
+			return false
+		}
+		if err != nil {
+			ss.log.Error("cannot look up router", "error", err)
+			return ctx.Err() == nil // keep the session; the next change retries
+		}
+		services, err := ss.s.backend.ServicesForRoles(ctx, r.Roles)
+		if err != nil {
+			ss.log.Error("cannot compute service assignment", "error", err)
+			return true // keep the session; the next change or reconnect retries
+		}
+		if sent != nil && reflect.DeepEqual(services, sent) {
+			return true
+		}
+		if services == nil {
+			services = []wire.Service{}
+		}
+		if err := ss.conn.Send(wire.TypeAssignment, 0, wire.Assignment{Services: services}); err != nil {
+			return false
+		}
+		sent = services
+		ss.log.Info("service assignment pushed", "services", len(services))
+		return true
+	}
+	if !push() {
+		return
+	}
+	for {
+		ss.mu.Lock()
+		expiry := time.Until(ss.expires)
+		ss.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-readErr:
+			if err != nil && ctx.Err() == nil {
+				ss.log.Info("control channel closed", "error", err)
+			}
+			return
+		case <-ss.kick:
+			if !push() {
+				return
+			}
+		case <-time.After(expiry):
+			ss.mu.Lock()
+			renewed := time.Now().Before(ss.expires)
+			ss.mu.Unlock()
+			if renewed {
+				continue
+			}
+			ss.log.Warn("router certificate expired without renewal: closing its session")
+			ss.conn.Send(wire.TypeError, 0, wire.Error{Message: "your certificate expired; the controller closes sessions of expired certificates"})
+			return
+		}
+	}
+}
+
+// read handles the router's messages until the connection ends or goes silent.
+func (ss *session) read(ctx context.Context) error {
+	silence := ss.s.interval * wire.HeartbeatMisses
+	for {
+		ss.conn.SetReadDeadline(time.Now().Add(silence))
+		env, err := ss.conn.Receive()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("router silent for %v", silence)
+			}
+			return err
+		}
+		switch env.Type {
+		case wire.TypeHeartbeat:
+			var hb wire.Heartbeat
+			if err := env.Decode(&hb); err != nil {
+				return err
+			}
+			if err := ss.s.backend.RouterHeartbeat(ctx, ss.id, hb.Services, time.Now()); err != nil && ctx.Err() == nil {
+				ss.log.Error("cannot record heartbeat", "error", err)
+			}
+			if err := ss.conn.Send(wire.TypeHeartbeatAck, 0, wire.HeartbeatAck{ServerTime: time.Now().UTC()}); err != nil {
+				return err
+			}
+		case wire.TypeRenew:
+			var r wire.Renew
+			if err := env.Decode(&r); err != nil {
+				return err
+			}
+			if err := ss.conn.Send(wire.TypeRenewed, env.ID, ss.renew(ctx, r)); err != nil {
+				return err
+			}
+		default:
+			ss.log.Debug("ignoring unknown control message", "type", env.Type)
+		}
+	}
+}
+
+func (ss *session) renew(ctx context.Context, r wire.Renew) wire.Renewed {
+	chain, err := ss.s.backend.IssueRouterCertificate(ctx, ss.id, []byte(r.CSR))
+	if err != nil {
+		ss.log.Warn("certificate renewal refused", "error", err)
+		return wire.Renewed{Error: err.Error()}
+	}
+	leaf, err := pki.ParseCertPEM(chain)
+	if err != nil {
+		ss.log.Error("issued certificate does not parse", "error", err)
+		return wire.Renewed{Error: "controller issued an unreadable certificate"}
+	}
+	ss.mu.Lock()
+	ss.expires = leaf.NotAfter
+	ss.mu.Unlock()
+	ss.log.Info("router certificate renewed", "expires", leaf.NotAfter.UTC())
+	return wire.Renewed{Certificate: string(chain)}
+}

@@ -1,0 +1,325 @@
+// Package controlclient keeps a router's control channel to the controller: it dials out over
+// mutual TLS, says hello, sends heartbeats with service health, installs service assignments into
+// the router's targets set, renews the router's certificate on the open connection, and
+// reconnects with exponential backoff and jitter, forever — except after a revocation.
+package controlclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/router/backoff"
+	"github.com/ztna/ztna/router/metrics"
+	"github.com/ztna/ztna/router/targets"
+)
+
+// ErrRevoked ends Run: the controller deleted this router or revoked its certificate, so no
+// reconnect can succeed; only enrolling again with a new registration key helps.
+var ErrRevoked = errors.New("this router was revoked by the controller; enrol it again with a new registration key")
+
+// Credentials are the router's identity as the control channel needs it.
+type Credentials interface {
+	ControlTLS() *tls.Config
+	RenewAt() time.Time
+	CSR() ([]byte, error)
+	Install(chainPEM []byte) error
+	Leaf() *x509.Certificate
+}
+
+// HealthSource supplies the latest per-service health for heartbeats.
+type HealthSource interface {
+	Results() []control.ServiceHealth
+}
+
+// Client runs the control channel. Fields must be set before Run.
+type Client struct {
+	Endpoints   []string // controller control addresses (host:port), tried in turn
+	Credentials Credentials
+	Hello       control.Hello
+	Targets     *targets.Set
+	Health      HealthSource
+	Metrics     *metrics.Router
+	Logger      *slog.Logger
+	// OnAssignment, when set, is called with every assignment after it is installed (the daemon
+	// persists it so that a restarted router can host while the controller is unreachable).
+	OnAssignment func([]control.Service)
+	// MinBackoff and MaxBackoff bound reconnect delays; zero means 200 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+
+	connected atomic.Bool
+}
+
+// Connected reports whether the control channel is up (welcome received, not yet lost).
+func (c *Client) Connected() bool { return c.connected.Load() }
+
+// stableAfter is how long a session must last before the backoff starts over: a controller
+// that accepts and immediately drops us must not be hammered.
+const stableAfter = 5 * time.Second
+
+// Run keeps the control channel up until ctx ends (nil) or the router is revoked (ErrRevoked).
+func (c *Client) Run(ctx context.Context) error {
+	if len(c.Endpoints) == 0 {
+		return errors.New("no controller control endpoint configured; re-enrol the router")
+	}
+	lo, hi := c.MinBackoff, c.MaxBackoff
+	if lo == 0 {
+		lo = 200 * time.Millisecond
+	}
+	if hi == 0 {
+		hi = 30 * time.Second
+	}
+	bo := backoff.New(lo, hi)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			c.Metrics.Reconnect()
+		}
+		endpoint := c.Endpoints[attempt%len(c.Endpoints)]
+		started := time.Now()
+		err := c.session(ctx, endpoint)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrRevoked) {
+			c.Logger.Error("control channel closed for good", "endpoint", endpoint, "error", err)
+			return err
+		}
+		if time.Since(started) >= stableAfter {
+			bo.Reset()
+		}
+		delay := bo.Next()
+		c.Logger.Warn("control channel down; reconnecting", "endpoint", endpoint, "error", c.explain(err), "retry_in", delay.Round(time.Millisecond).String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+	}
+}
+
+// explain adds advice to errors an operator can fix.
+func (c *Client) explain(err error) string {
+	if leaf := c.Credentials.Leaf(); leaf != nil && time.Now().After(leaf.NotAfter) {
+		return fmt.Sprintf("%v (the router's certificate expired at %s without being renewed; enrol it again with a new registration key)", err, leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return err.Error()
+}
+
+// helloTimeout bounds the wait for the controller's welcome.
+const helloTimeout = 10 * time.Second
+
+func (c *Client) session(ctx context.Context, endpoint string) error {
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}, Config: c.Credentials.ControlTLS()}
+	nc, err := d.DialContext(ctx, "tcp", endpoint)
+	if err != nil {
+		return err
+	}
+	conn := control.NewConn(nc)
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	context.AfterFunc(ctx, func() { conn.Close() })
+
+	hello := c.Hello
+	hello.Protocol = control.ProtocolVersion
+	if err := conn.Send(control.TypeHello, 0, hello); err != nil {
+		return err
+	}
+	conn.SetReadDeadline(time.Now().Add(helloTimeout))
+	env, err := conn.Receive()
+	if err != nil {
+		return fmt.Errorf("waiting for welcome: %w", err)
+	}
+	if err := terminal(env); err != nil {
+		return err
+	}
+	if env.Type != control.TypeWelcome {
+		return fmt.Errorf("controller sent %s before welcome", env.Type)
+	}
+	var w control.Welcome
+	if err := env.Decode(&w); err != nil {
+		return err
+	}
+	interval := w.HeartbeatInterval()
+	if interval <= 0 {
+		return fmt.Errorf("controller sent heartbeat interval %v", interval)
+	}
+	c.Logger.Info("control channel up", "endpoint", endpoint, "router_id", w.RouterID, "name", w.Name, "roles", w.Roles,
+		"heartbeat_interval", interval.String())
+	c.connected.Store(true)
+	c.Metrics.SetConnected(true)
+	defer func() {
+		c.connected.Store(false)
+		c.Metrics.SetConnected(false)
+	}()
+
+	s := &session{Client: c, conn: conn, interval: interval, pending: map[uint64]chan control.Renewed{}}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.heartbeats(ctx) }()
+	go func() { defer wg.Done(); s.renewals(ctx) }()
+	err = s.read()
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// terminal turns the controller's closing messages into errors.
+func terminal(env control.Envelope) error {
+	switch env.Type {
+	case control.TypeRevoked:
+		var r control.Revoked
+		env.Decode(&r)
+		return fmt.Errorf("%w (%s)", ErrRevoked, r.Reason)
+	case control.TypeError:
+		var e control.Error
+		env.Decode(&e)
+		return fmt.Errorf("controller refused the session: %s", e.Message)
+	}
+	return nil
+}
+
+type session struct {
+	*Client
+	conn     *control.Conn
+	interval time.Duration
+
+	mu      sync.Mutex
+	pending map[uint64]chan control.Renewed
+}
+
+func (s *session) read() error {
+	for {
+		s.conn.SetReadDeadline(time.Now().Add(s.interval * control.HeartbeatMisses))
+		env, err := s.conn.Receive()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("controller silent for %v: %w", s.interval*control.HeartbeatMisses, err)
+			}
+			return err
+		}
+		if err := terminal(env); err != nil {
+			return err
+		}
+		switch env.Type {
+		case control.TypeAssignment:
+			var a control.Assignment
+			if err := env.Decode(&a); err != nil {
+				return err
+			}
+			s.Targets.Replace(a.Services)
+			s.Metrics.SetAssigned(len(a.Services))
+			s.Logger.Info("service assignment received", "services", len(a.Services))
+			if s.OnAssignment != nil {
+				s.OnAssignment(a.Services)
+			}
+		case control.TypeRenewed:
+			var r control.Renewed
+			if err := env.Decode(&r); err != nil {
+				return err
+			}
+			s.mu.Lock()
+			ch := s.pending[env.ID]
+			delete(s.pending, env.ID)
+			s.mu.Unlock()
+			if ch != nil {
+				ch <- r
+			}
+		case control.TypeHeartbeatAck:
+		default:
+			s.Logger.Debug("ignoring unknown control message", "type", env.Type)
+		}
+	}
+}
+
+func (s *session) heartbeats(ctx context.Context) {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		hb := control.Heartbeat{SentAt: time.Now().UTC(), Services: s.Health.Results()}
+		if err := s.conn.Send(control.TypeHeartbeat, 0, hb); err != nil {
+			s.conn.Close() // the reader notices and reports the session as down
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// renewTimeout bounds one renewal round trip; retryRenewal spaces failed attempts.
+const (
+	renewTimeout = 10 * time.Second
+	retryRenewal = 2 * time.Second
+)
+
+func (s *session) renewals(ctx context.Context) {
+	s.Metrics.SetCertExpiry(s.Credentials.Leaf().NotAfter)
+	for {
+		wait := time.Until(s.Credentials.RenewAt())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if err := s.renew(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.Metrics.Renewal(false)
+			s.Logger.Warn("certificate renewal failed; retrying", "error", err, "expires", s.Credentials.Leaf().NotAfter)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retryRenewal):
+			}
+			continue
+		}
+		leaf := s.Credentials.Leaf()
+		s.Metrics.Renewal(true)
+		s.Metrics.SetCertExpiry(leaf.NotAfter)
+		s.Logger.Info("certificate renewed", "expires", leaf.NotAfter.UTC(), "serial", leaf.SerialNumber.Text(16))
+	}
+}
+
+func (s *session) renew(ctx context.Context) error {
+	csr, err := s.Credentials.CSR()
+	if err != nil {
+		return err
+	}
+	id := s.conn.NextID()
+	ch := make(chan control.Renewed, 1)
+	s.mu.Lock()
+	s.pending[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+	}()
+	if err := s.conn.Send(control.TypeRenew, id, control.Renew{CSR: string(csr)}); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(renewTimeout):
+		return errors.New("controller did not answer the renewal in time")
+	case r := <-ch:
+		if r.Error != "" {
+			return fmt.Errorf("controller refused renewal: %s", r.Error)
+		}
+		return s.Credentials.Install([]byte(r.Certificate))
+	}
+}
