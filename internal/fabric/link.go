@@ -1,0 +1,401 @@
+package fabric
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xtaci/smux"
+
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// Multiplexer tuning.
+const (
+	// MaxFrame is the largest multiplexer frame payload. With smux's 8-byte header a full frame
+	// is 65536 bytes: exactly four full TLS records, sent with one system call. Writers that
+	// frame their own data (the end-to-end layer) use it to fill frames exactly.
+	MaxFrame = 4*16384 - 8
+	// streamWindow is the per-stream flow-control window: large enough that one stream runs at
+	// well over 1 GB/s across a relay, while an idle stream holds no buffer at all.
+	streamWindow = 4 << 20
+	// sessionBuffer bounds what one link buffers for all its streams together.
+	sessionBuffer = 64 << 20
+)
+
+// Keepalive defaults: a silently cut-off peer is noticed within DefaultKeepaliveTimeout.
+const (
+	DefaultKeepaliveInterval = 500 * time.Millisecond
+	DefaultKeepaliveTimeout  = 2 * time.Second
+)
+
+// ErrSilent closes a link whose peer sent nothing for the keepalive timeout.
+var ErrSilent = errors.New("fabric: peer silent beyond the keepalive timeout")
+
+// LinkConfig configures one end of a link.
+type LinkConfig struct {
+	Credentials
+	// Authorize, on the accepting (hub) side, may refuse a peer whose certificate verified, for
+	// example a router the controller has deleted. Nil accepts every verified router or identity.
+	Authorize pki.Authorizer
+	// KeepaliveInterval is how often each end pings; KeepaliveTimeout is how long a link may stay
+	// silent before it is closed. Zero means the defaults.
+	KeepaliveInterval time.Duration
+	KeepaliveTimeout  time.Duration
+	Logger            *slog.Logger
+}
+
+func (c *LinkConfig) defaults() {
+	if c.KeepaliveInterval <= 0 {
+		c.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if c.KeepaliveTimeout <= 0 {
+		c.KeepaliveTimeout = DefaultKeepaliveTimeout
+	}
+	c.KeepaliveTimeout = max(c.KeepaliveTimeout, 2*c.KeepaliveInterval)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func smuxConfig() *smux.Config {
+	c := smux.DefaultConfig()
+	c.Version = 2 // per-stream windows: one slow reader cannot stall a whole link
+	c.KeepAliveDisabled = true
+	c.MaxFrameSize = MaxFrame
+	c.MaxStreamBuffer = streamWindow
+	c.MaxReceiveBuffer = sessionBuffer
+	return c
+}
+
+// Link is an established fabric connection carrying streams.
+type Link struct {
+	peer Peer
+	cfg  LinkConfig
+	sess *smux.Session
+	conn net.Conn // the TCP connection under TLS, for addresses
+
+	ctrl   *smux.Stream
+	ctrlMu sync.Mutex // serialises pings and pongs on ctrl
+
+	epoch     time.Time    // monotonic base for keepalive timestamps
+	lastHeard atomic.Int64 // ns since epoch of the last keepalive message from the peer
+	rtt       atomic.Int64 // ns, moving average; 0 until the first pong
+
+	closeOnce sync.Once
+	done      chan struct{}
+	err       error
+}
+
+// Dial connects a router or identity to the hub at addr. The hub must prove a certificate from
+// the CA that names a hub or a controller.
+func Dial(ctx context.Context, addr string, cfg LinkConfig) (*Link, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("fabric: dial hub %s: %w", addr, err)
+	}
+	tc, bc := tlsClient(raw, cfg.Credentials)
+	l, err := establish(ctx, raw, tc, bc, cfg, true)
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("fabric: hub %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// Accept runs the hub side of a link over an accepted connection. The peer must prove a
+// certificate from the CA that names a router or an identity.
+func Accept(ctx context.Context, conn net.Conn, cfg LinkConfig) (*Link, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	tc, bc := tlsServer(conn, cfg.Credentials, cfg.Authorize)
+	l, err := establish(ctx, conn, tc, bc, cfg, false)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("fabric: link from %s: %w", conn.RemoteAddr(), err)
+	}
+	return l, nil
+}
+
+func establish(ctx context.Context, raw net.Conn, tc *tls.Conn, bc *batchedConn, cfg LinkConfig, client bool) (*Link, error) {
+	cfg.defaults()
+	peer, err := handshake(ctx, tc)
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{peer: peer, cfg: cfg, conn: raw, epoch: time.Now(), done: make(chan struct{})}
+	rw := recordWriter{Conn: tc, under: bc}
+	if client {
+		l.sess, err = smux.Client(rw, smuxConfig())
+	} else {
+		l.sess, err = smux.Server(rw, smuxConfig())
+	}
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
+	if client {
+		err = l.openControl()
+	} else {
+		err = l.acceptControl()
+	}
+	stop()
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	raw.SetDeadline(time.Time{})
+	if err != nil {
+		l.sess.Close()
+		return nil, err
+	}
+	l.lastHeard.Store(int64(time.Since(l.epoch)))
+	go l.readControl()
+	go l.keepalive()
+	return l, nil
+}
+
+// openControl opens the control stream: the first stream of every link.
+func (l *Link) openControl() error {
+	s, err := l.sess.OpenStream()
+	if err != nil {
+		return err
+	}
+	b, _ := (&Request{Op: opControl}).Marshal()
+	if _, err := s.Write(b); err != nil {
+		return err
+	}
+	resp, err := ReadResponse(s)
+	if err != nil {
+		return err
+	}
+	if err := resp.Err(); err != nil {
+		return fmt.Errorf("hub refused the link: %w", err)
+	}
+	l.ctrl = s
+	return nil
+}
+
+func (l *Link) acceptControl() error {
+	s, err := l.sess.AcceptStream()
+	if err != nil {
+		return err
+	}
+	req, err := ReadRequest(s)
+	if err != nil {
+		return err
+	}
+	if req.Op != opControl {
+		return fmt.Errorf("first stream is op %d, want the control stream", req.Op)
+	}
+	if err := WriteResponse(s, &Response{Code: OK}); err != nil {
+		return err
+	}
+	l.ctrl = s
+	return nil
+}
+
+// Keepalive messages on the control stream: a type byte and the sender's timestamp, echoed back.
+const (
+	msgPing = 1
+	msgPong = 2
+	msgLen  = 9
+)
+
+func (l *Link) sendControl(typ byte, v uint64) error {
+	var m [msgLen]byte
+	m[0] = typ
+	binary.BigEndian.PutUint64(m[1:], v)
+	l.ctrlMu.Lock()
+	defer l.ctrlMu.Unlock()
+	l.ctrl.SetWriteDeadline(time.Now().Add(l.cfg.KeepaliveTimeout))
+	_, err := l.ctrl.Write(m[:])
+	return err
+}
+
+func (l *Link) readControl() {
+	var m [msgLen]byte
+	for {
+		if _, err := io.ReadFull(l.ctrl, m[:]); err != nil {
+			l.closeWith(fmt.Errorf("fabric: link to %s lost: %w", l.peer, err))
+			return
+		}
+		now := time.Since(l.epoch)
+		l.lastHeard.Store(int64(now))
+		v := binary.BigEndian.Uint64(m[1:])
+		switch m[0] {
+		case msgPing:
+			if err := l.sendControl(msgPong, v); err != nil {
+				l.closeWith(fmt.Errorf("fabric: link to %s lost: %w", l.peer, err))
+				return
+			}
+		case msgPong:
+			l.observeRTT(now - time.Duration(v))
+		default:
+			l.closeWith(fmt.Errorf("fabric: link to %s: unknown control message %d", l.peer, m[0]))
+			return
+		}
+	}
+}
+
+// observeRTT folds a sample into an exponential moving average (weight 1/5), so one slow pong
+// behind a burst of data does not flip routing decisions.
+func (l *Link) observeRTT(sample time.Duration) {
+	if sample <= 0 {
+		sample = 1
+	}
+	old := l.rtt.Load()
+	if old == 0 {
+		l.rtt.Store(int64(sample))
+		return
+	}
+	l.rtt.Store(old + (int64(sample)-old)/5)
+}
+
+func (l *Link) keepalive() {
+	t := time.NewTicker(l.cfg.KeepaliveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-t.C:
+		}
+		if l.silence() > l.cfg.KeepaliveTimeout {
+			l.closeWith(fmt.Errorf("%w (%s, %v)", ErrSilent, l.peer, l.cfg.KeepaliveTimeout))
+			return
+		}
+		// A write blocked behind a full send window must not delay the silence check above.
+		go func() {
+			if err := l.sendControl(msgPing, uint64(time.Since(l.epoch))); err != nil {
+				l.closeWith(fmt.Errorf("fabric: link to %s lost: %w", l.peer, err))
+			}
+		}()
+	}
+}
+
+func (l *Link) silence() time.Duration {
+	return time.Since(l.epoch) - time.Duration(l.lastHeard.Load())
+}
+
+func (l *Link) closeWith(err error) {
+	l.closeOnce.Do(func() {
+		l.err = err
+		close(l.done)
+		l.sess.Close()
+		l.cfg.Logger.Debug("fabric link closed", "peer", l.peer.String(), "err", err)
+	})
+}
+
+// Peer is the authenticated other end.
+func (l *Link) Peer() Peer { return l.peer }
+
+// RemoteAddr is the network address of the other end.
+func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
+
+// RTT is the moving average of keepalive round trips (0 before the first one).
+func (l *Link) RTT() time.Duration { return time.Duration(l.rtt.Load()) }
+
+// Healthy reports whether the link is open and the peer answered within two keepalive
+// intervals: a hub stops choosing a router that fails this well before the link times out.
+func (l *Link) Healthy() bool {
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	return l.silence() <= 2*l.cfg.KeepaliveInterval+l.cfg.KeepaliveInterval/2
+}
+
+// Done is closed when the link is closed, by either end or by a keepalive timeout.
+func (l *Link) Done() <-chan struct{} { return l.done }
+
+// Err says why the link closed (nil while it is open).
+func (l *Link) Err() error {
+	select {
+	case <-l.done:
+		return l.err
+	default:
+		return nil
+	}
+}
+
+// Close closes the link and every stream on it.
+func (l *Link) Close() error {
+	l.closeWith(errors.New("fabric: link closed"))
+	return nil
+}
+
+// Streams is the number of open streams, the control stream excluded.
+func (l *Link) Streams() int { return max(l.sess.NumStreams()-1, 0) }
+
+// Open opens a stream, sends req and waits for the response, all bounded by ctx. On OK it
+// returns the stream, ready for the end-to-end handshake to continue; otherwise the stream is
+// closed and the error is the response's *Error or the transport failure.
+func (l *Link) Open(ctx context.Context, req *Request) (net.Conn, *Response, error) {
+	b, err := req.Marshal()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := l.sess.OpenStream()
+	if err != nil {
+		return nil, nil, l.streamErr(err)
+	}
+	// The context alone bounds the exchange, so that when it fails ctx.Err() is already set.
+	stop := context.AfterFunc(ctx, func() { s.SetDeadline(time.Now()) })
+	resp, err := l.exchange(s, b)
+	stop()
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("fabric: open %s: %w", req.Target, ctx.Err())
+	}
+	if err == nil {
+		err = resp.Err()
+	}
+	if err != nil {
+		s.Close()
+		return nil, resp, err
+	}
+	s.SetDeadline(time.Time{})
+	return s, resp, nil
+}
+
+func (l *Link) exchange(s *smux.Stream, req []byte) (*Response, error) {
+	if _, err := s.Write(req); err != nil {
+		return nil, l.streamErr(err)
+	}
+	resp, err := ReadResponse(s)
+	if err != nil {
+		return nil, l.streamErr(err)
+	}
+	return resp, nil
+}
+
+// streamErr prefers the link's own reason (peer silent, link lost) over smux's terse errors.
+func (l *Link) streamErr(err error) error {
+	if lerr := l.Err(); lerr != nil {
+		return lerr
+	}
+	return err
+}
+
+// AcceptStream waits for the peer to open a stream. The caller reads the Request with
+// ReadRequest (under a deadline) and answers with WriteResponse.
+func (l *Link) AcceptStream() (net.Conn, error) {
+	s, err := l.sess.AcceptStream()
+	if err != nil {
+		return nil, l.streamErr(err)
+	}
+	return s, nil
+}

@@ -1,0 +1,377 @@
+package fabric_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/fabric/fabrictest"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// hubListener accepts links on loopback and hands them (or the accept error) to the test.
+type hubListener struct {
+	addr  string
+	links chan *fabric.Link
+	errs  chan error
+}
+
+func listenHub(t *testing.T, cfg fabric.LinkConfig) *hubListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hubListener{addr: ln.Addr().String(), links: make(chan *fabric.Link, 16), errs: make(chan error, 16)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				l, err := fabric.Accept(ctx, c, cfg)
+				if err != nil {
+					h.errs <- err
+					return
+				}
+				t.Cleanup(func() { l.Close() })
+				h.links <- l
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return h
+}
+
+func dial(t *testing.T, addr string, cfg fabric.LinkConfig) (*fabric.Link, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := fabric.Dial(ctx, addr, cfg)
+	if err == nil {
+		t.Cleanup(func() { l.Close() })
+	}
+	return l, err
+}
+
+func TestLinkMutualAuthentication(t *testing.T) {
+	p := fabrictest.New(t)
+	other := fabrictest.New(t) // a different network's CA
+	hubCreds := p.Credentials(api.KindHub, "hub1")
+
+	tests := []struct {
+		name      string
+		hub       fabric.Credentials // what the hub presents and trusts
+		client    fabric.Credentials // what the dialer presents and trusts
+		authorize pki.Authorizer
+		wantErr   string // substring of the dialer's error; "" means success
+		hubErr    string // substring of the hub's error when the hub refuses the peer
+		wantPeer  fabric.Peer
+	}{
+		{name: "router to hub", hub: hubCreds, client: p.Credentials(api.KindRouter, "r1"),
+			wantPeer: fabric.Peer{Kind: api.KindRouter, ID: "r1"}},
+		{name: "identity to hub", hub: hubCreds, client: p.Credentials(api.KindIdentity, "i1"),
+			wantPeer: fabric.Peer{Kind: api.KindIdentity, ID: "i1"}},
+		{name: "identity to controller's embedded hub", hub: p.Credentials(api.KindController, "c1"),
+			client: p.Credentials(api.KindIdentity, "i1"), wantPeer: fabric.Peer{Kind: api.KindIdentity, ID: "i1"}},
+		{name: "hub impersonated by a router", hub: p.Credentials(api.KindRouter, "evil"),
+			client: p.Credentials(api.KindIdentity, "i1"), wantErr: "only [hub controller]"},
+		{name: "hub certificate used to dial a hub", hub: hubCreds,
+			client: p.Credentials(api.KindHub, "hub2"), hubErr: "only [router identity]"},
+		{name: "client from another network", hub: hubCreds,
+			client: fabric.Credentials{Cert: other.Credentials(api.KindRouter, "r1").Cert, CA: p.CA.Cert}, hubErr: "unknown authority"},
+		{name: "hub from another network", hub: other.Credentials(api.KindHub, "hub1"),
+			client: p.Credentials(api.KindRouter, "r1"), wantErr: "unknown authority"},
+		{name: "deleted router refused by authorizer", hub: hubCreds, client: p.Credentials(api.KindRouter, "gone"),
+			authorize: func(kind, id string) error { return errors.New("router deleted") }, hubErr: "router deleted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := listenHub(t, fabric.LinkConfig{Credentials: tt.hub, Authorize: tt.authorize})
+			l, err := dial(t, h.addr, fabric.LinkConfig{Credentials: tt.client})
+			if tt.hubErr != "" {
+				// TLS 1.3 finishes the client's handshake before the server has checked the
+				// client certificate: the dialer learns of the refusal as an alert or a closed
+				// connection, while the hub knows the reason.
+				if err == nil {
+					t.Fatal("dial succeeded")
+				}
+				if herr := <-h.errs; !strings.Contains(herr.Error(), tt.hubErr) {
+					t.Fatalf("hub error = %v, want one containing %q", herr, tt.hubErr)
+				}
+				return
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("dial error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Peer() != (fabric.Peer{Kind: pkiKind(tt.hub), ID: pkiID(tt.hub)}) {
+				t.Errorf("dialer sees peer %v", l.Peer())
+			}
+			select {
+			case hl := <-h.links:
+				if hl.Peer() != tt.wantPeer {
+					t.Errorf("hub sees peer %v, want %v", hl.Peer(), tt.wantPeer)
+				}
+			case err := <-h.errs:
+				t.Fatalf("hub side failed: %v", err)
+			}
+		})
+	}
+}
+
+func pkiKind(c fabric.Credentials) string {
+	kind, _, _ := pki.Identity(c.Cert.Get().Leaf)
+	return kind
+}
+
+func pkiID(c fabric.Credentials) string {
+	_, id, _ := pki.Identity(c.Cert.Get().Leaf)
+	return id
+}
+
+func TestOpenAndAccept(t *testing.T) {
+	p := fabrictest.New(t)
+	h := listenHub(t, fabric.LinkConfig{Credentials: p.Credentials(api.KindHub, "hub1")})
+	router, err := dial(t, h.addr, fabric.LinkConfig{Credentials: p.Credentials(api.KindRouter, "r1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := <-h.links
+
+	// The router answers each request by its target: "ok" echoes, anything else fails.
+	go func() {
+		for {
+			s, err := router.AcceptStream()
+			if err != nil {
+				return
+			}
+			go func() {
+				req, err := fabric.ReadRequest(s)
+				if err != nil {
+					s.Close()
+					return
+				}
+				if req.Target != "ok:1" {
+					fabric.WriteResponse(s, &fabric.Response{Code: fabric.TargetRefused, Message: "no " + req.Target})
+					s.Close()
+					return
+				}
+				fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: append([]byte("hello "), req.Payload...)})
+				io.Copy(s, s)
+				s.Close()
+			}()
+		}
+	}()
+
+	ctx := context.Background()
+	s, resp, err := hub.Open(ctx, &fabric.Request{Op: fabric.OpDial, Target: "ok:1", Identity: "i1", Payload: []byte("e2e")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(resp.Payload) != "hello e2e" {
+		t.Fatalf("payload = %q", resp.Payload)
+	}
+	msg := bytes.Repeat([]byte("0123456789"), 100_000)
+	go s.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo: %v, equal=%v", err, bytes.Equal(got, msg))
+	}
+	s.Close()
+
+	_, resp, err = hub.Open(ctx, &fabric.Request{Op: fabric.OpDial, Target: "db:5432"})
+	if !errors.Is(err, fabric.ErrTargetRefused) || errors.Is(err, fabric.ErrNotAuthorized) {
+		t.Fatalf("error = %v, want target refused", err)
+	}
+	if resp == nil || resp.Message != "no db:5432" {
+		t.Fatalf("response = %+v", resp)
+	}
+
+	// A context that ends while the peer is silent ends the open.
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := router.Open(cctx, &fabric.Request{Op: fabric.OpDial, Target: "x:1"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("open against a silent peer: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("open took %v after its deadline", d)
+	}
+}
+
+func TestRequestResponseEncoding(t *testing.T) {
+	req := &fabric.Request{Op: fabric.OpDial, Target: "prod-db.customerdomain.me:5432", Service: "db", Identity: "i-1", Payload: []byte{1, 2, 3}}
+	b, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := []byte("next bytes on the stream")
+	r := bytes.NewReader(append(b, tail...))
+	got, err := fabric.ReadRequest(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Op != req.Op || got.Target != req.Target || got.Service != req.Service || got.Identity != req.Identity || !bytes.Equal(got.Payload, req.Payload) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if rest, _ := io.ReadAll(r); !bytes.Equal(rest, tail) {
+		t.Fatalf("ReadRequest consumed past the request: rest %q", rest)
+	}
+
+	resp := &fabric.Response{Code: fabric.Unreachable, Message: "resolve db: no such host"}
+	b, _ = resp.Marshal()
+	gotResp, err := fabric.ReadResponse(bytes.NewReader(b))
+	if err != nil || gotResp.Code != resp.Code || gotResp.Message != resp.Message || gotResp.Payload != nil {
+		t.Fatalf("response round trip: %+v %v", gotResp, err)
+	}
+	if !errors.Is(gotResp.Err(), fabric.ErrUnreachable) || gotResp.Err().Error() != "unreachable: resolve db: no such host" {
+		t.Fatalf("Err() = %v", gotResp.Err())
+	}
+
+	bad := []struct {
+		name string
+		in   []byte
+	}{
+		{"empty", nil},
+		{"wrong version", []byte{9, 1, 0, 0}},
+		{"short body", []byte{1, 1, 0, 10, 0}},
+		{"field overruns body", []byte{1, 1, 0, 2, 5, 'a'}},
+		{"trailing bytes", []byte{1, 1, 0, 5, 0, 0, 0, 0, 7}},
+		{"too large", []byte{1, 1, 0xff, 0xff}},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := fabric.ReadRequest(bytes.NewReader(tt.in)); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	if _, err := (&fabric.Request{Target: strings.Repeat("x", 20000)}).Marshal(); err == nil {
+		t.Fatal("oversized request marshalled")
+	}
+}
+
+// blackhole forwards TCP between a client and a server until cut() is called; after that it
+// silently drops everything in both directions without closing anything, like a firewall that
+// starts dropping packets.
+type blackhole struct {
+	addr string
+	mu   sync.Mutex
+	cut  bool
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	b := &blackhole{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); s.Close() })
+			go b.pipe(c, s)
+			go b.pipe(s, c)
+		}
+	}()
+	return b
+}
+
+func (b *blackhole) pipe(dst, src net.Conn) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		b.mu.Lock()
+		cut := b.cut
+		b.mu.Unlock()
+		if !cut {
+			dst.Write(buf[:n])
+		}
+	}
+}
+
+func (b *blackhole) Cut() {
+	b.mu.Lock()
+	b.cut = true
+	b.mu.Unlock()
+}
+
+func TestKeepaliveMeasuresRTTAndDetectsSilence(t *testing.T) {
+	p := fabrictest.New(t)
+	ka := fabric.LinkConfig{KeepaliveInterval: 50 * time.Millisecond, KeepaliveTimeout: 300 * time.Millisecond}
+	hubCfg := ka
+	hubCfg.Credentials = p.Credentials(api.KindHub, "hub1")
+	h := listenHub(t, hubCfg)
+	bh := newBlackhole(t, h.addr)
+	routerCfg := ka
+	routerCfg.Credentials = p.Credentials(api.KindRouter, "r1")
+	router, err := dial(t, bh.addr, routerCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := <-h.links
+
+	deadline := time.Now().Add(2 * time.Second)
+	for hub.RTT() == 0 || router.RTT() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no RTT measured")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !hub.Healthy() || !router.Healthy() {
+		t.Fatal("fresh link not healthy")
+	}
+
+	bh.Cut()
+	cutAt := time.Now()
+	for hub.Healthy() {
+		if time.Since(cutAt) > time.Second {
+			t.Fatal("hub still considers a silent router healthy")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	unhealthyAfter := time.Since(cutAt)
+	select {
+	case <-hub.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("silent link never closed")
+	}
+	closedAfter := time.Since(cutAt)
+	if !errors.Is(hub.Err(), fabric.ErrSilent) {
+		t.Fatalf("close reason = %v, want ErrSilent", hub.Err())
+	}
+	<-router.Done()
+	t.Logf("cut off: unhealthy after %v, closed after %v", unhealthyAfter, closedAfter)
+	if _, _, err := hub.Open(context.Background(), &fabric.Request{Op: fabric.OpDial}); !errors.Is(err, fabric.ErrSilent) {
+		t.Fatalf("open on a dead link: %v", err)
+	}
+}

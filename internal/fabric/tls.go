@@ -1,0 +1,94 @@
+package fabric
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// ALPN is the TLS application protocol of fabric links, so that a fabric connection can never be
+// mistaken for (or by) another TLS service on the same address.
+const ALPN = "ztna-fabric/1"
+
+// DefaultPort is the fabric port from the product brief (TLS despite the number).
+const DefaultPort = 80
+
+// Peer is the authenticated other end of a link, named by its certificate's URI SAN.
+type Peer struct {
+	Kind string // api.KindRouter, api.KindIdentity, api.KindHub or api.KindController
+	ID   string
+}
+
+func (p Peer) String() string { return p.Kind + "/" + p.ID }
+
+// Credentials are what one end of a link presents and trusts.
+type Credentials struct {
+	Cert *pki.CertSlot     // this end's certificate chain and key; renewals replace it in place
+	CA   *x509.Certificate // the network CA that issued every peer's certificate
+}
+
+func (c Credentials) check() error {
+	if c.Cert == nil || c.Cert.Get() == nil {
+		return errors.New("fabric: no certificate configured")
+	}
+	if c.CA == nil {
+		return errors.New("fabric: no CA certificate configured")
+	}
+	return nil
+}
+
+// clientTLS is the configuration of a router or identity dialing a hub: the hub must present a
+// certificate from the CA naming a hub or a controller (whose embedded hub serves the fabric).
+func clientTLS(c Credentials) *tls.Config {
+	cfg := pki.MutualClientConfig(c.Cert, c.CA, api.KindHub, api.KindController)
+	cfg.NextProtos = []string{ALPN}
+	// Full-size records from the first byte: links are long-lived bulk carriers.
+	cfg.DynamicRecordSizingDisabled = true
+	return cfg
+}
+
+// serverTLS is the configuration of a hub: clients must present a certificate from the CA naming
+// a router or an identity, and authorize (if set) must accept it.
+func serverTLS(c Credentials, authorize pki.Authorizer) *tls.Config {
+	cfg := pki.MutualServerConfig(c.Cert, c.CA, authorize, api.KindRouter, api.KindIdentity)
+	cfg.NextProtos = []string{ALPN}
+	cfg.DynamicRecordSizingDisabled = true
+	return cfg
+}
+
+// handshake runs the TLS handshake bounded by ctx and returns the verified peer.
+func handshake(ctx context.Context, tc *tls.Conn) (Peer, error) {
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return Peer{}, err
+	}
+	cs := tc.ConnectionState()
+	if cs.NegotiatedProtocol != ALPN {
+		return Peer{}, fmt.Errorf("peer does not speak %s (ALPN %q)", ALPN, cs.NegotiatedProtocol)
+	}
+	if len(cs.PeerCertificates) == 0 {
+		return Peer{}, errors.New("peer presented no certificate")
+	}
+	kind, id, err := pki.Identity(cs.PeerCertificates[0])
+	if err != nil {
+		return Peer{}, err
+	}
+	return Peer{Kind: kind, ID: id}, nil
+}
+
+// tlsClient wraps a dialled connection for a router or identity.
+func tlsClient(conn net.Conn, c Credentials) (*tls.Conn, *batchedConn) {
+	bc := newBatchedConn(conn)
+	return tls.Client(bc, clientTLS(c)), bc
+}
+
+// tlsServer wraps an accepted connection for a hub.
+func tlsServer(conn net.Conn, c Credentials, authorize pki.Authorizer) (*tls.Conn, *batchedConn) {
+	bc := newBatchedConn(conn)
+	return tls.Server(bc, serverTLS(c, authorize)), bc
+}
