@@ -43,14 +43,14 @@ type Code uint8
 
 // Result codes. The zero value is success.
 const (
-	OK              Code = 0
-	NotAuthorized   Code = 1 // no policy lets the identity dial this, or the router does not host it
-	NoRoute         Code = 2 // the service exists for this identity but no healthy router hosts it
-	TargetRefused   Code = 3 // the router reached the target host, which refused the connection
-	Unreachable     Code = 4 // the target could not be resolved or reached in time
-	BadRequest      Code = 5 // malformed request or failed end-to-end handshake
-	Unavailable     Code = 6 // the hub or router is shutting down or overloaded; try another
-	maxCode              = Unavailable
+	OK            Code = 0
+	NotAuthorized Code = 1 // no policy lets the identity dial this, or the router does not host it
+	NoRoute       Code = 2 // the service exists for this identity but no healthy router hosts it
+	TargetRefused Code = 3 // the router reached the target host, which refused the connection
+	Unreachable   Code = 4 // the target could not be resolved or reached in time
+	BadRequest    Code = 5 // malformed request or failed end-to-end handshake
+	Unavailable   Code = 6 // the hub or router is shutting down or overloaded; try another
+	maxCode            = Unavailable
 )
 
 var codeText = [...]string{
