@@ -1,0 +1,90 @@
+package ztnaprovider
+
+import (
+	"context"
+
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral/schema"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/ztna/ztna/internal/api"
+)
+
+var _ ephemeral.EphemeralResourceWithConfigure = (*registrationKeyEphemeral)(nil)
+
+// registrationKeyEphemeral mints a key that Terraform never writes to state or plan files:
+// the way to hand a key to a write-only attribute (a secret store's value_wo, a router host's
+// key argument) without the key ever resting in state.
+type registrationKeyEphemeral struct{ data *clientData }
+
+func newRegistrationKeyEphemeralResource() ephemeral.EphemeralResource {
+	return &registrationKeyEphemeral{}
+}
+
+type registrationKeyEphemeralModel struct {
+	RouterID  types.String `tfsdk:"router_id"`
+	TTL       types.String `tfsdk:"ttl"`
+	ID        types.String `tfsdk:"id"`
+	Key       types.String `tfsdk:"key"`
+	ExpiresAt types.String `tfsdk:"expires_at"`
+}
+
+func (e *registrationKeyEphemeral) Metadata(_ context.Context, req ephemeral.MetadataRequest, resp *ephemeral.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_registration_key"
+}
+
+func (e *registrationKeyEphemeral) Schema(_ context.Context, _ ephemeral.SchemaRequest, resp *ephemeral.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Mints a one-time registration key for a router without storing it in state or in the " +
+			"plan file. Terraform opens ephemeral resources on every plan and apply, so each run mints a new key; " +
+			"keys that are never used simply expire after `ttl` (keep it short). Use the key only in places that " +
+			"accept ephemeral values: write-only attributes (Terraform 1.11+), provider blocks, or ephemeral outputs.",
+		Attributes: map[string]schema.Attribute{
+			"router_id": schema.StringAttribute{
+				Required:            true,
+				MarkdownDescription: "Id of the `ztna_router` the key enrols.",
+			},
+			"ttl": schema.StringAttribute{
+				Optional:            true,
+				MarkdownDescription: ttlDescription("key"),
+				Validators:          []validator.String{validTTL},
+			},
+			"id": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "Controller-assigned id of the key (to look it up or revoke it).",
+			},
+			"key": schema.StringAttribute{
+				Computed:            true,
+				Sensitive:           true,
+				MarkdownDescription: "The registration key (`ztna-key-v1.…`).",
+			},
+			"expires_at": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "When the key stops being accepted (RFC 3339).",
+			},
+		},
+	}
+}
+
+func (e *registrationKeyEphemeral) Configure(_ context.Context, req ephemeral.ConfigureRequest, resp *ephemeral.ConfigureResponse) {
+	e.data = configured(req.ProviderData, &resp.Diagnostics)
+}
+
+func (e *registrationKeyEphemeral) Open(ctx context.Context, req ephemeral.OpenRequest, resp *ephemeral.OpenResponse) {
+	client := e.data.requireClient(&resp.Diagnostics)
+	var m registrationKeyEphemeralModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if client == nil || resp.Diagnostics.HasError() {
+		return
+	}
+	out, err := client.CreateRegistrationKey(ctx, api.RegistrationKeyCreate{RouterID: m.RouterID.ValueString(), TTLSeconds: ttlSeconds(m.TTL)})
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "create a registration key for router "+m.RouterID.ValueString(), err, registrationKeyFields)
+		return
+	}
+	m.ID = types.StringValue(out.ID)
+	m.Key = types.StringValue(out.Key)
+	m.ExpiresAt = timeString(&out.ExpiresAt)
+	resp.Diagnostics.Append(resp.Result.Set(ctx, &m)...)
+}

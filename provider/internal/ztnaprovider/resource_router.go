@@ -1,0 +1,201 @@
+package ztnaprovider
+
+import (
+	"context"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/setdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/apiclient"
+)
+
+var (
+	_ resource.ResourceWithConfigure   = (*routerResource)(nil)
+	_ resource.ResourceWithImportState = (*routerResource)(nil)
+)
+
+type routerResource struct{ data *clientData }
+
+func newRouterResource() resource.Resource { return &routerResource{} }
+
+type routerModel struct {
+	ID            types.String `tfsdk:"id"`
+	Name          types.String `tfsdk:"name"`
+	Roles         types.Set    `tfsdk:"roles"`
+	Cost          types.Int64  `tfsdk:"cost"`
+	Status        types.String `tfsdk:"status"`
+	Version       types.String `tfsdk:"version"`
+	LastSeen      types.String `tfsdk:"last_seen"`
+	FailureDomain types.String `tfsdk:"failure_domain"`
+}
+
+func (m *routerModel) fromAPI(r *api.Router) {
+	m.ID = types.StringValue(r.ID)
+	m.Name = types.StringValue(r.Name)
+	m.Roles = stringSet(r.Roles)
+	m.Cost = types.Int64Value(int64(r.Cost))
+	m.Status = types.StringValue(r.Status)
+	m.Version = types.StringValue(r.Version)
+	m.LastSeen = timeString(r.LastSeen)
+	m.FailureDomain = types.StringValue(r.FailureDomain)
+}
+
+func (r *routerResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_router"
+}
+
+// rolesAttribute is the roles set shared by routers and identities.
+func rolesAttribute(description string, required bool) schema.SetAttribute {
+	a := schema.SetAttribute{
+		ElementType:         types.StringType,
+		MarkdownDescription: description,
+		Validators:          []validator.Set{setvalidator.ValueStringsAre(validRole)},
+	}
+	if required {
+		a.Required = true
+		a.Validators = append(a.Validators, setvalidator.SizeAtLeast(1))
+	} else {
+		// Optional with an empty default, so that state never has to tell null from empty.
+		a.Optional, a.Computed = true, true
+		a.Default = setdefault.StaticValue(types.SetValueMust(types.StringType, nil))
+	}
+	return a
+}
+
+func idAttribute(what string) schema.StringAttribute {
+	return schema.StringAttribute{
+		Computed:            true,
+		MarkdownDescription: "Controller-assigned id of the " + what + ".",
+		PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+	}
+}
+
+func nameAttribute(what string) schema.StringAttribute {
+	return schema.StringAttribute{
+		Required:            true,
+		MarkdownDescription: "Unique name of the " + what + ": letters, digits, `.`, `_` and `-`, starting with a letter or digit, at most 100 characters.",
+		Validators:          []validator.String{validName},
+	}
+}
+
+func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "An edge router as the controller knows it. Creating it reserves the router's identity; " +
+			"a `ztna_registration_key` for it lets a `ztna-router` process enrol as this router. " +
+			"`status`, `version`, `last_seen` and `failure_domain` are reported by the router and refreshed on every plan.",
+		Attributes: map[string]schema.Attribute{
+			"id":   idAttribute("router"),
+			"name": nameAttribute("router"),
+			"roles": rolesAttribute("Roles of the router. Services select the routers that host them by role "+
+				"(`ztna_service.router_roles`). Lower-case letters, digits, `.`, `_` and `-`.", false),
+			"cost": schema.Int64Attribute{
+				Optional:            true,
+				Computed:            true,
+				Default:             int64default.StaticInt64(0),
+				MarkdownDescription: "Static cost added to the measured link cost when smart routing picks a router (0–1000000; lower is preferred). Defaults to 0.",
+				Validators:          []validator.Int64{validCost},
+			},
+			"status": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "`unenrolled` until a registration key is used, then `online` or `offline` as reported over the control channel.",
+			},
+			"version": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "Software version the router last reported (empty before it first connects).",
+			},
+			"last_seen": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "When the controller last heard from the router (RFC 3339), null if never.",
+			},
+			"failure_domain": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "Failure domain (cloud/region/zone) the router reported; services should be hosted in at least two.",
+			},
+		},
+	}
+}
+
+func (r *routerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = configured(req.ProviderData, &resp.Diagnostics)
+}
+
+func (r *routerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	client := r.data.requireClient(&resp.Diagnostics)
+	var plan routerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if client == nil || resp.Diagnostics.HasError() {
+		return
+	}
+	in := api.RouterCreate{
+		Name:  plan.Name.ValueString(),
+		Roles: setStrings(ctx, plan.Roles, &resp.Diagnostics),
+		Cost:  int(plan.Cost.ValueInt64()),
+	}
+	out, err := client.CreateRouter(ctx, in)
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "create router "+in.Name, err, nil)
+		return
+	}
+	plan.fromAPI(out)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *routerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	client := r.data.requireClient(&resp.Diagnostics)
+	var state routerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if client == nil || resp.Diagnostics.HasError() {
+		return
+	}
+	out, err := client.GetRouter(ctx, state.ID.ValueString())
+	if err != nil {
+		readFailed(ctx, resp.State.RemoveResource, &resp.Diagnostics, "router "+state.ID.ValueString(), err)
+		return
+	}
+	state.fromAPI(out)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *routerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	client := r.data.requireClient(&resp.Diagnostics)
+	var plan routerModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if client == nil || resp.Diagnostics.HasError() {
+		return
+	}
+	name := plan.Name.ValueString()
+	roles := setStrings(ctx, plan.Roles, &resp.Diagnostics)
+	cost := int(plan.Cost.ValueInt64())
+	out, err := client.UpdateRouter(ctx, plan.ID.ValueString(), api.RouterUpdate{Name: &name, Roles: &roles, Cost: &cost})
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "update router "+name, err, nil)
+		return
+	}
+	plan.fromAPI(out)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *routerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	client := r.data.requireClient(&resp.Diagnostics)
+	var state routerModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if client == nil || resp.Diagnostics.HasError() {
+		return
+	}
+	if err := client.DeleteRouter(ctx, state.ID.ValueString()); err != nil && !apiclient.IsNotFound(err) {
+		addAPIError(&resp.Diagnostics, "delete router "+state.Name.ValueString(), err, nil)
+	}
+}
+
+func (r *routerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+}
