@@ -1,0 +1,295 @@
+package aws
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/aws/ec2fake"
+	"github.com/ztna/ztna/cloud/egress"
+)
+
+const testKey = "ztna-key-v1.eyJpZCI6InJrLTEiLCJzZWNyZXQiOiJzM2NyM3QifQ"
+
+func newTestDriver(t *testing.T) (*Driver, *ec2fake.Server) {
+	t.Helper()
+	fake := ec2fake.New("eu-west-1")
+	t.Cleanup(fake.Close)
+	fake.AddSubnet(ec2fake.Subnet{ID: "subnet-1", VpcID: "vpc-1", Zone: "eu-west-1b", CIDR: "10.0.0.0/24"})
+	fake.AddImage(ec2fake.Image{ID: "ami-router", Name: "ztna-router-1.0", Owner: "123456789012", RootDevice: "/dev/xvda", Architecture: "x86_64"})
+	cfg := awssdk.Config{
+		Region:      "eu-west-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		HTTPClient:  http.DefaultClient,
+	}
+	d := NewFromConfig(cfg, Options{Endpoint: fake.URL, PollInterval: time.Millisecond, Timeout: 5 * time.Second, SubnetID: "subnet-1"})
+	return d, fake
+}
+
+func testSpec(t *testing.T, tier string) cloud.HostSpec {
+	t.Helper()
+	rules, err := egress.Compute(egress.Input{
+		Controllers: []egress.ControllerEndpoint{{Host: "ctrl.example.com"}},
+		Services: []egress.ServiceTarget{
+			{Address: "10.20.0.0/16", Ports: []egress.PortRange{egress.Port(5432)}},
+			{Address: "api.internal.example", Ports: []egress.PortRange{{From: 8000, To: 8100}}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cloud.HostSpec{Name: "edge-a", RegistrationKey: testKey, Tier: tier, Image: "ami-router", Egress: rules, Tags: map[string]string{"team": "platform"}}
+}
+
+func TestCreateReadDelete(t *testing.T) {
+	for _, tt := range []struct{ tier, wantType string }{{"low-med", "c6i.large"}, {"med", "c6i.xlarge"}, {"high", "c6i.2xlarge"}} {
+		t.Run(tt.tier, func(t *testing.T) {
+			d, fake := newTestDriver(t)
+			ctx := context.Background()
+			h, err := d.Create(ctx, testSpec(t, tt.tier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := cloud.Host{ID: h.ID, Name: "edge-a", InstanceType: tt.wantType, PrivateAddress: h.PrivateAddress, Image: "ami-router",
+				FailureDomain: cloud.FailureDomain{Cloud: "aws", Region: "eu-west-1", Zone: "eu-west-1b"}, State: "running"}
+			if h.PrivateAddress == "" || !equalHost(h, want) {
+				t.Fatalf("host = %+v, want %+v", h, want)
+			}
+			insts := fake.Instances()
+			if len(insts) != 1 {
+				t.Fatalf("%d instances", len(insts))
+			}
+			inst := insts[0]
+			if inst.Type != tt.wantType || inst.HTTPTokens != "required" || inst.HopLimit != 1 || inst.RootVolumeGiB != 20 || !inst.RootEncrypted {
+				t.Errorf("instance = %+v", inst)
+			}
+			if inst.UserData != testKey+"\n" {
+				t.Errorf("user data = %q, want the key", inst.UserData)
+			}
+			if inst.Tags["team"] != "platform" || inst.Tags[cloud.TagRouterHost] != "edge-a" || inst.VolumeTags[cloud.TagManagedBy] != "ztna" {
+				t.Errorf("tags = %v, volume tags = %v", inst.Tags, inst.VolumeTags)
+			}
+
+			groups := fake.Groups()
+			if len(groups) != 1 || !slices.Equal(inst.Groups, []string{groups[0].ID}) {
+				t.Fatalf("groups = %+v, instance groups %v", groups, inst.Groups)
+			}
+			g := groups[0]
+			if len(g.Ingress) != 0 {
+				t.Errorf("ingress rules exist: %+v", g.Ingress)
+			}
+			if got := renderPerms(g.Egress); got != wantEgress {
+				t.Errorf("egress rules:\n%s\nwant:\n%s", got, wantEgress)
+			}
+			if g.Tags[TagInstanceID] != h.ID || g.Name != "ztna-router-edge-a" {
+				t.Errorf("group = %+v", g)
+			}
+
+			if err := d.Delete(ctx, h.ID); err != nil {
+				t.Fatal(err)
+			}
+			if len(fake.Groups()) != 0 {
+				t.Errorf("groups left after delete: %+v", fake.Groups())
+			}
+			if st := fake.Instances()[0].State; st != "terminated" {
+				t.Errorf("instance state after delete = %s", st)
+			}
+			if _, err := d.Read(ctx, h.ID); !errors.Is(err, cloud.ErrNotFound) {
+				t.Errorf("Read after delete: %v, want ErrNotFound", err)
+			}
+			if err := d.Delete(ctx, h.ID); err != nil {
+				t.Errorf("second delete: %v", err)
+			}
+		})
+	}
+}
+
+// The allow-all default egress is gone; every rule is an allowlist entry, in the allowlist's
+// order. Name destinations are any-address on their exact ports.
+const wantEgress = `tcp 5432-5432 10.20.0.0/16 (ztna egress 10.20.0.0/16)
+tcp 8000-8100 0.0.0.0/0 (ztna egress api.internal.example)
+tcp 80-80 0.0.0.0/0 (ztna egress ctrl.example.com)
+tcp 443-443 0.0.0.0/0 (ztna egress ctrl.example.com)
+tcp 6262-6262 0.0.0.0/0 (ztna egress ctrl.example.com)
+udp 80-80 0.0.0.0/0 (ztna egress ctrl.example.com)
+udp 443-443 0.0.0.0/0 (ztna egress ctrl.example.com)
+udp 6262-6262 0.0.0.0/0 (ztna egress ctrl.example.com)`
+
+func renderPerms(ps []ec2fake.Permission) string {
+	var lines []string
+	for _, p := range ps {
+		for _, r := range p.Ranges {
+			lines = append(lines, strings.Join([]string{p.Protocol, itoa(p.From) + "-" + itoa(p.To), r.CIDR, "(" + r.Description + ")"}, " "))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func equalHost(a, b cloud.Host) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.InstanceType == b.InstanceType && a.PrivateAddress == b.PrivateAddress &&
+		a.Image == b.Image && a.FailureDomain == b.FailureDomain && a.State == b.State && len(a.Drift) == len(b.Drift)
+}
+
+// The registration key travels only in RunInstances' UserData: never in another request,
+// parameter, tag or name.
+func TestKeyOnlyInUserData(t *testing.T) {
+	d, fake := newTestDriver(t)
+	ctx := context.Background()
+	h, err := d.Create(ctx, testSpec(t, "med"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, h.ID); err != nil {
+		t.Fatal(err)
+	}
+	encoded := base64.StdEncoding.EncodeToString(cloud.UserData(testKey))
+	found := 0
+	for _, r := range fake.Requests() {
+		for k, vs := range r.Params {
+			for _, v := range vs {
+				if strings.Contains(v, testKey) || strings.Contains(v, "s3cr3t") {
+					t.Errorf("%s parameter %s carries the key in clear", r.Action, k)
+				}
+				if strings.Contains(v, encoded) {
+					if r.Action != "RunInstances" || k != "UserData" {
+						t.Errorf("%s parameter %s carries the key", r.Action, k)
+					}
+					found++
+				}
+			}
+		}
+	}
+	if found != 1 {
+		t.Fatalf("key sent %d times in user data, want once", found)
+	}
+}
+
+func TestDrift(t *testing.T) {
+	d, fake := newTestDriver(t)
+	ctx := context.Background()
+	h, err := d.Create(ctx, testSpec(t, "med"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.AddIngressOutOfBand(fake.Groups()[0].ID, ec2fake.Permission{Protocol: "tcp", From: 22, To: 22, Ranges: []ec2fake.Range{{CIDR: "0.0.0.0/0"}}})
+	got, err := d.Read(ctx, h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Drift) != 1 || !strings.Contains(got.Drift[0], "1 ingress rule") {
+		t.Errorf("drift = %q, want the ingress rule reported", got.Drift)
+	}
+	fake.SetInstanceState(h.ID, "terminated")
+	if _, err := d.Read(ctx, h.ID); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("Read of terminated instance: %v, want ErrNotFound", err)
+	}
+	// Delete after out-of-band termination still removes the security group.
+	if err := d.Delete(ctx, h.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fake.Groups()); n != 0 {
+		t.Errorf("%d groups left", n)
+	}
+	if _, err := d.Read(ctx, "i-doesnotexist"); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("Read of unknown instance: %v, want ErrNotFound", err)
+	}
+}
+
+// A host recreated after its instance vanished out of band reuses the name: the stale group
+// is replaced instead of failing on a duplicate name.
+func TestRecreateAfterDrift(t *testing.T) {
+	d, fake := newTestDriver(t)
+	ctx := context.Background()
+	h, err := d.Create(ctx, testSpec(t, "med"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.SetInstanceState(h.ID, "terminated")
+	h2, err := d.Create(ctx, testSpec(t, "med"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h2.ID == h.ID || len(fake.Groups()) != 1 {
+		t.Fatalf("recreate: host %s, groups %+v", h2.ID, fake.Groups())
+	}
+	// A live host with the same name is not clobbered.
+	if _, err := d.Create(ctx, testSpec(t, "med")); err == nil || !strings.Contains(err.Error(), "choose another name") {
+		t.Fatalf("duplicate live host: err = %v", err)
+	}
+}
+
+func TestAPIErrors(t *testing.T) {
+	tests := []struct {
+		name, action, code string
+		status             int
+		want               []string
+	}{
+		{"quota", "RunInstances", "VcpuLimitExceeded", 400, []string{"VcpuLimitExceeded", "Service Quotas", "smaller size tier"}},
+		{"unknown subnet", "DescribeSubnets", "InvalidSubnetID.NotFound", 400, []string{"check subnet_id", "eu-west-1"}},
+		{"permission denied", "CreateSecurityGroup", "UnauthorizedOperation", 403, []string{"ec2:CreateSecurityGroup", "IAM policy"}},
+		{"unknown image", "DescribeImages", "InvalidAMIID.NotFound", 400, []string{"check the image"}},
+		{"capacity", "RunInstances", "InsufficientInstanceCapacity", 500, []string{"another zone"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, fake := newTestDriver(t)
+			fake.Fail(tt.action, tt.status, tt.code, "simulated")
+			_, err := d.Create(context.Background(), testSpec(t, "med"))
+			var apiErr *cloud.APIError
+			if !errors.As(err, &apiErr) || apiErr.Code != tt.code {
+				t.Fatalf("err = %v, want an APIError %s", err, tt.code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			// Nothing is left behind by a failed create.
+			if g := fake.Groups(); len(g) != 0 {
+				t.Errorf("groups left: %+v", g)
+			}
+			for _, i := range fake.Instances() {
+				if i.State != "terminated" {
+					t.Errorf("instance left: %+v", i)
+				}
+			}
+		})
+	}
+}
+
+func TestCreateValidation(t *testing.T) {
+	d, _ := newTestDriver(t)
+	tests := []struct {
+		name string
+		edit func(*cloud.HostSpec)
+		want string
+	}{
+		{"bad tier", func(s *cloud.HostSpec) { s.Tier = "xl" }, `use one of "low-med", "med", "high"`},
+		{"tier and type", func(s *cloud.HostSpec) { s.InstanceType = "c6i.large" }, "set only one"},
+		{"no key", func(s *cloud.HostSpec) { s.RegistrationKey = "" }, "registration key is empty"},
+		{"key in tags", func(s *cloud.HostSpec) { s.Tags["k"] = testKey }, "remove it from the tags"},
+		{"bad name", func(s *cloud.HostSpec) { s.Name = "Edge_A" }, "router host name"},
+		{"no image", func(s *cloud.HostSpec) { s.Image = "" }, "image is empty"},
+		{"no egress", func(s *cloud.HostSpec) { s.Egress = nil }, "egress allowlist is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := testSpec(t, "med")
+			tt.edit(&spec)
+			if _, err := d.Create(context.Background(), spec); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,344 @@
+// Package ec2fake is an in-process EC2 endpoint speaking the EC2 Query protocol (form-encoded
+// POST, XML responses and <Response><Errors> errors) for the operations ztna uses: subnets,
+// security groups, instances, tags and images. Tests point the real aws-sdk-go-v2 client at it,
+// so the driver's requests go through the SDK's real serializers and deserializers.
+package ec2fake
+
+import (
+	"encoding/xml"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Range is one destination of a permission.
+type Range struct{ CIDR, Description string }
+
+// Permission is one security group rule set (protocol + port range + destinations).
+type Permission struct {
+	Protocol string
+	From, To int
+	Ranges   []Range
+}
+
+// Group is a security group.
+type Group struct {
+	ID, Name, Description, VpcID string
+	Ingress, Egress              []Permission
+	Tags                         map[string]string
+}
+
+// Instance is an EC2 instance.
+type Instance struct {
+	ID, ImageID, Type, SubnetID, VpcID, Zone, PrivateIP, State string
+	Groups                                                     []string
+	UserData                                                   string // decoded
+	HTTPTokens                                                 string
+	HopLimit                                                   int
+	PublicIP                                                   bool
+	RootDevice                                                 string
+	RootVolumeGiB                                              int
+	RootEncrypted                                              bool
+	Tags                                                       map[string]string
+	VolumeTags                                                 map[string]string
+	describes                                                  int
+}
+
+// Subnet is a subnet.
+type Subnet struct{ ID, VpcID, Zone, CIDR string }
+
+// Image is an AMI.
+type Image struct {
+	ID, Name, Owner, Created, RootDevice, Architecture, State string
+	SourceRegion, SourceImageID                               string
+	LaunchUsers                                               []string
+	Tags                                                      map[string]string
+}
+
+// Request is one API call as received.
+type Request struct {
+	Action string
+	Params url.Values
+	Body   string
+}
+
+type failure struct {
+	status        int
+	code, message string
+}
+
+// Server is the fake EC2 endpoint of one region.
+type Server struct {
+	*httptest.Server
+	Region string
+
+	mu        sync.Mutex
+	seq       int
+	subnets   map[string]*Subnet
+	groups    map[string]*Group
+	instances map[string]*Instance
+	images    map[string]*Image
+	failures  map[string]failure
+	requests  []Request
+	// images in other regions, for CopyImage: region → id → image
+	foreign map[string]map[string]*Image
+}
+
+// New starts a fake for region; Close it when done.
+func New(region string) *Server {
+	s := &Server{
+		Region: region, subnets: map[string]*Subnet{}, groups: map[string]*Group{},
+		instances: map[string]*Instance{}, images: map[string]*Image{}, failures: map[string]failure{},
+		foreign: map[string]map[string]*Image{},
+	}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// AddSubnet registers a subnet.
+func (s *Server) AddSubnet(sn Subnet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subnets[sn.ID] = &sn
+}
+
+// AddImage registers an image in this region (State defaults to available).
+func (s *Server) AddImage(img Image) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if img.State == "" {
+		img.State = "available"
+	}
+	s.images[img.ID] = &img
+}
+
+// AddForeignImage registers an image in another region, as a CopyImage source.
+func (s *Server) AddForeignImage(region string, img Image) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.foreign[region] == nil {
+		s.foreign[region] = map[string]*Image{}
+	}
+	s.foreign[region][img.ID] = &img
+}
+
+// Fail makes every later call of action fail with an EC2 error (status 400 unless 403 fits).
+func (s *Server) Fail(action string, status int, code, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures[action] = failure{status, code, message}
+}
+
+// Requests returns every call received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// Groups returns copies of all security groups, sorted by id.
+func (s *Server) Groups() []Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Group
+	for _, g := range s.groups {
+		out = append(out, *g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Instances returns copies of all instances (terminated ones included), sorted by id.
+func (s *Server) Instances() []Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Instance
+	for _, i := range s.instances {
+		out = append(out, *i)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+// Images returns copies of this region's images, sorted by id.
+func (s *Server) Images() []Image {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Image
+	for _, i := range s.images {
+		out = append(out, *i)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+// SetInstanceState changes an instance's state, as if it happened out of band.
+func (s *Server) SetInstanceState(id, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.instances[id].State = state
+}
+
+// DeleteGroupOutOfBand removes a group as if someone deleted it in the console.
+func (s *Server) DeleteGroupOutOfBand(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.groups, id)
+}
+
+// AddIngressOutOfBand adds an ingress rule as if someone opened a port in the console.
+func (s *Server) AddIngressOutOfBand(id string, p Permission) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.groups[id].Ingress = append(s.groups[id].Ingress, p)
+}
+
+type apiErr struct {
+	status        int
+	code, message string
+}
+
+func (e *apiErr) Error() string { return e.code + ": " + e.message }
+
+func errf(code, format string, a ...any) *apiErr {
+	return &apiErr{http.StatusBadRequest, code, fmt.Sprintf(format, a...)}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
+		http.Error(w, "EC2 Query requests are form-encoded POSTs", http.StatusBadRequest)
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		writeError(w, &apiErr{http.StatusUnauthorized, "AuthFailure", "request is not signed with SigV4"})
+		return
+	}
+	action := r.PostForm.Get("Action")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, Request{Action: action, Params: r.PostForm, Body: r.PostForm.Encode()})
+	if f, ok := s.failures[action]; ok {
+		writeError(w, &apiErr{f.status, f.code, f.message})
+		return
+	}
+	h, ok := handlers[action]
+	if !ok {
+		writeError(w, errf("InvalidAction", "the fake does not implement %s", action))
+		return
+	}
+	body, err := h(s, r.PostForm)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	inner, merr := innerXML(body)
+	if merr != nil {
+		writeError(w, &apiErr{http.StatusInternalServerError, "InternalError", merr.Error()})
+		return
+	}
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<%sResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>fake-req</requestId>%s</%sResponse>`, action, inner, action)
+}
+
+func writeError(w http.ResponseWriter, e *apiErr) {
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.WriteHeader(e.status)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>fake-req</RequestID></Response>`,
+		xmlEscape(e.code), xmlEscape(e.message))
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+func (s *Server) nextID(prefix string) string {
+	s.seq++
+	return fmt.Sprintf("%s-%017x", prefix, s.seq)
+}
+
+// members returns the structured list prefix.1.*, prefix.2.*, ... with the prefix stripped
+// (the EC2 Query encoding of lists).
+func members(v url.Values, prefix string) []url.Values {
+	var out []url.Values
+	for i := 1; ; i++ {
+		p := prefix + "." + strconv.Itoa(i)
+		m := url.Values{}
+		for k, vs := range v {
+			if k == p {
+				m[""] = vs
+			} else if strings.HasPrefix(k, p+".") {
+				m[strings.TrimPrefix(k, p+".")] = vs
+			}
+		}
+		if len(m) == 0 {
+			return out
+		}
+		out = append(out, m)
+	}
+}
+
+// list returns the scalar list prefix.1, prefix.2, ...
+func list(v url.Values, prefix string) []string {
+	var out []string
+	for _, m := range members(v, prefix) {
+		out = append(out, m.Get(""))
+	}
+	return out
+}
+
+func tagsOf(v url.Values, prefix string) map[string]string {
+	out := map[string]string{}
+	for _, t := range members(v, prefix) {
+		out[t.Get("Key")] = t.Get("Value")
+	}
+	return out
+}
+
+// tagSpec returns the tags of the TagSpecification for resourceType.
+func tagSpec(v url.Values, resourceType string) map[string]string {
+	for _, ts := range members(v, "TagSpecification") {
+		if ts.Get("ResourceType") == resourceType {
+			return tagsOf(ts, "Tag")
+		}
+	}
+	return map[string]string{}
+}
+
+type filter struct {
+	name   string
+	values []string
+}
+
+func filters(v url.Values) []filter {
+	var out []filter
+	for _, f := range members(v, "Filter") {
+		out = append(out, filter{f.Get("Name"), list(f, "Value")})
+	}
+	return out
+}
+
+func matchAny(patterns []string, value string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, value); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func matchTags(f filter, tags map[string]string) (handled, ok bool) {
+	if k, isTag := strings.CutPrefix(f.name, "tag:"); isTag {
+		v, has := tags[k]
+		return true, has && matchAny(f.values, v)
+	}
+	return false, false
+}

@@ -1,0 +1,212 @@
+// Package cloud is the model shared by the router host platform drivers (cloud/local,
+// cloud/aws, cloud/gcp, cloud/azure): what a router host is asked to be (HostSpec), what a
+// driver reports back (Host), how a registration key reaches the host, and the errors drivers
+// return. The Terraform provider's ztna_router_host resource and the Packer plugin call the
+// drivers through small interfaces they declare themselves.
+package cloud
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+
+	"github.com/ztna/ztna/cloud/egress"
+	"github.com/ztna/ztna/cloud/sizing"
+)
+
+// ErrNotFound is returned (wrapped) by a driver's Read when the host no longer exists, so the
+// caller can report drift, and by image lookups that match nothing.
+var ErrNotFound = errors.New("not found")
+
+// RegistrationKeyMetadataKey is the instance metadata item that carries the registration key
+// where a platform has named metadata items (GCP). On AWS (user data) and Azure (custom data)
+// the whole payload is the key followed by a newline; locally it is the file
+// <state dir>/registration-key. The router's first-boot unit reads it from there.
+const RegistrationKeyMetadataKey = "ztna-registration-key"
+
+// Tags every driver puts on every object it creates, so objects can be found (and deleted) by
+// host name and told apart from objects ztna does not manage.
+const (
+	TagManagedBy  = "ztna-managed-by"
+	TagRouterHost = "ztna-router-host"
+	ManagedBy     = "ztna"
+)
+
+// UserData is the user data / custom data payload that carries a registration key.
+func UserData(registrationKey string) []byte { return []byte(registrationKey + "\n") }
+
+// HostSpec is what a router host should be.
+type HostSpec struct {
+	// Name identifies the host on its platform; every object a driver creates is named after it.
+	Name string
+	// RegistrationKey is the router's one-time key. It is sensitive: drivers deliver it only
+	// through instance metadata, user data or custom data, never in tags, names or logs.
+	RegistrationKey string
+	// Tier (a sizing tier) or InstanceType (explicit) chooses the machine; neither = the
+	// default tier.
+	Tier         string
+	InstanceType string
+	// Image is the platform's image id (AMI id, GCP image URL, Azure image or gallery version id).
+	Image string
+	// Egress is the normalised allowlist (egress.Compute); the only traffic a host may start.
+	Egress []egress.Rule
+	// Tags are added to every object created; the driver adds TagManagedBy and TagRouterHost.
+	Tags map[string]string
+}
+
+// LogValue keeps the registration key out of logs even when a whole spec is logged.
+func (s HostSpec) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("name", s.Name),
+		slog.String("registration_key", redacted(s.RegistrationKey)),
+		slog.String("tier", s.Tier),
+		slog.String("instance_type", s.InstanceType),
+		slog.String("image", s.Image),
+		slog.Int("egress_rules", len(s.Egress)),
+	)
+}
+
+// String is the same redacted view, for %v and %s.
+func (s HostSpec) String() string {
+	return fmt.Sprintf("HostSpec{Name:%q RegistrationKey:%s Tier:%q InstanceType:%q Image:%q Egress:%d rules}",
+		s.Name, redacted(s.RegistrationKey), s.Tier, s.InstanceType, s.Image, len(s.Egress))
+}
+
+// GoString keeps the key out of %#v too.
+func (s HostSpec) GoString() string { return s.String() }
+
+func redacted(secret string) string {
+	if secret == "" {
+		return "(empty)"
+	}
+	return "(sensitive)"
+}
+
+var nameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$`)
+
+// ValidateName checks a host name. The rule is the intersection of what every platform accepts
+// for the objects named after it (GCP resource names, Azure VM names, network interface names,
+// Linux interface names), leaving room for suffixes.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("router host name %q is invalid: use 1-40 lower-case letters, digits and '-', starting with a letter and not ending with '-'", name)
+	}
+	return nil
+}
+
+// Validate checks the parts of a spec every driver needs.
+func (s HostSpec) Validate() error {
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if strings.TrimSpace(s.RegistrationKey) == "" {
+		return errors.New("registration key is empty: pass the key of a ztna_registration_key")
+	}
+	if strings.ContainsAny(s.RegistrationKey, "\r\n") {
+		return errors.New("registration key contains a line break: pass the key as one line")
+	}
+	if len(s.Egress) == 0 {
+		return errors.New("egress allowlist is empty: a router must at least reach its controller")
+	}
+	for k, v := range s.Tags {
+		if strings.Contains(k, s.RegistrationKey) || strings.Contains(v, s.RegistrationKey) {
+			return fmt.Errorf("tag %q contains the registration key: keys are secret, remove it from the tags", k)
+		}
+	}
+	return nil
+}
+
+// Size returns the instance type and boot disk size of the spec on a cloud.
+func (s HostSpec) Size(c sizing.Cloud) (instanceType string, diskGiB int, err error) {
+	instanceType, err = sizing.Resolve(string(c), s.Tier, s.InstanceType)
+	if err != nil {
+		return "", 0, err
+	}
+	tier := s.Tier
+	if tier == "" {
+		tier = string(sizing.DefaultTier)
+	}
+	spec, err := sizing.Lookup(tier)
+	if err != nil {
+		return "", 0, err
+	}
+	return instanceType, spec.DiskGiB, nil
+}
+
+// AllTags returns the spec's tags plus the ownership tags drivers add.
+func (s HostSpec) AllTags() map[string]string {
+	out := make(map[string]string, len(s.Tags)+2)
+	for k, v := range s.Tags {
+		out[k] = v
+	}
+	out[TagManagedBy] = ManagedBy
+	out[TagRouterHost] = s.Name
+	return out
+}
+
+// FailureDomain is where a host runs, for redundancy checks: two routers of a service should
+// differ in at least one part.
+type FailureDomain struct {
+	Cloud  string `json:"cloud"`
+	Region string `json:"region"`
+	Zone   string `json:"zone"`
+}
+
+// String renders "cloud/region/zone".
+func (d FailureDomain) String() string { return d.Cloud + "/" + d.Region + "/" + d.Zone }
+
+// Host is what a driver reports about a router host.
+type Host struct {
+	// ID is the driver's handle for Read and Delete (AWS instance id, GCP instance URL path,
+	// Azure VM resource id, local state directory).
+	ID             string
+	Name           string
+	InstanceType   string
+	PrivateAddress string
+	Image          string
+	FailureDomain  FailureDomain
+	// State is the platform's instance state ("running", "pending", ...).
+	State string
+	// Drift lists objects the driver created that are gone or changed in a way that breaks the
+	// egress-only model (a deleted firewall rule, an ingress rule someone added). Empty when
+	// the host is as created.
+	Drift []string
+}
+
+// APIError is a cloud API failure with advice on what to change.
+type APIError struct {
+	Cloud     string
+	Operation string
+	Code      string
+	Message   string
+	// Advice says what the user can change to fix it; empty when there is nothing specific.
+	Advice string
+	Err    error
+}
+
+func (e *APIError) Error() string {
+	msg := fmt.Sprintf("%s %s failed: %s", e.Cloud, e.Operation, e.Code)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.Advice != "" {
+		msg += " — " + e.Advice
+	}
+	return msg
+}
+
+func (e *APIError) Unwrap() error { return e.Err }
+
+// Image is a machine image on a cloud, as the Packer plugin's data source and post-processor
+// see it.
+type Image struct {
+	Cloud string
+	// Region is the AWS region, GCP project, or Azure location the image lives in.
+	Region string
+	ID     string
+	Name   string
+	// Created is the platform's creation timestamp (RFC 3339), empty when unknown.
+	Created string
+}
