@@ -1,0 +1,414 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/flynn/noise"
+)
+
+const (
+	tagSize = 16
+	// maxFrame is the largest frame on the wire (length prefix included): one full multiplexer
+	// frame (fabric.MaxFrame), so a full-size write costs one frame, four TLS records and one
+	// system call per hop.
+	maxFrame = 4*16384 - 8
+	// MaxPlaintext is the most plaintext one frame carries.
+	MaxPlaintext = maxFrame - 2 - tagSize
+)
+
+// ErrTruncated is returned by Read when the stream ended without the authenticated
+// end-of-stream frame: the peer, a relay or a link failed, and data may be missing.
+var ErrTruncated = fmt.Errorf("e2e: stream ended before the peer closed it: %w", io.ErrUnexpectedEOF)
+
+// ErrWriteClosed is returned by Write after CloseWrite or Close.
+var ErrWriteClosed = errors.New("e2e: write after close")
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, maxFrame); return &b }}
+
+// Conn is an end-to-end encrypted stream. It is a net.Conn: reads and writes may run
+// concurrently with each other; deadlines apply to the underlying stream. As with crypto/tls,
+// a write that fails part-way (a write deadline, a broken link) leaves the stream unusable
+// for writing, and every later Write returns the same error.
+type Conn struct {
+	raw    net.Conn
+	peer   Peer
+	target string
+
+	rmu   sync.Mutex
+	recv  *noise.CipherState
+	rerr  error    // sticky: io.EOF after the end-of-stream frame, or a failure
+	plain []byte   // decrypted bytes not yet returned, inside rbuf
+	rbuf  *[]byte  // pooled; held only while a frame is partly read or not yet consumed
+	hdr   [2]byte  // frame length being read
+	hdrN  int      // bytes of hdr read so far
+	bodyN int      // bytes of the current frame body read so far
+	short bool     // the last ReadFrom read was short: wait for data before taking a buffer
+
+	wmu     sync.Mutex
+	send    *noise.CipherState
+	werr    error
+	wclosed bool
+}
+
+func newConn(raw net.Conn, peer Peer, target string, send, recv *noise.CipherState) *Conn {
+	return &Conn{raw: raw, peer: peer, target: target, send: send, recv: recv, short: true}
+}
+
+// Peer is the authenticated other end.
+func (c *Conn) Peer() Peer { return c.peer }
+
+// Addr names the far end of an end-to-end stream: the target the client asked for.
+type Addr struct{ Target string }
+
+// Network is "ztna".
+func (Addr) Network() string { return "ztna" }
+
+func (a Addr) String() string { return a.Target }
+
+// LocalAddr is the local address of the link the stream travels on.
+func (c *Conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
+
+// RemoteAddr is the target this stream reaches.
+func (c *Conn) RemoteAddr() net.Addr { return Addr{Target: c.target} }
+
+// SetDeadline sets the read and write deadlines of the underlying stream.
+func (c *Conn) SetDeadline(t time.Time) error { return c.raw.SetDeadline(t) }
+
+// SetReadDeadline sets the read deadline of the underlying stream.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline of the underlying stream.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+
+// Read reads decrypted data. It returns io.EOF only after the peer's authenticated end of
+// stream, and ErrTruncated if the stream ended without it.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if len(c.plain) > 0 {
+		return c.takePlain(p), nil
+	}
+	if c.rerr != nil {
+		return 0, c.rerr
+	}
+	n, err := c.readFrameHeader()
+	if err != nil {
+		return 0, err
+	}
+	// A caller buffer that holds the whole frame receives it directly and is decrypted in
+	// place: no copy and no pooled buffer.
+	if c.rbuf == nil && len(p) >= n {
+		k, err := readFull(c.raw, p[:n])
+		if err != nil {
+			if k > 0 { // keep the partial frame for the next call (a deadline may have hit)
+				c.rbuf = framePool.Get().(*[]byte)
+				c.bodyN = copy(*c.rbuf, p[:k])
+			}
+			return 0, c.readErr(err)
+		}
+		c.hdrN = 0
+		pt, err := c.open(p[:n])
+		if err != nil {
+			return 0, err
+		}
+		return len(pt), nil
+	}
+	pt, err := c.readFrameBody(n)
+	if err != nil {
+		return 0, err
+	}
+	c.plain = pt
+	return c.takePlain(p), nil
+}
+
+func (c *Conn) takePlain(p []byte) int {
+	n := copy(p, c.plain)
+	c.plain = c.plain[n:]
+	if len(c.plain) == 0 {
+		c.releaseRead()
+	}
+	return n
+}
+
+func (c *Conn) releaseRead() {
+	if c.rbuf != nil {
+		framePool.Put(c.rbuf)
+		c.rbuf, c.plain = nil, nil
+	}
+}
+
+// readFrameHeader returns the ciphertext length of the next frame.
+func (c *Conn) readFrameHeader() (int, error) {
+	for c.hdrN < 2 {
+		k, err := c.raw.Read(c.hdr[c.hdrN:])
+		c.hdrN += k
+		if err != nil && c.hdrN < 2 {
+			return 0, c.readErr(err)
+		}
+	}
+	n := int(binary.BigEndian.Uint16(c.hdr[:]))
+	if n < tagSize || n > maxFrame-2 {
+		c.rerr = fmt.Errorf("e2e: malformed frame of %d bytes", n)
+		return 0, c.rerr
+	}
+	return n, nil
+}
+
+// readFrameBody reads the rest of a frame of n ciphertext bytes into the pooled buffer and
+// returns the decrypted plaintext, which stays in that buffer.
+func (c *Conn) readFrameBody(n int) ([]byte, error) {
+	if c.rbuf == nil {
+		c.rbuf = framePool.Get().(*[]byte)
+	}
+	buf := (*c.rbuf)[:n]
+	k, err := readFull(c.raw, buf[c.bodyN:])
+	c.bodyN += k
+	if err != nil {
+		return nil, c.readErr(err)
+	}
+	c.hdrN, c.bodyN = 0, 0
+	pt, err := c.open(buf)
+	if err != nil {
+		c.releaseRead()
+		return nil, err
+	}
+	if len(pt) == 0 {
+		c.releaseRead()
+	}
+	return pt, nil
+}
+
+// open decrypts a frame in place; an empty plaintext is the end of stream.
+func (c *Conn) open(ct []byte) ([]byte, error) {
+	pt, err := c.recv.Decrypt(ct[:0], nil, ct)
+	if err != nil {
+		c.rerr = fmt.Errorf("e2e: frame failed authentication (tampered or corrupted stream): %w", err)
+		return nil, c.rerr
+	}
+	if len(pt) == 0 {
+		c.rerr = io.EOF
+		return nil, io.EOF
+	}
+	return pt, nil
+}
+
+// readErr classifies a failed read of the underlying stream. Timeouts keep the partial frame
+// for the next call; anything else ends the stream, and an end without the end-of-stream frame
+// is a truncation.
+func (c *Conn) readErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return err
+	}
+	c.releaseRead()
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		c.rerr = ErrTruncated
+	} else {
+		c.rerr = fmt.Errorf("%w (%v)", ErrTruncated, err)
+	}
+	return c.rerr
+}
+
+// WriteTo decrypts the stream into w until the peer's end of stream (then it returns nil),
+// holding a buffer only while a frame is in flight, so an idle stream costs no buffer memory.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	var total int64
+	if len(c.plain) > 0 {
+		k, err := w.Write(c.plain)
+		total += int64(k)
+		c.releaseRead()
+		if err != nil {
+			return total, err
+		}
+	}
+	for {
+		if c.rerr != nil {
+			if c.rerr == io.EOF {
+				return total, nil
+			}
+			return total, c.rerr
+		}
+		n, err := c.readFrameHeader()
+		var pt []byte
+		if err == nil {
+			pt, err = c.readFrameBody(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		k, err := w.Write(pt)
+		total += int64(k)
+		c.releaseRead()
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// Write encrypts p into frames of at most MaxPlaintext bytes.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writable(); err != nil {
+		return 0, err
+	}
+	bp := framePool.Get().(*[]byte)
+	defer framePool.Put(bp)
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), MaxPlaintext)
+		if err := c.sealAndSend((*bp)[:2], p[:n]); err != nil {
+			return written, err
+		}
+		written += n
+		p = p[n:]
+	}
+	return written, nil
+}
+
+func (c *Conn) writable() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if c.wclosed {
+		return ErrWriteClosed
+	}
+	return nil
+}
+
+// sealAndSend encrypts pt after the 2-byte header in frame (pt may alias frame[2:]) and sends
+// the frame with one write.
+func (c *Conn) sealAndSend(frame, pt []byte) error {
+	binary.BigEndian.PutUint16(frame, uint16(len(pt)+tagSize))
+	out, err := c.send.Encrypt(frame[:2], nil, pt)
+	if err != nil {
+		c.werr = err
+		return err
+	}
+	if _, err := c.raw.Write(out); err != nil {
+		c.werr = fmt.Errorf("e2e: write: %w", err)
+		return c.werr
+	}
+	return nil
+}
+
+// ReadFrom encrypts everything r yields until io.EOF. It does not end the stream: call
+// CloseWrite for that. When r is a socket, ReadFrom waits for data before taking a buffer, so an
+// idle stream costs no buffer memory.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.writable(); err != nil {
+		return 0, err
+	}
+	rc := rawConnOf(r)
+	var total int64
+	for {
+		if c.short && rc != nil {
+			if err := waitReadable(rc); err != nil {
+				return total, err
+			}
+		}
+		bp := framePool.Get().(*[]byte)
+		buf := *bp
+		n, rerr := r.Read(buf[2 : 2+MaxPlaintext])
+		c.short = n < MaxPlaintext
+		if n > 0 {
+			if err := c.sealAndSend(buf[:2], buf[2:2+n]); err != nil {
+				framePool.Put(bp)
+				return total, err
+			}
+			total += int64(n)
+		}
+		framePool.Put(bp)
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+func rawConnOf(r io.Reader) syscall.RawConn {
+	sc, ok := r.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// CloseWrite sends the authenticated end of stream; the peer's Read then returns io.EOF.
+// Reading continues to work.
+func (c *Conn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.closeWriteLocked()
+}
+
+func (c *Conn) closeWriteLocked() error {
+	if err := c.writable(); err != nil {
+		if c.wclosed {
+			return nil
+		}
+		return err
+	}
+	var frame [2 + tagSize]byte
+	err := c.sealAndSend(frame[:], nil)
+	c.wclosed = true
+	return err
+}
+
+// closeWriteTimeout bounds how long Close waits to deliver the end of stream to a peer that
+// does not read.
+const closeWriteTimeout = 5 * time.Second
+
+// Close ends the stream gracefully: it sends the end of stream (if CloseWrite did not) and
+// closes the underlying stream.
+func (c *Conn) Close() error {
+	c.raw.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+	c.wmu.Lock()
+	err := c.closeWriteLocked()
+	c.wmu.Unlock()
+	if cerr := c.raw.Close(); err == nil {
+		err = cerr
+	}
+	c.rmu.Lock()
+	c.releaseRead()
+	c.rmu.Unlock()
+	return err
+}
+
+// Abort closes the stream without the end of stream, so the peer's reads fail with
+// ErrTruncated instead of ending cleanly: the way to pass on a failure.
+func (c *Conn) Abort() error {
+	return c.raw.Close()
+}
+
+// readFull is io.ReadFull that reports how much it read on any error.
+func readFull(r io.Reader, p []byte) (int, error) {
+	n, err := io.ReadFull(r, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}

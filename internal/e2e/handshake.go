@@ -1,0 +1,409 @@
+// Package e2e is the end-to-end encryption between a dialing client identity and the router that
+// hosts the service: Noise_XX_25519_AESGCM_SHA256 (github.com/flynn/noise) — ephemeral X25519 for
+// forward secrecy, AES-256-GCM, mutual authentication — with each side's Noise static key bound to
+// its controller-issued certificate.
+//
+// Binding: each end generates a Noise static key pair in memory and signs
+// SHA-256(bindingContext || static public key) with its certificate's private key (the key the
+// controller certified; it never leaves the host). The handshake payload, encrypted by Noise,
+// carries the certificate chain and that signature. A peer accepts the handshake only if the
+// chain verifies against the network CA, the URI SAN names the expected kind (the initiator
+// must be an identity, the responder a router) and the signature covers the static key the Noise
+// handshake proved possession of. A hub relaying the handshake holds neither a router's nor an
+// identity's certificate key, so it cannot substitute its own static key: it relays ciphertext
+// it cannot read or alter. (libp2p's Noise handshake binds identity keys the same way.)
+//
+// The prologue holds the target the client asked for, so a relay that redirects a stream to a
+// different target makes the handshake fail.
+//
+// Transport: frames of a 2-byte length and one AEAD ciphertext (at most 65510 bytes of
+// plaintext, so a frame fills exactly one multiplexer frame). An empty frame is the authenticated
+// end of stream: Read returns io.EOF only after it, and a stream that ends without it fails with
+// ErrTruncated — a broken relay or router can never pass for a complete transfer.
+package e2e
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/flynn/noise"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+var suite = noise.NewCipherSuite(noise.DH25519, noise.CipherAESGCM, noise.HashSHA256)
+
+// bindingContext separates the static-key signature from every other use of certificate keys.
+const bindingContext = "ztna e2e noise static key v1\x00"
+
+// prologuePrefix versions the protocol; the target follows it.
+const prologuePrefix = "ztna e2e v1\x00"
+
+// ErrHandshake wraps every authentication failure of the handshake.
+var ErrHandshake = errors.New("e2e: handshake failed")
+
+// Peer is the authenticated other end of a Conn.
+type Peer struct {
+	Kind string // api.KindRouter for a client, api.KindIdentity for a router
+	ID   string
+	Cert *x509.Certificate
+}
+
+// Endpoint is one side's end-to-end key material: the certificate (followed through renewals)
+// with its bound Noise static key, and the CA that peers' certificates must chain to.
+// It is safe for concurrent use.
+type Endpoint struct {
+	cert  *pki.CertSlot
+	roots *x509.CertPool
+
+	mu     sync.Mutex
+	forCrt *tls.Certificate // the certificate local was built from
+	local  *local
+
+	cache verifyCache
+}
+
+// local is the current static key and the handshake payload that proves it.
+type local struct {
+	static  noise.DHKey
+	payload []byte
+}
+
+// NewEndpoint returns an endpoint presenting the certificate in slot and trusting ca.
+func NewEndpoint(slot *pki.CertSlot, ca *x509.Certificate) *Endpoint {
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	return &Endpoint{cert: slot, roots: roots, cache: verifyCache{m: map[[32]byte]cached{}}}
+}
+
+// current returns the static key bound to the slot's current certificate, binding a new one
+// after a renewal.
+func (e *Endpoint) current() (*local, error) {
+	cert := e.cert.Get()
+	if cert == nil {
+		return nil, errors.New("e2e: no certificate configured")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.forCrt == cert {
+		return e.local, nil
+	}
+	l, err := bind(cert)
+	if err != nil {
+		return nil, err
+	}
+	e.forCrt, e.local = cert, l
+	return l, nil
+}
+
+func bind(cert *tls.Certificate) (*local, error) {
+	signer, ok := cert.PrivateKey.(crypto.Signer)
+	if !ok || len(cert.Certificate) == 0 {
+		return nil, errors.New("e2e: certificate has no signing key")
+	}
+	static, err := suite.GenerateKeypair(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := signBinding(signer, static.Public)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: sign static key: %w", err)
+	}
+	// The chain without a self-signed root: the peer has the CA already.
+	var chain [][]byte
+	for i, der := range cert.Certificate {
+		if i > 0 {
+			if c, err := x509.ParseCertificate(der); err == nil && bytes.Equal(c.RawIssuer, c.RawSubject) {
+				continue
+			}
+		}
+		chain = append(chain, der)
+	}
+	if len(chain) > 255 {
+		return nil, errors.New("e2e: certificate chain too long")
+	}
+	p := []byte{byte(len(chain))}
+	for _, der := range chain {
+		p = binary.BigEndian.AppendUint16(p, uint16(len(der)))
+		p = append(p, der...)
+	}
+	p = binary.BigEndian.AppendUint16(p, uint16(len(sig)))
+	p = append(p, sig...)
+	return &local{static: static, payload: p}, nil
+}
+
+func bindingDigest(static []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(bindingContext))
+	h.Write(static)
+	return h.Sum(nil)
+}
+
+func signBinding(k crypto.Signer, static []byte) ([]byte, error) {
+	msg := append([]byte(bindingContext), static...)
+	switch k.Public().(type) {
+	case *ecdsa.PublicKey:
+		return k.Sign(rand.Reader, bindingDigest(static), crypto.SHA256)
+	case ed25519.PublicKey:
+		return k.Sign(rand.Reader, msg, crypto.Hash(0))
+	case *rsa.PublicKey:
+		return k.Sign(rand.Reader, bindingDigest(static), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256})
+	default:
+		return nil, fmt.Errorf("unsupported key type %T", k.Public())
+	}
+}
+
+func checkBinding(leaf *x509.Certificate, static, sig []byte) error {
+	msg := append([]byte(bindingContext), static...)
+	var alg x509.SignatureAlgorithm
+	switch leaf.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		alg = x509.ECDSAWithSHA256
+	case ed25519.PublicKey:
+		alg = x509.PureEd25519
+	case *rsa.PublicKey:
+		alg = x509.SHA256WithRSAPSS
+	default:
+		return fmt.Errorf("unsupported key type %T", leaf.PublicKey)
+	}
+	return leaf.CheckSignature(alg, msg, sig)
+}
+
+// verify checks a peer's handshake payload against the static key the handshake authenticated.
+func (e *Endpoint) verify(payload, static []byte, wantKind string) (Peer, error) {
+	key := sha256.Sum256(append(append(append([]byte(wantKind), 0), static...), payload...))
+	if p, ok := e.cache.get(key); ok {
+		return p, nil
+	}
+	p, notAfter, err := e.verifySlow(payload, static, wantKind)
+	if err != nil {
+		return Peer{}, fmt.Errorf("%w: %v", ErrHandshake, err)
+	}
+	e.cache.put(key, p, notAfter)
+	return p, nil
+}
+
+func (e *Endpoint) verifySlow(payload, static []byte, wantKind string) (Peer, time.Time, error) {
+	if len(payload) < 1 {
+		return Peer{}, time.Time{}, errors.New("empty identity payload")
+	}
+	n := int(payload[0])
+	rest := payload[1:]
+	field := func() ([]byte, error) {
+		if len(rest) < 2 {
+			return nil, errors.New("truncated identity payload")
+		}
+		l := int(binary.BigEndian.Uint16(rest))
+		if len(rest)-2 < l {
+			return nil, errors.New("truncated identity payload")
+		}
+		f := rest[2 : 2+l]
+		rest = rest[2+l:]
+		return f, nil
+	}
+	var certs []*x509.Certificate
+	for range n {
+		der, err := field()
+		if err != nil {
+			return Peer{}, time.Time{}, err
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return Peer{}, time.Time{}, fmt.Errorf("peer certificate: %w", err)
+		}
+		certs = append(certs, c)
+	}
+	sig, err := field()
+	if err != nil {
+		return Peer{}, time.Time{}, err
+	}
+	if len(certs) == 0 || len(rest) != 0 {
+		return Peer{}, time.Time{}, errors.New("malformed identity payload")
+	}
+	leaf := certs[0]
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: e.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return Peer{}, time.Time{}, fmt.Errorf("peer certificate: %w", err)
+	}
+	kind, id, err := pki.Identity(leaf)
+	if err != nil {
+		return Peer{}, time.Time{}, err
+	}
+	if kind != wantKind {
+		return Peer{}, time.Time{}, fmt.Errorf("peer is %s/%s, but only a %s may take this end", kind, id, wantKind)
+	}
+	if err := checkBinding(leaf, static, sig); err != nil {
+		return Peer{}, time.Time{}, fmt.Errorf("%s/%s: Noise static key not signed by its certificate key: %v", kind, id, err)
+	}
+	notAfter := leaf.NotAfter
+	for _, c := range chains[0] {
+		if c.NotAfter.Before(notAfter) {
+			notAfter = c.NotAfter
+		}
+	}
+	return Peer{Kind: kind, ID: id, Cert: leaf}, notAfter, nil
+}
+
+// verifyCache remembers verified (payload, static key) pairs until the certificate expires:
+// a client that dials the same router a thousand times pays for chain verification once.
+type verifyCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]cached
+}
+
+type cached struct {
+	peer     Peer
+	notAfter time.Time
+}
+
+const verifyCacheSize = 4096
+
+func (c *verifyCache) get(k [32]byte) (Peer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok {
+		return Peer{}, false
+	}
+	if time.Now().After(e.notAfter) {
+		delete(c.m, k)
+		return Peer{}, false
+	}
+	return e.peer, true
+}
+
+func (c *verifyCache) put(k [32]byte, p Peer, notAfter time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= verifyCacheSize {
+		for old := range c.m { // map order is random: evicts an arbitrary entry
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = cached{peer: p, notAfter: notAfter}
+}
+
+func prologue(target string) []byte { return []byte(prologuePrefix + target) }
+
+// Initiator is a client's handshake in progress.
+type Initiator struct {
+	e      *Endpoint
+	hs     *noise.HandshakeState
+	local  *local
+	target string
+}
+
+// Initiate starts a handshake with the router that will host target; hello goes to the router
+// inside the stream-open request.
+func (e *Endpoint) Initiate(target string) (in *Initiator, hello []byte, err error) {
+	l, err := e.current()
+	if err != nil {
+		return nil, nil, err
+	}
+	hs, err := noise.NewHandshakeState(noise.Config{
+		CipherSuite: suite, Pattern: noise.HandshakeXX, Initiator: true,
+		Prologue: prologue(target), StaticKeypair: l.static,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	hello, _, _, err = hs.WriteMessage(nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Initiator{e: e, hs: hs, local: l, target: target}, hello, nil
+}
+
+// Finish processes the router's reply, which must prove a router certificate, sends the last
+// handshake message on raw and returns the encrypted connection.
+func (in *Initiator) Finish(raw net.Conn, reply []byte) (*Conn, error) {
+	payload, _, _, err := in.hs.ReadMessage(nil, reply)
+	if err != nil {
+		return nil, fmt.Errorf("%w: router reply: %v", ErrHandshake, err)
+	}
+	peer, err := in.e.verify(payload, in.hs.PeerStatic(), api.KindRouter)
+	if err != nil {
+		return nil, err
+	}
+	msg3, send, recv, err := in.hs.WriteMessage(make([]byte, 2, 2+len(in.local.payload)+64), in.local.payload)
+	if err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint16(msg3, uint16(len(msg3)-2))
+	if _, err := raw.Write(msg3); err != nil {
+		return nil, fmt.Errorf("e2e: send handshake: %w", err)
+	}
+	return newConn(raw, peer, in.target, send, recv), nil
+}
+
+// Responder is a router's handshake in progress.
+type Responder struct {
+	e      *Endpoint
+	hs     *noise.HandshakeState
+	target string
+}
+
+// Respond processes a client's hello for target and returns the reply to send back in the
+// stream-open response.
+func (e *Endpoint) Respond(target string, hello []byte) (r *Responder, reply []byte, err error) {
+	l, err := e.current()
+	if err != nil {
+		return nil, nil, err
+	}
+	hs, err := noise.NewHandshakeState(noise.Config{
+		CipherSuite: suite, Pattern: noise.HandshakeXX, Initiator: false,
+		Prologue: prologue(target), StaticKeypair: l.static,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, _, _, err := hs.ReadMessage(nil, hello); err != nil {
+		return nil, nil, fmt.Errorf("%w: client hello: %v", ErrHandshake, err)
+	}
+	reply, _, _, err = hs.WriteMessage(nil, l.payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Responder{e: e, hs: hs, target: target}, reply, nil
+}
+
+// Finish reads the client's last handshake message from raw, which must prove an identity
+// certificate, and returns the encrypted connection. The caller bounds it with a deadline on raw.
+func (r *Responder) Finish(raw net.Conn) (*Conn, error) {
+	var h [2]byte
+	if _, err := readFull(raw, h[:]); err != nil {
+		return nil, fmt.Errorf("e2e: read handshake: %w", err)
+	}
+	msg := make([]byte, binary.BigEndian.Uint16(h[:]))
+	if _, err := readFull(raw, msg); err != nil {
+		return nil, fmt.Errorf("e2e: read handshake: %w", err)
+	}
+	payload, recv, send, err := r.hs.ReadMessage(nil, msg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: client identity: %v", ErrHandshake, err)
+	}
+	peer, err := r.e.verify(payload, r.hs.PeerStatic(), api.KindIdentity)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(raw, peer, r.target, send, recv), nil
+}
