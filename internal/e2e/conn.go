@@ -43,13 +43,13 @@ type Conn struct {
 
 	rmu   sync.Mutex
 	recv  *noise.CipherState
-	rerr  error    // sticky: io.EOF after the end-of-stream frame, or a failure
-	plain []byte   // decrypted bytes not yet returned, inside rbuf
-	rbuf  *[]byte  // pooled; held only while a frame is partly read or not yet consumed
-	hdr   [2]byte  // frame length being read
-	hdrN  int      // bytes of hdr read so far
-	bodyN int      // bytes of the current frame body read so far
-	short bool     // the last ReadFrom read was short: wait for data before taking a buffer
+	rerr  error   // sticky: io.EOF after the end-of-stream frame, or a failure
+	plain []byte  // decrypted bytes not yet returned, inside rbuf
+	rbuf  *[]byte // pooled; held only while a frame is partly read or not yet consumed
+	hdr   [2]byte // frame length being read
+	hdrN  int     // bytes of hdr read so far
+	bodyN int     // bytes of the current frame body read so far
+	short bool    // the last ReadFrom read was short: wait for data before taking a buffer
 
 	wmu     sync.Mutex
 	send    *noise.CipherState
