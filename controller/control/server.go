@@ -43,20 +43,30 @@ type Backend interface {
 	RouterHeartbeat(ctx context.Context, id string, health []wire.ServiceHealth, at time.Time) error
 	// RouterOffline records that the router's control channel ended.
 	RouterOffline(ctx context.Context, id string, at time.Time) error
+	// MarkStaleOffline records offline every router still recorded online whose last_seen is
+	// before seenBefore: routers whose sessions died with a crashed controller (any replica).
+	MarkStaleOffline(ctx context.Context, seenBefore time.Time) error
 	// IssueRouterCertificate issues a new certificate for router id from a PEM CSR and returns
 	// the PEM chain, leaf first.
 	IssueRouterCertificate(ctx context.Context, id string, csrPEM []byte) ([]byte, error)
-	// Subscribe returns a channel that receives a value after changes to routers or services
-	// (coalescing is fine); it is closed when ctx ends.
-	Subscribe(ctx context.Context) <-chan struct{}
+	// Subscribe returns a channel that receives a Change after every change to routers' names or
+	// roles, deletions, and changes to services (not after status writes); it is closed when ctx
+	// ends.
+	Subscribe(ctx context.Context) <-chan Change
+}
+
+// Change says whose assignment may have changed: one router's (RouterID), or every router's.
+type Change struct {
+	RouterID string // "" means every router
 }
 
 // Server is the control-channel listener's handler.
 type Server struct {
-	backend  Backend
-	tls      *tls.Config
-	interval time.Duration
-	log      *slog.Logger
+	backend      Backend
+	tls          *tls.Config
+	interval     time.Duration
+	persistEvery time.Duration
+	log          *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]*session // by router id; a newer connection replaces an older one
@@ -72,15 +82,26 @@ type Config struct {
 	// HeartbeatInterval is what routers are told; a router silent for HeartbeatMisses intervals
 	// is offline. Zero means 1 s.
 	HeartbeatInterval time.Duration
-	Logger            *slog.Logger
+	// LastSeenInterval is how often an unchanged heartbeat is written to the backend (a changed
+	// one is written at once); routers recorded online but unseen for StaleAfter such intervals
+	// are marked offline. Zero means 5 s.
+	LastSeenInterval time.Duration
+	Logger           *slog.Logger
 }
+
+// StaleAfter is how many LastSeenIntervals without a write make an "online" router stale.
+const StaleAfter = 3
 
 // New returns a Server. Its TLS configuration requires a router certificate from the CA and
 // refuses, during the handshake, the certificate of a router that no longer exists.
 func New(cfg Config) *Server {
-	s := &Server{backend: cfg.Backend, interval: cfg.HeartbeatInterval, log: cfg.Logger, sessions: map[string]*session{}}
+	s := &Server{backend: cfg.Backend, interval: cfg.HeartbeatInterval, persistEvery: cfg.LastSeenInterval,
+		log: cfg.Logger, sessions: map[string]*session{}}
 	if s.interval == 0 {
 		s.interval = time.Second
+	}
+	if s.persistEvery == 0 {
+		s.persistEvery = 5 * time.Second
 	}
 	s.tls = pki.MutualServerConfig(cfg.Cert, cfg.CA, s.authorize, api.KindRouter)
 	s.tls.NextProtos = []string{wire.ALPN}
@@ -107,6 +128,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go s.fanOut(ctx, s.backend.Subscribe(ctx))
+	go s.reapStale(ctx)
 	context.AfterFunc(ctx, func() { ln.Close() })
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -131,21 +153,45 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// fanOut wakes every session when routers or services change.
-func (s *Server) fanOut(ctx context.Context, changes <-chan struct{}) {
+// fanOut wakes the sessions whose router or services changed.
+func (s *Server) fanOut(ctx context.Context, changes <-chan Change) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-changes:
+		case c, ok := <-changes:
 			if !ok {
 				return
 			}
 			s.mu.Lock()
-			for _, ss := range s.sessions {
-				ss.poke()
+			if c.RouterID != "" {
+				if ss := s.sessions[c.RouterID]; ss != nil {
+					ss.poke()
+				}
+			} else {
+				for _, ss := range s.sessions {
+					ss.poke()
+				}
 			}
 			s.mu.Unlock()
+		}
+	}
+}
+
+// reapStale marks offline the routers left "online" by a controller that died without closing
+// their sessions. Sessions alive anywhere write last_seen every persistEvery, so they are never
+// stale.
+func (s *Server) reapStale(ctx context.Context) {
+	t := time.NewTicker(s.persistEvery)
+	defer t.Stop()
+	for {
+		if err := s.backend.MarkStaleOffline(ctx, time.Now().Add(-StaleAfter*s.persistEvery)); err != nil && ctx.Err() == nil {
+			s.log.Error("cannot mark stale routers offline", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

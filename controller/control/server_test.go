@@ -22,7 +22,8 @@ func setup(t *testing.T) (*controltest.Backend, *controltest.Controller) {
 	}
 	b := controltest.NewBackend(ca, time.Hour)
 	b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
-	return b, controltest.Start(t, b, "", heartbeat, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	return b, controltest.Start(t, b, "", control.Config{HeartbeatInterval: heartbeat, LastSeenInterval: 2 * heartbeat,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 }
 
 // hello dials as router r1 and completes the hello/welcome exchange.
@@ -191,5 +192,33 @@ func TestReconnectReplacesOldSession(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if !b.Status("r1").Online {
 		t.Fatal("closing the replaced session marked the router offline")
+	}
+}
+
+func TestStaleRoutersMarkedOffline(t *testing.T) {
+	b, c := setup(t)
+	// A router left "online" by a controller that crashed an hour ago...
+	b.PutRouter(control.Router{ID: "r2"})
+	b.SetStatus("r2", controltest.Status{Online: true, LastSeen: time.Now().Add(-time.Hour)})
+	// ...and one with a live session that keeps sending (unchanged) heartbeats.
+	conn := hello(t, b, c, time.Hour)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(heartbeat):
+				conn.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now()})
+			}
+		}
+	}()
+	time.Sleep(2 * heartbeat * control.StaleAfter * 2)
+	if b.Status("r2").Online {
+		t.Fatal("stale router still online")
+	}
+	if !b.Status("r1").Online {
+		t.Fatal("live router marked offline")
 	}
 }

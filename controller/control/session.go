@@ -26,6 +26,10 @@ type session struct {
 
 	mu      sync.Mutex
 	expires time.Time // NotAfter of the router's newest certificate
+
+	// What the backend last got from a heartbeat (used by the reader goroutine only).
+	persistedAt     time.Time
+	persistedHealth []wire.ServiceHealth
 }
 
 // poke asks the session to re-check its router and assignment; pokes coalesce.
@@ -76,7 +80,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ss := &session{s: s, id: id, conn: conn, log: log, kick: make(chan struct{}, 1), cancel: cancel, expires: leaf.NotAfter}
+	now := time.Now()
+	ss := &session{s: s, id: id, conn: conn, log: log, kick: make(chan struct{}, 1), cancel: cancel, expires: leaf.NotAfter, persistedAt: now}
 	s.mu.Lock()
 	if old := s.sessions[id]; old != nil {
 		log.Info("router reconnected; closing its previous session")
@@ -86,7 +91,6 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	s.mu.Unlock()
 	defer s.drop(ss)
 
-	now := time.Now()
 	if err := s.backend.RouterOnline(sctx, id, hello, now); err != nil {
 		log.Error("cannot record router online", "error", err)
 		conn.Send(wire.TypeError, 0, wire.Error{Message: "controller cannot record the session; retry later"})
@@ -220,9 +224,7 @@ func (ss *session) read(ctx context.Context) error {
 			if err := env.Decode(&hb); err != nil {
 				return err
 			}
-			if err := ss.s.backend.RouterHeartbeat(ctx, ss.id, hb.Services, time.Now()); err != nil && ctx.Err() == nil {
-				ss.log.Error("cannot record heartbeat", "error", err)
-			}
+			ss.heartbeat(ctx, hb)
 			if err := ss.conn.Send(wire.TypeHeartbeatAck, 0, wire.HeartbeatAck{ServerTime: time.Now().UTC()}); err != nil {
 				return err
 			}
@@ -238,6 +240,22 @@ func (ss *session) read(ctx context.Context) error {
 			ss.log.Debug("ignoring unknown control message", "type", env.Type)
 		}
 	}
+}
+
+// heartbeat records a heartbeat when the health changed or the last write is persistEvery old:
+// writing every heartbeat of every router would turn liveness into a database load problem.
+func (ss *session) heartbeat(ctx context.Context, hb wire.Heartbeat) {
+	now := time.Now()
+	if reflect.DeepEqual(hb.Services, ss.persistedHealth) && now.Sub(ss.persistedAt) < ss.s.persistEvery {
+		return
+	}
+	if err := ss.s.backend.RouterHeartbeat(ctx, ss.id, hb.Services, now); err != nil {
+		if ctx.Err() == nil {
+			ss.log.Error("cannot record heartbeat", "error", err)
+		}
+		return
+	}
+	ss.persistedAt, ss.persistedHealth = now, hb.Services
 }
 
 func (ss *session) renew(ctx context.Context, r wire.Renew) wire.Renewed {

@@ -44,7 +44,7 @@ func start(t *testing.T, lifetime time.Duration) *rig {
 	ca := teststate.NewCA(t)
 	b := controltest.NewBackend(ca, lifetime)
 	b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
-	ctl := controltest.Start(t, b, "", 200*time.Millisecond, log.With("side", "controller"))
+	ctl := controltest.Start(t, b, "", control.Config{HeartbeatInterval: 200 * time.Millisecond, Logger: log.With("side", "controller")})
 	st := teststate.Write(t, ca, "r1", lifetime, ctl.Addr)
 	id, err := identity.Load(st.Dir)
 	if err != nil {
@@ -175,7 +175,7 @@ func TestReconnectsAfterControllerRestart(t *testing.T) {
 	r.ctl.Stop()
 	waitFor(t, 2*time.Second, "router notices the controller is gone", func() bool { return !r.client.Connected() })
 	// Same address, fresh server state: the router must come back by itself.
-	r.ctl = controltest.Start(t, r.backend, r.ctl.Addr, 200*time.Millisecond, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	r.ctl = controltest.Start(t, r.backend, r.ctl.Addr, control.Config{HeartbeatInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	took := waitFor(t, 5*time.Second, "router reconnects", func() bool { return r.client.Connected() && r.backend.Status("r1").Online })
 	t.Logf("reconnected %v after the controller restarted", took.Round(time.Millisecond))
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -67,7 +66,7 @@ func startController(t *testing.T) *controller {
 
 	b := controltest.NewBackend(ca, time.Hour)
 	b.PutRouter(control.Router{ID: "r1"})
-	c.control = controltest.Start(t, b, "", time.Second, slog.New(slog.DiscardHandler)).Addr
+	c.control = controltest.Start(t, b, "", control.Config{}).Addr
 
 	fab, err := tls.Listen("tcp", "127.0.0.1:0", pki.ServerConfig(pki.NewCertSlot(serverCert(api.KindHub))))
 	if err != nil {

@@ -44,7 +44,7 @@ type Backend struct {
 	services []Service
 	status   map[string]Status
 	issued   int
-	subs     []chan struct{}
+	subs     []chan control.Change
 }
 
 // NewBackend returns an empty backend issuing certificates from ca.
@@ -57,7 +57,7 @@ func (b *Backend) PutRouter(r control.Router) {
 	b.mu.Lock()
 	b.routers[r.ID] = r
 	b.mu.Unlock()
-	b.notify()
+	b.notify(r.ID)
 }
 
 // DeleteRouter deletes a router.
@@ -65,7 +65,7 @@ func (b *Backend) DeleteRouter(id string) {
 	b.mu.Lock()
 	delete(b.routers, id)
 	b.mu.Unlock()
-	b.notify()
+	b.notify(id)
 }
 
 // PutService creates or replaces a service (by ID).
@@ -78,7 +78,7 @@ func (b *Backend) PutService(s Service) {
 		b.services = append(b.services, s)
 	}
 	b.mu.Unlock()
-	b.notify()
+	b.notify("")
 }
 
 // Status returns what was recorded about router id.
@@ -95,14 +95,11 @@ func (b *Backend) Issued() int {
 	return b.issued
 }
 
-func (b *Backend) notify() {
+func (b *Backend) notify(routerID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ch := range b.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+		ch <- control.Change{RouterID: routerID} // buffered generously; tests make few changes
 	}
 }
 
@@ -175,21 +172,21 @@ func (b *Backend) IssueRouterCertificate(_ context.Context, id string, csrPEM []
 }
 
 // Subscribe implements control.Backend.
-func (b *Backend) Subscribe(ctx context.Context) <-chan struct{} {
-	ch := make(chan struct{}, 1)
+func (b *Backend) Subscribe(ctx context.Context) <-chan control.Change {
+	ch := make(chan control.Change, 1024)
 	b.mu.Lock()
 	b.subs = append(b.subs, ch)
 	b.mu.Unlock()
-	out := make(chan struct{})
+	out := make(chan control.Change)
 	go func() {
 		defer close(out)
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-ch:
+			case c := <-ch:
 				select {
-				case out <- struct{}{}:
+				case out <- c:
 				case <-ctx.Done():
 					return
 				}
@@ -197,6 +194,27 @@ func (b *Backend) Subscribe(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	return out
+}
+
+// MarkStaleOffline implements control.Backend.
+func (b *Backend) MarkStaleOffline(_ context.Context, seenBefore time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, st := range b.status {
+		if st.Online && st.LastSeen.Before(seenBefore) {
+			st.Online = false
+			b.status[id] = st
+		}
+	}
+	return nil
+}
+
+// SetStatus overwrites what is recorded about a router (to simulate a crashed controller's
+// leftovers).
+func (b *Backend) SetStatus(id string, st Status) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.status[id] = st
 }
 
 // Controller is a running control-channel server.
@@ -214,8 +232,8 @@ func (c *Controller) Stop() {
 }
 
 // Start serves the control channel for b on a loopback port (addr "" picks a free one) until the
-// test ends or Stop is called.
-func Start(t testing.TB, b *Backend, addr string, heartbeat time.Duration, logger *slog.Logger) *Controller {
+// test ends or Stop is called. cfg's Backend, Cert and CA are filled in.
+func Start(t testing.TB, b *Backend, addr string, cfg control.Config) *Controller {
 	t.Helper()
 	iss, key, err := b.CA.IssueServer(api.KindController, "test", []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
@@ -232,7 +250,11 @@ func Start(t testing.TB, b *Backend, addr string, heartbeat time.Duration, logge
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := control.New(control.Config{Backend: b, Cert: pki.NewCertSlot(cert), CA: b.CA.Cert, HeartbeatInterval: heartbeat, Logger: logger})
+	cfg.Backend, cfg.Cert, cfg.CA = b, pki.NewCertSlot(cert), b.CA.Cert
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv := control.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Controller{Addr: ln.Addr().String(), Server: srv, stop: cancel, done: make(chan struct{})}
 	go func() {
