@@ -1,0 +1,218 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ztna/ztna/controller/store"
+	"github.com/ztna/ztna/internal/api"
+)
+
+const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, expires_at, revoked, used_at, created_at`
+
+func scanKey(row interface{ Scan(...any) error }) (*store.Key, error) {
+	var k store.Key
+	var expires, created int64
+	var used sql.NullInt64
+	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &expires, &k.Revoked, &used, &created); err != nil {
+		return nil, err
+	}
+	k.ExpiresAt, k.CreatedAt = fromMicros(expires), fromMicros(created)
+	if used.Valid {
+		t := fromMicros(used.Int64)
+		k.UsedAt = &t
+	}
+	return &k, nil
+}
+
+func subjectTable(kind string) (string, error) {
+	switch kind {
+	case api.KindRouter:
+		return "routers", nil
+	case api.KindIdentity:
+		return "identities", nil
+	}
+	return "", fmt.Errorf("unknown key kind %q", kind)
+}
+
+// CreateKey implements store.Store.
+func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
+	table, err := subjectTable(k.Kind)
+	if err != nil {
+		return err
+	}
+	prepareKey(k)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM `+table+` WHERE id = ?`, k.SubjectID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return &store.ReferenceError{Field: k.Kind + "_id", Value: k.SubjectID}
+		}
+		if err != nil {
+			return err
+		}
+		return insertKey(ctx, tx, k)
+	})
+	if err != nil {
+		return err
+	}
+	s.Publish(store.Change{Collection: store.Keys, Op: store.OpCreate, ID: k.ID})
+	return nil
+}
+
+func prepareKey(k *store.Key) {
+	k.ID = store.NewID()
+	k.CreatedAt = store.Now()
+	k.ExpiresAt = k.ExpiresAt.UTC().Truncate(time.Microsecond)
+}
+
+func insertKey(ctx context.Context, tx *sql.Tx, k *store.Key) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)`,
+		k.ID, k.Kind, k.SubjectID, k.SecretHash, k.TTLSeconds, micros(k.ExpiresAt), micros(k.CreatedAt))
+	return err
+}
+
+// GetKey implements store.Store.
+func (s *Store) GetKey(ctx context.Context, id string) (*store.Key, error) {
+	return getKey(ctx, s.r, id)
+}
+
+func getKey(ctx context.Context, q querier, id string) (*store.Key, error) {
+	k, err := scanKey(q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("registration key %q: %w", id, store.ErrNotFound)
+	}
+	return k, err
+}
+
+// ListKeys implements store.Store.
+func (s *Store) ListKeys(ctx context.Context, kind string) ([]store.Key, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE kind = ? ORDER BY created_at, id`, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeKey implements store.Store.
+func (s *Store) RevokeKey(ctx context.Context, id string) (*store.Key, error) {
+	var out *store.Key
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		k, err := getKey(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if k.UsedAt != nil {
+			return fmt.Errorf("registration key %q: %w; delete the router to cut it off", id, store.ErrKeyUsed)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE keys SET revoked = 1 WHERE id = ?`, id); err != nil {
+			return err
+		}
+		k.Revoked = true
+		out = k
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Publish(store.Change{Collection: store.Keys, Op: store.OpUpdate, ID: id})
+	return out, nil
+}
+
+// DeleteKey implements store.Store.
+func (s *Store) DeleteKey(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM keys WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("registration key %q: %w", id, store.ErrNotFound)
+	}
+	s.Publish(store.Change{Collection: store.Keys, Op: store.OpDelete, ID: id})
+	return nil
+}
+
+// ConsumeKey implements store.Store. The single writer connection and IMMEDIATE
+// transactions serialise concurrent calls, and the conditional UPDATE makes the check and the
+// consumption one step.
+func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*store.Key, error) {
+	var out *store.Key
+	var changed []store.Change
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		k, err := getKey(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		switch k.State(now) {
+		case api.KeyUsed:
+			return fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyUsed, k.UsedAt.Format(time.RFC3339))
+		case api.KeyRevoked:
+			return fmt.Errorf("registration key %s: %w", id, store.ErrKeyRevoked)
+		case api.KeyExpired:
+			return fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyExpired, k.ExpiresAt.Format(time.RFC3339))
+		}
+		usedAt := now.UTC().Truncate(time.Microsecond)
+		res, err := tx.ExecContext(ctx, `UPDATE keys SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked = 0`, micros(usedAt), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("registration key %s: %w", id, store.ErrKeyUsed)
+		}
+		k.UsedAt = &usedAt
+		out = k
+		changed = append(changed, store.Change{Collection: store.Keys, Op: store.OpUpdate, ID: id})
+		switch k.Kind {
+		case api.KindRouter:
+			r, err := routers.get(ctx, tx, k.SubjectID)
+			if err != nil {
+				return err
+			}
+			if r.Status == api.RouterUnenrolled {
+				r.Status = api.RouterOffline
+			}
+			return saveDoc(ctx, tx, routers, r, &changed, store.OpState)
+		case api.KindIdentity:
+			i, err := identities.get(ctx, tx, k.SubjectID)
+			if err != nil {
+				return err
+			}
+			i.Enrolled = true
+			return saveDoc(ctx, tx, identities, i, &changed, store.OpUpdate)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changed {
+		s.Publish(c)
+	}
+	return out, nil
+}
+
+func saveDoc[T any](ctx context.Context, tx *sql.Tx, d docTable[T], v *T, changed *[]store.Change, op string) error {
+	id, _, _, _ := d.meta(v)
+	doc, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE `+d.table+` SET doc = ? WHERE id = ?`, doc, *id); err != nil {
+		return err
+	}
+	*changed = append(*changed, store.Change{Collection: d.collection, Op: op, ID: *id})
+	return nil
+}
