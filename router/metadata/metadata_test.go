@@ -1,0 +1,190 @@
+package metadata
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ztna/ztna/internal/regkey"
+)
+
+func testKey(t *testing.T) string {
+	t.Helper()
+	k := &regkey.Key{ID: "k1", Secret: regkey.NewSecret(), Kind: regkey.KindRouter, Edge: []string{"https://ctl.example.test"},
+		CA: "sha256:" + strings.Repeat("ab", 32), Exp: 1}
+	return k.Encode()
+}
+
+func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// fakeIMDSv2 speaks EC2's IMDSv2: a PUT for a session token (TTL header required), then GETs
+// that must carry the token; token-less (IMDSv1) requests are refused as on hardened instances.
+func fakeIMDSv2(t *testing.T, userData string) *httptest.Server {
+	const token = "AQAEAFakeToken=="
+	return serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/latest/api/token" {
+			if r.Method != http.MethodPut || r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
+				http.Error(w, "", http.StatusBadRequest)
+				return
+			}
+			w.Write([]byte(token))
+			return
+		}
+		if r.Header.Get("X-aws-ec2-metadata-token") != token {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/latest/user-data":
+			if userData == "" {
+				http.NotFound(w, r)
+				return
+			}
+			w.Write([]byte(userData))
+		case "/latest/meta-data/placement/availability-zone":
+			w.Write([]byte("eu-west-1b"))
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// fakeGCE speaks the GCE metadata server: Metadata-Flavor: Google both ways.
+func fakeGCE(t *testing.T, attrs map[string]string) *httptest.Server {
+	return serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Metadata-Flavor", "Google")
+		if r.Header.Get("Metadata-Flavor") != "Google" {
+			http.Error(w, "Missing Metadata-Flavor:Google header.", http.StatusForbidden)
+			return
+		}
+		p := strings.TrimPrefix(r.URL.Path, "/computeMetadata/v1/")
+		if v, ok := strings.CutPrefix(p, "instance/attributes/"); ok {
+			if val, found := attrs[v]; found {
+				w.Write([]byte(val))
+				return
+			}
+		}
+		if p == "instance/zone" {
+			w.Write([]byte("projects/123456789/zones/europe-west1-b"))
+			return
+		}
+		http.NotFound(w, r)
+	})
+}
+
+// fakeAzureIMDS speaks Azure IMDS: Metadata: true required, api-version required, no proxying,
+// userData returned base64-encoded with format=text.
+func fakeAzureIMDS(t *testing.T, userData string) *httptest.Server {
+	return serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if r.Header.Get("Metadata") != "true" || r.Header.Get("X-Forwarded-For") != "" {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":"Bad request. Required metadata header not specified"}`))
+			return
+		}
+		if r.URL.Query().Get("api-version") == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":"Bad request. api-version was not specified in the request"}`))
+			return
+		}
+		switch r.URL.Path {
+		case "/metadata/instance/compute/userData":
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write([]byte(base64.StdEncoding.EncodeToString([]byte(userData))))
+		case "/metadata/instance/compute":
+			w.Write([]byte(`{"location":"westeurope","zone":"2","vmSize":"Standard_B2s","name":"r1"}`))
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+func TestSources(t *testing.T) {
+	key := testKey(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "registration-key")
+	os.WriteFile(keyFile, []byte(key+"\n"), 0o600)
+	cloudInit := filepath.Join(dir, "cloud-init")
+	os.WriteFile(cloudInit, []byte("#cloud-config\nwrite_files:\n- content: "+key+"\n"), 0o600)
+	customData := filepath.Join(dir, "CustomData")
+	os.WriteFile(customData, []byte(base64.StdEncoding.EncodeToString([]byte(key+"\n"))), 0o600)
+	twoKeys := filepath.Join(dir, "two")
+	os.WriteFile(twoKeys, []byte(key+"\n"+testKey(t)+"\n"), 0o600)
+
+	tests := []struct {
+		name    string
+		source  string
+		opts    Options
+		wantKey bool
+		wantFD  string
+		errSays string
+		final   bool
+	}{
+		{name: "aws user data", source: AWS, opts: Options{Endpoint: fakeIMDSv2(t, key+"\n").URL}, wantKey: true, wantFD: "aws/eu-west-1b"},
+		{name: "aws without user data", source: AWS, opts: Options{Endpoint: fakeIMDSv2(t, "").URL}, errSays: "launch it with the registration key as user data", final: true},
+		{name: "aws user data without a key", source: AWS, opts: Options{Endpoint: fakeIMDSv2(t, "#!/bin/sh\necho hi\n").URL}, errSays: "must contain a ztna-key-v1.", final: true},
+		{name: "gcp attribute", source: GCP, opts: Options{Endpoint: fakeGCE(t, map[string]string{AttributeKey: key}).URL}, wantKey: true, wantFD: "gcp/europe-west1-b"},
+		{name: "gcp without attribute", source: GCP, opts: Options{Endpoint: fakeGCE(t, nil).URL}, errSays: `no metadata item "ztna-registration-key"`, final: true},
+		{name: "gcp impostor", source: GCP, opts: Options{Endpoint: serve(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(key)) }).URL}, errSays: "not the GCE metadata server"},
+		{name: "azure user data", source: Azure, opts: Options{Endpoint: fakeAzureIMDS(t, key+"\n").URL}, wantKey: true, wantFD: "azure/westeurope/2"},
+		{name: "azure custom data", source: Azure, opts: Options{Endpoint: fakeAzureIMDS(t, "").URL, CustomDataFile: customData}, wantKey: true, wantFD: "azure/westeurope/2"},
+		{name: "azure nothing", source: Azure, opts: Options{Endpoint: fakeAzureIMDS(t, "").URL, CustomDataFile: filepath.Join(dir, "none")}, errSays: "neither user data nor custom data", final: true},
+		{name: "file", source: File, opts: Options{KeyFile: keyFile}, wantKey: true},
+		{name: "file inside cloud-init", source: File, opts: Options{KeyFile: cloudInit}, wantKey: true},
+		{name: "file missing", source: File, opts: Options{KeyFile: filepath.Join(dir, "none")}, errSays: "pass --key-file", final: true},
+		{name: "file with two keys", source: File, opts: Options{KeyFile: twoKeys}, errSays: "contains 2 registration keys", final: true},
+		{name: "unreachable metadata service", source: AWS, opts: Options{Endpoint: "http://127.0.0.1:1"}, errSays: "metadata service"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := New(tt.source, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := src.Key(context.Background())
+			if tt.wantKey {
+				if err != nil || got != key {
+					t.Fatalf("Key = %.20q..., %v", got, err)
+				}
+				fd, err := src.FailureDomain(context.Background())
+				if err != nil || fd != tt.wantFD {
+					t.Fatalf("FailureDomain = %q, %v; want %q", fd, err, tt.wantFD)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.errSays) {
+				t.Fatalf("err = %v, want mention of %q", err, tt.errSays)
+			}
+			if errors.Is(err, ErrNoKey) != tt.final {
+				t.Fatalf("errors.Is(err, ErrNoKey) = %v, want %v", !tt.final, tt.final)
+			}
+			if strings.Contains(err.Error(), key) {
+				t.Fatal("error message leaks the key")
+			}
+		})
+	}
+	if _, err := New("openstack", Options{}); err == nil || !strings.Contains(err.Error(), "aws, gcp, azure, file") {
+		t.Fatalf("unknown source: %v", err)
+	}
+}
+
+func TestDefaultKeyFileUsesSystemdCredential(t *testing.T) {
+	t.Setenv("CREDENTIALS_DIRECTORY", "/run/credentials/ztna-router-bootstrap.service")
+	if got := DefaultKeyFile(); got != "/run/credentials/ztna-router-bootstrap.service/registration-key" {
+		t.Fatalf("DefaultKeyFile = %q", got)
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
+	if got := DefaultKeyFile(); got != "/etc/ztna/registration-key" {
+		t.Fatalf("DefaultKeyFile = %q", got)
+	}
+}
