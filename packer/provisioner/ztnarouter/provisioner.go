@@ -1,0 +1,285 @@
+//go:generate go tool -modfile=../../../tools/go.mod packer-sdc mapstructure-to-hcl2 -type Config
+
+// Package ztnarouter is the ztna-router Packer provisioner: it installs the ztna router (as the
+// ztna-router .deb) with its sandboxed systemd units and first-boot enrolment, hardens the image
+// (nftables default-deny inbound, sysctl, optional SSH lock-down) and writes the attestation file
+// /etc/ztna/image.json. It works through any communicator: SSH on cloud builders, chroot on
+// ztna-local.
+package ztnarouter
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/packer-plugin-sdk/common"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/template/config"
+	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+
+	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/packaging"
+)
+
+// Config is the provisioner's HCL block.
+type Config struct {
+	common.PackerConfig `mapstructure:",squash"`
+
+	// Path of the ztna-router executable to install; the provisioner packages it as a .deb.
+	// Exactly one of router_binary and router_deb is required.
+	RouterBinary string `mapstructure:"router_binary"`
+	// Path of a ready ztna-router .deb (from packaging/nfpm.yaml) to install instead.
+	RouterDeb string `mapstructure:"router_deb"`
+	// Version of the router. Becomes the package version and is recorded in the attestation;
+	// with router_deb it must equal the package's version.
+	RouterVersion string `mapstructure:"router_version" required:"true"`
+	// Debian architecture of the image: amd64 (default) or arm64.
+	Arch string `mapstructure:"arch"`
+	// Cloud the image is for: aws, gcp, azure or local. Recorded in the attestation.
+	Cloud string `mapstructure:"cloud" required:"true"`
+	// Where first boot reads the registration key: aws, gcp, azure (instance metadata) or file
+	// (/etc/ztna/registration-key). Defaults to the cloud; file for local.
+	MetadataSource string `mapstructure:"metadata_source"`
+	// The base image the build started from, for the attestation. Defaults to what the builder
+	// reports (SourceAMIName/SourceAMI on amazon-ebs, SourceImageName on googlecompute and
+	// ztna-local); required with builders that report none.
+	BaseImage string `mapstructure:"base_image"`
+	// Harden sshd when it is installed: keys only, no root login, no forwarding. Default true.
+	SSHLockdown config.Trilean `mapstructure:"ssh_lockdown"`
+	// CIDRs allowed to reach SSH (tcp/22) through the image firewall. Default: none, so the
+	// image accepts no inbound connection at all.
+	SSHAllowFrom []string `mapstructure:"ssh_allow_from"`
+	// Run the installation with `sudo -n` (cloud builders log in as an unprivileged user).
+	UseSudo bool `mapstructure:"use_sudo"`
+
+	ctx interpolate.Context
+}
+
+// Provisioner implements packersdk.Provisioner.
+type Provisioner struct {
+	config  Config
+	sshFrom []netip.Prefix
+	// now is the clock for the attestation's build time; tests pin it.
+	now func() time.Time
+}
+
+var _ packersdk.Provisioner = (*Provisioner)(nil)
+
+// Clouds and metadata sources the provisioner knows.
+var (
+	clouds          = []string{"aws", "gcp", "azure", "local"}
+	metadataSources = []string{"aws", "gcp", "azure", "file"}
+)
+
+var routerVersion = regexp.MustCompile(`^v?[0-9][A-Za-z0-9.+~-]*$`)
+
+// ConfigSpec returns the HCL2 spec of Config.
+func (p *Provisioner) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
+
+// Prepare decodes and validates the configuration, reporting every problem at once.
+func (p *Provisioner) Prepare(raws ...interface{}) error {
+	err := config.Decode(&p.config, &config.DecodeOpts{
+		PluginType:         "ztna-router",
+		Interpolate:        true,
+		InterpolateContext: &p.config.ctx,
+	}, raws...)
+	if err != nil {
+		return err
+	}
+	c := &p.config
+	var errs []error
+	switch {
+	case c.RouterBinary == "" && c.RouterDeb == "":
+		errs = append(errs, errors.New("router_binary or router_deb: one is required"))
+	case c.RouterBinary != "" && c.RouterDeb != "":
+		errs = append(errs, errors.New("router_binary and router_deb: set only one"))
+	}
+	for name, file := range map[string]string{"router_binary": c.RouterBinary, "router_deb": c.RouterDeb} {
+		if file == "" {
+			continue
+		}
+		if fi, err := os.Stat(file); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		} else if !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("%s %s: not a regular file", name, file))
+		}
+	}
+	if !routerVersion.MatchString(c.RouterVersion) {
+		errs = append(errs, fmt.Errorf("router_version %q: required, a version such as 1.2.3 or v1.2.3-rc1", c.RouterVersion))
+	}
+	if c.Arch == "" {
+		c.Arch = "amd64"
+	}
+	if c.Arch != "amd64" && c.Arch != "arm64" {
+		errs = append(errs, fmt.Errorf("arch %q: must be amd64 or arm64", c.Arch))
+	}
+	if !slices.Contains(clouds, c.Cloud) {
+		errs = append(errs, fmt.Errorf("cloud %q: must be one of %s", c.Cloud, strings.Join(clouds, ", ")))
+	}
+	if c.MetadataSource == "" {
+		c.MetadataSource = c.Cloud
+		if c.Cloud == "local" {
+			c.MetadataSource = "file"
+		}
+	}
+	if !slices.Contains(metadataSources, c.MetadataSource) {
+		errs = append(errs, fmt.Errorf("metadata_source %q: must be one of %s", c.MetadataSource, strings.Join(metadataSources, ", ")))
+	}
+	sshFrom, err := parseCIDRs(c.SSHAllowFrom)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	p.sshFrom = sshFrom
+	if p.now == nil {
+		p.now = time.Now
+	}
+	return errors.Join(errs...)
+}
+
+// baseImageKeys are the generated-data keys under which builders report their source image,
+// most descriptive first.
+var baseImageKeys = []string{"SourceAMIName", "SourceAMI", "SourceImageName"}
+
+func (p *Provisioner) baseImage(generated map[string]interface{}) (string, error) {
+	if p.config.BaseImage != "" {
+		return p.config.BaseImage, nil
+	}
+	for _, k := range baseImageKeys {
+		if v, ok := generated[k].(string); ok && v != "" {
+			return v, nil
+		}
+	}
+	return "", errors.New("base_image: not set and the builder reports no source image; set base_image")
+}
+
+// Provision installs the router and the hardening on the machine behind comm.
+func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packersdk.Communicator, generated map[string]interface{}) error {
+	c := &p.config
+	base, err := p.baseImage(generated)
+	if err != nil {
+		return err
+	}
+	runID, _ := generated["PackerRunUUID"].(string)
+
+	deb, err := p.routerDeb(ui)
+	if err != nil {
+		return err
+	}
+	lockdown := !c.SSHLockdown.False()
+	profile := hardeningProfile(lockdown, p.sshFrom)
+	image, err := attestation(control.Attestation{
+		RouterVersion:    strings.TrimPrefix(c.RouterVersion, "v"),
+		HardeningProfile: profile,
+		BuildTime:        p.now(),
+		BaseImage:        base,
+		Cloud:            c.Cloud,
+		ProvisionerRunID: runID,
+	})
+	if err != nil {
+		return err
+	}
+	ruleset, err := nftablesRuleset(p.sshFrom)
+	if err != nil {
+		return err
+	}
+	staging, err := stagingDir()
+	if err != nil {
+		return err
+	}
+	script, err := installScript(staging, lockdown, strings.TrimPrefix(c.RouterVersion, "v"))
+	if err != nil {
+		return err
+	}
+
+	ui.Say(fmt.Sprintf("Installing ztna-router %s (hardening %s, key from %s, base image %s)", c.RouterVersion, profile, c.MetadataSource, base))
+	if err := run(ctx, ui, comm, "mkdir -m 0700 -p "+staging); err != nil {
+		return err
+	}
+	uploads := []struct {
+		name string
+		data []byte
+	}{
+		{"ztna-router.deb", deb},
+		{"nftables.conf", ruleset},
+		{"sysctl.conf", sysctlConf},
+		{"sshd-lockdown.conf", sshdLockdown},
+		{"metadata-source.conf", metadataDropIn(c.MetadataSource)},
+		{"image.json", image},
+		{"install.sh", script},
+	}
+	for _, u := range uploads {
+		if err := comm.Upload(path.Join(staging, u.name), bytes.NewReader(u.data), nil); err != nil {
+			return fmt.Errorf("uploading %s: %w", u.name, err)
+		}
+	}
+	cmd := "sh " + path.Join(staging, "install.sh")
+	if c.UseSudo {
+		cmd = "sudo -n " + cmd
+	}
+	return run(ctx, ui, comm, cmd)
+}
+
+// routerDeb returns the package to install: router_deb as is, or router_binary packaged.
+func (p *Provisioner) routerDeb(ui packersdk.Ui) ([]byte, error) {
+	c := &p.config
+	if c.RouterDeb != "" {
+		deb, err := os.ReadFile(c.RouterDeb)
+		if err != nil {
+			return nil, fmt.Errorf("router_deb: %w", err)
+		}
+		return deb, nil
+	}
+	ui.Say(fmt.Sprintf("Packaging %s as ztna-router %s (%s)", c.RouterBinary, c.RouterVersion, c.Arch))
+	var buf bytes.Buffer
+	if err := packaging.BuildDeb(packaging.DebOptions{Binary: c.RouterBinary, Version: c.RouterVersion, Arch: c.Arch}, &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+var installTmpl = template.Must(template.New("install").Parse(installTemplate))
+
+func installScript(staging string, sshLockdown bool, version string) ([]byte, error) {
+	var buf bytes.Buffer
+	err := installTmpl.Execute(&buf, struct {
+		Staging     string
+		SSHLockdown bool
+		Version     string
+	}{staging, sshLockdown, version})
+	return buf.Bytes(), err
+}
+
+// stagingDir is a fresh directory name on the target, so concurrent or repeated runs never reuse
+// files another run left behind.
+func stagingDir() (string, error) {
+	b := make([]byte, 8)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		return "", err
+	}
+	return "/tmp/ztna-provision-" + hex.EncodeToString(b), nil
+}
+
+// run runs command on the target, streaming its output to the UI, and fails on a non-zero exit.
+func run(ctx context.Context, ui packersdk.Ui, comm packersdk.Communicator, command string) error {
+	cmd := &packersdk.RemoteCmd{Command: command}
+	if err := cmd.RunWithUi(ctx, comm, ui); err != nil {
+		return fmt.Errorf("running %q: %w", command, err)
+	}
+	if s := cmd.ExitStatus(); s != 0 {
+		return fmt.Errorf("%q exited with status %d", command, s)
+	}
+	return nil
+}
