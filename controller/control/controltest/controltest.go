@@ -235,7 +235,13 @@ func (c *Controller) Stop() {
 // test ends or Stop is called. cfg's Backend, Cert and CA are filled in.
 func Start(t testing.TB, b *Backend, addr string, cfg control.Config) *Controller {
 	t.Helper()
-	iss, key, err := b.CA.IssueServer(api.KindController, "test", []string{"127.0.0.1"}, time.Hour)
+	return StartWith(t, b.CA, b, addr, cfg)
+}
+
+// StartWith is Start for any backend whose routers hold certificates from ca.
+func StartWith(t testing.TB, ca *pki.CA, b control.Backend, addr string, cfg control.Config) *Controller {
+	t.Helper()
+	iss, key, err := ca.IssueServer(api.KindController, "test", []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +256,7 @@ func Start(t testing.TB, b *Backend, addr string, cfg control.Config) *Controlle
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Backend, cfg.Cert, cfg.CA = b, pki.NewCertSlot(cert), b.CA.Cert
+	cfg.Backend, cfg.Cert, cfg.CA = b, pki.NewCertSlot(cert), ca.Cert
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -267,8 +273,8 @@ func Start(t testing.TB, b *Backend, addr string, cfg control.Config) *Controlle
 	return c
 }
 
-// RouterCertificate issues a certificate for router id from the backend's CA, with its key.
-func (b *Backend) RouterCertificate(t testing.TB, id string, lifetime time.Duration) *tls.Certificate {
+// RouterCertificate issues a certificate for router id from ca, with its key.
+func RouterCertificate(t testing.TB, ca *pki.CA, id string, lifetime time.Duration) *tls.Certificate {
 	t.Helper()
 	key, err := pki.GenerateKey()
 	if err != nil {
@@ -282,7 +288,7 @@ func (b *Backend) RouterCertificate(t testing.TB, id string, lifetime time.Durat
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := b.CA.IssueFromCSR(csr, api.KindRouter, id, lifetime)
+	iss, err := ca.IssueFromCSR(csr, api.KindRouter, id, lifetime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,10 +299,11 @@ func (b *Backend) RouterCertificate(t testing.TB, id string, lifetime time.Durat
 	return cert
 }
 
-// Dial opens a raw control connection presenting cert, for tests that play a router by hand.
-func (c *Controller) Dial(t testing.TB, b *Backend, cert *tls.Certificate) (*wire.Conn, error) {
+// Dial opens a raw control connection presenting cert (from ca), for tests that play a router
+// by hand.
+func (c *Controller) Dial(t testing.TB, ca *pki.CA, cert *tls.Certificate) (*wire.Conn, error) {
 	t.Helper()
-	cfg := pki.MutualClientConfig(pki.NewCertSlot(cert), b.CA.Cert, api.KindController)
+	cfg := pki.MutualClientConfig(pki.NewCertSlot(cert), ca.Cert, api.KindController)
 	cfg.NextProtos = []string{wire.ALPN}
 	nc, err := tls.Dial("tcp", c.Addr, cfg)
 	if err != nil {

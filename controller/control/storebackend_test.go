@@ -1,0 +1,118 @@
+package control_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/control/controltest"
+	"github.com/ztna/ztna/controller/issuer"
+	"github.com/ztna/ztna/controller/store/sqlite"
+	"github.com/ztna/ztna/internal/api"
+	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// TestStoreBackend runs the control server over the real SQLite store and issuer.
+func TestStoreBackend(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ztna.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ca, err := pki.NewCA("net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &control.StoreBackend{Store: st, Issuer: &issuer.Issuer{CA: ca, Lifetime: time.Hour, Store: st}}
+	r := &api.Router{Name: "edge-1", Roles: []string{"edge"}}
+	if err := st.CreateRouter(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	svc := &api.Service{Name: "db", Address: "db.customer.test", Port: 5432, PortRanges: []string{"8000-8010"}, RouterRoles: []string{"edge"}}
+	if err := st.CreateService(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateService(ctx, &api.Service{Name: "other", Address: "o.test", Port: 1, RouterRoles: []string{"hub"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := controltest.StartWith(t, ca, b, "", control.Config{HeartbeatInterval: 100 * time.Millisecond, LastSeenInterval: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+
+	conn, err := c.Dial(t, ca, controltest.RouterCertificate(t, ca, r.ID, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Version: "v2.0.0", FailureDomain: "gcp/europe-west1-b",
+		Image: &wire.Attestation{RouterVersion: "v2.0.0", HardeningProfile: "ztna-default"}})
+	expect(t, conn, wire.TypeWelcome)
+	var a wire.Assignment
+	if err := expect(t, conn, wire.TypeAssignment).Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Services) != 1 || a.Services[0].ID != svc.ID || a.Services[0].Protocol != "tcp" ||
+		len(a.Services[0].PortRanges) != 1 || a.Services[0].PortRanges[0] != (wire.PortRange{From: 8000, To: 8010}) {
+		t.Fatalf("assignment %+v", a)
+	}
+	got, err := st.GetRouter(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != api.RouterOnline || got.Version != "v2.0.0" || got.FailureDomain != "gcp/europe-west1-b" || got.LastSeen == nil ||
+		!strings.Contains(string(got.Attestation), "ztna-default") {
+		t.Fatalf("router after hello: %+v", got)
+	}
+
+	conn.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{Services: []wire.ServiceHealth{{ServiceID: svc.ID, ServiceName: "db", Resolvable: true, Error: "refused"}}})
+	expect(t, conn, wire.TypeHeartbeatAck)
+	got, _ = st.GetRouter(ctx, r.ID)
+	if len(got.Services) != 1 || got.Services[0].Name != "db" || !got.Services[0].Resolvable || got.Services[0].Reachable {
+		t.Fatalf("health %+v", got.Services)
+	}
+
+	// A service change reaches the router.
+	if _, err := st.UpdateService(ctx, svc.ID, func(s *api.Service) error { s.Port = 5433; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := expect(t, conn, wire.TypeAssignment).Decode(&a); err != nil || a.Services[0].Port != 5433 {
+		t.Fatalf("updated assignment %+v %v", a, err)
+	}
+
+	// Renewal goes through the issuer.
+	key, _ := pki.GenerateKey()
+	csr, _ := pki.NewCSR(key, "x")
+	conn.Send(wire.TypeRenew, 1, wire.Renew{CSR: string(csr)})
+	var rn wire.Renewed
+	for {
+		env := expect(t, conn, anyType)
+		if env.Type == wire.TypeRenewed {
+			env.Decode(&rn)
+			break
+		}
+	}
+	leaf, err := pki.ParseCertPEM([]byte(rn.Certificate))
+	if err != nil {
+		t.Fatalf("renewed %+v: %v", rn, err)
+	}
+	if kind, id, _ := pki.Identity(leaf); kind != "router" || id != r.ID {
+		t.Fatalf("renewed certificate for %s/%s", kind, id)
+	}
+
+	// Deleting the router revokes the session.
+	if err := st.DeleteRouter(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	var revoked bool
+	for !revoked {
+		env := expect(t, conn, anyType)
+		revoked = env.Type == wire.TypeRevoked
+	}
+}
+
+// anyType makes expect accept whatever arrives.
+const anyType wire.Type = ""
