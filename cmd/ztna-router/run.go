@@ -1,0 +1,61 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ztna/ztna/router/daemon"
+	"github.com/ztna/ztna/router/localapi"
+)
+
+func runCommand() *cobra.Command {
+	var (
+		stateDir, localAddr, attestation string
+		healthInterval                   time.Duration
+		settings                         daemon.Settings
+		logs                             logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the router",
+		Long: `run keeps the control channel to the controller up (reconnecting with backoff, forever),
+hosts the services assigned to this router's roles, checks that each one resolves and accepts
+connections, and serves /healthz, /readyz and /metrics on --local-addr (loopback by default).
+
+--failure-domain and --dns-server default to the values saved by enroll/bootstrap in
+<state-dir>/router.json. Exit status 3 means the controller revoked this router: enrol again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			saved, err := daemon.LoadSettings(stateDir)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("failure-domain") {
+				settings.FailureDomain = saved.FailureDomain
+			}
+			if !cmd.Flags().Changed("dns-server") {
+				settings.DNSServer = saved.DNSServer
+			}
+			r, err := daemon.New(daemon.Options{StateDir: stateDir, Settings: settings, LocalAddr: localAddr,
+				HealthInterval: healthInterval, AttestationPath: attestation, Logger: log})
+			if err != nil {
+				return err
+			}
+			return r.Run(cmd.Context())
+		},
+	}
+	stateDirFlag(cmd, &stateDir)
+	f := cmd.Flags()
+	f.StringVar(&localAddr, "local-addr", localapi.DefaultAddr, "listen address of /healthz, /readyz and /metrics")
+	f.StringVar(&settings.FailureDomain, "failure-domain", "", "this host's failure domain, e.g. aws/eu-west-1a (reported to the controller)")
+	f.StringVar(&settings.DNSServer, "dns-server", "", "DNS server (host:port) for service names; default: the host's resolver")
+	f.DurationVar(&healthInterval, "health-interval", 10*time.Second, "how often to check every assigned service")
+	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
+	logs.register(cmd)
+	return cmd
+}
