@@ -96,6 +96,10 @@ type Store interface {
 	DeleteRouter(ctx context.Context, id string) error
 	// SetRouterState records what the router reported (control channel).
 	SetRouterState(ctx context.Context, id string, st RouterState) error
+	// MarkStaleOffline sets status "offline" on every router recorded "online" whose
+	// last_seen is before seenBefore (its session died with a crashed controller) and
+	// returns their ids.
+	MarkStaleOffline(ctx context.Context, seenBefore time.Time) ([]string, error)
 
 	// Keys. CreateKey assigns ID and CreatedAt; k.SubjectID must exist (*ReferenceError).
 	CreateKey(ctx context.Context, k *Key) error

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"time"
 
 	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/internal/api"
@@ -173,4 +175,35 @@ func nonNil[T any](v []T) []T {
 		return []T{}
 	}
 	return v
+}
+
+// MarkStaleOffline implements store.Store.
+func (s *Store) MarkStaleOffline(ctx context.Context, seenBefore time.Time) ([]string, error) {
+	all, err := s.ListRouters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	offline := api.RouterOffline
+	var ids []string
+	for _, r := range all {
+		if r.Status != api.RouterOnline || (r.LastSeen != nil && !r.LastSeen.Before(seenBefore)) {
+			continue
+		}
+		// Re-check inside the write transaction: a heartbeat may have arrived meanwhile.
+		changed := false
+		_, err := routers.update(ctx, s, r.ID, store.OpState, false, func(cur *api.Router) error {
+			if cur.Status == api.RouterOnline && (cur.LastSeen == nil || cur.LastSeen.Before(seenBefore)) {
+				cur.Status = offline
+				changed = true
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return ids, err
+		}
+		if changed {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids, nil
 }

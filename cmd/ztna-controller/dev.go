@@ -1,0 +1,188 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ztna/ztna/controller"
+	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// Files of a dev data directory.
+const (
+	devPortsFile = "dev-ports.json"
+	devTokenFile = "admin-token"
+	devStoreFile = "ztna.db"
+	devEnvFile   = "ztna.env"
+)
+
+// devPorts are the loopback addresses a dev controller chose on its first start; a restart
+// reuses them so that enrolled routers find it again.
+type devPorts struct {
+	Edge    string `json:"edge"`
+	Control string `json:"control"`
+	Fabric  string `json:"fabric"`
+}
+
+func devCommand() *cobra.Command {
+	var (
+		dataDir, edgeAddr, controlAddr, fabricAddr, logFormat, logLevel string
+		certLifetime, heartbeat                                         time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Start a zero-config local controller on loopback",
+		Long: `dev starts a controller for development and tests, with nothing to configure.
+
+On its first start it creates, in --data-dir: the network CA (ca.pem, ca-key.pem 0600), an
+SQLite store (ztna.db), an admin token (admin-token, 0600), and picks free loopback ports for
+the edge API, control channel and fabric (dev-ports.json). It writes ztna.env (0600) with
+ZTNA_ADDR, ZTNA_TOKEN, ZTNA_CA_FINGERPRINT and ZTNA_CA_FILE, and prints the endpoints.
+A later start with the same --data-dir keeps everything: CA, objects, token and ports.
+
+  ztna-controller dev --data-dir /tmp/ztna
+  set -a; . /tmp/ztna/ztna.env; set +a`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			dir, err := filepath.Abs(dataDir)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("create data dir: %w", err)
+			}
+			ports, err := loadOrPickPorts(dir, devPorts{Edge: edgeAddr, Control: controlAddr, Fabric: fabricAddr})
+			if err != nil {
+				return err
+			}
+			token, err := loadOrCreateToken(filepath.Join(dir, devTokenFile))
+			if err != nil {
+				return err
+			}
+			edgeURL := "https://" + ports.Edge
+			s := settings{
+				name:    "dev",
+				dataDir: dir, storePath: filepath.Join(dir, devStoreFile), token: token,
+				listen: map[controller.Plane]string{
+					controller.PlaneEdge: ports.Edge, controller.PlaneControl: ports.Control, controller.PlaneFabric: ports.Fabric,
+				},
+				advertise:         edgeapi.Endpoints{Edge: []string{edgeURL}, Control: []string{ports.Control}, Fabric: []string{ports.Fabric}},
+				hosts:             []string{"127.0.0.1", "localhost"},
+				certLifetime:      certLifetime,
+				heartbeatInterval: heartbeat,
+				logger:            logger,
+			}
+			c, done, err := start(cmd.Context(), s)
+			if err != nil {
+				return err
+			}
+			env := fmt.Sprintf("ZTNA_ADDR=%s\nZTNA_TOKEN=%s\nZTNA_CA_FINGERPRINT=%s\nZTNA_CA_FILE=%s\nZTNA_CONTROL_ADDR=%s\nZTNA_FABRIC_ADDR=%s\n",
+				edgeURL, token, c.CA.Fingerprint(), filepath.Join(dir, pki.CACertFile), ports.Control, ports.Fabric)
+			if err := pki.WriteFileAtomic(filepath.Join(dir, devEnvFile), []byte(env), 0o600); err != nil {
+				return err
+			}
+			if c.Addr(controller.PlaneEdge) == nil {
+				return <-done // listening failed; Run says why
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "ztna dev controller ready\n")
+			fmt.Fprintf(out, "  edge API     %s\n", edgeURL)
+			for _, p := range []struct {
+				plane controller.Plane
+				addr  string
+			}{{controller.PlaneControl, ports.Control}, {controller.PlaneFabric, ports.Fabric}} {
+				state := "serving"
+				if c.Addr(p.plane) == nil {
+					state = "reserved (no component attached yet)"
+				}
+				fmt.Fprintf(out, "  %-12s %s  %s\n", p.plane, p.addr, state)
+			}
+			fmt.Fprintf(out, "  CA           %s\n", c.CA.Fingerprint())
+			fmt.Fprintf(out, "  env file     %s   (set -a; . %s; set +a)\n", filepath.Join(dir, devEnvFile), filepath.Join(dir, devEnvFile))
+			return <-done
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", ".ztna-dev", "directory for the CA, store, token, ports and ztna.env")
+	f.StringVar(&edgeAddr, "edge-addr", "", "edge API listen address (default: a free 127.0.0.1 port, kept across restarts)")
+	f.StringVar(&controlAddr, "control-addr", "", "control channel listen address (default: a free 127.0.0.1 port, kept)")
+	f.StringVar(&fabricAddr, "fabric-addr", "", "fabric (embedded hub) listen address (default: a free 127.0.0.1 port, kept)")
+	f.DurationVar(&certLifetime, "cert-lifetime", pki.DefaultCertLifetime, "lifetime of router and identity certificates (e.g. 30s for renewal tests)")
+	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// loadOrPickPorts returns the saved ports, filling (and saving) those not saved yet from
+// the flags or from free loopback ports. A flag that contradicts a saved port wins and is
+// saved: the operator asked for it.
+func loadOrPickPorts(dir string, flags devPorts) (devPorts, error) {
+	path := filepath.Join(dir, devPortsFile)
+	var p devPorts
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &p); err != nil {
+			return p, fmt.Errorf("%s is corrupt (%v); delete it to pick new ports", path, err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return p, err
+	}
+	changed := false
+	for _, f := range []struct {
+		saved *string
+		flag  string
+	}{{&p.Edge, flags.Edge}, {&p.Control, flags.Control}, {&p.Fabric, flags.Fabric}} {
+		if f.flag != "" && f.flag != *f.saved {
+			*f.saved, changed = f.flag, true
+		}
+		if *f.saved == "" {
+			addr, err := freeLoopbackAddr()
+			if err != nil {
+				return p, err
+			}
+			*f.saved, changed = addr, true
+		}
+	}
+	if changed {
+		b, _ := json.MarshalIndent(p, "", "  ")
+		if err := pki.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("pick a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func loadOrCreateToken(path string) (string, error) {
+	if _, err := os.Stat(path); err == nil {
+		return readToken(path)
+	}
+	tok := "ztna_" + rand.Text() + rand.Text() // 2×130 random bits
+	if err := pki.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
+}

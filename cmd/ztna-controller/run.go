@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	// YAML because operators hand-write this file and want comments; go.yaml.in/yaml/v3 is
+	// the maintained fork already in go.mod, and its KnownFields rejects misspelt keys.
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ztna/ztna/controller"
+	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// fileConfig is the `run --config` file. Keep configReference in sync (a test checks).
+type fileConfig struct {
+	Name    string `yaml:"name"`
+	DataDir string `yaml:"data_dir"`
+	Listen  struct {
+		Edge    string `yaml:"edge"`
+		Control string `yaml:"control"`
+		Fabric  string `yaml:"fabric"`
+	} `yaml:"listen"`
+	Advertise struct {
+		Edge    []string `yaml:"edge"`
+		Control []string `yaml:"control"`
+		Fabric  []string `yaml:"fabric"`
+	} `yaml:"advertise"`
+	Hosts []string `yaml:"hosts"`
+	Store struct {
+		Driver string `yaml:"driver"`
+		DSN    string `yaml:"dsn"`
+	} `yaml:"store"`
+	TokenFile         string        `yaml:"token_file"`
+	CertLifetime      time.Duration `yaml:"cert_lifetime"`
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	Log               struct {
+		Format string `yaml:"format"`
+		Level  string `yaml:"level"`
+	} `yaml:"log"`
+}
+
+// configReference documents every key of the config file, with its default.
+const configReference = `Configuration keys (YAML):
+
+  name: controller              # names the controller in its certificates (ztna://controller/<name>)
+  data_dir: /var/lib/ztna-controller
+                                # holds the network CA (ca.pem, ca-key.pem 0600) and, by default, the store
+  listen:
+    edge: ":443"                # edge API: enrolment + management REST (HTTPS)
+    control: ":6262"            # control channel (mutual TLS, routers dial in)
+    fabric: ":80"               # fabric of the embedded hub (mutual TLS despite the number)
+  advertise:                    # what registration keys and enrolment responses hand out
+    edge: ["https://ctrl.example.com"]      # default: https://<hosts[0]>:<edge port>
+    control: ["ctrl.example.com:6262"]      # default: <hosts[0]>:<control port>
+    fabric: ["ctrl.example.com:80"]         # default: <hosts[0]>:<fabric port>
+  hosts: ["ctrl.example.com"]   # DNS names / IPs in the controller's server certificates (required)
+  store:
+    driver: sqlite              # sqlite (embedded); postgres is not available in this build
+    dsn: ""                     # sqlite: database file (default <data_dir>/ztna.db)
+  token_file: /etc/ztna-controller/admin-token
+                                # admin bearer token of the management API (required, >= 16 chars)
+  cert_lifetime: 24h            # lifetime of router and identity certificates (renewed over control)
+  heartbeat_interval: 1s        # how often routers report on the control channel
+  log:
+    format: json                # json or text
+    level: info                 # debug, info, warn or error
+`
+
+func defaultFileConfig() fileConfig {
+	var c fileConfig
+	c.Name = "controller"
+	c.DataDir = "/var/lib/ztna-controller"
+	c.Listen.Edge, c.Listen.Control, c.Listen.Fabric = ":443", ":6262", ":80"
+	c.Store.Driver = "sqlite"
+	c.TokenFile = "/etc/ztna-controller/admin-token"
+	c.CertLifetime = pki.DefaultCertLifetime
+	c.HeartbeatInterval = time.Second
+	c.Log.Format, c.Log.Level = "json", "info"
+	return c
+}
+
+func loadFileConfig(path string) (fileConfig, error) {
+	c := defaultFileConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
+		return c, fmt.Errorf("%w: config %s: %v (see ztna-controller run --help for the keys)", errUsage, path, err)
+	}
+	return c, c.validate()
+}
+
+func (c *fileConfig) validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for key, addr := range map[string]string{"listen.edge": c.Listen.Edge, "listen.control": c.Listen.Control, "listen.fabric": c.Listen.Fabric} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add("%s: %q is not host:port (e.g. \":443\")", key, addr)
+		}
+	}
+	if c.Store.Driver != "sqlite" {
+		add("store.driver: %q is not available in this build; use sqlite", c.Store.Driver)
+	}
+	if len(c.Hosts) == 0 {
+		add("hosts: name at least one DNS name or IP of this controller (it goes into its certificates and, by default, into registration keys)")
+	}
+	if c.CertLifetime < time.Second {
+		add("cert_lifetime: %v is too short; use at least 1s (default 24h)", c.CertLifetime)
+	}
+	if c.HeartbeatInterval < 100*time.Millisecond {
+		add("heartbeat_interval: %v is too short; use at least 100ms", c.HeartbeatInterval)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: bad config:\n  %s", errUsage, strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// endpoints returns the advertised endpoints, defaulting to hosts[0] with the listen ports.
+func (c *fileConfig) endpoints() edgeapi.Endpoints {
+	e := edgeapi.Endpoints{Edge: c.Advertise.Edge, Control: c.Advertise.Control, Fabric: c.Advertise.Fabric}
+	h := c.Hosts[0]
+	if len(e.Edge) == 0 {
+		e.Edge = []string{"https://" + net.JoinHostPort(h, portOf(c.Listen.Edge))}
+	}
+	if len(e.Control) == 0 {
+		e.Control = []string{net.JoinHostPort(h, portOf(c.Listen.Control))}
+	}
+	if len(e.Fabric) == 0 {
+		e.Fabric = []string{net.JoinHostPort(h, portOf(c.Listen.Fabric))}
+	}
+	return e
+}
+
+func runCommand() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run a production controller from a configuration file",
+		Long: `run starts the controller described by a YAML configuration file. Listeners default
+to 443 (edge API), 6262 (control channel) and 80 (fabric). The CA is created in data_dir on
+the first start and kept afterwards.
+
+` + configReference,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fc, err := loadFileConfig(configPath)
+			if err != nil {
+				return err
+			}
+			logger, err := newLogger(cmd.ErrOrStderr(), fc.Log.Format, fc.Log.Level)
+			if err != nil {
+				return err
+			}
+			token, err := readToken(fc.TokenFile)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(fc.DataDir, 0o700); err != nil {
+				return fmt.Errorf("create data_dir: %w", err)
+			}
+			storePath := fc.Store.DSN
+			if storePath == "" {
+				storePath = filepath.Join(fc.DataDir, devStoreFile)
+			}
+			s := settings{
+				name: fc.Name, dataDir: fc.DataDir, storePath: storePath, token: token,
+				listen: map[controller.Plane]string{
+					controller.PlaneEdge: fc.Listen.Edge, controller.PlaneControl: fc.Listen.Control, controller.PlaneFabric: fc.Listen.Fabric,
+				},
+				advertise: fc.endpoints(), hosts: fc.Hosts, certLifetime: fc.CertLifetime,
+				heartbeatInterval: fc.HeartbeatInterval, logger: logger,
+			}
+			c, done, err := start(cmd.Context(), s)
+			if err != nil {
+				return err
+			}
+			logger.Info("controller started", "edge", s.advertise.Edge, "control", s.advertise.Control, "fabric", s.advertise.Fabric, "ca_fingerprint", c.CA.Fingerprint())
+			return <-done
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (keys below)")
+	cmd.MarkFlagRequired("config")
+	return cmd
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ztna/ztna/controller"
+	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/controller/store/sqlite"
+)
+
+// settings is what dev and run agree on after reading flags or the config file.
+type settings struct {
+	name              string
+	dataDir           string // CA files
+	storePath         string
+	token             string
+	listen            map[controller.Plane]string
+	advertise         edgeapi.Endpoints
+	hosts             []string
+	certLifetime      time.Duration
+	heartbeatInterval time.Duration
+	logger            *slog.Logger
+}
+
+// start opens the store, assembles the controller, attaches the components and starts
+// listening. The returned channel yields Run's result.
+func start(ctx context.Context, s settings) (*controller.Controller, <-chan error, error) {
+	st, err := sqlite.Open(ctx, s.storePath)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := controller.New(controller.Config{
+		CADir: s.dataDir, Name: s.name, Store: st, Token: s.token, Listen: s.listen,
+		Advertise: s.advertise, Hosts: s.hosts, CertLifetime: s.certLifetime, Logger: s.logger,
+	})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	attachComponents(c, s)
+	done := make(chan error, 1)
+	go func() {
+		err := c.Run(ctx)
+		st.Close()
+		done <- err
+	}()
+	return c, done, nil
+}
+
+// attachComponents mounts every plane's component. The embedded hub (fabric plane) attaches
+// here once it exists; until then the fabric port stays reserved and closed.
+func attachComponents(c *controller.Controller, s settings) {
+	c.Attach(controller.PlaneControl, control.New(control.Config{
+		Backend:           c.ControlBackend(),
+		Cert:              c.ControllerCert,
+		CA:                c.CA.Cert,
+		HeartbeatInterval: s.heartbeatInterval,
+		Logger:            s.logger.With("plane", "control"),
+	}))
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: log level %q: use debug, info, warn or error", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: log format %q: use json or text", errUsage, format)
+}
+
+// hostOf returns the host part of a listen address ("" for ":443").
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+func portOf(addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("%w: token file %s must hold a token of at least 16 characters", errUsage, path)
+	}
+	return tok, nil
+}

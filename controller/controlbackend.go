@@ -1,0 +1,134 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/store"
+	"github.com/ztna/ztna/internal/api"
+	wire "github.com/ztna/ztna/internal/control"
+)
+
+// ControlBackend returns the control channel's view of this controller.
+func (c *Controller) ControlBackend() control.Backend { return &controlBackend{c: c} }
+
+type controlBackend struct{ c *Controller }
+
+var _ control.Backend = (*controlBackend)(nil)
+
+func (b *controlBackend) Router(ctx context.Context, id string) (control.Router, error) {
+	r, err := b.c.Store.GetRouter(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return control.Router{}, fmt.Errorf("%w: %v", control.ErrRouterNotFound, err)
+	}
+	if err != nil {
+		return control.Router{}, err
+	}
+	return control.Router{ID: r.ID, Name: r.Name, Roles: r.Roles}, nil
+}
+
+func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) ([]wire.Service, error) {
+	svcs, err := b.c.Store.ListServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []wire.Service{}
+	for _, s := range svcs {
+		if !slices.ContainsFunc(s.RouterRoles, func(r string) bool { return slices.Contains(roles, r) }) {
+			continue
+		}
+		ws := wire.Service{ID: s.ID, Name: s.Name, Address: s.Address, Port: s.Port, Protocol: s.Protocol}
+		for _, pr := range s.PortRanges {
+			from, to, err := api.ParsePortRange(pr)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: %w", s.Name, err)
+			}
+			ws.PortRanges = append(ws.PortRanges, wire.PortRange{From: from, To: to})
+		}
+		out = append(out, ws)
+	}
+	slices.SortFunc(out, func(a, b wire.Service) int {
+		if a.Name < b.Name {
+			return -1
+		} else if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+func (b *controlBackend) RouterOnline(ctx context.Context, id string, hello wire.Hello, at time.Time) error {
+	online := api.RouterOnline
+	st := store.RouterState{Status: &online, LastSeen: &at, Version: &hello.Version, FailureDomain: &hello.FailureDomain}
+	if hello.Image != nil {
+		raw, err := json.Marshal(hello.Image)
+		if err != nil {
+			return err
+		}
+		st.Attestation = raw
+	}
+	return b.c.Store.SetRouterState(ctx, id, st)
+}
+
+func (b *controlBackend) RouterHeartbeat(ctx context.Context, id string, health []wire.ServiceHealth, at time.Time) error {
+	online := api.RouterOnline
+	hs := make([]api.ServiceHealth, len(health))
+	for i, h := range health {
+		hs[i] = api.ServiceHealth{Name: h.ServiceName, Resolvable: h.Resolvable, Reachable: h.Reachable, Error: h.Error, CheckedAt: h.CheckedAt.UTC()}
+	}
+	return b.c.Store.SetRouterState(ctx, id, store.RouterState{Status: &online, LastSeen: &at, Health: &hs})
+}
+
+func (b *controlBackend) RouterOffline(ctx context.Context, id string, at time.Time) error {
+	offline := api.RouterOffline
+	err := b.c.Store.SetRouterState(ctx, id, store.RouterState{Status: &offline, LastSeen: &at})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // deleted while connected: nothing left to record
+	}
+	return err
+}
+
+func (b *controlBackend) MarkStaleOffline(ctx context.Context, seenBefore time.Time) error {
+	_, err := b.c.Store.MarkStaleOffline(ctx, seenBefore)
+	return err
+}
+
+func (b *controlBackend) IssueRouterCertificate(ctx context.Context, id string, csrPEM []byte) ([]byte, error) {
+	iss, err := b.c.Issuer.Issue(ctx, api.KindRouter, id, csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	return iss.ChainPEM, nil
+}
+
+// Subscribe turns store changes into assignment changes: a router's own edits concern that
+// router; service changes concern every router; status reports concern nobody.
+func (b *controlBackend) Subscribe(ctx context.Context) <-chan control.Change {
+	in := b.c.Store.Subscribe(ctx)
+	out := make(chan control.Change, 64)
+	go func() {
+		defer close(out)
+		for ch := range in {
+			var c control.Change
+			switch {
+			case ch.Collection == store.Routers && ch.Op != store.OpState:
+				c.RouterID = ch.ID
+			case ch.Collection == store.Services, ch.Collection == store.All:
+			default:
+				continue
+			}
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,148 @@
+package edgeapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/ztna/ztna/controller/issuer"
+	"github.com/ztna/ztna/controller/store"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/regkey"
+)
+
+func enrollProblem(status int, typ, title, detail string) *api.Problem {
+	return &api.Problem{Type: typ, Title: title, Status: status, Detail: detail}
+}
+
+// enroll exchanges a registration key (or enrolment token) and a CSR for a certificate.
+// Everything that can be checked without writing — key format, secret, state, CSR — is
+// checked first, so a refused request changes nothing; the key is then consumed in one
+// transaction, of which exactly one concurrent request wins.
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req api.EnrollRequest
+	if p := decode(w, r, &req); p != nil {
+		writeProblem(w, p)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	key, err := regkey.Parse(req.Key)
+	if err != nil {
+		writeProblem(w, enrollProblem(http.StatusBadRequest, api.ProblemKeyMalformed, "Malformed registration key", err.Error()))
+		return
+	}
+	unknown := enrollProblem(http.StatusUnauthorized, api.ProblemKeyUnknown, "Unknown registration key",
+		"this controller does not know this key (wrong controller, or the key or its router was deleted); create a new key")
+	stored, err := s.store.GetKey(ctx, key.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeProblem(w, unknown)
+		return
+	} else if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// A wrong secret looks exactly like an unknown key, so ids cannot be probed.
+	if !regkey.Matches(stored.SecretHash, key.Secret) || stored.Kind != key.Kind {
+		s.log.WarnContext(ctx, "enrolment with a wrong secret", "key_id", key.ID, "remote", r.RemoteAddr)
+		writeProblem(w, unknown)
+		return
+	}
+	now := time.Now()
+	if p := keyStateProblem(stored.State(now)); p != nil {
+		s.log.InfoContext(ctx, "enrolment refused", "key_id", key.ID, "reason", p.Type)
+		writeProblem(w, p)
+		return
+	}
+	csr, err := issuer.ParseCSR([]byte(req.CSR))
+	if err != nil {
+		writeProblem(w, &api.Problem{Type: api.ProblemCSRInvalid, Title: "Invalid certificate signing request", Status: http.StatusBadRequest,
+			Detail: err.Error(), Errors: []api.FieldError{{Field: "csr", Detail: err.Error()}}})
+		return
+	}
+	consumed, err := s.store.ConsumeKey(ctx, stored.ID, now)
+	if err != nil {
+		if p := keyErrorProblem(err); p != nil {
+			s.log.InfoContext(ctx, "enrolment refused", "key_id", key.ID, "reason", p.Type)
+			writeProblem(w, p)
+			return
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			writeProblem(w, unknown)
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	issued, err := s.issuer.IssueParsed(ctx, consumed.Kind, consumed.SubjectID, csr)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cfg, err := s.enrolledConfig(ctx, consumed)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cfg.CertExpiresAt = issued.Cert.NotAfter
+	s.log.InfoContext(ctx, "enrolled", "kind", consumed.Kind, "id", consumed.SubjectID, "key_id", consumed.ID, "cert_expires_at", issued.Cert.NotAfter)
+	writeJSON(w, http.StatusOK, api.EnrollResponse{Certificate: string(issued.ChainPEM), CA: string(s.issuer.CA.CertPEM), Config: *cfg})
+}
+
+func (s *Server) enrolledConfig(ctx context.Context, k *store.Key) (*api.EnrolledConfig, error) {
+	cfg := &api.EnrolledConfig{ID: k.SubjectID, Kind: k.Kind, Edge: s.endpoints.Edge, Control: nonEmpty(s.endpoints.Control),
+		Fabric: nonEmpty(s.endpoints.Fabric), CAFingerprint: s.issuer.CA.Fingerprint()}
+	switch k.Kind {
+	case api.KindRouter:
+		rt, err := s.store.GetRouter(ctx, k.SubjectID)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Name, cfg.Roles = rt.Name, rt.Roles
+	case api.KindIdentity:
+		id, err := s.store.GetIdentity(ctx, k.SubjectID)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Name, cfg.Roles = id.Name, id.Roles
+	}
+	return cfg, nil
+}
+
+func keyStateProblem(state string) *api.Problem {
+	switch state {
+	case api.KeyUsed:
+		return enrollProblem(http.StatusConflict, api.ProblemKeyUsed, "Registration key already used",
+			"this registration key was already used; keys work once: create a new key for this router")
+	case api.KeyExpired:
+		return enrollProblem(http.StatusGone, api.ProblemKeyExpired, "Registration key expired",
+			"this registration key expired before it was used; create a new key (ttl_seconds sets how long it lives)")
+	case api.KeyRevoked:
+		return enrollProblem(http.StatusForbidden, api.ProblemKeyRevoked, "Registration key revoked",
+			"this registration key was revoked; create a new key")
+	}
+	return nil
+}
+
+func keyErrorProblem(err error) *api.Problem {
+	switch {
+	case errors.Is(err, store.ErrKeyUsed):
+		return keyStateProblem(api.KeyUsed)
+	case errors.Is(err, store.ErrKeyExpired):
+		return keyStateProblem(api.KeyExpired)
+	case errors.Is(err, store.ErrKeyRevoked):
+		return keyStateProblem(api.KeyRevoked)
+	}
+	return nil
+}
+
+func nonEmpty(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
+}

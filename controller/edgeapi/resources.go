@@ -1,0 +1,256 @@
+package edgeapi
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ztna/ztna/controller/store"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/regkey"
+)
+
+// Routers.
+
+func (s *Server) createRouter(ctx context.Context, in *api.RouterCreate) (*api.Router, error) {
+	r := &api.Router{Name: in.Name, Roles: in.Roles, Cost: in.Cost}
+	if err := s.store.CreateRouter(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (s *Server) getRouter(ctx context.Context, id string) (*api.Router, error) {
+	return s.store.GetRouter(ctx, id)
+}
+
+func (s *Server) listRouters(ctx context.Context) ([]api.Router, error) {
+	return s.store.ListRouters(ctx)
+}
+
+func (s *Server) updateRouter(ctx context.Context, id string, in *api.RouterUpdate) (*api.Router, error) {
+	return s.store.UpdateRouter(ctx, id, func(r *api.Router) error {
+		setIf(&r.Name, in.Name)
+		setIf(&r.Roles, in.Roles)
+		setIf(&r.Cost, in.Cost)
+		return nil
+	})
+}
+
+// Services.
+
+func (s *Server) createService(ctx context.Context, in *api.ServiceCreate) (*api.Service, error) {
+	v := &api.Service{Name: in.Name, Address: in.Address, Port: in.Port, PortRanges: in.PortRanges, Protocol: in.Protocol, RouterRoles: in.RouterRoles}
+	if v.Protocol == "" {
+		v.Protocol = api.ProtocolTCP
+	}
+	if err := s.store.CreateService(ctx, v); err != nil {
+		return nil, err
+	}
+	return s.serviceView(ctx, v)
+}
+
+func (s *Server) getService(ctx context.Context, id string) (*api.Service, error) {
+	v, err := s.store.GetService(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.serviceView(ctx, v)
+}
+
+func (s *Server) listServices(ctx context.Context) ([]api.Service, error) {
+	svcs, err := s.store.ListServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	routers, err := s.store.ListRouters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range svcs {
+		svcs[i].Routers = serviceRoutes(&svcs[i], routers)
+	}
+	return svcs, nil
+}
+
+func (s *Server) updateService(ctx context.Context, id string, in *api.ServiceUpdate) (*api.Service, error) {
+	v, err := s.store.UpdateService(ctx, id, func(v *api.Service) error {
+		setIf(&v.Name, in.Name)
+		setIf(&v.Address, in.Address)
+		setIf(&v.Port, in.Port)
+		setIf(&v.PortRanges, in.PortRanges)
+		setIf(&v.Protocol, in.Protocol)
+		setIf(&v.RouterRoles, in.RouterRoles)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.serviceView(ctx, v)
+}
+
+func (s *Server) serviceView(ctx context.Context, v *api.Service) (*api.Service, error) {
+	routers, err := s.store.ListRouters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.Routers = serviceRoutes(v, routers)
+	return v, nil
+}
+
+// serviceRoutes lists the routers whose roles select the service, with what each last
+// reported about it, so operators (and the provider) see where it runs and whether it
+// spans two failure domains.
+func serviceRoutes(v *api.Service, routers []api.Router) []api.ServiceRoute {
+	out := []api.ServiceRoute{}
+	for _, r := range routers {
+		if !slices.ContainsFunc(r.Roles, func(role string) bool { return slices.Contains(v.RouterRoles, role) }) {
+			continue
+		}
+		sr := api.ServiceRoute{RouterID: r.ID, RouterName: r.Name, Status: r.Status, FailureDomain: r.FailureDomain}
+		for _, h := range r.Services {
+			if h.Name == v.Name {
+				sr.Resolvable, sr.Reachable = h.Resolvable, h.Reachable
+				t := h.CheckedAt
+				sr.CheckedAt = &t
+			}
+		}
+		out = append(out, sr)
+	}
+	return out
+}
+
+// Identities.
+
+func (s *Server) createIdentity(ctx context.Context, in *api.IdentityCreate) (*api.Identity, error) {
+	ttl := ttlOrDefault(in.TokenTTLSeconds)
+	secret := regkey.NewSecret()
+	tok := &store.Key{SecretHash: regkey.Hash(secret), TTLSeconds: int(ttl.Seconds()), ExpiresAt: time.Now().Add(ttl)}
+	v := &api.Identity{Name: in.Name, Roles: in.Roles}
+	if err := s.store.CreateIdentity(ctx, v, tok); err != nil {
+		return nil, err
+	}
+	v.EnrollmentToken = s.keyString(tok, secret)
+	s.log.InfoContext(ctx, "identity created", "identity_id", v.ID, "token_id", tok.ID, "token_expires_at", tok.ExpiresAt)
+	return v, nil
+}
+
+func (s *Server) updateIdentity(ctx context.Context, id string, in *api.IdentityUpdate) (*api.Identity, error) {
+	return s.store.UpdateIdentity(ctx, id, func(v *api.Identity) error {
+		setIf(&v.Name, in.Name)
+		setIf(&v.Roles, in.Roles)
+		return nil
+	})
+}
+
+// Service policies.
+
+func (s *Server) createPolicy(ctx context.Context, in *api.ServicePolicyCreate) (*api.ServicePolicy, error) {
+	v := &api.ServicePolicy{Name: in.Name, IdentityRoles: in.IdentityRoles, ServiceNames: in.ServiceNames}
+	if err := s.store.CreateServicePolicy(ctx, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (s *Server) updatePolicy(ctx context.Context, id string, in *api.ServicePolicyUpdate) (*api.ServicePolicy, error) {
+	return s.store.UpdateServicePolicy(ctx, id, func(v *api.ServicePolicy) error {
+		setIf(&v.Name, in.Name)
+		setIf(&v.IdentityRoles, in.IdentityRoles)
+		setIf(&v.ServiceNames, in.ServiceNames)
+		return nil
+	})
+}
+
+// Registration keys.
+
+func (s *Server) createKey(ctx context.Context, in *api.RegistrationKeyCreate) (*api.RegistrationKey, error) {
+	ttl := ttlOrDefault(in.TTLSeconds)
+	secret := regkey.NewSecret()
+	k := &store.Key{Kind: api.KindRouter, SubjectID: in.RouterID, SecretHash: regkey.Hash(secret), TTLSeconds: int(ttl.Seconds()), ExpiresAt: time.Now().Add(ttl)}
+	if err := s.store.CreateKey(ctx, k); err != nil {
+		return nil, err
+	}
+	v := keyView(k, time.Now())
+	v.Key = s.keyString(k, secret)
+	s.log.InfoContext(ctx, "registration key created", "key_id", k.ID, "router_id", k.SubjectID, "expires_at", k.ExpiresAt)
+	return v, nil
+}
+
+// routerKey returns a key of kind router; identity tokens are not registration keys.
+func (s *Server) routerKey(ctx context.Context, id string) (*store.Key, error) {
+	k, err := s.store.GetKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if k.Kind != api.KindRouter {
+		return nil, fmt.Errorf("registration key %q: %w", id, store.ErrNotFound)
+	}
+	return k, nil
+}
+
+func (s *Server) getKey(ctx context.Context, id string) (*api.RegistrationKey, error) {
+	k, err := s.routerKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return keyView(k, time.Now()), nil
+}
+
+func (s *Server) listKeys(ctx context.Context) ([]api.RegistrationKey, error) {
+	keys, err := s.store.ListKeys(ctx, api.KindRouter)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]api.RegistrationKey, len(keys))
+	for i := range keys {
+		out[i] = *keyView(&keys[i], now)
+	}
+	return out, nil
+}
+
+func (s *Server) revokeKey(ctx context.Context, id string) (*api.RegistrationKey, error) {
+	if _, err := s.routerKey(ctx, id); err != nil {
+		return nil, err
+	}
+	k, err := s.store.RevokeKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "registration key revoked", "key_id", id)
+	return keyView(k, time.Now()), nil
+}
+
+func (s *Server) deleteKey(ctx context.Context, id string) error {
+	if _, err := s.routerKey(ctx, id); err != nil {
+		return err
+	}
+	return s.store.DeleteKey(ctx, id)
+}
+
+func keyView(k *store.Key, now time.Time) *api.RegistrationKey {
+	return &api.RegistrationKey{ID: k.ID, RouterID: k.SubjectID, TTLSeconds: k.TTLSeconds, ExpiresAt: k.ExpiresAt,
+		State: k.State(now), UsedAt: k.UsedAt, CreatedAt: k.CreatedAt}
+}
+
+// keyString encodes the copy-pasteable key: the secret plus everything the enrolling host
+// needs to find and pin this controller.
+func (s *Server) keyString(k *store.Key, secret string) string {
+	return (&regkey.Key{ID: k.ID, Secret: secret, Kind: k.Kind, Edge: s.endpoints.Edge, Control: s.endpoints.Control,
+		Fabric: s.endpoints.Fabric, CA: s.issuer.CA.Fingerprint(), Exp: k.ExpiresAt.Unix()}).Encode()
+}
+
+func ttlOrDefault(seconds int) time.Duration {
+	if seconds == 0 {
+		return api.DefaultKeyTTL
+	}
+	return time.Duration(seconds) * time.Second
+}
+
+func setIf[T any](dst *T, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}

@@ -1,0 +1,149 @@
+package edgeapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/ztna/ztna/internal/api"
+)
+
+// route is one operation of the API. The same table registers the handlers and generates
+// the OpenAPI document, so the two cannot drift apart.
+type route struct {
+	method, pattern string
+	tag, summary    string
+	auth            bool
+	in, out         any // zero values of the body types, nil for none
+	status          int // success status
+	handle          http.HandlerFunc
+}
+
+// validating is a request body with field validation.
+type validating[T any] interface {
+	*T
+	Validate() error
+}
+
+func handleCreate[In any, PIn validating[In], Out any](s *Server, fn func(context.Context, *In) (*Out, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in In
+		if p := decode(w, r, &in); p != nil {
+			writeProblem(w, p)
+			return
+		}
+		if err := PIn(&in).Validate(); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out, err := fn(r.Context(), &in)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, out)
+	}
+}
+
+func handleUpdate[In any, PIn validating[In], Out any](s *Server, fn func(context.Context, string, *In) (*Out, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in In
+		if p := decode(w, r, &in); p != nil {
+			writeProblem(w, p)
+			return
+		}
+		if err := PIn(&in).Validate(); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out, err := fn(r.Context(), r.PathValue("id"), &in)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func handleGet[Out any](s *Server, fn func(context.Context, string) (*Out, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		out, err := fn(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func handleList[Out any](s *Server, fn func(context.Context) ([]Out, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		out, err := fn(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, api.List[Out]{Items: out})
+	}
+}
+
+func handleDelete(s *Server, fn func(context.Context, string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(r.Context(), r.PathValue("id")); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// crud returns the five routes of a collection.
+func crud[T, C, U any, PC validating[C], PU validating[U]](s *Server, coll, noun string,
+	create func(context.Context, *C) (*T, error),
+	get func(context.Context, string) (*T, error),
+	list func(context.Context) ([]T, error),
+	update func(context.Context, string, *U) (*T, error),
+	del func(context.Context, string) error,
+) []route {
+	base, item := "/v1/"+coll, "/v1/"+coll+"/{id}"
+	var t T
+	var c C
+	var u U
+	return []route{
+		{method: http.MethodPost, pattern: base, tag: coll, summary: "Create a " + noun, auth: true, in: c, out: t, status: http.StatusCreated, handle: handleCreate[C, PC](s, create)},
+		{method: http.MethodGet, pattern: base, tag: coll, summary: "List " + coll, auth: true, out: api.List[T]{}, status: http.StatusOK, handle: handleList(s, list)},
+		{method: http.MethodGet, pattern: item, tag: coll, summary: "Get a " + noun, auth: true, out: t, status: http.StatusOK, handle: handleGet(s, get)},
+		{method: http.MethodPatch, pattern: item, tag: coll, summary: "Update a " + noun + " (absent fields stay as they are)", auth: true, in: u, out: t, status: http.StatusOK, handle: handleUpdate[U, PU](s, update)},
+		{method: http.MethodDelete, pattern: item, tag: coll, summary: "Delete a " + noun, auth: true, status: http.StatusNoContent, handle: handleDelete(s, del)},
+	}
+}
+
+func (s *Server) routes() []route {
+	var rs []route
+	rs = append(rs, crud[api.Router, api.RouterCreate, api.RouterUpdate](s, "routers", "router",
+		s.createRouter, s.getRouter, s.listRouters, s.updateRouter, s.store.DeleteRouter)...)
+	rs = append(rs, crud[api.Service, api.ServiceCreate, api.ServiceUpdate](s, "services", "service",
+		s.createService, s.getService, s.listServices, s.updateService, s.store.DeleteService)...)
+	rs = append(rs, crud[api.Identity, api.IdentityCreate, api.IdentityUpdate](s, "identities", "identity",
+		s.createIdentity, s.store.GetIdentity, s.store.ListIdentities, s.updateIdentity, s.store.DeleteIdentity)...)
+	rs = append(rs, crud[api.ServicePolicy, api.ServicePolicyCreate, api.ServicePolicyUpdate](s, "service-policies", "service policy",
+		s.createPolicy, s.store.GetServicePolicy, s.store.ListServicePolicies, s.updatePolicy, s.store.DeleteServicePolicy)...)
+
+	const keys, key = "/v1/registration-keys", "/v1/registration-keys/{id}"
+	rs = append(rs,
+		route{method: http.MethodPost, pattern: keys, tag: "registration-keys", summary: "Create a one-time registration key for a router; only this response contains the key", auth: true,
+			in: api.RegistrationKeyCreate{}, out: api.RegistrationKey{}, status: http.StatusCreated, handle: handleCreate[api.RegistrationKeyCreate](s, s.createKey)},
+		route{method: http.MethodGet, pattern: keys, tag: "registration-keys", summary: "List registration keys", auth: true,
+			out: api.List[api.RegistrationKey]{}, status: http.StatusOK, handle: handleList(s, s.listKeys)},
+		route{method: http.MethodGet, pattern: key, tag: "registration-keys", summary: "Get a registration key (without the key itself)", auth: true,
+			out: api.RegistrationKey{}, status: http.StatusOK, handle: handleGet(s, s.getKey)},
+		route{method: http.MethodDelete, pattern: key, tag: "registration-keys", summary: "Delete a registration key", auth: true,
+			status: http.StatusNoContent, handle: handleDelete(s, s.deleteKey)},
+		route{method: http.MethodPost, pattern: key + "/revoke", tag: "registration-keys", summary: "Revoke an unused registration key", auth: true,
+			out: api.RegistrationKey{}, status: http.StatusOK, handle: handleGet(s, s.revokeKey)},
+		route{method: http.MethodPost, pattern: "/v1/enroll", tag: "enrolment", summary: "Enrol a router or identity: a registration key or enrolment token and a CSR in, a certificate chain, the CA and the configuration out (no bearer token: the key authenticates)",
+			in: api.EnrollRequest{}, out: api.EnrollResponse{}, status: http.StatusOK, handle: s.enroll},
+		route{method: http.MethodGet, pattern: "/v1/openapi.json", tag: "meta", summary: "This OpenAPI document",
+			status: http.StatusOK, handle: serveOpenAPI},
+	)
+	return rs
+}

@@ -1,0 +1,235 @@
+// Package enroll is the enrolling side of ztna enrolment, for routers and client identities:
+// parse the registration key (or enrolment token), generate the private key locally, send a
+// CSR over TLS pinned to the CA fingerprint the key carries, check what comes back, and
+// write the resulting state to disk atomically. The private key never leaves the host.
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/apiclient"
+	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/regkey"
+)
+
+// Files of a router state directory (ARCHITECTURE.md, "Local state").
+const (
+	KeyFile    = "key.pem"
+	CertFile   = "cert.pem"
+	CAFile     = "ca.pem"
+	ConfigFile = "config.json"
+)
+
+// Result is a successful enrolment.
+type Result struct {
+	Config   api.EnrolledConfig
+	Key      crypto.Signer
+	KeyPEM   []byte
+	ChainPEM []byte // leaf first
+	CAPEM    []byte
+}
+
+// Options tune Enroll.
+type Options struct {
+	Logger  *slog.Logger  // nil discards
+	Timeout time.Duration // per edge endpoint; 0 means 30 s
+}
+
+// Enroll runs the enrolment exchange for a key of kind wantKind ("router" or "identity")
+// and returns the verified result without writing anything. It tries the key's edge
+// endpoints in order until one answers; a refusal (used, expired, revoked key ...) or a
+// pinning failure from an endpoint is final for that endpoint and reported.
+func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	k, err := regkey.Parse(key)
+	if err != nil {
+		return nil, err
+	}
+	if k.Kind != wantKind {
+		return nil, fmt.Errorf("this is a %s key, but a %s key is needed here", k.Kind, wantKind)
+	}
+	priv, err := pki.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	csr, err := pki.NewCSR(priv, k.Kind+"/"+k.ID)
+	if err != nil {
+		return nil, err
+	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	var errs []error
+	for _, edge := range k.Edge {
+		client, err := apiclient.New(edge, "", k.CA, apiclient.WithTimeout(timeout))
+		if err != nil {
+			return nil, err
+		}
+		log.Info("enrolling", "edge", edge, "key", k)
+		resp, err := client.Enroll(ctx, api.EnrollRequest{Key: k.Encode(), CSR: string(csr)})
+		if err != nil {
+			var apiErr *apiclient.Error
+			if errors.As(err, &apiErr) {
+				// The controller decided; another endpoint of the same controller would agree.
+				return nil, fmt.Errorf("enrolment refused by %s: %s", edge, apiErr.Problem.Detail)
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", edge, err))
+			log.Warn("edge endpoint failed", "edge", edge, "err", err)
+			continue
+		}
+		res, err := verify(resp, priv, k, wantKind)
+		if err != nil {
+			return nil, fmt.Errorf("%s answered with an unusable enrolment: %w", edge, err)
+		}
+		log.Info("enrolled", "kind", res.Config.Kind, "id", res.Config.ID, "name", res.Config.Name, "cert_expires_at", res.Config.CertExpiresAt)
+		return res, nil
+	}
+	return nil, fmt.Errorf("enrolment failed on every controller endpoint: %w", errors.Join(errs...))
+}
+
+// verify checks that the response is for our key, from the pinned CA, and names the entity
+// the key was minted for.
+func verify(resp *api.EnrollResponse, priv crypto.Signer, k *regkey.Key, kind string) (*Result, error) {
+	ca, err := pki.ParseCertPEM([]byte(resp.CA))
+	if err != nil {
+		return nil, fmt.Errorf("CA: %w", err)
+	}
+	if fp := pki.Fingerprint(ca.Raw); fp != k.CA {
+		return nil, fmt.Errorf("TLS interception or wrong controller: the returned CA is %s, the key pins %s", fp, k.CA)
+	}
+	tlsCert, err := pki.TLSCertificate([]byte(resp.Certificate), priv)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	if err := tlsCert.Leaf.CheckSignatureFrom(ca); err != nil {
+		return nil, fmt.Errorf("certificate is not signed by the pinned CA: %w", err)
+	}
+	gotKind, id, err := pki.Identity(tlsCert.Leaf)
+	if err != nil {
+		return nil, err
+	}
+	if gotKind != kind || id != resp.Config.ID || resp.Config.Kind != kind {
+		return nil, fmt.Errorf("certificate names %s/%s, config names %s/%s, expected a %s", gotKind, id, resp.Config.Kind, resp.Config.ID, kind)
+	}
+	keyPEM, err := pki.EncodeKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Config: resp.Config, Key: priv, KeyPEM: keyPEM, ChainPEM: []byte(resp.Certificate), CAPEM: []byte(resp.CA)}, nil
+}
+
+// Router enrols a router and writes its state directory: key.pem (0600), cert.pem, ca.pem
+// and config.json. Each file is replaced atomically, config.json last, so a crash leaves
+// either the previous enrolment or the new one readable. It refuses to overwrite an existing
+// enrolment unless force is set, because that would orphan a working router.
+func Router(ctx context.Context, key, stateDir string, force bool, opts Options) (*api.EnrolledConfig, error) {
+	if !force {
+		if _, err := os.Stat(filepath.Join(stateDir, ConfigFile)); err == nil {
+			return nil, fmt.Errorf("%s already holds an enrolled router; pass --force to replace it", stateDir)
+		}
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	res, err := Enroll(ctx, key, api.KindRouter, opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := json.MarshalIndent(res.Config, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{
+		{KeyFile, res.KeyPEM, 0o600},
+		{CertFile, res.ChainPEM, 0o644},
+		{CAFile, res.CAPEM, 0o644},
+		{ConfigFile, append(cfg, '\n'), 0o644},
+	} {
+		if err := pki.WriteFileAtomic(filepath.Join(stateDir, f.name), f.data, f.perm); err != nil {
+			return nil, fmt.Errorf("write %s: %w", f.name, err)
+		}
+	}
+	return &res.Config, nil
+}
+
+// IdentityFile is the single file an enrolled client identity keeps (mode 0600).
+type IdentityFile struct {
+	Config api.EnrolledConfig `json:"config"`
+	Key    string             `json:"key"`  // PEM private key
+	Cert   string             `json:"cert"` // PEM chain, leaf first
+	CA     string             `json:"ca"`   // PEM CA certificate
+}
+
+// Identity enrols a client identity with its enrolment token and writes one file (0600).
+func Identity(ctx context.Context, token, path string, force bool, opts Options) (*api.EnrolledConfig, error) {
+	if !force {
+		if _, err := os.Stat(path); err == nil {
+			return nil, fmt.Errorf("%s already exists; pass --force to replace it", path)
+		}
+	}
+	res, err := Enroll(ctx, token, api.KindIdentity, opts)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(IdentityFile{Config: res.Config, Key: string(res.KeyPEM), Cert: string(res.ChainPEM), CA: string(res.CAPEM)}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
+		return nil, err
+	}
+	return &res.Config, nil
+}
+
+// LoadIdentity reads an identity file, refusing one readable by others.
+func LoadIdentity(path string) (*IdentityFile, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("identity file %s has mode %v: it holds a private key, chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f IdentityFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("identity file %s: %w", path, err)
+	}
+	if f.Config.Kind != api.KindIdentity || f.Config.ID == "" || f.Key == "" || f.Cert == "" || f.CA == "" {
+		return nil, fmt.Errorf("identity file %s is incomplete; enrol again", path)
+	}
+	return &f, nil
+}
+
+// TLSCertificate returns the identity's key and chain as a TLS certificate.
+func (f *IdentityFile) TLSCertificate() (*tls.Certificate, error) {
+	key, err := pki.ParseKeyPEM([]byte(f.Key))
+	if err != nil {
+		return nil, err
+	}
+	return pki.TLSCertificate([]byte(f.Cert), key)
+}
