@@ -18,15 +18,16 @@ import (
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/enroll"
 	"github.com/ztna/ztna/internal/pki"
 )
 
-// Files of the state directory (ARCHITECTURE.md, "Local state of an enrolled router").
+// Files of the state directory, as internal/enroll writes them.
 const (
-	KeyFile    = "key.pem"
-	CertFile   = "cert.pem"
-	CAFile     = "ca.pem"
-	ConfigFile = "config.json"
+	KeyFile    = enroll.KeyFile
+	CertFile   = enroll.CertFile
+	CAFile     = enroll.CAFile
+	ConfigFile = enroll.ConfigFile
 )
 
 // DefaultDir is the router's state directory unless --state-dir says otherwise.

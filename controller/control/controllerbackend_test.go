@@ -8,33 +8,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/control"
 	"github.com/ztna/ztna/controller/control/controltest"
-	"github.com/ztna/ztna/controller/issuer"
+	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/store/sqlite"
 	"github.com/ztna/ztna/internal/api"
 	wire "github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
-// TestStoreBackend runs the control server over the real SQLite store and issuer.
-func TestStoreBackend(t *testing.T) {
+// TestControllerBackend runs the control server over the real controller's backend: its SQLite
+// store and certificate issuer.
+func TestControllerBackend(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ztna.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ca, err := pki.NewCA("net")
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	ctl, err := controller.New(controller.Config{CADir: t.TempDir(), Store: st, Token: "test-token-0123456789",
+		Advertise: edgeapi.Endpoints{Edge: []string{"https://127.0.0.1:1"}}, CertLifetime: time.Hour, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &control.StoreBackend{Store: st, Issuer: &issuer.Issuer{CA: ca, Lifetime: time.Hour, Store: st}}
+	ca, b := ctl.CA, ctl.ControlBackend()
 	r := &api.Router{Name: "edge-1", Roles: []string{"edge"}}
 	if err := st.CreateRouter(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	svc := &api.Service{Name: "db", Address: "db.customer.test", Port: 5432, PortRanges: []string{"8000-8010"}, RouterRoles: []string{"edge"}}
+	svc := &api.Service{Name: "db", Address: "db.customer.test", Port: 5432, Protocol: api.ProtocolTCP, PortRanges: []string{"8000-8010"}, RouterRoles: []string{"edge"}}
 	if err := st.CreateService(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +46,7 @@ func TestStoreBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := controltest.StartWith(t, ca, b, "", control.Config{HeartbeatInterval: 100 * time.Millisecond, LastSeenInterval: 200 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+		Logger: log})
 
 	conn, err := c.Dial(t, ca, controltest.RouterCertificate(t, ca, r.ID, time.Hour))
 	if err != nil {
