@@ -82,7 +82,7 @@ controller's edge API (443) to enrol, its control channel (6262) and the fabric 
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCommand(), preflightCommand(), statusCommand(), versionCommand())
+	root.AddCommand(enrollCommand(), bootstrapCommand(), runCommand(), preflightCommand(), statusCommand(), versionCommand())
 	return root
 }
 

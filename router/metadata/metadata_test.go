@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ztna/ztna/internal/regkey"
+	"github.com/ztna/ztna/router/metadata/metadatatest"
 )
 
 func testKey(t *testing.T) string {
@@ -21,92 +22,11 @@ func testKey(t *testing.T) string {
 	return k.Encode()
 }
 
-func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
-	srv := httptest.NewServer(h)
+// impostor is a web server that is not a metadata service but answers anything with the key.
+func impostor(t *testing.T, key string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(key)) }))
 	t.Cleanup(srv.Close)
-	return srv
-}
-
-// fakeIMDSv2 speaks EC2's IMDSv2: a PUT for a session token (TTL header required), then GETs
-// that must carry the token; token-less (IMDSv1) requests are refused as on hardened instances.
-func fakeIMDSv2(t *testing.T, userData string) *httptest.Server {
-	const token = "AQAEAFakeToken=="
-	return serve(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/latest/api/token" {
-			if r.Method != http.MethodPut || r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
-				http.Error(w, "", http.StatusBadRequest)
-				return
-			}
-			w.Write([]byte(token))
-			return
-		}
-		if r.Header.Get("X-aws-ec2-metadata-token") != token {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		switch r.URL.Path {
-		case "/latest/user-data":
-			if userData == "" {
-				http.NotFound(w, r)
-				return
-			}
-			w.Write([]byte(userData))
-		case "/latest/meta-data/placement/availability-zone":
-			w.Write([]byte("eu-west-1b"))
-		default:
-			http.NotFound(w, r)
-		}
-	})
-}
-
-// fakeGCE speaks the GCE metadata server: Metadata-Flavor: Google both ways.
-func fakeGCE(t *testing.T, attrs map[string]string) *httptest.Server {
-	return serve(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Metadata-Flavor", "Google")
-		if r.Header.Get("Metadata-Flavor") != "Google" {
-			http.Error(w, "Missing Metadata-Flavor:Google header.", http.StatusForbidden)
-			return
-		}
-		p := strings.TrimPrefix(r.URL.Path, "/computeMetadata/v1/")
-		if v, ok := strings.CutPrefix(p, "instance/attributes/"); ok {
-			if val, found := attrs[v]; found {
-				w.Write([]byte(val))
-				return
-			}
-		}
-		if p == "instance/zone" {
-			w.Write([]byte("projects/123456789/zones/europe-west1-b"))
-			return
-		}
-		http.NotFound(w, r)
-	})
-}
-
-// fakeAzureIMDS speaks Azure IMDS: Metadata: true required, api-version required, no proxying,
-// userData returned base64-encoded with format=text.
-func fakeAzureIMDS(t *testing.T, userData string) *httptest.Server {
-	return serve(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		if r.Header.Get("Metadata") != "true" || r.Header.Get("X-Forwarded-For") != "" {
-			w.WriteHeader(http.StatusBadRequest)
-			w.Write([]byte(`{"error":"Bad request. Required metadata header not specified"}`))
-			return
-		}
-		if r.URL.Query().Get("api-version") == "" {
-			w.WriteHeader(http.StatusBadRequest)
-			w.Write([]byte(`{"error":"Bad request. api-version was not specified in the request"}`))
-			return
-		}
-		switch r.URL.Path {
-		case "/metadata/instance/compute/userData":
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Write([]byte(base64.StdEncoding.EncodeToString([]byte(userData))))
-		case "/metadata/instance/compute":
-			w.Write([]byte(`{"location":"westeurope","zone":"2","vmSize":"Standard_B2s","name":"r1"}`))
-		default:
-			http.NotFound(w, r)
-		}
-	})
+	return srv.URL
 }
 
 func TestSources(t *testing.T) {
@@ -130,15 +50,15 @@ func TestSources(t *testing.T) {
 		errSays string
 		final   bool
 	}{
-		{name: "aws user data", source: AWS, opts: Options{Endpoint: fakeIMDSv2(t, key+"\n").URL}, wantKey: true, wantFD: "aws/eu-west-1b"},
-		{name: "aws without user data", source: AWS, opts: Options{Endpoint: fakeIMDSv2(t, "").URL}, errSays: "launch it with the registration key as user data", final: true},
-		{name: "aws user data without a key", source: AWS, opts: Options{Endpoint: fakeIMDSv2(t, "#!/bin/sh\necho hi\n").URL}, errSays: "must contain a ztna-key-v1.", final: true},
-		{name: "gcp attribute", source: GCP, opts: Options{Endpoint: fakeGCE(t, map[string]string{AttributeKey: key}).URL}, wantKey: true, wantFD: "gcp/europe-west1-b"},
-		{name: "gcp without attribute", source: GCP, opts: Options{Endpoint: fakeGCE(t, nil).URL}, errSays: `no metadata item "ztna-registration-key"`, final: true},
-		{name: "gcp impostor", source: GCP, opts: Options{Endpoint: serve(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(key)) }).URL}, errSays: "not the GCE metadata server"},
-		{name: "azure user data", source: Azure, opts: Options{Endpoint: fakeAzureIMDS(t, key+"\n").URL}, wantKey: true, wantFD: "azure/westeurope/2"},
-		{name: "azure custom data", source: Azure, opts: Options{Endpoint: fakeAzureIMDS(t, "").URL, CustomDataFile: customData}, wantKey: true, wantFD: "azure/westeurope/2"},
-		{name: "azure nothing", source: Azure, opts: Options{Endpoint: fakeAzureIMDS(t, "").URL, CustomDataFile: filepath.Join(dir, "none")}, errSays: "neither user data nor custom data", final: true},
+		{name: "aws user data", source: AWS, opts: Options{Endpoint: metadatatest.AWS(t, key+"\n").URL}, wantKey: true, wantFD: "aws/eu-west-1b"},
+		{name: "aws without user data", source: AWS, opts: Options{Endpoint: metadatatest.AWS(t, "").URL}, errSays: "launch it with the registration key as user data", final: true},
+		{name: "aws user data without a key", source: AWS, opts: Options{Endpoint: metadatatest.AWS(t, "#!/bin/sh\necho hi\n").URL}, errSays: "must contain a ztna-key-v1.", final: true},
+		{name: "gcp attribute", source: GCP, opts: Options{Endpoint: metadatatest.GCP(t, map[string]string{AttributeKey: key}).URL}, wantKey: true, wantFD: "gcp/europe-west1-b"},
+		{name: "gcp without attribute", source: GCP, opts: Options{Endpoint: metadatatest.GCP(t, nil).URL}, errSays: `no metadata item "ztna-registration-key"`, final: true},
+		{name: "gcp impostor", source: GCP, opts: Options{Endpoint: impostor(t, key)}, errSays: "not the GCE metadata server"},
+		{name: "azure user data", source: Azure, opts: Options{Endpoint: metadatatest.Azure(t, key+"\n").URL}, wantKey: true, wantFD: "azure/westeurope/2"},
+		{name: "azure custom data", source: Azure, opts: Options{Endpoint: metadatatest.Azure(t, "").URL, CustomDataFile: customData}, wantKey: true, wantFD: "azure/westeurope/2"},
+		{name: "azure nothing", source: Azure, opts: Options{Endpoint: metadatatest.Azure(t, "").URL, CustomDataFile: filepath.Join(dir, "none")}, errSays: "neither user data nor custom data", final: true},
 		{name: "file", source: File, opts: Options{KeyFile: keyFile}, wantKey: true},
 		{name: "file inside cloud-init", source: File, opts: Options{KeyFile: cloudInit}, wantKey: true},
 		{name: "file missing", source: File, opts: Options{KeyFile: filepath.Join(dir, "none")}, errSays: "pass --key-file", final: true},
