@@ -108,7 +108,8 @@ func IsPinMismatch(err error) bool {
 	return errors.As(err, &e)
 }
 
-// do sends in (if not nil) as JSON and decodes a 2xx body into out (if not nil).
+// do sends in (if not nil) as JSON and decodes a 2xx body into out (if not nil; a *[]byte
+// receives the body as is).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -149,6 +150,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
 	}
+	if b, ok := out.(*[]byte); ok {
+		*b = raw
+		return nil
+	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
 	}
@@ -180,3 +185,7 @@ func list[T any](ctx context.Context, c *Client, path string) ([]T, error) {
 }
 
 func idPath(collection, id string) string { return "/v1/" + collection + "/" + url.PathEscape(id) }
+
+// CloseIdleConnections closes kept-alive connections to the controller (for example before
+// the controller shuts down, so it need not wait for them).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }

@@ -102,3 +102,12 @@ func (c *Client) DeleteServicePolicy(ctx context.Context, id string) error {
 func (c *Client) Enroll(ctx context.Context, in api.EnrollRequest) (*api.EnrollResponse, error) {
 	return send[api.EnrollResponse](ctx, c, http.MethodPost, "/v1/enroll", in)
 }
+
+// OpenAPIDocument returns the controller's OpenAPI document, byte for byte.
+func (c *Client) OpenAPIDocument(ctx context.Context) ([]byte, error) {
+	var raw []byte
+	if err := c.do(ctx, http.MethodGet, "/v1/openapi.json", nil, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}

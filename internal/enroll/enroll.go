@@ -82,6 +82,7 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 		}
 		log.Info("enrolling", "edge", edge, "key", k)
 		resp, err := client.Enroll(ctx, api.EnrollRequest{Key: k.Encode(), CSR: string(csr)})
+		client.CloseIdleConnections() // one request per endpoint: keep nothing open
 		if err != nil {
 			var apiErr *apiclient.Error
 			if errors.As(err, &apiErr) {

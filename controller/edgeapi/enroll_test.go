@@ -1,0 +1,292 @@
+package edgeapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/regkey"
+)
+
+func (e *env) router(t *testing.T, name string) *api.Router {
+	t.Helper()
+	r, err := e.client.CreateRouter(context.Background(), api.RouterCreate{Name: name, Roles: []string{"edge"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (e *env) key(t *testing.T, routerID string, ttl int) *api.RegistrationKey {
+	t.Helper()
+	k, err := e.client.CreateRegistrationKey(context.Background(), api.RegistrationKeyCreate{RouterID: routerID, TTLSeconds: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func (e *env) keyState(t *testing.T, id string) string {
+	t.Helper()
+	k, err := e.client.GetRegistrationKey(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.State
+}
+
+func TestEnrolRouterLifecycle(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	r := e.router(t, "edge-1")
+	k := e.key(t, r.ID, 0)
+	if k.ExpiresAt.Sub(k.CreatedAt) < 3*time.Hour-time.Minute {
+		t.Fatalf("default expiry is %v, want 3h", k.ExpiresAt.Sub(k.CreatedAt))
+	}
+
+	dir := filepath.Join(t.TempDir(), "state")
+	cfg, err := enroll.Router(ctx, k.Key, dir, false, enroll.Options{})
+	if err != nil {
+		t.Fatalf("fresh key: %v", err)
+	}
+	if cfg.ID != r.ID || cfg.Name != "edge-1" || cfg.Kind != api.KindRouter || len(cfg.Control) != 1 || len(cfg.Fabric) != 1 || cfg.CAFingerprint != e.c.CA.Fingerprint() {
+		t.Fatalf("config: %+v", cfg)
+	}
+	fi, err := os.Stat(filepath.Join(dir, enroll.KeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key.pem: %v %v", fi.Mode(), err)
+	}
+	chain, _ := os.ReadFile(filepath.Join(dir, enroll.CertFile))
+	leaf, _ := pki.ParseCertPEM(chain)
+	if kind, id, _ := pki.Identity(leaf); kind != "router" || id != r.ID {
+		t.Fatalf("certificate names %s/%s", kind, id)
+	}
+	if d := time.Until(leaf.NotAfter); d > time.Hour || d < 55*time.Minute {
+		t.Fatalf("certificate lifetime %v, want the configured 1h", d)
+	}
+	if got, _ := e.client.GetRouter(ctx, r.ID); got.Status != api.RouterOffline {
+		t.Fatalf("router status after enrolment: %q", got.Status)
+	}
+	if st := e.keyState(t, k.ID); st != api.KeyUsed {
+		t.Fatalf("key state %q", st)
+	}
+
+	// Second use: "already used".
+	_, err = enroll.Router(ctx, k.Key, t.TempDir(), false, enroll.Options{})
+	if err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("second use: %v", err)
+	}
+	// The state dir is not overwritten by accident.
+	if _, err := enroll.Router(ctx, e.key(t, r.ID, 0).Key, dir, false, enroll.Options{}); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("re-enrol into an enrolled dir: %v", err)
+	}
+}
+
+func TestEnrolRefusals(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	r := e.router(t, "edge-1")
+
+	expired := e.key(t, r.ID, 1)
+	revoked := e.key(t, r.ID, 0)
+	if _, err := e.client.RevokeRegistrationKey(ctx, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.keyState(t, revoked.ID); st != api.KeyRevoked {
+		t.Fatalf("revoked key state %q", st)
+	}
+	parsed, _ := regkey.Parse(e.key(t, r.ID, 0).Key)
+	unknown := *parsed
+	unknown.ID = "doesnotexist"
+	wrongSecret := *parsed
+	wrongSecret.Secret = regkey.NewSecret()
+	otherCA, _ := pki.NewCA("someone else")
+	pinnedElsewhere := *parsed
+	pinnedElsewhere.CA = otherCA.Fingerprint()
+	time.Sleep(1100 * time.Millisecond) // let the 1 s key expire
+
+	for _, tc := range []struct {
+		name, key, want string
+	}{
+		{"expired", expired.Key, "expired"},
+		{"revoked", revoked.Key, "revoked"},
+		{"unknown", unknown.Encode(), "does not know this key"},
+		{"wrong secret", wrongSecret.Encode(), "does not know this key"},
+		{"malformed", "ztna-key-v1.AAAA", "malformed registration key"},
+		{"truncated", parsed.Encode()[:40], "malformed registration key"},
+		{"pinned to another CA", pinnedElsewhere.Encode(), "TLS interception or wrong controller"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := enroll.Router(ctx, tc.key, t.TempDir(), false, enroll.Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tc.want)
+			}
+		})
+	}
+	// None of the refusals consumed the real key behind them.
+	if st := e.keyState(t, parsed.ID); st != api.KeyUnused {
+		t.Fatalf("refused attempts changed the key: %q", st)
+	}
+	if got, _ := e.client.GetRouter(ctx, r.ID); got.Status != api.RouterUnenrolled {
+		t.Fatalf("refused attempts enrolled the router: %q", got.Status)
+	}
+
+	// A bad CSR is refused with its own problem and changes nothing.
+	for _, csr := range []string{"not a csr", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"} {
+		body, _ := json.Marshal(api.EnrollRequest{Key: parsed.Encode(), CSR: csr})
+		st, p := e.raw(t, http.MethodPost, "/v1/enroll", "", string(body))
+		if st != http.StatusBadRequest || p.Type != api.ProblemCSRInvalid || len(p.Errors) != 1 || p.Errors[0].Field != "csr" {
+			t.Fatalf("bad CSR: %d %+v", st, p)
+		}
+	}
+	if st := e.keyState(t, parsed.ID); st != api.KeyUnused {
+		t.Fatalf("a bad CSR consumed the key: %q", st)
+	}
+	// ... so the key still works once.
+	if _, err := enroll.Router(ctx, parsed.Encode(), t.TempDir(), false, enroll.Options{}); err != nil {
+		t.Fatalf("key after refusals: %v", err)
+	}
+	// Distinct problem types for each refusal, for programs.
+	for key, typ := range map[string]string{expired.Key: api.ProblemKeyExpired, revoked.Key: api.ProblemKeyRevoked,
+		parsed.Encode(): api.ProblemKeyUsed, unknown.Encode(): api.ProblemKeyUnknown, "garbage": api.ProblemKeyMalformed} {
+		priv, _ := pki.GenerateKey()
+		csr, _ := pki.NewCSR(priv, "x")
+		body, _ := json.Marshal(api.EnrollRequest{Key: key, CSR: string(csr)})
+		if _, p := e.raw(t, http.MethodPost, "/v1/enroll", "", string(body)); p.Type != typ {
+			t.Errorf("problem type %q, want %q", p.Type, typ)
+		}
+	}
+}
+
+func TestParallelEnrolment(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	const n = 50
+
+	// 50 routers, 50 keys, 50 concurrent enrolments: all succeed.
+	keys := make([]string, n)
+	for i := range n {
+		r := e.router(t, "edge-"+string(rune('a'+i/26))+string(rune('a'+i%26)))
+		keys[i] = e.key(t, r.ID, 0).Key
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := enroll.Router(ctx, keys[i], t.TempDir(), false, enroll.Options{}); err != nil {
+				failed.Add(1)
+				t.Errorf("enrolment %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d parallel enrolments failed", failed.Load(), n)
+	}
+
+	// One key, 50 concurrent uses: exactly one succeeds, the others say "already used".
+	one := e.key(t, e.router(t, "contended").ID, 0).Key
+	var wins, used atomic.Int32
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := enroll.Router(ctx, one, t.TempDir(), false, enroll.Options{})
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case strings.Contains(err.Error(), "already used"):
+				used.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 || used.Load() != n-1 {
+		t.Fatalf("one key used %d times concurrently: %d succeeded, %d already used; want exactly 1", n, wins.Load(), used.Load())
+	}
+}
+
+func TestEnrolIdentity(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	id, err := e.client.CreateIdentity(ctx, api.IdentityCreate{Name: "runtime", Roles: []string{"integrations"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A router key where an identity token is expected, and vice versa, is refused locally.
+	if _, err := enroll.Router(ctx, id.EnrollmentToken, t.TempDir(), false, enroll.Options{}); err == nil || !strings.Contains(err.Error(), "identity key") {
+		t.Fatalf("identity token used for a router: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "runtime.json")
+	cfg, err := enroll.Identity(ctx, id.EnrollmentToken, path, false, enroll.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kind != api.KindIdentity || cfg.ID != id.ID || cfg.Roles[0] != "integrations" {
+		t.Fatalf("config: %+v", cfg)
+	}
+	f, err := enroll.LoadIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.TLSCertificate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.client.GetIdentity(ctx, id.ID); !got.Enrolled {
+		t.Fatal("identity not marked enrolled")
+	}
+	if _, err := enroll.Identity(ctx, id.EnrollmentToken, filepath.Join(t.TempDir(), "again.json"), false, enroll.Options{}); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("token reuse: %v", err)
+	}
+	os.Chmod(path, 0o644)
+	if _, err := enroll.LoadIdentity(path); err == nil {
+		t.Fatal("world-readable identity file accepted")
+	}
+}
+
+// TestSecretsNeverLogged runs a create/enrol cycle and checks that no secret reached the log.
+func TestSecretsNeverLogged(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	r := e.router(t, "edge-1")
+	k := e.key(t, r.ID, 0)
+	dir := t.TempDir()
+	if _, err := enroll.Router(ctx, k.Key, dir, false, enroll.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := e.client.CreateIdentity(ctx, api.IdentityCreate{Name: "rt"})
+	if _, err := enroll.Identity(ctx, id.EnrollmentToken, filepath.Join(t.TempDir(), "id.json"), false, enroll.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	e.raw(t, http.MethodGet, "/v1/routers", "wrong-token-but-secret-ish", "")
+	pk, _ := regkey.Parse(k.Key)
+	pt, _ := regkey.Parse(id.EnrollmentToken)
+	keyPEM, _ := os.ReadFile(filepath.Join(dir, enroll.KeyFile))
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"msg":"enrolled"`) {
+		t.Fatalf("the log lacks the enrolment record; is the logger wired? %s", logs)
+	}
+	for name, secret := range map[string]string{
+		"admin token": testToken, "registration key": k.Key, "key secret": pk.Secret,
+		"identity token": id.EnrollmentToken, "token secret": pt.Secret, "wrong token": "wrong-token-but-secret-ish",
+		"router private key": strings.Split(string(keyPEM), "\n")[1],
+	} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the %s appears in the log", name)
+		}
+	}
+}

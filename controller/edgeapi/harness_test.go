@@ -1,0 +1,98 @@
+package edgeapi_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/controller"
+	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/controller/store/sqlite"
+	"github.com/ztna/ztna/internal/apiclient"
+)
+
+const testToken = "test-token-0123456789abcdef"
+
+// env is one in-process controller (edge plane only) on a loopback port.
+type env struct {
+	c      *controller.Controller
+	url    string
+	client *apiclient.Client
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "z.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	addr := freeAddr(t)
+	c, err := controller.New(controller.Config{
+		CADir: dir, Store: st, Token: testToken,
+		Listen:    map[controller.Plane]string{controller.PlaneEdge: addr},
+		Advertise: edgeapi.Endpoints{Edge: []string{"https://" + addr}, Control: []string{"127.0.0.1:1"}, Fabric: []string{"127.0.0.1:2"}},
+		Hosts:     []string{"127.0.0.1"}, CertLifetime: time.Hour,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var client *apiclient.Client
+	t.Cleanup(func() {
+		if client != nil {
+			client.CloseIdleConnections()
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("controller: %v", err)
+		}
+		st.Close()
+	})
+	if c.Addr(controller.PlaneEdge) == nil {
+		t.Fatalf("edge plane did not listen: %v", <-done)
+	}
+	url := "https://" + addr
+	client, err = apiclient.New(url, testToken, c.CA.Fingerprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{c: c, url: url, client: client, logs: logs}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
