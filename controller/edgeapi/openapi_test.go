@@ -2,8 +2,8 @@ package edgeapi_test
 
 import (
 	"bytes"
-	"flag"
 	"context"
+	"flag"
 	"os"
 	"testing"
 )
