@@ -18,9 +18,9 @@ import (
 	"github.com/ztna/ztna/controller/control/controltest"
 	wire "github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/router/controlclient"
-	"github.com/ztna/ztna/router/internal/testnet"
 	"github.com/ztna/ztna/router/internal/teststate"
 	"github.com/ztna/ztna/router/targets"
+	"github.com/ztna/ztna/router/testnet"
 )
 
 func freeAddr(t *testing.T) string {

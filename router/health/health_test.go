@@ -9,9 +9,9 @@ import (
 
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/router/dnstest"
-	"github.com/ztna/ztna/router/internal/testnet"
 	"github.com/ztna/ztna/router/resolve"
 	"github.com/ztna/ztna/router/targets"
+	"github.com/ztna/ztna/router/testnet"
 )
 
 func TestCheck(t *testing.T) {

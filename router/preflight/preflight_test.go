@@ -19,9 +19,9 @@ import (
 	wire "github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/router/dnstest"
-	"github.com/ztna/ztna/router/internal/testnet"
 	"github.com/ztna/ztna/router/preflight/interceptproxy"
 	"github.com/ztna/ztna/router/resolve"
+	"github.com/ztna/ztna/router/testnet"
 )
 
 // controller is a stand-in for the controller's three planes, each a real TLS server with a

@@ -7,8 +7,8 @@ import (
 
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/router/dnstest"
-	"github.com/ztna/ztna/router/internal/testnet"
 	"github.com/ztna/ztna/router/resolve"
+	"github.com/ztna/ztna/router/testnet"
 )
 
 func TestDialerOnlyDialsAssignedPairs(t *testing.T) {
