@@ -79,8 +79,8 @@ type ServiceHealth struct {
 // RouterCreate is the body of POST /v1/routers.
 type RouterCreate struct {
 	Name  string   `json:"name"`
-	Roles []string `json:"roles"`
-	Cost  int      `json:"cost"`
+	Roles []string `json:"roles,omitempty"`
+	Cost  int      `json:"cost,omitempty"`
 }
 
 // RouterUpdate is the body of PATCH /v1/routers/{id}; absent fields stay as they are.
@@ -144,7 +144,7 @@ type ServiceCreate struct {
 	Port        int      `json:"port"`
 	PortRanges  []string `json:"port_ranges,omitempty"`
 	Protocol    string   `json:"protocol,omitempty"`
-	RouterRoles []string `json:"router_roles"`
+	RouterRoles []string `json:"router_roles,omitempty"`
 }
 
 // ServiceUpdate is the body of PATCH /v1/services/{id}; absent fields stay as they are.
@@ -173,7 +173,7 @@ type Identity struct {
 // IdentityCreate is the body of POST /v1/identities. TokenTTLSeconds 0 means DefaultKeyTTL.
 type IdentityCreate struct {
 	Name            string   `json:"name"`
-	Roles           []string `json:"roles"`
+	Roles           []string `json:"roles,omitempty"`
 	TokenTTLSeconds int      `json:"token_ttl_seconds,omitempty"`
 }
 
@@ -196,8 +196,8 @@ type ServicePolicy struct {
 // ServicePolicyCreate is the body of POST /v1/service-policies.
 type ServicePolicyCreate struct {
 	Name          string   `json:"name"`
-	IdentityRoles []string `json:"identity_roles"`
-	ServiceNames  []string `json:"service_names"`
+	IdentityRoles []string `json:"identity_roles,omitempty"`
+	ServiceNames  []string `json:"service_names,omitempty"`
 }
 
 // ServicePolicyUpdate is the body of PATCH /v1/service-policies/{id}.
