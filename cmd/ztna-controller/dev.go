@@ -89,13 +89,13 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			if err != nil {
 				return err
 			}
+			if c.Addr(controller.PlaneEdge) == nil {
+				return <-done // listening failed; Run says why
+			}
 			env := fmt.Sprintf("ZTNA_ADDR=%s\nZTNA_TOKEN=%s\nZTNA_CA_FINGERPRINT=%s\nZTNA_CA_FILE=%s\nZTNA_CONTROL_ADDR=%s\nZTNA_FABRIC_ADDR=%s\n",
 				edgeURL, token, c.CA.Fingerprint(), filepath.Join(dir, pki.CACertFile), ports.Control, ports.Fabric)
 			if err := pki.WriteFileAtomic(filepath.Join(dir, devEnvFile), []byte(env), 0o600); err != nil {
 				return err
-			}
-			if c.Addr(controller.PlaneEdge) == nil {
-				return <-done // listening failed; Run says why
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "ztna dev controller ready\n")
