@@ -1,0 +1,60 @@
+package router_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/internal/api"
+)
+
+// TestLifecycle: enrol → online with version and failure domain; the controller is SIGKILLed and
+// restarted → the router reconnects by itself; the router is SIGKILLed → offline within 5 s.
+func TestLifecycle(t *testing.T) {
+	c := startController(t, "", "--heartbeat-interval", "500ms")
+	id, key := c.newRouter(t, "edge-1", "edge")
+	state := enrol(t, key, "--failure-domain", "aws/eu-west-1b")
+
+	// The key worked once; a second use is refused and writes nothing.
+	other := filepath.Join(t.TempDir(), "state")
+	out, code := run(t, "ztna-router", "enroll", "--key-file", writeKey(t, key), "--state-dir", other)
+	if code == 0 || !strings.Contains(out, "already used") {
+		t.Fatalf("second enrolment with the same key: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(other, "config.json")); err == nil {
+		t.Fatal("a refused enrolment wrote config.json")
+	}
+
+	wantVersion, _ := run(t, "ztna-router", "version")
+	wantVersion = strings.TrimSpace(wantVersion)
+	r := runRouter(t, state)
+	took := waitFor(t, 10*time.Second, "router online in the API", func() bool { return c.router(t, id).Status == api.RouterOnline })
+	t.Logf("online %v after start", took.Round(time.Millisecond))
+	got := c.router(t, id)
+	if got.Version != wantVersion || got.FailureDomain != "aws/eu-west-1b" || got.LastSeen == nil {
+		t.Fatalf("router in the API: version %q (want %q), failure domain %q, last_seen %v", got.Version, wantVersion, got.FailureDomain, got.LastSeen)
+	}
+	waitFor(t, 5*time.Second, "router /healthz 200", r.healthy)
+
+	// Controller crash: the router notices, and reconnects to the restarted controller by itself.
+	c.p.kill()
+	waitFor(t, 5*time.Second, "router notices the controller is gone (/healthz 503)", func() bool { return !r.healthy() })
+	restarted := time.Now()
+	c.crashAndRestart(t)
+	took = waitFor(t, 15*time.Second, "router reconnects to the restarted controller", func() bool {
+		got := c.router(t, id)
+		return r.healthy() && got.Status == api.RouterOnline && got.LastSeen != nil && got.LastSeen.After(restarted)
+	})
+	t.Logf("reconnected %v after the controller came back", took.Round(time.Millisecond))
+	if v := r.metric("ztna_router_control_reconnects_total"); v < 1 {
+		t.Fatalf("reconnects metric %v after a controller restart", v)
+	}
+
+	// Router crash: the controller shows it offline within 5 s.
+	r.kill()
+	killed := time.Now()
+	waitFor(t, 5*time.Second, "router offline in the API after SIGKILL", func() bool { return c.router(t, id).Status == api.RouterOffline })
+	t.Logf("offline %v after the router was killed", time.Since(killed).Round(time.Millisecond))
+}
