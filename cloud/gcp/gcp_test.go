@@ -1,0 +1,301 @@
+package gcp
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+
+	"cloud.google.com/go/compute/apiv1/computepb"
+	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/egress"
+	"github.com/ztna/ztna/cloud/gcp/computefake"
+	"google.golang.org/api/option"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+const testKey = "ztna-key-v1.eyJpZCI6InJrLTEiLCJzZWNyZXQiOiJzM2NyM3QifQ"
+
+func newTestDriver(t *testing.T) (*Driver, *computefake.Server) {
+	t.Helper()
+	fake := computefake.New()
+	t.Cleanup(fake.Close)
+	fake.AddNetwork("projects/prod/global/networks/default")
+	fake.AddSubnetwork("projects/prod/regions/europe-west1/subnetworks/routers")
+	fake.AddImage("prod", &computepb.Image{Name: proto.String("ztna-router-1-2-0"), Family: proto.String("ztna-router"), CreationTimestamp: proto.String("2026-01-01T00:00:00.000-08:00")})
+	d, err := New(context.Background(), Options{
+		Project: "prod", Zone: "europe-west1-b", Subnetwork: "routers", Endpoint: fake.URL,
+		ClientOptions: []option.ClientOption{option.WithoutAuthentication()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, fake
+}
+
+func testSpec(t *testing.T, tier string) cloud.HostSpec {
+	t.Helper()
+	rules, err := egress.Compute(egress.Input{
+		Controllers: []egress.ControllerEndpoint{{Host: "ctrl.example.com"}},
+		Services: []egress.ServiceTarget{
+			{Address: "10.20.0.0/16", Ports: []egress.PortRange{egress.Port(5432)}},
+			{Address: "api.internal.example", Ports: []egress.PortRange{{From: 8000, To: 8100}}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cloud.HostSpec{Name: "edge-a", RegistrationKey: testKey, Tier: tier, Image: "ztna-router-1-2-0", Egress: rules, Tags: map[string]string{"team": "platform"}}
+}
+
+// The exact rule set: name destinations share one any-address rule limited to their ports;
+// everything else is denied, and ingress is denied ahead of every other rule.
+const wantFirewalls = `ztna-edge-a-deny-egress EGRESS 101 dst=[0.0.0.0/0] tags=[ztna-router-edge-a] denied=[all]
+ztna-edge-a-deny-ingress INGRESS 0 src=[0.0.0.0/0] tags=[ztna-router-edge-a] denied=[all]
+ztna-edge-a-egress-1 EGRESS 100 dst=[10.20.0.0/16] tags=[ztna-router-edge-a] allowed=[tcp:5432]
+ztna-edge-a-egress-2 EGRESS 100 dst=[0.0.0.0/0] tags=[ztna-router-edge-a] allowed=[tcp:8000-8100,80,443,6262 udp:80,443,6262]`
+
+func renderFirewalls(fws []*computepb.Firewall) string {
+	var lines []string
+	for _, fw := range fws {
+		line := fw.GetName() + " " + fw.GetDirection() + " " + itoa(fw.GetPriority())
+		if len(fw.GetDestinationRanges()) > 0 {
+			line += " dst=[" + strings.Join(fw.GetDestinationRanges(), ",") + "]"
+		}
+		if len(fw.GetSourceRanges()) > 0 {
+			line += " src=[" + strings.Join(fw.GetSourceRanges(), ",") + "]"
+		}
+		line += " tags=[" + strings.Join(fw.GetTargetTags(), ",") + "]"
+		var parts []string
+		for _, a := range fw.GetAllowed() {
+			parts = append(parts, a.GetIPProtocol()+":"+strings.Join(a.GetPorts(), ","))
+		}
+		if len(parts) > 0 {
+			line += " allowed=[" + strings.Join(parts, " ") + "]"
+		}
+		parts = nil
+		for _, dn := range fw.GetDenied() {
+			parts = append(parts, dn.GetIPProtocol())
+		}
+		if len(parts) > 0 {
+			line += " denied=[" + strings.Join(parts, " ") + "]"
+		}
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func itoa(i int32) string { return strconv.Itoa(int(i)) }
+
+func TestCreateReadDelete(t *testing.T) {
+	for _, tt := range []struct{ tier, wantType string }{{"low-med", "e2-standard-2"}, {"med", "e2-standard-4"}, {"high", "e2-standard-8"}} {
+		t.Run(tt.tier, func(t *testing.T) {
+			d, fake := newTestDriver(t)
+			ctx := context.Background()
+			h, err := d.Create(ctx, testSpec(t, tt.tier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.ID != "projects/prod/zones/europe-west1-b/instances/edge-a" || h.InstanceType != tt.wantType || h.PrivateAddress == "" ||
+				h.FailureDomain != (cloud.FailureDomain{Cloud: "gcp", Region: "europe-west1", Zone: "europe-west1-b"}) ||
+				h.Image != "projects/prod/global/images/ztna-router-1-2-0" || len(h.Drift) != 0 || h.State != "RUNNING" {
+				t.Fatalf("host = %+v", h)
+			}
+			if got := renderFirewalls(fake.Firewalls()); got != wantFirewalls {
+				t.Errorf("firewalls:\n%s\nwant:\n%s", got, wantFirewalls)
+			}
+			inst := fake.Instances()[0]
+			var key string
+			for _, it := range inst.GetMetadata().GetItems() {
+				if it.GetKey() == cloud.RegistrationKeyMetadataKey {
+					key = it.GetValue()
+				}
+			}
+			if key != testKey {
+				t.Errorf("metadata key = %q", key)
+			}
+			if inst.GetTags().GetItems()[0] != "ztna-router-edge-a" || inst.GetLabels()["team"] != "platform" ||
+				inst.GetLabels()[cloud.TagManagedBy] != "ztna" || len(inst.GetServiceAccounts()) != 0 ||
+				inst.GetDisks()[0].GetInitializeParams().GetDiskSizeGb() != 20 || !inst.GetShieldedInstanceConfig().GetEnableSecureBoot() ||
+				inst.GetNetworkInterfaces()[0].GetSubnetwork() != "projects/prod/regions/europe-west1/subnetworks/routers" {
+				t.Errorf("instance = %v", inst)
+			}
+
+			if err := d.Delete(ctx, h.ID); err != nil {
+				t.Fatal(err)
+			}
+			if n, f := len(fake.Instances()), len(fake.Firewalls()); n != 0 || f != 0 {
+				t.Errorf("after delete: %d instances, %d firewalls", n, f)
+			}
+			if _, err := d.Read(ctx, h.ID); !errors.Is(err, cloud.ErrNotFound) {
+				t.Errorf("Read after delete: %v", err)
+			}
+			if err := d.Delete(ctx, h.ID); err != nil {
+				t.Errorf("second delete: %v", err)
+			}
+		})
+	}
+}
+
+func TestKeyOnlyInMetadata(t *testing.T) {
+	d, fake := newTestDriver(t)
+	ctx := context.Background()
+	h, err := d.Create(ctx, testSpec(t, "med"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Read(ctx, h.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, h.ID); err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, r := range fake.Requests() {
+		if strings.Contains(r.Path, testKey) {
+			t.Errorf("key in URL of %s %s", r.Method, r.Path)
+		}
+		if !strings.Contains(r.Body, testKey) {
+			continue
+		}
+		sent++
+		inst := &computepb.Instance{}
+		if r.Method != "POST" || !strings.HasSuffix(r.Path, "/instances") || protojson.Unmarshal([]byte(r.Body), inst) != nil {
+			t.Fatalf("key sent in %s %s", r.Method, r.Path)
+		}
+		inst.Metadata = nil
+		if b, _ := protojson.Marshal(inst); strings.Contains(string(b), testKey) {
+			t.Errorf("key outside metadata in instances.insert: %s", b)
+		}
+	}
+	if sent != 1 {
+		t.Errorf("key sent %d times, want once", sent)
+	}
+}
+
+func TestDrift(t *testing.T) {
+	d, fake := newTestDriver(t)
+	ctx := context.Background()
+	h, err := d.Create(ctx, testSpec(t, "med"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.DeleteFirewallOutOfBand("prod", "ztna-edge-a-deny-ingress")
+	got, err := d.Read(ctx, h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Drift) != 1 || !strings.Contains(got.Drift[0], "ztna-edge-a-deny-ingress is missing") {
+		t.Errorf("drift = %q", got.Drift)
+	}
+	fake.DeleteInstanceOutOfBand("prod", "europe-west1-b", "edge-a")
+	if _, err := d.Read(ctx, h.ID); !errors.Is(err, cloud.ErrNotFound) {
+		t.Fatalf("Read of deleted instance: %v", err)
+	}
+	// Recreating replaces the leftover rules instead of failing on their names.
+	if _, err := d.Create(ctx, testSpec(t, "med")); err != nil {
+		t.Fatal(err)
+	}
+	if got := renderFirewalls(fake.Firewalls()); got != wantFirewalls {
+		t.Errorf("firewalls after recreate:\n%s", got)
+	}
+	if _, err := d.Create(ctx, testSpec(t, "med")); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("duplicate create: %v", err)
+	}
+}
+
+// Rules of a host whose name extends another's are not touched.
+func TestDeleteLeavesOtherHostsRules(t *testing.T) {
+	d, fake := newTestDriver(t)
+	ctx := context.Background()
+	a, err := d.Create(ctx, testSpec(t, "med"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(t, "med")
+	spec.Name = "edge-a-2"
+	if _, err := d.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, fw := range fake.Firewalls() {
+		if !strings.HasPrefix(fw.GetName(), "ztna-edge-a-2-") {
+			t.Errorf("left %s", fw.GetName())
+		}
+	}
+	if n := len(fake.Firewalls()); n != 4 {
+		t.Errorf("%d rules of edge-a-2 remain, want 4", n)
+	}
+}
+
+func TestAPIErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		inject func(*computefake.Server)
+		edit   func(*Options)
+		code   string
+		want   []string
+	}{
+		{"quota", func(f *computefake.Server) {
+			f.FailOperation("instances.insert", 403, "QUOTA_EXCEEDED", "Quota 'CPUS' exceeded.  Limit: 8.0 in region europe-west1.")
+		}, nil, "QUOTA_EXCEEDED", []string{"Quota 'CPUS'", "IAM & Admin > Quotas", "smaller size tier"}},
+		{"unknown subnet", nil, func(o *Options) { o.Subnetwork = "nope" }, "notFound", []string{"subnetworks/nope", "check network and subnetwork"}},
+		{"permission denied", func(f *computefake.Server) {
+			f.FailHTTP("firewalls.insert", 403, "forbidden", "Required 'compute.firewalls.create' permission for 'projects/prod/global/firewalls/ztna-edge-a-deny-ingress'")
+		}, nil, "forbidden", []string{"compute.firewalls.create", "roles/compute.securityAdmin"}},
+		{"unknown machine type", nil, nil, "invalid", []string{"check instance_type"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := computefake.New()
+			t.Cleanup(fake.Close)
+			fake.AddNetwork("projects/prod/global/networks/default")
+			fake.AddSubnetwork("projects/prod/regions/europe-west1/subnetworks/routers")
+			fake.AddImage("prod", &computepb.Image{Name: proto.String("ztna-router-1-2-0")})
+			if tt.inject != nil {
+				tt.inject(fake)
+			}
+			opts := Options{Project: "prod", Zone: "europe-west1-b", Subnetwork: "routers", Endpoint: fake.URL,
+				ClientOptions: []option.ClientOption{option.WithoutAuthentication()}}
+			if tt.edit != nil {
+				tt.edit(&opts)
+			}
+			d, err := New(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			spec := testSpec(t, "med")
+			if tt.name == "unknown machine type" {
+				spec.Tier, spec.InstanceType = "", "e2-huge-99"
+			}
+			_, err = d.Create(context.Background(), spec)
+			var apiErr *cloud.APIError
+			if !errors.As(err, &apiErr) || apiErr.Code != tt.code {
+				t.Fatalf("err = %v, want APIError %s", err, tt.code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if n, f := len(fake.Instances()), len(fake.Firewalls()); n != 0 || f != 0 {
+				t.Errorf("failed create left %d instances, %d firewalls", n, f)
+			}
+		})
+	}
+}
+
+func TestInvalidLabels(t *testing.T) {
+	d, _ := newTestDriver(t)
+	spec := testSpec(t, "med")
+	spec.Tags = map[string]string{"Team": "Platform"}
+	if _, err := d.Create(context.Background(), spec); err == nil || !strings.Contains(err.Error(), "not a valid label") {
+		t.Fatalf("err = %v", err)
+	}
+}
