@@ -174,15 +174,26 @@ func endpoints(edge, ctl, fabric []string) ([]preflight.Endpoint, error) {
 	return eps, nil
 }
 
+// replacePlane swaps one plane's endpoints for addrs, keeping the planes in their order.
 func replacePlane(eps []preflight.Endpoint, plane string, addrs []string) []preflight.Endpoint {
 	var out []preflight.Endpoint
+	replaced := false
 	for _, ep := range eps {
 		if ep.Plane != plane {
 			out = append(out, ep)
+			continue
+		}
+		if !replaced {
+			for _, a := range addrs {
+				out = append(out, preflight.Endpoint{Plane: plane, Addr: a})
+			}
+			replaced = true
 		}
 	}
-	for _, a := range addrs {
-		out = append(out, preflight.Endpoint{Plane: plane, Addr: a})
+	if !replaced {
+		for _, a := range addrs {
+			out = append(out, preflight.Endpoint{Plane: plane, Addr: a})
+		}
 	}
 	return out
 }
