@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,9 +9,10 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/control"
 )
 
-// TestLifecycle: enrol → online with version and failure domain; the controller is SIGKILLed and
+// TestLifecycle: enrol → online with version, failure domain and image attestation; the controller is SIGKILLed and
 // restarted → the router reconnects by itself; the router is SIGKILLed → offline within 5 s.
 func TestLifecycle(t *testing.T) {
 	c := startController(t, "", "--heartbeat-interval", "500ms")
@@ -29,12 +31,21 @@ func TestLifecycle(t *testing.T) {
 
 	wantVersion, _ := run(t, "ztna-router", "version")
 	wantVersion = strings.TrimSpace(wantVersion)
-	r := runRouter(t, state)
+	image := filepath.Join(t.TempDir(), "image.json")
+	attestation := `{"router_version":"` + wantVersion + `","hardening_profile":"ztna-hardened-v1","build_time":"2026-01-02T03:04:05Z","base_image":"debian-12-genericcloud-amd64","cloud":"aws"}`
+	if err := os.WriteFile(image, []byte(attestation), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runRouter(t, state, "--attestation-file", image)
 	took := waitFor(t, 10*time.Second, "router online in the API", func() bool { return c.router(t, id).Status == api.RouterOnline })
 	t.Logf("online %v after start", took.Round(time.Millisecond))
 	got := c.router(t, id)
 	if got.Version != wantVersion || got.FailureDomain != "aws/eu-west-1b" || got.LastSeen == nil {
 		t.Fatalf("router in the API: version %q (want %q), failure domain %q, last_seen %v", got.Version, wantVersion, got.FailureDomain, got.LastSeen)
+	}
+	var att control.Attestation
+	if err := json.Unmarshal(got.Attestation, &att); err != nil || att.HardeningProfile != "ztna-hardened-v1" || att.BaseImage != "debian-12-genericcloud-amd64" {
+		t.Fatalf("attestation in the API: %s (%v)", got.Attestation, err)
 	}
 	waitFor(t, 5*time.Second, "router /healthz 200", r.healthy)
 
