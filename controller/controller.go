@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/issuer"
 	"github.com/ztna/ztna/controller/store"
@@ -30,6 +32,7 @@ const (
 	PlaneEdge    Plane = "edge"    // HTTPS: management API + enrolment
 	PlaneControl Plane = "control" // mTLS: router control channel
 	PlaneFabric  Plane = "fabric"  // mTLS: embedded hub
+	PlaneMetrics Plane = "metrics" // plain HTTP /metrics (Prometheus), loopback by default
 )
 
 // Component serves one plane on a listener until ctx ends. It does its own TLS (it knows
@@ -73,7 +76,9 @@ type Controller struct {
 	ControllerCert *pki.CertSlot
 	HubCert        *pki.CertSlot
 	Edge           *edgeapi.Server
-	log            *slog.Logger
+	// Registry holds the controller's Prometheus metrics; attached components add theirs.
+	Registry *prometheus.Registry
+	log      *slog.Logger
 
 	mu         sync.Mutex
 	components map[Plane]Component
@@ -120,6 +125,10 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c.components[PlaneEdge] = &httpsComponent{handler: c.Edge, cert: c.ControllerCert, log: cfg.Logger}
+	c.Registry = newRegistry(cfg.Store, c.Edge.Collectors()...)
+	if cfg.Listen[PlaneMetrics] != "" {
+		c.components[PlaneMetrics] = newMetricsComponent(c.Registry)
+	}
 	return c, nil
 }
 
@@ -187,10 +196,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		return lerr
 	}
-	for _, p := range []Plane{PlaneEdge, PlaneControl, PlaneFabric} {
+	for _, p := range []Plane{PlaneEdge, PlaneControl, PlaneFabric, PlaneMetrics} {
 		if _, ok := comps[p]; ok {
 			c.log.Info("serving", "plane", p, "addr", c.addrs[p].String())
-		} else {
+		} else if c.cfg.Listen[p] != "" {
 			c.log.Info("plane reserved, no component attached", "plane", p, "addr", c.cfg.Listen[p])
 		}
 	}

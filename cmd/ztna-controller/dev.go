@@ -31,12 +31,13 @@ type devPorts struct {
 	Edge    string `json:"edge"`
 	Control string `json:"control"`
 	Fabric  string `json:"fabric"`
+	Metrics string `json:"metrics"`
 }
 
 func devCommand() *cobra.Command {
 	var (
-		dataDir, edgeAddr, controlAddr, fabricAddr, logFormat, logLevel string
-		certLifetime, heartbeat                                         time.Duration
+		dataDir, edgeAddr, controlAddr, fabricAddr, metricsAddr, logFormat, logLevel string
+		certLifetime, heartbeat                                                      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -45,7 +46,7 @@ func devCommand() *cobra.Command {
 
 On its first start it creates, in --data-dir: the network CA (ca.pem, ca-key.pem 0600), an
 SQLite store (ztna.db), an admin token (admin-token, 0600), and picks free loopback ports for
-the edge API, control channel and fabric (dev-ports.json). It writes ztna.env (0600) with
+the edge API, control channel, fabric and metrics (dev-ports.json). It writes ztna.env (0600) with
 ZTNA_ADDR, ZTNA_TOKEN, ZTNA_CA_FINGERPRINT and ZTNA_CA_FILE, and prints the endpoints.
 A later start with the same --data-dir keeps everything: CA, objects, token and ports.
 
@@ -64,7 +65,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return fmt.Errorf("create data dir: %w", err)
 			}
-			ports, err := loadOrPickPorts(dir, devPorts{Edge: edgeAddr, Control: controlAddr, Fabric: fabricAddr})
+			ports, err := loadOrPickPorts(dir, devPorts{Edge: edgeAddr, Control: controlAddr, Fabric: fabricAddr, Metrics: metricsAddr})
 			if err != nil {
 				return err
 			}
@@ -78,6 +79,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				dataDir: dir, storePath: filepath.Join(dir, devStoreFile), token: token,
 				listen: map[controller.Plane]string{
 					controller.PlaneEdge: ports.Edge, controller.PlaneControl: ports.Control, controller.PlaneFabric: ports.Fabric,
+					controller.PlaneMetrics: ports.Metrics,
 				},
 				advertise:         edgeapi.Endpoints{Edge: []string{edgeURL}, Control: []string{ports.Control}, Fabric: []string{ports.Fabric}},
 				hosts:             []string{"127.0.0.1", "localhost"},
@@ -110,6 +112,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				}
 				fmt.Fprintf(out, "  %-12s %s  %s\n", p.plane, p.addr, state)
 			}
+			fmt.Fprintf(out, "  metrics      http://%s/metrics\n", ports.Metrics)
 			fmt.Fprintf(out, "  CA           %s\n", c.CA.Fingerprint())
 			fmt.Fprintf(out, "  env file     %s   (set -a; . %s; set +a)\n", filepath.Join(dir, devEnvFile), filepath.Join(dir, devEnvFile))
 			return <-done
@@ -120,6 +123,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 	f.StringVar(&edgeAddr, "edge-addr", "", "edge API listen address (default: a free 127.0.0.1 port, kept across restarts)")
 	f.StringVar(&controlAddr, "control-addr", "", "control channel listen address (default: a free 127.0.0.1 port, kept)")
 	f.StringVar(&fabricAddr, "fabric-addr", "", "fabric (embedded hub) listen address (default: a free 127.0.0.1 port, kept)")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default: a free 127.0.0.1 port, kept)")
 	f.DurationVar(&certLifetime, "cert-lifetime", pki.DefaultCertLifetime, "lifetime of router and identity certificates (e.g. 30s for renewal tests)")
 	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
@@ -146,7 +150,7 @@ func loadOrPickPorts(dir string, flags devPorts) (devPorts, error) {
 	for _, f := range []struct {
 		saved *string
 		flag  string
-	}{{&p.Edge, flags.Edge}, {&p.Control, flags.Control}, {&p.Fabric, flags.Fabric}} {
+	}{{&p.Edge, flags.Edge}, {&p.Control, flags.Control}, {&p.Fabric, flags.Fabric}, {&p.Metrics, flags.Metrics}} {
 		if f.flag != "" && f.flag != *f.saved {
 			*f.saved, changed = f.flag, true
 		}

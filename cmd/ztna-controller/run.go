@@ -29,6 +29,7 @@ type fileConfig struct {
 		Edge    string `yaml:"edge"`
 		Control string `yaml:"control"`
 		Fabric  string `yaml:"fabric"`
+		Metrics string `yaml:"metrics"`
 	} `yaml:"listen"`
 	Advertise struct {
 		Edge    []string `yaml:"edge"`
@@ -59,6 +60,7 @@ const configReference = `Configuration keys (YAML):
     edge: ":443"                # edge API: enrolment + management REST (HTTPS)
     control: ":6262"            # control channel (mutual TLS, routers dial in)
     fabric: ":80"               # fabric of the embedded hub (mutual TLS despite the number)
+    metrics: "127.0.0.1:9262"   # Prometheus /metrics, plain HTTP; "" turns it off
   advertise:                    # what registration keys and enrolment responses hand out
     edge: ["https://ctrl.example.com"]      # default: https://<hosts[0]>:<edge port>
     control: ["ctrl.example.com:6262"]      # default: <hosts[0]>:<control port>
@@ -80,7 +82,7 @@ func defaultFileConfig() fileConfig {
 	var c fileConfig
 	c.Name = "controller"
 	c.DataDir = "/var/lib/ztna-controller"
-	c.Listen.Edge, c.Listen.Control, c.Listen.Fabric = ":443", ":6262", ":80"
+	c.Listen.Edge, c.Listen.Control, c.Listen.Fabric, c.Listen.Metrics = ":443", ":6262", ":80", "127.0.0.1:9262"
 	c.Store.Driver = "sqlite"
 	c.TokenFile = "/etc/ztna-controller/admin-token"
 	c.CertLifetime = pki.DefaultCertLifetime
@@ -110,6 +112,9 @@ func (c *fileConfig) validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			add("%s: %q is not host:port (e.g. \":443\")", key, addr)
 		}
+	}
+	if _, _, err := net.SplitHostPort(c.Listen.Metrics); c.Listen.Metrics != "" && err != nil {
+		add("listen.metrics: %q is not host:port (e.g. \"127.0.0.1:9262\"; \"\" turns metrics off)", c.Listen.Metrics)
 	}
 	if c.Store.Driver != "sqlite" {
 		add("store.driver: %q is not available in this build; use sqlite", c.Store.Driver)
@@ -180,6 +185,7 @@ the first start and kept afterwards.
 				name: fc.Name, dataDir: fc.DataDir, storePath: storePath, token: token,
 				listen: map[controller.Plane]string{
 					controller.PlaneEdge: fc.Listen.Edge, controller.PlaneControl: fc.Listen.Control, controller.PlaneFabric: fc.Listen.Fabric,
+					controller.PlaneMetrics: fc.Listen.Metrics,
 				},
 				advertise: fc.endpoints(), hosts: fc.Hosts, certLifetime: fc.CertLifetime,
 				heartbeatInterval: fc.HeartbeatInterval, logger: logger,

@@ -92,7 +92,7 @@ func TestRunServesFromConfig(t *testing.T) {
 		defer ln.Close()
 		return ln.Addr().String()
 	}
-	edge, control, fabric := addr(), addr(), addr()
+	edge, control, fabric, metrics := addr(), addr(), addr(), addr()
 	token := writeFile(t, dir, "token", "prod-token-0123456789\n")
 	cfg := writeFile(t, dir, "c.yaml", `# production-like, on loopback
 data_dir: `+filepath.Join(dir, "data")+`
@@ -100,6 +100,7 @@ listen:
   edge: "`+edge+`"
   control: "`+control+`"
   fabric: "`+fabric+`"
+  metrics: "`+metrics+`"
 hosts: [127.0.0.1]
 token_file: `+token+`
 cert_lifetime: 2h

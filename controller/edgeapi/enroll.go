@@ -21,6 +21,18 @@ func enrollProblem(status int, typ, title, detail string) *api.Problem {
 // checked first, so a refused request changes nothing; the key is then consumed in one
 // transaction, of which exactly one concurrent request wins.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	rec := &problemRecorder{ResponseWriter: w}
+	s.enrollInner(rec, r)
+	s.metrics.enrolment(rec.problemType)
+}
+
+// problemRecorder remembers the problem type an enrolment failed with, for metrics.
+type problemRecorder struct {
+	http.ResponseWriter
+	problemType string
+}
+
+func (s *Server) enrollInner(w *problemRecorder, r *http.Request) {
 	ctx := r.Context()
 	var req api.EnrollRequest
 	if p := decode(w, r, &req); p != nil {

@@ -49,6 +49,7 @@ type Server struct {
 	endpoints Endpoints
 	log       *slog.Logger
 	mux       *http.ServeMux
+	metrics   *metrics
 }
 
 // New returns the edge API handler.
@@ -66,6 +67,7 @@ func New(cfg Config) (*Server, error) {
 		endpoints: cfg.Endpoints,
 		log:       cfg.Logger,
 		mux:       http.NewServeMux(),
+		metrics:   newMetrics(),
 	}
 	byPattern := map[string]map[string]route{}
 	for _, rt := range s.routes() {
@@ -89,6 +91,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	s.mux.ServeHTTP(rec, r)
+	_, pattern := s.mux.Handler(r)
+	s.metrics.request(pattern, r.Method, rec.status)
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
@@ -202,6 +206,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeProblem(w http.ResponseWriter, p *api.Problem) {
+	if pr, ok := w.(*problemRecorder); ok {
+		pr.problemType = p.Type
+	}
 	w.Header().Set("Content-Type", api.ProblemContentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)

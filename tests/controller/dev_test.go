@@ -2,7 +2,9 @@ package controller_test
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,5 +164,33 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	if _, err := enroll.Router(cx, usedKey.Key, filepath.Join(t.TempDir(), "d"), false, enroll.Options{}); err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Fatalf("key used before the crash: %v", err)
 	}
+	// The metrics endpoint counts what just happened.
+	metrics := scrape(t, p2)
+	for _, want := range []string{`ztna_controller_enrolments_total{outcome="ok"} 1`, `ztna_controller_enrolments_total{outcome="key-used"} 2`, `ztna_controller_routers{status="offline"} 2`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	p2.stop(t)
+}
+
+// scrape reads the dev controller's /metrics (its address is in the banner).
+func scrape(t *testing.T, p *proc) string {
+	t.Helper()
+	var url string
+	for _, l := range p.stdout {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "metrics" {
+			url = f[1]
+		}
+	}
+	if url == "" {
+		t.Fatalf("banner shows no metrics endpoint: %v", p.stdout)
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -1,0 +1,45 @@
+package edgeapi
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the edge API's Prometheus collectors. Labels are route patterns and problem
+// types, never raw paths or ids, so cardinality stays bounded.
+type metrics struct {
+	requests   *prometheus.CounterVec
+	enrolments *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ztna_controller_http_requests_total",
+			Help: "Edge API requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		enrolments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ztna_controller_enrolments_total",
+			Help: "Enrolment attempts by outcome (ok, or the problem type such as key-used).",
+		}, []string{"outcome"}),
+	}
+}
+
+// Collectors returns the edge API's metrics for registration.
+func (s *Server) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.metrics.requests, s.metrics.enrolments}
+}
+
+func (m *metrics) request(route, method string, code int) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+}
+
+func (m *metrics) enrolment(problemType string) {
+	outcome := "ok"
+	if problemType != "" {
+		outcome = problemType[strings.LastIndex(problemType, ":")+1:]
+	}
+	m.enrolments.WithLabelValues(outcome).Inc()
+}
