@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/policy"
 	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/internal/api"
 	wire "github.com/ztna/ztna/internal/control"
@@ -39,7 +41,7 @@ func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) (
 	}
 	out := []wire.Service{}
 	for _, s := range svcs {
-		if !slices.ContainsFunc(s.RouterRoles, func(r string) bool { return slices.Contains(roles, r) }) {
+		if !policy.RolesIntersect(s.RouterRoles, roles) {
 			continue
 		}
 		ws := wire.Service{ID: s.ID, Name: s.Name, Address: s.Address, Port: s.Port, Protocol: s.Protocol}
@@ -52,14 +54,7 @@ func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) (
 		}
 		out = append(out, ws)
 	}
-	slices.SortFunc(out, func(a, b wire.Service) int {
-		if a.Name < b.Name {
-			return -1
-		} else if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b wire.Service) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 

@@ -3,9 +3,9 @@ package edgeapi
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/ztna/ztna/controller/policy"
 	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/regkey"
@@ -105,7 +105,7 @@ func (s *Server) serviceView(ctx context.Context, v *api.Service) (*api.Service,
 func serviceRoutes(v *api.Service, routers []api.Router) []api.ServiceRoute {
 	out := []api.ServiceRoute{}
 	for _, r := range routers {
-		if !slices.ContainsFunc(r.Roles, func(role string) bool { return slices.Contains(v.RouterRoles, role) }) {
+		if !policy.Hosts(&r, v) {
 			continue
 		}
 		sr := api.ServiceRoute{RouterID: r.ID, RouterName: r.Name, Status: r.Status, FailureDomain: r.FailureDomain}
