@@ -19,6 +19,10 @@ func TestLifecycle(t *testing.T) {
 	id, key := c.newRouter(t, "edge-1", "edge")
 	state := enrol(t, key, "--failure-domain", "aws/eu-west-1b")
 
+	if fi, err := os.Stat(filepath.Join(state, "key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("router private key: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+
 	// The key worked once; a second use is refused and writes nothing.
 	other := filepath.Join(t.TempDir(), "state")
 	out, code := run(t, "ztna-router", "enroll", "--key-file", writeKey(t, key), "--state-dir", other)
