@@ -116,6 +116,9 @@ func (c *Client) explain(err error) string {
 // helloTimeout bounds the wait for the controller's welcome.
 const helloTimeout = 10 * time.Second
 
+// maxClockSkew is the clock difference to the controller worth a warning (preflight's default).
+const maxClockSkew = 30 * time.Second
+
 func (c *Client) session(ctx context.Context, endpoint string) error {
 	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}, Config: c.Credentials.ControlTLS()}
 	nc, err := d.DialContext(ctx, "tcp", endpoint)
@@ -154,6 +157,10 @@ func (c *Client) session(ctx context.Context, endpoint string) error {
 	}
 	c.Logger.Info("control channel up", "endpoint", endpoint, "router_id", w.RouterID, "name", w.Name, "roles", w.Roles,
 		"heartbeat_interval", interval.String())
+	if skew := time.Since(w.ServerTime); !w.ServerTime.IsZero() && (skew > maxClockSkew || skew < -maxClockSkew) {
+		c.Logger.Warn("this host's clock disagrees with the controller's; certificates are short-lived, synchronise it with NTP",
+			"skew", skew.Round(time.Second).String())
+	}
 	c.connected.Store(true)
 	c.Metrics.SetConnected(true)
 	defer func() {
