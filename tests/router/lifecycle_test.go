@@ -52,6 +52,19 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("attestation in the API: %s (%v)", got.Attestation, err)
 	}
 	waitFor(t, 5*time.Second, "router /healthz 200", r.healthy)
+	out, code = run(t, "ztna-router", "status", "--state-dir", state, "--local-addr", r.local, "--json")
+	var st struct {
+		ID            string `json:"id"`
+		FailureDomain string `json:"failure_domain"`
+		Daemon        struct {
+			Running bool   `json:"running"`
+			Healthz string `json:"healthz"`
+		} `json:"daemon"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.ID != id || st.FailureDomain != "aws/eu-west-1b" ||
+		!st.Daemon.Running || !strings.Contains(st.Daemon.Healthz, "control channel up") {
+		t.Fatalf("status exit %d (%v):\n%s", code, err, out)
+	}
 
 	// Controller crash: the router notices, and reconnects to the restarted controller by itself.
 	c.p.kill()
