@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,4 +86,23 @@ func TestLifecycle(t *testing.T) {
 	killed := time.Now()
 	waitFor(t, 5*time.Second, "router offline in the API after SIGKILL", func() bool { return c.router(t, id).Status == api.RouterOffline })
 	t.Logf("offline %v after the router was killed", time.Since(killed).Round(time.Millisecond))
+}
+
+// TestFrozenRouter: a router that stops talking without closing its connection (SIGSTOP: the
+// kernel keeps the TCP connection open, as with a cut network path) is offline within 5 s by
+// heartbeat timeout; once it thaws it comes back by itself.
+func TestFrozenRouter(t *testing.T) {
+	c := startController(t, "") // default 1 s heartbeats: offline after 3 silent seconds
+	id, key := c.newRouter(t, "edge-1", "edge")
+	r := runRouter(t, enrol(t, key))
+	waitFor(t, 10*time.Second, "router online", func() bool { return c.router(t, id).Status == api.RouterOnline })
+
+	r.cmd.Process.Signal(syscall.SIGSTOP)
+	frozen := time.Now()
+	waitFor(t, 5*time.Second, "frozen router offline", func() bool { return c.router(t, id).Status == api.RouterOffline })
+	t.Logf("offline %v after the router froze", time.Since(frozen).Round(time.Millisecond))
+
+	r.cmd.Process.Signal(syscall.SIGCONT)
+	took := waitFor(t, 15*time.Second, "thawed router online again", func() bool { return r.healthy() && c.router(t, id).Status == api.RouterOnline })
+	t.Logf("online again %v after it thawed", took.Round(time.Millisecond))
 }
