@@ -117,7 +117,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, c.readErr(err)
 		}
 		c.hdrN = 0
-		pt, err := c.open(p[:n])
+		pt, err := c.open(p[:n], p[:0])
 		if err != nil {
 			return 0, err
 		}
@@ -157,11 +157,16 @@ func (c *Conn) readFrameHeader() (int, error) {
 		}
 	}
 	n := int(binary.BigEndian.Uint16(c.hdr[:]))
+	return n, c.checkFrame(n)
+}
+
+// checkFrame rejects a ciphertext length no sender produces.
+func (c *Conn) checkFrame(n int) error {
 	if n < tagSize || n > maxFrame-2 {
 		c.rerr = fmt.Errorf("e2e: malformed frame of %d bytes", n)
-		return 0, c.rerr
+		return c.rerr
 	}
-	return n, nil
+	return nil
 }
 
 // readFrameBody reads the rest of a frame of n ciphertext bytes into the pooled buffer and
@@ -177,7 +182,7 @@ func (c *Conn) readFrameBody(n int) ([]byte, error) {
 		return nil, c.readErr(err)
 	}
 	c.hdrN, c.bodyN = 0, 0
-	pt, err := c.open(buf)
+	pt, err := c.open(buf, buf[:0])
 	if err != nil {
 		c.releaseRead()
 		return nil, err
@@ -188,9 +193,10 @@ func (c *Conn) readFrameBody(n int) ([]byte, error) {
 	return pt, nil
 }
 
-// open decrypts a frame in place; an empty plaintext is the end of stream.
-func (c *Conn) open(ct []byte) ([]byte, error) {
-	pt, err := c.recv.Decrypt(ct[:0], nil, ct)
+// open decrypts a frame into dst (ct[:0] decrypts in place); an empty plaintext is the end of
+// stream.
+func (c *Conn) open(ct, dst []byte) ([]byte, error) {
+	pt, err := c.recv.Decrypt(dst, nil, ct)
 	if err != nil {
 		c.rerr = fmt.Errorf("e2e: frame failed authentication (tampered or corrupted stream): %w", err)
 		return nil, c.rerr
@@ -232,6 +238,9 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 		if err != nil {
 			return total, err
 		}
+	}
+	if wt, ok := c.raw.(io.WriterTo); ok && c.rerr == nil && c.hdrN == 0 && c.rbuf == nil {
+		return c.pushTo(wt, w, total)
 	}
 	for {
 		if c.rerr != nil {
@@ -411,4 +420,135 @@ func readFull(r io.Reader, p []byte) (int, error) {
 		err = io.EOF
 	}
 	return n, err
+}
+
+// errEndOfStream stops the underlying WriterTo at the authenticated end of stream.
+var errEndOfStream = errors.New("e2e: end of stream")
+
+// pushTo lets the underlying stream push what it received (smux hands over its frame buffers
+// without copying them first) and decrypts frames straight out of those buffers into w.
+func (c *Conn) pushTo(src io.WriterTo, w io.Writer, total int64) (int64, error) {
+	f := &framer{c: c, w: w, total: total}
+	_, err := src.WriteTo(f)
+	switch {
+	case errors.Is(err, errEndOfStream):
+		f.release()
+		return f.total, nil
+	case f.werr != nil:
+		f.release()
+		return f.total, f.werr
+	case c.rerr != nil:
+		f.release()
+		return f.total, c.rerr
+	case err == nil: // the stream ended without the end-of-stream frame
+		err = io.EOF
+	}
+	f.handOver()
+	return f.total, c.readErr(err)
+}
+
+// framer reassembles frames from the chunks the underlying stream pushes.
+type framer struct {
+	c     *Conn
+	w     io.Writer
+	total int64
+	werr  error // a failure writing to w (as opposed to reading the stream)
+
+	partial *[]byte // pooled; a frame spread over several chunks
+	have    int     // bytes of the frame (length prefix included) in partial
+}
+
+// handOver keeps a partly received frame in the Conn, so that reading can resume after a
+// deadline expired in the middle of it.
+func (f *framer) handOver() {
+	if f.partial == nil {
+		return
+	}
+	buf := *f.partial
+	if f.have < 2 {
+		f.c.hdrN = copy(f.c.hdr[:], buf[:f.have])
+		f.release()
+		return
+	}
+	copy(f.c.hdr[:], buf[:2])
+	f.c.hdrN = 2
+	f.c.bodyN = copy(buf, buf[2:f.have])
+	f.c.rbuf, f.partial = f.partial, nil
+}
+
+func (f *framer) release() {
+	if f.partial != nil {
+		framePool.Put(f.partial)
+		f.partial = nil
+	}
+}
+
+func (f *framer) Write(chunk []byte) (int, error) {
+	n := len(chunk)
+	for len(chunk) > 0 {
+		if f.partial == nil && len(chunk) >= 2 {
+			size := 2 + int(binary.BigEndian.Uint16(chunk))
+			if err := f.c.checkFrame(size - 2); err != nil {
+				return 0, err
+			}
+			if len(chunk) >= size { // a whole frame in this chunk: decrypt it from here
+				if err := f.deliver(chunk[2:size], false); err != nil {
+					return 0, err
+				}
+				chunk = chunk[size:]
+				continue
+			}
+		}
+		if f.partial == nil {
+			f.partial, f.have = framePool.Get().(*[]byte), 0
+		}
+		buf := *f.partial
+		if f.have < 2 {
+			k := copy(buf[f.have:2], chunk)
+			f.have += k
+			chunk = chunk[k:]
+			if f.have < 2 {
+				continue
+			}
+			if err := f.c.checkFrame(int(binary.BigEndian.Uint16(buf))); err != nil {
+				return 0, err
+			}
+		}
+		size := 2 + int(binary.BigEndian.Uint16(buf))
+		k := copy(buf[f.have:size], chunk)
+		f.have += k
+		chunk = chunk[k:]
+		if f.have == size {
+			err := f.deliver(buf[2:size], true)
+			f.release()
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// deliver decrypts one frame's ciphertext (in place when it is in our own buffer, otherwise
+// into a pooled buffer: the stream's chunk is not ours to modify) and writes the plaintext.
+func (f *framer) deliver(ct []byte, own bool) error {
+	dst := ct[:0]
+	if !own {
+		bp := framePool.Get().(*[]byte)
+		defer framePool.Put(bp)
+		dst = (*bp)[:0]
+	}
+	pt, err := f.c.open(ct, dst)
+	if err != nil {
+		if err == io.EOF {
+			return errEndOfStream
+		}
+		return err
+	}
+	k, err := f.w.Write(pt)
+	f.total += int64(k)
+	if err != nil {
+		f.werr = err
+	}
+	return err
 }

@@ -341,12 +341,20 @@ func TestReadDeadlineKeepsPartialFrame(t *testing.T) {
 			cc.raw = raw
 			raw.Write(frame.Bytes()[:9])
 			rc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			// WriteTo (the push path) times out first, then Read (the pull path) resumes the
+			// same frame and times out too; neither loses the bytes received so far.
+			var sink bytes.Buffer
+			if _, err := rc.WriteTo(&sink); err == nil || !strings.Contains(err.Error(), "timeout") || sink.Len() != 0 {
+				t.Fatalf("WriteTo: %v (wrote %d), want a timeout", err, sink.Len())
+			}
+			raw.Write(frame.Bytes()[9:12])
+			rc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 			p := make([]byte, dst)
 			if _, err := rc.Read(p); err == nil || !strings.Contains(err.Error(), "timeout") {
-				t.Fatalf("first read: %v, want a timeout", err)
+				t.Fatalf("read: %v, want a timeout", err)
 			}
 			rc.SetReadDeadline(time.Time{})
-			raw.Write(frame.Bytes()[9:])
+			raw.Write(frame.Bytes()[12:])
 			got := make([]byte, len(msg))
 			if _, err := io.ReadFull(rc, got); err != nil || string(got) != msg {
 				t.Fatalf("after the deadline: %q, %v", got, err)

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // readBufferSize lets one read system call fetch many TLS records at full speed.
@@ -16,17 +18,39 @@ const readBufferSize = 256 << 10
 type batchedConn struct {
 	net.Conn
 	r *bufio.Reader
+	// lastRead is when bytes last arrived (ns on the monotonic clock since clockBase): any
+	// traffic from the peer, not only keepalives, proves the link alive.
+	lastRead atomic.Int64
 
 	mu     sync.Mutex
 	corked bool
 	out    []byte
 }
 
+// clockBase anchors monotonic timestamps kept in atomics.
+var clockBase = time.Now()
+
+func monotonic() int64 { return int64(time.Since(clockBase)) }
+
 func newBatchedConn(c net.Conn) *batchedConn {
-	return &batchedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize)}
+	bc := &batchedConn{Conn: c}
+	bc.r = bufio.NewReaderSize(readStamper{bc}, readBufferSize)
+	bc.lastRead.Store(monotonic())
+	return bc
 }
 
 func (c *batchedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// readStamper reads from the network for the buffer and notes when bytes arrived.
+type readStamper struct{ c *batchedConn }
+
+func (r readStamper) Read(p []byte) (int, error) {
+	n, err := r.c.Conn.Read(p)
+	if n > 0 {
+		r.c.lastRead.Store(monotonic())
+	}
+	return n, err
+}
 
 func (c *batchedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -67,6 +91,26 @@ type recordWriter struct {
 func (w recordWriter) Write(p []byte) (int, error) {
 	w.under.cork()
 	n, err := w.Conn.Write(p)
+	if ferr := w.under.uncork(); err == nil && ferr != nil {
+		return 0, ferr
+	}
+	return n, err
+}
+
+// WriteBuffers lets smux hand over a frame's header and payload without first copying them into
+// one buffer; they still leave in a single system call.
+func (w recordWriter) WriteBuffers(v [][]byte) (int, error) {
+	w.under.cork()
+	n := 0
+	var err error
+	for _, b := range v {
+		var k int
+		k, err = w.Conn.Write(b)
+		n += k
+		if err != nil {
+			break
+		}
+	}
 	if ferr := w.under.uncork(); err == nil && ferr != nil {
 		return 0, ferr
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/ztna/ztna/internal/control"
 )
 
 // protocolVersion is the first byte of every Request and Response.
@@ -36,6 +38,16 @@ type Request struct {
 	Service  string // name of the service the hub matched (hub → router only)
 	Identity string // id of the dialing identity, from its certificate (hub → router only)
 	Payload  []byte // first end-to-end handshake message
+}
+
+// ServiceInfo is one entry of the JSON array an OpList response carries: a service the
+// identity may dial.
+type ServiceInfo struct {
+	Name       string              `json:"name"`
+	Address    string              `json:"address"`
+	Port       int                 `json:"port"`
+	PortRanges []control.PortRange `json:"port_ranges,omitempty"`
+	Protocol   string              `json:"protocol"`
 }
 
 // Code is the result of a Request.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,10 +32,11 @@ const (
 	sessionBuffer = 64 << 20
 )
 
-// Keepalive defaults: a silently cut-off peer is noticed within DefaultKeepaliveTimeout.
+// Keepalive defaults. A link whose peer sent nothing — neither data nor keepalives — for three
+// intervals stops being Healthy (hubs route around it), and is closed after the timeout.
 const (
 	DefaultKeepaliveInterval = 500 * time.Millisecond
-	DefaultKeepaliveTimeout  = 2 * time.Second
+	DefaultKeepaliveTimeout  = 3 * time.Second
 )
 
 // ErrSilent closes a link whose peer sent nothing for the keepalive timeout.
@@ -51,6 +53,10 @@ type LinkConfig struct {
 	KeepaliveInterval time.Duration
 	KeepaliveTimeout  time.Duration
 	Logger            *slog.Logger
+	// KeyLog, when set, receives the links' TLS secrets in NSS key log format, so that a
+	// packet capture can be decrypted (Wireshark) — for debugging only. It never exposes
+	// end-to-end encrypted stream contents: those stay ciphertext inside the link.
+	KeyLog io.Writer
 }
 
 func (c *LinkConfig) defaults() {
@@ -60,7 +66,7 @@ func (c *LinkConfig) defaults() {
 	if c.KeepaliveTimeout <= 0 {
 		c.KeepaliveTimeout = DefaultKeepaliveTimeout
 	}
-	c.KeepaliveTimeout = max(c.KeepaliveTimeout, 2*c.KeepaliveInterval)
+	c.KeepaliveTimeout = max(c.KeepaliveTimeout, 4*c.KeepaliveInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -82,13 +88,12 @@ type Link struct {
 	cfg  LinkConfig
 	sess *smux.Session
 	conn net.Conn // the TCP connection under TLS, for addresses
+	bc   *batchedConn
 
 	ctrl   *smux.Stream
 	ctrlMu sync.Mutex // serialises pings and pongs on ctrl
 
-	epoch     time.Time    // monotonic base for keepalive timestamps
-	lastHeard atomic.Int64 // ns since epoch of the last keepalive message from the peer
-	rtt       atomic.Int64 // ns, moving average; 0 until the first pong
+	rtt atomic.Int64 // ns, moving average; 0 until the first pong
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -106,7 +111,7 @@ func Dial(ctx context.Context, addr string, cfg LinkConfig) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fabric: dial hub %s: %w", addr, err)
 	}
-	tc, bc := tlsClient(raw, cfg.Credentials)
+	tc, bc := tlsClient(raw, cfg.Credentials, cfg.KeyLog)
 	l, err := establish(ctx, raw, tc, bc, cfg, true)
 	if err != nil {
 		raw.Close()
@@ -121,7 +126,7 @@ func Accept(ctx context.Context, conn net.Conn, cfg LinkConfig) (*Link, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	tc, bc := tlsServer(conn, cfg.Credentials, cfg.Authorize)
+	tc, bc := tlsServer(conn, cfg.Credentials, cfg.Authorize, cfg.KeyLog)
 	l, err := establish(ctx, conn, tc, bc, cfg, false)
 	if err != nil {
 		conn.Close()
@@ -136,7 +141,7 @@ func establish(ctx context.Context, raw net.Conn, tc *tls.Conn, bc *batchedConn,
 	if err != nil {
 		return nil, err
 	}
-	l := &Link{peer: peer, cfg: cfg, conn: raw, epoch: time.Now(), done: make(chan struct{})}
+	l := &Link{peer: peer, cfg: cfg, conn: raw, bc: bc, done: make(chan struct{})}
 	rw := recordWriter{Conn: tc, under: bc}
 	if client {
 		l.sess, err = smux.Client(rw, smuxConfig())
@@ -161,7 +166,6 @@ func establish(ctx context.Context, raw net.Conn, tc *tls.Conn, bc *batchedConn,
 		l.sess.Close()
 		return nil, err
 	}
-	l.lastHeard.Store(int64(time.Since(l.epoch)))
 	go l.readControl()
 	go l.keepalive()
 	return l, nil
@@ -193,6 +197,7 @@ func (l *Link) acceptControl() error {
 	if err != nil {
 		return err
 	}
+	runtime.SetFinalizer(s, nil) // see AcceptStream
 	req, err := ReadRequest(s)
 	if err != nil {
 		return err
@@ -232,8 +237,6 @@ func (l *Link) readControl() {
 			l.closeWith(fmt.Errorf("fabric: link to %s lost: %w", l.peer, err))
 			return
 		}
-		now := time.Since(l.epoch)
-		l.lastHeard.Store(int64(now))
 		v := binary.BigEndian.Uint64(m[1:])
 		switch m[0] {
 		case msgPing:
@@ -242,7 +245,7 @@ func (l *Link) readControl() {
 				return
 			}
 		case msgPong:
-			l.observeRTT(now - time.Duration(v))
+			l.observeRTT(time.Duration(monotonic() - int64(v)))
 		default:
 			l.closeWith(fmt.Errorf("fabric: link to %s: unknown control message %d", l.peer, m[0]))
 			return
@@ -279,15 +282,16 @@ func (l *Link) keepalive() {
 		}
 		// A write blocked behind a full send window must not delay the silence check above.
 		go func() {
-			if err := l.sendControl(msgPing, uint64(time.Since(l.epoch))); err != nil {
+			if err := l.sendControl(msgPing, uint64(monotonic())); err != nil {
 				l.closeWith(fmt.Errorf("fabric: link to %s lost: %w", l.peer, err))
 			}
 		}()
 	}
 }
 
+// silence is how long the peer has sent nothing at all.
 func (l *Link) silence() time.Duration {
-	return time.Since(l.epoch) - time.Duration(l.lastHeard.Load())
+	return time.Duration(monotonic() - l.bc.lastRead.Load())
 }
 
 func (l *Link) closeWith(err error) {
@@ -308,7 +312,7 @@ func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
 // RTT is the moving average of keepalive round trips (0 before the first one).
 func (l *Link) RTT() time.Duration { return time.Duration(l.rtt.Load()) }
 
-// Healthy reports whether the link is open and the peer answered within two keepalive
+// Healthy reports whether the link is open and the peer sent something within three keepalive
 // intervals: a hub stops choosing a router that fails this well before the link times out.
 func (l *Link) Healthy() bool {
 	select {
@@ -316,7 +320,7 @@ func (l *Link) Healthy() bool {
 		return false
 	default:
 	}
-	return l.silence() <= 2*l.cfg.KeepaliveInterval+l.cfg.KeepaliveInterval/2
+	return l.silence() <= 3*l.cfg.KeepaliveInterval
 }
 
 // Done is closed when the link is closed, by either end or by a keepalive timeout.
@@ -397,5 +401,9 @@ func (l *Link) AcceptStream() (net.Conn, error) {
 	if err != nil {
 		return nil, l.streamErr(err)
 	}
+	// smux closes accepted streams from a finalizer on its wrapper, which the garbage collector
+	// may run while a method promoted from the inner stream (WriteTo) is still relaying: streams
+	// here are always closed explicitly, so the finalizer goes.
+	runtime.SetFinalizer(s, nil)
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 
 	"github.com/ztna/ztna/internal/api"
@@ -82,13 +83,17 @@ func handshake(ctx context.Context, tc *tls.Conn) (Peer, error) {
 }
 
 // tlsClient wraps a dialled connection for a router or identity.
-func tlsClient(conn net.Conn, c Credentials) (*tls.Conn, *batchedConn) {
+func tlsClient(conn net.Conn, c Credentials, keyLog io.Writer) (*tls.Conn, *batchedConn) {
 	bc := newBatchedConn(conn)
-	return tls.Client(bc, clientTLS(c)), bc
+	cfg := clientTLS(c)
+	cfg.KeyLogWriter = keyLog
+	return tls.Client(bc, cfg), bc
 }
 
 // tlsServer wraps an accepted connection for a hub.
-func tlsServer(conn net.Conn, c Credentials, authorize pki.Authorizer) (*tls.Conn, *batchedConn) {
+func tlsServer(conn net.Conn, c Credentials, authorize pki.Authorizer, keyLog io.Writer) (*tls.Conn, *batchedConn) {
 	bc := newBatchedConn(conn)
-	return tls.Server(bc, serverTLS(c, authorize)), bc
+	cfg := serverTLS(c, authorize)
+	cfg.KeyLogWriter = keyLog
+	return tls.Server(bc, cfg), bc
 }

@@ -1,0 +1,289 @@
+// Package hosting is the router's side of the data plane: it keeps fabric links to the hubs,
+// accepts the streams hubs open over them, completes the end-to-end handshake as responder and
+// connects each stream to its target — only to targets assigned to this router (router/targets
+// refuses everything else: a router is never an open proxy).
+//
+// Integration in the router daemon:
+//
+//	host := hosting.New(hosting.Config{
+//		Endpoint: e2e.NewEndpoint(certSlot, caCert),
+//		Dialer:   &targets.Dialer{Targets: assigned, Resolver: resolver},
+//		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: certSlot, CA: caCert}},
+//	})
+//	host.SetHubs(ctx, fabricAddrs) // again whenever the controller's hub list changes
+package hosting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ztna/ztna/internal/e2e"
+	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/router/backoff"
+	"github.com/ztna/ztna/router/targets"
+)
+
+// TargetDialer connects to an assigned target and refuses, with an error wrapping
+// targets.ErrNotAssigned, any address:port that is not assigned. *targets.Dialer is one.
+type TargetDialer interface {
+	Dial(ctx context.Context, address string, port int) (net.Conn, error)
+}
+
+// Config configures a Host.
+type Config struct {
+	Endpoint *e2e.Endpoint     // the router's end-to-end identity
+	Dialer   TargetDialer      // reaches assigned targets only
+	Link     fabric.LinkConfig // how to dial hubs (credentials, keepalives)
+	// SetupTimeout bounds reading a stream's request, dialing the target and the client's final
+	// handshake message. Zero means 15 s.
+	SetupTimeout time.Duration
+	Logger       *slog.Logger
+	Metrics      prometheus.Registerer // nil: no metrics
+}
+
+// Host serves streams for one router.
+type Host struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+
+	mu   sync.Mutex
+	hubs map[string]context.CancelFunc // hub address → stops its link loop
+}
+
+// New returns a Host; nothing runs until SetHubs or Serve.
+func New(cfg Config) *Host {
+	if cfg.SetupTimeout <= 0 {
+		cfg.SetupTimeout = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Link.Logger == nil {
+		cfg.Link.Logger = cfg.Logger
+	}
+	return &Host{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Metrics), hubs: map[string]context.CancelFunc{}}
+}
+
+// SetHubs keeps one link to each hub address, reconnecting with backoff and jitter, and drops
+// links to hubs no longer listed. Streams on a dropped link end with an error.
+func (h *Host) SetHubs(ctx context.Context, addrs []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	want := map[string]bool{}
+	for _, a := range addrs {
+		want[a] = true
+		if _, ok := h.hubs[a]; !ok {
+			hctx, cancel := context.WithCancel(ctx)
+			h.hubs[a] = cancel
+			go h.maintain(hctx, a)
+		}
+	}
+	for a, cancel := range h.hubs {
+		if !want[a] {
+			cancel()
+			delete(h.hubs, a)
+		}
+	}
+}
+
+// maintain dials addr and serves the link until ctx ends, redialing whenever the link drops.
+func (h *Host) maintain(ctx context.Context, addr string) {
+	bo := backoff.New(100*time.Millisecond, 10*time.Second)
+	for ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		link, err := fabric.Dial(dctx, addr, h.cfg.Link)
+		cancel()
+		if err != nil {
+			h.log.Warn("cannot link to hub", "hub", addr, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(bo.Next()):
+			}
+			continue
+		}
+		bo.Reset()
+		h.log.Info("linked to hub", "hub", addr, "peer", link.Peer().String())
+		h.metrics.links.Inc()
+		err = h.Serve(ctx, link)
+		h.metrics.links.Dec()
+		if ctx.Err() == nil {
+			h.log.Warn("hub link lost", "hub", addr, "err", err)
+		}
+	}
+}
+
+// Serve handles the streams a hub opens on link until the link or ctx ends; it closes link.
+func (h *Host) Serve(ctx context.Context, link *fabric.Link) error {
+	stop := context.AfterFunc(ctx, func() { link.Close() })
+	defer stop()
+	defer link.Close()
+	for {
+		s, err := link.AcceptStream()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		go h.handle(ctx, s)
+	}
+}
+
+// handle runs one stream: request → target dial → handshake → relay.
+func (h *Host) handle(ctx context.Context, s net.Conn) {
+	s.SetDeadline(time.Now().Add(h.cfg.SetupTimeout))
+	req, err := fabric.ReadRequest(s)
+	if err != nil {
+		s.Close()
+		return
+	}
+	target, conn, code, err := h.setup(ctx, s, req)
+	h.metrics.streams.WithLabelValues(code.String()).Inc()
+	if err != nil {
+		h.log.Info("stream refused", "target", req.Target, "identity", req.Identity, "code", code.String(), "err", err)
+		if code != fabric.OK { // the client has not been answered yet
+			fabric.WriteResponse(s, &fabric.Response{Code: code, Message: err.Error()})
+		}
+		s.Close()
+		return
+	}
+	s.SetDeadline(time.Time{})
+	h.metrics.active.Inc()
+	relay(conn, target)
+	h.metrics.active.Dec()
+}
+
+// setup returns the connected target and the end-to-end connection, or the code and reason
+// for refusing the stream (OK when the failure happened after the client was answered).
+func (h *Host) setup(ctx context.Context, s net.Conn, req *fabric.Request) (net.Conn, *e2e.Conn, fabric.Code, error) {
+	if req.Op != fabric.OpDial {
+		return nil, nil, fabric.BadRequest, fmt.Errorf("routers only accept dial requests, got op %d", req.Op)
+	}
+	host, portStr, err := net.SplitHostPort(req.Target)
+	port, perr := strconv.Atoi(portStr)
+	if err != nil || perr != nil {
+		return nil, nil, fabric.BadRequest, fmt.Errorf("target %q is not host:port", req.Target)
+	}
+	dctx, cancel := context.WithTimeout(ctx, h.cfg.SetupTimeout)
+	target, err := h.cfg.Dialer.Dial(dctx, host, port)
+	cancel()
+	if err != nil {
+		return nil, nil, dialCode(err), err
+	}
+	resp, reply, err := h.cfg.Endpoint.Respond(req.Target, req.Payload)
+	if err != nil {
+		target.Close()
+		return nil, nil, fabric.BadRequest, err
+	}
+	if err := fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: reply}); err != nil {
+		target.Close()
+		return nil, nil, fabric.OK, err
+	}
+	conn, err := resp.Finish(s)
+	if err == nil && req.Identity != "" && conn.Peer().ID != req.Identity {
+		// The hub vouched for one identity, the handshake proved another: trust neither.
+		err = fmt.Errorf("hub announced identity %q, handshake proved %q", req.Identity, conn.Peer().ID)
+		conn.Abort()
+	}
+	if err != nil {
+		target.Close()
+		return nil, nil, fabric.OK, err
+	}
+	return target, conn, fabric.OK, nil
+}
+
+// dialCode maps a target dial failure to the result the client sees; resolution failures and
+// timeouts are Unreachable.
+func dialCode(err error) fabric.Code {
+	switch {
+	case errors.Is(err, targets.ErrNotAssigned):
+		return fabric.NotAuthorized
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fabric.TargetRefused
+	default:
+		return fabric.Unreachable
+	}
+}
+
+// relay copies both directions until both have ended. A clean end in one direction is passed on
+// as a half-close; a failure in either aborts both, so neither the client nor the target mistakes
+// a broken stream for a complete one.
+func relay(conn *e2e.Conn, target net.Conn) {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := conn.ReadFrom(target) // target → client
+		if err == nil {
+			err = conn.CloseWrite()
+		}
+		errc <- err
+	}()
+	_, err := conn.WriteTo(target) // client → target
+	if err == nil {
+		err = closeWrite(target)
+	}
+	if err != nil {
+		abort(conn, target)
+		<-errc
+		return
+	}
+	if err := <-errc; err != nil {
+		abort(conn, target)
+		return
+	}
+	conn.Close()
+	target.Close()
+}
+
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// abort resets the target connection (RST, not FIN) and ends the stream without its
+// end-of-stream frame.
+func abort(conn *e2e.Conn, target net.Conn) {
+	if tc, ok := target.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	target.Close()
+	conn.Abort()
+}
+
+type metrics struct {
+	links   prometheus.Gauge
+	active  prometheus.Gauge
+	streams *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		links: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ztna_router_hub_links",
+			Help: "Fabric links to hubs that are up.",
+		}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ztna_router_streams_active",
+			Help: "Streams currently relayed to targets.",
+		}),
+		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ztna_router_streams_total",
+			Help: "Streams hubs asked for, by result.",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.links, m.active, m.streams)
+	}
+	return m
+}

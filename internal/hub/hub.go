@@ -1,0 +1,377 @@
+// Package hub is the relay in the middle of the data plane. Routers and client identities link to
+// it (fabric links over TLS 1.3, certificates verified both ways). For each stream a client opens
+// it checks the policy snapshot the controller pushed (no controller round trip per dial, so dials
+// keep working while the controller is down), picks the cheapest healthy router hosting the
+// service (cost = link RTT moving average + load + the router's static cost), retries on the next
+// router when stream setup fails, and then relays the stream's bytes — end-to-end ciphertext it
+// cannot read — without copying them through per-stream buffers.
+//
+// Integration (the controller's embedded hub or `ztna-router run --hub`):
+//
+//	h := hub.New(hub.Config{Credentials: fabric.Credentials{Cert: slot, CA: caCert}})
+//	h.Update(snapshot)           // now and on every change of services, routers, identities, policies
+//	go h.Serve(ctx, fabricListener)
+package hub
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// Config configures a Hub.
+type Config struct {
+	Credentials fabric.Credentials // the hub's certificate (kind hub or controller) and the CA
+	// Authorize may refuse a verified router or identity at link setup (for example one the
+	// controller deleted). Nil accepts all.
+	Authorize         pki.Authorizer
+	KeepaliveInterval time.Duration // zero: fabric defaults
+	KeepaliveTimeout  time.Duration
+	// LoadCost is what one open stream adds to a router's cost. Zero means 50 µs: a thousand
+	// streams weigh as much as 50 ms of round-trip time.
+	LoadCost time.Duration
+	// SetupTimeout bounds a whole dial, all attempts included. Zero means 15 s.
+	SetupTimeout time.Duration
+	// MaxAttempts is how many routers one dial may try. Zero means 3.
+	MaxAttempts int
+	Logger      *slog.Logger
+	Metrics     prometheus.Registerer // nil: no metrics
+	// KeyLog receives the links' TLS secrets (debugging only; see fabric.LinkConfig.KeyLog).
+	KeyLog io.Writer
+}
+
+// Hub relays client streams to routers.
+type Hub struct {
+	cfg     Config
+	linkCfg fabric.LinkConfig
+	log     *slog.Logger
+	metrics *metrics
+	ix      atomic.Pointer[index]
+
+	mu      sync.Mutex
+	routers map[string][]*fabric.Link // router id → its live links to this hub
+}
+
+// New returns a hub with an empty snapshot: every dial is refused until Update.
+func New(cfg Config) *Hub {
+	if cfg.LoadCost <= 0 {
+		cfg.LoadCost = 50 * time.Microsecond
+	}
+	if cfg.SetupTimeout <= 0 {
+		cfg.SetupTimeout = 15 * time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{
+		cfg: cfg,
+		linkCfg: fabric.LinkConfig{
+			Credentials: cfg.Credentials, Authorize: cfg.Authorize, Logger: cfg.Logger,
+			KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveTimeout: cfg.KeepaliveTimeout,
+			KeyLog: cfg.KeyLog,
+		},
+		log:     cfg.Logger,
+		metrics: newMetrics(cfg.Metrics),
+		routers: map[string][]*fabric.Link{},
+	}
+	h.ix.Store(compile(Snapshot{}))
+	return h
+}
+
+// Update replaces the policy and service snapshot; dials from now on use the new one.
+func (h *Hub) Update(s Snapshot) { h.ix.Store(compile(s)) }
+
+// Serve accepts links on ln until ctx ends or ln fails.
+func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		go h.ServeConn(ctx, c)
+	}
+}
+
+// linkSetupTimeout bounds the TLS handshake of a new link.
+const linkSetupTimeout = 10 * time.Second
+
+// ServeConn runs one accepted connection as a fabric link until it or ctx ends.
+func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
+	sctx, cancel := context.WithTimeout(ctx, linkSetupTimeout)
+	link, err := fabric.Accept(sctx, c, h.linkCfg)
+	cancel()
+	if err != nil {
+		h.log.Info("link refused", "remote", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { link.Close() })
+	defer stop()
+	defer link.Close()
+	peer := link.Peer()
+	h.log.Info("link up", "peer", peer.String(), "remote", link.RemoteAddr().String())
+	switch peer.Kind {
+	case api.KindRouter:
+		h.addRouter(link)
+		defer h.removeRouter(link)
+		h.metrics.routerLinks.Inc()
+		defer h.metrics.routerLinks.Dec()
+		// Routers never open streams to a hub; refuse any that arrive.
+		for {
+			s, err := link.AcceptStream()
+			if err != nil {
+				break
+			}
+			s.Close()
+		}
+	case api.KindIdentity:
+		h.metrics.clientLinks.Inc()
+		defer h.metrics.clientLinks.Dec()
+		for {
+			s, err := link.AcceptStream()
+			if err != nil {
+				break
+			}
+			go h.handle(ctx, peer.ID, s)
+		}
+	}
+	h.log.Info("link down", "peer", peer.String(), "err", link.Err())
+}
+
+func (h *Hub) addRouter(l *fabric.Link) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id := l.Peer().ID
+	h.routers[id] = append(h.routers[id], l)
+}
+
+func (h *Hub) removeRouter(l *fabric.Link) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id := l.Peer().ID
+	h.routers[id] = slices.DeleteFunc(h.routers[id], func(x *fabric.Link) bool { return x == l })
+	if len(h.routers[id]) == 0 {
+		delete(h.routers, id)
+	}
+}
+
+// RouterStatus is what the hub knows about one router's link.
+type RouterStatus struct {
+	ID      string
+	RTT     time.Duration
+	Streams int
+	Healthy bool
+}
+
+// Routers reports every linked router, for status pages and the controller.
+func (h *Hub) Routers() []RouterStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []RouterStatus
+	for id, links := range h.routers {
+		for _, l := range links {
+			out = append(out, RouterStatus{ID: id, RTT: l.RTT(), Streams: l.Streams(), Healthy: l.Healthy()})
+		}
+	}
+	slices.SortFunc(out, func(a, b RouterStatus) int { return cmp.Compare(a.RTT, b.RTT) })
+	return out
+}
+
+// candidate is a router link able to take a stream, with its current cost.
+type candidate struct {
+	id   string
+	link *fabric.Link
+	cost time.Duration
+}
+
+// candidates returns healthy links to routers hosting svc, cheapest first. Equal costs are
+// ordered randomly so that identical routers share load.
+func (h *Hub) candidates(svc *service) []candidate {
+	var out []candidate
+	h.mu.Lock()
+	for _, r := range svc.routers {
+		for _, l := range h.routers[r.id] {
+			out = append(out, candidate{id: r.id, link: l, cost: time.Duration(r.cost) * time.Millisecond})
+		}
+	}
+	h.mu.Unlock()
+	out = slices.DeleteFunc(out, func(c candidate) bool { return !c.link.Healthy() })
+	for i := range out {
+		out[i].cost += out[i].link.RTT() + time.Duration(out[i].link.Streams())*h.cfg.LoadCost
+	}
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	slices.SortStableFunc(out, func(a, b candidate) int { return cmp.Compare(a.cost, b.cost) })
+	return out
+}
+
+// handle serves one stream a client opened.
+func (h *Hub) handle(ctx context.Context, identity string, s net.Conn) {
+	s.SetDeadline(time.Now().Add(h.cfg.SetupTimeout))
+	req, err := fabric.ReadRequest(s)
+	if err != nil {
+		s.Close()
+		return
+	}
+	ix := h.ix.Load()
+	switch req.Op {
+	case fabric.OpList:
+		body, _ := json.Marshal(ix.visible(identity))
+		fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: body})
+		s.Close()
+	case fabric.OpDial:
+		h.dial(ctx, ix, identity, req, s)
+	default:
+		h.refuse(s, &fabric.Error{Code: fabric.BadRequest, Message: fmt.Sprintf("unknown op %d", req.Op)})
+	}
+}
+
+func (h *Hub) refuse(s net.Conn, e *fabric.Error) {
+	h.metrics.dials.WithLabelValues(e.Code.String()).Inc()
+	fabric.WriteResponse(s, &fabric.Response{Code: e.Code, Message: e.Message})
+	s.Close()
+}
+
+func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.Request, s net.Conn) {
+	svc, ok := ix.authorize(identity, req.Target)
+	if !ok {
+		h.log.Info("dial refused: no policy", "identity", identity, "target", req.Target)
+		h.refuse(s, &fabric.Error{Code: fabric.NotAuthorized, Message: fmt.Sprintf("identity %s may not dial %s", identity, req.Target)})
+		return
+	}
+	cands := h.candidates(svc)
+	if len(cands) == 0 {
+		h.refuse(s, &fabric.Error{Code: fabric.NoRoute, Message: fmt.Sprintf("no healthy router hosts service %s", svc.Name)})
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, h.cfg.SetupTimeout)
+	defer cancel()
+	rreq := &fabric.Request{Op: fabric.OpDial, Target: req.Target, Service: svc.Name, Identity: identity, Payload: req.Payload}
+	var last *fabric.Error
+	for i, c := range cands {
+		if i == h.cfg.MaxAttempts || dctx.Err() != nil {
+			break
+		}
+		rs, resp, err := h.attempt(dctx, c.link, rreq)
+		if err == nil {
+			if werr := fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: resp.Payload}); werr != nil {
+				rs.Close()
+				s.Close()
+				return
+			}
+			h.metrics.dials.WithLabelValues(fabric.OK.String()).Inc()
+			s.SetDeadline(time.Time{})
+			h.relay(s, rs)
+			return
+		}
+		var fe *fabric.Error
+		if !errors.As(err, &fe) {
+			fe = &fabric.Error{Code: fabric.Unavailable, Message: err.Error()}
+		}
+		last = &fabric.Error{Code: fe.Code, Message: fmt.Sprintf("router %s: %s", c.id, fe.Message)}
+		h.log.Info("stream setup failed", "router", c.id, "service", svc.Name, "identity", identity, "err", err)
+		if fe.Code == fabric.BadRequest { // the client's request is at fault: every router would refuse it
+			break
+		}
+	}
+	if last == nil {
+		last = &fabric.Error{Code: fabric.Unavailable, Message: "dial timed out"}
+	}
+	h.refuse(s, last)
+}
+
+// attempt opens the stream on one router link, abandoning it as soon as the link stops
+// answering keepalives rather than waiting for the whole setup timeout.
+func (h *Hub) attempt(ctx context.Context, link *fabric.Link, req *fabric.Request) (net.Conn, *fabric.Response, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-link.Done():
+				cancel(link.Err())
+				return
+			case <-t.C:
+				if !link.Healthy() {
+					cancel(errors.New("router stopped answering keepalives"))
+					return
+				}
+			}
+		}
+	}()
+	rs, resp, err := link.Open(actx, req)
+	if err != nil && context.Cause(actx) != nil && ctx.Err() == nil {
+		err = context.Cause(actx)
+	}
+	return rs, resp, err
+}
+
+// relay copies both directions until either side closes, then closes both. The multiplexer
+// streams hand their received frames straight to the other stream (smux Stream.WriteTo), so an
+// idle relayed stream holds no buffer.
+func (h *Hub) relay(client, router net.Conn) {
+	h.metrics.active.Inc()
+	defer h.metrics.active.Dec()
+	go func() {
+		io.Copy(router, client)
+		router.Close()
+		client.Close()
+	}()
+	io.Copy(client, router)
+	client.Close()
+	router.Close()
+}
+
+type metrics struct {
+	routerLinks prometheus.Gauge
+	clientLinks prometheus.Gauge
+	active      prometheus.Gauge
+	dials       *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		routerLinks: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ztna_hub_router_links", Help: "Router links up."}),
+		clientLinks: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ztna_hub_client_links", Help: "Client identity links up."}),
+		active:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "ztna_hub_streams_active", Help: "Streams being relayed."}),
+		dials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ztna_hub_dials_total", Help: "Client dials, by result.",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.dials)
+	}
+	return m
+}

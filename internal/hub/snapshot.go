@@ -1,0 +1,139 @@
+package hub
+
+import (
+	"cmp"
+	"net"
+	"slices"
+	"strconv"
+
+	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/router/targets"
+)
+
+// Snapshot is everything a hub needs to authorise and route dials, pushed by the controller
+// whenever it changes. It mirrors the management API's objects (internal/api), so the
+// controller fills it field by field.
+type Snapshot struct {
+	Services   []Service
+	Routers    []Router
+	Identities []Identity
+	Policies   []Policy
+}
+
+// Service is a service and the router roles that host it.
+type Service struct {
+	control.Service
+	RouterRoles []string
+}
+
+// Router is a router that may host services, with its operator-set static cost (in
+// milliseconds, added to the link's round-trip time when routing).
+type Router struct {
+	ID    string
+	Roles []string
+	Cost  int
+}
+
+// Identity is a client identity and its roles.
+type Identity struct {
+	ID    string
+	Roles []string
+}
+
+// Policy lets identities holding any of IdentityRoles dial the named services.
+type Policy struct {
+	IdentityRoles []string
+	ServiceNames  []string
+}
+
+// index is a compiled Snapshot; it is immutable once built.
+type index struct {
+	byAddr  map[string][]*service // normalised address → services at that address
+	allowed map[string][]*service // identity id → services it may dial, by name
+}
+
+type service struct {
+	Service
+	routers []hostRef // routers whose roles match, in snapshot order
+}
+
+type hostRef struct {
+	id   string
+	cost int
+}
+
+func compile(s Snapshot) *index {
+	ix := &index{byAddr: map[string][]*service{}, allowed: map[string][]*service{}}
+	byName := map[string]*service{}
+	for _, in := range s.Services {
+		svc := &service{Service: in}
+		for _, r := range s.Routers {
+			if anyShared(r.Roles, in.RouterRoles) {
+				svc.routers = append(svc.routers, hostRef{id: r.ID, cost: r.Cost})
+			}
+		}
+		addr := targets.Normalize(in.Address, 0).Address
+		ix.byAddr[addr] = append(ix.byAddr[addr], svc)
+		byName[in.Name] = svc
+	}
+	for _, id := range s.Identities {
+		var mine []*service
+		for _, p := range s.Policies {
+			if !anyShared(id.Roles, p.IdentityRoles) {
+				continue
+			}
+			for _, name := range p.ServiceNames {
+				if svc, ok := byName[name]; ok && !slices.Contains(mine, svc) {
+					mine = append(mine, svc)
+				}
+			}
+		}
+		slices.SortFunc(mine, func(a, b *service) int { return cmp.Compare(a.Name, b.Name) })
+		ix.allowed[id.ID] = mine
+	}
+	return ix
+}
+
+func anyShared(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// authorize returns the service identity may reach at target ("host:port"), or false when no
+// policy allows it — whether or not such a service exists, so that services an identity may
+// not use stay invisible to it.
+func (ix *index) authorize(identity, target string) (*service, bool) {
+	host, portStr, err := net.SplitHostPort(target)
+	if err != nil {
+		return nil, false
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, false
+	}
+	t := targets.Normalize(host, port)
+	mine := ix.allowed[identity]
+	for _, svc := range ix.byAddr[t.Address] {
+		if svc.HasPort(t.Port) && slices.Contains(mine, svc) {
+			return svc, true
+		}
+	}
+	return nil, false
+}
+
+// visible lists the services identity may dial.
+func (ix *index) visible(identity string) []fabric.ServiceInfo {
+	out := []fabric.ServiceInfo{}
+	for _, svc := range ix.allowed[identity] {
+		out = append(out, fabric.ServiceInfo{
+			Name: svc.Name, Address: svc.Address, Port: svc.Port,
+			PortRanges: svc.PortRanges, Protocol: svc.Protocol,
+		})
+	}
+	return out
+}

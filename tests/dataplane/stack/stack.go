@@ -1,0 +1,205 @@
+// Package stack runs the whole data plane in one process for tests and benchmarks: a network CA,
+// a hub listening on loopback, routers hosting services (real TCP targets) over fabric links to
+// that hub, and client identities using the Go SDK. Every hop is a real loopback TCP connection
+// with TLS; only the processes are shared.
+package stack
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/client"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/e2e"
+	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/fabric/fabrictest"
+	"github.com/ztna/ztna/internal/hosting"
+	"github.com/ztna/ztna/internal/hub"
+	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/router/targets"
+)
+
+// Stack is a running in-process data plane.
+type Stack struct {
+	t       testing.TB
+	ctx     context.Context
+	PKI     *fabrictest.PKI
+	Hub     *hub.Hub
+	HubAddr string
+}
+
+// Options tune a Stack.
+type Options struct {
+	Hub hub.Config // Credentials are filled in
+	// Listener wraps the hub's listener (for taps); nil keeps it as is.
+	Listener func(net.Listener) net.Listener
+}
+
+// Start runs a CA and a hub until the test ends.
+func Start(t testing.TB, opts Options) *Stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	p := fabrictest.New(t)
+	cfg := opts.Hub
+	cfg.Credentials = p.Credentials(api.KindHub, "hub1")
+	h := hub.New(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if opts.Listener != nil {
+		ln = opts.Listener(ln)
+	}
+	go h.Serve(ctx, ln)
+	return &Stack{t: t, ctx: ctx, PKI: p, Hub: h, HubAddr: addr}
+}
+
+// Router is a running router.
+type Router struct {
+	ID      string
+	Host    *hosting.Host
+	Targets *targets.Set
+	cancel  context.CancelFunc
+}
+
+// Stop takes the router down: its links close and its streams end.
+func (r *Router) Stop() { r.cancel() }
+
+// StartRouter runs router id hosting services (resolved with resolver, nil for the host's) and
+// waits until the hub has its link.
+func (s *Stack) StartRouter(id string, services []control.Service, resolver *net.Resolver) *Router {
+	s.t.Helper()
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
+	creds := s.PKI.Credentials(api.KindRouter, id)
+	set := targets.NewSet()
+	set.Replace(services)
+	h := hosting.New(hosting.Config{
+		Endpoint: e2e.NewEndpoint(creds.Cert, creds.CA),
+		Dialer:   &targets.Dialer{Targets: set, Resolver: resolver, Timeout: 5 * time.Second},
+		Link:     fabric.LinkConfig{Credentials: creds},
+	})
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.t.Cleanup(cancel)
+	h.SetHubs(ctx, []string{s.HubAddr})
+	r := &Router{ID: id, Host: h, Targets: set, cancel: cancel}
+	s.WaitRouters(id)
+	return r
+}
+
+// WaitRouters waits until the hub has a healthy link from each router id.
+func (s *Stack) WaitRouters(ids ...string) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		up := map[string]bool{}
+		for _, st := range s.Hub.Routers() {
+			if st.Healthy {
+				up[st.ID] = true
+			}
+		}
+		all := true
+		for _, id := range ids {
+			all = all && up[id]
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("routers %v did not link to the hub (up: %v)", ids, up)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Identity returns the certificate slot of a new client identity.
+func (s *Stack) Identity(id string) *pki.CertSlot {
+	return s.PKI.Credentials(api.KindIdentity, id).Cert
+}
+
+// Client returns an SDK client for identity id, linked to the hub.
+func (s *Stack) Client(id string) *client.Client {
+	s.t.Helper()
+	c, err := client.New(client.Config{Cert: s.Identity(id), CA: s.PKI.CA.Cert, Hubs: []string{s.HubAddr}})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Service is a TCP service definition for the hub snapshot and the router assignment.
+func Service(name, address string, port int) control.Service {
+	return control.Service{ID: name, Name: name, Address: address, Port: port, Protocol: api.ProtocolTCP}
+}
+
+// Policy builds a hub snapshot in which identities may dial services, all hosted by routers
+// with role "edge".
+func Policy(services []control.Service, routers []string, identities []string) hub.Snapshot {
+	var snap hub.Snapshot
+	var names []string
+	for _, svc := range services {
+		snap.Services = append(snap.Services, hub.Service{Service: svc, RouterRoles: []string{"edge"}})
+		names = append(names, svc.Name)
+	}
+	for _, r := range routers {
+		snap.Routers = append(snap.Routers, hub.Router{ID: r, Roles: []string{"edge"}})
+	}
+	for _, i := range identities {
+		snap.Identities = append(snap.Identities, hub.Identity{ID: i, Roles: []string{"apps"}})
+	}
+	if len(names) > 0 {
+		snap.Policies = []hub.Policy{{IdentityRoles: []string{"apps"}, ServiceNames: names}}
+	}
+	return snap
+}
+
+// Serve runs handle for every connection to a new loopback listener until the test ends and
+// returns its port.
+func Serve(t testing.TB, handle func(net.Conn)) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Echo writes back everything it reads, then half-closes.
+func Echo(c net.Conn) {
+	defer c.Close()
+	io.Copy(c, c)
+	c.(*net.TCPConn).CloseWrite()
+}
+
+// Digest reads until end of stream and answers with the hex SHA-256 of what it read and the
+// byte count: "sha256hex size".
+func Digest(c net.Conn) {
+	defer c.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil {
+		return
+	}
+	io.WriteString(c, hex.EncodeToString(h.Sum(nil))+" "+strconv.FormatInt(n, 10))
+}
