@@ -1,0 +1,541 @@
+// Package bench measures the data plane against direct TCP in the same run (make bench):
+// single-stream throughput, 16-stream aggregate, new-stream latency, 64-byte ping-pong and
+// router memory per idle stream.
+//
+// Path measured in this phase ("overlay/SDK"): the Go SDK client and the hub run in the benchmark
+// process, the router runs as a separate process (this test binary re-executed), the TCP targets
+// run in the benchmark process; every hop is loopback TCP, client↔hub and hub↔router with TLS 1.3,
+// client↔router end-to-end encrypted. "direct" is the same client code dialing the target over
+// plain TCP. All processes share the machine's CPUs, as the targets require.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/e2e"
+	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/hosting"
+	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/router/targets"
+	"github.com/ztna/ztna/tests/dataplane/stack"
+)
+
+// childEnv selects a helper-process role when this binary re-executes itself.
+const childEnv = "ZTNA_BENCH_CHILD"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(childEnv) {
+	case "router":
+		runRouterChild()
+	case "echo":
+		runEchoChild()
+	default:
+		os.Exit(m.Run())
+	}
+}
+
+// Sizes of the measurements.
+const (
+	singleBytes   = 1 << 30
+	multiStreams  = 16
+	multiBytes    = 64 << 20 // per stream
+	latencyDials  = 1000
+	pingPongs     = 2000
+	pingPongSize  = 64
+	idleStreams   = 5000
+	copyChunkSize = 1 << 20
+)
+
+type result struct {
+	name, unit     string
+	overlay, direc float64
+	target         string
+	meets          func(overlay, direct float64) bool
+}
+
+func BenchmarkDataPlane(b *testing.B) {
+	for range b.N {
+		benchmarkOnce(b)
+	}
+}
+
+func benchmarkOnce(b *testing.B) {
+	load0 := loadavg()
+	s := stack.Start(b, stack.Options{})
+	sinkPort := stack.Serve(b, sink)
+	echoPort := stack.Serve(b, stack.Echo)
+	sinkSvc := stack.Service("sink", "127.0.0.1", sinkPort)
+	echoSvc := stack.Service("echo", "127.0.0.1", echoPort)
+	services := []control.Service{sinkSvc, echoSvc}
+	router := startRouterChild(b, s, "r1", services)
+	s.WaitRouters("r1")
+	s.Hub.Update(stack.Policy(services, []string{"r1"}, []string{"bench"}))
+	c := s.Client("bench")
+
+	sinkAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sinkPort))
+	echoAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(echoPort))
+	overlay := func(ctx context.Context, addr string) (net.Conn, error) { return c.Dial(ctx, addr) }
+	var d net.Dialer
+	direct := func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	// Warm both paths (links, caches) before measuring.
+	for range 20 {
+		for _, dial := range []dialFunc{overlay, direct} {
+			if _, err := latencyOnce(dial, echoAddr); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+
+	// run measures f on both paths; f returns one or more figures.
+	run := func(name string, f func(dialFunc) ([]float64, error)) (o, d []float64) {
+		var err error
+		if o, err = f(overlay); err != nil {
+			b.Fatalf("%s (overlay): %v", name, err)
+		}
+		if d, err = f(direct); err != nil {
+			b.Fatalf("%s (direct): %v", name, err)
+		}
+		return o, d
+	}
+	one := func(v float64, err error) ([]float64, error) { return []float64{v}, err }
+	two := func(a, b float64, err error) ([]float64, error) { return []float64{a, b}, err }
+
+	so, sd := run("single stream", func(dial dialFunc) ([]float64, error) { return one(throughput(dial, sinkAddr, 1, singleBytes)) })
+	mo, md := run("16 streams", func(dial dialFunc) ([]float64, error) {
+		return one(throughput(dial, sinkAddr, multiStreams, multiBytes))
+	})
+	lo, ld := run("new stream", func(dial dialFunc) ([]float64, error) { return two(newStreamLatency(dial, echoAddr)) })
+	po, pd := run("ping-pong", func(dial dialFunc) ([]float64, error) { return two(pingPong(dial, echoAddr)) })
+	rs := []result{
+		{name: "single-stream throughput", unit: "GB/s", overlay: so[0], direc: sd[0], target: ">= 1 GB/s",
+			meets: func(o, _ float64) bool { return o >= 1 }},
+		{name: "16-stream aggregate", unit: "GB/s", overlay: mo[0], direc: md[0], target: ">= single stream",
+			meets: func(o, _ float64) bool { return o >= so[0] }},
+		{name: "new stream p50 (dial+1B echo)", unit: "ms", overlay: lo[0], direc: ld[0], target: "<= 1 ms",
+			meets: func(o, _ float64) bool { return o <= 1 }},
+		{name: "new stream p99", unit: "ms", overlay: lo[1], direc: ld[1], target: "<= 5 ms",
+			meets: func(o, _ float64) bool { return o <= 5 }},
+		{name: "ping-pong 64 B p50", unit: "µs", overlay: po[0], direc: pd[0], target: "<= 3x direct",
+			meets: func(o, d float64) bool { return o <= 3*d }},
+		{name: "ping-pong 64 B p99", unit: "µs", overlay: po[1], direc: pd[1]},
+	}
+
+	echoChild := startEchoChild(b)
+	memOverlay, err := idleMemory(router, overlay, echoAddr)
+	if err != nil {
+		b.Fatalf("idle memory (overlay): %v", err)
+	}
+	memDirect, err := idleMemory(echoChild, direct, echoChild.addr)
+	if err != nil {
+		b.Fatalf("idle memory (direct): %v", err)
+	}
+	rs = append(rs, result{name: "memory per idle stream", unit: "KiB", overlay: memOverlay, direc: memDirect,
+		target: "<= 64 KiB (router)", meets: func(o, _ float64) bool { return o <= 64 }})
+
+	report(b, rs, load0, loadavg())
+}
+
+type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+// sink reads until end of stream with a large buffer, then answers with the byte count.
+func sink(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		k, err := c.Read(buf)
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return
+		}
+	}
+	io.WriteString(c, strconv.FormatInt(n, 10))
+}
+
+// throughput sends perStream bytes on each of streams concurrent streams to the sink and
+// returns GB/s from the first byte until every sink confirmed receipt.
+func throughput(dial dialFunc, addr string, streams int, perStream int64) (float64, error) {
+	ctx := context.Background()
+	conns := make([]net.Conn, streams)
+	for i := range conns {
+		c, err := dial(ctx, addr)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	buf := make([]byte, copyChunkSize)
+	start := time.Now()
+	errs := make(chan error, streams)
+	for _, c := range conns {
+		go func() { errs <- sendAndConfirm(c, buf, perStream) }()
+	}
+	for range streams {
+		if err := <-errs; err != nil {
+			return 0, err
+		}
+	}
+	return float64(perStream*int64(streams)) / time.Since(start).Seconds() / 1e9, nil
+}
+
+func sendAndConfirm(c net.Conn, buf []byte, n int64) error {
+	for left := n; left > 0; {
+		k, err := c.Write(buf[:min(int64(len(buf)), left)])
+		left -= int64(k)
+		if err != nil {
+			return err
+		}
+	}
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		return err
+	}
+	reply, err := io.ReadAll(c)
+	if err != nil {
+		return err
+	}
+	if string(reply) != strconv.FormatInt(n, 10) {
+		return fmt.Errorf("sink received %s bytes, sent %d", reply, n)
+	}
+	return nil
+}
+
+// latencyOnce dials, sends one byte, waits for its echo and closes.
+func latencyOnce(dial dialFunc, addr string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := dial(ctx, addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var one [1]byte
+	if _, err := c.Write(one[:]); err != nil {
+		return 0, err
+	}
+	if _, err := io.ReadFull(c, one[:]); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func newStreamLatency(dial dialFunc, addr string) (p50, p99 float64, err error) {
+	ds := make([]time.Duration, 0, latencyDials)
+	for range latencyDials {
+		d, err := latencyOnce(dial, addr)
+		if err != nil {
+			return 0, 0, err
+		}
+		ds = append(ds, d)
+	}
+	return ms(percentile(ds, 50)), ms(percentile(ds, 99)), nil
+}
+
+func pingPong(dial dialFunc, addr string) (p50, p99 float64, err error) {
+	c, err := dial(context.Background(), addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	msg := make([]byte, pingPongSize)
+	got := make([]byte, pingPongSize)
+	ds := make([]time.Duration, 0, pingPongs)
+	for range pingPongs {
+		start := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			return 0, 0, err
+		}
+		if _, err := io.ReadFull(c, got); err != nil {
+			return 0, 0, err
+		}
+		ds = append(ds, time.Since(start))
+	}
+	return us(percentile(ds, 50)), us(percentile(ds, 99)), nil
+}
+
+// idleMemory opens idleStreams streams (each proven open by a 1-byte echo) and returns the
+// growth of the measured process's resident memory per stream, in KiB.
+func idleMemory(p *child, dial dialFunc, addr string) (float64, error) {
+	before, err := p.rss()
+	if err != nil {
+		return 0, err
+	}
+	conns := make([]net.Conn, 0, idleStreams)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var firstErr error
+	sem := make(chan struct{}, 64)
+	for range idleStreams {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := dial(context.Background(), addr)
+			if err == nil {
+				var one [1]byte
+				if _, err = c.Write(one[:]); err == nil {
+					_, err = io.ReadFull(c, one[:])
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if c != nil {
+				conns = append(conns, c)
+			}
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	after, err := p.rss()
+	if err != nil {
+		return 0, err
+	}
+	return float64(after-before) / idleStreams, nil
+}
+
+func percentile(ds []time.Duration, p int) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func report(b *testing.B, rs []result, load0, load1 string) {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nztna data plane benchmark — %s\n", machine())
+	fmt.Fprintf(&sb, "load average at start: %s, at end: %s (other processes share these CPUs)\n", load0, load1)
+	fmt.Fprintf(&sb, "overlay path: SDK client (bench process) -> hub (bench process) -> router (separate process) -> TCP target (bench process);\n")
+	fmt.Fprintf(&sb, "  TLS 1.3 on client-hub and hub-router links, Noise e2e client-router; all hops loopback TCP.\n")
+	fmt.Fprintf(&sb, "direct path: the same client code dialing the target over plain loopback TCP.\n")
+	fmt.Fprintf(&sb, "memory: RSS growth of the router process (overlay) / a plain Go TCP echo server process (direct), after GC, per idle stream.\n\n")
+	fmt.Fprintf(&sb, "%-32s %12s %12s %9s   %-20s %s\n", "metric", "overlay", "direct", "ratio", "target", "met")
+	for _, r := range rs {
+		ratio := r.overlay / r.direc
+		met := ""
+		if r.meets != nil {
+			met = "no"
+			if r.meets(r.overlay, r.direc) {
+				met = "yes"
+			}
+		}
+		fmt.Fprintf(&sb, "%-32s %9.3f %-2s %9.3f %-2s %8.2fx   %-20s %s\n", r.name, r.overlay, r.unit, r.direc, r.unit, ratio, r.target, met)
+		b.ReportMetric(r.overlay, metricName(r.name, r.unit))
+	}
+	fmt.Print(sb.String())
+}
+
+func metricName(name, unit string) string {
+	return strings.NewReplacer(" ", "_", "(", "", ")", "", "+", "", "-", "_").Replace(name) + "_" + unit
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	return fmt.Sprintf("%d CPUs (%s), %s/%s, %s", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// child is a helper process: the router or a plain echo server.
+type child struct {
+	cmd  *exec.Cmd
+	in   io.Writer
+	out  *bufio.Reader
+	addr string
+}
+
+func startChild(b *testing.B, role string, env ...string) *child {
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), append(env, childEnv+"="+role)...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c := &child{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	line, err := c.out.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ready") {
+		b.Fatalf("%s process did not start: %q %v", role, line, err)
+	}
+	c.addr = strings.TrimSpace(strings.TrimPrefix(line, "ready"))
+	return c
+}
+
+// rss asks the child to collect garbage and report its resident set size in KiB.
+func (c *child) rss() (int64, error) {
+	if _, err := io.WriteString(c.in, "rss\n"); err != nil {
+		return 0, err
+	}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+}
+
+// childCommands answers "rss" requests on stdin until stdin closes, then exits.
+func childCommands() {
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		if sc.Text() == "rss" {
+			runtime.GC()
+			debug.FreeOSMemory()
+			fmt.Println(readRSS())
+		}
+	}
+	os.Exit(0)
+}
+
+func readRSS() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// routerConfig is what the router process needs, passed as a JSON file.
+type routerConfig struct {
+	Hub      string            `json:"hub"`
+	ChainPEM string            `json:"chain_pem"`
+	KeyPEM   string            `json:"key_pem"`
+	CAPEM    string            `json:"ca_pem"`
+	Services []control.Service `json:"services"`
+}
+
+func startRouterChild(b *testing.B, s *stack.Stack, id string, services []control.Service) *child {
+	iss, key, err := s.PKI.CA.IssueServer(api.KindRouter, id, nil, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, _ := json.Marshal(routerConfig{Hub: s.HubAddr, ChainPEM: string(iss.ChainPEM), KeyPEM: string(keyPEM), CAPEM: string(s.PKI.CA.CertPEM), Services: services})
+	path := filepath.Join(b.TempDir(), "router.json")
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return startChild(b, "router", "ZTNA_BENCH_ROUTER_CONFIG="+path)
+}
+
+func runRouterChild() {
+	fail := func(err error) { fmt.Fprintln(os.Stderr, "router:", err); os.Exit(1) }
+	raw, err := os.ReadFile(os.Getenv("ZTNA_BENCH_ROUTER_CONFIG"))
+	if err != nil {
+		fail(err)
+	}
+	var cfg routerConfig
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		fail(err)
+	}
+	key, err := pki.ParseKeyPEM([]byte(cfg.KeyPEM))
+	if err != nil {
+		fail(err)
+	}
+	cert, err := pki.TLSCertificate([]byte(cfg.ChainPEM), key)
+	if err != nil {
+		fail(err)
+	}
+	ca, err := pki.ParseCertPEM([]byte(cfg.CAPEM))
+	if err != nil {
+		fail(err)
+	}
+	slot := pki.NewCertSlot(cert)
+	set := targets.NewSet()
+	set.Replace(cfg.Services)
+	h := hosting.New(hosting.Config{
+		Endpoint: e2e.NewEndpoint(slot, ca),
+		Dialer:   &targets.Dialer{Targets: set, Resolver: net.DefaultResolver},
+		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: slot, CA: ca}},
+	})
+	h.SetHubs(context.Background(), []string{cfg.Hub})
+	fmt.Println("ready")
+	childCommands()
+}
+
+func startEchoChild(b *testing.B) *child {
+	return startChild(b, "echo")
+}
+
+func runEchoChild() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "echo:", err)
+		os.Exit(1)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go stack.Echo(c)
+		}
+	}()
+	fmt.Println("ready", ln.Addr().String())
+	childCommands()
+}
