@@ -188,12 +188,15 @@ func (c *Controller) Run(ctx context.Context) error {
 		listeners = append(listeners, ln)
 		c.addrs[p] = ln.Addr()
 	}
-	c.mu.Unlock()
-	close(c.ready)
 	if lerr != nil {
 		for _, ln := range listeners {
 			ln.Close()
 		}
+		clear(c.addrs) // nothing listens: Addr must not suggest otherwise
+	}
+	c.mu.Unlock()
+	close(c.ready)
+	if lerr != nil {
 		return lerr
 	}
 	for _, p := range []Plane{PlaneEdge, PlaneControl, PlaneFabric, PlaneMetrics} {

@@ -64,6 +64,13 @@ func TestDevStartsFastWithEnvFile(t *testing.T) {
 	if _, err := client(t, env).ListRouters(ctx(t)); err != nil {
 		t.Fatalf("API with the env file's settings: %v", err)
 	}
+	// A client pinned to another CA refuses this controller and says why.
+	other, _ := pki.NewCA("another network")
+	pinnedElsewhere := client(t, map[string]string{"ZTNA_ADDR": env["ZTNA_ADDR"], "ZTNA_TOKEN": env["ZTNA_TOKEN"], "ZTNA_CA_FINGERPRINT": other.Fingerprint()})
+	_, err = pinnedElsewhere.ListRouters(ctx(t))
+	if !apiclient.IsPinMismatch(err) || !strings.Contains(err.Error(), "TLS interception or wrong controller") {
+		t.Fatalf("client pinned to another CA: %v", err)
+	}
 	// The control plane is served with mutual TLS: a client without a certificate is refused.
 	conn, err := tls.Dial("tcp", env["ZTNA_CONTROL_ADDR"], &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
 	if err == nil {

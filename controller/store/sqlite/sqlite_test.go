@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,5 +234,17 @@ func TestFeedNeverBlocksWriters(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no resync change after overflow")
 		}
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "z.db")
+	s := open(t, path)
+	if _, err := s.w.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, len(migrations)+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(context.Background(), path); err == nil || !strings.Contains(err.Error(), "upgrade the controller") {
+		t.Fatalf("newer schema: %v", err)
 	}
 }
