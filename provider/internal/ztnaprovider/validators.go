@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
 	"github.com/ztna/ztna/internal/api"
@@ -28,8 +29,7 @@ func (v stringCheck) ValidateString(_ context.Context, req validator.StringReque
 		return
 	}
 	if err := v.check(req.ConfigValue.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid "+req.Path.String(),
-			fmt.Sprintf("%s must be %s: %s", req.Path, v.what, err))
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid "+attributeName(req.Path), invalidDetail(req.Path, v.what, err))
 	}
 }
 
@@ -47,9 +47,27 @@ func (v int64Check) ValidateInt64(_ context.Context, req validator.Int64Request,
 		return
 	}
 	if err := v.check(int(req.ConfigValue.ValueInt64())); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid "+req.Path.String(),
-			fmt.Sprintf("%s must be %s: %s", req.Path, v.what, err))
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid "+attributeName(req.Path), invalidDetail(req.Path, v.what, err))
 	}
+}
+
+// attributeName is the top-level attribute a path points into ("router_roles" for an element
+// of that set), which is the name a user looks for in the configuration.
+func attributeName(p path.Path) string {
+	if steps := p.Steps(); len(steps) > 0 {
+		if a, ok := steps[0].(path.PathStepAttributeName); ok {
+			return string(a)
+		}
+	}
+	return p.String()
+}
+
+func invalidDetail(p path.Path, what string, err error) string {
+	name := attributeName(p)
+	if len(p.Steps()) > 1 {
+		return fmt.Sprintf("Each element of %s must be %s: %s", name, what, err)
+	}
+	return fmt.Sprintf("%s must be %s: %s", name, what, err)
 }
 
 var (

@@ -1,0 +1,177 @@
+package ztnaprovider
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/ztna/ztna/internal/api"
+)
+
+func serviceConfig(name, address string, port int, extra string) string {
+	return fmt.Sprintf(`
+resource "ztna_service" "test" {
+  name         = %q
+  address      = %q
+  port         = %d
+  router_roles = ["customer-a"]
+  %s
+}
+`, name, address, port, extra)
+}
+
+func TestAccService_lifecycle(t *testing.T) {
+	needController(t)
+	name := uniqueName("prod-db")
+	var id string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: serviceConfig(name, "prod-db.customerdomain.me", 5432, ""),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("protocol"), knownvalue.StringExact("tcp")),
+					statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("port_ranges"), knownvalue.SetSizeExact(0)),
+					statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("failure_domains"), knownvalue.SetSizeExact(0)),
+				},
+				Check: resource.TestCheckResourceAttrWith("ztna_service.test", "id", capture(&id)),
+			},
+			{
+				ResourceName:      "ztna_service.test",
+				ImportState:       true,
+				ImportStateVerify: true,
+			},
+			{
+				Config: serviceConfig(name, "10.20.30.40", 15432, `port_ranges = ["8000-8010", "9000-9000"]
+  protocol    = "udp"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_service.test", plancheck.ResourceActionUpdate)},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("id"), knownvalue.StringFunc(func(v string) error {
+						if v != id {
+							return fmt.Errorf("service was recreated (id %s → %s) instead of updated in place", id, v)
+						}
+						return nil
+					})),
+					statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("port_ranges"), knownvalue.SetExact([]knownvalue.Check{
+						knownvalue.StringExact("8000-8010"), knownvalue.StringExact("9000-9000"),
+					})),
+					statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("protocol"), knownvalue.StringExact("udp")),
+				},
+			},
+			{
+				// Deleted through the API: the next plan creates it again.
+				PreConfig: func() {
+					if err := apiClient(t).DeleteService(context.Background(), id); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: serviceConfig(name, "10.20.30.40", 15432, `port_ranges = ["8000-8010", "9000-9000"]
+  protocol    = "udp"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_service.test", plancheck.ResourceActionCreate)},
+				},
+			},
+		},
+		CheckDestroy: checkDestroyed("ztna_service", func(ctx context.Context, id string) error {
+			_, err := apiClient(t).GetService(ctx, id)
+			return err
+		}),
+	})
+}
+
+// TestAccService_hostingRouters: the routers selected by role show up in the computed
+// routers list once they exist.
+func TestAccService_hostingRouters(t *testing.T) {
+	needController(t)
+	role := uniqueName("role")
+	config := fmt.Sprintf(`
+resource "ztna_router" "a" {
+  name  = %[1]q
+  roles = [%[3]q]
+}
+resource "ztna_service" "test" {
+  name         = %[2]q
+  address      = "prod-db.customerdomain.me"
+  port         = 5432
+  router_roles = [%[3]q]
+  depends_on   = [ztna_router.a]
+}
+`, uniqueName("edge"), uniqueName("svc"), role)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: config,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("routers"), knownvalue.ListExact([]knownvalue.Check{
+					knownvalue.ObjectPartial(map[string]knownvalue.Check{
+						"status":    knownvalue.StringExact(api.RouterUnenrolled),
+						"reachable": knownvalue.Bool(false),
+					}),
+				})),
+			},
+		}},
+	})
+}
+
+// TestAccService_redundancyWarning runs terraform itself: the warning is only visible in its
+// output.
+func TestAccService_redundancyWarning(t *testing.T) {
+	needController(t)
+	role := uniqueName("lonely")
+	cli := newTerraformCLI(t, fmt.Sprintf(`
+resource "ztna_service" "test" {
+  name         = %q
+  address      = "prod-db.customerdomain.me"
+  port         = 5432
+  router_roles = [%q]
+}
+`, uniqueName("svc"), role))
+	out := strings.Join(strings.Fields(cli.run(false, "plan")), " ")
+	for _, want := range []string{"Warning: Service is not redundant", "no reported failure domain", "no router has one of the roles " + role, "at least two distinct failure domains"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestAccService_badInput(t *testing.T) {
+	for name, tc := range map[string]struct {
+		address string
+		port    int
+		extra   string
+		want    []string
+	}{
+		"fqdn":       {"prod_db..customerdomain.me", 5432, "", []string{"Invalid address", "neither an IP address nor a valid DNS name"}},
+		"url":        {"https://prod-db.customerdomain.me", 5432, "", []string{"Invalid address"}},
+		"port 0":     {"prod-db.customerdomain.me", 0, "", []string{"Invalid port", "port must be a port between 1 and 65535"}},
+		"port big":   {"prod-db.customerdomain.me", 70000, "", []string{"Invalid port"}},
+		"range":      {"prod-db.customerdomain.me", 5432, `port_ranges = ["9000-8000"]`, []string{"Invalid port_ranges", "starts after it ends"}},
+		"protocol":   {"prod-db.customerdomain.me", 5432, `protocol = "sctp"`, []string{"Invalid protocol", `use "tcp" or "udp"`}},
+		"role":       {"prod-db.customerdomain.me", 5432, `router_roles = ["Customer A"]`, []string{"Invalid router_roles", "must be a role"}},
+		"empty role": {"prod-db.customerdomain.me", 5432, `router_roles = []`, []string{"router_roles", "at least 1"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			config := serviceConfig("svc", tc.address, tc.port, "")
+			if tc.extra != "" {
+				if strings.HasPrefix(tc.extra, "router_roles") {
+					config = strings.Replace(config, `router_roles = ["customer-a"]`, tc.extra, 1)
+				} else {
+					config = serviceConfig("svc", tc.address, tc.port, tc.extra)
+				}
+			}
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6ProviderFactories,
+				Steps:                    []resource.TestStep{{Config: config, PlanOnly: true, ExpectError: expectError(tc.want...)}},
+			})
+		})
+	}
+}
