@@ -46,7 +46,7 @@ func (s *Store) SetRouterState(ctx context.Context, id string, st store.RouterSt
 			r.Status = *st.Status
 		}
 		if st.LastSeen != nil {
-			t := st.LastSeen.UTC()
+			t := st.LastSeen.UTC().Truncate(time.Microsecond) // what every backend round-trips
 			r.LastSeen = &t
 		}
 		if st.Version != nil {
