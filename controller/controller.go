@@ -177,7 +177,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	for p, comp := range c.components {
 		comps[p] = comp
 	}
-	var listeners []net.Listener
+	listeners := map[Plane]net.Listener{}
 	var lerr error
 	for p := range comps {
 		ln, err := net.Listen("tcp", c.cfg.Listen[p])
@@ -185,7 +185,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			lerr = fmt.Errorf("%s plane: listen on %s: %w", p, c.cfg.Listen[p], err)
 			break
 		}
-		listeners = append(listeners, ln)
+		listeners[p] = ln
 		c.addrs[p] = ln.Addr()
 	}
 	if lerr != nil {
@@ -210,9 +210,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	go c.renewServerCerts(ctx)
 	errs := make(chan error, len(comps))
 	for p, comp := range comps {
-		ln := listenerFor(listeners, c.addrs[p])
 		go func() {
-			err := comp.Serve(ctx, ln)
+			err := comp.Serve(ctx, listeners[p])
 			if err != nil {
 				err = fmt.Errorf("%s plane: %w", p, err)
 			}
@@ -228,15 +227,6 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}
 	return first
-}
-
-func listenerFor(lns []net.Listener, addr net.Addr) net.Listener {
-	for _, ln := range lns {
-		if ln.Addr() == addr {
-			return ln
-		}
-	}
-	return nil
 }
 
 // renewServerCerts reissues the controller's own certificates at two thirds of their life.
