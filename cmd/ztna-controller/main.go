@@ -20,6 +20,9 @@ func main() {
 	defer stop()
 	if err := rootCommand().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "ztna-controller:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
@@ -39,5 +42,6 @@ API that Terraform and the CLI use, runs the control channel routers dial, and e
 	return root
 }
 
-// errUsage marks errors that come from bad flags or configuration.
+// errUsage marks errors that come from bad flags or configuration; they exit with status 2,
+// so scripts and systemd can tell "fix the config" from "the controller failed".
 var errUsage = errors.New("usage")
