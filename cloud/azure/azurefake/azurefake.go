@@ -70,7 +70,7 @@ func New(subscription string) *Server {
 			VirtualMachinesServer: computefake.VirtualMachinesServer{
 				BeginCreateOrUpdate: s.createVM, Get: s.getVM, BeginDelete: s.deleteVM,
 			},
-			VirtualMachineImagesServer:  computefake.VirtualMachineImagesServer{List: s.listImages},
+			VirtualMachineImagesServer: computefake.VirtualMachineImagesServer{List: s.listImages},
 			GalleryImageVersionsServer: computefake.GalleryImageVersionsServer{BeginCreateOrUpdate: s.createVersion, Get: s.getVersion},
 		}),
 		network: networkfake.NewServerFactoryTransport(&networkfake.ServerFactory{
@@ -117,7 +117,11 @@ func (d *dispatch) Do(req *http.Request) (*http.Response, error) {
 func (s *Server) AddResourceGroup(name string) { s.mu.Lock(); s.groups[name] = true; s.mu.Unlock() }
 
 // AddSubnet registers a subnet by resource id.
-func (s *Server) AddSubnet(id string) { s.mu.Lock(); s.subnets[strings.ToLower(id)] = true; s.mu.Unlock() }
+func (s *Server) AddSubnet(id string) {
+	s.mu.Lock()
+	s.subnets[strings.ToLower(id)] = true
+	s.mu.Unlock()
+}
 
 // AddMarketplaceImage registers marketplace image versions.
 func (s *Server) AddMarketplaceImage(location, publisher, offer, sku string, versions ...string) {
@@ -129,7 +133,11 @@ func (s *Server) AddMarketplaceImage(location, publisher, offer, sku string, ver
 
 // AddImageSource registers an image resource id (managed image, gallery version) that gallery
 // image versions can be created from and VMs booted from.
-func (s *Server) AddImageSource(id string) { s.mu.Lock(); s.sources[strings.ToLower(id)] = true; s.mu.Unlock() }
+func (s *Server) AddImageSource(id string) {
+	s.mu.Lock()
+	s.sources[strings.ToLower(id)] = true
+	s.mu.Unlock()
+}
 
 // AddGalleryImage registers a gallery image definition.
 func (s *Server) AddGalleryImage(rg, gallery, image string) {
