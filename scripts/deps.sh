@@ -4,9 +4,9 @@
 set -euo pipefail
 
 declare -A groups=(
-  [test]="iproute2 nftables curl ca-certificates postgresql"
+  [test]="iproute2 nftables curl ca-certificates postgresql mmdebstrap fdisk qemu-utils"
   [bench]="openssh-server openssh-client stunnel4 procps"
-  [image]="debootstrap qemu-system-x86 qemu-utils"
+  [image]="mmdebstrap fdisk qemu-utils qemu-system-x86"
 )
 
 want=()

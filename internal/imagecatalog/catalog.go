@@ -74,8 +74,8 @@ func (img Image) Validate() error {
 	if img.Region != "" && strings.ContainsAny(img.Region, " \t\n") {
 		errs = append(errs, fmt.Errorf("region %q: must not contain whitespace", img.Region))
 	}
-	if !namePattern.MatchString(img.Environment) {
-		errs = append(errs, fmt.Errorf("environment %q: must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", img.Environment))
+	if err := ValidateEnvironment(img.Environment); err != nil {
+		errs = append(errs, err)
 	}
 	if img.ImageID == "" {
 		errs = append(errs, errors.New("image_id: required"))
@@ -97,6 +97,14 @@ func (img Image) Validate() error {
 		errs = append(errs, fmt.Errorf("promoted_from %q: an image cannot be promoted to the environment it comes from", img.PromotedFrom))
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateEnvironment checks an environment name (dev, staging, prod-eu, ...).
+func ValidateEnvironment(name string) error {
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("environment %q: must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
 }
 
 // key is the identity of an entry: a catalog holds one image per key.

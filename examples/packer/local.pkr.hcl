@@ -1,0 +1,53 @@
+# A hardened ztna router disk image for on-prem/KVM hosts (raw or qcow2), built on this machine:
+# Debian from mmdebstrap, provisioned in a chroot, registered in the image catalog.
+#
+#   packer init examples/packer/local.pkr.hcl   # or: packer plugins install --path bin/packer-plugin-ztna github.com/ztna/ztna
+#   sudo packer build -var router_binary=bin/ztna-router -var router_version=1.2.3 examples/packer/local.pkr.hcl
+#
+# Boot it with the registration key in /etc/ztna/registration-key (see packer/docs/builder-local.md).
+
+packer {
+  required_plugins {
+    ztna = {
+      source  = "github.com/ztna/ztna"
+      version = ">= 0.0.0"
+    }
+  }
+}
+
+variable "router_binary" {
+  type        = string
+  description = "Path of the ztna-router executable (linux/amd64) to install."
+}
+
+variable "router_version" {
+  type        = string
+  description = "Version of that router, e.g. 1.2.3."
+}
+
+variable "output_directory" {
+  type    = string
+  default = "output-ztna-router-local"
+}
+
+variable "format" {
+  type    = string
+  default = "qcow2"
+}
+
+source "ztna-local" "router" {
+  output_directory = var.output_directory
+  format           = var.format
+  disk_size        = "2G"
+  hostname         = "ztna-router"
+}
+
+build {
+  sources = ["source.ztna-local.router"]
+
+  provisioner "ztna-router" {
+    router_binary  = var.router_binary
+    router_version = var.router_version
+    cloud          = "local" # first boot reads the key from /etc/ztna/registration-key
+  }
+}

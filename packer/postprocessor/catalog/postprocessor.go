@@ -1,0 +1,263 @@
+//go:generate go tool -modfile=../../../tools/go.mod packer-sdc mapstructure-to-hcl2 -type Config
+
+// Package catalog is the ztna-catalog Packer post-processor. After a build it records the image
+// (cloud, region, environment, id, router version, base image) in the image catalog file that
+// the Terraform data source ztna_image reads. With promote_from set it promotes the image an
+// environment has to this one instead (AWS copy and share, GCP image from source image, local
+// file copy) through the drivers in cloud/, and records the copy.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/packer-plugin-sdk/common"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/template/config"
+	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+
+	"github.com/ztna/ztna/internal/imagecatalog"
+	"github.com/ztna/ztna/packer/internal/clouds"
+)
+
+// Config is the post-processor's HCL block.
+type Config struct {
+	common.PackerConfig `mapstructure:",squash"`
+
+	// Path of the image catalog file; created when absent.
+	CatalogPath string `mapstructure:"catalog_path" required:"true"`
+	// Environment the image is recorded in (dev, staging, prod, ...).
+	Environment string `mapstructure:"environment" required:"true"`
+	// Cloud of the image: aws, gcp, azure or local. Default: derived from the builder
+	// (amazon-ebs, googlecompute, azure-arm, ztna-local).
+	Cloud string `mapstructure:"cloud"`
+	// Region of the image. amazon-ebs artifacts carry their regions; required for azure;
+	// empty for GCP images, which are global.
+	Region string `mapstructure:"region"`
+	// Version of the router baked into the image.
+	RouterVersion string `mapstructure:"router_version"`
+	// Base image of the build (e.g. build.SourceAMIName). Default: what ztna-local reports.
+	BaseImage string `mapstructure:"base_image"`
+	// Hardening profile recorded by the ztna-router provisioner, e.g. ztna-v1+ssh-lockdown.
+	HardeningProfile string `mapstructure:"hardening_profile"`
+	// Account owning the image (AWS account id, GCP project, Azure subscription). Default: the
+	// GCP project of a googlecompute artifact.
+	Account string `mapstructure:"account"`
+
+	// Promote the image recorded for this environment to `environment` instead of recording the
+	// build's artifact (use with the null builder).
+	PromoteFrom string `mapstructure:"promote_from"`
+	// Name of the promoted image. Default: ztna-router-<version>-<environment>.
+	ImageName string `mapstructure:"image_name"`
+	// AWS promotion: accounts the source image is shared with before the copy.
+	AWSShareWith []string `mapstructure:"aws_share_with"`
+	// AWS promotion: profile whose account owns the source image and shares it. Default:
+	// aws_profile, which makes the copy.
+	AWSSourceProfile string `mapstructure:"aws_source_profile"`
+	// AWS promotion: region the copy is made in. Default: the source image's region.
+	AWSTargetRegion string `mapstructure:"aws_target_region"`
+	// GCP promotion: project the new image is created in (required for gcp promotion).
+	GCPTargetProject string `mapstructure:"gcp_target_project"`
+	// GCP promotion: image family of the new image.
+	GCPImageFamily string `mapstructure:"gcp_image_family"`
+	// Local promotion: directory the disk image is copied to. Default: the catalog records the
+	// same file under the new environment.
+	LocalTargetDirectory string `mapstructure:"local_target_directory"`
+
+	clouds.Access `mapstructure:",squash"`
+
+	ctx interpolate.Context
+}
+
+// PostProcessor implements packersdk.PostProcessor.
+type PostProcessor struct {
+	config Config
+	// now stamps promoted images; tests pin it.
+	now func() time.Time
+}
+
+var _ packersdk.PostProcessor = (*PostProcessor)(nil)
+
+// ConfigSpec returns the HCL2 spec of Config.
+func (p *PostProcessor) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
+
+// Configure decodes and validates the configuration.
+func (p *PostProcessor) Configure(raws ...interface{}) error {
+	err := config.Decode(&p.config, &config.DecodeOpts{
+		PluginType:         "ztna-catalog",
+		Interpolate:        true,
+		InterpolateContext: &p.config.ctx,
+	}, raws...)
+	if err != nil {
+		return err
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	c := &p.config
+	var errs []error
+	if c.CatalogPath == "" {
+		errs = append(errs, errors.New("catalog_path: required"))
+	}
+	errs = append(errs, imagecatalog.ValidateEnvironment(c.Environment))
+	if c.Cloud != "" && !slices.Contains(imagecatalog.Clouds, c.Cloud) {
+		errs = append(errs, fmt.Errorf("cloud %q: must be one of %s", c.Cloud, strings.Join(imagecatalog.Clouds, ", ")))
+	}
+	if c.PromoteFrom == "" {
+		if c.RouterVersion == "" {
+			errs = append(errs, errors.New("router_version: required to record a build (use the same value as the ztna-router provisioner)"))
+		}
+	} else {
+		errs = append(errs, c.validatePromotion()...)
+	}
+	errs = append(errs, c.Access.Validate())
+	return errors.Join(errs...)
+}
+
+func (c *Config) validatePromotion() []error {
+	var errs []error
+	if c.PromoteFrom == c.Environment {
+		errs = append(errs, fmt.Errorf("promote_from %q: must differ from environment", c.PromoteFrom))
+	}
+	switch c.Cloud {
+	case "":
+		errs = append(errs, errors.New("cloud: required with promote_from"))
+	case "aws":
+		if c.Region == "" {
+			errs = append(errs, errors.New("region: required for aws promotion (the source image's region)"))
+		}
+	case "gcp":
+		if c.GCPTargetProject == "" {
+			errs = append(errs, errors.New("gcp_target_project: required for gcp promotion"))
+		}
+	case "azure":
+		errs = append(errs, errors.New("cloud \"azure\": promotion to an Azure gallery image version is not available yet; promote with az sig image-version create and record with cloud = \"azure\""))
+	}
+	return errs
+}
+
+// PostProcess records (or promotes) and returns an artifact describing the catalog entries. The
+// build's own artifact is always kept.
+func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, source packersdk.Artifact) (packersdk.Artifact, bool, bool, error) {
+	c := &p.config
+	var entries []imagecatalog.Image
+	var err error
+	if c.PromoteFrom != "" {
+		entries, err = p.promote(ctx, ui)
+	} else {
+		entries, err = p.fromArtifact(source)
+	}
+	if err != nil {
+		return nil, true, false, err
+	}
+	err = imagecatalog.Update(ctx, c.CatalogPath, func(cat *imagecatalog.Catalog) error {
+		for _, e := range entries {
+			old, err := cat.Upsert(e)
+			if err != nil {
+				return err
+			}
+			msg := fmt.Sprintf("Catalog %s: %s = %s (router %s)", c.CatalogPath, key(e), e.ImageID, e.RouterVersion)
+			if old != nil && old.ImageID != e.ImageID {
+				msg += ", replacing " + old.ImageID
+			}
+			ui.Say(msg)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, true, false, fmt.Errorf("ztna-catalog: %w", err)
+	}
+	return &Artifact{catalogPath: c.CatalogPath, entries: entries}, true, false, nil
+}
+
+func key(e imagecatalog.Image) string {
+	region := e.Region
+	if region == "" {
+		region = "global"
+	}
+	return e.Cloud + "/" + region + "/" + e.Environment
+}
+
+// Builder ids of the artifacts this post-processor understands.
+const (
+	amazonEBS     = "mitchellh.amazonebs"
+	googleCompute = "packer.googlecompute"
+	azureARM      = "Azure.ResourceManagement.VMImage"
+	ztnaLocal     = "ztna.local"
+)
+
+// fromArtifact turns a build's artifact into catalog entries (one per region for amazon-ebs).
+func (p *PostProcessor) fromArtifact(a packersdk.Artifact) ([]imagecatalog.Image, error) {
+	c := &p.config
+	cloud := c.Cloud
+	if cloud == "" {
+		switch a.BuilderId() {
+		case amazonEBS:
+			cloud = "aws"
+		case googleCompute:
+			cloud = "gcp"
+		case azureARM:
+			cloud = "azure"
+		case ztnaLocal:
+			cloud = "local"
+		default:
+			return nil, fmt.Errorf("ztna-catalog: cannot tell the cloud of a %q artifact: set cloud", a.BuilderId())
+		}
+	}
+	base := c.BaseImage
+	if s, ok := a.State("base_image").(string); ok && base == "" {
+		base = s
+	}
+	if base == "" {
+		return nil, errors.New("ztna-catalog: base_image: not set and the builder reports none; set it (e.g. base_image = build.SourceAMIName)")
+	}
+	entry := imagecatalog.Image{
+		Cloud: cloud, Region: c.Region, Environment: c.Environment, Account: c.Account,
+		RouterVersion: strings.TrimPrefix(c.RouterVersion, "v"), HardeningProfile: c.HardeningProfile,
+		BuildTime: p.now().UTC().Truncate(time.Second), BaseImage: base,
+	}
+	switch cloud {
+	case "aws":
+		return awsEntries(entry, a.Id())
+	case "gcp":
+		if project, ok := a.State("ProjectId").(string); ok && project != "" {
+			entry.ImageID = fmt.Sprintf("projects/%s/global/images/%s", project, a.Id())
+			if entry.Account == "" {
+				entry.Account = project
+			}
+		} else {
+			entry.ImageID = a.Id()
+		}
+	case "local":
+		path, err := filepath.Abs(a.Id())
+		if err != nil {
+			return nil, err
+		}
+		entry.ImageID = path
+	default:
+		entry.ImageID = a.Id()
+	}
+	return []imagecatalog.Image{entry}, nil
+}
+
+// awsEntries splits an amazon-ebs artifact id ("us-east-1:ami-1,eu-west-1:ami-2") into one
+// entry per region.
+func awsEntries(entry imagecatalog.Image, id string) ([]imagecatalog.Image, error) {
+	var out []imagecatalog.Image
+	for _, part := range strings.Split(id, ",") {
+		region, ami, ok := strings.Cut(part, ":")
+		if !ok || region == "" || !strings.HasPrefix(ami, "ami-") {
+			return nil, fmt.Errorf("ztna-catalog: amazon-ebs artifact id %q is not region:ami-id pairs", id)
+		}
+		e := entry
+		e.Region, e.ImageID = region, ami
+		out = append(out, e)
+	}
+	return out, nil
+}

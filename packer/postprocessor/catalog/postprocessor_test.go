@@ -1,0 +1,274 @@
+package catalog
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/compute/apiv1/computepb"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ztna/ztna/cloud/aws/ec2fake"
+	"github.com/ztna/ztna/cloud/gcp/computefake"
+	"github.com/ztna/ztna/internal/imagecatalog"
+	"github.com/ztna/ztna/packer/internal/spectest"
+)
+
+// artifact is a build result as another plugin's builder hands it over.
+type artifact struct {
+	builderID, id string
+	state         map[string]interface{}
+}
+
+func (a artifact) BuilderId() string             { return a.builderID }
+func (a artifact) Files() []string               { return nil }
+func (a artifact) Id() string                    { return a.id }
+func (a artifact) String() string                { return a.id }
+func (a artifact) State(name string) interface{} { return a.state[name] }
+func (a artifact) Destroy() error                { return nil }
+func (a artifact) with(k string, v any) artifact { a.state = map[string]interface{}{k: v}; return a }
+func newPP(t *testing.T, raw map[string]interface{}) *PostProcessor {
+	t.Helper()
+	p := &PostProcessor{now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }}
+	if err := p.Configure(raw); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var ui = &packersdk.BasicUi{Writer: os.Stderr, ErrorWriter: os.Stderr}
+
+func TestConfigSpecCoversConfig(t *testing.T) {
+	var p PostProcessor
+	spectest.AssertCoversConfig(t, p.ConfigSpec(), &p.config)
+	v := spectest.Decode(t, p.ConfigSpec(), `
+catalog_path   = "images.json"
+environment    = "prod"
+cloud          = "aws"
+region         = "eu-west-1"
+promote_from   = "staging"
+aws_share_with = ["123456789012"]
+aws_profile    = "prod"
+`)
+	if err := p.Configure(v); err != nil {
+		t.Fatal(err)
+	}
+	if p.config.PromoteFrom != "staging" || p.config.AWSShareWith[0] != "123456789012" || p.config.AWSProfile != "prod" {
+		t.Errorf("decoded %+v", p.config)
+	}
+}
+
+func TestConfigureRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  map[string]interface{}
+		want []string
+	}{
+		{"empty", map[string]interface{}{}, []string{"catalog_path: required", `environment ""`, "router_version: required"}},
+		{"bad cloud", map[string]interface{}{"catalog_path": "c.json", "environment": "dev", "router_version": "1", "cloud": "ibm"}, []string{`cloud "ibm"`}},
+		{"promote to itself", map[string]interface{}{"catalog_path": "c.json", "environment": "dev", "promote_from": "dev", "cloud": "local"}, []string{"must differ from environment"}},
+		{"promote without cloud", map[string]interface{}{"catalog_path": "c.json", "environment": "prod", "promote_from": "dev"}, []string{"cloud: required with promote_from"}},
+		{"aws promote without region", map[string]interface{}{"catalog_path": "c.json", "environment": "prod", "promote_from": "dev", "cloud": "aws"}, []string{"region: required for aws promotion"}},
+		{"gcp promote without project", map[string]interface{}{"catalog_path": "c.json", "environment": "prod", "promote_from": "dev", "cloud": "gcp"}, []string{"gcp_target_project: required"}},
+		{"azure promote", map[string]interface{}{"catalog_path": "c.json", "environment": "prod", "promote_from": "dev", "cloud": "azure"}, []string{"not available yet"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p PostProcessor
+			err := p.Configure(tt.raw)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestRecordArtifacts(t *testing.T) {
+	localImage := filepath.Join(t.TempDir(), "ztna-router.qcow2")
+	tests := []struct {
+		name     string
+		raw      map[string]interface{}
+		artifact artifact
+		want     []imagecatalog.Image
+		wantErr  string
+	}{
+		{"amazon-ebs in two regions", map[string]interface{}{"base_image": "debian-12-amd64-20260110-2350"},
+			artifact{builderID: amazonEBS, id: "eu-west-1:ami-0aaa,us-east-1:ami-0bbb"},
+			[]imagecatalog.Image{{Cloud: "aws", Region: "eu-west-1", ImageID: "ami-0aaa"}, {Cloud: "aws", Region: "us-east-1", ImageID: "ami-0bbb"}}, ""},
+		{"googlecompute", map[string]interface{}{"base_image": "debian-12-bookworm-v20260110"},
+			artifact{builderID: googleCompute, id: "ztna-router-1-2-3"}.with("ProjectId", "build-proj"),
+			[]imagecatalog.Image{{Cloud: "gcp", ImageID: "projects/build-proj/global/images/ztna-router-1-2-3", Account: "build-proj"}}, ""},
+		{"azure-arm", map[string]interface{}{"base_image": "Debian:debian-12:12-gen2:latest", "region": "westeurope"},
+			artifact{builderID: azureARM, id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/ztna-router-1.2.3"},
+			[]imagecatalog.Image{{Cloud: "azure", Region: "westeurope", ImageID: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/ztna-router-1.2.3"}}, ""},
+		{"ztna-local reports its base", map[string]interface{}{},
+			artifact{builderID: ztnaLocal, id: localImage}.with("base_image", "debian-bookworm-amd64-20260101-abc"),
+			[]imagecatalog.Image{{Cloud: "local", ImageID: localImage, BaseImage: "debian-bookworm-amd64-20260101-abc"}}, ""},
+		{"unknown builder", map[string]interface{}{"base_image": "x"}, artifact{builderID: "foo.bar", id: "x"}, nil, `cannot tell the cloud of a "foo.bar" artifact: set cloud`},
+		{"no base image", map[string]interface{}{}, artifact{builderID: amazonEBS, id: "eu-west-1:ami-1"}, nil, "base_image: not set"},
+		{"bad amazon id", map[string]interface{}{"base_image": "x"}, artifact{builderID: amazonEBS, id: "ami-1"}, nil, "not region:ami-id pairs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "catalog.json")
+			raw := map[string]interface{}{"catalog_path": path, "environment": "dev", "router_version": "v1.2.3", "hardening_profile": "ztna-v1"}
+			for k, v := range tt.raw {
+				raw[k] = v
+			}
+			p := newPP(t, raw)
+			out, keep, force, err := p.PostProcess(context.Background(), ui, tt.artifact)
+			if !keep || force {
+				t.Errorf("keep=%v force=%v: the build's artifact must be kept", keep, force)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				if _, statErr := os.Stat(path); statErr == nil {
+					t.Error("a failed run wrote the catalog")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cat, err := imagecatalog.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				got, err := cat.Lookup(w.Cloud, w.Region, "dev")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.ImageID != w.ImageID || got.RouterVersion != "1.2.3" || got.HardeningProfile != "ztna-v1" || got.BuildTime.IsZero() {
+					t.Errorf("entry %+v, want image %s router 1.2.3", got, w.ImageID)
+				}
+				if w.Account != "" && got.Account != w.Account || w.BaseImage != "" && got.BaseImage != w.BaseImage {
+					t.Errorf("entry %+v, want account %q base %q", got, w.Account, w.BaseImage)
+				}
+			}
+			if !strings.Contains(out.String(), tt.want[0].ImageID) {
+				t.Errorf("artifact %q does not name %s", out.String(), tt.want[0].ImageID)
+			}
+		})
+	}
+}
+
+// seed writes a catalog holding one image of environment "dev".
+func seed(t *testing.T, img imagecatalog.Image) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "catalog.json")
+	img.Environment, img.RouterVersion, img.BaseImage = "dev", "1.2.3", "debian-12"
+	img.BuildTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &imagecatalog.Catalog{}
+	if _, err := c.Upsert(img); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func promoteToProd(t *testing.T, path string, raw map[string]interface{}) imagecatalog.Image {
+	t.Helper()
+	raw["catalog_path"], raw["environment"], raw["promote_from"] = path, "prod", "dev"
+	p := newPP(t, raw)
+	if _, _, _, err := p.PostProcess(context.Background(), ui, nil); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := imagecatalog.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	region, _ := raw["region"].(string)
+	if r, ok := raw["aws_target_region"].(string); ok {
+		region = r
+	}
+	img, err := cat.Lookup(raw["cloud"].(string), region, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.PromotedFrom != "dev" || img.RouterVersion != "1.2.3" || len(cat.Images) != 2 {
+		t.Errorf("promoted entry %+v (catalog has %d images)", img, len(cat.Images))
+	}
+	return img
+}
+
+func TestPromoteAWSSharesAndCopies(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	fake := ec2fake.New("eu-west-1")
+	defer fake.Close()
+	fake.AddImage(ec2fake.Image{ID: "ami-0dev", Name: "ztna-router-1.2.3", Owner: "111111111111", Architecture: "x86_64", RootDevice: "/dev/xvda"})
+	path := seed(t, imagecatalog.Image{Cloud: "aws", Region: "eu-west-1", ImageID: "ami-0dev"})
+
+	img := promoteToProd(t, path, map[string]interface{}{"cloud": "aws", "region": "eu-west-1", "aws_endpoint": fake.URL, "aws_share_with": []string{"222222222222"}})
+	if img.ImageID == "ami-0dev" || !strings.HasPrefix(img.ImageID, "ami-") || img.SourceImageID != "ami-0dev" {
+		t.Errorf("promoted image %+v, want a new AMI copied from ami-0dev", img)
+	}
+	var shared, copied bool
+	for _, r := range fake.Requests() {
+		switch r.Action {
+		case "ModifyImageAttribute":
+			shared = r.Params.Get("ImageId") == "ami-0dev" && strings.Contains(r.Body, "222222222222")
+		case "CopyImage":
+			copied = r.Params.Get("SourceImageId") == "ami-0dev" && r.Params.Get("Name") == "ztna-router-1.2.3-prod"
+		}
+	}
+	if !shared || !copied {
+		t.Errorf("shared=%v copied=%v; requests: %+v", shared, copied, fake.Requests())
+	}
+}
+
+func TestPromoteGCPCreatesImageFromSource(t *testing.T) {
+	fake := computefake.New()
+	defer fake.Close()
+	fake.AddImage("build", &computepb.Image{Name: proto.String("ztna-router-1-2-3")})
+	path := seed(t, imagecatalog.Image{Cloud: "gcp", ImageID: "projects/build/global/images/ztna-router-1-2-3"})
+
+	img := promoteToProd(t, path, map[string]interface{}{"cloud": "gcp", "gcp_target_project": "prod-proj", "gcp_endpoint": fake.URL, "gcp_access_token": "t", "gcp_image_family": "ztna-router"})
+	if img.ImageID != "projects/prod-proj/global/images/ztna-router-1-2-3-prod" || img.Account != "prod-proj" {
+		t.Errorf("promoted %+v", img)
+	}
+	imgs := fake.Images("prod-proj")
+	if len(imgs) != 1 || imgs[0].GetSourceImage() != "projects/build/global/images/ztna-router-1-2-3" || imgs[0].GetFamily() != "ztna-router" {
+		t.Errorf("images in prod-proj: %v", imgs)
+	}
+}
+
+func TestPromoteLocalCopiesFile(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "ztna-router.qcow2")
+	os.WriteFile(src, []byte("disk"), 0o644)
+	path := seed(t, imagecatalog.Image{Cloud: "local", ImageID: src})
+	dir := t.TempDir()
+	img := promoteToProd(t, path, map[string]interface{}{"cloud": "local", "local_target_directory": dir})
+	if img.ImageID != filepath.Join(dir, "ztna-router.qcow2") {
+		t.Errorf("promoted to %s", img.ImageID)
+	}
+	if b, err := os.ReadFile(img.ImageID); err != nil || string(b) != "disk" {
+		t.Errorf("copy: %q %v", b, err)
+	}
+}
+
+func TestPromoteWithoutSourceSaysWhatExists(t *testing.T) {
+	path := seed(t, imagecatalog.Image{Cloud: "local", ImageID: "/images/a.qcow2"})
+	p := newPP(t, map[string]interface{}{"catalog_path": path, "environment": "prod", "promote_from": "staging", "cloud": "local"})
+	_, _, _, err := p.PostProcess(context.Background(), ui, nil)
+	if err == nil || !strings.Contains(err.Error(), `no local image for environment "staging"`) || !strings.Contains(err.Error(), "local/any region/dev") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,155 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/internal/imagecatalog"
+)
+
+// awsCopier and awsSharer are what AWS promotion needs from cloud/aws (split, because the share
+// and the copy run with different accounts' credentials).
+type (
+	awsCopier interface {
+		CopyImage(ctx context.Context, sourceRegion, sourceImageID, name string, tags map[string]string) (cloud.Image, error)
+	}
+	awsSharer interface {
+		ShareImage(ctx context.Context, imageID string, accountIDs []string) error
+	}
+)
+
+// promote copies the image recorded for promote_from into environment and returns the new entry.
+func (p *PostProcessor) promote(ctx context.Context, ui packersdk.Ui) ([]imagecatalog.Image, error) {
+	c := &p.config
+	cat, err := imagecatalog.Load(c.CatalogPath)
+	if err != nil {
+		return nil, err
+	}
+	src, err := cat.Lookup(c.Cloud, c.Region, c.PromoteFrom)
+	if err != nil {
+		return nil, fmt.Errorf("ztna-catalog: nothing to promote: %w", err)
+	}
+	dst := src
+	dst.Environment = c.Environment
+	dst.PromotedFrom = c.PromoteFrom
+	dst.SourceImageID = src.ImageID
+	if c.Account != "" {
+		dst.Account = c.Account
+	}
+	name := c.ImageName
+	if name == "" {
+		name = fmt.Sprintf("ztna-router-%s-%s", src.RouterVersion, c.Environment)
+	}
+	labels := map[string]string{"ztna-environment": c.Environment, "ztna-router-version": src.RouterVersion, "ztna-promoted-from": c.PromoteFrom}
+	ui.Say(fmt.Sprintf("Promoting %s %s from %s to %s as %s", c.Cloud, src.ImageID, c.PromoteFrom, c.Environment, name))
+
+	switch c.Cloud {
+	case "aws":
+		target := c.AWSTargetRegion
+		if target == "" {
+			target = src.Region
+		}
+		var sharer awsSharer
+		if len(c.AWSShareWith) > 0 {
+			source := c.Access
+			if c.AWSSourceProfile != "" {
+				source.AWSProfile = c.AWSSourceProfile
+			}
+			if sharer, err = source.AWS(ctx, src.Region); err != nil {
+				return nil, err
+			}
+		}
+		copier, err := c.Access.AWS(ctx, target)
+		if err != nil {
+			return nil, err
+		}
+		img, err := promoteAWS(ctx, sharer, copier, src, c.AWSShareWith, name, labels)
+		if err != nil {
+			return nil, err
+		}
+		dst.Region, dst.ImageID = target, img.ID
+	case "gcp":
+		drv, err := c.Access.GCP(ctx, c.GCPTargetProject)
+		if err != nil {
+			return nil, err
+		}
+		defer drv.Close()
+		gcpLabels := map[string]string{}
+		for k, v := range labels {
+			gcpLabels[k] = gcpName(v) // label values allow no dots
+		}
+		img, err := drv.CreateImageFromImage(ctx, gcpName(name), src.ImageID, c.GCPImageFamily, gcpLabels)
+		if err != nil {
+			return nil, fmt.Errorf("ztna-catalog: %w", err)
+		}
+		dst.Region, dst.ImageID, dst.Account = "", img.ID, c.GCPTargetProject
+	case "local":
+		if c.LocalTargetDirectory != "" {
+			path, err := copyFile(src.ImageID, c.LocalTargetDirectory)
+			if err != nil {
+				return nil, fmt.Errorf("ztna-catalog: copying %s: %w", src.ImageID, err)
+			}
+			dst.ImageID = path
+		}
+	}
+	return []imagecatalog.Image{dst}, nil
+}
+
+// promoteAWS shares the source image with the target accounts (when sharer is set), then copies
+// it with the target's credentials, so the promoted environment owns its own AMI.
+func promoteAWS(ctx context.Context, sharer awsSharer, copier awsCopier, src imagecatalog.Image, accounts []string, name string, tags map[string]string) (cloud.Image, error) {
+	if sharer != nil {
+		if err := sharer.ShareImage(ctx, src.ImageID, accounts); err != nil {
+			return cloud.Image{}, fmt.Errorf("ztna-catalog: sharing %s: %w", src.ImageID, err)
+		}
+	}
+	img, err := copier.CopyImage(ctx, src.Region, src.ImageID, name, tags)
+	if err != nil {
+		return cloud.Image{}, fmt.Errorf("ztna-catalog: copying %s: %w", src.ImageID, err)
+	}
+	return img, nil
+}
+
+// gcpName makes a GCP image name from the default name: lower case, dots become dashes.
+func gcpName(name string) string {
+	return strings.ToLower(strings.NewReplacer(".", "-", "_", "-", "+", "-").Replace(name))
+}
+
+// copyFile copies a disk image into dir atomically and returns the new path.
+func copyFile(src, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	dst, err := filepath.Abs(filepath.Join(dir, filepath.Base(src)))
+	if err != nil {
+		return "", err
+	}
+	if dst == src {
+		return dst, nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(src)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	return dst, os.Rename(tmp.Name(), dst)
+}
