@@ -92,7 +92,10 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				return err
 			}
 			if c.Addr(controller.PlaneEdge) == nil {
-				return <-done // listening failed; Run says why
+				// Listening failed; Run says why. The usual cause is a second controller on the
+				// same data dir, or another program on a kept port.
+				return fmt.Errorf("%w (is another dev controller using %s? its ports are kept in %s; --edge-addr, --control-addr, --fabric-addr and --metrics-addr move them)",
+					<-done, dir, filepath.Join(dir, devPortsFile))
 			}
 			env := fmt.Sprintf("ZTNA_ADDR=%s\nZTNA_TOKEN=%s\nZTNA_CA_FINGERPRINT=%s\nZTNA_CA_FILE=%s\nZTNA_CONTROL_ADDR=%s\nZTNA_FABRIC_ADDR=%s\n",
 				edgeURL, token, c.CA.Fingerprint(), filepath.Join(dir, pki.CACertFile), ports.Control, ports.Fabric)
