@@ -147,9 +147,9 @@ type ServiceTarget struct {
 // Input is everything a router host dials.
 type Input struct {
 	Controllers []ControllerEndpoint
-	// DNSServers are the resolver addresses the router uses (IP addresses); each gets port 53
-	// over TCP and UDP. Cloud resolvers at link-local addresses are not filtered by cloud
-	// firewalls and need no rule there.
+	// DNSServers are the resolvers the router uses: an IP address (port 53) or IP:port
+	// ("127.0.0.1:5353", "[::1]:53"), each over TCP and UDP. Cloud resolvers at link-local
+	// addresses are not filtered by cloud firewalls and need no rule there.
 	DNSServers []string
 	Services   []ServiceTarget
 	// Extra are declared additional rules (for example a proxy or an NTP server).
@@ -176,11 +176,12 @@ func Compute(in Input) ([]Rule, error) {
 		}
 	}
 	for _, d := range in.DNSServers {
-		if _, err := netip.ParseAddr(d); err != nil {
-			return nil, fmt.Errorf("DNS server %q: use an IP address (a resolver cannot be found by name)", d)
+		addr, err := ParseDNSServer(d)
+		if err != nil {
+			return nil, err
 		}
 		for _, proto := range []Protocol{TCP, UDP} {
-			rules = append(rules, Rule{Destination: d, Protocol: proto, Ports: Port(DNSPort)})
+			rules = append(rules, Rule{Destination: addr.Addr().String(), Protocol: proto, Ports: Port(addr.Port())})
 		}
 	}
 	for _, s := range in.Services {
@@ -266,6 +267,18 @@ func compareRules(a, b Rule) int {
 	return cmp.Or(byDest,
 		strings.Compare(string(a.Protocol), string(b.Protocol)),
 		cmp.Compare(a.Ports.From, b.Ports.From))
+}
+
+// ParseDNSServer accepts "IP" (port 53) or "IP:port" / "[IPv6]:port".
+func ParseDNSServer(s string) (netip.AddrPort, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), DNSPort), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("DNS server %q: use an IP address or IP:port (a resolver cannot be found by name)", s)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
 // NormalizeDestination canonicalises an IP address, CIDR prefix or DNS name.

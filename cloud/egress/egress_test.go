@@ -34,7 +34,7 @@ func TestCompute(t *testing.T) {
 			name: "dev controller ports, dns, services and extra; addresses sort before names",
 			in: Input{
 				Controllers: []ControllerEndpoint{{Host: "127.0.0.1", Ports: []uint16{41000, 41001, 41002}}},
-				DNSServers:  []string{"10.0.0.2"},
+				DNSServers:  []string{"10.0.0.2", "127.0.0.1:5353"},
 				Services: []ServiceTarget{
 					{Address: "prod-db.customerdomain.me", Ports: []PortRange{Port(5432)}},
 					{Address: "10.1.0.0/16", Ports: []PortRange{{8000, 8100}}, Protocols: []Protocol{TCP, UDP}},
@@ -44,7 +44,7 @@ func TestCompute(t *testing.T) {
 			want: []string{
 				"tcp 10.0.0.2/32:53", "udp 10.0.0.2/32:53",
 				"tcp 10.1.0.0/16:8000-8100", "udp 10.1.0.0/16:8000-8100",
-				"tcp 127.0.0.1/32:41000-41002", "udp 127.0.0.1/32:41000-41002",
+				"tcp 127.0.0.1/32:5353", "tcp 127.0.0.1/32:41000-41002", "udp 127.0.0.1/32:5353", "udp 127.0.0.1/32:41000-41002",
 				"udp 2001:db8::1/128:123",
 				"tcp prod-db.customerdomain.me:5432",
 			},
@@ -91,6 +91,7 @@ func TestComputeErrors(t *testing.T) {
 	}{
 		{"no controller", Input{}, "add at least one"},
 		{"dns by name", Input{Controllers: ctrl, DNSServers: []string{"dns.example"}}, "use an IP address"},
+		{"dns port zero", Input{Controllers: ctrl, DNSServers: []string{"10.0.0.2:0"}}, "IP:port"},
 		{"service without ports", Input{Controllers: ctrl, Services: []ServiceTarget{{Address: "db.example"}}}, "declare the port"},
 		{"host bits", Input{Controllers: ctrl, Extra: []Rule{{Destination: "10.0.0.1/8", Protocol: TCP, Ports: Port(1)}}}, "use 10.0.0.0/8"},
 		{"bad cidr", Input{Controllers: ctrl, Extra: []Rule{{Destination: "10.0.0.0/33", Protocol: TCP, Ports: Port(1)}}}, "not a valid CIDR"},
