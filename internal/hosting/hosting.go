@@ -225,6 +225,9 @@ func relay(conn *e2e.Conn, target net.Conn) {
 		if err == nil {
 			err = conn.CloseWrite()
 		}
+		if err != nil {
+			abort(conn, target) // also ends the other direction
+		}
 		errc <- err
 	}()
 	_, err := conn.WriteTo(target) // client → target
@@ -237,7 +240,6 @@ func relay(conn *e2e.Conn, target net.Conn) {
 		return
 	}
 	if err := <-errc; err != nil {
-		abort(conn, target)
 		return
 	}
 	conn.Close()

@@ -204,6 +204,9 @@ func (h *Hub) Routers() []RouterStatus {
 	return out
 }
 
+// costGranularity is the smallest cost difference that makes one router preferred.
+const costGranularity = 100 * time.Microsecond
+
 // candidate is a router link able to take a stream, with its current cost.
 type candidate struct {
 	id   string
@@ -224,7 +227,11 @@ func (h *Hub) candidates(svc *service) []candidate {
 	h.mu.Unlock()
 	out = slices.DeleteFunc(out, func(c candidate) bool { return !c.link.Healthy() })
 	for i := range out {
-		out[i].cost += out[i].link.RTT() + time.Duration(out[i].link.Streams())*h.cfg.LoadCost
+		c := &out[i]
+		c.cost += c.link.RTT() + time.Duration(c.link.Streams())*h.cfg.LoadCost
+		// Differences below costGranularity are noise in the RTT average: routers that close
+		// count as equal and share the load randomly.
+		c.cost = c.cost.Truncate(costGranularity)
 	}
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	slices.SortStableFunc(out, func(a, b candidate) int { return cmp.Compare(a.cost, b.cost) })

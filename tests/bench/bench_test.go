@@ -87,7 +87,7 @@ func benchmarkOnce(b *testing.B) {
 	services := []control.Service{sinkSvc, echoSvc}
 	router := startRouterChild(b, s, "r1", services)
 	s.WaitRouters("r1")
-	s.Hub.Update(stack.Policy(services, []string{"r1"}, []string{"bench"}))
+	s.Update(stack.Policy(services, []string{"r1"}, []string{"bench"}))
 	c := s.Client("bench")
 
 	sinkAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sinkPort))

@@ -37,7 +37,7 @@ func oneService(t *testing.T, handle func(net.Conn), opts stack.Options) (*stack
 	s := stack.Start(t, opts)
 	svc := stack.Service("svc", "127.0.0.1", stack.Serve(t, handle))
 	s.StartRouter("r1", []control.Service{svc}, nil)
-	s.Hub.Update(stack.Policy([]control.Service{svc}, []string{"r1"}, []string{"i1"}))
+	s.Update(stack.Policy([]control.Service{svc}, []string{"r1"}, []string{"i1"}))
 	return s, svc, s.Client("i1")
 }
 
@@ -233,7 +233,7 @@ func TestPolicyDecidesWhatAnIdentitySeesAndDials(t *testing.T) {
 	s.StartRouter("r1", []control.Service{db, api}, nil)
 	snap := stack.Policy([]control.Service{db, api}, []string{"r1"}, []string{"i1"})
 	snap.Identities = append(snap.Identities, hub.Identity{ID: "outsider", Roles: []string{"other"}})
-	s.Hub.Update(snap)
+	s.Update(snap)
 	ctx := context.Background()
 
 	outsider := s.Client("outsider")
@@ -260,7 +260,7 @@ func TestPolicyDecidesWhatAnIdentitySeesAndDials(t *testing.T) {
 
 	// Granting a policy takes effect on the next dial; revoking it likewise.
 	snap.Policies = append(snap.Policies, hub.Policy{IdentityRoles: []string{"other"}, ServiceNames: []string{"db"}})
-	s.Hub.Update(snap)
+	s.Update(snap)
 	conn, err := outsider.Dial(ctx, target(db))
 	if err != nil {
 		t.Fatalf("after granting: %v", err)
@@ -273,7 +273,7 @@ func TestPolicyDecidesWhatAnIdentitySeesAndDials(t *testing.T) {
 		t.Fatalf("granting db also let outsider dial api: %v", err)
 	}
 	snap.Policies = snap.Policies[:1]
-	s.Hub.Update(snap)
+	s.Update(snap)
 	if _, err := outsider.Dial(ctx, target(db)); !errors.Is(err, client.ErrNotAuthorized) {
 		t.Fatalf("after revoking: %v", err)
 	}
@@ -286,7 +286,7 @@ func TestRouterRefusesUnassignedTarget(t *testing.T) {
 	assigned := stack.Service("assigned", "127.0.0.1", stack.Serve(t, stack.Echo))
 	other := stack.Service("other", "127.0.0.1", stack.Serve(t, stack.Echo))
 	s.StartRouter("r1", []control.Service{assigned}, nil)
-	s.Hub.Update(stack.Policy([]control.Service{assigned, other}, []string{"r1"}, []string{"i1"}))
+	s.Update(stack.Policy([]control.Service{assigned, other}, []string{"r1"}, []string{"i1"}))
 	c := s.Client("i1")
 	_, err := c.Dial(context.Background(), target(other))
 	if !errors.Is(err, client.ErrNotAuthorized) || !strings.Contains(err.Error(), "not assigned") {
@@ -315,7 +315,7 @@ func TestFailedSetupRetriedOnNextRouter(t *testing.T) {
 	s.StartRouter("r2", []control.Service{svc}, resolver(good.Addr))
 	snap := stack.Policy([]control.Service{svc}, []string{"r1", "r2"}, []string{"i1"})
 	snap.Routers[1].Cost = 1000 // r1 is preferred, and fails
-	s.Hub.Update(snap)
+	s.Update(snap)
 	c := s.Client("i1")
 	for range 20 {
 		if err := echoOnce(c, target(svc), 100, 1); err != nil {
@@ -325,7 +325,7 @@ func TestFailedSetupRetriedOnNextRouter(t *testing.T) {
 	// With no router able to resolve the name, the client learns why.
 	s2 := stack.Start(t, stack.Options{})
 	s2.StartRouter("r1", []control.Service{svc}, resolver(empty.Addr))
-	s2.Hub.Update(stack.Policy([]control.Service{svc}, []string{"r1"}, []string{"i1"}))
+	s2.Update(stack.Policy([]control.Service{svc}, []string{"r1"}, []string{"i1"}))
 	_, err := s2.Client("i1").Dial(context.Background(), target(svc))
 	if !errors.Is(err, client.ErrUnreachable) || !strings.Contains(err.Error(), "no such host") {
 		t.Fatalf("unresolvable target: %v", err)
@@ -338,7 +338,7 @@ func TestRouterLossFailsItsStreamsAndMovesNewDials(t *testing.T) {
 	s := stack.Start(t, stack.Options{})
 	svc := stack.Service("svc", "127.0.0.1", stack.Serve(t, stack.Echo))
 	r1 := s.StartRouter("r1", []control.Service{svc}, nil)
-	s.Hub.Update(stack.Policy([]control.Service{svc}, []string{"r1", "r2"}, []string{"i1"}))
+	s.Update(stack.Policy([]control.Service{svc}, []string{"r1", "r2"}, []string{"i1"}))
 	c := s.Client("i1")
 	onR1 := dial(t, c, target(svc))
 	if _, err := onR1.Write([]byte("ping")); err != nil {

@@ -28,39 +28,60 @@ import (
 
 // Stack is a running in-process data plane.
 type Stack struct {
-	t       testing.TB
-	ctx     context.Context
-	PKI     *fabrictest.PKI
-	Hub     *hub.Hub
-	HubAddr string
+	t        testing.TB
+	ctx      context.Context
+	PKI      *fabrictest.PKI
+	Hub      *hub.Hub // the first hub
+	HubAddr  string
+	Hubs     []*hub.Hub
+	HubAddrs []string
+	stops    []context.CancelFunc
 }
 
 // Options tune a Stack.
 type Options struct {
 	Hub hub.Config // Credentials are filled in
-	// Listener wraps the hub's listener (for taps); nil keeps it as is.
+	// Listener wraps the first hub's listener (for taps); nil keeps it as is.
 	Listener func(net.Listener) net.Listener
+	// Hubs is how many hubs to run (default 1); routers link to all, clients know all.
+	Hubs int
 }
 
-// Start runs a CA and a hub until the test ends.
+// Start runs a CA and the hubs until the test ends.
 func Start(t testing.TB, opts Options) *Stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	p := fabrictest.New(t)
-	cfg := opts.Hub
-	cfg.Credentials = p.Credentials(api.KindHub, "hub1")
-	h := hub.New(cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	s := &Stack{t: t, ctx: ctx, PKI: fabrictest.New(t)}
+	for i := range max(opts.Hubs, 1) {
+		cfg := opts.Hub
+		cfg.Credentials = s.PKI.Credentials(api.KindHub, "hub"+strconv.Itoa(i+1))
+		h := hub.New(cfg)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.HubAddrs = append(s.HubAddrs, ln.Addr().String())
+		if opts.Listener != nil && i == 0 {
+			ln = opts.Listener(ln)
+		}
+		hctx, stop := context.WithCancel(ctx)
+		go h.Serve(hctx, ln)
+		s.Hubs = append(s.Hubs, h)
+		s.stops = append(s.stops, stop)
 	}
-	addr := ln.Addr().String()
-	if opts.Listener != nil {
-		ln = opts.Listener(ln)
+	s.Hub, s.HubAddr = s.Hubs[0], s.HubAddrs[0]
+	return s
+}
+
+// StopHub takes hub i down: its listener and every link it holds close.
+func (s *Stack) StopHub(i int) { s.stops[i]() }
+
+// Update pushes the same snapshot to every hub.
+func (s *Stack) Update(snap hub.Snapshot) {
+	for _, h := range s.Hubs {
+		h.Update(snap)
 	}
-	go h.Serve(ctx, ln)
-	return &Stack{t: t, ctx: ctx, PKI: p, Hub: h, HubAddr: addr}
 }
 
 // Router is a running router.
@@ -91,32 +112,34 @@ func (s *Stack) StartRouter(id string, services []control.Service, resolver *net
 	})
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.t.Cleanup(cancel)
-	h.SetHubs(ctx, []string{s.HubAddr})
+	h.SetHubs(ctx, s.HubAddrs)
 	r := &Router{ID: id, Host: h, Targets: set, cancel: cancel}
 	s.WaitRouters(id)
 	return r
 }
 
-// WaitRouters waits until the hub has a healthy link from each router id.
+// WaitRouters waits until every hub has a healthy link from each router id.
 func (s *Stack) WaitRouters(ids ...string) {
 	s.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		up := map[string]bool{}
-		for _, st := range s.Hub.Routers() {
-			if st.Healthy {
-				up[st.ID] = true
-			}
-		}
 		all := true
-		for _, id := range ids {
-			all = all && up[id]
+		for _, h := range s.Hubs {
+			up := map[string]bool{}
+			for _, st := range h.Routers() {
+				if st.Healthy {
+					up[st.ID] = true
+				}
+			}
+			for _, id := range ids {
+				all = all && up[id]
+			}
 		}
 		if all {
 			return
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("routers %v did not link to the hub (up: %v)", ids, up)
+			s.t.Fatalf("routers %v did not link to every hub", ids)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -130,7 +153,7 @@ func (s *Stack) Identity(id string) *pki.CertSlot {
 // Client returns an SDK client for identity id, linked to the hub.
 func (s *Stack) Client(id string) *client.Client {
 	s.t.Helper()
-	c, err := client.New(client.Config{Cert: s.Identity(id), CA: s.PKI.CA.Cert, Hubs: []string{s.HubAddr}})
+	c, err := client.New(client.Config{Cert: s.Identity(id), CA: s.PKI.CA.Cert, Hubs: s.HubAddrs})
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -1,0 +1,174 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// answerTTL is the TTL of local answers, in seconds: short, so that a program that caches
+// answers stops using a removed service's address about as soon as the tunnel stops serving it.
+const answerTTL = 1
+
+// forwardTimeout bounds one upstream exchange.
+const forwardTimeout = 4 * time.Second
+
+// names is an immutable snapshot of the names the tunnel answers, swapped atomically as a whole
+// on every change so queries never wait for a refresh.
+type names struct {
+	byName map[string]netip.Addr // canonical (lower-case, trailing dot) name → local address
+	byAddr map[netip.Addr]string // for PTR queries
+}
+
+type nameTable struct{ p atomic.Pointer[names] }
+
+func (t *nameTable) load() *names {
+	if n := t.p.Load(); n != nil {
+		return n
+	}
+	return &names{}
+}
+
+func (t *nameTable) store(byName map[string]netip.Addr) {
+	n := &names{byName: byName, byAddr: make(map[netip.Addr]string, len(byName))}
+	for name, a := range byName {
+		n.byAddr[a] = name
+	}
+	t.p.Store(n)
+}
+
+// canonical returns the DNS form of a host name: lower case with a trailing dot.
+func canonical(host string) string { return strings.ToLower(dns.Fqdn(host)) }
+
+// ServeDNS answers queries for the identity's service names from the table and forwards every
+// other query, unchanged, to the upstream resolver. Names of services the identity may not use
+// are never in the table, so they get whatever the upstream says about them, exactly like any
+// name the overlay does not know: the tunnel does not tell which names exist in the overlay.
+func (t *Tunnel) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	if len(r.Question) == 1 && r.Question[0].Qclass == dns.ClassINET && !r.Response && r.Opcode == dns.OpcodeQuery {
+		if m := t.answer(r); m != nil {
+			t.metrics.dnsQueries.WithLabelValues("local").Inc()
+			w.WriteMsg(m)
+			return
+		}
+	}
+	t.forward(w, r)
+}
+
+// answer returns the local reply to r, or nil when the name is not one of the tunnel's.
+func (t *Tunnel) answer(r *dns.Msg) *dns.Msg {
+	q := r.Question[0]
+	tab := t.names.load()
+	name := strings.ToLower(q.Name)
+	var rr dns.RR
+	if a, ok := tab.byName[name]; ok {
+		if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
+			rr = &dns.A{Hdr: header(q, dns.TypeA), A: a.AsSlice()}
+		}
+		// Other types (AAAA ...) get an empty answer: the name is ours, and an upstream IPv6
+		// address would send the program around the overlay.
+	} else if q.Qtype == dns.TypePTR {
+		a, err := ptrAddr(name)
+		if err != nil {
+			return nil
+		}
+		host, ok := tab.byAddr[a]
+		if !ok {
+			return nil
+		}
+		rr = &dns.PTR{Hdr: header(q, dns.TypePTR), Ptr: host}
+	} else {
+		return nil
+	}
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	if rr != nil {
+		m.Answer = []dns.RR{rr}
+	}
+	return m
+}
+
+func header(q dns.Question, rrtype uint16) dns.RR_Header {
+	return dns.RR_Header{Name: q.Name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: answerTTL}
+}
+
+// ptrAddr parses an IPv4 reverse name (d.c.b.a.in-addr.arpa.).
+func ptrAddr(name string) (netip.Addr, error) {
+	rest, ok := strings.CutSuffix(name, ".in-addr.arpa.")
+	if !ok {
+		return netip.Addr{}, errors.New("not an IPv4 reverse name")
+	}
+	labels := strings.Split(rest, ".")
+	if len(labels) != 4 {
+		return netip.Addr{}, errors.New("not a full IPv4 reverse name")
+	}
+	return netip.ParseAddr(labels[3] + "." + labels[2] + "." + labels[1] + "." + labels[0])
+}
+
+// forward sends r to the upstream resolver over the transport it arrived on and relays the
+// answer; when the upstream fails, the client gets SERVFAIL rather than silence.
+func (t *Tunnel) forward(w dns.ResponseWriter, r *dns.Msg) {
+	network := "udp"
+	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
+		network = "tcp"
+	}
+	c := &dns.Client{Net: network, Timeout: forwardTimeout}
+	ctx, cancel := context.WithTimeout(t.ctx, forwardTimeout)
+	defer cancel()
+	resp, _, err := c.ExchangeContext(ctx, r, t.cfg.Upstream)
+	if err != nil {
+		t.metrics.dnsQueries.WithLabelValues("failed").Inc()
+		t.log.Debug("upstream DNS failed", "upstream", t.cfg.Upstream, "question", questionString(r), "err", err)
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeServerFailure)
+		m.RecursionAvailable = true
+		w.WriteMsg(m)
+		return
+	}
+	t.metrics.dnsQueries.WithLabelValues("forwarded").Inc()
+	w.WriteMsg(resp)
+}
+
+func questionString(r *dns.Msg) string {
+	if len(r.Question) == 0 {
+		return ""
+	}
+	q := r.Question[0]
+	return q.Name + " " + dns.TypeToString[q.Qtype]
+}
+
+// SystemUpstream returns the first nameserver of a resolv.conf file (normally /etc/resolv.conf)
+// as host:port.
+func SystemUpstream(resolvConf string) (string, error) {
+	cc, err := dns.ClientConfigFromFile(resolvConf)
+	if err != nil {
+		return "", fmt.Errorf("read the system resolver from %s: %w (pass the upstream resolver explicitly)", resolvConf, err)
+	}
+	if len(cc.Servers) == 0 {
+		return "", fmt.Errorf("%s names no nameserver (pass the upstream resolver explicitly)", resolvConf)
+	}
+	return net.JoinHostPort(cc.Servers[0], cc.Port), nil
+}
+
+// validHostPort checks a "host:port" setting whose port is at least minPort, naming the
+// setting in the error.
+func validHostPort(what, v string, minPort int) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" {
+		return fmt.Errorf("%s %q must be host:port, e.g. 127.0.0.1:5353", what, v)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < minPort || p > 65535 {
+		return fmt.Errorf("%s %q: port must be %d-65535", what, v, minPort)
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package tunnel
+
+import (
+	"errors"
+	"io"
+	"net"
+)
+
+// Stream is a connection whose sending side can be ended on its own (TCP connections and the
+// SDK's end-to-end streams both are).
+type Stream interface {
+	net.Conn
+	CloseWrite() error
+}
+
+// aborter is a stream that can end without its clean end-of-stream marker, so the peer sees a
+// failure instead of a complete stream (the SDK's end-to-end streams can).
+type aborter interface{ Abort() error }
+
+// Relay copies both directions between a local connection and an overlay stream until both
+// have ended, then closes both. A clean end in one direction is passed on as a half-close; a
+// failure in either direction aborts both ends (a TCP reset locally, a truncated stream on the
+// overlay), so neither side mistakes a broken stream for a complete one. It returns the first
+// failure, or nil when both directions ended cleanly.
+func Relay(local *net.TCPConn, remote Stream) error {
+	errc := make(chan error, 1)
+	go func() {
+		errc <- pass(remote, local) // local → overlay
+	}()
+	err := pass(local, remote) // overlay → local
+	if err != nil {
+		abort(local, remote)
+		<-errc
+		return err
+	}
+	if err := <-errc; err != nil {
+		abort(local, remote)
+		return err
+	}
+	return errors.Join(local.Close(), remote.Close())
+}
+
+// pass copies src to dst until src ends cleanly, then half-closes dst.
+func pass(dst, src Stream) error {
+	// io.Copy uses the end-to-end stream's ReadFrom/WriteTo, which hold a buffer only while a
+	// frame is in flight: idle connections cost no buffer memory.
+	if _, err := io.Copy(dst, src); err != nil {
+		return err
+	}
+	return dst.CloseWrite()
+}
+
+func abort(local *net.TCPConn, remote Stream) {
+	local.SetLinger(0) // close with RST, not FIN
+	local.Close()
+	if a, ok := remote.(aborter); ok {
+		a.Abort()
+	} else {
+		remote.Close()
+	}
+}

@@ -1,0 +1,85 @@
+package tunnel
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := <-accepted
+	if a == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); a.Close() })
+	return c.(*net.TCPConn), a.(*net.TCPConn)
+}
+
+// Each side's clean end reaches the other as a half-close, data still flows the other way,
+// and Relay reports success.
+func TestRelayPassesHalfCloses(t *testing.T) {
+	prog, local := tcpPair(t) // the program and the tunnel's accepted connection
+	remote, svc := tcpPair(t) // the overlay stream and the service behind it
+	done := make(chan error, 1)
+	go func() { done <- Relay(local, remote) }()
+
+	io.WriteString(prog, "request")
+	prog.CloseWrite()
+	got, err := io.ReadAll(svc) // ends: the program's half-close arrived
+	if err != nil || string(got) != "request" {
+		t.Fatalf("service read %q, %v", got, err)
+	}
+	io.WriteString(svc, "response after the request ended")
+	svc.CloseWrite()
+	prog.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err = io.ReadAll(prog)
+	if err != nil || string(got) != "response after the request ended" {
+		t.Fatalf("program read %q, %v", got, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("relay: %v", err)
+	}
+}
+
+// A broken overlay stream is passed on as a reset, never as a clean (truncated) end.
+func TestRelayPassesFailureAsReset(t *testing.T) {
+	prog, local := tcpPair(t)
+	remote, svc := tcpPair(t)
+	done := make(chan error, 1)
+	go func() { done <- Relay(local, remote) }()
+
+	io.WriteString(svc, "partial")
+	buf := make([]byte, 7)
+	prog.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(prog, buf); err != nil {
+		t.Fatal(err)
+	}
+	svc.SetLinger(0)
+	svc.Close() // the far side fails mid-stream
+	_, err := io.ReadAll(prog)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("program read after the failure: %v, want connection reset", err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("relay reported success for a failed stream")
+	}
+}

@@ -1,0 +1,553 @@
+// Package tunnel makes the services a client identity may dial reachable to unmodified
+// programs (curl, database drivers, JDBC URLs) by name. It runs a DNS server that answers the
+// identity's service names with local addresses — one stable address per name from a
+// loopback pool, 127.77.0.0/16 by default — listens on those addresses on every port the
+// service exposes, and carries each accepted connection over the overlay with the Go SDK.
+// Every other name is forwarded to the upstream resolver unchanged.
+//
+// The service list is read from the hub (the SDK's Services) every Refresh interval, so new
+// services and policies appear, and removed or de-authorised ones disappear, within about a
+// second. A name that is no longer served is forwarded upstream like any name the overlay does
+// not know (typically NXDOMAIN for a private name), and its listeners close; connections
+// already established are left to the hub and router, which own policy on the data path.
+// Services the identity may not use never reach the table, so they never resolve locally.
+//
+// Binding arbitrary 127.x addresses needs no set-up on Linux (the whole 127.0.0.0/8 is local);
+// other systems need the addresses aliased on the loopback interface first.
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ztna/ztna/client"
+	"github.com/ztna/ztna/internal/api"
+)
+
+// Overlay is what the tunnel needs from the SDK (*client.Client).
+type Overlay interface {
+	Services(ctx context.Context) ([]client.Service, error)
+	Dial(ctx context.Context, target string) (net.Conn, error)
+}
+
+// Defaults of Config.
+var (
+	DefaultDNSListen = "127.0.0.1:5353"
+	DefaultPool      = netip.MustParsePrefix("127.77.0.0/16")
+)
+
+const (
+	defaultRefresh     = 500 * time.Millisecond
+	defaultDialTimeout = 10 * time.Second
+	// defaultMaxPorts bounds the listeners of one name, so that a service exposing a huge port
+	// range does not exhaust the host's file descriptors.
+	defaultMaxPorts = 1024
+)
+
+// Config configures a Tunnel.
+type Config struct {
+	Overlay   Overlay
+	DNSListen string       // UDP and TCP address of the DNS server; "" means DefaultDNSListen
+	Upstream  string       // host:port of the resolver for every other name (required)
+	Pool      netip.Prefix // local addresses for service names; zero means DefaultPool
+	// Refresh is how often the service list is read; zero means 500 ms.
+	Refresh time.Duration
+	// DialTimeout bounds setting up one overlay stream; zero means 10 s.
+	DialTimeout time.Duration
+	// MaxPortsPerName bounds the listeners of one service name; zero means 1024. Ports beyond
+	// it are not served, and a warning names them.
+	MaxPortsPerName int
+	Logger          *slog.Logger          // nil discards
+	Registerer      prometheus.Registerer // nil: metrics are kept but not registered
+}
+
+// Tunnel is a running tunnel. Stop it with Close.
+type Tunnel struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	ctx     context.Context
+	cancel  context.CancelFunc
+	dnsUDP  *dns.Server
+	dnsTCP  *dns.Server
+	names   nameTable
+	wg      sync.WaitGroup
+
+	mu       sync.Mutex // guards the fields below
+	pool     *pool
+	served   map[string]*served // canonical name → what is served for it
+	conns    map[net.Conn]struct{}
+	warned   map[string]bool // conditions already logged, so a refresh loop does not repeat them
+	lastOK   time.Time
+	lastErr  error
+	closed   bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// served is one service name: its address and a listener per port.
+type served struct {
+	host      string // the name as the service spells it: dial targets use it
+	addr      netip.Addr
+	listeners map[int]*net.TCPListener
+}
+
+// Start validates cfg, binds the DNS server, reads the service list once (an error here, such
+// as a refused identity, is returned) and serves until ctx ends or Close is called.
+func Start(ctx context.Context, cfg Config) (*Tunnel, error) {
+	if cfg.Overlay == nil {
+		return nil, errors.New("tunnel: no overlay client configured")
+	}
+	if cfg.DNSListen == "" {
+		cfg.DNSListen = DefaultDNSListen
+	}
+	if err := validHostPort("DNS listen address", cfg.DNSListen, 0); err != nil {
+		return nil, err
+	}
+	if cfg.Upstream == "" {
+		return nil, errors.New("tunnel: no upstream resolver configured")
+	}
+	if err := validHostPort("upstream resolver", cfg.Upstream, 1); err != nil {
+		return nil, err
+	}
+	if !cfg.Pool.IsValid() {
+		cfg.Pool = DefaultPool
+	}
+	p, err := newPool(cfg.Pool)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = defaultRefresh
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = defaultDialTimeout
+	}
+	if cfg.MaxPortsPerName <= 0 {
+		cfg.MaxPortsPerName = defaultMaxPorts
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t := &Tunnel{
+		cfg: cfg, log: log, metrics: newMetrics(cfg.Registerer), ctx: ctx, cancel: cancel,
+		pool: p, served: map[string]*served{}, conns: map[net.Conn]struct{}{}, warned: map[string]bool{},
+	}
+	if err := t.listenDNS(); err != nil {
+		cancel()
+		return nil, err
+	}
+	if upstreamLoops(t.DNSAddr(), cfg.Upstream) {
+		t.Close()
+		return nil, fmt.Errorf("the upstream resolver %s is this tunnel's own DNS address: name another resolver", cfg.Upstream)
+	}
+	if err := t.refresh(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.wg.Add(1)
+	go t.refreshLoop()
+	context.AfterFunc(ctx, func() { t.Close() })
+	return t, nil
+}
+
+// listenDNS binds UDP and TCP on the same address (with port 0, TCP takes UDP's port).
+func (t *Tunnel) listenDNS() error {
+	pc, err := net.ListenPacket("udp", t.cfg.DNSListen)
+	if err != nil {
+		return fmt.Errorf("DNS listen address %s: %w", t.cfg.DNSListen, err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("DNS listen address %s (TCP): %w", t.cfg.DNSListen, err)
+	}
+	t.dnsUDP = &dns.Server{PacketConn: pc, Handler: t}
+	t.dnsTCP = &dns.Server{Listener: ln, Handler: t}
+	for _, s := range []*dns.Server{t.dnsUDP, t.dnsTCP} {
+		started := make(chan struct{})
+		s.NotifyStartedFunc = func() { close(started) }
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			if err := s.ActivateAndServe(); err != nil && t.ctx.Err() == nil {
+				t.log.Error("DNS server stopped", "err", err)
+			}
+		}()
+		<-started
+	}
+	return nil
+}
+
+// upstreamLoops reports whether upstream is the tunnel's own DNS address.
+func upstreamLoops(own, upstream string) bool {
+	a, errA := netip.ParseAddrPort(own)
+	b, errB := netip.ParseAddrPort(upstream)
+	if errA != nil || errB != nil || a.Port() != b.Port() {
+		return false
+	}
+	return a.Addr() == b.Addr() || (a.Addr().IsUnspecified() && b.Addr().IsLoopback())
+}
+
+// DNSAddr is the address the DNS server listens on (UDP and TCP).
+func (t *Tunnel) DNSAddr() string { return t.dnsUDP.PacketConn.LocalAddr().String() }
+
+// Status is a point-in-time view of the tunnel, for health checks.
+type Status struct {
+	LastRefresh time.Time // last successful read of the service list
+	LastError   error     // of the last read, nil when it succeeded
+	Names       map[string]netip.Addr
+}
+
+// Status returns the tunnel's current state.
+func (t *Tunnel) Status() Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := Status{LastRefresh: t.lastOK, LastError: t.lastErr, Names: map[string]netip.Addr{}}
+	for name, s := range t.served {
+		st.Names[name] = s.addr
+	}
+	return st
+}
+
+// Healthy reports whether the service list was read successfully within the last few refresh
+// intervals (plus the time a slow read may take).
+func (t *Tunnel) Healthy() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.closed && time.Since(t.lastOK) < 3*t.cfg.Refresh+t.cfg.DialTimeout
+}
+
+// Close stops the DNS server, closes every listener and connection, and waits for the
+// tunnel's goroutines. Concurrent and repeated calls wait for the first to finish.
+func (t *Tunnel) Close() error {
+	t.closeOnce.Do(t.shutdown)
+	return t.closeErr
+}
+
+func (t *Tunnel) shutdown() {
+	t.mu.Lock()
+	t.closed = true
+	t.cancel()
+	t.names.store(nil)
+	for name := range t.served {
+		t.unserve(name)
+	}
+	for c := range t.conns {
+		c.Close()
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, s := range []*dns.Server{t.dnsUDP, t.dnsTCP} {
+		if s != nil {
+			if err := s.Shutdown(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	t.wg.Wait()
+	t.closeErr = errors.Join(errs...)
+}
+
+func (t *Tunnel) refreshLoop() {
+	defer t.wg.Done()
+	tick := time.NewTicker(t.cfg.Refresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+			if err := t.refresh(); err != nil && t.ctx.Err() == nil {
+				t.log.Warn("reading the service list failed; keeping the last one", "err", err)
+			}
+		}
+	}
+}
+
+// refresh reads the service list and serves exactly it. On failure the previous list stays:
+// the hub being briefly unreachable should not make names vanish.
+func (t *Tunnel) refresh() error {
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.DialTimeout)
+	defer cancel()
+	list, err := t.cfg.Overlay.Services(ctx)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.lastErr = err
+	if err != nil {
+		t.metrics.refreshFailures.Inc()
+		return err
+	}
+	t.lastOK = time.Now()
+	t.apply(t.want(list))
+	return nil
+}
+
+// wanted is what should be served for one name.
+type wanted struct {
+	host  string
+	ports []int
+}
+
+// want turns the service list into the names and ports to serve. Services the tunnel cannot
+// carry (addressed by IP, UDP) are skipped with a one-time notice: the SDK or `ztna dial`
+// reaches those.
+func (t *Tunnel) want(list []client.Service) map[string]*wanted {
+	out := map[string]*wanted{}
+	for _, svc := range list {
+		if svc.Protocol != "" && svc.Protocol != api.ProtocolTCP {
+			t.warnOnce("proto/"+svc.Name, "service is not TCP; the tunnel carries TCP only", "service", svc.Name, "protocol", svc.Protocol)
+			continue
+		}
+		if _, err := netip.ParseAddr(svc.Address); err == nil {
+			t.warnOnce("ip/"+svc.Name, "service is addressed by IP, not by name; the tunnel cannot answer DNS for it", "service", svc.Name, "address", svc.Address)
+			continue
+		}
+		if _, ok := dns.IsDomainName(svc.Address); !ok || svc.Address == "" {
+			t.warnOnce("name/"+svc.Name, "service address is not a valid DNS name; skipped", "service", svc.Name, "address", svc.Address)
+			continue
+		}
+		name := canonical(svc.Address)
+		w := out[name]
+		if w == nil {
+			w = &wanted{host: svc.Address}
+			out[name] = w
+		}
+		w.ports = append(w.ports, svc.Port)
+		for _, r := range svc.PortRanges {
+			for p := r.From; p <= r.To && p > 0 && p <= 65535; p++ {
+				w.ports = append(w.ports, p)
+			}
+		}
+	}
+	for name, w := range out {
+		slices.Sort(w.ports)
+		w.ports = slices.Compact(w.ports)
+		if len(w.ports) > t.cfg.MaxPortsPerName {
+			t.warnOnce("ports/"+name, "service name exposes more ports than the tunnel serves per name; the highest are not served",
+				"name", w.host, "ports", len(w.ports), "served_up_to", w.ports[t.cfg.MaxPortsPerName-1], "max_ports_per_name", t.cfg.MaxPortsPerName)
+			w.ports = w.ports[:t.cfg.MaxPortsPerName]
+		}
+	}
+	return out
+}
+
+// warnOnce logs a condition the first time it is seen.
+func (t *Tunnel) warnOnce(key, msg string, args ...any) {
+	if !t.warned[key] {
+		t.warned[key] = true
+		t.log.Warn(msg, args...)
+	}
+}
+
+// apply makes the served names and listeners match want. Names stop resolving before their
+// listeners close, and start resolving only once a listener is up, so a program never gets an
+// address that nothing listens on. Called with t.mu held.
+func (t *Tunnel) apply(want map[string]*wanted) {
+	changed := false
+	for name := range t.served {
+		if _, ok := want[name]; !ok {
+			changed = true
+		}
+	}
+	if changed {
+		t.publish(want)
+		for name := range t.served {
+			if _, ok := want[name]; !ok {
+				t.log.Info("service name removed", "name", t.served[name].host)
+				t.unserve(name)
+			}
+		}
+	}
+	for name, w := range want {
+		if t.serve(name, w) {
+			changed = true
+		}
+	}
+	if changed {
+		t.publish(want)
+	}
+	t.metrics.names.Set(float64(len(t.served)))
+}
+
+// publish puts the names that are wanted and have a listener into the DNS table.
+func (t *Tunnel) publish(want map[string]*wanted) {
+	table := map[string]netip.Addr{}
+	for name, s := range t.served {
+		if _, ok := want[name]; ok && len(s.listeners) > 0 {
+			table[name] = s.addr
+		}
+	}
+	t.names.store(table)
+}
+
+// serve opens and closes listeners of one name to match w; it reports whether the set of
+// listeners changed.
+func (t *Tunnel) serve(name string, w *wanted) bool {
+	s := t.served[name]
+	if s == nil {
+		addr, err := t.pool.assign(name)
+		if err != nil {
+			t.warnOnce("pool/"+name, "no local address for service name", "name", w.host, "err", err)
+			return false
+		}
+		s = &served{host: w.host, addr: addr, listeners: map[int]*net.TCPListener{}}
+		t.served[name] = s
+		t.log.Info("service name added", "name", w.host, "address", addr, "ports", portsString(w.ports))
+	}
+	changed := false
+	for port, ln := range s.listeners {
+		if !slices.Contains(w.ports, port) {
+			ln.Close()
+			delete(s.listeners, port)
+			changed = true
+		}
+	}
+	for _, port := range w.ports {
+		if _, ok := s.listeners[port]; ok {
+			continue
+		}
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.addr, uint16(port))))
+		if err != nil {
+			// Retried on every refresh; said once.
+			t.warnOnce(fmt.Sprintf("listen/%s/%d", name, port), "cannot listen for service", "name", w.host, "port", port, "err", err)
+			continue
+		}
+		delete(t.warned, fmt.Sprintf("listen/%s/%d", name, port))
+		s.listeners[port] = ln
+		changed = true
+		t.wg.Add(1)
+		go t.accept(ln, net.JoinHostPort(s.host, strconv.Itoa(port)))
+	}
+	t.metrics.listeners.Set(float64(t.listenerCount()))
+	return changed
+}
+
+// unserve closes a name's listeners and frees its address. Called with t.mu held.
+func (t *Tunnel) unserve(name string) {
+	s := t.served[name]
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	delete(t.served, name)
+	t.pool.release(name)
+	t.metrics.listeners.Set(float64(t.listenerCount()))
+}
+
+func (t *Tunnel) listenerCount() int {
+	n := 0
+	for _, s := range t.served {
+		n += len(s.listeners)
+	}
+	return n
+}
+
+// accept carries every connection to ln over the overlay to target until ln closes.
+func (t *Tunnel) accept(ln *net.TCPListener, target string) {
+	defer t.wg.Done()
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				t.log.Warn("accept failed", "target", target, "err", err)
+			}
+			return
+		}
+		if !t.track(c) {
+			c.Close()
+			return
+		}
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			defer t.untrack(c)
+			t.carry(c, target)
+		}()
+	}
+}
+
+// track registers a connection (either side) so that Close can end it; false once the tunnel
+// is closed.
+func (t *Tunnel) track(c net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.conns[c] = struct{}{}
+	return true
+}
+
+func (t *Tunnel) untrack(c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, c)
+}
+
+// carry dials target over the overlay and relays c to it. A failed dial resets c, so the
+// program sees a refused connection rather than an empty answer.
+func (t *Tunnel) carry(c *net.TCPConn, target string) {
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.DialTimeout)
+	remote, err := t.cfg.Overlay.Dial(ctx, target)
+	cancel()
+	if err != nil {
+		t.metrics.conns.WithLabelValues("dial_failed").Inc()
+		t.log.Warn("overlay dial failed", "target", target, "client", c.RemoteAddr().String(), "err", err)
+		c.SetLinger(0)
+		c.Close()
+		return
+	}
+	rs, ok := remote.(Stream)
+	if !ok || !t.track(remote) {
+		c.SetLinger(0)
+		c.Close()
+		remote.Close()
+		return
+	}
+	defer t.untrack(remote)
+	t.metrics.conns.WithLabelValues("relayed").Inc()
+	t.metrics.active.Inc()
+	defer t.metrics.active.Dec()
+	t.log.Debug("connection opened", "target", target, "client", c.RemoteAddr().String())
+	if err := Relay(c, rs); err != nil && t.ctx.Err() == nil {
+		t.log.Debug("connection failed", "target", target, "err", err)
+	}
+}
+
+// portsString renders sorted ports compactly: "80,443,8000-8010".
+func portsString(ports []int) string {
+	var b []byte
+	for i := 0; i < len(ports); {
+		j := i
+		for j+1 < len(ports) && ports[j+1] == ports[j]+1 {
+			j++
+		}
+		if len(b) > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(ports[i]), 10)
+		if j > i {
+			b = append(b, '-')
+			b = strconv.AppendInt(b, int64(ports[j]), 10)
+		}
+		i = j + 1
+	}
+	return string(b)
+}

@@ -1,0 +1,240 @@
+package hosting_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/e2e"
+	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/fabric/fabrictest"
+	"github.com/ztna/ztna/internal/hosting"
+	"github.com/ztna/ztna/router/dnstest"
+	"github.com/ztna/ztna/router/resolve"
+	"github.com/ztna/ztna/router/targets"
+)
+
+// env runs a Host linked to a test hub; the test plays the hub and the client.
+type env struct {
+	t      *testing.T
+	p      *fabrictest.PKI
+	link   *fabric.Link // the hub's end of the router's link
+	client *e2e.Endpoint
+}
+
+func start(t *testing.T, services []control.Service, resolver *net.Resolver) *env {
+	t.Helper()
+	p := fabrictest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	links := make(chan *fabric.Link, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		l, err := fabric.Accept(context.Background(), c, fabric.LinkConfig{Credentials: p.Credentials(api.KindHub, "hub1")})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		links <- l
+	}()
+	set := targets.NewSet()
+	set.Replace(services)
+	creds := p.Credentials(api.KindRouter, "r1")
+	h := hosting.New(hosting.Config{
+		Endpoint: e2e.NewEndpoint(creds.Cert, creds.CA),
+		Dialer:   &targets.Dialer{Targets: set, Resolver: resolver, Timeout: 2 * time.Second},
+		Link:     fabric.LinkConfig{Credentials: creds},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h.SetHubs(ctx, []string{ln.Addr().String()})
+	var link *fabric.Link
+	select {
+	case link = <-links:
+	case <-time.After(10 * time.Second):
+		t.Fatal("router never linked")
+	}
+	t.Cleanup(func() { link.Close() })
+	client := p.Credentials(api.KindIdentity, "i1")
+	return &env{t: t, p: p, link: link, client: e2e.NewEndpoint(client.Cert, client.CA)}
+}
+
+// open asks the router for target as identity (the hub's claim) and completes the handshake
+// with the client endpoint.
+func (e *env) open(target, identity string) (*e2e.Conn, error) {
+	in, hello, err := e.client.Initiate(target)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, resp, err := e.link.Open(ctx, &fabric.Request{Op: fabric.OpDial, Target: target, Service: "svc", Identity: identity, Payload: hello})
+	if err != nil {
+		return nil, err
+	}
+	return in.Finish(s, resp.Payload)
+}
+
+func listen(t *testing.T, handle func(net.Conn)) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func echo(c net.Conn) {
+	io.Copy(c, c)
+	c.(*net.TCPConn).CloseWrite()
+}
+
+func closedPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+func service(addr string, port int) control.Service {
+	return control.Service{ID: addr, Name: addr, Address: addr, Port: port, Protocol: "tcp"}
+}
+
+func hostPort(h string, p int) string { return net.JoinHostPort(h, strconv.Itoa(p)) }
+
+func TestDialsOnlyAssignedTargets(t *testing.T) {
+	echoPort := listen(t, echo)
+	refused := closedPort(t)
+	dns := dnstest.Start(t, map[string]string{"prod-db.customerdomain.me": "127.0.0.1"})
+	resolver, err := resolve.New(dns.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, []control.Service{
+		service("prod-db.customerdomain.me", echoPort),
+		service("127.0.0.1", refused),
+		service("gone.customerdomain.me", echoPort),
+	}, resolver)
+
+	tests := []struct {
+		name, target string
+		want         error // nil: the stream works
+		detail       string
+	}{
+		{"assigned FQDN resolved by the customer's DNS", hostPort("prod-db.customerdomain.me", echoPort), nil, ""},
+		{"same FQDN, any case, trailing dot", hostPort("PROD-DB.customerdomain.me.", echoPort), nil, ""},
+		{"assigned host, other port", hostPort("prod-db.customerdomain.me", echoPort+1), fabric.ErrNotAuthorized, "not assigned"},
+		{"address the router can reach but was not assigned", hostPort("127.0.0.1", echoPort), fabric.ErrNotAuthorized, "not assigned"},
+		{"loopback service of the router host", "127.0.0.1:22", fabric.ErrNotAuthorized, "not assigned"},
+		{"assigned, but the target refuses", hostPort("127.0.0.1", refused), fabric.ErrTargetRefused, "refused"},
+		{"assigned, but the name does not resolve", hostPort("gone.customerdomain.me", echoPort), fabric.ErrUnreachable, "no such host"},
+		{"not host:port", "prod-db.customerdomain.me", fabric.ErrBadRequest, "host:port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := e.open(tt.target, "i1")
+			if tt.want != nil {
+				if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.detail) {
+					t.Fatalf("open %s: %v, want %v (%s)", tt.target, err, tt.want, tt.detail)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if conn.Peer().Kind != api.KindRouter || conn.Peer().ID != "r1" {
+				t.Fatalf("peer %+v", conn.Peer())
+			}
+			conn.Write([]byte("ping"))
+			conn.CloseWrite()
+			got, err := io.ReadAll(conn)
+			if err != nil || string(got) != "ping" {
+				t.Fatalf("echo: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// The hub names the identity it authorised; a client proving another identity is cut off.
+func TestIdentityMismatchAborts(t *testing.T) {
+	port := listen(t, echo)
+	e := start(t, []control.Service{service("127.0.0.1", port)}, net.DefaultResolver)
+	conn, err := e.open(hostPort("127.0.0.1", port), "someone-else")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("x"))
+	if _, err := io.ReadAll(conn); !errors.Is(err, e2e.ErrTruncated) {
+		t.Fatalf("read after identity mismatch: %v", err)
+	}
+}
+
+// Failures pass through as failures: a target reset reaches the client as a truncated stream,
+// and a client that aborts makes the router reset the target connection.
+func TestFailuresAreNotCleanEnds(t *testing.T) {
+	resetting := listen(t, func(c net.Conn) {
+		io.ReadFull(c, make([]byte, 4))
+		c.Write([]byte("partial"))
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	targetErr := make(chan error, 1)
+	observing := listen(t, func(c net.Conn) {
+		_, err := io.Copy(io.Discard, c)
+		targetErr <- err
+	})
+	e := start(t, []control.Service{service("127.0.0.1", resetting), service("127.0.0.1", observing)}, net.DefaultResolver)
+
+	conn, err := e.open(hostPort("127.0.0.1", resetting), "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("ping"))
+	got, err := io.ReadAll(conn)
+	if !errors.Is(err, e2e.ErrTruncated) || string(got) != "partial" {
+		t.Fatalf("after a target reset: %q, %v", got, err)
+	}
+
+	conn, err = e.open(hostPort("127.0.0.1", observing), "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("some data"))
+	time.Sleep(50 * time.Millisecond)
+	conn.Abort()
+	select {
+	case err := <-targetErr:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("target saw %v after the client aborted, want a connection reset", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("target connection left open after the client aborted")
+	}
+}
