@@ -1,0 +1,182 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// run executes a command, feeding stdin, and returns its combined output in the error.
+func run(ctx context.Context, stdin string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// checkNetnsTools fails early, with what to install, when the commands are missing.
+func checkNetnsTools() error {
+	if os.Geteuid() != 0 {
+		return errors.New(`isolation "netns" needs root (network namespaces, veth, nftables): run as root or use isolation "none"`)
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("isolation \"netns\" needs the %q command: install iproute2 and nftables (scripts/deps.sh)", tool)
+		}
+	}
+	return nil
+}
+
+// allocate picks a free /30 in pool, starting at a slot derived from seed so hosts keep their
+// addresses across restarts when they can, skipping any block that overlaps an address of the
+// host. The caller holds the state root lock, so two creates cannot pick the same block.
+func allocate(pool netip.Prefix, seed uint32) (hostAddr, nsAddr netip.Addr, err error) {
+	ifAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return netip.Addr{}, netip.Addr{}, err
+	}
+	var used []netip.Prefix
+	for _, a := range ifAddrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			used = append(used, p)
+		}
+	}
+	if !pool.Addr().Is4() || pool.Bits() > 30 {
+		return netip.Addr{}, netip.Addr{}, fmt.Errorf("address pool %s: use an IPv4 prefix of /30 or larger", pool)
+	}
+	blocks := uint32(1) << (30 - pool.Bits())
+	base := pool.Masked().Addr().As4()
+	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	for i := range blocks {
+		n := start + 4*((seed+i)%blocks)
+		block := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), 30)
+		free := true
+		for _, u := range used {
+			if u.Overlaps(block) {
+				free = false
+				break
+			}
+		}
+		if free {
+			h := block.Addr().Next()
+			return h, h.Next(), nil
+		}
+	}
+	return netip.Addr{}, netip.Addr{}, fmt.Errorf("address pool %s has no free /30 left: delete unused router hosts or set a larger pool", pool)
+}
+
+// setupNamespace builds the namespace, its veth pair and both firewalls. The namespace
+// firewall is in place before any process runs in it.
+func setupNamespace(ctx context.Context, c netConfig, nsRules, hostRules string, dnsServers []netip.Addr) error {
+	ns := c.Namespace
+	steps := [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+		{"ip", "link", "add", c.HostVeth, "type", "veth", "peer", "name", c.NSVeth, "netns", ns},
+		{"ip", "addr", "add", c.HostAddr.String() + "/30", "dev", c.HostVeth},
+		{"ip", "link", "set", c.HostVeth, "up"},
+		{"ip", "-n", ns, "addr", "add", c.NSAddr.String() + "/30", "dev", c.NSVeth},
+		{"ip", "-n", ns, "link", "set", c.NSVeth, "up"},
+		{"ip", "-n", ns, "route", "add", "default", "via", c.HostAddr.String()},
+	}
+	for _, s := range steps {
+		if err := run(ctx, "", s[0], s[1:]...); err != nil {
+			return err
+		}
+	}
+	// Inside the namespace nftables is loaded before anything else runs there.
+	if err := run(ctx, nsRules, "ip", "netns", "exec", ns, "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("load the namespace firewall: %w", err)
+	}
+	// Translated loopback connections keep a 127.0.0.1 source until masqueraded, and arrive
+	// on the host for 127.0.0.1: both ends must accept loopback addresses on the veth.
+	if err := run(ctx, "", "ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", c.HostVeth, "route_localnet"), []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("enable route_localnet on %s: %w", c.HostVeth, err)
+	}
+	if err := run(ctx, hostRules, "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("load the host-side table: %w", err)
+	}
+	if len(dnsServers) > 0 {
+		// ip netns exec bind-mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf.
+		var conf strings.Builder
+		for _, s := range dnsServers {
+			fmt.Fprintf(&conf, "nameserver %s\n", s)
+		}
+		if err := os.MkdirAll(filepath.Join("/etc/netns", ns), 0o755); err != nil {
+			return err
+		}
+		if err := pki.WriteFileAtomic(filepath.Join("/etc/netns", ns, "resolv.conf"), []byte(conf.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// teardownNamespace removes everything setupNamespace made; parts already gone are skipped,
+// so it also cleans up after a setup that failed half-way.
+func teardownNamespace(ctx context.Context, c netConfig) error {
+	var errs []error
+	if tableExists(ctx, c.HostTable) {
+		if err := run(ctx, "", "nft", "delete", "table", "ip", c.HostTable); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if namespaceExists(c.Namespace) {
+		// Deleting the namespace destroys its veth end, and with it the host end.
+		if err := run(ctx, "", "ip", "netns", "del", c.Namespace); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// The host end disappears asynchronously once its peer's namespace is gone; delete it
+	// only if it is still there after a moment (a namespace-less leftover of a failed setup).
+	for i := 0; i < 50 && interfaceExists(c.HostVeth); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if interfaceExists(c.HostVeth) {
+		if err := run(ctx, "", "ip", "link", "del", c.HostVeth); err != nil && interfaceExists(c.HostVeth) {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join("/etc/netns", c.Namespace)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func interfaceExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}
+
+func namespaceExists(ns string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", ns))
+	return err == nil
+}
+
+func tableExists(ctx context.Context, table string) bool {
+	return run(ctx, "", "nft", "list", "table", "ip", table) == nil
+}
+
+// namespaceFirewallIntact reports whether the namespace still has its nftables table.
+func namespaceFirewallIntact(ctx context.Context, ns string) bool {
+	return run(ctx, "", "ip", "netns", "exec", ns, "nft", "list", "table", "inet", nsTable) == nil
+}
