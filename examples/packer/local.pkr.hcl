@@ -1,5 +1,5 @@
 # A hardened ztna router disk image for on-prem/KVM hosts (raw or qcow2), built on this machine:
-# Debian from mmdebstrap, provisioned in a chroot, registered in the image catalog.
+# Debian from mmdebstrap, provisioned in a chroot, recorded in the image catalog.
 #
 #   packer init examples/packer/local.pkr.hcl   # or: packer plugins install --path bin/packer-plugin-ztna github.com/ztna/ztna
 #   sudo packer build -var router_binary=bin/ztna-router -var router_version=1.2.3 examples/packer/local.pkr.hcl
@@ -30,6 +30,17 @@ variable "output_directory" {
   default = "output-ztna-router-local"
 }
 
+variable "catalog_path" {
+  type        = string
+  default     = "images.json"
+  description = "Image catalog the build is recorded in (read by the ztna_image Terraform data source)."
+}
+
+variable "environment" {
+  type    = string
+  default = "dev"
+}
+
 variable "format" {
   type    = string
   default = "qcow2"
@@ -49,5 +60,11 @@ build {
     router_binary  = var.router_binary
     router_version = var.router_version
     cloud          = "local" # first boot reads the key from /etc/ztna/registration-key
+  }
+
+  post-processor "ztna-catalog" {
+    catalog_path   = var.catalog_path
+    environment    = var.environment
+    router_version = var.router_version
   }
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"golang.org/x/sys/unix"
 )
 
 // grubDefaults boot quietly to the serial console too, so `qemu -nographic` and virsh console
@@ -25,6 +26,32 @@ GRUB_TERMINAL="console serial"
 GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
 GRUB_DISABLE_OS_PROBER=true
 `
+
+// diskChrootMounts are the filesystems grub-install and update-grub need. /dev is a private
+// tmpfs (see populateDev) rather than the host's, so the links GRUB looks for can be added
+// without touching the host.
+var diskChrootMounts = [][]string{{"proc", "/proc"}, {"sysfs", "/sys"}, {"tmpfs", "/dev"}}
+
+// populateDev creates the device nodes GRUB uses in dev: the loop disk and its partition, the
+// usual character devices, and /dev/disk/by-uuid/<uuid>. Without that link (udev makes it on a
+// running system) update-grub writes root=/dev/loopXp1 instead of root=UUID=..., and the image
+// would not find its root filesystem when it boots.
+func populateDev(dev, loop, part, fsUUID string) error {
+	for _, node := range []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", loop, part} {
+		var st unix.Stat_t
+		if err := unix.Stat(node, &st); err != nil {
+			return fmt.Errorf("%s: %w", node, err)
+		}
+		if err := unix.Mknod(filepath.Join(dev, filepath.Base(node)), st.Mode, int(st.Rdev)); err != nil {
+			return fmt.Errorf("mknod %s: %w", node, err)
+		}
+	}
+	byUUID := filepath.Join(dev, "disk", "by-uuid")
+	if err := os.MkdirAll(byUUID, 0o755); err != nil {
+		return err
+	}
+	return os.Symlink("../../"+filepath.Base(part), filepath.Join(byUUID, fsUUID))
+}
 
 // stepDisk writes the root filesystem into a raw disk image with one bootable MBR partition
 // (ext4, labelled ztna-root) and installs GRUB for BIOS boot.
@@ -115,14 +142,13 @@ func (s *stepDisk) installBootloader(ctx context.Context, ui packersdk.Ui, fsUUI
 	if err := os.WriteFile(filepath.Join(s.mnt, "etc/default/grub.d/50-ztna-local.cfg"), []byte(grubDefaults), 0o644); err != nil {
 		return err
 	}
-	for _, m := range chrootMounts {
-		args := []string{"-t", m[0], m[1], s.mnt + m[2]}
-		if m[0] == "bind" {
-			args = []string{"--bind", m[1], s.mnt + m[2]}
-		}
-		if err := runCmd(ctx, "mount", args...); err != nil {
+	for _, m := range diskChrootMounts {
+		if err := runCmd(ctx, "mount", "-t", m[0], m[0], s.mnt+m[1]); err != nil {
 			return err
 		}
+	}
+	if err := populateDev(filepath.Join(s.mnt, "dev"), s.loop, s.loop+"p1", fsUUID); err != nil {
+		return err
 	}
 	if err := runCmd(ctx, "chroot", s.mnt, "grub-install", "--target=i386-pc", s.loop); err != nil {
 		return fmt.Errorf("grub-install: %w", err)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/control"
-	"github.com/ztna/ztna/packer/internal/nftest"
+	"github.com/ztna/ztna/packer/nftest"
 	"github.com/ztna/ztna/packer/internal/spectest"
 )
 

@@ -1,0 +1,250 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/imagecatalog"
+	"github.com/ztna/ztna/packer/nftest"
+)
+
+// RouterVersion is the version the test images are baked with.
+const RouterVersion = "0.1.0-test"
+
+// builtImage is the result of one `packer build examples/packer/local.pkr.hcl`, shared by the
+// tests of this package.
+type builtImage struct {
+	dir, path, catalog string
+	started            time.Time
+	err           error
+}
+
+var (
+	buildOnce sync.Once
+	built     builtImage
+)
+
+// localImage builds the example once per test binary run.
+func localImage(t *testing.T) builtImage {
+	t.Helper()
+	needRoot(t)
+	buildOnce.Do(func() {
+		built.started = time.Now().UTC().Truncate(time.Second)
+		cache, err := imageCache()
+		if err != nil {
+			built.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "ztna-image-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.dir = dir
+		built.catalog = filepath.Join(dir, "images.json")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		out, err := packer(ctx, []string{"PACKER_CACHE_DIR=" + cache}, "build",
+			"-var", "router_binary="+filepath.Join(binDir, "ztna-router"),
+			"-var", "router_version="+RouterVersion,
+			"-var", "output_directory="+filepath.Join(dir, "output"),
+			"-var", "catalog_path="+built.catalog,
+			"examples/packer/local.pkr.hcl")
+		if err != nil {
+			built.err = fmt.Errorf("packer build: %w\n%s", err, out)
+			return
+		}
+		built.path = filepath.Join(dir, "output", "ztna-router.qcow2")
+		t.Logf("packer build examples/packer/local.pkr.hcl took %s", time.Since(built.started).Round(time.Second))
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built
+}
+
+// mountImage converts the qcow2 image to raw, attaches it read-only and mounts its root
+// partition; everything is undone when the test ends.
+func mountImage(t *testing.T, qcow2 string) string {
+	t.Helper()
+	raw := filepath.Join(t.TempDir(), "disk.raw")
+	run(t, "qemu-img", "convert", "-f", "qcow2", "-O", "raw", qcow2, raw)
+	loop := run(t, "losetup", "--find", "--show", "--read-only", "--partscan", raw)
+	t.Cleanup(func() { exec.Command("losetup", "--detach", loop).Run() })
+	run(t, "partx", "--update", loop) // kernels without partition parsers
+	mnt := t.TempDir()
+	run(t, "mount", "-o", "ro,noload", loop+"p1", mnt)
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	return mnt
+}
+
+func TestLocalImage(t *testing.T) {
+	img := localImage(t)
+	root := mountImage(t, img.path)
+
+	t.Run("router binary", func(t *testing.T) {
+		want, err := os.ReadFile(filepath.Join(binDir, "ztna-router"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(root, "usr/bin/ztna-router"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sha256.Sum256(got) != sha256.Sum256(want) {
+			t.Error("/usr/bin/ztna-router differs from the binary given to the provisioner")
+		}
+		if fi, _ := os.Stat(filepath.Join(root, "usr/bin/ztna-router")); fi.Mode().Perm() != 0o755 {
+			t.Errorf("mode %v, want 0755", fi.Mode().Perm())
+		}
+	})
+
+	t.Run("units enabled", func(t *testing.T) {
+		for _, unit := range []string{"ztna-router.service", "ztna-router-bootstrap.service", "nftables.service", "systemd-networkd.service", "systemd-resolved.service"} {
+			out, err := exec.Command("systemctl", "--root="+root, "is-enabled", unit).CombinedOutput()
+			if got := strings.TrimSpace(string(out)); err != nil || got != "enabled" {
+				t.Errorf("systemctl is-enabled %s = %q (%v), want enabled", unit, got, err)
+			}
+		}
+	})
+
+	t.Run("units verify", func(t *testing.T) {
+		if _, err := exec.LookPath("systemd-analyze"); err != nil {
+			t.Skip("systemd-analyze not installed")
+		}
+		// systemd checks the units (and the drop-in) as the image will load them: unknown
+		// directives, bad specifiers and missing executables are reported.
+		out, err := exec.Command("systemd-analyze", "verify", "--root="+root, "--man=no",
+			"ztna-router.service", "ztna-router-bootstrap.service").CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("sandbox", func(t *testing.T) {
+		unit := readFile(t, root, "usr/lib/systemd/system/ztna-router.service")
+		for _, want := range []string{"User=ztna-router", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
+			"PrivateTmp=yes", "CapabilityBoundingSet=\n", "AmbientCapabilities=\n", "StateDirectory=ztna-router",
+			"ConditionPathExists=/var/lib/ztna-router/config.json"} {
+			if !strings.Contains(unit, want) {
+				t.Errorf("ztna-router.service lacks %q", strings.TrimSpace(want))
+			}
+		}
+		passwd := readFile(t, root, "etc/passwd")
+		var user string
+		for _, l := range strings.Split(passwd, "\n") {
+			if strings.HasPrefix(l, "ztna-router:") {
+				user = l
+			}
+		}
+		f := strings.Split(user, ":")
+		var uid int
+		if len(f) == 7 {
+			fmt.Sscan(f[2], &uid)
+		}
+		if len(f) != 7 || uid == 0 || uid >= 1000 || f[6] != "/usr/sbin/nologin" {
+			t.Errorf("ztna-router user %q: want a system user (uid 1-999) with /usr/sbin/nologin", user)
+		}
+		dropIn := readFile(t, root, "etc/systemd/system/ztna-router-bootstrap.service.d/10-metadata-source.conf")
+		for _, want := range []string{"ZTNA_METADATA_SOURCE=file", "LoadCredential=registration-key:/etc/ztna/registration-key"} {
+			if !strings.Contains(dropIn, want) {
+				t.Errorf("metadata drop-in lacks %q:\n%s", want, dropIn)
+			}
+		}
+	})
+
+	t.Run("nftables drops inbound", func(t *testing.T) {
+		nftest.New(t).CheckDefaultDenyInbound(t, filepath.Join(root, "etc/nftables.conf"))
+	})
+
+	t.Run("sysctl", func(t *testing.T) {
+		set := map[string]string{}
+		for _, l := range strings.Split(readFile(t, root, "etc/sysctl.d/90-ztna-hardening.conf"), "\n") {
+			if k, v, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") {
+				set[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+		}
+		for k, want := range map[string]string{
+			"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0",
+			"net.ipv4.conf.all.accept_redirects": "0", "net.ipv6.conf.all.accept_redirects": "0",
+			"net.ipv4.conf.all.send_redirects": "0", "net.ipv4.conf.all.accept_source_route": "0",
+			"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.tcp_syncookies": "1",
+			"kernel.kptr_restrict": "2", "kernel.dmesg_restrict": "1", "kernel.unprivileged_bpf_disabled": "1",
+			"fs.protected_symlinks": "1", "fs.suid_dumpable": "0",
+		} {
+			if set[k] != want {
+				t.Errorf("%s = %q, want %s", k, set[k], want)
+			}
+		}
+	})
+
+	t.Run("attestation", func(t *testing.T) {
+		dec := json.NewDecoder(strings.NewReader(readFile(t, root, "etc/ztna/image.json")))
+		dec.DisallowUnknownFields()
+		var a control.Attestation
+		if err := dec.Decode(&a); err != nil {
+			t.Fatalf("/etc/ztna/image.json: %v", err)
+		}
+		if a.RouterVersion != RouterVersion || a.HardeningProfile != "ztna-v1+ssh-lockdown" || a.Cloud != "local" {
+			t.Errorf("attestation %+v", a)
+		}
+		if !strings.HasPrefix(a.BaseImage, "debian-bookworm-amd64-") {
+			t.Errorf("base_image %q: want the ztna-local base (debian-bookworm-amd64-<date>-<recipe>)", a.BaseImage)
+		}
+		if a.BuildTime.Before(img.started) || a.BuildTime.After(time.Now()) {
+			t.Errorf("build_time %v outside the build (started %v)", a.BuildTime, img.started)
+		}
+		if a.ProvisionerRunID == "" {
+			t.Error("provisioner_run_id empty: Packer's run UUID should be recorded")
+		}
+	})
+
+	t.Run("first boot state", func(t *testing.T) {
+		if b := readFile(t, root, "etc/machine-id"); b != "" {
+			t.Errorf("machine-id %q baked into the image: every VM would share it", b)
+		}
+		if target, err := os.Readlink(filepath.Join(root, "etc/resolv.conf")); err != nil || target != "../run/systemd/resolve/stub-resolv.conf" {
+			t.Errorf("resolv.conf -> %q (%v): the builder's resolver leaked into the image", target, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "var/lib/ztna-router/config.json")); err == nil {
+			t.Error("the image is already enrolled")
+		}
+		if !strings.Contains(readFile(t, root, "etc/fstab"), "UUID=") || !strings.Contains(readFile(t, root, "boot/grub/grub.cfg"), "root=UUID=") {
+			t.Error("fstab or grub.cfg does not mount the root filesystem by UUID")
+		}
+	})
+
+	t.Run("catalog", func(t *testing.T) {
+		cat, err := imagecatalog.Load(img.catalog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := cat.Lookup("local", "", "dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ImageID != img.path || e.RouterVersion != RouterVersion || !strings.HasPrefix(e.BaseImage, "debian-bookworm-amd64-") {
+			t.Errorf("catalog entry %+v, want image %s router %s", e, img.path, RouterVersion)
+		}
+	})
+}
+
+func readFile(t *testing.T, root, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
