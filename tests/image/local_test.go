@@ -27,7 +27,7 @@ const RouterVersion = "0.1.0-test"
 type builtImage struct {
 	dir, path, catalog string
 	started            time.Time
-	err           error
+	err                error
 }
 
 var (

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/control"
-	"github.com/ztna/ztna/packer/nftest"
 	"github.com/ztna/ztna/packer/internal/spectest"
+	"github.com/ztna/ztna/packer/nftest"
 )
 
 func fakeRouter(t *testing.T) string {
