@@ -1,0 +1,227 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ztna/ztna/controller/store"
+	"github.com/ztna/ztna/internal/api"
+)
+
+const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, expires_at, revoked, used_at, created_at`
+
+func scanKey(row pgx.Row) (*store.Key, error) {
+	var k store.Key
+	var used *time.Time
+	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &k.ExpiresAt, &k.Revoked, &used, &k.CreatedAt); err != nil {
+		return nil, err
+	}
+	k.ExpiresAt, k.CreatedAt = utc(k.ExpiresAt), utc(k.CreatedAt)
+	if used != nil {
+		t := utc(*used)
+		k.UsedAt = &t
+	}
+	return &k, nil
+}
+
+func subjectTable(kind string) (string, error) {
+	switch kind {
+	case api.KindRouter:
+		return "routers", nil
+	case api.KindIdentity:
+		return "identities", nil
+	}
+	return "", fmt.Errorf("unknown key kind %q", kind)
+}
+
+// CreateKey implements store.Store. The subject's row is locked FOR SHARE until the key is
+// in, so a concurrent delete of the subject cannot leave the key behind.
+func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
+	table, err := subjectTable(k.Kind)
+	if err != nil {
+		return err
+	}
+	prepareKey(k)
+	return s.write(ctx, func(tx pgx.Tx) ([]store.Change, error) {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM `+table+` WHERE id = $1 FOR SHARE`, k.SubjectID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, &store.ReferenceError{Field: k.Kind + "_id", Value: k.SubjectID}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := insertKey(ctx, tx, k); err != nil {
+			return nil, err
+		}
+		return []store.Change{{Collection: store.Keys, Op: store.OpCreate, ID: k.ID}}, nil
+	})
+}
+
+func prepareKey(k *store.Key) {
+	k.ID = store.NewID()
+	k.CreatedAt = store.Now()
+	k.ExpiresAt = k.ExpiresAt.UTC().Truncate(time.Microsecond)
+}
+
+func insertKey(ctx context.Context, tx pgx.Tx, k *store.Key) error {
+	_, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, false, NULL, $7)`,
+		k.ID, k.Kind, k.SubjectID, k.SecretHash, k.TTLSeconds, k.ExpiresAt, k.CreatedAt)
+	return err
+}
+
+// GetKey implements store.Store.
+func (s *Store) GetKey(ctx context.Context, id string) (*store.Key, error) {
+	return getKey(ctx, s.pool, id, "")
+}
+
+func getKey(ctx context.Context, q querier, id, lock string) (*store.Key, error) {
+	k, err := scanKey(q.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = $1 `+lock, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("registration key %q: %w", id, store.ErrNotFound)
+	}
+	return k, err
+}
+
+// ListKeys implements store.Store.
+func (s *Store) ListKeys(ctx context.Context, kind string) ([]store.Key, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM keys WHERE kind = $1 ORDER BY created_at, id`, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeKey implements store.Store.
+func (s *Store) RevokeKey(ctx context.Context, id string) (*store.Key, error) {
+	var out *store.Key
+	err := s.write(ctx, func(tx pgx.Tx) ([]store.Change, error) {
+		k, err := getKey(ctx, tx, id, "FOR UPDATE")
+		if err != nil {
+			return nil, err
+		}
+		if k.UsedAt != nil {
+			return nil, fmt.Errorf("registration key %q: %w; delete the router to cut it off", id, store.ErrKeyUsed)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE keys SET revoked = true WHERE id = $1`, id); err != nil {
+			return nil, err
+		}
+		k.Revoked = true
+		out = k
+		return []store.Change{{Collection: store.Keys, Op: store.OpUpdate, ID: id}}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteKey implements store.Store.
+func (s *Store) DeleteKey(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx pgx.Tx) ([]store.Change, error) {
+		tag, err := tx.Exec(ctx, `DELETE FROM keys WHERE id = $1`, id)
+		if err != nil {
+			return nil, err
+		}
+		if tag.RowsAffected() == 0 {
+			return nil, fmt.Errorf("registration key %q: %w", id, store.ErrNotFound)
+		}
+		return []store.Change{{Collection: store.Keys, Op: store.OpDelete, ID: id}}, nil
+	})
+}
+
+// ConsumeKey implements store.Store. Concurrent calls — through this replica or any other —
+// queue on row locks taken in the same order as every other writer (subject first, then its
+// keys, like DeleteRouter), and the state is checked on the locked, latest row: the first
+// caller consumes the key, every later one sees it used.
+func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*store.Key, error) {
+	var out *store.Key
+	err := s.write(ctx, func(tx pgx.Tx) ([]store.Change, error) {
+		// Unlocked first read: which subject to lock.
+		k, err := getKey(ctx, tx, id, "")
+		if err != nil {
+			return nil, err
+		}
+		switch k.Kind {
+		case api.KindRouter:
+			r, err := routers.get(ctx, tx, k.SubjectID, "FOR UPDATE")
+			if err != nil {
+				return nil, subjectGone(id, err)
+			}
+			if k, err = consume(ctx, tx, id, now); err != nil {
+				return nil, err
+			}
+			out = k
+			if r.Status == api.RouterUnenrolled {
+				r.Status = api.RouterOffline
+			}
+			if err := routers.save(ctx, tx, r); err != nil {
+				return nil, err
+			}
+			return []store.Change{{Collection: store.Keys, Op: store.OpUpdate, ID: id}, routers.change(store.OpState, r.ID)}, nil
+		case api.KindIdentity:
+			i, err := identities.get(ctx, tx, k.SubjectID, "FOR UPDATE")
+			if err != nil {
+				return nil, subjectGone(id, err)
+			}
+			if k, err = consume(ctx, tx, id, now); err != nil {
+				return nil, err
+			}
+			out = k
+			i.Enrolled = true
+			if err := identities.save(ctx, tx, i); err != nil {
+				return nil, err
+			}
+			return []store.Change{{Collection: store.Keys, Op: store.OpUpdate, ID: id}, identities.change(store.OpUpdate, i.ID)}, nil
+		}
+		return nil, fmt.Errorf("registration key %s has unknown kind %q", id, k.Kind)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// subjectGone maps a missing subject (deleted, with its keys, since the first read) to the
+// key being unknown.
+func subjectGone(id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("registration key %q: %w", id, store.ErrNotFound)
+	}
+	return err
+}
+
+// consume locks the key, checks its state at now and marks it used.
+func consume(ctx context.Context, tx pgx.Tx, id string, now time.Time) (*store.Key, error) {
+	k, err := getKey(ctx, tx, id, "FOR UPDATE")
+	if err != nil {
+		return nil, err
+	}
+	switch k.State(now) {
+	case api.KeyUsed:
+		return nil, fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyUsed, k.UsedAt.Format(time.RFC3339))
+	case api.KeyRevoked:
+		return nil, fmt.Errorf("registration key %s: %w", id, store.ErrKeyRevoked)
+	case api.KeyExpired:
+		return nil, fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyExpired, k.ExpiresAt.Format(time.RFC3339))
+	}
+	usedAt := now.UTC().Truncate(time.Microsecond)
+	if _, err := tx.Exec(ctx, `UPDATE keys SET used_at = $1 WHERE id = $2`, usedAt, id); err != nil {
+		return nil, err
+	}
+	k.UsedAt = &usedAt
+	return k, nil
+}

@@ -1,0 +1,219 @@
+// Package pgtest gives tests a real PostgreSQL server: TestMain starts the throwaway cluster
+// of scripts/postgres.sh (or uses $ZTNA_TEST_POSTGRES_DSN), and each test gets an empty
+// database of its own that is dropped when it ends.
+//
+// When PostgreSQL cannot be started, tests that need it skip with the reason — unless
+// $ZTNA_REQUIRE_POSTGRES is set (as `make test` does), in which case they fail.
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Environment variables that steer the package.
+const (
+	// EnvDSN names an existing server to use instead of starting one (a superuser DSN: the
+	// tests create and drop databases).
+	EnvDSN = "ZTNA_TEST_POSTGRES_DSN"
+	// EnvRequire turns "PostgreSQL unavailable" from a skip into a failure.
+	EnvRequire = "ZTNA_REQUIRE_POSTGRES"
+)
+
+// server is the package's cluster, set by Main.
+var server struct {
+	dsn         string
+	unavailable error
+}
+
+// Main starts the cluster, runs the tests and stops it; use it as
+// `func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }`.
+func Main(m *testing.M) int {
+	stop, err := start()
+	if err != nil {
+		server.unavailable = err
+		if os.Getenv(EnvRequire) != "" {
+			fmt.Fprintf(os.Stderr, "pgtest: %s is set but PostgreSQL cannot be started: %v\n", EnvRequire, err)
+			return 1
+		}
+	}
+	code := m.Run()
+	if server.dsn != "" && stop == nil {
+		dropDatabases()
+	}
+	if stop != nil {
+		if err := stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: stop PostgreSQL: %v\n", err)
+		}
+	}
+	return code
+}
+
+// start starts a cluster in a fresh directory and returns how to stop it.
+func start() (stop func() error, err error) {
+	if dsn := os.Getenv(EnvDSN); dsn != "" {
+		server.dsn = dsn
+		return nil, nil
+	}
+	script, err := findScript()
+	if err != nil {
+		return nil, err
+	}
+	// Directly under /tmp: the cluster's owner (postgres, when we are root) must reach it,
+	// and the unix socket path must stay short.
+	dir, err := os.MkdirTemp("/tmp", "ztna-pg-")
+	if err != nil {
+		return nil, err
+	}
+	out, err := run(script, "start", dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	server.dsn = strings.TrimSpace(out)
+	return func() error { _, err := run(script, "stop", dir); return err }, nil
+}
+
+func run(script string, args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(script, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s %s: %v: %s", script, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// findScript locates scripts/postgres.sh in the module root above the working directory.
+func findScript() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, "scripts", "postgres.sh")
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("module root %s has no scripts/postgres.sh", dir)
+			}
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("scripts/postgres.sh not found: run the tests inside the ztna module")
+		}
+		dir = parent
+	}
+}
+
+// DSN returns the server's superuser DSN, skipping (or failing) t when there is no server.
+func DSN(t testing.TB) string {
+	t.Helper()
+	if server.dsn == "" {
+		err := server.unavailable
+		if err == nil {
+			err = errors.New("pgtest.Main did not run: call it from TestMain")
+		}
+		if os.Getenv(EnvRequire) != "" {
+			t.Fatalf("PostgreSQL is required (%s) but unavailable: %v", EnvRequire, err)
+		}
+		t.Skipf("PostgreSQL unavailable, skipping (install the Debian package postgresql or set %s): %v", EnvDSN, err)
+	}
+	return server.dsn
+}
+
+// databases are empty test databases to hand out again: creating a database takes about a
+// second on a busy machine, emptying one takes milliseconds.
+var databases struct {
+	sync.Mutex
+	free []string
+	made []string
+}
+
+// NewDatabase gives t an empty database of its own, returns its DSN, and empties it again
+// for reuse when t ends (after t's other cleanups, which close t's connections).
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	admin := DSN(t)
+	databases.Lock()
+	var name string
+	if n := len(databases.free); n > 0 {
+		name, databases.free = databases.free[n-1], databases.free[:n-1]
+		databases.Unlock()
+	} else {
+		name = fmt.Sprintf("ztna_test_%d_%d", time.Now().UnixNano(), len(databases.made))
+		databases.made = append(databases.made, name)
+		databases.Unlock()
+		if err := execSQL(admin, "CREATE DATABASE "+name); err != nil {
+			t.Fatalf("create test database: %v", err)
+		}
+	}
+	dsn := WithDatabase(admin, name)
+	t.Cleanup(func() {
+		// A store a test leaked would hold locks: give up on the database rather than hang.
+		err := execSQL(dsn, "SET lock_timeout = '5s'; DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+		if err != nil {
+			t.Errorf("empty test database %s: %v", name, err)
+			if err := execSQL(admin, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+				t.Errorf("drop test database: %v", err)
+			}
+			return
+		}
+		databases.Lock()
+		databases.free = append(databases.free, name)
+		databases.Unlock()
+	})
+	return dsn
+}
+
+// dropDatabases drops the test databases (on a server that outlives the tests).
+func dropDatabases() {
+	databases.Lock()
+	defer databases.Unlock()
+	for _, name := range databases.made {
+		if err := execSQL(server.dsn, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: drop test database %s: %v\n", name, err)
+		}
+	}
+}
+
+// WithDatabase returns dsn with its database replaced by name.
+func WithDatabase(dsn, name string) string {
+	if strings.Contains(dsn, "://") {
+		// URL form: the path is the database.
+		scheme, rest, _ := strings.Cut(dsn, "://")
+		authority, query, hasQuery := strings.Cut(rest, "?")
+		if i := strings.Index(authority, "/"); i >= 0 {
+			authority = authority[:i]
+		}
+		out := scheme + "://" + authority + "/" + name
+		if hasQuery {
+			out += "?" + query
+		}
+		return out
+	}
+	return dsn + " dbname=" + name // keyword form: the last setting wins
+}
+
+func execSQL(dsn, sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}

@@ -1,0 +1,321 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/controller/store"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/regkey"
+)
+
+// newToken is an identity enrolment token as the API builds it (the store fills the rest).
+func newToken(ttl time.Duration) *store.Key {
+	return &store.Key{SecretHash: regkey.Hash(regkey.NewSecret()), TTLSeconds: int(ttl.Seconds()), ExpiresAt: time.Now().Add(ttl)}
+}
+
+func newRouterKey(t *testing.T, s store.Store, routerID string, ttl time.Duration) *store.Key {
+	t.Helper()
+	k := newToken(ttl)
+	k.Kind, k.SubjectID = api.KindRouter, routerID
+	must(t, s.CreateKey(ctxFor(t), k))
+	return k
+}
+
+func newRouter(t *testing.T, s store.Store, name string) *api.Router {
+	t.Helper()
+	r := &api.Router{Name: name}
+	must(t, s.CreateRouter(ctxFor(t), r))
+	return r
+}
+
+// testReferences: keys name existing subjects of their own kind, and go with them.
+func testReferences(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	r1, r2 := newRouter(t, s, "r1"), newRouter(t, s, "r2")
+	id := &api.Identity{Name: "i"}
+	tok := newToken(time.Hour)
+	must(t, s.CreateIdentity(ctx, id, tok))
+
+	var re *store.ReferenceError
+	for _, c := range []struct {
+		kind, subject, field string
+	}{
+		{api.KindRouter, store.NewID(), "router_id"},
+		{api.KindIdentity, store.NewID(), "identity_id"},
+		{api.KindRouter, id.ID, "router_id"},     // an identity is no router
+		{api.KindIdentity, r1.ID, "identity_id"}, // and the other way round
+	} {
+		k := newToken(time.Hour)
+		k.Kind, k.SubjectID = c.kind, c.subject
+		if err := s.CreateKey(ctx, k); !errors.As(err, &re) || re.Field != c.field || re.Value != c.subject {
+			t.Errorf("%s key for %s: %v, want *ReferenceError on %s", c.kind, c.subject, err, c.field)
+		}
+	}
+	if err := s.CreateKey(ctx, &store.Key{Kind: "bogus", SubjectID: r1.ID, ExpiresAt: time.Now()}); err == nil {
+		t.Error("a key of unknown kind was accepted")
+	}
+	if keys, _ := s.ListKeys(ctx, api.KindRouter); len(keys) != 0 {
+		t.Fatalf("refused keys were stored: %+v", keys)
+	}
+
+	k1, k2 := newRouterKey(t, s, r1.ID, time.Hour), newRouterKey(t, s, r2.ID, time.Hour)
+	must(t, s.DeleteRouter(ctx, r1.ID))
+	if _, err := s.GetKey(ctx, k1.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the key of a deleted router: %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetKey(ctx, k2.ID); err != nil {
+		t.Errorf("deleting r1 took r2's key: %v", err)
+	}
+	must(t, s.DeleteIdentity(ctx, id.ID))
+	if _, err := s.GetKey(ctx, tok.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the token of a deleted identity: %v, want ErrNotFound", err)
+	}
+}
+
+// testKeys: what CreateKey assigns and what reads return.
+func testKeys(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	r := newRouter(t, s, "r")
+	in := newToken(90 * time.Minute)
+	in.Kind, in.SubjectID = api.KindRouter, r.ID
+	in.ExpiresAt = time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("X", -7200))
+	before := store.Now()
+	must(t, s.CreateKey(ctx, in))
+	if in.ID == "" || in.CreatedAt.Before(before) || in.CreatedAt.Location() != time.UTC ||
+		!in.ExpiresAt.Equal(time.Date(2031, 5, 6, 9, 8, 9, 123456000, time.UTC)) || in.ExpiresAt.Location() != time.UTC {
+		t.Fatalf("create assigned id %q created %v expires %v; want an id, now, and expiry in UTC at microsecond precision", in.ID, in.CreatedAt, in.ExpiresAt)
+	}
+	got, err := s.GetKey(ctx, in.ID)
+	must(t, err)
+	if got.ID != in.ID || got.Kind != api.KindRouter || got.SubjectID != r.ID || !bytes.Equal(got.SecretHash, in.SecretHash) ||
+		got.TTLSeconds != 5400 || !got.ExpiresAt.Equal(in.ExpiresAt) || !got.CreatedAt.Equal(in.CreatedAt) ||
+		got.Revoked || got.UsedAt != nil || got.State(time.Now()) != api.KeyUnused {
+		t.Fatalf("read back %+v, created %+v", got, in)
+	}
+	second := newRouterKey(t, s, r.ID, time.Hour)
+	must(t, s.CreateIdentity(ctx, &api.Identity{Name: "i"}, newToken(time.Hour)))
+	keys, err := s.ListKeys(ctx, api.KindRouter)
+	must(t, err)
+	if len(keys) != 2 || keys[0].ID != in.ID || keys[1].ID != second.ID {
+		t.Fatalf("router keys %+v, want the two, oldest first", keys)
+	}
+	if toks, _ := s.ListKeys(ctx, api.KindIdentity); len(toks) != 1 || toks[0].Kind != api.KindIdentity {
+		t.Fatalf("identity keys %+v, want the one token", toks)
+	}
+	must(t, s.DeleteKey(ctx, in.ID))
+	if _, err := s.GetKey(ctx, in.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get deleted key: %v", err)
+	}
+	if err := s.DeleteKey(ctx, in.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete deleted key: %v", err)
+	}
+	if _, err := s.RevokeKey(ctx, in.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoke unknown key: %v", err)
+	}
+}
+
+// testKeyStates: ConsumeKey against every state a key can be in; a refused key changes
+// nothing.
+func testKeyStates(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	const ttl = time.Hour
+	for _, c := range []struct {
+		name    string
+		revoke  bool
+		use     bool
+		at      time.Duration // when ConsumeKey runs, after creation
+		wantErr error
+	}{
+		{name: "unused", at: 0},
+		{name: "just before expiry", at: ttl - time.Microsecond},
+		{name: "at expiry", at: ttl, wantErr: store.ErrKeyExpired},
+		{name: "after expiry", at: 2 * ttl, wantErr: store.ErrKeyExpired},
+		{name: "revoked", revoke: true, wantErr: store.ErrKeyRevoked},
+		{name: "revoked and expired", revoke: true, at: 2 * ttl, wantErr: store.ErrKeyRevoked},
+		{name: "used", use: true, wantErr: store.ErrKeyUsed},
+		{name: "used and expired", use: true, at: 2 * ttl, wantErr: store.ErrKeyUsed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRouter(t, s, "r-"+store.NewID()[:8])
+			k := newRouterKey(t, s, r.ID, ttl)
+			if c.revoke {
+				rk, err := s.RevokeKey(ctx, k.ID)
+				must(t, err)
+				if !rk.Revoked || rk.State(time.Now()) != api.KeyRevoked {
+					t.Fatalf("revoke returned %+v", rk)
+				}
+			}
+			if c.use {
+				_, err := s.ConsumeKey(ctx, k.ID, k.CreatedAt)
+				must(t, err)
+			}
+			before, _ := s.GetKey(ctx, k.ID)
+			beforeRouter, _ := s.GetRouter(ctx, r.ID)
+			now := k.ExpiresAt.Add(c.at - ttl)
+			got, err := s.ConsumeKey(ctx, k.ID, now)
+			if c.wantErr != nil {
+				if !errors.Is(err, c.wantErr) {
+					t.Fatalf("consume: %v, want %v", err, c.wantErr)
+				}
+				after, _ := s.GetKey(ctx, k.ID)
+				afterRouter, _ := s.GetRouter(ctx, r.ID)
+				if !sameKey(before, after) || afterRouter.Status != beforeRouter.Status {
+					t.Fatalf("a refused consume changed state: key %+v -> %+v, router %q -> %q", before, after, beforeRouter.Status, afterRouter.Status)
+				}
+				return
+			}
+			must(t, err)
+			want := now.UTC().Truncate(time.Microsecond)
+			if got.UsedAt == nil || !got.UsedAt.Equal(want) || got.ID != k.ID || got.SubjectID != r.ID {
+				t.Fatalf("consume returned %+v, want used at %v", got, want)
+			}
+			stored, _ := s.GetKey(ctx, k.ID)
+			if stored.UsedAt == nil || !stored.UsedAt.Equal(want) || stored.State(now) != api.KeyUsed {
+				t.Fatalf("stored key %+v, want used at %v", stored, want)
+			}
+			if gr, _ := s.GetRouter(ctx, r.ID); gr.Status != api.RouterOffline {
+				t.Fatalf("router after enrolment is %q, want offline", gr.Status)
+			}
+			if _, err := s.RevokeKey(ctx, k.ID); !errors.Is(err, store.ErrKeyUsed) {
+				t.Fatalf("revoke a used key: %v, want ErrKeyUsed", err)
+			}
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		if _, err := s.ConsumeKey(ctx, store.NewID(), time.Now()); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("consume unknown key: %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("online router stays online", func(t *testing.T) {
+		// Re-enrolling a router that is connected must not mark it offline.
+		r := newRouter(t, s, "r-online")
+		online := api.RouterOnline
+		must(t, s.SetRouterState(ctx, r.ID, store.RouterState{Status: &online}))
+		k := newRouterKey(t, s, r.ID, ttl)
+		_, err := s.ConsumeKey(ctx, k.ID, time.Now())
+		must(t, err)
+		if gr, _ := s.GetRouter(ctx, r.ID); gr.Status != api.RouterOnline {
+			t.Fatalf("status %q, want online", gr.Status)
+		}
+	})
+}
+
+func sameKey(a, b *store.Key) bool {
+	return a.ID == b.ID && a.Revoked == b.Revoked && (a.UsedAt == nil) == (b.UsedAt == nil) &&
+		(a.UsedAt == nil || a.UsedAt.Equal(*b.UsedAt)) && a.ExpiresAt.Equal(b.ExpiresAt)
+}
+
+// testIdentityToken: an identity and its enrolment token are created together (or not at
+// all), and consuming the token enrols the identity.
+func testIdentityToken(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	tok := newToken(time.Hour)
+	tok.Kind, tok.SubjectID = api.KindRouter, "ignored" // the store sets both
+	id := &api.Identity{Name: "runtime", Roles: []string{"apps"}}
+	must(t, s.CreateIdentity(ctx, id, tok))
+	if tok.ID == "" || tok.SubjectID != id.ID || tok.Kind != api.KindIdentity || tok.CreatedAt.IsZero() || !id.TokenExpiresAt.Equal(tok.ExpiresAt) {
+		t.Fatalf("token not linked: %+v, identity %+v", tok, id)
+	}
+	stored, err := s.GetKey(ctx, tok.ID)
+	must(t, err)
+	if stored.Kind != api.KindIdentity || stored.SubjectID != id.ID {
+		t.Fatalf("stored token %+v", stored)
+	}
+	_, err = s.ConsumeKey(ctx, tok.ID, time.Now())
+	must(t, err)
+	if gi, _ := s.GetIdentity(ctx, id.ID); !gi.Enrolled {
+		t.Fatal("consuming the token did not enrol the identity")
+	}
+	if _, err := s.ConsumeKey(ctx, tok.ID, time.Now()); !errors.Is(err, store.ErrKeyUsed) {
+		t.Fatalf("second use of the token: %v, want ErrKeyUsed", err)
+	}
+	// A refused identity leaves no token behind.
+	var ce *store.ConflictError
+	if err := s.CreateIdentity(ctx, &api.Identity{Name: "runtime"}, newToken(time.Hour)); !errors.As(err, &ce) {
+		t.Fatalf("duplicate identity: %v, want *ConflictError", err)
+	}
+	if toks, _ := s.ListKeys(ctx, api.KindIdentity); len(toks) != 1 {
+		t.Fatalf("%d identity tokens after a refused create, want 1", len(toks))
+	}
+}
+
+// contenders is how many callers race for keys.
+const contenders = 50
+
+// testConsumeKeyOnce: of many concurrent uses of one key, spread over the stores given
+// (replicas), exactly one succeeds and every other is told the key is used.
+func testConsumeKeyOnce(t *testing.T, a, b store.Store) {
+	ctx := ctxFor(t)
+	r := newRouter(t, a, "r")
+	k := newRouterKey(t, a, r.ID, time.Hour)
+	var wins, used atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range contenders {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := s.ConsumeKey(ctx, k.ID, time.Now())
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, store.ErrKeyUsed):
+				used.Add(1)
+			default:
+				t.Errorf("consume: %v", err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if wins.Load() != 1 || used.Load() != contenders-1 {
+		t.Fatalf("%d succeeded and %d were told the key is used; want 1 and %d", wins.Load(), used.Load(), contenders-1)
+	}
+	if gr, _ := b.GetRouter(ctx, r.ID); gr.Status != api.RouterOffline {
+		t.Fatalf("router status after enrolment %q, want offline", gr.Status)
+	}
+}
+
+// testConsumeManyKeys: concurrent uses of distinct keys all succeed.
+func testConsumeManyKeys(t *testing.T, a, b store.Store) {
+	ctx := ctxFor(t)
+	keys := make([]*store.Key, contenders)
+	for i := range keys {
+		r := newRouter(t, a, "r-"+store.NewID()[:10])
+		keys[i] = newRouterKey(t, a, r.ID, time.Hour)
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, k := range keys {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := s.ConsumeKey(ctx, k.ID, time.Now()); err != nil {
+				t.Errorf("consume key %d: %v", i, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	list, _ := b.ListRouters(ctx)
+	for _, r := range list {
+		if r.Status != api.RouterOffline {
+			t.Errorf("router %s is %q after enrolment, want offline", r.Name, r.Status)
+		}
+	}
+}
