@@ -1,6 +1,7 @@
 // Package bench measures the data plane against direct TCP in the same run (make bench):
-// single-stream throughput, 16-stream aggregate, new-stream latency, 64-byte ping-pong and
-// router memory per idle stream.
+// single-stream throughput and its CPU cost, 16-stream aggregate, new-stream latency, 64-byte
+// ping-pong and router memory per idle stream; and how long new dials are disrupted when a
+// router is killed or goes silent (BenchmarkFailover).
 //
 // Path measured in this phase ("overlay/SDK"): the Go SDK client and the hub run in the benchmark
 // process, the router runs as a separate process (this test binary re-executed), the TCP targets
