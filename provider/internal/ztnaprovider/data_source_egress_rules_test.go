@@ -36,7 +36,7 @@ func controllerRules(host string) []knownvalue.Check {
 
 // TestAccEgressRulesDataSource_controllerOnly needs no controller: the host is given.
 func TestAccEgressRulesDataSource_controllerOnly(t *testing.T) {
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config: `data "ztna_egress_rules" "t" {
@@ -85,7 +85,7 @@ data "ztna_egress_rules" "t" {
   depends_on   = [ztna_service.db, ztna_service.other]
 }
 `, uniqueName("db"), uniqueName("other"), role)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config: config,

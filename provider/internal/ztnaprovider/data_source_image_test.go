@@ -44,7 +44,7 @@ func TestAccImageDataSource(t *testing.T) {
   environment = %q
 }`, catalog, cloud, region, env)
 	}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
@@ -77,7 +77,7 @@ func TestAccImageDataSource(t *testing.T) {
 }
 
 func TestAccImageDataSource_missingCatalog(t *testing.T) {
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config: fmt.Sprintf(`data "ztna_image" "t" {

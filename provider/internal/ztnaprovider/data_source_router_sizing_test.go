@@ -50,5 +50,5 @@ func TestAccRouterSizingDataSource(t *testing.T) {
 			})),
 		},
 	})
-	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: protoV6ProviderFactories, Steps: steps})
+	resource.ParallelTest(t, resource.TestCase{ProtoV6ProviderFactories: protoV6ProviderFactories, Steps: steps})
 }

@@ -13,7 +13,7 @@ import (
 func TestAccRouterDataSource(t *testing.T) {
 	needController(t)
 	name := uniqueName("edge")
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{

@@ -13,7 +13,7 @@ import (
 func TestAccServiceDataSource(t *testing.T) {
 	needController(t)
 	name := uniqueName("prod-db")
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
@@ -30,7 +30,7 @@ data "ztna_service" "t" {
 					statecheck.ExpectKnownValue("data.ztna_service.t", tfjsonpath.New("address"), knownvalue.StringExact("prod-db.customerdomain.me")),
 					statecheck.ExpectKnownValue("data.ztna_service.t", tfjsonpath.New("port"), knownvalue.Int64Exact(5432)),
 					statecheck.ExpectKnownValue("data.ztna_service.t", tfjsonpath.New("port_ranges"), knownvalue.SetExact([]knownvalue.Check{knownvalue.StringExact("6000-6001")})),
-					statecheck.ExpectKnownValue("data.ztna_service.t", tfjsonpath.New("router_roles"), knownvalue.SetExact([]knownvalue.Check{knownvalue.StringExact("customer-a")})),
+					statecheck.ExpectKnownValue("data.ztna_service.t", tfjsonpath.New("router_roles"), knownvalue.SetExact([]knownvalue.Check{knownvalue.StringExact(name)})),
 				},
 			},
 		},

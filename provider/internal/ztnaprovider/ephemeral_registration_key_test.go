@@ -25,7 +25,7 @@ func TestAccRegistrationKeyEphemeral(t *testing.T) {
 	needController(t)
 	router := uniqueName("edge")
 	var routerID string
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		TerraformVersionChecks: []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_10_0)},
 		ProtoV6ProviderFactories: map[string]func() (tfprotov6.ProviderServer, error){
 			"ztna": providerserver.NewProtocol6WithError(New("test")()),

@@ -11,6 +11,7 @@ import (
 // TestAccExamplesValidate runs `terraform validate` on every example under examples/ (the
 // ones the docs are generated from), with the built provider installed through dev_overrides.
 func TestAccExamplesValidate(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join("..", "..", "..", "examples")
 	var dirs []string
 	for _, pattern := range []string{"provider/*.tf", "*/ztna_*/*.tf"} {
@@ -30,6 +31,7 @@ func TestAccExamplesValidate(t *testing.T) {
 	}
 	for _, dir := range dirs {
 		t.Run(strings.TrimPrefix(dir, root+"/"), func(t *testing.T) {
+			t.Parallel()
 			cli := newTerraformCLI(t, "")
 			files, err := filepath.Glob(filepath.Join(dir, "*.tf"))
 			if err != nil {

@@ -168,6 +168,7 @@ func (p *ztnaProvider) Resources(context.Context) []func() resource.Resource {
 		newServiceResource,
 		newIdentityResource,
 		newServicePolicyResource,
+		newRouterHostResource,
 	}
 }
 

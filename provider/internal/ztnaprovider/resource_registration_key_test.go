@@ -34,7 +34,7 @@ func TestAccRegistrationKey_lifecycle(t *testing.T) {
 	needController(t)
 	router := uniqueName("edge")
 	var first string
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
@@ -98,6 +98,7 @@ func TestAccRegistrationKey_lifecycle(t *testing.T) {
 // TestAccRegistrationKey_expiredUnusedIsReplaced runs terraform itself to see the warning that
 // explains the replacement.
 func TestAccRegistrationKey_expiredUnusedIsReplaced(t *testing.T) {
+	t.Parallel()
 	needController(t)
 	cli := newTerraformCLI(t, registrationKeyConfig(uniqueName("edge"), "8s", "null")+`
 output "key_id" {
@@ -143,7 +144,7 @@ func TestAccRegistrationKey_usedByEnrollment(t *testing.T) {
 	router := uniqueName("edge")
 	config := registrationKeyConfig(router, "1h", "null")
 	var key string
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
@@ -179,10 +180,11 @@ func TestAccRegistrationKey_usedByEnrollment(t *testing.T) {
 func TestAccRegistrationKey_notInTraceLogs(t *testing.T) {
 	needController(t)
 	logs := t.TempDir()
+	// terraform-plugin-testing sends terraform's trace log and the in-process provider's log
+	// (framework + tflog) to this one file.
+	logFile := filepath.Join(logs, "trace.log")
 	t.Setenv("TF_ACC_LOG", "TRACE")
-	t.Setenv("TF_ACC_LOG_PATH", filepath.Join(logs, "terraform.log"))
-	t.Setenv("TF_LOG", "TRACE")
-	t.Setenv("TF_LOG_PATH", filepath.Join(logs, "provider.log"))
+	t.Setenv("TF_ACC_LOG_PATH", logFile)
 	var key, token string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -200,17 +202,18 @@ resource "ztna_identity" "test" {
 			{ResourceName: "ztna_registration_key.test", ImportState: true, ImportStateVerify: true, ImportStateVerifyIgnore: []string{"key", "keepers"}},
 		},
 	})
-	var all strings.Builder
-	files, _ := filepath.Glob(filepath.Join(logs, "*"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all.Write(b)
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if all.Len() < 10_000 {
-		t.Fatalf("only %d bytes of trace logs in %v: logging was not on", all.Len(), files)
+	log := string(b)
+	for _, marker := range []string{
+		"GRPCProvider.v6: ApplyResourceChange",     // terraform core's side of the gRPC traffic
+		"Calling provider defined Resource Create", // the provider's own log
+	} {
+		if !strings.Contains(log, marker) {
+			t.Fatalf("trace log (%d bytes) lacks %q: logging was not on\n%s", len(b), marker, lastLines(log, 5))
+		}
 	}
 	secrets := map[string]string{
 		"registration key":         key,
@@ -222,7 +225,7 @@ resource "ztna_identity" "test" {
 		if len(secret) < 16 {
 			t.Fatalf("%s %q too short to search for", what, secret)
 		}
-		if strings.Contains(all.String(), secret) {
+		if strings.Contains(log, secret) {
 			t.Errorf("the %s appears in the TF_LOG=trace output", what)
 		}
 	}

@@ -27,7 +27,7 @@ resource "ztna_router" "test" {
 func TestAccRouter_lifecycle(t *testing.T) {
 	needController(t)
 	name := uniqueName("edge")
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
@@ -70,7 +70,7 @@ func TestAccRouter_deletedOutsideTerraform(t *testing.T) {
 	needController(t)
 	name := uniqueName("edge")
 	var id string
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
@@ -107,7 +107,7 @@ func TestAccRouter_badInput(t *testing.T) {
 		{"edge", `["Customer A"]`, []string{"Invalid roles", "Each element of roles must be a role"}},
 	} {
 		t.Run(tc.name+tc.roles, func(t *testing.T) {
-			resource.Test(t, resource.TestCase{
+			resource.ParallelTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6ProviderFactories,
 				Steps: []resource.TestStep{{
 					Config:      routerConfig(tc.name, tc.roles),
@@ -122,7 +122,7 @@ func TestAccRouter_badInput(t *testing.T) {
 func TestAccRouter_duplicateName(t *testing.T) {
 	needController(t)
 	name := uniqueName("edge")
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config: routerConfig(name, `[]`) + fmt.Sprintf(`

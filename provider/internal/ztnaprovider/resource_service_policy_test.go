@@ -26,7 +26,7 @@ func TestAccServicePolicy_lifecycle(t *testing.T) {
 	needController(t)
 	name := uniqueName("policy")
 	var id string
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
@@ -80,7 +80,7 @@ func TestAccServicePolicy_badInput(t *testing.T) {
 		"role":         {servicePolicyConfig("p", `["prod-db"]`, `["-x"]`), []string{"Invalid identity_roles", "must be a role"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			resource.Test(t, resource.TestCase{
+			resource.ParallelTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6ProviderFactories,
 				Steps:                    []resource.TestStep{{Config: tc.config, PlanOnly: true, ExpectError: expectError(tc.want...)}},
 			})

@@ -15,14 +15,16 @@ import (
 	"github.com/ztna/ztna/internal/api"
 )
 
+// serviceConfig hosts the service on a role named like the service, so that routers other
+// tests create (in parallel) never host it.
 func serviceConfig(name, address string, port int, extra string) string {
 	return fmt.Sprintf(`
 resource "ztna_service" "test" {
-  name         = %q
-  address      = %q
-  port         = %d
-  router_roles = ["customer-a"]
-  %s
+  name         = %[1]q
+  address      = %[2]q
+  port         = %[3]d
+  router_roles = [%[1]q]
+  %[4]s
 }
 `, name, address, port, extra)
 }
@@ -31,7 +33,7 @@ func TestAccService_lifecycle(t *testing.T) {
 	needController(t)
 	name := uniqueName("prod-db")
 	var id string
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
@@ -106,7 +108,7 @@ resource "ztna_service" "test" {
   depends_on   = [ztna_router.a]
 }
 `, uniqueName("edge"), uniqueName("svc"), role)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config: config,
@@ -125,6 +127,7 @@ resource "ztna_service" "test" {
 // TestAccService_redundancyWarning runs terraform itself: the warning is only visible in its
 // output.
 func TestAccService_redundancyWarning(t *testing.T) {
+	t.Parallel()
 	needController(t)
 	role := uniqueName("lonely")
 	cli := newTerraformCLI(t, fmt.Sprintf(`
@@ -163,12 +166,12 @@ func TestAccService_badInput(t *testing.T) {
 			config := serviceConfig("svc", tc.address, tc.port, "")
 			if tc.extra != "" {
 				if strings.HasPrefix(tc.extra, "router_roles") {
-					config = strings.Replace(config, `router_roles = ["customer-a"]`, tc.extra, 1)
+					config = strings.Replace(config, `router_roles = ["svc"]`, tc.extra, 1)
 				} else {
 					config = serviceConfig("svc", tc.address, tc.port, tc.extra)
 				}
 			}
-			resource.Test(t, resource.TestCase{
+			resource.ParallelTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: protoV6ProviderFactories,
 				Steps:                    []resource.TestStep{{Config: config, PlanOnly: true, ExpectError: expectError(tc.want...)}},
 			})

@@ -1,0 +1,721 @@
+package ztnaprovider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/egress"
+	"github.com/ztna/ztna/cloud/sizing"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/apiclient"
+	"github.com/ztna/ztna/internal/regkey"
+)
+
+var (
+	_ resource.ResourceWithConfigure        = (*routerHostResource)(nil)
+	_ resource.ResourceWithImportState      = (*routerHostResource)(nil)
+	_ resource.ResourceWithModifyPlan       = (*routerHostResource)(nil)
+	_ resource.ResourceWithConfigValidators = (*routerHostResource)(nil)
+)
+
+// Default timeouts: a cloud VM boots, installs nothing (the image is baked) and enrols in a
+// few minutes; a local process is online in seconds.
+const (
+	defaultHostCreateTimeout = 15 * time.Minute
+	defaultHostDeleteTimeout = 15 * time.Minute
+	// onlinePoll is how often Create asks the controller whether the router is online.
+	onlinePoll = 500 * time.Millisecond
+)
+
+// routerHostResource provisions the machine (or local process) that runs a router, through
+// the platform drivers in cloud/.
+type routerHostResource struct{ data *clientData }
+
+func newRouterHostResource() resource.Resource { return &routerHostResource{} }
+
+type routerHostModel struct {
+	ID                       types.String   `tfsdk:"id"`
+	Name                     types.String   `tfsdk:"name"`
+	RouterID                 types.String   `tfsdk:"router_id"`
+	RegistrationKey          types.String   `tfsdk:"registration_key"`
+	RegistrationKeyWO        types.String   `tfsdk:"registration_key_wo"`
+	RegistrationKeyWOVersion types.Int64    `tfsdk:"registration_key_wo_version"`
+	Size                     types.String   `tfsdk:"size"`
+	InstanceType             types.String   `tfsdk:"instance_type"`
+	Image                    types.String   `tfsdk:"image"`
+	DNSServers               types.List     `tfsdk:"dns_servers"`
+	Tags                     types.Map      `tfsdk:"tags"`
+	Egress                   types.List     `tfsdk:"egress"`
+	Local                    types.Object   `tfsdk:"local"`
+	AWS                      types.Object   `tfsdk:"aws"`
+	GCP                      types.Object   `tfsdk:"gcp"`
+	Azure                    types.Object   `tfsdk:"azure"`
+	InstanceID               types.String   `tfsdk:"instance_id"`
+	PrivateAddress           types.String   `tfsdk:"private_address"`
+	FailureDomain            types.String   `tfsdk:"failure_domain"`
+	EgressAllowlist          types.List     `tfsdk:"egress_allowlist"`
+	Drift                    types.List     `tfsdk:"drift"`
+	Timeouts                 timeouts.Value `tfsdk:"timeouts"`
+}
+
+type egressBlockModel struct {
+	Destination types.String `tfsdk:"destination"`
+	Protocol    types.String `tfsdk:"protocol"`
+	Ports       types.String `tfsdk:"ports"`
+}
+
+func (r *routerHostResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_router_host"
+}
+
+func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A machine that runs a `ztna_router`: a VM on AWS, GCP or Azure, or a local process. " +
+			"The host gets an egress-only firewall — no inbound rule at all; outbound only to the controller's " +
+			"endpoints (from the registration key), the DNS servers, the targets of the services the router's roles " +
+			"host, and the declared `egress` blocks — and receives its registration key only through instance " +
+			"metadata (user data, custom data, a 0600 key file locally). Create waits until the router reports " +
+			"`online` to the controller. A host deleted or stopped outside Terraform is planned for creation again; " +
+			"changes to the firewall or instance that break the egress-only model show up in `drift` and force a " +
+			"replacement.\n\n" +
+			"Every argument except `timeouts` takes effect only when the host is created, so changing one replaces " +
+			"the host. A replacement host enrols again, which needs an unused key: use `registration_key_wo` with the " +
+			"`ztna_registration_key` ephemeral resource (a fresh key on every run), or rotate the " +
+			"`ztna_registration_key` with `keepers`. Declare `depends_on` on the `ztna_service`s the router hosts so " +
+			"their targets are in the allowlist when the host is created.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "`<platform>:<instance id>`, e.g. `aws:eu-west-1:i-0abc…` or `local:/var/lib/ztna/router-hosts/edge-a`; the import id.",
+				PlanModifiers:       keep,
+			},
+			"name": schema.StringAttribute{
+				Required: true,
+				MarkdownDescription: "Name of the host on its platform; every object created for it is named after it. " +
+					"1-40 lower-case letters, digits and `-`, starting with a letter.",
+				Validators: []validator.String{stringCheck{"a router host name", cloud.ValidateName}},
+			},
+			"router_id": schema.StringAttribute{
+				Required:            true,
+				MarkdownDescription: "Id of the `ztna_router` this host runs. Its roles decide which service targets the egress allowlist contains.",
+			},
+			"registration_key": schema.StringAttribute{
+				Optional:  true,
+				Sensitive: true,
+				MarkdownDescription: "The router's one-time registration key (`ztna_registration_key.<name>.key`). Stored in state " +
+					"(sensitive). Exactly one of `registration_key` and `registration_key_wo` is required.",
+			},
+			"registration_key_wo": schema.StringAttribute{
+				Optional:  true,
+				Sensitive: true,
+				WriteOnly: true,
+				MarkdownDescription: "The registration key as a write-only argument (Terraform 1.11+): never stored in state or plan " +
+					"files. Pass `ephemeral.ztna_registration_key.<name>.key`. Change `registration_key_wo_version` to " +
+					"re-provision the host with a new key.",
+			},
+			"registration_key_wo_version": schema.Int64Attribute{
+				Optional:            true,
+				MarkdownDescription: "Any number; changing it replaces the host so that it enrols with the current `registration_key_wo`.",
+				Validators: []validator.Int64{
+					int64validator.AlsoRequires(path.MatchRoot("registration_key_wo")),
+				},
+			},
+			"size": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Size tier from the sizing table: `low-med` (2 vCPU, 4 GiB), `med` (4 vCPU, 8 GiB) or `high` " +
+					"(8 vCPU, 16 GiB); see the `ztna_router_sizing` data source. Defaults to `low-med` on clouds. " +
+					"Conflicts with `instance_type`. A local host is a process and has no size.",
+				Validators: []validator.String{
+					stringvalidator.OneOf(tierNames()...),
+					stringvalidator.ConflictsWith(path.MatchRoot("instance_type")),
+				},
+			},
+			"instance_type": schema.StringAttribute{
+				Optional: true,
+				Computed: true,
+				MarkdownDescription: "Explicit machine type (`c6i.large`, `e2-standard-2`, `Standard_F2s_v2`) instead of a `size` " +
+					"tier. Computed from `size` when not set; `process` for local hosts.",
+			},
+			"image": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Image the VM boots: an AMI id, a GCP image URL, an Azure image or gallery image version id " +
+					"(see the `ztna_image` data source). Required on clouds; a free-form label on local hosts.",
+			},
+			"dns_servers": schema.ListAttribute{
+				ElementType: types.StringType,
+				Optional:    true,
+				MarkdownDescription: "Resolvers the router uses for service names (`IP` for port 53, or `IP:port`), allowed on TCP " +
+					"and UDP. Local hosts use the first one for the router; on clouds the VM's resolver is set by the " +
+					"network, and cloud resolvers at link-local addresses need no rule.",
+				Validators: []validator.List{listvalidator.ValueStringsAre(stringCheck{"an IP address or IP:port", func(s string) error {
+					_, err := egress.ParseDNSServer(s)
+					return err
+				}})},
+			},
+			"tags": schema.MapAttribute{
+				ElementType:         types.StringType,
+				Optional:            true,
+				MarkdownDescription: "Tags (AWS), labels (GCP) or tags (Azure) added to every object created. Never put secrets in tags.",
+			},
+			"instance_id": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "The platform's id of the host: EC2 instance id, GCP instance path, Azure VM resource id, or the local state directory.",
+				PlanModifiers:       keep,
+			},
+			"private_address": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "The host's private IP address (a local host in a network namespace: its namespace address).",
+				PlanModifiers:       keep,
+			},
+			"failure_domain": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "Where the host runs, `cloud/region/zone`. Two routers of a service belong in different failure domains.",
+				PlanModifiers:       keep,
+			},
+			"egress_allowlist": schema.ListAttribute{
+				ElementType: types.StringType,
+				Computed:    true,
+				MarkdownDescription: "The outbound allowlist the host's firewall was created with, one `protocol destination:ports` " +
+					"rule per element. Nothing inbound is allowed.",
+				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+			},
+			"drift": schema.ListAttribute{
+				ElementType: types.StringType,
+				Computed:    true,
+				MarkdownDescription: "Changes made outside Terraform that break the egress-only model (an added ingress rule, a " +
+					"deleted firewall, a removed namespace firewall). Empty when the host is as created; anything here " +
+					"forces a replacement.",
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"egress": schema.ListNestedBlock{
+				MarkdownDescription: "Additional outbound rule, for example a proxy or an NTP server.",
+				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
+					"destination": schema.StringAttribute{
+						Required:            true,
+						MarkdownDescription: "A DNS name, an IP address or a CIDR prefix. Cloud firewalls match addresses, so a name is allowed on its ports to any address there; declare a CIDR to pin it.",
+						Validators: []validator.String{stringCheck{"a DNS name, IP address or CIDR prefix", func(s string) error {
+							_, err := egress.NormalizeDestination(s)
+							return err
+						}}},
+					},
+					"protocol": schema.StringAttribute{
+						Optional:            true,
+						Computed:            true,
+						Default:             stringdefault.StaticString("tcp"),
+						MarkdownDescription: "`tcp` (default) or `udp`.",
+						Validators:          []validator.String{stringvalidator.OneOf("tcp", "udp")},
+					},
+					"ports": schema.StringAttribute{
+						Required:            true,
+						MarkdownDescription: "A port (`123`) or a range (`8000-8100`).",
+						Validators: []validator.String{stringCheck{`a port or a range "from-to"`, func(s string) error {
+							_, err := egress.ParsePortRange(s)
+							return err
+						}}},
+					},
+				}},
+			},
+			"local":    localBlock(),
+			"aws":      awsBlock(),
+			"gcp":      gcpBlock(),
+			"azure":    azureBlock(),
+			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Delete: true}),
+		},
+	}
+}
+
+func tierNames() []string {
+	var out []string
+	for _, t := range sizing.Tiers() {
+		out = append(out, string(t))
+	}
+	return out
+}
+
+func (r *routerHostResource) ConfigValidators(context.Context) []resource.ConfigValidator {
+	return []resource.ConfigValidator{
+		resourcevalidator.ExactlyOneOf(path.MatchRoot("local"), path.MatchRoot("aws"), path.MatchRoot("gcp"), path.MatchRoot("azure")),
+		resourcevalidator.ExactlyOneOf(path.MatchRoot("registration_key"), path.MatchRoot("registration_key_wo")),
+	}
+}
+
+func (r *routerHostResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.data = configured(req.ProviderData, &resp.Diagnostics)
+}
+
+// ModifyPlan fills in what is known before apply (instance type, local defaults), checks what
+// the platform needs, and replaces the host when a creation-time argument changed or drift was
+// found. A host just imported (no router_id in state yet) adopts the configuration in place.
+func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan routerHostModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	p, diags := platformOf(ctx, &plan)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() || p == nil {
+		return // unknown platform block values: checked again at apply
+	}
+	resp.Diagnostics.Append(p.complete(ctx, &plan, false)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.InstanceType.IsUnknown() {
+		if it, err := p.instanceType(plan.Size.ValueString()); err == nil {
+			plan.InstanceType = types.StringValue(it)
+		}
+	}
+	plan.Drift = types.ListValueMust(types.StringType, nil)
+	if !req.State.Raw.IsNull() {
+		var state routerHostModel
+		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		r.planReplacement(&plan, &state, resp)
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+func (r *routerHostResource) planReplacement(plan, state *routerHostModel, resp *resource.ModifyPlanResponse) {
+	if state.RouterID.IsNull() {
+		return // imported: the next apply records the configuration without touching the host
+	}
+	changed := map[string]bool{
+		"name":                        !plan.Name.Equal(state.Name),
+		"router_id":                   !plan.RouterID.Equal(state.RouterID),
+		"registration_key":            !plan.RegistrationKey.Equal(state.RegistrationKey),
+		"registration_key_wo_version": !plan.RegistrationKeyWOVersion.Equal(state.RegistrationKeyWOVersion),
+		"size":                        !plan.Size.Equal(state.Size),
+		"instance_type":               !plan.InstanceType.Equal(state.InstanceType),
+		"image":                       !plan.Image.Equal(state.Image),
+		"dns_servers":                 !plan.DNSServers.Equal(state.DNSServers),
+		"tags":                        !plan.Tags.Equal(state.Tags),
+		"egress":                      !plan.Egress.Equal(state.Egress),
+		"local":                       !plan.Local.Equal(state.Local),
+		"aws":                         !plan.AWS.Equal(state.AWS),
+		"gcp":                         !plan.GCP.Equal(state.GCP),
+		"azure":                       !plan.Azure.Equal(state.Azure),
+	}
+	for attr, c := range changed {
+		if c {
+			resp.RequiresReplace = append(resp.RequiresReplace, path.Root(attr))
+		}
+	}
+	if drift := listStrings(state.Drift); len(drift) > 0 {
+		resp.RequiresReplace = append(resp.RequiresReplace, path.Root("drift"))
+		resp.Diagnostics.AddAttributeWarning(path.Root("drift"), "Router host "+state.Name.ValueString()+" drifted",
+			"Changed outside Terraform: "+strings.Join(drift, "; ")+". The host will be replaced; the new host enrols again "+
+				"and needs an unused registration key (registration_key_wo with the ztna_registration_key ephemeral resource "+
+				"provides one on every run; otherwise rotate the ztna_registration_key's keepers).")
+	}
+}
+
+// registrationKey is the key from whichever argument carries it; the write-only one is only
+// in the configuration.
+func registrationKey(ctx context.Context, plan *routerHostModel, config interface {
+	GetAttribute(context.Context, path.Path, any) diag.Diagnostics
+}, diags *diag.Diagnostics) (string, path.Path) {
+	if !plan.RegistrationKey.IsNull() {
+		return plan.RegistrationKey.ValueString(), path.Root("registration_key")
+	}
+	var wo types.String
+	diags.Append(config.GetAttribute(ctx, path.Root("registration_key_wo"), &wo)...)
+	return wo.ValueString(), path.Root("registration_key_wo")
+}
+
+func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	client := r.data.requireClient(&resp.Diagnostics)
+	var plan routerHostModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if client == nil || resp.Diagnostics.HasError() {
+		return
+	}
+	key, keyPath := registrationKey(ctx, &plan, req.Config, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx = tflog.MaskAllFieldValuesStrings(ctx, key)
+	ctx = tflog.MaskMessageStrings(ctx, key)
+	timeout, diags := plan.Timeouts.Create(ctx, defaultHostCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	p, diags := platformOf(ctx, &plan)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(p.complete(ctx, &plan, true)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	rules, ok := r.allowlist(ctx, client, &plan, key, keyPath, &resp.Diagnostics)
+	if !ok {
+		return
+	}
+	drv, err := p.driver(ctx, tflogLogger(ctx), listStrings(plan.DNSServers))
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root(p.name()), "Cannot use the "+p.name()+" platform", err.Error())
+		return
+	}
+	defer closeDriver(drv)
+	spec := cloud.HostSpec{
+		Name:            plan.Name.ValueString(),
+		RegistrationKey: key,
+		Tier:            plan.Size.ValueString(),
+		Image:           plan.Image.ValueString(),
+		Egress:          rules,
+		Tags:            mapStrings(ctx, plan.Tags, &resp.Diagnostics),
+	}
+	if !p.isLocal() && plan.Size.IsNull() && plan.InstanceType.ValueString() != "" {
+		// An explicit instance type (a tier leaves it computed and equal to the tier's type).
+		if it, _ := p.instanceType(""); it != plan.InstanceType.ValueString() {
+			spec.InstanceType = plan.InstanceType.ValueString()
+		}
+	}
+	tflog.Info(ctx, "creating router host", map[string]any{"host": spec.Name, "platform": p.name(), "egress_rules": len(rules)})
+	host, err := drv.Create(ctx, spec)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot create router host "+spec.Name, err.Error())
+		return
+	}
+	plan.setHost(p, host)
+	plan.EgressAllowlist = stringList(ruleStrings(rules))
+	// The host exists from here on: record it before waiting, so that a router that never comes
+	// online leaves a tainted resource (replaced on the next apply), not an orphaned machine.
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if err := waitOnline(ctx, client, drv, plan.RouterID.ValueString(), host.ID); err != nil {
+		resp.Diagnostics.AddError("Router host "+spec.Name+" did not come online", err.Error()+
+			fmt.Sprintf(" The host is kept and marked tainted; the next apply replaces it. Raise timeouts.create (now %s) for slow platforms.", timeout))
+	}
+}
+
+// allowlist computes the host's egress rules: the controller endpoints from the registration
+// key, the DNS servers, the targets of every service the router's roles host, and the extra
+// egress blocks.
+func (r *routerHostResource) allowlist(ctx context.Context, client *apiclient.Client, plan *routerHostModel, key string, keyPath path.Path, diags *diag.Diagnostics) ([]egress.Rule, bool) {
+	k, err := regkey.Parse(key)
+	if err != nil {
+		diags.AddAttributeError(keyPath, "Invalid registration key", err.Error()+". Pass the key attribute of a ztna_registration_key.")
+		return nil, false
+	}
+	if k.Kind != regkey.KindRouter {
+		diags.AddAttributeError(keyPath, "Not a router registration key",
+			fmt.Sprintf("The key is a %s key; a router host needs the key of a ztna_registration_key for its router.", k.Kind))
+		return nil, false
+	}
+	routerID := plan.RouterID.ValueString()
+	if stored, err := client.GetRegistrationKey(ctx, k.ID); err == nil && stored.RouterID != routerID {
+		diags.AddAttributeError(keyPath, "Registration key of another router",
+			fmt.Sprintf("The key enrols router %s, but router_id is %s: pass the key of router_id's ztna_registration_key.", stored.RouterID, routerID))
+		return nil, false
+	}
+	router, err := client.GetRouter(ctx, routerID)
+	if err != nil {
+		if apiclient.IsNotFound(err) {
+			diags.AddAttributeError(path.Root("router_id"), "Unknown router", "No router "+routerID+" on the controller: use the id of a ztna_router.")
+		} else {
+			diags.AddError("Cannot read router "+routerID, describeClientError(err))
+		}
+		return nil, false
+	}
+	services, err := client.ListServices(ctx)
+	if err != nil {
+		diags.AddError("Cannot list services", describeClientError(err))
+		return nil, false
+	}
+	targets, err := serviceTargets(services, router.Roles)
+	if err != nil {
+		diags.AddError("Invalid service on the controller", err.Error())
+		return nil, false
+	}
+	controllers, err := controllerEndpoints(k)
+	if err != nil {
+		diags.AddAttributeError(keyPath, "Invalid registration key", err.Error())
+		return nil, false
+	}
+	in := egress.Input{
+		Controllers: controllers,
+		DNSServers:  listStrings(plan.DNSServers),
+		Services:    targets,
+	}
+	var blocks []egressBlockModel
+	diags.Append(plan.Egress.ElementsAs(ctx, &blocks, false)...)
+	for _, b := range blocks {
+		ports, err := egress.ParsePortRange(b.Ports.ValueString())
+		if err != nil {
+			diags.AddAttributeError(path.Root("egress"), "Invalid egress ports", err.Error())
+			return nil, false
+		}
+		in.Extra = append(in.Extra, egress.Rule{Destination: b.Destination.ValueString(), Protocol: egress.Protocol(b.Protocol.ValueString()), Ports: ports})
+	}
+	rules, err := egress.Compute(in)
+	if err != nil {
+		diags.AddError("Cannot compute the egress allowlist", err.Error())
+		return nil, false
+	}
+	return rules, !diags.HasError()
+}
+
+// controllerEndpoints are the controller addresses a key names: its edge API URLs, control
+// channel and fabric endpoints, each on its own port. A key without control or fabric
+// endpoints (older controllers) falls back to the production ports on the edge hosts.
+func controllerEndpoints(k *regkey.Key) ([]egress.ControllerEndpoint, error) {
+	var out []egress.ControllerEndpoint
+	var edgeHosts []string
+	add := func(hostport, what string) error {
+		host, port, err := splitHostPort(hostport)
+		if err != nil {
+			return fmt.Errorf("the key's %s endpoint %q: %w", what, hostport, err)
+		}
+		out = append(out, egress.ControllerEndpoint{Host: host, Ports: []uint16{port}})
+		return nil
+	}
+	for _, e := range k.Edge {
+		hostport, err := edgeHostPort(e)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(hostport, "edge"); err != nil {
+			return nil, err
+		}
+		h, _, _ := splitHostPort(hostport)
+		edgeHosts = append(edgeHosts, h)
+	}
+	for _, c := range k.Control {
+		if err := add(c, "control"); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range k.Fabric {
+		if err := add(f, "fabric"); err != nil {
+			return nil, err
+		}
+	}
+	if len(k.Control) == 0 || len(k.Fabric) == 0 {
+		for _, h := range edgeHosts {
+			out = append(out, egress.ControllerEndpoint{Host: h})
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the key names no controller endpoint: create the key on a controller with a public edge address")
+	}
+	return out, nil
+}
+
+// waitOnline polls the controller until the router reports online. Meanwhile it checks the
+// host, so a router process that died or a VM that was deleted fails at once instead of at
+// the timeout.
+func waitOnline(ctx context.Context, client *apiclient.Client, drv hostDriver, routerID, hostID string) error {
+	tick := time.NewTicker(onlinePoll)
+	defer tick.Stop()
+	last := "unknown"
+	for i := 0; ; i++ {
+		rt, err := client.GetRouter(ctx, routerID)
+		switch {
+		case err == nil && rt.Status == api.RouterOnline:
+			return nil
+		case err == nil:
+			last = rt.Status
+		case apiclient.IsNotFound(err):
+			return fmt.Errorf("router %s was deleted from the controller while its host started", routerID)
+		}
+		if i%10 == 9 {
+			if _, err := drv.Read(ctx, hostID); errors.Is(err, cloud.ErrNotFound) {
+				return fmt.Errorf("the host stopped before its router came online: %v", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("router %s is still %q when the create timeout ran out: check that the host reaches the controller (egress_allowlist) and that the key is unused", routerID, last)
+		case <-tick.C:
+		}
+	}
+}
+
+func (m *routerHostModel) setHost(p platform, h cloud.Host) {
+	m.ID = types.StringValue(p.name() + ":" + p.qualify(h.ID))
+	m.InstanceID = types.StringValue(h.ID)
+	m.PrivateAddress = types.StringValue(h.PrivateAddress)
+	m.FailureDomain = types.StringValue(h.FailureDomain.String())
+	if h.InstanceType != "" {
+		m.InstanceType = types.StringValue(h.InstanceType)
+	}
+	m.Drift = stringList(h.Drift)
+	if m.Drift.IsNull() {
+		m.Drift = types.ListValueMust(types.StringType, nil)
+	}
+}
+
+func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state routerHostModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	p, diags := platformOf(ctx, &state)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	drv, err := p.driver(ctx, tflogLogger(ctx), nil)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot use the "+p.name()+" platform", err.Error())
+		return
+	}
+	defer closeDriver(drv)
+	host, err := drv.Read(ctx, state.InstanceID.ValueString())
+	if errors.Is(err, cloud.ErrNotFound) {
+		tflog.Warn(ctx, "router host is gone; planning to create it again", map[string]any{"host": state.Name.ValueString(), "reason": err.Error()})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read router host "+state.Name.ValueString(), err.Error())
+		return
+	}
+	instanceType := state.InstanceType
+	state.setHost(p, host)
+	if p.isLocal() && !instanceType.IsNull() {
+		state.InstanceType = instanceType
+	}
+	if state.Name.IsNull() && host.Name != "" {
+		state.Name = types.StringValue(host.Name) // imported
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// Update only records new timeouts, or adopts the configuration of an imported host: every
+// other change replaces the host (ModifyPlan).
+func (r *routerHostResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state routerHostModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.EgressAllowlist.IsUnknown() {
+		// An imported host: the allowlist it was created with is not recorded anywhere.
+		plan.EgressAllowlist = types.ListNull(types.StringType)
+	}
+	if plan.InstanceType.IsUnknown() {
+		plan.InstanceType = state.InstanceType
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *routerHostResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state routerHostModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, defaultHostDeleteTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	p, diags := platformOf(ctx, &state)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	drv, err := p.driver(ctx, tflogLogger(ctx), nil)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot use the "+p.name()+" platform", err.Error())
+		return
+	}
+	defer closeDriver(drv)
+	if err := drv.Delete(ctx, state.InstanceID.ValueString()); err != nil {
+		resp.Diagnostics.AddError("Cannot delete router host "+state.Name.ValueString(), err.Error())
+	}
+}
+
+// ImportState accepts the resource id: local:<state dir>, aws:<region>:<instance id>,
+// gcp:projects/<p>/zones/<z>/instances/<name>, azure:<VM resource id>.
+func (r *routerHostResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	m, err := importedModel(ctx, req.ID)
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid import id", err.Error())
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, m)...)
+}
+
+func ruleStrings(rules []egress.Rule) []string {
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = r.String()
+	}
+	return out
+}
+
+// stringList is a Terraform list of strings (null for nil).
+func stringList(values []string) types.List {
+	if values == nil {
+		return types.ListNull(types.StringType)
+	}
+	elems := make([]attr.Value, len(values))
+	for i, v := range values {
+		elems[i] = types.StringValue(v)
+	}
+	return types.ListValueMust(types.StringType, elems)
+}
+
+// listStrings returns the known string elements of a list (none when null or unknown).
+func listStrings(l types.List) []string {
+	var out []string
+	for _, e := range l.Elements() {
+		if s, ok := e.(types.String); ok && !s.IsNull() && !s.IsUnknown() {
+			out = append(out, s.ValueString())
+		}
+	}
+	return out
+}
+
+func mapStrings(ctx context.Context, m types.Map, diags *diag.Diagnostics) map[string]string {
+	out := map[string]string{}
+	if m.IsNull() || m.IsUnknown() {
+		return out
+	}
+	diags.Append(m.ElementsAs(ctx, &out, false)...)
+	return out
+}
