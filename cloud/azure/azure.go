@@ -2,7 +2,7 @@
 // v6). A router host is a network security group with no inbound allow (an explicit deny-all
 // inbound rule overrides Azure's default VNet and load-balancer allows), the egress allowlist
 // and a deny-all outbound rule; a network interface with that NSG; and a VM that receives its
-// registration key in custom data. The image operations (latest Debian 12 marketplace
+// registration key in custom data and user data. The image operations (latest Debian 12 marketplace
 // version, gallery image version from a source image) serve the Packer plugin.
 package azure
 

@@ -127,7 +127,7 @@ func TestCreateReadDelete(t *testing.T) {
 	}
 }
 
-// The key travels once, base64 in the VM's customData, and nowhere else.
+// The key travels once, base64 in the VM's customData and userData, and nowhere else.
 func TestKeyOnlyInCustomData(t *testing.T) {
 	fake := newFake()
 	d := newTestDriver(t, fake, nil)
@@ -147,8 +147,9 @@ func TestKeyOnlyInCustomData(t *testing.T) {
 		}
 		if strings.Contains(r.Body, encoded) {
 			sent++
-			if !strings.Contains(r.URL, "/virtualMachines/edge-a") || !strings.Contains(r.Body, `"customData":"`+encoded+`"`) {
-				t.Errorf("key outside customData: %s %s", r.Method, r.URL)
+			rest := strings.Replace(strings.Replace(r.Body, `"customData":"`+encoded+`"`, "", 1), `"userData":"`+encoded+`"`, "", 1)
+			if !strings.Contains(r.URL, "/virtualMachines/edge-a") || strings.Contains(rest, encoded) || len(rest) != len(r.Body)-2*len(encoded)-len(`"customData":""`)-len(`"userData":""`) {
+				t.Errorf("key outside customData/userData: %s %s", r.Method, r.URL)
 			}
 		}
 	}

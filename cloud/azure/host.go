@@ -208,9 +208,14 @@ func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, e
 	if err != nil {
 		return cloud.Host{}, errors.Join(err, d.Delete(ctx, id))
 	}
+	payload := to.Ptr(base64.StdEncoding.EncodeToString(cloud.UserData(spec.RegistrationKey)))
 	vm := armcompute.VirtualMachine{
 		Location: to.Ptr(d.opts.Location), Tags: t,
 		Properties: &armcompute.VirtualMachineProperties{
+			// The key goes in custom data (what cloud-init and the Azure agent consume) and in
+			// user data, which the image's unprivileged bootstrap unit reads through IMDS; the
+			// agent leaves custom data readable by root only.
+			UserData: payload,
 			HardwareProfile: &armcompute.HardwareProfile{VMSize: to.Ptr(armcompute.VirtualMachineSizeTypes(size))},
 			StorageProfile: &armcompute.StorageProfile{
 				ImageReference: ref,
@@ -225,7 +230,7 @@ func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, e
 			OSProfile: &armcompute.OSProfile{
 				ComputerName:  to.Ptr(spec.Name),
 				AdminUsername: to.Ptr(d.opts.AdminUsername),
-				CustomData:    to.Ptr(base64.StdEncoding.EncodeToString(cloud.UserData(spec.RegistrationKey))),
+				CustomData:    payload,
 				LinuxConfiguration: &armcompute.LinuxConfiguration{
 					DisablePasswordAuthentication: to.Ptr(true),
 					SSH: &armcompute.SSHConfiguration{PublicKeys: []*armcompute.SSHPublicKey{{

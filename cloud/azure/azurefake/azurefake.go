@@ -427,13 +427,14 @@ func (s *Server) createVM(_ context.Context, rg, name string, p armcompute.Virtu
 	p.ID, p.Name = to.Ptr(s.id(rg, "Microsoft.Compute", "virtualMachines", name)), to.Ptr(name)
 	props.ProvisioningState = to.Ptr("Succeeded")
 	props.VMID = to.Ptr(fmt.Sprintf("00000000-0000-0000-0000-%012d", len(s.vms)+1))
-	// Azure never returns custom data on reads.
+	// Azure never returns custom data on reads, and user data only when asked to expand it.
 	stored := p
 	osp := *props.OSProfile
 	stored.Properties = &armcompute.VirtualMachineProperties{}
 	*stored.Properties = *props
 	stored.Properties.OSProfile = &osp
 	stored.Properties.OSProfile.CustomData = nil
+	stored.Properties.UserData = nil
 	resp, errResp, ok := poller(s, "VirtualMachines.CreateOrUpdate", armcompute.VirtualMachinesClientCreateOrUpdateResponse{VirtualMachine: stored})
 	if ok {
 		s.vms[rg+"/"+name] = &stored
