@@ -157,8 +157,7 @@ func establish(ctx context.Context, raw net.Conn, tc *tls.Conn, bc *batchedConn,
 	} else {
 		err = l.acceptControl()
 	}
-	stop()
-	if err != nil && ctx.Err() != nil {
+	if !stop() || (err != nil && ctx.Err() != nil) {
 		err = ctx.Err()
 	}
 	raw.SetDeadline(time.Time{})
@@ -360,8 +359,9 @@ func (l *Link) Open(ctx context.Context, req *Request) (net.Conn, *Response, err
 	// The context alone bounds the exchange, so that when it fails ctx.Err() is already set.
 	stop := context.AfterFunc(ctx, func() { s.SetDeadline(time.Now()) })
 	resp, err := l.exchange(s, b)
-	stop()
-	if err != nil && ctx.Err() != nil {
+	// When the context ended (and its deadline may land on the stream at any moment), the
+	// open failed even if the response made it.
+	if !stop() || (err != nil && ctx.Err() != nil) {
 		err = fmt.Errorf("fabric: open %s: %w", req.Target, ctx.Err())
 	}
 	if err == nil {
