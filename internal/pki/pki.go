@@ -136,13 +136,6 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read CA certificate: %w", err)
 	}
-	cert, err := ParseCertPEM(certPEM)
-	if err != nil {
-		return nil, fmt.Errorf("CA certificate %s: %w", certPath, err)
-	}
-	if !cert.IsCA {
-		return nil, fmt.Errorf("CA certificate %s is not a CA", certPath)
-	}
 	fi, err := os.Stat(keyPath)
 	if err != nil {
 		return nil, fmt.Errorf("read CA key: %w", err)
@@ -154,15 +147,35 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read CA key: %w", err)
 	}
+	ca, err := ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA %s, %s: %w", certPath, keyPath, err)
+	}
+	return ca, nil
+}
+
+// ParseCA builds a CA from its PEM certificate and private key (replicated controllers keep
+// them in their shared database), checking that the key belongs to the certificate.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	cert, err := ParseCertPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	if !cert.IsCA {
+		return nil, errors.New("the CA certificate is not a CA")
+	}
 	key, err := ParseKeyPEM(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("CA key %s: %w", keyPath, err)
+		return nil, fmt.Errorf("CA key: %w", err)
 	}
 	if !publicKeysEqual(key.Public(), cert.PublicKey) {
-		return nil, fmt.Errorf("CA key %s does not belong to CA certificate %s", keyPath, certPath)
+		return nil, errors.New("the CA key does not belong to the CA certificate")
 	}
 	return &CA{Cert: cert, CertPEM: EncodeCert(cert.Raw), key: key}, nil
 }
+
+// KeyPEM returns the CA's private key as PKCS#8 PEM, for storing it sealed.
+func (ca *CA) KeyPEM() ([]byte, error) { return EncodeKey(ca.key) }
 
 // Pool returns a certificate pool holding only this CA.
 func (ca *CA) Pool() *x509.CertPool {
