@@ -254,7 +254,7 @@ func (c *Client) withHub(ctx context.Context, op func(context.Context, *fabric.L
 }
 
 // ordered returns the hubs to try: linked and healthy ones by round-trip time, then unlinked ones
-// in configuration order, then those still backing off after a failure.
+// in configuration order, then those still backing off after a failure or gone silent.
 func (c *Client) ordered() ([]*hub, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -274,6 +274,8 @@ func (c *Client) ordered() ([]*hub, error) {
 		switch {
 		case h.link != nil && h.link.Healthy():
 			r.tier, r.rtt = 0, h.link.RTT()
+		case h.link != nil && h.link.Err() == nil: // linked but silent: a last resort
+			r.tier = 2
 		case now.Before(h.retryAt):
 			r.tier = 2
 		}
