@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/miekg/dns"
 )
@@ -17,9 +16,6 @@ import (
 // answerTTL is the TTL of local answers, in seconds: short, so that a program that caches
 // answers stops using a removed service's address about as soon as the tunnel stops serving it.
 const answerTTL = 1
-
-// forwardTimeout bounds one upstream exchange.
-const forwardTimeout = 4 * time.Second
 
 // names is an immutable snapshot of the names the tunnel answers, swapped atomically as a whole
 // on every change so queries never wait for a refresh.
@@ -122,8 +118,8 @@ func (t *Tunnel) forward(w dns.ResponseWriter, r *dns.Msg) {
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		network = "tcp"
 	}
-	c := &dns.Client{Net: network, Timeout: forwardTimeout}
-	ctx, cancel := context.WithTimeout(t.ctx, forwardTimeout)
+	c := &dns.Client{Net: network, Timeout: t.cfg.UpstreamTimeout}
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.UpstreamTimeout)
 	defer cancel()
 	resp, _, err := c.ExchangeContext(ctx, r, t.cfg.Upstream)
 	if err != nil {

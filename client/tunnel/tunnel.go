@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -48,8 +49,9 @@ var (
 )
 
 const (
-	defaultRefresh     = 500 * time.Millisecond
-	defaultDialTimeout = 10 * time.Second
+	defaultRefresh         = 500 * time.Millisecond
+	defaultDialTimeout     = 10 * time.Second
+	defaultUpstreamTimeout = 4 * time.Second
 	// defaultMaxPorts bounds the listeners of one name, so that a service exposing a huge port
 	// range does not exhaust the host's file descriptors.
 	defaultMaxPorts = 1024
@@ -65,6 +67,9 @@ type Config struct {
 	Refresh time.Duration
 	// DialTimeout bounds setting up one overlay stream; zero means 10 s.
 	DialTimeout time.Duration
+	// UpstreamTimeout bounds one forwarded query; zero means 4 s. A query the upstream does not
+	// answer in time gets SERVFAIL.
+	UpstreamTimeout time.Duration
 	// MaxPortsPerName bounds the listeners of one service name; zero means 1024. Ports beyond
 	// it are not served, and a warning names them.
 	MaxPortsPerName int
@@ -84,14 +89,14 @@ type Tunnel struct {
 	names   nameTable
 	wg      sync.WaitGroup
 
-	mu       sync.Mutex // guards the fields below
-	pool     *pool
-	served   map[string]*served // canonical name → what is served for it
-	conns    map[net.Conn]struct{}
-	warned   map[string]bool // conditions already logged, so a refresh loop does not repeat them
-	lastOK   time.Time
-	lastErr  error
-	closed   bool
+	mu      sync.Mutex // guards the fields below
+	pool    *pool
+	served  map[string]*served // canonical name → what is served for it
+	conns   map[net.Conn]struct{}
+	warned  map[string]bool // conditions already logged, so a refresh loop does not repeat them
+	lastOK  time.Time
+	lastErr error
+	closed  bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -135,6 +140,9 @@ func Start(ctx context.Context, cfg Config) (*Tunnel, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = defaultDialTimeout
 	}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = defaultUpstreamTimeout
+	}
 	if cfg.MaxPortsPerName <= 0 {
 		cfg.MaxPortsPerName = defaultMaxPorts
 	}
@@ -165,16 +173,12 @@ func Start(ctx context.Context, cfg Config) (*Tunnel, error) {
 	return t, nil
 }
 
-// listenDNS binds UDP and TCP on the same address (with port 0, TCP takes UDP's port).
+// listenDNS binds UDP and TCP on the same address. With port 0, TCP takes the port UDP got,
+// and when that port is taken for TCP another one is tried.
 func (t *Tunnel) listenDNS() error {
-	pc, err := net.ListenPacket("udp", t.cfg.DNSListen)
+	pc, ln, err := bindBoth(t.cfg.DNSListen)
 	if err != nil {
-		return fmt.Errorf("DNS listen address %s: %w", t.cfg.DNSListen, err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return fmt.Errorf("DNS listen address %s (TCP): %w", t.cfg.DNSListen, err)
+		return err
 	}
 	t.dnsUDP = &dns.Server{PacketConn: pc, Handler: t}
 	t.dnsTCP = &dns.Server{Listener: ln, Handler: t}
@@ -191,6 +195,24 @@ func (t *Tunnel) listenDNS() error {
 		<-started
 	}
 	return nil
+}
+
+func bindBoth(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("DNS listen address %s: %w", addr, err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || attempt == 10 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("DNS listen address %s (TCP): %w", addr, err)
+		}
+	}
 }
 
 // upstreamLoops reports whether upstream is the tunnel's own DNS address.

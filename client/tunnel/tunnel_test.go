@@ -218,12 +218,11 @@ func TestRefusedDialResetsTheConnection(t *testing.T) {
 	tun := start(t, f, dnstest.Start(t, nil).Addr)
 	a, _ := resolveA(t, tun, "db.example")
 	c, err := net.Dial("tcp", netip.AddrPortFrom(a, 5432).String())
-	if err != nil {
-		t.Fatal(err)
+	if err == nil { // the reset may come before or after the connection is established
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadAll(c)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	_, err = io.ReadAll(c)
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read after a refused dial: %v, want connection reset", err)
 	}
@@ -332,15 +331,35 @@ func TestStartRefusesBadSettings(t *testing.T) {
 
 // The tunnel refuses to forward to itself.
 func TestUpstreamLoopRefused(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		own, upstream string
+		loops         bool
+	}{
+		{"127.0.0.1:5353", "127.0.0.1:5353", true},
+		{"0.0.0.0:5353", "127.0.0.1:5353", true},
+		{"127.0.0.1:5353", "127.0.0.1:53", false},
+		{"127.0.0.1:5353", "127.0.0.2:5353", false},
+		{"127.0.0.1:5353", "dns.example:5353", false},
+	} {
+		if got := upstreamLoops(tc.own, tc.upstream); got != tc.loops {
+			t.Errorf("own %s upstream %s: loops %v, want %v", tc.own, tc.upstream, got, tc.loops)
+		}
 	}
-	addr := pc.LocalAddr().String()
-	pc.Close()
-	_, err = Start(context.Background(), Config{Overlay: &fakeOverlay{}, DNSListen: addr, Upstream: addr})
-	if err == nil || !strings.Contains(err.Error(), "own DNS address") {
-		t.Fatalf("start with itself as upstream: %v", err)
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := pc.LocalAddr().String()
+		pc.Close()
+		_, err = Start(context.Background(), Config{Overlay: &fakeOverlay{}, DNSListen: addr, Upstream: addr})
+		if err != nil && strings.Contains(err.Error(), "address already in use") && attempt < 10 {
+			continue // the free UDP port is taken for TCP
+		}
+		if err == nil || !strings.Contains(err.Error(), "own DNS address") {
+			t.Fatalf("start with itself as upstream: %v", err)
+		}
+		return
 	}
 }
 
@@ -352,12 +371,18 @@ func TestUpstreamFailureIsServfail(t *testing.T) {
 	}
 	dead := pc.LocalAddr().String() // bound but never answering
 	defer pc.Close()
-	tun := start(t, &fakeOverlay{}, dead)
+	tun, err := Start(context.Background(), Config{
+		Overlay: &fakeOverlay{}, DNSListen: "127.0.0.1:0", Upstream: dead, UpstreamTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tun.Close()
 	start := time.Now()
 	if r := query(t, tun, "udp", "anything.example", dns.TypeA); r.Rcode != dns.RcodeServerFailure {
 		t.Fatalf("rcode %s, want SERVFAIL", dns.RcodeToString[r.Rcode])
 	}
-	if d := time.Since(start); d > forwardTimeout+time.Second {
+	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("took %v", d)
 	}
 }
