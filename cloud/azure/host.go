@@ -215,7 +215,7 @@ func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, e
 			// The key goes in custom data (what cloud-init and the Azure agent consume) and in
 			// user data, which the image's unprivileged bootstrap unit reads through IMDS; the
 			// agent leaves custom data readable by root only.
-			UserData: payload,
+			UserData:        payload,
 			HardwareProfile: &armcompute.HardwareProfile{VMSize: to.Ptr(armcompute.VirtualMachineSizeTypes(size))},
 			StorageProfile: &armcompute.StorageProfile{
 				ImageReference: ref,
