@@ -25,7 +25,8 @@ import (
 
 // Options configures a driver.
 type Options struct {
-	// SubscriptionID and ResourceGroup hold every object the driver creates (required).
+	// SubscriptionID is required. ResourceGroup holds every object the driver creates (required
+	// by all operations except LatestDebian).
 	SubscriptionID string
 	ResourceGroup  string
 	// Location is the Azure region, for example westeurope (required).
@@ -61,8 +62,8 @@ type Driver struct {
 
 // New creates the clients.
 func New(opts Options) (*Driver, error) {
-	if opts.SubscriptionID == "" || opts.ResourceGroup == "" || opts.Location == "" {
-		return nil, errors.New("azure: subscription_id, resource_group and location are required: set all three")
+	if opts.SubscriptionID == "" || opts.Location == "" {
+		return nil, errors.New("azure: subscription_id and location are required: set both")
 	}
 	if opts.AdminUsername == "" {
 		opts.AdminUsername = "ztna"
@@ -143,6 +144,14 @@ func (d *Driver) advice(code string) string {
 		return "Azure Resource Manager is throttling requests: retry later"
 	}
 	return ""
+}
+
+// requireGroup fails operations that create or find objects when no resource group is set.
+func (d *Driver) requireGroup() error {
+	if d.opts.ResourceGroup == "" {
+		return errors.New("azure: resource_group is empty: set the resource group router hosts and images live in")
+	}
+	return nil
 }
 
 func isNotFound(err error) bool {

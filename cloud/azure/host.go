@@ -152,6 +152,9 @@ func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, e
 	if err := spec.Validate(); err != nil {
 		return cloud.Host{}, err
 	}
+	if err := d.requireGroup(); err != nil {
+		return cloud.Host{}, err
+	}
 	if d.opts.SubnetID == "" {
 		return cloud.Host{}, errors.New("azure: subnet_id is empty: set the resource id of the subnet the router host goes in")
 	}
@@ -263,6 +266,9 @@ var vmIDRE = regexp.MustCompile(`(?i)^/subscriptions/([^/]+)/resourceGroups/([^/
 
 // parseID checks that id names a VM of the driver's resource group and returns its name.
 func (d *Driver) parseID(id string) (string, error) {
+	if err := d.requireGroup(); err != nil {
+		return "", err
+	}
 	m := vmIDRE.FindStringSubmatch(id)
 	if m == nil || !strings.EqualFold(m[1], d.opts.SubscriptionID) || !strings.EqualFold(m[2], d.opts.ResourceGroup) {
 		return "", fmt.Errorf("azure: router host id %q is not a VM of resource group %s: use %s", id, d.opts.ResourceGroup, d.vmID("NAME"))

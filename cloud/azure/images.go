@@ -74,6 +74,9 @@ var galleryVersionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 // gallery), replicated to targetRegions (default: the driver's location). This is how an
 // image is promoted to the next environment on Azure.
 func (d *Driver) CreateGalleryImageVersion(ctx context.Context, g GalleryImage, version, sourceID string, targetRegions []string, tagMap map[string]string) (cloud.Image, error) {
+	if err := d.requireGroup(); err != nil {
+		return cloud.Image{}, err
+	}
 	if g.Gallery == "" || g.Image == "" {
 		return cloud.Image{}, errors.New("azure: gallery and image definition are required: name the Compute Gallery and its image definition")
 	}

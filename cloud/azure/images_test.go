@@ -33,6 +33,19 @@ func TestLatestDebian(t *testing.T) {
 	}
 }
 
+// Looking up the base image needs no resource group (the Packer data source has none).
+func TestLatestDebianWithoutResourceGroup(t *testing.T) {
+	fake := newFake()
+	fake.AddMarketplaceImage("westeurope", "Debian", "debian-12", "12-gen2", "0.20260110.999")
+	d := newTestDriver(t, fake, func(o *Options) { o.ResourceGroup = "" })
+	if img, err := d.LatestDebian(context.Background()); err != nil || img.Name != "0.20260110.999" {
+		t.Fatalf("LatestDebian = %+v, %v", img, err)
+	}
+	if _, err := d.Create(context.Background(), testSpec(t, "med")); err == nil || !strings.Contains(err.Error(), "resource_group is empty") {
+		t.Fatalf("Create without resource group: %v", err)
+	}
+}
+
 func TestCreateGalleryImageVersion(t *testing.T) {
 	fake := newFake()
 	fake.AddGalleryImage("routers", "prod", "router")

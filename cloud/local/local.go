@@ -45,7 +45,8 @@ type Isolation string
 
 // Isolation modes.
 const (
-	// IsolationNone runs the router as a plain process in the host's network.
+	// IsolationNone runs the router as a plain process in the host's network; the egress
+	// allowlist is not enforced.
 	IsolationNone Isolation = "none"
 	// IsolationNetns runs it in its own network namespace behind an egress-only firewall.
 	IsolationNetns Isolation = "netns"
