@@ -44,13 +44,9 @@ func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) (
 		if !policy.RolesIntersect(s.RouterRoles, roles) {
 			continue
 		}
-		ws := wire.Service{ID: s.ID, Name: s.Name, Address: s.Address, Port: s.Port, Protocol: s.Protocol}
-		for _, pr := range s.PortRanges {
-			from, to, err := api.ParsePortRange(pr)
-			if err != nil {
-				return nil, fmt.Errorf("service %s: %w", s.Name, err)
-			}
-			ws.PortRanges = append(ws.PortRanges, wire.PortRange{From: from, To: to})
+		ws, err := wire.ServiceFromAPI(&s)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, ws)
 	}

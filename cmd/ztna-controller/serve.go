@@ -13,14 +13,14 @@ import (
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/control"
 	"github.com/ztna/ztna/controller/edgeapi"
-	"github.com/ztna/ztna/controller/store/sqlite"
+	"github.com/ztna/ztna/controller/hub"
 )
 
 // settings is what dev and run agree on after reading flags or the config file.
 type settings struct {
 	name              string
-	dataDir           string // CA files
-	storePath         string
+	dataDir           string // CA files (SQLite store)
+	store             storeConfig
 	token             string
 	listen            map[controller.Plane]string
 	advertise         edgeapi.Endpoints
@@ -33,12 +33,12 @@ type settings struct {
 // start opens the store, assembles the controller, attaches the components and starts
 // listening. The returned channel yields Run's result.
 func start(ctx context.Context, s settings) (*controller.Controller, <-chan error, error) {
-	st, err := sqlite.Open(ctx, s.storePath)
+	st, ca, err := openStore(ctx, s.store, s.logger)
 	if err != nil {
 		return nil, nil, err
 	}
 	c, err := controller.New(controller.Config{
-		CADir: s.dataDir, Name: s.name, Store: st, Token: s.token, Listen: s.listen,
+		CADir: s.dataDir, CA: ca, Name: s.name, Store: st, Token: s.token, Listen: s.listen,
 		Advertise: s.advertise, Hosts: s.hosts, CertLifetime: s.certLifetime, Logger: s.logger,
 	})
 	if err != nil {
@@ -55,8 +55,7 @@ func start(ctx context.Context, s settings) (*controller.Controller, <-chan erro
 	return c, done, nil
 }
 
-// attachComponents mounts every plane's component. The embedded hub (fabric plane) attaches
-// here once it exists; until then the fabric port stays reserved and closed.
+// attachComponents mounts every plane's component.
 func attachComponents(c *controller.Controller, s settings) {
 	c.Attach(controller.PlaneControl, control.New(control.Config{
 		Backend:           c.ControlBackend(),
@@ -64,6 +63,10 @@ func attachComponents(c *controller.Controller, s settings) {
 		CA:                c.CA.Cert,
 		HeartbeatInterval: s.heartbeatInterval,
 		Logger:            s.logger.With("plane", "control"),
+	}))
+	c.Attach(controller.PlaneFabric, hub.New(hub.Config{
+		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, Metrics: c.Registry,
+		Logger: s.logger.With("plane", "fabric"),
 	}))
 }
 
@@ -99,21 +102,24 @@ func portOf(addr string) string {
 	return p
 }
 
-func readToken(path string) (string, error) {
+func readToken(path string) (string, error) { return readSecretFile("token file", path, 16) }
+
+// readSecretFile reads a secret that only its owner may read, of at least minLen bytes.
+func readSecretFile(what, path string, minLen int) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%w: token file %s has mode %v: it must be readable by its owner only (chmod 600)", errUsage, path, fi.Mode().Perm())
+		return "", fmt.Errorf("%w: %s %s has mode %v: it must be readable by its owner only (chmod 600)", errUsage, what, path, fi.Mode().Perm())
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("read token file: %w", err)
+		return "", fmt.Errorf("read %s: %w", what, err)
 	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("%w: token file %s must hold a token of at least 16 characters", errUsage, path)
+	secret := strings.TrimSpace(string(b))
+	if len(secret) < minLen {
+		return "", fmt.Errorf("%w: %s %s must hold a secret of at least %d characters", errUsage, what, path, minLen)
 	}
-	return tok, nil
+	return secret, nil
 }

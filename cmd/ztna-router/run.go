@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ztna/ztna/router/daemon"
+	"github.com/ztna/ztna/router/fabriclink"
 	"github.com/ztna/ztna/router/localapi"
 )
 
@@ -46,6 +47,9 @@ connections, and serves /healthz, /readyz and /metrics on --local-addr (loopback
 			if err != nil {
 				return err
 			}
+			links := fabriclink.New(fabriclink.Config{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Identity.Config.Fabric,
+				Dialer: r.Dialer, Logger: log.With("component", "fabric"), Metrics: r.Registry})
+			r.Add("fabric links", links)
 			return r.Run(cmd.Context())
 		},
 	}

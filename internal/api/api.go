@@ -37,6 +37,10 @@ const (
 	KindHub        = "hub"
 )
 
+// RoleHub is the router role that lets a router run as a standalone hub (`ztna-router run
+// --hub`): only routers holding it receive the policy snapshot and a hub certificate.
+const RoleHub = "hub"
+
 // DefaultKeyTTL is how long a registration key or enrolment token stays valid when the
 // request does not say.
 const DefaultKeyTTL = 3 * time.Hour

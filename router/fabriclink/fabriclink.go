@@ -1,0 +1,113 @@
+// Package fabriclink is the router's data-plane component: it keeps a fabric link to every hub
+// — those listed at enrolment until the controller's control channel names the current ones —
+// reconnecting with backoff, and serves the streams hubs open over them (internal/hosting): the
+// end-to-end handshake as responder, then a connection to the target through the router's
+// dialer, which reaches assigned targets only.
+package fabriclink
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ztna/ztna/internal/e2e"
+	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/hosting"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// Config configures the fabric links of one router.
+type Config struct {
+	Cert *pki.CertSlot     // the router's certificate; renewals replace it in place
+	CA   *x509.Certificate // the network CA
+	// Hubs are the fabric addresses (host:port) known at start: the enrolled configuration's.
+	Hubs []string
+	// Dialer reaches the router's assigned targets and refuses everything else.
+	Dialer  hosting.TargetDialer
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer // nil: no metrics
+}
+
+// Links is the component. SetHubs may be called at any time, before or during Run.
+type Links struct {
+	host *hosting.Host
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	hubs    []string
+	changed chan struct{} // capacity 1: "hubs changed"
+}
+
+// New builds the component; nothing is dialled before Run.
+func New(cfg Config) *Links {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	host := hosting.New(hosting.Config{
+		Endpoint: e2e.NewEndpoint(cfg.Cert, cfg.CA),
+		Dialer:   cfg.Dialer,
+		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}},
+		Logger:   cfg.Logger,
+		Metrics:  cfg.Metrics,
+	})
+	return &Links{host: host, log: cfg.Logger, hubs: dedupe(cfg.Hubs), changed: make(chan struct{}, 1)}
+}
+
+// SetHubs replaces the hub list (the controller's current one). An empty list is ignored: a
+// router with no hub could serve nobody, so it keeps the hubs it knows.
+func (l *Links) SetHubs(addrs []string) {
+	addrs = dedupe(addrs)
+	if len(addrs) == 0 {
+		return
+	}
+	l.mu.Lock()
+	same := slices.Equal(addrs, l.hubs)
+	l.hubs = addrs
+	l.mu.Unlock()
+	if same {
+		return
+	}
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Hubs returns the hub addresses the router links to.
+func (l *Links) Hubs() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.hubs)
+}
+
+// Run keeps the links until ctx ends.
+func (l *Links) Run(ctx context.Context) error {
+	for {
+		hubs := l.Hubs()
+		if len(hubs) == 0 {
+			l.log.Warn("no hub known: the enrolment configuration lists no fabric address; waiting for the controller to name one")
+		} else {
+			l.log.Info("linking to hubs", "hubs", hubs)
+		}
+		l.host.SetHubs(ctx, hubs)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.changed:
+		}
+	}
+}
+
+func dedupe(addrs []string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
