@@ -343,3 +343,33 @@ func TestAllocateSkipsUsedAddresses(t *testing.T) {
 		t.Fatalf("allocate = %s, %s", h, n)
 	}
 }
+
+// RouterCommand bootstraps from the key file, then becomes the run process (exec), so the
+// tracked pid is the router's.
+func TestRouterCommand(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "ztna-router")
+	calls := filepath.Join(dir, "calls")
+	script := "#!/bin/sh\necho \"$@\" >> " + calls + "\nif [ \"$1\" = run ]; then exec sleep 60; fi\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(t, Options{Command: RouterCommand(bin, "--local-addr", "127.0.0.1:0"), StartupGrace: 200 * time.Millisecond})
+	ctx := context.Background()
+	h, err := d.Create(ctx, cloud.HostSpec{Name: "edge-c", RegistrationKey: testKey, Egress: rules(t, egress.Input{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Delete(ctx, h.ID) })
+	waitFor(t, "both commands", func() bool { b, _ := os.ReadFile(calls); return strings.Count(string(b), "\n") == 2 })
+	b, _ := os.ReadFile(calls)
+	want := fmt.Sprintf("bootstrap --from-metadata file --key-file %s/registration-key --state-dir %s/router --failure-domain %s\nrun --state-dir %s/router --local-addr 127.0.0.1:0\n",
+		h.ID, h.ID, h.FailureDomain, h.ID)
+	if string(b) != want {
+		t.Fatalf("calls:\n%s\nwant:\n%s", b, want)
+	}
+	st, _ := loadState(h.ID)
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.Process.PID)); strings.TrimSpace(string(comm)) != "sleep" {
+		t.Errorf("tracked process is %q, want the run process", comm)
+	}
+}
