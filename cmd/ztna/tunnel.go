@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/ztna/ztna/client/tunnel"
+)
+
+// resolvConf is where the default upstream resolver is read from.
+const resolvConf = "/etc/resolv.conf"
+
+func tunnelCommand() *cobra.Command {
+	var (
+		identity, dnsListen, upstream, pool, metricsListen string
+		refresh                                            time.Duration
+		maxPorts                                           int
+		logs                                               logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "tunnel",
+		Short: "Serve DNS and local listeners that carry programs' connections over the overlay",
+		Long: `tunnel lets unmodified programs reach the identity's services by name. It runs a DNS server
+(--dns-listen, UDP and TCP) that answers A queries for the identity's service names with local
+addresses — one stable address per name from --address-pool — and listens on each such address
+on every port the service exposes (its port and port ranges). Each accepted connection is
+carried over the overlay, end-to-end encrypted, to a router hosting the service. Every other
+name is forwarded to --upstream (by default the first nameserver in /etc/resolv.conf).
+
+The service list is re-read every --refresh: services and policies that are added appear, and
+ones that are removed or no longer granted stop resolving (their queries are forwarded upstream
+like any other name, so the tunnel reveals nothing about services the identity may not use) and
+their listeners close. Connections already established are not cut by the tunnel.
+
+Point programs at the DNS server, e.g. a resolv.conf 'nameserver' line (which needs port 53:
+--dns-listen 127.0.0.53:53 as root or with CAP_NET_BIND_SERVICE), a systemd-resolved or dnsmasq
+forwarding rule for the service domains, or the program's own resolver setting.
+
+With --metrics-listen, /metrics (Prometheus, ztna_tunnel_*) and /healthz (200 while the service
+list is being read successfully) are served on that address; keep it on loopback.`,
+		Example: `  ztna tunnel --identity app.identity --dns-listen 127.0.0.1:5353
+  dig @127.0.0.1 -p 5353 prod-db.customerdomain.me   # → 127.77.x.y
+  psql -h prod-db.customerdomain.me ...              # once the host resolves through the tunnel`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			prefix, err := netip.ParsePrefix(pool)
+			if err != nil {
+				return fmt.Errorf("--address-pool %q must be an IPv4 prefix such as 127.77.0.0/16", pool)
+			}
+			if upstream == "" {
+				if upstream, err = tunnel.SystemUpstream(resolvConf); err != nil {
+					return fmt.Errorf("%w: pass --upstream host:port", err)
+				}
+			}
+			c, err := overlayClient(identity, log)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			t, err := tunnel.Start(cmd.Context(), tunnel.Config{
+				Overlay: c, DNSListen: dnsListen, Upstream: upstream, Pool: prefix,
+				Refresh: refresh, MaxPortsPerName: maxPorts, Logger: log, Registerer: reg,
+			})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			if metricsListen != "" {
+				stop, err := serveMetrics(metricsListen, reg, t, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			printNames(cmd.OutOrStdout(), t, upstream)
+			log.Info("tunnel running", "dns", t.DNSAddr(), "upstream", upstream, "address_pool", prefix.String())
+			<-cmd.Context().Done()
+			log.Info("tunnel stopping")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	identityFlag(cmd, &identity)
+	f.StringVar(&dnsListen, "dns-listen", tunnel.DefaultDNSListen, "address of the DNS server (UDP and TCP)")
+	f.StringVar(&upstream, "upstream", "", "resolver (host:port) for every name that is not a service (default: first nameserver in "+resolvConf+")")
+	f.StringVar(&pool, "address-pool", tunnel.DefaultPool.String(), "IPv4 prefix the local service addresses are taken from")
+	f.DurationVar(&refresh, "refresh", 500*time.Millisecond, "how often the service list is re-read")
+	f.IntVar(&maxPorts, "max-ports-per-name", 1024, "most ports listened on per service name (large port ranges are cut, with a warning)")
+	f.StringVar(&metricsListen, "metrics-listen", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9263); off when empty")
+	logs.register(cmd, "info")
+	return cmd
+}
+
+// printNames tells the user where things are, on stdout (logs go to stderr).
+func printNames(w io.Writer, t *tunnel.Tunnel, upstream string) {
+	st := t.Status()
+	fmt.Fprintf(w, "DNS on %s (UDP and TCP), other names forwarded to %s\n", t.DNSAddr(), upstream)
+	names := make([]string, 0, len(st.Names))
+	for n := range st.Names {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %s -> %s\n", n, st.Names[n])
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(w, "  no service names yet (none granted, or none addressed by a DNS name); watching for changes")
+	}
+}
+
+// serveMetrics serves /metrics and /healthz until the returned stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, t *tunnel.Tunnel, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !t.Healthy() {
+			st := t.Status()
+			msg := "service list not read recently"
+			if st.LastError != nil {
+				msg += ": " + st.LastError.Error()
+			}
+			http.Error(w, msg, http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("metrics and health", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
