@@ -30,9 +30,6 @@ func TestMain(m *testing.M) {
 		os.Exit(dial(os.Args[1]))
 	case "dns":
 		os.Exit(lookup(os.Args[1]))
-	case "exit":
-		fmt.Println("router: invalid flag --bogus")
-		os.Exit(2)
 	}
 	os.Exit(m.Run())
 }
@@ -220,8 +217,10 @@ func TestProcessLifecycle(t *testing.T) {
 }
 
 func TestStartupFailure(t *testing.T) {
-	exe := testBinary(t)
-	d := newDriver(t, Options{Command: func(Launch) []string { return []string{"env", "ZTNA_LOCAL_TEST_ROLE=exit", exe} }, StartupGrace: 300 * time.Millisecond})
+	// A shell that exits at once: the test binary itself starts too slowly under -race for a
+	// short grace period.
+	exit := []string{"/bin/sh", "-c", "echo 'router: invalid flag --bogus'; exit 2"}
+	d := newDriver(t, Options{Command: func(Launch) []string { return exit }, StartupGrace: time.Second})
 	_, err := d.Create(context.Background(), cloud.HostSpec{Name: "edge-b", RegistrationKey: testKey, Egress: rules(t, egress.Input{})})
 	if err == nil || !strings.Contains(err.Error(), "invalid flag --bogus") {
 		t.Fatalf("err = %v, want the router's log", err)
