@@ -56,8 +56,8 @@ type Spec struct {
 // The table. AWS uses the c6i (compute optimised, Intel Ice Lake) family: it matches Azure's
 // Fsv2 shapes exactly (2 GiB per vCPU), is current generation with better price/performance than
 // c5, and — unlike c7i — is offered in every commercial region, so one table works everywhere.
-// GCP has no 2 GiB-per-vCPU general shape at these sizes except e2-highcpu, whose shared-core
-// bursting is unsuitable for a steady TLS relay, so e2-standard (4 GiB per vCPU) is used.
+// GCP's E2 shapes come with 1 GiB (e2-highcpu, below the tier's RAM minimum) or 4 GiB
+// (e2-standard) per vCPU, so e2-standard is used and carries more RAM than the other clouds.
 var table = []Spec{
 	{
 		Tier: LowMed, VCPU: 2, MemoryMiB: 4096, DiskGiB: 20,
