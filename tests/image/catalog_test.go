@@ -14,13 +14,14 @@ import (
 // binary (dev_overrides, no init), so writer and reader cannot drift apart.
 func TestCatalogReadByTerraform(t *testing.T) {
 	img := localImage(t)
+	provider := bin(t, "terraform-provider-ztna")
 	tf, err := exec.LookPath("terraform")
 	if err != nil {
 		tf = "/usr/local/bin/terraform"
 	}
 	dir := t.TempDir()
 	rc := filepath.Join(dir, "terraformrc")
-	write(t, rc, fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"ztna/ztna\" = %q\n  }\n  direct {}\n}\n", binDir))
+	write(t, rc, fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"ztna/ztna\" = %q\n  }\n  direct {}\n}\n", filepath.Dir(provider)))
 	write(t, filepath.Join(dir, "main.tf"), fmt.Sprintf(`
 terraform {
   required_providers {

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,12 +29,33 @@ var (
 	pluginPath string
 )
 
-// Binaries the tests need, and the package each is built from.
+// Binaries the tests use, and the package each is built from.
 var binaries = map[string]string{
 	"ztna-router":             "./cmd/ztna-router",
 	"ztna-controller":         "./cmd/ztna-controller",
 	"packer-plugin-ztna":      "./cmd/packer-plugin-ztna",
 	"terraform-provider-ztna": ".",
+}
+
+var (
+	binMu    sync.Mutex
+	binBuilt = map[string]error{}
+)
+
+// bin returns the path of a binary, building it on first use (tests only build what they need).
+func bin(t *testing.T, name string) string {
+	t.Helper()
+	binMu.Lock()
+	defer binMu.Unlock()
+	err, done := binBuilt[name]
+	if !done {
+		err = binary(name, binaries[name])
+		binBuilt[name] = err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(binDir, name)
 }
 
 func TestMain(m *testing.M) {
@@ -55,10 +77,8 @@ func setup(m *testing.M) (int, error) {
 	defer os.RemoveAll(tmp)
 
 	binDir = filepath.Join(tmp, "bin")
-	for name, pkg := range binaries {
-		if err := binary(name, pkg); err != nil {
-			return 0, err
-		}
+	if err := binary("packer-plugin-ztna", binaries["packer-plugin-ztna"]); err != nil {
+		return 0, err
 	}
 	pluginPath = filepath.Join(tmp, "plugins")
 	out, err := packer(context.Background(), nil, "plugins", "install", "--path", filepath.Join(binDir, "packer-plugin-ztna"), "github.com/ztna/ztna")

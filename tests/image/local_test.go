@@ -39,6 +39,7 @@ var (
 func localImage(t *testing.T) builtImage {
 	t.Helper()
 	needRoot(t)
+	router := bin(t, "ztna-router")
 	buildOnce.Do(func() {
 		built.started = time.Now().UTC().Truncate(time.Second)
 		cache, err := imageCache()
@@ -56,7 +57,7 @@ func localImage(t *testing.T) builtImage {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 		defer cancel()
 		out, err := packer(ctx, []string{"PACKER_CACHE_DIR=" + cache}, "build",
-			"-var", "router_binary="+filepath.Join(binDir, "ztna-router"),
+			"-var", "router_binary="+router,
 			"-var", "router_version="+RouterVersion,
 			"-var", "output_directory="+filepath.Join(dir, "output"),
 			"-var", "catalog_path="+built.catalog,
@@ -94,7 +95,7 @@ func TestLocalImage(t *testing.T) {
 	root := mountImage(t, img.path)
 
 	t.Run("router binary", func(t *testing.T) {
-		want, err := os.ReadFile(filepath.Join(binDir, "ztna-router"))
+		want, err := os.ReadFile(bin(t, "ztna-router"))
 		if err != nil {
 			t.Fatal(err)
 		}
