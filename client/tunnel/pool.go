@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"slices"
 )
 
 // pool hands out one local IPv4 address per service name. A name's first choice is derived
@@ -38,8 +39,9 @@ func newPool(prefix netip.Prefix) (*pool, error) {
 	}, nil
 }
 
-// assign returns name's address, taking one if name has none yet.
-func (p *pool) assign(name string) (netip.Addr, error) {
+// assign returns name's address, taking one if name has none yet; a new address is never one
+// of avoid.
+func (p *pool) assign(name string, avoid ...netip.Addr) (netip.Addr, error) {
 	if a, ok := p.byName[name]; ok {
 		return a, nil
 	}
@@ -50,7 +52,7 @@ func (p *pool) assign(name string) (netip.Addr, error) {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], p.base+1+(first+i)%p.size)
 		a := netip.AddrFrom4(b)
-		if _, used := p.taken[a]; !used {
+		if _, used := p.taken[a]; !used && !slices.Contains(avoid, a) {
 			p.byName[name], p.taken[a] = a, name
 			return a, nil
 		}

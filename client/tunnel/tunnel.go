@@ -424,17 +424,21 @@ func (t *Tunnel) publish(want map[string]*wanted) {
 // listeners changed.
 func (t *Tunnel) serve(name string, w *wanted) bool {
 	s := t.served[name]
+	changed := false
 	if s == nil {
-		addr, err := t.pool.assign(name)
-		if err != nil {
-			t.warnOnce("pool/"+name, "no local address for service name", "name", w.host, "err", err)
+		addr, ln, err := t.place(name, w.ports[0])
+		if !addr.IsValid() {
+			t.warnOnce("place/"+name, "no local address for service name", "name", w.host, "err", err)
 			return false
 		}
 		s = &served{host: w.host, addr: addr, listeners: map[int]*net.TCPListener{}}
 		t.served[name] = s
 		t.log.Info("service name added", "name", w.host, "address", addr, "ports", portsString(w.ports))
+		if ln != nil {
+			t.listen(s, w.ports[0], ln)
+			changed = true
+		}
 	}
-	changed := false
 	for port, ln := range s.listeners {
 		if !slices.Contains(w.ports, port) {
 			ln.Close()
@@ -446,20 +450,54 @@ func (t *Tunnel) serve(name string, w *wanted) bool {
 		if _, ok := s.listeners[port]; ok {
 			continue
 		}
-		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.addr, uint16(port))))
+		ln, err := listenOn(s.addr, port)
+		key := fmt.Sprintf("listen/%s/%d", name, port)
 		if err != nil {
 			// Retried on every refresh; said once.
-			t.warnOnce(fmt.Sprintf("listen/%s/%d", name, port), "cannot listen for service", "name", w.host, "port", port, "err", err)
+			t.warnOnce(key, "cannot listen for service", "name", w.host, "port", port, "err", err)
 			continue
 		}
-		delete(t.warned, fmt.Sprintf("listen/%s/%d", name, port))
-		s.listeners[port] = ln
+		delete(t.warned, key)
+		t.listen(s, port, ln)
 		changed = true
-		t.wg.Add(1)
-		go t.accept(ln, net.JoinHostPort(s.host, strconv.Itoa(port)))
 	}
 	t.metrics.listeners.Set(float64(t.listenerCount()))
 	return changed
+}
+
+// maxPlacements bounds how many pool addresses a new name tries when its first port is taken.
+const maxPlacements = 8
+
+// place gives a new name an address and its first listener. An address whose port is already
+// in use (most likely another tunnel on this host, serving the same name from the same pool)
+// is skipped for the next free one: addresses are stable per name only as far as the host
+// allows. On other listen errors the address is kept and the error returned.
+func (t *Tunnel) place(name string, port int) (netip.Addr, *net.TCPListener, error) {
+	var avoid []netip.Addr
+	for range maxPlacements {
+		addr, err := t.pool.assign(name, avoid...)
+		if err != nil {
+			return netip.Addr{}, nil, err
+		}
+		ln, err := listenOn(addr, port)
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return addr, ln, err
+		}
+		t.pool.release(name)
+		avoid = append(avoid, addr)
+	}
+	return netip.Addr{}, nil, fmt.Errorf("port %d is in use on %d addresses of the pool", port, maxPlacements)
+}
+
+func listenOn(addr netip.Addr, port int) (*net.TCPListener, error) {
+	return net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
+}
+
+// listen adds a listener to a name and starts accepting on it.
+func (t *Tunnel) listen(s *served, port int, ln *net.TCPListener) {
+	s.listeners[port] = ln
+	t.wg.Add(1)
+	go t.accept(ln, net.JoinHostPort(s.host, strconv.Itoa(port)))
 }
 
 // unserve closes a name's listeners and frees its address. Called with t.mu held.

@@ -505,3 +505,24 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Two tunnels on one host (two identities, say) serving the same name from the same pool: the
+// second moves to another address instead of failing on the first's.
+func TestSecondTunnelOnTheHostTakesAnotherAddress(t *testing.T) {
+	upstream := dnstest.Start(t, nil).Addr
+	echo := echoServer(t)
+	var addrs []netip.Addr
+	for range 2 {
+		f := &fakeOverlay{}
+		f.set([]client.Service{svc("db", "db.example", 5432)}, map[string]string{"db.example:5432": echo})
+		tun := start(t, f, upstream)
+		a, _ := resolveA(t, tun, "db.example")
+		if got, err := echoThrough(netip.AddrPortFrom(a, 5432).String(), "ok"); err != nil || got != "ok" {
+			t.Fatalf("tunnel serving db.example on %v: %q %v", a, got, err)
+		}
+		addrs = append(addrs, a)
+	}
+	if addrs[0] == addrs[1] {
+		t.Fatalf("both tunnels answer %v", addrs[0])
+	}
+}

@@ -1,0 +1,110 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// runningTunnel is a `ztna tunnel` process and where its DNS server listens.
+type runningTunnel struct {
+	*proc
+	dns string // host:port; port 53, so that a resolv.conf can name it
+}
+
+// startTunnel runs `ztna tunnel` with its DNS server on port 53 of a fresh loopback address
+// and waits until it serves.
+func startTunnel(t *testing.T, identity, upstream string, extra ...string) *runningTunnel {
+	t.Helper()
+	b := make([]byte, 2)
+	rand.Read(b)
+	addr := netip.AddrFrom4([4]byte{127, 53, b[0], b[1]%250 + 1})
+	dnsAddr := netip.AddrPortFrom(addr, 53).String()
+	args := append([]string{"tunnel", "--identity", identity, "--dns-listen", dnsAddr, "--upstream", upstream}, extra...)
+	p := startZtna(t, args...)
+	waitFor(t, 15*time.Second, "the tunnel to serve DNS", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("ztna tunnel exited:\n%s", p.out.String())
+		default:
+		}
+		return strings.Contains(p.out.String(), "DNS on "+dnsAddr)
+	})
+	return &runningTunnel{proc: p, dns: dnsAddr}
+}
+
+// lookup asks the tunnel's DNS server for name's A record: the address, or the rcode.
+func (r *runningTunnel) lookup(t *testing.T, name string) (netip.Addr, int) {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	c := &dns.Client{Timeout: 5 * time.Second}
+	resp, _, err := c.Exchange(m, r.dns)
+	if err != nil {
+		t.Fatalf("query %s: %v", name, err)
+	}
+	for _, rr := range resp.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			addr, _ := netip.AddrFromSlice(a.A.To4())
+			return addr, resp.Rcode
+		}
+	}
+	return netip.Addr{}, resp.Rcode
+}
+
+// curl fetches url with the system's curl, resolving names only through the tunnel: curl runs
+// in a private mount namespace whose /etc/resolv.conf names the tunnel's DNS server.
+func (r *runningTunnel) curl(t *testing.T, url string) (string, error) {
+	t.Helper()
+	host, _, _ := net.SplitHostPort(r.dns)
+	conf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver "+host+"\noptions attempts:1 timeout:3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--", "sh", "-c",
+		`mount --bind "$1" /etc/resolv.conf && exec curl -sS --fail --max-time 10 "$2"`, "sh", conf, url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("curl %s: %w: %s", url, err, out)
+	}
+	return string(out), nil
+}
+
+// httpServer serves a page naming itself on a fresh loopback port until the test ends.
+func httpServer(t *testing.T, body string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		fmt.Fprintf(w, "%s (Host %s)\n", body, req.Host)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// requireTools fails early, saying what to install, when a system tool the test drives is
+// missing (scripts/deps.sh installs them for make test).
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not installed: run scripts/deps.sh test", tool)
+		}
+	}
+}

@@ -1,0 +1,313 @@
+package tunnel
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/ztna/ztna/client"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/hub"
+	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/router/dnstest"
+	"github.com/ztna/ztna/router/resolve"
+	"github.com/ztna/ztna/tests/dataplane/stack"
+)
+
+// customer is an in-process data plane with one router that resolves service names with the
+// customer's DNS (a real miekg/dns server that alone knows them), like a router in the
+// customer's network.
+type customer struct {
+	s   *stack.Stack
+	dns *dnstest.Server
+}
+
+func newCustomer(t *testing.T) *customer {
+	t.Helper()
+	return &customer{s: stack.Start(t, stack.Options{}), dns: dnstest.Start(t, nil)}
+}
+
+// router starts router id hosting services, resolving through the customer's DNS.
+func (c *customer) router(t *testing.T, id string, services ...control.Service) {
+	t.Helper()
+	r, err := resolve.New(c.dns.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.s.StartRouter(id, services, r)
+}
+
+// identityFile writes the identity file `ztna identity enroll` would write for identity id of
+// this network (certificate from the network's CA, the hub as fabric endpoint).
+func (c *customer) identityFile(t *testing.T, id string) string {
+	t.Helper()
+	iss, key, err := c.s.PKI.CA.IssueServer(api.KindIdentity, id, nil, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := enroll.IdentityFile{
+		Config: api.EnrolledConfig{
+			ID: id, Kind: api.KindIdentity, Name: id, Roles: []string{"apps"},
+			Fabric: []string{c.s.HubAddr}, CAFingerprint: c.s.PKI.CA.Fingerprint(), CertExpiresAt: time.Now().Add(24 * time.Hour),
+		},
+		Key: string(keyPEM), Cert: string(iss.ChainPEM), CA: string(c.s.PKI.CA.CertPEM),
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), id+".identity")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// policy lets identity "app" (role apps) dial services; "outsider" (role other) exists with
+// no policy.
+func policy(services []control.Service, routers ...string) hub.Snapshot {
+	snap := stack.Policy(services, routers, []string{"app"})
+	snap.Identities = append(snap.Identities, hub.Identity{ID: "outsider", Roles: []string{"other"}})
+	return snap
+}
+
+func TestServicesListsWhatTheIdentityMayDial(t *testing.T) {
+	c := newCustomer(t)
+	db := stack.Service("db", "prod-db.customerdomain.me", 5432)
+	api := control.Service{ID: "api", Name: "api", Address: "api.customerdomain.me", Port: 443, Protocol: "tcp",
+		PortRanges: []control.PortRange{{From: 8000, To: 8010}}}
+	c.router(t, "r1", db, api)
+	c.s.Hub.Update(policy([]control.Service{db, api}, "r1"))
+
+	r := ztna(t, nil, "services", "--identity", c.identityFile(t, "app"))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"NAME", "api  ", "api.customerdomain.me", "443,8000-8010", "prod-db.customerdomain.me", "5432"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("listing lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = ztna(t, nil, "services", "--json", "--identity", c.identityFile(t, "app"))
+	var list []client.Service
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 2 || list[1].Address != "prod-db.customerdomain.me" {
+		t.Fatalf("--json: %v %+v", err, list)
+	}
+
+	// An identity without a policy sees nothing, not even that the services exist.
+	r = ztna(t, nil, "services", "--identity", c.identityFile(t, "outsider"))
+	if r.code != 0 || strings.Contains(r.stdout, "customerdomain") || !strings.Contains(r.stdout, "no services") {
+		t.Fatalf("outsider: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestDialPipesStdinAndStdout(t *testing.T) {
+	c := newCustomer(t)
+	c.dns.Set("digest.customerdomain.me", "127.0.0.1")
+	c.dns.Set("echo.customerdomain.me", "127.0.0.1")
+	digest := stack.Service("digest", "digest.customerdomain.me", stack.Serve(t, stack.Digest))
+	echo := stack.Service("echo", "echo.customerdomain.me", stack.Serve(t, stack.Echo))
+	c.router(t, "r1", digest, echo)
+	c.s.Hub.Update(policy([]control.Service{digest, echo}, "r1"))
+	id := c.identityFile(t, "app")
+
+	// The digest service answers only after the end of its input: stdin's end must arrive as
+	// a half-close, and the answer must still come back.
+	in := make([]byte, 8<<20)
+	rand.Read(in)
+	sum := sha256.Sum256(in)
+	r := ztna(t, in, "dial", "--identity", id, "digest.customerdomain.me:"+strconv.Itoa(digest.Port))
+	if want := hex.EncodeToString(sum[:]) + " " + strconv.Itoa(len(in)); r.code != 0 || r.stdout != want {
+		t.Fatalf("dial digest: exit %d stdout %q stderr %s; want %q", r.code, r.stdout, r.stderr, want)
+	}
+	r = ztna(t, []byte("hello through the overlay\n"), "dial", "--identity", id, "echo.customerdomain.me:"+strconv.Itoa(echo.Port))
+	if r.code != 0 || r.stdout != "hello through the overlay\n" {
+		t.Fatalf("dial echo: exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestDialFailuresExitNonZeroSayingWhy(t *testing.T) {
+	c := newCustomer(t)
+	c.dns.Set("refusing.customerdomain.me", "127.0.0.1")
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()                                               // nothing listens there any more
+	db := stack.Service("db", "prod-db.customerdomain.me", 5432) // the customer's DNS does not know it
+	refusing := stack.Service("refusing", "refusing.customerdomain.me", closedPort)
+	c.router(t, "r1", db, refusing)
+	c.s.Hub.Update(policy([]control.Service{db, refusing}, "r1"))
+	app, outsider := c.identityFile(t, "app"), c.identityFile(t, "outsider")
+	expired := filepath.Join(t.TempDir(), "expired.identity")
+
+	for _, tc := range []struct {
+		name     string
+		identity string
+		args     []string
+		want     []string
+	}{
+		{"no policy", outsider, []string{"prod-db.customerdomain.me:5432"}, []string{"not authorized", "ztna services"}},
+		{"no such service", app, []string{"nothing.customerdomain.me:5432"}, []string{"not authorized"}},
+		{"unresolvable at the router", app, []string{"prod-db.customerdomain.me:5432"}, []string{"unreachable", "no such host"}},
+		{"target refuses", app, []string{"refusing.customerdomain.me:" + strconv.Itoa(closedPort)}, []string{"target refused"}},
+		{"not host:port", app, []string{"prod-db.customerdomain.me"}, []string{"must be host:port"}},
+		{"no identity file", expired, []string{"prod-db.customerdomain.me:5432"}, []string{"does not exist", "ztna identity enroll"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ztna(t, []byte("x"), append([]string{"dial", "--identity", tc.identity}, tc.args...)...)
+			if r.code == 0 {
+				t.Fatalf("exit 0, stdout %q", r.stdout)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr %q does not say %q", r.stderr, w)
+				}
+			}
+		})
+	}
+}
+
+// The must-show of the tunnel against the in-process data plane: curl reaches an HTTP server
+// by its FQDN, which only the customer's DNS (used by the router) knows; the name resolves
+// through the tunnel only for an identity a policy allows, starts resolving within a second of
+// the policy being granted and stops within a second of it being revoked.
+func TestTunnelCurlByNameFollowsPolicy(t *testing.T) {
+	requireTools(t, "curl", "unshare", "mount")
+	c := newCustomer(t)
+	const fqdn = "intranet.customerdomain.me"
+	port := httpServer(t, "hello from the customer's intranet")
+	c.dns.Set(fqdn, "127.0.0.1")
+	web := stack.Service("intranet", fqdn, port)
+	c.router(t, "r1", web)
+	snap := policy([]control.Service{web}, "r1")
+	c.s.Hub.Update(snap)
+	// Names the tunnel does not serve go to the client side's own resolver.
+	upstream := dnstest.Start(t, map[string]string{"www.operator.example": "192.0.2.10"})
+	url := "http://" + fqdn + ":" + strconv.Itoa(port) + "/"
+
+	// Allowed identity: curl by name.
+	app := startTunnel(t, c.identityFile(t, "app"), upstream.Addr)
+	body, err := app.curl(t, url)
+	if err != nil || !strings.Contains(body, "hello from the customer's intranet") {
+		t.Fatalf("curl through the tunnel: %q %v", body, err)
+	}
+	if a, _ := app.lookup(t, "www.operator.example"); a.String() != "192.0.2.10" {
+		t.Fatalf("other names are not forwarded upstream: got %v", a)
+	}
+
+	// Identity without a policy: the name does not resolve (the upstream does not know it).
+	out := startTunnel(t, c.identityFile(t, "outsider"), upstream.Addr)
+	if a, rcode := out.lookup(t, fqdn); a.IsValid() || rcode != dns.RcodeNameError {
+		t.Fatalf("outsider resolved %s to %v (rcode %s)", fqdn, a, dns.RcodeToString[rcode])
+	}
+	if _, err := out.curl(t, url); err == nil {
+		t.Fatal("curl without a policy succeeded")
+	}
+
+	// Grant: resolvable, and curl works, within a second.
+	grant := snap
+	grant.Policies = append(append([]hub.Policy(nil), snap.Policies...), hub.Policy{IdentityRoles: []string{"other"}, ServiceNames: []string{"intranet"}})
+	c.s.Hub.Update(grant)
+	took := waitFor(t, time.Second, "the granted service to resolve", func() bool {
+		a, _ := out.lookup(t, fqdn)
+		return a.IsValid()
+	})
+	t.Logf("granted policy: %s resolvable after %v", fqdn, took.Round(time.Millisecond))
+	if body, err := out.curl(t, url); err != nil || !strings.Contains(body, "intranet") {
+		t.Fatalf("curl after granting: %q %v", body, err)
+	}
+
+	// Revoke: within a second the name no longer resolves and its listener is gone.
+	addr, _ := out.lookup(t, fqdn)
+	c.s.Hub.Update(snap)
+	took = waitFor(t, time.Second, "the revoked service to stop resolving and listening", func() bool {
+		a, rcode := out.lookup(t, fqdn)
+		conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return !a.IsValid() && rcode == dns.RcodeNameError && err != nil
+	})
+	t.Logf("revoked policy: %s gone after %v", fqdn, took.Round(time.Millisecond))
+
+	if code := app.stop(t); code != 0 {
+		t.Fatalf("tunnel exited %d after SIGTERM", code)
+	}
+}
+
+// The tunnel's optional metrics and health endpoint.
+func TestTunnelMetricsAndHealth(t *testing.T) {
+	c := newCustomer(t)
+	c.dns.Set("echo.customerdomain.me", "127.0.0.1")
+	echo := stack.Service("echo", "echo.customerdomain.me", stack.Serve(t, stack.Echo))
+	c.router(t, "r1", echo)
+	c.s.Hub.Update(policy([]control.Service{echo}, "r1"))
+	metrics := freeAddr(t)
+	tun := startTunnel(t, c.identityFile(t, "app"), dnstest.Start(t, nil).Addr, "--metrics-listen", metrics)
+	waitFor(t, 5*time.Second, "/healthz", func() bool {
+		resp, err := http.Get("http://" + metrics + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	a, _ := tun.lookup(t, "echo.customerdomain.me")
+	conn, err := net.Dial("tcp", netip.AddrPortFrom(a, uint16(echo.Port)).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("ping"))
+	io.ReadFull(conn, make([]byte, 4))
+	conn.Close()
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"ztna_tunnel_service_names 1",
+		`ztna_tunnel_connections_total{result="relayed"} 1`,
+		`ztna_tunnel_dns_queries_total{answer="local"} 1`,
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
