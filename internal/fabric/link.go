@@ -218,6 +218,8 @@ const (
 	msgLen  = 9
 )
 
+// sendControl writes a keepalive message. A write that times out behind a queue of data frames
+// is not a failure: the link is busy, and the peer judges liveness by any bytes it receives.
 func (l *Link) sendControl(typ byte, v uint64) error {
 	var m [msgLen]byte
 	m[0] = typ
@@ -226,6 +228,10 @@ func (l *Link) sendControl(typ byte, v uint64) error {
 	defer l.ctrlMu.Unlock()
 	l.ctrl.SetWriteDeadline(time.Now().Add(l.cfg.KeepaliveTimeout))
 	_, err := l.ctrl.Write(m[:])
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
 	return err
 }
 
@@ -288,9 +294,14 @@ func (l *Link) keepalive() {
 	}
 }
 
-// silence is how long the peer has sent nothing at all.
+// silence is how long the peer has sent nothing at all. Bytes waiting in the socket that this
+// process has not got round to reading count as something.
 func (l *Link) silence() time.Duration {
-	return time.Duration(monotonic() - l.bc.lastRead.Load())
+	d := time.Duration(monotonic() - l.bc.lastRead.Load())
+	if d > l.cfg.KeepaliveInterval && unreadBytes(l.conn) {
+		return 0
+	}
+	return d
 }
 
 func (l *Link) closeWith(err error) {

@@ -209,13 +209,15 @@ const costGranularity = 100 * time.Microsecond
 
 // candidate is a router link able to take a stream, with its current cost.
 type candidate struct {
-	id   string
-	link *fabric.Link
-	cost time.Duration
+	id      string
+	link    *fabric.Link
+	cost    time.Duration
+	healthy bool
 }
 
-// candidates returns healthy links to routers hosting svc, cheapest first. Equal costs are
-// ordered randomly so that identical routers share load.
+// candidates returns the links to routers hosting svc: healthy ones cheapest first, then —
+// as a last resort, for a router that is only slow to answer keepalives — silent ones. Equal
+// costs are ordered randomly so that identical routers share load.
 func (h *Hub) candidates(svc *service) []candidate {
 	var out []candidate
 	h.mu.Lock()
@@ -225,16 +227,24 @@ func (h *Hub) candidates(svc *service) []candidate {
 		}
 	}
 	h.mu.Unlock()
-	out = slices.DeleteFunc(out, func(c candidate) bool { return !c.link.Healthy() })
 	for i := range out {
 		c := &out[i]
+		c.healthy = c.link.Healthy()
 		c.cost += c.link.RTT() + time.Duration(c.link.Streams())*h.cfg.LoadCost
 		// Differences below costGranularity are noise in the RTT average: routers that close
 		// count as equal and share the load randomly.
 		c.cost = c.cost.Truncate(costGranularity)
 	}
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	slices.SortStableFunc(out, func(a, b candidate) int { return cmp.Compare(a.cost, b.cost) })
+	slices.SortStableFunc(out, func(a, b candidate) int {
+		if a.healthy != b.healthy {
+			if a.healthy {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.cost, b.cost)
+	})
 	return out
 }
 
@@ -274,7 +284,7 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 	}
 	cands := h.candidates(svc)
 	if len(cands) == 0 {
-		h.refuse(s, &fabric.Error{Code: fabric.NoRoute, Message: fmt.Sprintf("no healthy router hosts service %s", svc.Name)})
+		h.refuse(s, &fabric.Error{Code: fabric.NoRoute, Message: fmt.Sprintf("no router hosting service %s is linked", svc.Name)})
 		return
 	}
 	dctx, cancel := context.WithTimeout(ctx, h.cfg.SetupTimeout)
@@ -285,7 +295,9 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 		if i == h.cfg.MaxAttempts || dctx.Err() != nil {
 			break
 		}
-		rs, resp, err := h.attempt(dctx, c.link, rreq)
+		// Giving up on a slow router only helps when a healthy one is left to try.
+		alternative := slices.ContainsFunc(cands[i+1:min(len(cands), h.cfg.MaxAttempts)], func(c candidate) bool { return c.healthy })
+		rs, resp, err := h.attempt(dctx, c, alternative, rreq)
 		if err == nil {
 			if werr := fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: resp.Payload}); werr != nil {
 				rs.Close()
@@ -313,9 +325,11 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 	h.refuse(s, last)
 }
 
-// attempt opens the stream on one router link, abandoning it as soon as the link stops
-// answering keepalives rather than waiting for the whole setup timeout.
-func (h *Hub) attempt(ctx context.Context, link *fabric.Link, req *fabric.Request) (net.Conn, *fabric.Response, error) {
+// attempt opens the stream on one router link. When another router is left to try and this
+// link was healthy, it gives up as soon as the link stops answering keepalives rather than
+// waiting for the whole setup timeout; otherwise it waits until the link is declared dead.
+func (h *Hub) attempt(ctx context.Context, c candidate, alternative bool, req *fabric.Request) (net.Conn, *fabric.Response, error) {
+	link := c.link
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan struct{})
@@ -331,7 +345,7 @@ func (h *Hub) attempt(ctx context.Context, link *fabric.Link, req *fabric.Reques
 				cancel(link.Err())
 				return
 			case <-t.C:
-				if !link.Healthy() {
+				if alternative && c.healthy && !link.Healthy() {
 					cancel(errors.New("router stopped answering keepalives"))
 					return
 				}
