@@ -1,0 +1,506 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/spf13/cobra"
+)
+
+// Defaults of the demo network. The subnet is a /30: the host end of the veth and the
+// namespace end, which carries the DNS server and the service.
+const (
+	defaultNamespace = "ztna-demo"
+	defaultSubnet    = "10.233.0.0/30"
+	defaultHost      = "app.customer.internal"
+	hostTable        = "ztna_demo"
+	hostVeth         = "ztdemo-h"
+	nsVeth           = "ztdemo-n"
+	stateFile        = "demo.json"
+	readyFile        = "ready"
+	logFile          = "demo.log"
+	httpPort         = 80
+	dnsPort          = 53
+)
+
+// state is what up built, in <state dir>/demo.json; down removes exactly this.
+type state struct {
+	Namespace   string     `json:"namespace"`
+	HostVeth    string     `json:"host_veth"`
+	HostAddr    netip.Addr `json:"host_addr"`
+	ServiceAddr netip.Addr `json:"service_addr"`
+	FQDN        string     `json:"fqdn"`
+	DNSServer   string     `json:"dns_server"`
+	URL         string     `json:"url"`
+	Process     process    `json:"process"`
+	// Linked are router veths whose forwarding link-router turned on; down turns it off.
+	Linked []string `json:"linked_interfaces,omitempty"`
+}
+
+func loadState(dir string) (state, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return state{}, err
+	}
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		return state{}, fmt.Errorf("%s is corrupt: %w", filepath.Join(dir, stateFile), err)
+	}
+	return st, nil
+}
+
+// saveState writes the state atomically (temp file + rename).
+func saveState(dir string, st state) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".demo-*.json")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, stateFile))
+}
+
+func upCommand() *cobra.Command {
+	var dir, subnet, fqdn, namespace string
+	var asEnv bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Build the demo network and start its DNS server and HTTP service",
+		Long: `up creates the namespace, the veth pair and the host's nftables table, starts the DNS
+server and the HTTP service inside the namespace (detached; 'down' stops them), waits until both
+listen, and prints where they are: JSON by default, KEY=value lines with --env. Running up again
+while the network is up only prints it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := up(cmd.Context(), dir, namespace, subnet, fqdn)
+			if err != nil {
+				return err
+			}
+			return printState(cmd.OutOrStdout(), st, asEnv)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "state-dir", "", "directory for the demo's state, log and readiness file (required)")
+	cmd.Flags().StringVar(&subnet, "subnet", defaultSubnet, "IPv4 /30 of the veth pair (host end, namespace end)")
+	cmd.Flags().StringVar(&fqdn, "name", defaultHost, "the service's DNS name, answered only by the demo DNS server")
+	cmd.Flags().StringVar(&namespace, "namespace", defaultNamespace, "network namespace name")
+	cmd.Flags().BoolVar(&asEnv, "env", false, "print DEMO_*=value lines instead of JSON")
+	cmd.MarkFlagRequired("state-dir")
+	return cmd
+}
+
+func printState(w io.Writer, st state, asEnv bool) error {
+	if !asEnv {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	_, err := fmt.Fprintf(w, "DEMO_FQDN=%s\nDEMO_DNS_SERVER=%s\nDEMO_SERVICE_ADDR=%s\nDEMO_URL=%s\nDEMO_NAMESPACE=%s\n",
+		st.FQDN, st.DNSServer, st.ServiceAddr, st.URL, st.Namespace)
+	return err
+}
+
+func checkRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("the demo network needs root (network namespaces, veth, nftables): run as root")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("the %q command is missing: install iproute2 and nftables (scripts/deps.sh)", tool)
+		}
+	}
+	return nil
+}
+
+func up(ctx context.Context, dir, namespace, subnet, fqdn string) (state, error) {
+	if err := checkRoot(); err != nil {
+		return state{}, err
+	}
+	prefix, err := netip.ParsePrefix(subnet)
+	if err != nil || !prefix.Addr().Is4() || prefix.Bits() != 30 || prefix.Masked() != prefix {
+		return state{}, fmt.Errorf("--subnet %q: use an IPv4 /30 such as %s", subnet, defaultSubnet)
+	}
+	fqdn = strings.ToLower(strings.TrimSuffix(fqdn, "."))
+	if labels, ok := dns.IsDomainName(fqdn); !ok || labels < 2 {
+		return state{}, fmt.Errorf("--name %q: use a fully qualified name such as %s", fqdn, defaultHost)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return state{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return state{}, err
+	}
+	if old, err := loadState(dir); err == nil {
+		if old.Process.alive() && namespaceExists(old.Namespace) {
+			return old, nil
+		}
+		if err := teardown(ctx, dir, old); err != nil {
+			return state{}, fmt.Errorf("clean up the previous demo network: %w", err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return state{}, err
+	}
+	hostAddr := prefix.Addr().Next()
+	st := state{
+		Namespace: namespace, HostVeth: hostVeth, HostAddr: hostAddr, ServiceAddr: hostAddr.Next(), FQDN: fqdn,
+	}
+	st.DNSServer = netip.AddrPortFrom(st.ServiceAddr, dnsPort).String()
+	st.URL = fmt.Sprintf("http://%s/", fqdn)
+	if namespaceExists(namespace) {
+		return state{}, fmt.Errorf("network namespace %s exists and is not this demo's (no %s in %s): remove it (ip netns del %s) or choose --namespace", namespace, stateFile, dir, namespace)
+	}
+	if err := checkFree(prefix); err != nil {
+		return state{}, err
+	}
+	if err := build(ctx, st, prefix); err != nil {
+		return state{}, errors.Join(err, teardown(ctx, dir, st))
+	}
+	os.Remove(filepath.Join(dir, readyFile))
+	proc, err := spawnServer(dir, st)
+	if err != nil {
+		return state{}, errors.Join(err, teardown(ctx, dir, st))
+	}
+	st.Process = proc
+	if err := saveState(dir, st); err != nil {
+		return state{}, errors.Join(err, teardown(ctx, dir, st))
+	}
+	if err := waitReady(ctx, dir, proc); err != nil {
+		return state{}, errors.Join(err, teardown(ctx, dir, st))
+	}
+	return st, nil
+}
+
+// checkFree refuses a subnet that overlaps an address already on this host.
+func checkFree(p netip.Prefix) error {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if q, err := netip.ParsePrefix(a.String()); err == nil && q.Overlaps(p) {
+			return fmt.Errorf("--subnet %s overlaps %s on this host: choose another /30", p, q)
+		}
+	}
+	return nil
+}
+
+func run(ctx context.Context, stdin, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// hostRuleset refuses every connection the host's own processes start into the demo network;
+// routed traffic from router namespaces passes (it takes the forward path, not output).
+func hostRuleset(subnet netip.Prefix) string {
+	return fmt.Sprintf(`table inet %[1]s
+delete table inet %[1]s
+table inet %[1]s {
+	chain output {
+		type filter hook output priority 0; policy accept;
+		ip daddr %[2]s meta l4proto { tcp, udp } reject with icmpx admin-prohibited
+	}
+}
+`, hostTable, subnet)
+}
+
+func build(ctx context.Context, st state, subnet netip.Prefix) error {
+	ns := st.Namespace
+	steps := [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+		{"ip", "link", "add", st.HostVeth, "type", "veth", "peer", "name", nsVeth, "netns", ns},
+		{"ip", "addr", "add", st.HostAddr.String() + "/30", "dev", st.HostVeth},
+		{"ip", "link", "set", st.HostVeth, "up"},
+		{"ip", "-n", ns, "addr", "add", st.ServiceAddr.String() + "/30", "dev", nsVeth},
+		{"ip", "-n", ns, "link", "set", nsVeth, "up"},
+	}
+	for _, s := range steps {
+		if err := run(ctx, "", s[0], s[1:]...); err != nil {
+			return err
+		}
+	}
+	// Replies from the namespace to routers are forwarded by the host: only this interface
+	// (and the router veths link-router names) forwards, the host's ip_forward stays as it is.
+	if err := setForwarding(st.HostVeth, true); err != nil {
+		return err
+	}
+	return run(ctx, hostRuleset(subnet), "nft", "-f", "-")
+}
+
+func setForwarding(iface string, on bool) error {
+	v := "0\n"
+	if on {
+		v = "1\n"
+	}
+	if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", iface, "forwarding"), []byte(v), 0o644); err != nil {
+		return fmt.Errorf("set forwarding on %s: %w", iface, err)
+	}
+	return nil
+}
+
+func namespaceExists(ns string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", ns))
+	return ns != "" && err == nil
+}
+
+// spawnServer starts 'ztna-demo serve' inside the namespace, detached in its own session so it
+// outlives this command, with its output in the log file.
+func spawnServer(dir string, st state) (process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return process{}, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, logFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return process{}, err
+	}
+	defer logf.Close()
+	cmd := exec.Command("ip", "netns", "exec", st.Namespace, self, "serve",
+		"--dns", st.DNSServer,
+		"--http", netip.AddrPortFrom(st.ServiceAddr, httpPort).String(),
+		"--name", st.FQDN, "--answer", st.ServiceAddr.String(),
+		"--ready-file", filepath.Join(dir, readyFile))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return process{}, fmt.Errorf("start the demo servers: %w", err)
+	}
+	p, err := processOf(cmd.Process.Pid)
+	go cmd.Wait() // reap it if it exits while up still runs
+	return p, err
+}
+
+func waitReady(ctx context.Context, dir string, p process) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(dir, readyFile)); err == nil {
+			return nil
+		}
+		if !p.alive() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, logFile))
+	return fmt.Errorf("the demo servers did not start; %s says:\n%s", filepath.Join(dir, logFile), bytes.TrimSpace(log))
+}
+
+func downCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the demo servers and remove the namespace, veth and nftables table",
+		Long: `down removes everything up created and turns forwarding off again on the router veths
+link-router enabled. It succeeds when there is nothing left to remove.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadState(dir)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return teardown(cmd.Context(), dir, st)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "state-dir", "", "the directory given to up (required)")
+	cmd.MarkFlagRequired("state-dir")
+	return cmd
+}
+
+// teardown removes what st describes; parts already gone are skipped.
+func teardown(ctx context.Context, dir string, st state) error {
+	var errs []error
+	st.Process.stop(5 * time.Second)
+	if st.Process.alive() {
+		errs = append(errs, fmt.Errorf("demo server process %d did not stop", st.Process.PID))
+	}
+	if run(ctx, "", "nft", "list", "table", "inet", hostTable) == nil {
+		errs = append(errs, run(ctx, "", "nft", "delete", "table", "inet", hostTable))
+	}
+	if namespaceExists(st.Namespace) {
+		errs = append(errs, run(ctx, "", "ip", "netns", "del", st.Namespace))
+	}
+	if _, err := net.InterfaceByName(st.HostVeth); err == nil && st.HostVeth != "" {
+		errs = append(errs, run(ctx, "", "ip", "link", "del", st.HostVeth))
+	}
+	for _, iface := range st.Linked {
+		if _, err := net.InterfaceByName(iface); err == nil {
+			errs = append(errs, setForwarding(iface, false))
+		}
+	}
+	for _, f := range []string{stateFile, readyFile, logFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func linkRouterCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "link-router ADDRESS...",
+		Short: "Let namespaced routers reach the demo network",
+		Long: `link-router takes the private addresses of namespaced router hosts (ztna_router_host
+private_address) and turns on IPv4 forwarding on the host end of each router's veth, the
+interface the host routes that address through. Without it, traffic from a router namespace to
+an address beyond the host is dropped. The router's own nftables ruleset still limits it to its
+egress allowlist. Only veth interfaces are accepted; down turns forwarding off again.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRoot(); err != nil {
+				return err
+			}
+			st, err := loadState(dir)
+			if err != nil {
+				return fmt.Errorf("the demo network is not up (%w): run ztna-demo up first", err)
+			}
+			for _, a := range args {
+				iface, err := linkRouter(cmd.Context(), a)
+				if err != nil {
+					return err
+				}
+				if !containsString(st.Linked, iface) {
+					st.Linked = append(st.Linked, iface)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "router %s: forwarding on %s\n", a, iface)
+			}
+			return saveState(dir, st)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "state-dir", "", "the directory given to up (required)")
+	cmd.MarkFlagRequired("state-dir")
+	return cmd
+}
+
+func linkRouter(ctx context.Context, address string) (string, error) {
+	addr, err := netip.ParseAddr(address)
+	if err != nil || !addr.Is4() {
+		return "", fmt.Errorf("%q is not an IPv4 address: pass a router host's private_address", address)
+	}
+	out, err := exec.CommandContext(ctx, "ip", "-o", "route", "get", addr.String()).Output()
+	if err != nil {
+		return "", fmt.Errorf("ip route get %s: %w", addr, err)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) > 0 && fields[0] == "local" {
+		return "", fmt.Errorf("%s is an address of this host, not of a router namespace", addr)
+	}
+	iface := ""
+	for i := 0; i+1 < len(fields); i++ {
+		if fields[i] == "dev" {
+			iface = fields[i+1]
+		}
+	}
+	if iface == "" {
+		return "", fmt.Errorf("no route to %s: is the router host running?", addr)
+	}
+	link, err := exec.CommandContext(ctx, "ip", "-d", "-o", "link", "show", "dev", iface).Output()
+	if err != nil || !strings.Contains(string(link), " veth ") {
+		return "", fmt.Errorf("%s is reached through %s, which is not a veth: only namespaced routers can be linked", addr, iface)
+	}
+	return iface, setForwarding(iface, true)
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// process identifies a process across pid reuse: pid plus start time (field 22 of stat).
+type process struct {
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"`
+}
+
+func stat(pid int) (start uint64, state byte, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name (field 2) may contain spaces; fields resume after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("unparsable /proc/%d/stat", pid)
+	}
+	fields := bytes.Fields(b[i+1:])
+	if len(fields) < 20 {
+		return 0, 0, fmt.Errorf("unparsable /proc/%d/stat", pid)
+	}
+	start, err = strconv.ParseUint(string(fields[19]), 10, 64)
+	return start, fields[0][0], err
+}
+
+func processOf(pid int) (process, error) {
+	start, _, err := stat(pid)
+	return process{PID: pid, StartTime: start}, err
+}
+
+func (p process) alive() bool {
+	if p.PID <= 0 {
+		return false
+	}
+	start, st, err := stat(p.PID)
+	return err == nil && start == p.StartTime && st != 'Z' && st != 'X'
+}
+
+// stop ends the process's session: SIGTERM, then SIGKILL after grace.
+func (p process) stop(grace time.Duration) {
+	if !p.alive() {
+		return
+	}
+	syscall.Kill(-p.PID, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for p.alive() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p.alive() {
+		syscall.Kill(-p.PID, syscall.SIGKILL)
+		for i := 0; i < 100 && p.alive(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
