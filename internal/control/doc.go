@@ -20,5 +20,11 @@
 //	renew{csr}                            →
 //	                                       ← renewed{certificate}   (same envelope id)
 //	                                       ← revoked{reason}        (router deleted; then close)
+//
+//	hub-mode routers (hello.hub, role "hub") additionally:
+//	                                       ← hub_snapshot{services, routers, identities, policies}
+//	                                                                (after welcome and on every change)
+//	renew{csr, kind: "hub"}               →
+//	                                       ← renewed{hub certificate}
 //	                                       ← error{message}         (fatal; then close)
 package control

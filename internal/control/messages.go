@@ -31,6 +31,7 @@ const (
 	TypeRenewed      Type = "renewed"
 	TypeRevoked      Type = "revoked"
 	TypeError        Type = "error"
+	TypeHubSnapshot  Type = "hub_snapshot"
 )
 
 // Envelope is one frame. ID correlates a renew with its renewed answer; other messages leave it 0.
@@ -60,6 +61,10 @@ type Hello struct {
 	// Image is the attestation file baked into the router's image (/etc/ztna/image.json), absent
 	// when the router was installed by hand.
 	Image *Attestation `json:"image,omitempty"`
+	// Hub says the router runs as a standalone hub (`ztna-router run --hub`): the controller
+	// then pushes HubSnapshots and issues it a hub certificate — only if the router holds the
+	// role api.RoleHub, because a snapshot reveals every service and identity.
+	Hub bool `json:"hub,omitempty"`
 }
 
 // Attestation describes the image a router booted from. The Packer provisioner writes it to
@@ -85,6 +90,10 @@ type Welcome struct {
 	// connection after HeartbeatMisses intervals without a frame from the other.
 	HeartbeatIntervalMS int64     `json:"heartbeat_interval_ms"`
 	ServerTime          time.Time `json:"server_time"`
+	// Fabric lists the fabric addresses (host:port) of every hub the router links to; it
+	// replaces the list from enrolment, so hubs can be added without re-enrolling. Empty keeps
+	// the enrolled list.
+	Fabric []string `json:"fabric,omitempty"`
 }
 
 // HeartbeatMisses is how many heartbeat intervals of silence end a connection.
@@ -157,7 +166,14 @@ type HeartbeatAck struct {
 // under the same envelope ID.
 type Renew struct {
 	CSR string `json:"csr"` // PEM "CERTIFICATE REQUEST"
+	// Kind is the certificate wanted: "" (or "router") renews the router's own; CertKindHub
+	// asks a hub-mode router for the hub certificate (ztna://hub/<router id>) its fabric
+	// listener presents, for the CSR's key.
+	Kind string `json:"kind,omitempty"`
 }
+
+// CertKindHub is Renew.Kind for a standalone hub's certificate.
+const CertKindHub = "hub"
 
 // Renewed carries the new certificate chain (PEM, leaf first) or the reason there is none.
 type Renewed struct {
@@ -174,4 +190,41 @@ type Revoked struct {
 // Error is a fatal protocol error; the sender closes the connection after it.
 type Error struct {
 	Message string `json:"message"`
+}
+
+// HubSnapshot is everything a hub needs to authorise and route dials without asking the
+// controller: every service with the router roles that host it, every router with its roles
+// and static cost, every identity with its roles, and every service policy. The controller
+// sends the whole snapshot to hub-mode routers after welcome and again after every change;
+// each one replaces the last.
+type HubSnapshot struct {
+	Services   []HubService  `json:"services"`
+	Routers    []HubRouter   `json:"routers"`
+	Identities []HubIdentity `json:"identities"`
+	Policies   []HubPolicy   `json:"policies"`
+}
+
+// HubService is a service and the router roles that select its hosts.
+type HubService struct {
+	Service
+	RouterRoles []string `json:"router_roles"`
+}
+
+// HubRouter is a router with its roles and operator-set static cost (milliseconds).
+type HubRouter struct {
+	ID    string   `json:"id"`
+	Roles []string `json:"roles"`
+	Cost  int      `json:"cost,omitempty"`
+}
+
+// HubIdentity is a client identity with its roles.
+type HubIdentity struct {
+	ID    string   `json:"id"`
+	Roles []string `json:"roles"`
+}
+
+// HubPolicy lets identities holding any of IdentityRoles dial the named services.
+type HubPolicy struct {
+	IdentityRoles []string `json:"identity_roles"`
+	ServiceNames  []string `json:"service_names"`
 }
