@@ -41,14 +41,20 @@ type Component interface {
 	Serve(ctx context.Context, ln net.Listener) error
 }
 
+// NetworkCAName is the common name of the network CA a controller creates.
+const NetworkCAName = "ztna network CA"
+
 // serverCertLifetime is the lifetime of the controller's own server certificates; they are
 // renewed in-process at two thirds of it.
 const serverCertLifetime = 30 * 24 * time.Hour
 
 // Config configures a Controller.
 type Config struct {
-	// CADir holds ca.pem and ca-key.pem (created on first start).
+	// CADir holds ca.pem and ca-key.pem (created on first start) unless CA is set.
 	CADir string
+	// CA, when set, is the network CA to sign with — replicas on PostgreSQL share one kept
+	// in their database — and CADir is not used.
+	CA *pki.CA
 	// Name names the controller in its certificates (ztna://controller/<Name>).
 	Name  string
 	Store store.Store
@@ -97,12 +103,16 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Name == "" {
 		cfg.Name = "controller"
 	}
-	ca, created, err := pki.LoadOrCreateCA(cfg.CADir, "ztna network CA")
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		cfg.Logger.Info("created network CA", "dir", cfg.CADir, "fingerprint", ca.Fingerprint())
+	ca := cfg.CA
+	var err error
+	if ca == nil {
+		var created bool
+		if ca, created, err = pki.LoadOrCreateCA(cfg.CADir, NetworkCAName); err != nil {
+			return nil, err
+		}
+		if created {
+			cfg.Logger.Info("created network CA", "dir", cfg.CADir, "fingerprint", ca.Fingerprint())
+		}
 	}
 	c := &Controller{
 		cfg:        cfg,

@@ -76,7 +76,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			edgeURL := "https://" + ports.Edge
 			s := settings{
 				name:    "dev",
-				dataDir: dir, storePath: filepath.Join(dir, devStoreFile), token: token,
+				dataDir: dir, store: storeConfig{driver: driverSQLite, dsn: filepath.Join(dir, devStoreFile)}, token: token,
 				listen: map[controller.Plane]string{
 					controller.PlaneEdge: ports.Edge, controller.PlaneControl: ports.Control, controller.PlaneFabric: ports.Fabric,
 					controller.PlaneMetrics: ports.Metrics,

@@ -38,8 +38,9 @@ type fileConfig struct {
 	} `yaml:"advertise"`
 	Hosts []string `yaml:"hosts"`
 	Store struct {
-		Driver string `yaml:"driver"`
-		DSN    string `yaml:"dsn"`
+		Driver       string `yaml:"driver"`
+		DSN          string `yaml:"dsn"`
+		CASecretFile string `yaml:"ca_secret_file"`
 	} `yaml:"store"`
 	TokenFile         string        `yaml:"token_file"`
 	CertLifetime      time.Duration `yaml:"cert_lifetime"`
@@ -61,14 +62,20 @@ const configReference = `Configuration keys (YAML):
     control: ":6262"            # control channel (mutual TLS, routers dial in)
     fabric: ":80"               # fabric of the embedded hub (mutual TLS despite the number)
     metrics: "127.0.0.1:9262"   # Prometheus /metrics, plain HTTP; "" turns it off
-  advertise:                    # what registration keys and enrolment responses hand out
+  advertise:                    # what registration keys and enrolment responses hand out;
+                                # with replicas, list every replica (routers fail over in turn)
     edge: ["https://ctrl.example.com"]      # default: https://<hosts[0]>:<edge port>
     control: ["ctrl.example.com:6262"]      # default: <hosts[0]>:<control port>
     fabric: ["ctrl.example.com:80"]         # default: <hosts[0]>:<fabric port>
   hosts: ["ctrl.example.com"]   # DNS names / IPs in the controller's server certificates (required)
   store:
-    driver: sqlite              # sqlite (embedded); postgres is not available in this build
+    driver: sqlite              # sqlite (embedded, one controller) or postgres (replicas share one database)
     dsn: ""                     # sqlite: database file (default <data_dir>/ztna.db)
+                                # postgres (required): e.g. "postgres://ztna@db.internal:5432/ztna?sslmode=verify-full";
+                                # keep the password out of this file: PGPASSWORD or ~/.pgpass work
+    ca_secret_file: ""          # postgres (required): file (0600) with a secret of >= 32 characters, the same
+                                # on every replica (e.g. openssl rand -base64 48); it seals the network CA key,
+                                # which then lives in the database (created by the first replica), not in data_dir
   token_file: /etc/ztna-controller/admin-token
                                 # admin bearer token of the management API (required, >= 16 chars)
   cert_lifetime: 24h            # lifetime of router and identity certificates (renewed over control)
@@ -83,7 +90,7 @@ func defaultFileConfig() fileConfig {
 	c.Name = "controller"
 	c.DataDir = "/var/lib/ztna-controller"
 	c.Listen.Edge, c.Listen.Control, c.Listen.Fabric, c.Listen.Metrics = ":443", ":6262", ":80", "127.0.0.1:9262"
-	c.Store.Driver = "sqlite"
+	c.Store.Driver = driverSQLite
 	c.TokenFile = "/etc/ztna-controller/admin-token"
 	c.CertLifetime = pki.DefaultCertLifetime
 	c.HeartbeatInterval = time.Second
@@ -116,8 +123,20 @@ func (c *fileConfig) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen.Metrics); c.Listen.Metrics != "" && err != nil {
 		add("listen.metrics: %q is not host:port (e.g. \"127.0.0.1:9262\"; \"\" turns metrics off)", c.Listen.Metrics)
 	}
-	if c.Store.Driver != "sqlite" {
-		add("store.driver: %q is not available in this build; use sqlite", c.Store.Driver)
+	switch c.Store.Driver {
+	case driverSQLite:
+		if c.Store.CASecretFile != "" {
+			add("store.ca_secret_file: only used with driver postgres (SQLite keeps the CA in data_dir)")
+		}
+	case driverPostgres:
+		if c.Store.DSN == "" {
+			add("store.dsn: name the PostgreSQL database, e.g. \"postgres://ztna@db.internal:5432/ztna?sslmode=verify-full\"")
+		}
+		if c.Store.CASecretFile == "" {
+			add("store.ca_secret_file: name a file (0600) holding the secret, shared by all replicas, that seals the network CA key")
+		}
+	default:
+		add("store.driver: %q is not a store; use sqlite or postgres", c.Store.Driver)
 	}
 	if len(c.Hosts) == 0 {
 		add("hosts: name at least one DNS name or IP of this controller (it goes into its certificates and, by default, into registration keys)")
@@ -157,7 +176,9 @@ func runCommand() *cobra.Command {
 		Short: "Run a production controller from a configuration file",
 		Long: `run starts the controller described by a YAML configuration file. Listeners default
 to 443 (edge API), 6262 (control channel) and 80 (fabric). The CA is created in data_dir on
-the first start and kept afterwards.
+the first start and kept afterwards. With store.driver postgres, several controllers (replicas)
+share one database: the CA is kept there, sealed with store.ca_secret_file, and a change made
+through any replica reaches the routers connected to every other.
 
 ` + configReference,
 		Args: cobra.NoArgs,
@@ -177,12 +198,12 @@ the first start and kept afterwards.
 			if err := os.MkdirAll(fc.DataDir, 0o700); err != nil {
 				return fmt.Errorf("create data_dir: %w", err)
 			}
-			storePath := fc.Store.DSN
-			if storePath == "" {
-				storePath = filepath.Join(fc.DataDir, devStoreFile)
+			sc := storeConfig{driver: fc.Store.Driver, dsn: fc.Store.DSN, caSecretFile: fc.Store.CASecretFile}
+			if sc.driver == driverSQLite && sc.dsn == "" {
+				sc.dsn = filepath.Join(fc.DataDir, devStoreFile)
 			}
 			s := settings{
-				name: fc.Name, dataDir: fc.DataDir, storePath: storePath, token: token,
+				name: fc.Name, dataDir: fc.DataDir, store: sc, token: token,
 				listen: map[controller.Plane]string{
 					controller.PlaneEdge: fc.Listen.Edge, controller.PlaneControl: fc.Listen.Control, controller.PlaneFabric: fc.Listen.Fabric,
 					controller.PlaneMetrics: fc.Listen.Metrics,

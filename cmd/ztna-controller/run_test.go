@@ -70,7 +70,10 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"unknown key", "hosts: [a]\nlisten:\n  edg: \":1\"\n", "edg"},
 		{"bad listen", "hosts: [a]\nlisten:\n  edge: \"443\"\n", "listen.edge"},
 		{"no hosts", "data_dir: /tmp/x\n", "hosts"},
-		{"postgres", "hosts: [a]\nstore:\n  driver: postgres\n", "store.driver"},
+		{"unknown driver", "hosts: [a]\nstore:\n  driver: mysql\n", "store.driver"},
+		{"postgres without dsn", "hosts: [a]\nstore:\n  driver: postgres\n  ca_secret_file: /s\n", "store.dsn"},
+		{"postgres without CA secret", "hosts: [a]\nstore:\n  driver: postgres\n  dsn: postgres://db/ztna\n", "store.ca_secret_file"},
+		{"CA secret with sqlite", "hosts: [a]\nstore:\n  ca_secret_file: /s\n", "store.ca_secret_file"},
 		{"short lifetime", "hosts: [a]\ncert_lifetime: 10ms\n", "cert_lifetime"},
 		{"bad duration", "hosts: [a]\ncert_lifetime: soon\n", "soon"},
 	} {

@@ -14,14 +14,13 @@ import (
 	"github.com/ztna/ztna/controller/control"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/hub"
-	"github.com/ztna/ztna/controller/store/sqlite"
 )
 
 // settings is what dev and run agree on after reading flags or the config file.
 type settings struct {
 	name              string
-	dataDir           string // CA files
-	storePath         string
+	dataDir           string // CA files (SQLite store)
+	store             storeConfig
 	token             string
 	listen            map[controller.Plane]string
 	advertise         edgeapi.Endpoints
@@ -34,12 +33,12 @@ type settings struct {
 // start opens the store, assembles the controller, attaches the components and starts
 // listening. The returned channel yields Run's result.
 func start(ctx context.Context, s settings) (*controller.Controller, <-chan error, error) {
-	st, err := sqlite.Open(ctx, s.storePath)
+	st, ca, err := openStore(ctx, s.store, s.logger)
 	if err != nil {
 		return nil, nil, err
 	}
 	c, err := controller.New(controller.Config{
-		CADir: s.dataDir, Name: s.name, Store: st, Token: s.token, Listen: s.listen,
+		CADir: s.dataDir, CA: ca, Name: s.name, Store: st, Token: s.token, Listen: s.listen,
 		Advertise: s.advertise, Hosts: s.hosts, CertLifetime: s.certLifetime, Logger: s.logger,
 	})
 	if err != nil {
@@ -103,21 +102,24 @@ func portOf(addr string) string {
 	return p
 }
 
-func readToken(path string) (string, error) {
+func readToken(path string) (string, error) { return readSecretFile("token file", path, 16) }
+
+// readSecretFile reads a secret that only its owner may read, of at least minLen bytes.
+func readSecretFile(what, path string, minLen int) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%w: token file %s has mode %v: it must be readable by its owner only (chmod 600)", errUsage, path, fi.Mode().Perm())
+		return "", fmt.Errorf("%w: %s %s has mode %v: it must be readable by its owner only (chmod 600)", errUsage, what, path, fi.Mode().Perm())
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("read token file: %w", err)
+		return "", fmt.Errorf("read %s: %w", what, err)
 	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("%w: token file %s must hold a token of at least 16 characters", errUsage, path)
+	secret := strings.TrimSpace(string(b))
+	if len(secret) < minLen {
+		return "", fmt.Errorf("%w: %s %s must hold a secret of at least %d characters", errUsage, what, path, minLen)
 	}
-	return tok, nil
+	return secret, nil
 }

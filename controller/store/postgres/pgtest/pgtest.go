@@ -37,9 +37,10 @@ var server struct {
 	unavailable error
 }
 
-// Main starts the cluster, runs the tests and stops it; use it as
-// `func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }`.
-func Main(m *testing.M) int {
+// Main starts the cluster, runs the tests (m.Run) and stops it; use it as
+// `func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }`. m may wrap *testing.M to nest
+// another package's Main.
+func Main(m interface{ Run() int }) int {
 	stop, err := start()
 	if err != nil {
 		server.unavailable = err

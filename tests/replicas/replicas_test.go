@@ -1,0 +1,313 @@
+package replicas
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/controller/store/postgres/pgtest"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/apiclient"
+	"github.com/ztna/ztna/tests/dataplane/harness"
+)
+
+// replica is one running `ztna-controller run`.
+type replica struct {
+	name                           string
+	proc                           *harness.Proc
+	edge, control, fabric, metrics string // host:port
+	fingerprint                    string
+	api                            *apiclient.Client
+}
+
+// startReplicas starts n replicas on one fresh database at the same time (so they race to
+// migrate it and to create the network CA) and waits until every API answers. Each replica
+// advertises itself first and then the others, so what it enrols connects to it first.
+func startReplicas(t *testing.T, n int) []*replica {
+	t.Helper()
+	dsn := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	secretFile := writeFile(t, dir, "ca-secret", "test-ca-secret-0123456789abcdefghijklmnopqrstuvwxyz\n")
+	tokenFile := writeFile(t, dir, "token", "replica-admin-token-0123456789\n")
+	rs := make([]*replica, n)
+	for i := range rs {
+		rs[i] = &replica{name: fmt.Sprintf("ctrl-%c", 'a'+i), edge: harness.FreeAddr(t), control: harness.FreeAddr(t),
+			fabric: harness.FreeAddr(t), metrics: harness.FreeAddr(t)}
+	}
+	for i, r := range rs {
+		order := append([]*replica{r}, append(slices.Clone(rs[:i]), rs[i+1:]...)...)
+		list := func(f func(*replica) string) string {
+			var out []string
+			for _, o := range order {
+				out = append(out, strconv.Quote(f(o)))
+			}
+			return "[" + strings.Join(out, ", ") + "]"
+		}
+		cfg := writeFile(t, dir, r.name+".yaml", fmt.Sprintf(`name: %s
+data_dir: %s
+listen: {edge: %q, control: %q, fabric: %q, metrics: %q}
+advertise:
+  edge: %s
+  control: %s
+  fabric: %s
+hosts: ["127.0.0.1"]
+store: {driver: postgres, dsn: %q, ca_secret_file: %q}
+token_file: %q
+heartbeat_interval: 200ms
+log: {format: json, level: info}
+`, r.name, filepath.Join(dir, r.name), r.edge, r.control, r.fabric, r.metrics,
+			list(func(o *replica) string { return "https://" + o.edge }),
+			list(func(o *replica) string { return o.control }),
+			list(func(o *replica) string { return o.fabric }),
+			dsn, secretFile, tokenFile))
+		r.proc = harness.Start(t, "ztna-controller", "run", "--config", cfg)
+	}
+	for _, r := range rs {
+		harness.WaitFor(t, 60*time.Second, r.name+" starts", func() bool {
+			r.fingerprint = startedFingerprint(r.proc.Output())
+			return r.fingerprint != "" || r.proc.Exited()
+		})
+		if r.proc.Exited() {
+			t.Fatalf("%s exited:\n%s", r.name, r.proc.Output())
+		}
+		var err error
+		r.api, err = apiclient.New("https://"+r.edge, "replica-admin-token-0123456789", r.fingerprint, apiclient.WithTimeout(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.api.CloseIdleConnections)
+		harness.WaitFor(t, 20*time.Second, r.name+" API answers", func() bool {
+			_, err := r.api.ListRouters(context.Background())
+			return err == nil
+		})
+	}
+	return rs
+}
+
+// startedFingerprint finds the CA fingerprint in the "controller started" log line.
+func startedFingerprint(out string) string {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var line struct {
+			Msg         string `json:"msg"`
+			Fingerprint string `json:"ca_fingerprint"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "controller started" {
+			return line.Fingerprint
+		}
+	}
+	return ""
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// enrolRouter creates a router through one replica, mints its key through another (whose
+// endpoints the key and so the router's configuration list first), enrols and runs it.
+func enrolRouter(t *testing.T, via, keyFrom *replica, name string, roles ...string) *harness.Router {
+	t.Helper()
+	ctx := context.Background()
+	r, err := via.api.CreateRouter(ctx, api.RouterCreate{Name: name, Roles: roles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := keyFrom.api.CreateRegistrationKey(ctx, api.RegistrationKeyCreate{RouterID: r.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runWithKey(t, r.ID, k.Key)
+}
+
+func runWithKey(t *testing.T, id, key string) *harness.Router {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile := writeFile(t, dir, "registration-key", key+"\n")
+	stateDir := filepath.Join(dir, "state")
+	if out, code := harness.Run(t, "ztna-router", "enroll", "--key-file", keyFile, "--state-dir", stateDir); code != 0 {
+		t.Fatalf("ztna-router enroll exited %d:\n%s", code, out)
+	}
+	return harness.RunRouter(t, id, stateDir)
+}
+
+// controlSessions counts the established control-channel connections a replica has accepted
+// (from the kernel's socket table: the replica's side of a connection has the listen port).
+func controlSessions(t *testing.T, r *replica) int {
+	t.Helper()
+	_, portText, _ := strings.Cut(r.control, ":")
+	port, _ := strconv.Atoi(portText)
+	raw, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != "01" { // 01: ESTABLISHED
+			continue
+		}
+		_, local, _ := strings.Cut(f[1], ":")
+		if p, err := strconv.ParseUint(local, 16, 16); err == nil && int(p) == port {
+			n++
+		}
+	}
+	return n
+}
+
+func connected(r *harness.Router) bool { return r.Metric("ztna_router_control_connected") == 1 }
+
+func assigned(r *harness.Router) float64 { return r.Metric("ztna_router_assigned_services") }
+
+// createService creates a service hosted by role through rep and returns how long until
+// router sees one more assigned service.
+func createService(t *testing.T, rep *replica, router *harness.Router, name, role string) time.Duration {
+	t.Helper()
+	before := assigned(router)
+	start := time.Now()
+	if _, err := rep.api.CreateService(context.Background(), api.ServiceCreate{
+		Name: name, Address: "127.0.0.1", Port: 5432, Protocol: api.ProtocolTCP, RouterRoles: []string{role},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 10*time.Second, "service "+name+" reaches router "+router.ID, func() bool { return assigned(router) == before+1 })
+	return time.Since(start)
+}
+
+// maxPropagation is the target: a change made through one replica reaches routers connected
+// to another within a second.
+const maxPropagation = time.Second
+
+func TestReplicas(t *testing.T) {
+	rs := startReplicas(t, 2)
+	a, b := rs[0], rs[1]
+	if a.fingerprint != b.fingerprint {
+		t.Fatalf("replicas sign with different CAs: %s and %s", a.fingerprint, b.fingerprint)
+	}
+
+	// Router r1 follows its key to b; r2 to a.
+	r1 := enrolRouter(t, a, b, "edge-1", "east")
+	r2 := enrolRouter(t, b, a, "edge-2", "west")
+	harness.WaitFor(t, 20*time.Second, "both routers connect", func() bool { return connected(r1) && connected(r2) })
+	if sa, sb := controlSessions(t, a), controlSessions(t, b); sa != 1 || sb != 1 {
+		t.Fatalf("control sessions: %s has %d, %s has %d; want one each", a.name, sa, b.name, sb)
+	}
+
+	t.Run("objects created through one replica are served by the other", func(t *testing.T) {
+		ctx := context.Background()
+		id, err := a.api.CreateIdentity(ctx, api.IdentityCreate{Name: "app", Roles: []string{"apps"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.api.GetIdentity(ctx, id.ID)
+		if err != nil || got.Name != "app" {
+			t.Fatalf("replica b: %+v, %v", got, err)
+		}
+		routers, err := b.api.ListRouters(ctx)
+		if err != nil || len(routers) != 2 {
+			t.Fatalf("replica b lists %d routers (%v), want 2", len(routers), err)
+		}
+		// Online status written by whichever replica holds the session.
+		for _, r := range routers {
+			if r.Status != api.RouterOnline {
+				t.Errorf("router %s is %q on replica b, want online", r.Name, r.Status)
+			}
+		}
+	})
+
+	t.Run("change through a reaches a router connected to b within 1s", func(t *testing.T) {
+		var worst time.Duration
+		for i := range 5 {
+			d := createService(t, a, r1, fmt.Sprintf("east-db-%d", i), "east")
+			t.Logf("service created through %s reached router on %s after %v", a.name, b.name, d)
+			worst = max(worst, d)
+		}
+		if worst > maxPropagation {
+			t.Fatalf("slowest propagation %v, want under %v", worst, maxPropagation)
+		}
+	})
+
+	// A key minted before the crash, whose endpoints list a first.
+	spare, err := a.api.CreateRouter(context.Background(), api.RouterCreate{Name: "edge-3", Roles: []string{"west"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spareKey, err := a.api.CreateRegistrationKey(context.Background(), api.RegistrationKeyCreate{RouterID: spare.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	a.proc.Kill()
+	killed := time.Now()
+
+	t.Run("after SIGKILL of a, b keeps serving and a's routers move to b", func(t *testing.T) {
+		if _, err := b.api.ListServices(context.Background()); err != nil {
+			t.Fatalf("replica b after a died: %v", err)
+		}
+		d := harness.WaitFor(t, 15*time.Second, "router edge-2 reconnects to b", func() bool {
+			return controlSessions(t, b) == 2 && connected(r2)
+		})
+		t.Logf("router moved from the killed replica to the survivor %v after the kill (%v waiting)", time.Since(killed), d)
+		if !connected(r1) {
+			t.Fatal("router edge-1, connected to b all along, lost its session")
+		}
+	})
+
+	t.Run("service created on the survivor reaches the moved router", func(t *testing.T) {
+		d := createService(t, b, r2, "west-db", "west")
+		t.Logf("service created through %s reached the moved router after %v", b.name, d)
+		if d > maxPropagation {
+			t.Fatalf("took %v, want under %v", d, maxPropagation)
+		}
+	})
+
+	t.Run("a key minted by the dead replica enrols through the survivor", func(t *testing.T) {
+		r3 := runWithKey(t, spare.ID, spareKey.Key)
+		harness.WaitFor(t, 20*time.Second, "router edge-3 connects to b and gets west-db", func() bool { return connected(r3) && assigned(r3) == 1 })
+	})
+}
+
+// Replicas started together on an empty database agree on one CA and schema.
+func TestReplicasStartTogether(t *testing.T) {
+	rs := startReplicas(t, 3)
+	var wg sync.WaitGroup
+	for _, r := range rs[1:] {
+		if r.fingerprint != rs[0].fingerprint {
+			t.Errorf("%s signs with CA %s, %s with %s", r.name, r.fingerprint, rs[0].name, rs[0].fingerprint)
+		}
+	}
+	// Names are unique across replicas: of three concurrent creates of one name, one wins.
+	created := make(chan struct{}, len(rs))
+	for _, r := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var apiErr *apiclient.Error
+			if _, err := r.api.CreateService(context.Background(), api.ServiceCreate{
+				Name: "db", Address: "127.0.0.1", Port: 5432, RouterRoles: []string{"x"},
+			}); err == nil {
+				created <- struct{}{}
+			} else if !errors.As(err, &apiErr) || apiErr.StatusCode != 409 {
+				t.Errorf("%s: %v, want success or 409", r.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(created) != 1 {
+		t.Fatalf("%d replicas created service db, want exactly 1", len(created))
+	}
+}
