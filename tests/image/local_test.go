@@ -212,6 +212,9 @@ func TestLocalImage(t *testing.T) {
 	})
 
 	t.Run("first boot state", func(t *testing.T) {
+		if h := readFile(t, root, "etc/hostname"); h != "ztna-router\n" {
+			t.Errorf("hostname %q, want the builder's hostname ztna-router", h)
+		}
 		if b := readFile(t, root, "etc/machine-id"); b != "" {
 			t.Errorf("machine-id %q baked into the image: every VM would share it", b)
 		}

@@ -180,7 +180,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		&stepRootfs{config: c},
 	}
 	steps = append(steps, chrootSteps()...)
-	steps = append(steps, &stepFinalizeRootfs{}, &stepDisk{config: c})
+	steps = append(steps, &stepFinalizeRootfs{config: c}, &stepDisk{config: c})
 	if c.Format == "qcow2" {
 		steps = append(steps, &stepConvertQcow2{})
 	}

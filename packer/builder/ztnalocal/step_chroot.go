@@ -48,8 +48,11 @@ func (s *stepLeaveChroot) Run(_ context.Context, state multistep.StateBag) multi
 
 func (s *stepLeaveChroot) Cleanup(multistep.StateBag) {}
 
-// stepFinalizeRootfs removes what provisioning leaves behind and must not ship in an image.
-type stepFinalizeRootfs struct{}
+// stepFinalizeRootfs sets the host name and removes what bootstrapping and provisioning leave
+// behind that must not ship in an image (the build host's name and resolver, apt caches).
+type stepFinalizeRootfs struct {
+	config *Config
+}
 
 func (s *stepFinalizeRootfs) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	root := state.Get("rootfs").(string)
@@ -62,6 +65,10 @@ func (s *stepFinalizeRootfs) Run(ctx context.Context, state multistep.StateBag) 
 		errs = append(errs, err)
 	}
 	errs = append(errs, os.Symlink("../run/systemd/resolve/stub-resolv.conf", resolv))
+	name := s.config.Hostname
+	errs = append(errs,
+		os.WriteFile(filepath.Join(root, "etc/hostname"), []byte(name+"\n"), 0o644),
+		os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("127.0.0.1\tlocalhost\n127.0.1.1\t"+name+"\n::1\tlocalhost ip6-localhost ip6-loopback\n"), 0o644))
 	// Every VM must generate its own machine-id on first boot.
 	errs = append(errs, os.WriteFile(filepath.Join(root, "etc/machine-id"), nil, 0o444))
 	for _, dir := range []string{"tmp", "var/tmp", "var/cache/apt/archives", "var/lib/apt/lists"} {
