@@ -3,19 +3,23 @@
 // database of its own that is dropped when it ends.
 //
 // When PostgreSQL cannot be started, tests that need it skip with the reason — unless
-// $ZTNA_REQUIRE_POSTGRES is set (as `make test` does), in which case they fail.
+// $ZTNA_REQUIRE_POSTGRES is set (as `make test` does), in which case they fail. With -short
+// no server is started and those tests skip.
 package pgtest
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,12 +39,18 @@ const (
 var server struct {
 	dsn         string
 	unavailable error
+	short       bool // -short: no PostgreSQL, its tests skip
 }
 
 // Main starts the cluster, runs the tests (m.Run) and stops it; use it as
 // `func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }`. m may wrap *testing.M to nest
 // another package's Main.
 func Main(m interface{ Run() int }) int {
+	flag.Parse() // testing.Short reads the flags
+	if testing.Short() {
+		server.short = true
+		return m.Run()
+	}
 	stop, err := start()
 	if err != nil {
 		server.unavailable = err
@@ -71,19 +81,54 @@ func start() (stop func() error, err error) {
 	if err != nil {
 		return nil, err
 	}
+	sweep(script)
 	// Directly under /tmp: the cluster's owner (postgres, when we are root) must reach it,
 	// and the unix socket path must stay short.
-	dir, err := os.MkdirTemp("/tmp", "ztna-pg-")
+	dir, err := os.MkdirTemp("/tmp", dirPrefix)
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(dir+ownerSuffix, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	out, err := run(script, "start", dir)
 	if err != nil {
 		os.RemoveAll(dir)
+		os.Remove(dir + ownerSuffix)
 		return nil, err
 	}
 	server.dsn = strings.TrimSpace(out)
-	return func() error { _, err := run(script, "stop", dir); return err }, nil
+	return func() error {
+		_, err := run(script, "stop", dir)
+		os.Remove(dir + ownerSuffix)
+		return err
+	}, nil
+}
+
+// A cluster lives in /tmp/<dirPrefix>*; <dir><ownerSuffix> holds the pid of the test process
+// that started it.
+const (
+	dirPrefix   = "ztna-pg-"
+	ownerSuffix = ".owner"
+)
+
+// sweep stops clusters whose test process died without stopping them (a test binary killed
+// by a timeout), so they do not pile up on a CI machine.
+func sweep(script string) {
+	owners, _ := filepath.Glob(filepath.Join("/tmp", dirPrefix+"*"+ownerSuffix))
+	for _, f := range owners {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue // alive (or not ours to judge)
+		}
+		if _, err := run(script, "stop", strings.TrimSuffix(f, ownerSuffix)); err == nil {
+			os.Remove(f)
+		}
+	}
 }
 
 func run(script string, args ...string) (string, error) {
@@ -121,6 +166,9 @@ func findScript() (string, error) {
 // DSN returns the server's superuser DSN, skipping (or failing) t when there is no server.
 func DSN(t testing.TB) string {
 	t.Helper()
+	if server.short {
+		t.Skip("-short: skipping tests that need PostgreSQL")
+	}
 	if server.dsn == "" {
 		err := server.unavailable
 		if err == nil {
