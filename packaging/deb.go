@@ -60,8 +60,12 @@ func BuildDeb(opts DebOptions, w io.Writer) error {
 	if err := opts.validate(); err != nil {
 		return fmt.Errorf("ztna-router package: %w", err)
 	}
-	binary, err := filepath.Abs(opts.Binary)
+	// nfpm would package a symlink as a symlink; the image needs the file it points to.
+	binary, err := filepath.EvalSymlinks(opts.Binary)
 	if err != nil {
+		return err
+	}
+	if binary, err = filepath.Abs(binary); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "ztna-packaging-*")

@@ -26,7 +26,12 @@ func TestBuildDeb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := BuildDeb(DebOptions{Binary: fakeRouter(t), Version: "v1.4.0-rc1", Arch: "amd64"}, f); err != nil {
+	// A symlinked binary (bin/ztna-router -> a versioned file) is packaged as the file itself.
+	link := filepath.Join(t.TempDir(), "ztna-router")
+	if err := os.Symlink(fakeRouter(t), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := BuildDeb(DebOptions{Binary: link, Version: "v1.4.0-rc1", Arch: "amd64"}, f); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
