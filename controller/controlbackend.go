@@ -99,7 +99,8 @@ func (b *controlBackend) IssueRouterCertificate(ctx context.Context, id string, 
 }
 
 // Subscribe turns store changes into assignment changes: a router's own edits concern that
-// router; service changes concern every router; status reports concern nobody.
+// router (and hubs); service changes concern every router; identity and policy changes concern
+// hubs only; status reports concern nobody.
 func (b *controlBackend) Subscribe(ctx context.Context) <-chan control.Change {
 	in := b.c.Store.Subscribe(ctx)
 	out := make(chan control.Change, 64)
@@ -111,6 +112,8 @@ func (b *controlBackend) Subscribe(ctx context.Context) <-chan control.Change {
 			case ch.Collection == store.Routers && ch.Op != store.OpState:
 				c.RouterID = ch.ID
 			case ch.Collection == store.Services, ch.Collection == store.All:
+			case ch.Collection == store.Identities, ch.Collection == store.ServicePolicies:
+				c.HubsOnly = true
 			default:
 				continue
 			}

@@ -38,6 +38,7 @@ func devCommand() *cobra.Command {
 	var (
 		dataDir, edgeAddr, controlAddr, fabricAddr, metricsAddr, logFormat, logLevel string
 		certLifetime, heartbeat                                                      time.Duration
+		hubs                                                                         []string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -81,7 +82,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 					controller.PlaneEdge: ports.Edge, controller.PlaneControl: ports.Control, controller.PlaneFabric: ports.Fabric,
 					controller.PlaneMetrics: ports.Metrics,
 				},
-				advertise:         edgeapi.Endpoints{Edge: []string{edgeURL}, Control: []string{ports.Control}, Fabric: []string{ports.Fabric}},
+				advertise:         edgeapi.Endpoints{Edge: []string{edgeURL}, Control: []string{ports.Control}, Fabric: append([]string{ports.Fabric}, hubs...)},
 				hosts:             []string{"127.0.0.1", "localhost"},
 				certLifetime:      certLifetime,
 				heartbeatInterval: heartbeat,
@@ -126,6 +127,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 	f.StringVar(&edgeAddr, "edge-addr", "", "edge API listen address (default: a free 127.0.0.1 port, kept across restarts)")
 	f.StringVar(&controlAddr, "control-addr", "", "control channel listen address (default: a free 127.0.0.1 port, kept)")
 	f.StringVar(&fabricAddr, "fabric-addr", "", "fabric (embedded hub) listen address (default: a free 127.0.0.1 port, kept)")
+	f.StringSliceVar(&hubs, "hub", nil, "fabric address (host:port) of a standalone hub (ztna-router run --hub) to list to routers and identities after the embedded one; repeatable")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default: a free 127.0.0.1 port, kept)")
 	f.DurationVar(&certLifetime, "cert-lifetime", pki.DefaultCertLifetime, "lifetime of router and identity certificates (e.g. 30s for renewal tests)")
 	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")

@@ -62,6 +62,8 @@ func attachComponents(c *controller.Controller, s settings) {
 		Cert:              c.ControllerCert,
 		CA:                c.CA.Cert,
 		HeartbeatInterval: s.heartbeatInterval,
+		Hubs:              &hub.Backend{Store: c.Store, CA: c.CA, Lifetime: c.CertLifetime()},
+		Fabric:            s.advertise.Fabric,
 		Logger:            s.logger.With("plane", "control"),
 	}))
 	c.Attach(controller.PlaneFabric, hub.New(hub.Config{

@@ -1,7 +1,9 @@
 // Package control is the controller's side of the control channel (port 6262): it authenticates
 // routers by their certificates, records their status and health, pushes the services assigned to
 // their roles on connect and on every change, renews their certificates on the open connection,
-// and disconnects a router the moment it is deleted.
+// and disconnects a router the moment it is deleted. Routers running as standalone hubs (hello.hub,
+// role "hub") also get the hub policy snapshot on connect and on every change, and their hub
+// certificate.
 package control
 
 import (
@@ -55,14 +57,28 @@ type Backend interface {
 	Subscribe(ctx context.Context) <-chan Change
 }
 
+// HubBackend serves standalone hubs: the policy snapshot they route by and their certificates.
+type HubBackend interface {
+	// HubSnapshot returns the current snapshot (services, routers, identities, policies).
+	HubSnapshot(ctx context.Context) (wire.HubSnapshot, error)
+	// IssueHubCertificate issues ztna://hub/<routerID> for the PEM CSR's key, refusing a router
+	// without the hub role, and returns the PEM chain, leaf first.
+	IssueHubCertificate(ctx context.Context, routerID string, csrPEM []byte) ([]byte, error)
+}
+
 // Change says whose assignment may have changed: one router's (RouterID), or every router's.
+// A router change also concerns hubs (their snapshot lists routers); HubsOnly concerns hubs
+// alone (identities and policies changed).
 type Change struct {
 	RouterID string // "" means every router
+	HubsOnly bool
 }
 
 // Server is the control-channel listener's handler.
 type Server struct {
 	backend      Backend
+	hubs         HubBackend
+	fabric       []string
 	tls          *tls.Config
 	interval     time.Duration
 	persistEvery time.Duration
@@ -86,7 +102,11 @@ type Config struct {
 	// one is written at once); routers recorded online but unseen for StaleAfter such intervals
 	// are marked offline. Zero means 5 s.
 	LastSeenInterval time.Duration
-	Logger           *slog.Logger
+	// Hubs, when set, lets routers with the hub role run as standalone hubs; nil refuses them.
+	Hubs HubBackend
+	// Fabric lists the fabric addresses of every hub; welcome hands it to routers.
+	Fabric []string
+	Logger *slog.Logger
 }
 
 // StaleAfter is how many LastSeenIntervals without a write make an "online" router stale.
@@ -95,8 +115,8 @@ const StaleAfter = 3
 // New returns a Server. Its TLS configuration requires a router certificate from the CA and
 // refuses, during the handshake, the certificate of a router that no longer exists.
 func New(cfg Config) *Server {
-	s := &Server{backend: cfg.Backend, interval: cfg.HeartbeatInterval, persistEvery: cfg.LastSeenInterval,
-		log: cfg.Logger, sessions: map[string]*session{}}
+	s := &Server{backend: cfg.Backend, hubs: cfg.Hubs, fabric: cfg.Fabric, interval: cfg.HeartbeatInterval,
+		persistEvery: cfg.LastSeenInterval, log: cfg.Logger, sessions: map[string]*session{}}
 	if s.interval == 0 {
 		s.interval = time.Second
 	}
@@ -164,12 +184,8 @@ func (s *Server) fanOut(ctx context.Context, changes <-chan Change) {
 				return
 			}
 			s.mu.Lock()
-			if c.RouterID != "" {
-				if ss := s.sessions[c.RouterID]; ss != nil {
-					ss.poke()
-				}
-			} else {
-				for _, ss := range s.sessions {
+			for id, ss := range s.sessions {
+				if ss.hub || (!c.HubsOnly && (c.RouterID == "" || c.RouterID == id)) {
 					ss.poke()
 				}
 			}

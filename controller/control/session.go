@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/ztna/ztna/internal/api"
 	wire "github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
@@ -23,6 +25,7 @@ type session struct {
 	log    *slog.Logger
 	kick   chan struct{}
 	cancel context.CancelFunc
+	hub    bool // runs as a standalone hub: gets snapshots and a hub certificate
 
 	mu      sync.Mutex
 	expires time.Time // NotAfter of the router's newest certificate
@@ -77,11 +80,19 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		s.refuse(conn, log, err)
 		return
 	}
+	if hello.Hub {
+		if err := s.hubAllowed(router); err != nil {
+			log.Warn("refusing hub", "error", err)
+			conn.Send(wire.TypeError, 0, wire.Error{Message: err.Error()})
+			return
+		}
+	}
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	now := time.Now()
-	ss := &session{s: s, id: id, conn: conn, log: log, kick: make(chan struct{}, 1), cancel: cancel, expires: leaf.NotAfter, persistedAt: now}
+	ss := &session{s: s, id: id, conn: conn, log: log, kick: make(chan struct{}, 1), cancel: cancel, hub: hello.Hub,
+		expires: leaf.NotAfter, persistedAt: now}
 	s.mu.Lock()
 	if old := s.sessions[id]; old != nil {
 		log.Info("router reconnected; closing its previous session")
@@ -96,13 +107,25 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		conn.Send(wire.TypeError, 0, wire.Error{Message: "controller cannot record the session; retry later"})
 		return
 	}
-	log.Info("router online", "name", router.Name, "version", hello.Version, "failure_domain", hello.FailureDomain)
+	log.Info("router online", "name", router.Name, "version", hello.Version, "failure_domain", hello.FailureDomain, "hub", hello.Hub)
 	nc.SetDeadline(time.Time{})
 	if err := conn.Send(wire.TypeWelcome, 0, wire.Welcome{RouterID: id, Name: router.Name, Roles: router.Roles,
-		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC()}); err != nil {
+		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC(), Fabric: s.fabric}); err != nil {
 		return
 	}
 	ss.run(sctx)
+}
+
+// hubAllowed says why router may not run as a standalone hub, if it may not: a snapshot
+// reveals every service and identity, so only routers the operator gave the hub role get one.
+func (s *Server) hubAllowed(r Router) error {
+	if s.hubs == nil {
+		return errors.New("this controller does not serve standalone hubs")
+	}
+	if !slices.Contains(r.Roles, api.RoleHub) {
+		return fmt.Errorf("router %s runs as a hub but lacks the role %q: add the role to router %s (or run it without --hub)", r.Name, api.RoleHub, r.ID)
+	}
+	return nil
 }
 
 // refuse ends a session whose router is gone (revoked) or cannot be looked up.
@@ -142,8 +165,10 @@ func (ss *session) run(ctx context.Context) {
 	readErr := make(chan error, 1)
 	go func() { readErr <- ss.read(ctx) }()
 
-	// push sends the router its assignment when it changed; false ends the session.
+	// push sends the router its assignment (and a hub its snapshot) when it changed; false
+	// ends the session.
 	var sent []wire.Service
+	var sentSnap *wire.HubSnapshot
 	push := func() bool {
 		r, err := ss.s.backend.Router(ctx, ss.id)
 		if errors.Is(err, ErrRouterNotFound) {
@@ -154,16 +179,26 @@ func (ss *session) run(ctx context.Context) {
 			ss.log.Error("cannot look up router", "error", err)
 			return ctx.Err() == nil // keep the session; the next change retries
 		}
+		if ss.hub {
+			if err := ss.s.hubAllowed(r); err != nil {
+				ss.log.Warn("closing hub session", "error", err)
+				ss.conn.Send(wire.TypeError, 0, wire.Error{Message: err.Error()})
+				return false
+			}
+			if !ss.pushSnapshot(ctx, &sentSnap) {
+				return false
+			}
+		}
 		services, err := ss.s.backend.ServicesForRoles(ctx, r.Roles)
 		if err != nil {
 			ss.log.Error("cannot compute service assignment", "error", err)
 			return true // keep the session; the next change or reconnect retries
 		}
-		if sent != nil && reflect.DeepEqual(services, sent) {
-			return true
-		}
 		if services == nil {
 			services = []wire.Service{}
+		}
+		if sent != nil && reflect.DeepEqual(services, sent) {
+			return true
 		}
 		if err := ss.conn.Send(wire.TypeAssignment, 0, wire.Assignment{Services: services}); err != nil {
 			return false
@@ -203,6 +238,26 @@ func (ss *session) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// pushSnapshot sends the hub snapshot unless it equals *sent; false ends the session.
+func (ss *session) pushSnapshot(ctx context.Context, sent **wire.HubSnapshot) bool {
+	snap, err := ss.s.hubs.HubSnapshot(ctx)
+	if err != nil {
+		ss.log.Error("cannot read the hub snapshot", "error", err)
+		return ctx.Err() == nil // keep the session; the next change retries
+	}
+	if *sent != nil && reflect.DeepEqual(snap, **sent) {
+		return true
+	}
+	if err := ss.conn.Send(wire.TypeHubSnapshot, 0, snap); err != nil {
+		ss.log.Error("cannot send the hub snapshot", "error", err)
+		return false
+	}
+	*sent = &snap
+	ss.log.Info("hub snapshot pushed", "services", len(snap.Services), "routers", len(snap.Routers),
+		"identities", len(snap.Identities), "policies", len(snap.Policies))
+	return true
 }
 
 // read handles the router's messages until the connection ends or goes silent.
@@ -259,6 +314,13 @@ func (ss *session) heartbeat(ctx context.Context, hb wire.Heartbeat) {
 }
 
 func (ss *session) renew(ctx context.Context, r wire.Renew) wire.Renewed {
+	switch r.Kind {
+	case "", api.KindRouter:
+	case wire.CertKindHub:
+		return ss.hubCertificate(ctx, r)
+	default:
+		return wire.Renewed{Error: fmt.Sprintf("unknown certificate kind %q", r.Kind)}
+	}
 	chain, err := ss.s.backend.IssueRouterCertificate(ctx, ss.id, []byte(r.CSR))
 	if err != nil {
 		ss.log.Warn("certificate renewal refused", "error", err)
@@ -273,5 +335,20 @@ func (ss *session) renew(ctx context.Context, r wire.Renew) wire.Renewed {
 	ss.expires = leaf.NotAfter
 	ss.mu.Unlock()
 	ss.log.Info("router certificate renewed", "expires", leaf.NotAfter.UTC())
+	return wire.Renewed{Certificate: string(chain)}
+}
+
+// hubCertificate issues a hub session its fabric certificate. It does not move the session's
+// expiry, which follows the router certificate the session authenticated with.
+func (ss *session) hubCertificate(ctx context.Context, r wire.Renew) wire.Renewed {
+	if !ss.hub {
+		return wire.Renewed{Error: "hub certificates are issued only to routers running as hubs (hello with hub set)"}
+	}
+	chain, err := ss.s.hubs.IssueHubCertificate(ctx, ss.id, []byte(r.CSR))
+	if err != nil {
+		ss.log.Warn("hub certificate refused", "error", err)
+		return wire.Renewed{Error: err.Error()}
+	}
+	ss.log.Info("hub certificate issued")
 	return wire.Renewed{Certificate: string(chain)}
 }

@@ -1,0 +1,238 @@
+package control_test
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/control/controltest"
+	"github.com/ztna/ztna/internal/api"
+	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// hubBackend adds hub snapshots and hub certificates to the in-memory backend.
+type hubBackend struct {
+	*controltest.Backend
+	changes chan control.Change
+
+	mu   sync.Mutex
+	snap wire.HubSnapshot
+}
+
+func (h *hubBackend) HubSnapshot(context.Context) (wire.HubSnapshot, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.snap, nil
+}
+
+func (h *hubBackend) IssueHubCertificate(ctx context.Context, id string, csrPEM []byte) ([]byte, error) {
+	r, err := h.Router(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(r.Roles, api.RoleHub) {
+		return nil, control.ErrRouterNotFound // any refusal will do; the server must relay it
+	}
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	iss, err := h.CA.IssueFromCSR(csr, api.KindHub, id, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return iss.ChainPEM, nil
+}
+
+// setPolicies replaces the snapshot's policies and announces a hubs-only change.
+func (h *hubBackend) setPolicies(p ...wire.HubPolicy) {
+	h.mu.Lock()
+	h.snap.Policies = p
+	h.mu.Unlock()
+	h.changes <- control.Change{HubsOnly: true}
+}
+
+// Subscribe merges the in-memory backend's changes with the hubs-only ones.
+func (h *hubBackend) Subscribe(ctx context.Context) <-chan control.Change {
+	in := h.Backend.Subscribe(ctx)
+	out := make(chan control.Change)
+	go func() {
+		defer close(out)
+		for {
+			var c control.Change
+			select {
+			case <-ctx.Done():
+				return
+			case c = <-in:
+			case c = <-h.changes:
+			}
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+var fabricAddrs = []string{"hub-a.example:80", "hub-b.example:80"}
+
+func hubSetup(t *testing.T) (*hubBackend, *controltest.Controller) {
+	t.Helper()
+	ca, err := pki.NewCA("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hubBackend{Backend: controltest.NewBackend(ca, time.Hour), changes: make(chan control.Change, 16)}
+	h.snap = wire.HubSnapshot{Services: []wire.HubService{{Service: wire.Service{ID: "s1", Name: "db", Address: "db.test", Port: 5432}, RouterRoles: []string{"edge"}}},
+		Routers:    []wire.HubRouter{{ID: "r1", Roles: []string{"edge"}, Cost: 5}},
+		Identities: []wire.HubIdentity{{ID: "i1", Roles: []string{"apps"}}}}
+	h.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+	h.PutRouter(control.Router{ID: "h1", Name: "hub-1", Roles: []string{api.RoleHub}})
+	c := controltest.StartWith(t, ca, h, "", control.Config{HeartbeatInterval: time.Second, Hubs: h, Fabric: fabricAddrs,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	return h, c
+}
+
+// dialAs opens a control connection as router id and sends hello.
+func dialAs(t *testing.T, h *hubBackend, c *controltest.Controller, id string, hub bool) *wire.Conn {
+	t.Helper()
+	conn, err := c.Dial(t, h.CA, controltest.RouterCertificate(t, h.CA, id, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Version: "v1", Hub: hub}); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+func snapshotOf(t *testing.T, env wire.Envelope) wire.HubSnapshot {
+	t.Helper()
+	var s wire.HubSnapshot
+	if err := env.Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestHubSessionGetsSnapshots: a router with the hub role saying hello as a hub gets the fabric
+// list in its welcome, the snapshot before its assignment, and a new snapshot right after a
+// policy change — which routers that are not hubs never see.
+func TestHubSessionGetsSnapshots(t *testing.T) {
+	h, c := hubSetup(t)
+	hub := dialAs(t, h, c, "h1", true)
+	var w wire.Welcome
+	if err := expect(t, hub, wire.TypeWelcome).Decode(&w); err != nil || !slices.Equal(w.Fabric, fabricAddrs) {
+		t.Fatalf("welcome %+v (%v), want fabric %v", w, err, fabricAddrs)
+	}
+	if s := snapshotOf(t, expect(t, hub, wire.TypeHubSnapshot)); len(s.Services) != 1 || s.Routers[0].Cost != 5 || s.Identities[0].ID != "i1" || len(s.Policies) != 0 {
+		t.Fatalf("first snapshot %+v", s)
+	}
+	expect(t, hub, wire.TypeAssignment)
+
+	router := dialAs(t, h, c, "r1", false)
+	expect(t, router, wire.TypeWelcome)
+	expect(t, router, wire.TypeAssignment)
+
+	begin := time.Now()
+	h.setPolicies(wire.HubPolicy{IdentityRoles: []string{"apps"}, ServiceNames: []string{"db"}})
+	s := snapshotOf(t, expect(t, hub, wire.TypeHubSnapshot))
+	if len(s.Policies) != 1 || s.Policies[0].ServiceNames[0] != "db" {
+		t.Fatalf("snapshot after the policy change: %+v", s)
+	}
+	t.Logf("policy change reached the hub in %v", time.Since(begin))
+
+	// The plain router hears nothing about it (a heartbeat ack is the next thing it gets).
+	router.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now()})
+	expect(t, router, wire.TypeHeartbeatAck)
+
+	// An unchanged snapshot is not sent again: after a no-op change, the next message is the ack.
+	h.setPolicies(s.Policies...)
+	time.Sleep(100 * time.Millisecond)
+	hub.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now()})
+	expect(t, hub, wire.TypeHeartbeatAck)
+}
+
+// TestHubCertificate: a hub session gets ztna://hub/<its id> for its CSR; a router that is not a
+// hub asking for one is refused, and so is an unknown certificate kind.
+func TestHubCertificate(t *testing.T) {
+	h, c := hubSetup(t)
+	key, err := pki.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.NewCSR(key, "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := dialAs(t, h, c, "h1", true)
+	expect(t, hub, wire.TypeWelcome)
+	expect(t, hub, wire.TypeHubSnapshot)
+	expect(t, hub, wire.TypeAssignment)
+	hub.Send(wire.TypeRenew, 3, wire.Renew{CSR: string(csr), Kind: wire.CertKindHub})
+	var r wire.Renewed
+	if env := expect(t, hub, wire.TypeRenewed); env.ID != 3 || env.Decode(&r) != nil || r.Error != "" {
+		t.Fatalf("renewed %d %s", env.ID, env.Body)
+	}
+	cert, err := pki.TLSCertificate([]byte(r.Certificate), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kind, id, err := pki.Identity(cert.Leaf); err != nil || kind != api.KindHub || id != "h1" {
+		t.Fatalf("hub certificate names %s/%s (%v)", kind, id, err)
+	}
+
+	router := dialAs(t, h, c, "r1", false)
+	expect(t, router, wire.TypeWelcome)
+	expect(t, router, wire.TypeAssignment)
+	for _, kind := range []string{wire.CertKindHub, "controller"} {
+		router.Send(wire.TypeRenew, 4, wire.Renew{CSR: string(csr), Kind: kind})
+		var r wire.Renewed
+		if env := expect(t, router, wire.TypeRenewed); env.Decode(&r) != nil || r.Error == "" || r.Certificate != "" {
+			t.Fatalf("kind %s: renewed %s", kind, env.Body)
+		}
+	}
+}
+
+// TestHubRoleRequired: hello as a hub without the hub role is refused naming the fix, and a hub
+// whose role is taken away is disconnected.
+func TestHubRoleRequired(t *testing.T) {
+	h, c := hubSetup(t)
+	conn := dialAs(t, h, c, "r1", true)
+	var e wire.Error
+	if err := expect(t, conn, wire.TypeError).Decode(&e); err != nil || !strings.Contains(e.Message, `lacks the role "hub"`) {
+		t.Fatalf("error %q (%v)", e.Message, err)
+	}
+
+	hub := dialAs(t, h, c, "h1", true)
+	expect(t, hub, wire.TypeWelcome)
+	expect(t, hub, wire.TypeHubSnapshot)
+	expect(t, hub, wire.TypeAssignment)
+	h.PutRouter(control.Router{ID: "h1", Name: "hub-1", Roles: []string{"edge"}})
+	last := closedWithin(t, hub, 2*time.Second)
+	if last.Type != wire.TypeError || last.Decode(&e) != nil || !strings.Contains(e.Message, "lacks the role") {
+		t.Fatalf("last message before close: %s %s", last.Type, last.Body)
+	}
+}
+
+// TestHubsRefusedWithoutBackend: a controller without a hub backend refuses hub sessions.
+func TestHubsRefusedWithoutBackend(t *testing.T) {
+	b, c := setup(t)
+	conn, err := c.Dial(t, b.CA, controltest.RouterCertificate(t, b.CA, "r1", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Hub: true})
+	var e wire.Error
+	if err := expect(t, conn, wire.TypeError).Decode(&e); err != nil || !strings.Contains(e.Message, "does not serve standalone hubs") {
+		t.Fatalf("error %q (%v)", e.Message, err)
+	}
+}
