@@ -137,39 +137,61 @@ output "expires_at" {
 	cli.run(false, "destroy", "-auto-approve")
 }
 
-// TestAccRegistrationKey_usedByEnrollment: a real enrolment consumes the key; a refresh shows
-// used = true, the router's status changes from unenrolled, and neither plans a new key.
+// TestAccRegistrationKey_usedByEnrollment: a real `ztna-router enroll` consumes the key; a
+// refresh shows used = true without planning a new key. Then the router runs and stops, and
+// each status change is refreshed into ztna_router.
 func TestAccRegistrationKey_usedByEnrollment(t *testing.T) {
 	needController(t)
-	router := uniqueName("edge")
-	config := registrationKeyConfig(router, "1h", "null")
-	var key string
+	config := registrationKeyConfig(uniqueName("edge"), "1h", "null")
+	var key, routerID string
+	var host *routerHost
+	noChanges := resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}}
+	status := func(want string) statecheck.StateCheck {
+		return statecheck.ExpectKnownValue("ztna_router.test", tfjsonpath.New("status"), knownvalue.StringExact(want))
+	}
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
 				Config: config,
-				Check:  resource.TestCheckResourceAttrWith("ztna_registration_key.test", "key", capture(&key)),
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue("ztna_router.test", tfjsonpath.New("status"), knownvalue.StringExact(api.RouterUnenrolled)),
-				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_registration_key.test", "key", capture(&key)),
+					resource.TestCheckResourceAttrWith("ztna_router.test", "id", capture(&routerID)),
+				),
+				ConfigStateChecks: []statecheck.StateCheck{status(api.RouterUnenrolled)},
 			},
 			{
-				PreConfig: func() { enrollRouter(t, key) },
-				Config:    config,
-				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
-				},
+				PreConfig:        func() { host = enrollRouter(t, key, "test/zone-a") },
+				Config:           config,
+				ConfigPlanChecks: noChanges,
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("ztna_registration_key.test", tfjsonpath.New("used"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue("ztna_registration_key.test", tfjsonpath.New("state"), knownvalue.StringExact(api.KeyUsed)),
-					statecheck.ExpectKnownValue("ztna_router.test", tfjsonpath.New("status"), knownvalue.StringFunc(func(v string) error {
-						if v == api.RouterUnenrolled {
-							return fmt.Errorf("router status still %q after enrolment", v)
-						}
-						return nil
-					})),
+					status(api.RouterOffline), // enrolled, not running yet
 				},
+			},
+			{
+				PreConfig: func() {
+					host.start()
+					waitRouterStatus(t, routerID, api.RouterOnline)
+				},
+				Config:           config,
+				ConfigPlanChecks: noChanges,
+				ConfigStateChecks: []statecheck.StateCheck{
+					status(api.RouterOnline),
+					statecheck.ExpectKnownValue("ztna_router.test", tfjsonpath.New("failure_domain"), knownvalue.StringExact("test/zone-a")),
+					statecheck.ExpectKnownValue("ztna_router.test", tfjsonpath.New("version"), knownvalue.NotNull()),
+					statecheck.ExpectKnownValue("ztna_router.test", tfjsonpath.New("last_seen"), knownvalue.NotNull()),
+				},
+			},
+			{
+				PreConfig: func() {
+					host.stop()
+					waitRouterStatus(t, routerID, api.RouterOffline)
+				},
+				Config:            config,
+				ConfigPlanChecks:  noChanges,
+				ConfigStateChecks: []statecheck.StateCheck{status(api.RouterOffline)},
 			},
 		},
 	})

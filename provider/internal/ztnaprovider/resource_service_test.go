@@ -3,8 +3,10 @@ package ztnaprovider
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -124,26 +126,109 @@ resource "ztna_service" "test" {
 	})
 }
 
-// TestAccService_redundancyWarning runs terraform itself: the warning is only visible in its
-// output.
-func TestAccService_redundancyWarning(t *testing.T) {
+// TestAccService_redundancy runs terraform itself (the warning is only in its output) with real
+// routers: no router → warning; one online router in failure domain test/a → warning naming it,
+// and its health report of the real target is refreshed into the service; a second router in
+// test/b → no warning.
+func TestAccService_redundancy(t *testing.T) {
 	t.Parallel()
 	needController(t)
-	role := uniqueName("lonely")
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	role := uniqueName("redundant")
 	cli := newTerraformCLI(t, fmt.Sprintf(`
-resource "ztna_service" "test" {
-  name         = %q
-  address      = "prod-db.customerdomain.me"
-  port         = 5432
-  router_roles = [%q]
+resource "ztna_router" "a" {
+  name  = "%[1]s-a"
+  roles = [%[1]q]
 }
-`, uniqueName("svc"), role))
-	out := strings.Join(strings.Fields(cli.run(false, "plan")), " ")
-	for _, want := range []string{"Warning: Service is not redundant", "no reported failure domain", "no router has one of the roles " + role, "at least two distinct failure domains"} {
+resource "ztna_router" "b" {
+  name  = "%[1]s-b"
+  roles = [%[1]q]
+}
+resource "ztna_registration_key" "a" {
+  router_id = ztna_router.a.id
+}
+resource "ztna_registration_key" "b" {
+  router_id = ztna_router.b.id
+}
+resource "ztna_service" "test" {
+  name         = %[1]q
+  address      = "127.0.0.1"
+  port         = %[2]d
+  router_roles = [%[1]q]
+  depends_on   = [ztna_router.a, ztna_router.b]
+}
+output "key_a" {
+  value     = ztna_registration_key.a.key
+  sensitive = true
+}
+output "key_b" {
+  value     = ztna_registration_key.b.key
+  sensitive = true
+}
+output "router_a" {
+  value = ztna_router.a.id
+}
+output "router_b" {
+  value = ztna_router.b.id
+}
+output "health" {
+  value = join(",", [for r in ztna_service.test.routers : "${r.router_name}=${r.status}/${r.reachable}"])
+}
+`, role, target.Addr().(*net.TCPAddr).Port))
+	plan := func() string { return strings.Join(strings.Fields(cli.run(false, "plan")), " ") }
+	const warning = "Warning: Service is not redundant"
+
+	out := strings.Join(strings.Fields(cli.run(false, "apply", "-auto-approve")), " ")
+	// At plan time the routers do not exist yet.
+	for _, want := range []string{warning, "no reported failure domain: no router has one of the roles " + role, "at least two distinct failure domains"} {
 		if !strings.Contains(out, want) {
-			t.Errorf("plan output lacks %q:\n%s", want, out)
+			t.Errorf("apply output lacks %q:\n%s", want, out)
 		}
 	}
+
+	a := enrollRouter(t, cli.output("key_a"), "test/a")
+	a.start()
+	waitRouterStatus(t, cli.output("router_a"), api.RouterOnline)
+	if out := plan(); !strings.Contains(out, warning) || !strings.Contains(out, "only failure domain test/a: routers ") ||
+		!strings.Contains(out, role+"-b") {
+		t.Errorf("with one router online, plan lacks the warning:\n%s", out)
+	}
+	// The router checks the real target every second; the refresh brings its report into state.
+	want := role + "-a=online/true"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cli.run(false, "apply", "-refresh-only", "-auto-approve")
+		if h := cli.output("health"); strings.Contains(h, want) {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("service health %q never showed %q", h, want)
+		}
+		time.Sleep(time.Second)
+	}
+
+	b := enrollRouter(t, cli.output("key_b"), "test/b")
+	b.start()
+	waitRouterStatus(t, cli.output("router_b"), api.RouterOnline)
+	// Only the health output changes (router b's report); no resource does.
+	if out := plan(); strings.Contains(out, warning) || strings.Contains(out, "Plan:") {
+		t.Errorf("with routers in two failure domains, plan still warns or changes resources:\n%s", out)
+	}
+	a.stop()
+	b.stop()
+	cli.run(false, "destroy", "-auto-approve")
 }
 
 func TestAccService_badInput(t *testing.T) {
