@@ -1,11 +1,9 @@
 package control_test
 
 import (
-	"context"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,93 +14,42 @@ import (
 	"github.com/ztna/ztna/internal/pki"
 )
 
-// hubBackend adds hub snapshots and hub certificates to the in-memory backend.
-type hubBackend struct {
-	*controltest.Backend
-	changes chan control.Change
+var fabricAddrs = []string{"hub-a.example:80", "hub-b.example:80"}
 
-	mu   sync.Mutex
+// hubRig is a control server with hub support, router r1 (role edge) and h1 (role hub).
+type hubRig struct {
+	*controltest.Backend
+	hubs *controltest.Hubs
 	snap wire.HubSnapshot
 }
 
-func (h *hubBackend) HubSnapshot(context.Context) (wire.HubSnapshot, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.snap, nil
-}
-
-func (h *hubBackend) IssueHubCertificate(ctx context.Context, id string, csrPEM []byte) ([]byte, error) {
-	r, err := h.Router(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !slices.Contains(r.Roles, api.RoleHub) {
-		return nil, control.ErrRouterNotFound // any refusal will do; the server must relay it
-	}
-	csr, err := pki.ParseCSR(csrPEM)
-	if err != nil {
-		return nil, err
-	}
-	iss, err := h.CA.IssueFromCSR(csr, api.KindHub, id, time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	return iss.ChainPEM, nil
-}
-
-// setPolicies replaces the snapshot's policies and announces a hubs-only change.
-func (h *hubBackend) setPolicies(p ...wire.HubPolicy) {
-	h.mu.Lock()
+// setPolicies replaces the snapshot's policies.
+func (h *hubRig) setPolicies(p ...wire.HubPolicy) {
 	h.snap.Policies = p
-	h.mu.Unlock()
-	h.changes <- control.Change{HubsOnly: true}
+	h.hubs.SetSnapshot(h.snap)
 }
 
-// Subscribe merges the in-memory backend's changes with the hubs-only ones.
-func (h *hubBackend) Subscribe(ctx context.Context) <-chan control.Change {
-	in := h.Backend.Subscribe(ctx)
-	out := make(chan control.Change)
-	go func() {
-		defer close(out)
-		for {
-			var c control.Change
-			select {
-			case <-ctx.Done():
-				return
-			case c = <-in:
-			case c = <-h.changes:
-			}
-			select {
-			case out <- c:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out
-}
-
-var fabricAddrs = []string{"hub-a.example:80", "hub-b.example:80"}
-
-func hubSetup(t *testing.T) (*hubBackend, *controltest.Controller) {
+func hubSetup(t *testing.T) (*hubRig, *controltest.Controller) {
 	t.Helper()
 	ca, err := pki.NewCA("test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hubBackend{Backend: controltest.NewBackend(ca, time.Hour), changes: make(chan control.Change, 16)}
+	b := controltest.NewBackend(ca, time.Hour)
+	h := &hubRig{Backend: b, hubs: controltest.NewHubs(b)}
 	h.snap = wire.HubSnapshot{Services: []wire.HubService{{Service: wire.Service{ID: "s1", Name: "db", Address: "db.test", Port: 5432}, RouterRoles: []string{"edge"}}},
 		Routers:    []wire.HubRouter{{ID: "r1", Roles: []string{"edge"}, Cost: 5}},
 		Identities: []wire.HubIdentity{{ID: "i1", Roles: []string{"apps"}}}}
+	h.hubs.SetSnapshot(h.snap)
 	h.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
 	h.PutRouter(control.Router{ID: "h1", Name: "hub-1", Roles: []string{api.RoleHub}})
-	c := controltest.StartWith(t, ca, h, "", control.Config{HeartbeatInterval: time.Second, Hubs: h, Fabric: fabricAddrs,
+	c := controltest.Start(t, b, "", control.Config{HeartbeatInterval: time.Second, Hubs: h.hubs, Fabric: fabricAddrs,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	return h, c
 }
 
 // dialAs opens a control connection as router id and sends hello.
-func dialAs(t *testing.T, h *hubBackend, c *controltest.Controller, id string, hub bool) *wire.Conn {
+func dialAs(t *testing.T, h *hubRig, c *controltest.Controller, id string, hub bool) *wire.Conn {
 	t.Helper()
 	conn, err := c.Dial(t, h.CA, controltest.RouterCertificate(t, h.CA, id, time.Hour))
 	if err != nil {

@@ -52,10 +52,33 @@ type Client struct {
 	// OnAssignment, when set, is called with every assignment after it is installed (the daemon
 	// persists it so that a restarted router can host while the controller is unreachable).
 	OnAssignment func([]control.Service)
+	// OnHubs, when set, receives the fabric addresses (host:port) of the hubs the controller's
+	// welcome lists (the router's fabric links follow them).
+	OnHubs func([]string)
+	// OnHubSnapshot, when set, receives every hub snapshot (Hello.Hub routers only).
+	OnHubSnapshot func(control.HubSnapshot)
 	// MinBackoff and MaxBackoff bound reconnect delays; zero means 200 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
 
 	connected atomic.Bool
+	current   atomic.Pointer[session] // the open session, for Certify
+}
+
+// ErrNotConnected is returned by Certify while the control channel is down.
+var ErrNotConnected = errors.New("control channel is not connected")
+
+// Certify asks the controller over the open control channel for a certificate of kind (for
+// example control.CertKindHub) for the key of the PEM CSR, and returns the PEM chain.
+func (c *Client) Certify(ctx context.Context, kind string, csrPEM []byte) ([]byte, error) {
+	s := c.current.Load()
+	if s == nil {
+		return nil, ErrNotConnected
+	}
+	r, err := s.request(ctx, control.Renew{CSR: string(csrPEM), Kind: kind})
+	if err != nil {
+		return nil, err
+	}
+	return []byte(r.Certificate), nil
 }
 
 // Connected reports whether the control channel is up (welcome received, not yet lost).
@@ -161,14 +184,19 @@ func (c *Client) session(ctx context.Context, endpoint string) error {
 		c.Logger.Warn("this host's clock disagrees with the controller's; certificates are short-lived, synchronise it with NTP",
 			"skew", skew.Round(time.Second).String())
 	}
+	if len(w.Fabric) > 0 && c.OnHubs != nil {
+		c.OnHubs(w.Fabric)
+	}
+	s := &session{Client: c, conn: conn, interval: interval, pending: map[uint64]chan control.Renewed{}}
 	c.connected.Store(true)
+	c.current.Store(s)
 	c.Metrics.SetConnected(true)
 	defer func() {
 		c.connected.Store(false)
+		c.current.CompareAndSwap(s, nil)
 		c.Metrics.SetConnected(false)
 	}()
 
-	s := &session{Client: c, conn: conn, interval: interval, pending: map[uint64]chan control.Renewed{}}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); s.heartbeats(ctx) }()
@@ -241,6 +269,14 @@ func (s *session) read() error {
 			if ch != nil {
 				ch <- r
 			}
+		case control.TypeHubSnapshot:
+			var hs control.HubSnapshot
+			if err := env.Decode(&hs); err != nil {
+				return err
+			}
+			if s.OnHubSnapshot != nil {
+				s.OnHubSnapshot(hs)
+			}
 		case control.TypeHeartbeatAck:
 		default:
 			s.Logger.Debug("ignoring unknown control message", "type", env.Type)
@@ -305,6 +341,15 @@ func (s *session) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r, err := s.request(ctx, control.Renew{CSR: string(csr)})
+	if err != nil {
+		return err
+	}
+	return s.Credentials.Install([]byte(r.Certificate))
+}
+
+// request sends a renew message and waits for its answer; a refusal is an error.
+func (s *session) request(ctx context.Context, req control.Renew) (control.Renewed, error) {
 	id := s.conn.NextID()
 	ch := make(chan control.Renewed, 1)
 	s.mu.Lock()
@@ -315,18 +360,18 @@ func (s *session) renew(ctx context.Context) error {
 		delete(s.pending, id)
 		s.mu.Unlock()
 	}()
-	if err := s.conn.Send(control.TypeRenew, id, control.Renew{CSR: string(csr)}); err != nil {
-		return err
+	if err := s.conn.Send(control.TypeRenew, id, req); err != nil {
+		return control.Renewed{}, err
 	}
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return control.Renewed{}, ctx.Err()
 	case <-time.After(renewTimeout):
-		return errors.New("controller did not answer the renewal in time")
+		return control.Renewed{}, errors.New("controller did not answer the certificate request in time")
 	case r := <-ch:
 		if r.Error != "" {
-			return fmt.Errorf("controller refused renewal: %s", r.Error)
+			return r, fmt.Errorf("controller refused the certificate: %s", r.Error)
 		}
-		return s.Credentials.Install([]byte(r.Certificate))
+		return r, nil
 	}
 }
