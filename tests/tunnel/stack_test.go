@@ -97,7 +97,7 @@ func TestServicesListsWhatTheIdentityMayDial(t *testing.T) {
 	api := control.Service{ID: "api", Name: "api", Address: "api.customerdomain.me", Port: 443, Protocol: "tcp",
 		PortRanges: []control.PortRange{{From: 8000, To: 8010}}}
 	c.router(t, "r1", db, api)
-	c.s.Hub.Update(policy([]control.Service{db, api}, "r1"))
+	c.s.Update(policy([]control.Service{db, api}, "r1"))
 
 	r := ztna(t, nil, "services", "--identity", c.identityFile(t, "app"))
 	if r.code != 0 {
@@ -128,7 +128,7 @@ func TestDialPipesStdinAndStdout(t *testing.T) {
 	digest := stack.Service("digest", "digest.customerdomain.me", stack.Serve(t, stack.Digest))
 	echo := stack.Service("echo", "echo.customerdomain.me", stack.Serve(t, stack.Echo))
 	c.router(t, "r1", digest, echo)
-	c.s.Hub.Update(policy([]control.Service{digest, echo}, "r1"))
+	c.s.Update(policy([]control.Service{digest, echo}, "r1"))
 	id := c.identityFile(t, "app")
 
 	// The digest service answers only after the end of its input: stdin's end must arrive as
@@ -158,7 +158,7 @@ func TestDialFailuresExitNonZeroSayingWhy(t *testing.T) {
 	db := stack.Service("db", "prod-db.customerdomain.me", 5432) // the customer's DNS does not know it
 	refusing := stack.Service("refusing", "refusing.customerdomain.me", closedPort)
 	c.router(t, "r1", db, refusing)
-	c.s.Hub.Update(policy([]control.Service{db, refusing}, "r1"))
+	c.s.Update(policy([]control.Service{db, refusing}, "r1"))
 	app, outsider := c.identityFile(t, "app"), c.identityFile(t, "outsider")
 	expired := filepath.Join(t.TempDir(), "expired.identity")
 
@@ -205,7 +205,7 @@ func TestTunnelCurlByNameFollowsPolicy(t *testing.T) {
 	web := stack.Service("intranet", fqdn, port)
 	c.router(t, "r1", web)
 	snap := policy([]control.Service{web}, "r1")
-	c.s.Hub.Update(snap)
+	c.s.Update(snap)
 	// Names the tunnel does not serve go to the client side's own resolver.
 	upstream := dnstest.Start(t, map[string]string{"www.operator.example": "192.0.2.10"})
 	url := "http://" + fqdn + ":" + strconv.Itoa(port) + "/"
@@ -232,7 +232,7 @@ func TestTunnelCurlByNameFollowsPolicy(t *testing.T) {
 	// Grant: resolvable, and curl works, within a second.
 	grant := snap
 	grant.Policies = append(append([]hub.Policy(nil), snap.Policies...), hub.Policy{IdentityRoles: []string{"other"}, ServiceNames: []string{"intranet"}})
-	c.s.Hub.Update(grant)
+	c.s.Update(grant)
 	took := waitFor(t, time.Second, "the granted service to resolve", func() bool {
 		a, _ := out.lookup(t, fqdn)
 		return a.IsValid()
@@ -244,7 +244,7 @@ func TestTunnelCurlByNameFollowsPolicy(t *testing.T) {
 
 	// Revoke: within a second the name no longer resolves and its listener is gone.
 	addr, _ := out.lookup(t, fqdn)
-	c.s.Hub.Update(snap)
+	c.s.Update(snap)
 	took = waitFor(t, time.Second, "the revoked service to stop resolving and listening", func() bool {
 		a, rcode := out.lookup(t, fqdn)
 		conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), time.Second)
@@ -266,7 +266,7 @@ func TestTunnelMetricsAndHealth(t *testing.T) {
 	c.dns.Set("echo.customerdomain.me", "127.0.0.1")
 	echo := stack.Service("echo", "echo.customerdomain.me", stack.Serve(t, stack.Echo))
 	c.router(t, "r1", echo)
-	c.s.Hub.Update(policy([]control.Service{echo}, "r1"))
+	c.s.Update(policy([]control.Service{echo}, "r1"))
 	metrics := freeAddr(t)
 	tun := startTunnel(t, c.identityFile(t, "app"), dnstest.Start(t, nil).Addr, "--metrics-listen", metrics)
 	waitFor(t, 5*time.Second, "/healthz", func() bool {

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// streamTo connects to a one-connection server running serve and returns the client end.
+func streamTo(t *testing.T, serve func(*net.TCPConn)) *net.TCPConn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		serve(c.(*net.TCPConn))
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// pipeWithin runs pipe and fails if it does not return within d.
+func pipeWithin(t *testing.T, d time.Duration, ctx context.Context, s *net.TCPConn, in io.Reader, out io.Writer) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- pipe(ctx, s, in, out) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("pipe did not return within %v", d)
+		return nil
+	}
+}
+
+func TestPipe(t *testing.T) {
+	countThenClose := func(c *net.TCPConn) { // answers only after the input ended
+		n, _ := io.Copy(io.Discard, c)
+		io.WriteString(c, "got "+strconv.FormatInt(n, 10))
+	}
+	for _, tc := range []struct {
+		name    string
+		serve   func(*net.TCPConn)
+		in      func() io.Reader
+		cancel  bool
+		wantOut string
+		wantErr string
+	}{
+		{
+			name: "stdin's end is passed on and the answer still arrives", serve: countThenClose,
+			in: func() io.Reader { return strings.NewReader(strings.Repeat("x", 1<<20)) }, wantOut: "got 1048576",
+		},
+		{
+			name:  "the service ending first ends dial while stdin is still open",
+			serve: func(c *net.TCPConn) { io.WriteString(c, "bye") },
+			in:    func() io.Reader { r, _ := io.Pipe(); return r }, wantOut: "bye",
+		},
+		{
+			name: "a reset is an error, not a clean end",
+			serve: func(c *net.TCPConn) {
+				io.WriteString(c, "partial")
+				time.Sleep(50 * time.Millisecond)
+				c.SetLinger(0)
+				c.Close()
+			},
+			in: func() io.Reader { r, _ := io.Pipe(); return r }, wantOut: "partial", wantErr: "broke",
+		},
+		{
+			name:  "an interrupt ends it",
+			serve: func(c *net.TCPConn) { io.Copy(io.Discard, c) },
+			in:    func() io.Reader { r, _ := io.Pipe(); return r }, cancel: true, wantErr: "interrupted",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := streamTo(t, tc.serve)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				time.AfterFunc(100*time.Millisecond, cancel)
+			}
+			var out bytes.Buffer
+			err := pipeWithin(t, 5*time.Second, ctx, s, tc.in(), &out)
+			if out.String() != tc.wantOut {
+				t.Errorf("stdout %q, want %q", out.String(), tc.wantOut)
+			}
+			if tc.wantErr == "" && err != nil {
+				t.Errorf("error %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("error %v, want one saying %q", err, tc.wantErr)
+			}
+		})
+	}
+}
