@@ -615,8 +615,13 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 	if p.isLocal() && !instanceType.IsNull() {
 		state.InstanceType = instanceType
 	}
-	if state.Name.IsNull() && host.Name != "" {
-		state.Name = types.StringValue(host.Name) // imported
+	if state.RouterID.IsNull() { // imported: take what the platform knows
+		if host.Name != "" {
+			state.Name = types.StringValue(host.Name)
+		}
+		if host.Image != "" {
+			state.Image = types.StringValue(host.Image)
+		}
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }

@@ -293,10 +293,9 @@ func freeLoopbackAddr() (string, error) {
 func (p *localPlatform) driver(_ context.Context, log *slog.Logger, dnsServers []string) (hostDriver, error) {
 	bin := p.RouterBinary.ValueString()
 	if bin == "" {
-		var err error
-		if bin, err = defaultRouterBinary(); err != nil {
-			return nil, err
-		}
+		// Only an imported host has none; Read and Delete never start the router, and
+		// ModifyPlan fills it in before any Create.
+		bin, _ = defaultRouterBinary()
 	}
 	args := []string{"--local-addr", p.LocalAddr.ValueString()}
 	if p.LocalAddr.ValueString() == "" {

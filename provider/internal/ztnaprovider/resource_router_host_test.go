@@ -1,0 +1,538 @@
+package ztnaprovider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/ztna/ztna/cloud/egress"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/regkey"
+	"github.com/ztna/ztna/provider/internal/acctest"
+)
+
+var (
+	hostBinOnce sync.Once
+	hostBins    = map[string]string{}
+	hostBinErr  error
+)
+
+// hostTestBinary is a ztna command the router host tests run (ztna-router, ztna-demo), built
+// once per test run.
+func hostTestBinary(t *testing.T, name string) string {
+	t.Helper()
+	hostBinOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		dir := filepath.Join(testTmp, "hostbin")
+		for _, n := range []string{"ztna-router", "ztna-demo"} {
+			var p string
+			if p, hostBinErr = acctest.Binary(ctx, dir, n); hostBinErr != nil {
+				return
+			}
+			hostBins[n] = p
+		}
+	})
+	if hostBinErr != nil {
+		t.Fatal(hostBinErr)
+	}
+	return hostBins[name]
+}
+
+// hostTestName is a router host name unique to this run (host names are at most 40
+// characters and become namespace and state directory names).
+func hostTestName(base string) string {
+	return fmt.Sprintf("%s-%d", base, time.Now().UnixNano()%1_000_000)
+}
+
+// localHostConfig declares a router with its own role (so no other test's service lands in
+// its allowlist), a registration key, and a local host running it.
+func localHostConfig(name, root, bin, local, extra string) string {
+	return fmt.Sprintf(`
+resource "ztna_router" "test" {
+  name  = %[1]q
+  roles = [%[1]q]
+}
+
+resource "ztna_registration_key" "test" {
+  router_id = ztna_router.test.id
+  ttl       = "10m"
+}
+
+resource "ztna_router_host" "test" {
+  name             = %[1]q
+  router_id        = ztna_router.test.id
+  registration_key = ztna_registration_key.test.key
+  local {
+    state_root    = %[2]q
+    router_binary = %[3]q
+    %[4]s
+  }
+  timeouts {
+    create = "2m"
+  }
+  %[5]s
+}
+`, name, root, bin, local, extra)
+}
+
+// routerProcesses returns the pids of processes running in a local host's state directory
+// (the local driver starts the router there).
+func routerProcesses(dir string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && cwd == dir {
+			if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && !isZombie(b) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+func isZombie(stat []byte) bool {
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+// checkRouterOnline checks through the API that the host's router is online and reports the
+// host's failure domain.
+func checkRouterOnline(t *testing.T, resourceName string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		rs := s.RootModule().Resources[resourceName]
+		if rs == nil {
+			return fmt.Errorf("%s not in state", resourceName)
+		}
+		r, err := apiClient(t).GetRouter(context.Background(), rs.Primary.Attributes["router_id"])
+		if err != nil {
+			return err
+		}
+		if r.Status != api.RouterOnline {
+			return fmt.Errorf("router %s is %q after create, want online", r.ID, r.Status)
+		}
+		if fd := rs.Primary.Attributes["failure_domain"]; !strings.HasPrefix(fd, "local/") || r.FailureDomain != fd {
+			return fmt.Errorf("router reports failure domain %q, host %q", r.FailureDomain, fd)
+		}
+		return nil
+	}
+}
+
+// checkAllowlistHasController checks that the allowlist holds the dev controller's edge port.
+func checkAllowlistHasController(t *testing.T) knownvalue.Check {
+	return knownvalue.ListPartial(map[int]knownvalue.Check{0: knownvalue.StringRegexp(
+		regexp.MustCompile(`^tcp 127\.0\.0\.1/32:\d+$`))})
+}
+
+// TestAccRouterHost_local: a local host is created and comes online, imports, is recreated
+// in place (same enrolment, no new key) after its process is killed, and is removed by destroy.
+func TestAccRouterHost_local(t *testing.T) {
+	needController(t)
+	bin := hostTestBinary(t, "ztna-router")
+	root := t.TempDir()
+	name := hostTestName("edge-local")
+	dir := filepath.Join(root, name)
+	config := localHostConfig(name, root, bin, "", "")
+	var killed int
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("id"), knownvalue.StringExact("local:"+dir)),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_id"), knownvalue.StringExact(dir)),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_type"), knownvalue.StringExact("process")),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("private_address"), knownvalue.StringExact("127.0.0.1")),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("drift"), knownvalue.ListSizeExact(0)),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("egress_allowlist"), checkAllowlistHasController(t)),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("local").AtMapKey("isolation"), knownvalue.StringExact("none")),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkRouterOnline(t, "ztna_router_host.test"),
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "local.local_addr", func(v string) error {
+						if !strings.HasPrefix(v, "127.0.0.1:") || v == netnsLocalAddr {
+							return fmt.Errorf("local_addr %q: want a free loopback port", v)
+						}
+						return nil
+					}),
+					func(*terraform.State) error {
+						if n := len(routerProcesses(dir)); n != 1 {
+							return fmt.Errorf("%d router processes run in %s, want 1", n, dir)
+						}
+						info, err := os.Stat(filepath.Join(dir, "registration-key"))
+						if err != nil || info.Mode().Perm() != 0o600 {
+							return fmt.Errorf("key file: %v, mode %v; want 0600", err, info)
+						}
+						return nil
+					},
+				),
+			},
+			{
+				ResourceName:      "ztna_router_host.test",
+				ImportState:       true,
+				ImportStateId:     "local:" + dir,
+				ImportStateVerify: true,
+				// What only the configuration knows; the next apply adopts it without replacing.
+				ImportStateVerifyIgnore: []string{"router_id", "registration_key", "egress_allowlist", "timeouts",
+					"local.router_binary", "local.local_addr"},
+			},
+			{
+				// The router process dies: the plan creates the host again, which restarts it with
+				// its saved enrolment (the key is used up, and not needed).
+				PreConfig: func() {
+					pids := routerProcesses(dir)
+					if len(pids) != 1 {
+						t.Fatalf("router processes in %s: %v", dir, pids)
+					}
+					killed = pids[0]
+					if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
+						t.Fatal(err)
+					}
+					waitGone(t, killed)
+				},
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionCreate),
+						plancheck.ExpectResourceAction("ztna_registration_key.test", plancheck.ResourceActionNoop),
+					},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_id"), knownvalue.StringExact(dir)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkRouterOnline(t, "ztna_router_host.test"),
+					func(*terraform.State) error {
+						if pids := routerProcesses(dir); len(pids) != 1 || pids[0] == killed {
+							return fmt.Errorf("router processes after restore: %v (killed %d)", pids, killed)
+						}
+						return nil
+					},
+				),
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("state directory %s left after destroy (%v)", dir, err)
+			}
+			if pids := routerProcesses(dir); len(pids) > 0 {
+				return fmt.Errorf("router processes left after destroy: %v", pids)
+			}
+			return nil
+		},
+	})
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || isZombie(b) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d survived SIGKILL", pid)
+}
+
+// TestAccRouterHost_writeOnlyKey: the write-only key reaches the host but never the state.
+func TestAccRouterHost_writeOnlyKey(t *testing.T) {
+	needController(t)
+	bin := hostTestBinary(t, "ztna-router")
+	root := t.TempDir()
+	name := hostTestName("edge-wo")
+	config := fmt.Sprintf(`
+resource "ztna_router" "test" {
+  name  = %[1]q
+  roles = [%[1]q]
+}
+
+ephemeral "ztna_registration_key" "test" {
+  router_id = ztna_router.test.id
+  ttl       = "10m"
+}
+
+resource "ztna_router_host" "test" {
+  name                        = %[1]q
+  router_id                   = ztna_router.test.id
+  registration_key_wo         = ephemeral.ztna_registration_key.test.key
+  registration_key_wo_version = 1
+  local {
+    state_root    = %[2]q
+    router_binary = %[3]q
+  }
+}
+`, name, root, bin)
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: resource.ComposeTestCheckFunc(
+				checkRouterOnline(t, "ztna_router_host.test"),
+				resource.TestCheckNoResourceAttr("ztna_router_host.test", "registration_key_wo"),
+				resource.TestCheckNoResourceAttr("ztna_router_host.test", "registration_key"),
+				func(s *terraform.State) error {
+					for addr, rs := range s.RootModule().Resources {
+						for k, v := range rs.Primary.Attributes {
+							if strings.Contains(v, regkey.Prefix) {
+								return fmt.Errorf("state of %s has a registration key in %s", addr, k)
+							}
+						}
+					}
+					return nil
+				},
+			),
+		}},
+	})
+}
+
+// TestAccRouterHost_badInput: configuration errors fail at plan time naming what to change.
+func TestAccRouterHost_badInput(t *testing.T) {
+	needController(t)
+	const router = `
+resource "ztna_router" "test" {
+  name = "bad-input-host"
+}
+`
+	host := func(body string) string {
+		return router + `
+resource "ztna_router_host" "test" {
+  router_id        = ztna_router.test.id
+  registration_key = "ztna-key-v1.x"
+` + body + "\n}\n"
+	}
+	for _, tc := range []struct {
+		name, config string
+		want         []string
+	}{
+		{"no platform", host(`name = "edge-a"`), []string{"Missing Attribute Configuration", "Exactly one of these attributes must be configured", "local,aws,gcp,azure"}},
+		{"two platforms", host(`name = "edge-a"
+  local {}
+  aws {
+    region    = "eu-west-1"
+    subnet_id = "subnet-1"
+  }`), []string{"Invalid Attribute Combination", "local", "aws"}},
+		{"both keys", router + `
+resource "ztna_router_host" "test" {
+  name                = "edge-a"
+  router_id           = ztna_router.test.id
+  registration_key    = "a"
+  registration_key_wo = "b"
+  local {}
+}`, []string{"registration_key", "registration_key_wo"}},
+		{"bad name", host(`name = "Edge_A"
+  local {}`), []string{"Invalid name", "lower-case letters"}},
+		{"unknown tier", host(`name = "edge-a"
+  size = "huge"
+  local {}`), []string{"size", "low-med"}},
+		{"size and instance type", host(`name = "edge-a"
+  size          = "med"
+  instance_type = "c6i.large"
+  aws {
+    region    = "eu-west-1"
+    subnet_id = "subnet-1"
+  }`), []string{"size", "instance_type"}},
+		{"instance type on local", host(`name = "edge-a"
+  instance_type = "c6i.large"
+  local {}`), []string{"No instance type for local hosts", "remove instance_type"}},
+		{"cloud without image", host(`name = "edge-a"
+  aws {
+    region    = "eu-west-1"
+    subnet_id = "subnet-1"
+  }`), []string{"Missing image", "set image"}},
+		{"aws without subnet", host(`name = "edge-a"
+  image = "ami-1"
+  aws {
+    region = "eu-west-1"
+  }`), []string{"Missing aws.subnet_id"}},
+		{"relative state root", host(`name = "edge-a"
+  local {
+    state_root = "hosts"
+  }`), []string{"Relative state_root", "abspath"}},
+		{"bad isolation", host(`name = "edge-a"
+  local {
+    isolation = "vm"
+  }`), []string{"isolation", "none", "netns"}},
+		{"egress port 0", host(`name = "edge-a"
+  local {}
+  egress {
+    destination = "10.0.0.0/8"
+    ports       = "0"
+  }`), []string{"Invalid egress", "port"}},
+		{"egress bad destination", host(`name = "edge-a"
+  local {}
+  egress {
+    destination = "10.0.0.1/8"
+    ports       = "443"
+  }`), []string{"Invalid egress", "host bits set", "10.0.0.0/8"}},
+		{"bad dns server", host(`name = "edge-a"
+  dns_servers = ["dns.example.com"]
+  local {}`), []string{"Invalid dns_servers", "IP address"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resource.ParallelTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6ProviderFactories,
+				Steps: []resource.TestStep{{
+					Config:      tc.config,
+					PlanOnly:    true,
+					ExpectError: expectError(tc.want...),
+				}},
+			})
+		})
+	}
+}
+
+// TestAccRouterHost_keyErrors: a key of another router or a malformed key fails at apply,
+// before anything is created.
+func TestAccRouterHost_keyErrors(t *testing.T) {
+	needController(t)
+	root := t.TempDir()
+	bin := hostTestBinary(t, "ztna-router")
+	name := hostTestName("edge-keys")
+	config := fmt.Sprintf(`
+resource "ztna_router" "a" {
+  name = "%[1]s-a"
+}
+
+resource "ztna_router" "b" {
+  name = "%[1]s-b"
+}
+
+resource "ztna_registration_key" "b" {
+  router_id = ztna_router.b.id
+}
+
+resource "ztna_router_host" "test" {
+  name             = %[1]q
+  router_id        = ztna_router.a.id
+  registration_key = %[4]s
+  local {
+    state_root    = %[2]q
+    router_binary = %[3]q
+  }
+}
+`, name, root, bin, "%s")
+	for _, tc := range []struct {
+		name, key string
+		want      []string
+	}{
+		{"key of another router", "ztna_registration_key.b.key", []string{"Registration key of another router", "router_id"}},
+		{"malformed key", `"ztna-key-v1.not-base64!"`, []string{"Invalid registration key", "base64url"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6ProviderFactories,
+				Steps: []resource.TestStep{{
+					Config:      fmt.Sprintf(config, tc.key),
+					ExpectError: expectError(tc.want...),
+				}},
+				CheckDestroy: func(*terraform.State) error {
+					if entries, _ := os.ReadDir(root); len(entries) > 1 { // only the driver's lock file
+						return fmt.Errorf("a failed create left %v in the state root", entries)
+					}
+					return nil
+				},
+			})
+		})
+	}
+}
+
+func TestControllerEndpoints(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  regkey.Key
+		want []egress.ControllerEndpoint
+		err  string
+	}{
+		{
+			name: "dev controller: every plane on its own port",
+			key:  regkey.Key{Edge: []string{"https://127.0.0.1:4443"}, Control: []string{"127.0.0.1:6000"}, Fabric: []string{"127.0.0.1:8000"}},
+			want: []egress.ControllerEndpoint{{Host: "127.0.0.1", Ports: []uint16{4443}}, {Host: "127.0.0.1", Ports: []uint16{6000}}, {Host: "127.0.0.1", Ports: []uint16{8000}}},
+		},
+		{
+			name: "edge without port, no control/fabric: the production ports",
+			key:  regkey.Key{Edge: []string{"https://ctrl.example.com"}},
+			want: []egress.ControllerEndpoint{{Host: "ctrl.example.com", Ports: []uint16{443}}, {Host: "ctrl.example.com"}},
+		},
+		{name: "no endpoint", key: regkey.Key{}, err: "names no controller endpoint"},
+		{name: "bad edge URL", key: regkey.Key{Edge: []string{"::"}}, err: "is not a URL"},
+		{name: "bad control endpoint", key: regkey.Key{Edge: []string{"https://c"}, Control: []string{"c:0"}}, err: "control endpoint"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := controllerEndpoints(&tc.key)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("endpoints = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestImportedModel(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		id, platform, instance string
+		err                    string
+	}{
+		{id: "local:/var/lib/ztna/router-hosts/lab", platform: "local", instance: "/var/lib/ztna/router-hosts/lab"},
+		{id: "aws:eu-west-1:i-0123456789abcdef0", platform: "aws", instance: "i-0123456789abcdef0"},
+		{id: "gcp:projects/p/zones/europe-west1-b/instances/edge-b", platform: "gcp", instance: "projects/p/zones/europe-west1-b/instances/edge-b"},
+		{id: "azure:westeurope:/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/edge-c", platform: "azure",
+			instance: "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/edge-c"},
+		{id: "local:relative/dir", err: "absolute state directory"},
+		{id: "i-0123", err: "is not a router host id"},
+		{id: "aws:i-0123", err: "is not a router host id"},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			m, err := importedModel(ctx, tc.id)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, diags := platformOf(ctx, m)
+			if diags.HasError() {
+				t.Fatal(diags)
+			}
+			if p.name() != tc.platform || m.InstanceID.ValueString() != tc.instance {
+				t.Fatalf("platform %s, instance %s", p.name(), m.InstanceID.ValueString())
+			}
+			if got := p.name() + ":" + p.qualify(m.InstanceID.ValueString()); got != tc.id {
+				t.Fatalf("resource id round trip: %s, want %s", got, tc.id)
+			}
+		})
+	}
+}
