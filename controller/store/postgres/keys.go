@@ -149,7 +149,7 @@ func (s *Store) DeleteKey(ctx context.Context, id string) error {
 // caller consumes the key, every later one sees it used.
 func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*store.Key, error) {
 	var out *store.Key
-	err := s.write(ctx, func(tx pgx.Tx) ([]store.Change, error) {
+	err := s.write(ctx, func(tx pgx.Tx) (changes []store.Change, err error) {
 		// Unlocked first read: which subject to lock.
 		k, err := getKey(ctx, tx, id, "")
 		if err != nil {
@@ -157,35 +157,17 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*stor
 		}
 		switch k.Kind {
 		case api.KindRouter:
-			r, err := routers.get(ctx, tx, k.SubjectID, "FOR UPDATE")
-			if err != nil {
-				return nil, subjectGone(id, err)
-			}
-			if k, err = consume(ctx, tx, id, now); err != nil {
-				return nil, err
-			}
-			out = k
-			if r.Status == api.RouterUnenrolled {
-				r.Status = api.RouterOffline
-			}
-			if err := routers.save(ctx, tx, r); err != nil {
-				return nil, err
-			}
-			return []store.Change{{Collection: store.Keys, Op: store.OpUpdate, ID: id}, routers.change(store.OpState, r.ID)}, nil
+			out, changes, err = consumeFor(ctx, tx, routers, k.SubjectID, id, now, store.OpState, func(r *api.Router) {
+				if r.Status == api.RouterUnenrolled {
+					r.Status = api.RouterOffline
+				}
+			})
+			return changes, err
 		case api.KindIdentity:
-			i, err := identities.get(ctx, tx, k.SubjectID, "FOR UPDATE")
-			if err != nil {
-				return nil, subjectGone(id, err)
-			}
-			if k, err = consume(ctx, tx, id, now); err != nil {
-				return nil, err
-			}
-			out = k
-			i.Enrolled = true
-			if err := identities.save(ctx, tx, i); err != nil {
-				return nil, err
-			}
-			return []store.Change{{Collection: store.Keys, Op: store.OpUpdate, ID: id}, identities.change(store.OpUpdate, i.ID)}, nil
+			out, changes, err = consumeFor(ctx, tx, identities, k.SubjectID, id, now, store.OpUpdate, func(i *api.Identity) {
+				i.Enrolled = true
+			})
+			return changes, err
 		}
 		return nil, fmt.Errorf("registration key %s has unknown kind %q", id, k.Kind)
 	})
@@ -193,6 +175,23 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*stor
 		return nil, err
 	}
 	return out, nil
+}
+
+// consumeFor locks the key's subject, consumes the key and marks the subject enrolled.
+func consumeFor[T any](ctx context.Context, tx pgx.Tx, d docTable[T], subjectID, keyID string, now time.Time, op string, enrol func(*T)) (*store.Key, []store.Change, error) {
+	v, err := d.get(ctx, tx, subjectID, "FOR UPDATE")
+	if err != nil {
+		return nil, nil, subjectGone(keyID, err)
+	}
+	k, err := consume(ctx, tx, keyID, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	enrol(v)
+	if err := d.save(ctx, tx, v); err != nil {
+		return nil, nil, err
+	}
+	return k, []store.Change{{Collection: store.Keys, Op: store.OpUpdate, ID: keyID}, d.change(op, subjectID)}, nil
 }
 
 // subjectGone maps a missing subject (deleted, with its keys, since the first read) to the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -230,25 +229,15 @@ func (o docOps[T]) concurrentUpdates(t *testing.T, a, b store.Store) {
 	v := o.mustCreate(t, a, "contended")
 	id := o.id(v)
 	const n = 20
-	var wg sync.WaitGroup
-	for i := range n {
-		s := a
-		if i%2 == 1 {
-			s = b
+	race(n, func(i int) {
+		if _, err := o.get(pick(i, a, b), ctx, id); err != nil {
+			t.Error(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := o.update(s, ctx, id, func(v *T) error {
-				o.bump(v)
-				return nil
-			})
-			if err != nil {
-				t.Errorf("update %d: %v", i, err)
-			}
-		}()
-	}
-	wg.Wait()
+	}, func(i int) {
+		if _, err := o.update(pick(i, a, b), ctx, id, func(v *T) error { o.bump(v); return nil }); err != nil {
+			t.Errorf("update %d: %v", i, err)
+		}
+	})
 	got, err := o.get(b, ctx, id)
 	must(t, err)
 	if c := o.count(got); c != o.count(v)+n {

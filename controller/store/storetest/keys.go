@@ -3,7 +3,6 @@ package storetest
 import (
 	"bytes"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -254,30 +253,21 @@ func testConsumeKeyOnce(t *testing.T, a, b store.Store) {
 	r := newRouter(t, a, "r")
 	k := newRouterKey(t, a, r.ID, time.Hour)
 	var wins, used atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range contenders {
-		s := a
-		if i%2 == 1 {
-			s = b
+	race(contenders, func(i int) {
+		if _, err := pick(i, a, b).GetKey(ctx, k.ID); err != nil {
+			t.Error(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, err := s.ConsumeKey(ctx, k.ID, time.Now())
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, store.ErrKeyUsed):
-				used.Add(1)
-			default:
-				t.Errorf("consume: %v", err)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
+	}, func(i int) {
+		_, err := pick(i, a, b).ConsumeKey(ctx, k.ID, time.Now())
+		switch {
+		case err == nil:
+			wins.Add(1)
+		case errors.Is(err, store.ErrKeyUsed):
+			used.Add(1)
+		default:
+			t.Errorf("consume: %v", err)
+		}
+	})
 	if wins.Load() != 1 || used.Load() != contenders-1 {
 		t.Fatalf("%d succeeded and %d were told the key is used; want 1 and %d", wins.Load(), used.Load(), contenders-1)
 	}
@@ -294,24 +284,15 @@ func testConsumeManyKeys(t *testing.T, a, b store.Store) {
 		r := newRouter(t, a, "r-"+store.NewID()[:10])
 		keys[i] = newRouterKey(t, a, r.ID, time.Hour)
 	}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i, k := range keys {
-		s := a
-		if i%2 == 1 {
-			s = b
+	race(contenders, func(i int) {
+		if _, err := pick(i, a, b).GetKey(ctx, keys[i].ID); err != nil {
+			t.Error(err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			if _, err := s.ConsumeKey(ctx, k.ID, time.Now()); err != nil {
-				t.Errorf("consume key %d: %v", i, err)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
+	}, func(i int) {
+		if _, err := pick(i, a, b).ConsumeKey(ctx, keys[i].ID, time.Now()); err != nil {
+			t.Errorf("consume key %d: %v", i, err)
+		}
+	})
 	list, _ := b.ListRouters(ctx)
 	for _, r := range list {
 		if r.Status != api.RouterOffline {

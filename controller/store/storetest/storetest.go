@@ -8,6 +8,7 @@ package storetest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +104,36 @@ func expect(t *testing.T, ch <-chan store.Change, want ...store.Change) {
 			t.Fatalf("change %d = %+v, want %+v", i, got, w)
 		}
 	}
+}
+
+// race runs act(0) … act(n-1) on goroutines released together. warm(i) runs first on each
+// goroutine, before the release, so that stores have their connections open (pools grow on
+// demand) and the actions really overlap.
+func race(n int, warm, act func(i int)) {
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			warm(i)
+			ready.Done()
+			<-start
+			act(i)
+		}()
+	}
+	ready.Wait()
+	close(start)
+	done.Wait()
+}
+
+// pick spreads callers over two stores (which may be one).
+func pick(i int, a, b store.Store) store.Store {
+	if i%2 == 1 {
+		return b
+	}
+	return a
 }
 
 // must fails t on err.
