@@ -1,21 +1,27 @@
 package main
 
 import (
+	"errors"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/router/daemon"
 	"github.com/ztna/ztna/router/fabriclink"
+	"github.com/ztna/ztna/router/hubmode"
 	"github.com/ztna/ztna/router/localapi"
 )
 
 func runCommand() *cobra.Command {
 	var (
-		stateDir, localAddr, attestation string
-		healthInterval                   time.Duration
-		settings                         daemon.Settings
-		logs                             logFlags
+		stateDir, localAddr, attestation, listen string
+		healthInterval                           time.Duration
+		asHub                                    bool
+		settings                                 daemon.Settings
+		logs                                     logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -24,10 +30,22 @@ func runCommand() *cobra.Command {
 hosts the services assigned to this router's roles, checks that each one resolves and accepts
 connections, and serves /healthz, /readyz and /metrics on --local-addr (loopback by default).
 
+It links out to every hub the controller lists (fabric port) and carries the streams hubs open
+to assigned targets only.
+
+With --hub the router runs as a standalone hub instead (operator side): it listens on --listen
+for fabric links from routers and client identities, gets its hub certificate and the policy
+snapshot over the control channel, and relays dials by that snapshot (also while the controller
+is unreachable). The router must hold the role "hub"; list the hub's address to routers and
+identities with the controller's advertise.fabric (dev: --hub ADDR).
+
 --failure-domain and --dns-server default to the values saved by enroll/bootstrap in
 <state-dir>/router.json. Exit status 3 means the controller revoked this router: enrol again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("listen") && !asHub {
+				return errors.New("--listen is the fabric listen address of a hub: add --hub, or drop --listen")
+			}
 			log, err := logs.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -47,9 +65,21 @@ connections, and serves /healthz, /readyz and /metrics on --local-addr (loopback
 			if err != nil {
 				return err
 			}
-			links := fabriclink.New(fabriclink.Config{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Identity.Config.Fabric,
-				Dialer: r.Dialer, Logger: log.With("component", "fabric"), Metrics: r.Registry})
-			r.Add("fabric links", links)
+			if asHub {
+				h, err := hubmode.New(hubmode.Config{StateDir: stateDir, Listen: listen, RouterID: r.Identity.ID(), CA: r.Identity.CA,
+					Certifier: r.Control, Logger: log.With("component", "hub"), Metrics: r.Registry})
+				if err != nil {
+					return err
+				}
+				r.Control.Hello.Hub = true
+				r.Control.OnHubSnapshot = h.Update
+				r.Add("hub", h)
+			} else {
+				links := fabriclink.New(fabriclink.Config{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Identity.Config.Fabric,
+					Dialer: r.Dialer, Logger: log.With("component", "fabric"), Metrics: r.Registry})
+				r.Control.OnHubs = links.SetHubs
+				r.Add("fabric links", links)
+			}
 			return r.Run(cmd.Context())
 		},
 	}
@@ -59,6 +89,8 @@ connections, and serves /healthz, /readyz and /metrics on --local-addr (loopback
 	f.StringVar(&settings.FailureDomain, "failure-domain", "", "this host's failure domain, e.g. aws/eu-west-1a (reported to the controller)")
 	f.StringVar(&settings.DNSServer, "dns-server", "", "DNS server (host:port) for service names; default: the host's resolver")
 	f.DurationVar(&healthInterval, "health-interval", 10*time.Second, "how often to check every assigned service")
+	f.BoolVar(&asHub, "hub", false, "run as a standalone hub (the router needs the role hub) instead of linking to hubs")
+	f.StringVar(&listen, "listen", net.JoinHostPort("", strconv.Itoa(fabric.DefaultPort)), "fabric listen address of the hub (--hub only)")
 	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
 	logs.register(cmd)
 	return cmd
