@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/ztna/ztna/cloud/azure"
 	"github.com/ztna/ztna/internal/imagecatalog"
 	"github.com/ztna/ztna/packer/internal/clouds"
 )
@@ -66,6 +67,16 @@ type Config struct {
 	GCPTargetProject string `mapstructure:"gcp_target_project"`
 	// GCP promotion: image family of the new image.
 	GCPImageFamily string `mapstructure:"gcp_image_family"`
+	// Azure promotion: subscription, resource group and Compute Gallery image definition the
+	// new gallery image version is created in.
+	AzureSubscriptionID string `mapstructure:"azure_subscription_id"`
+	AzureResourceGroup  string `mapstructure:"azure_resource_group"`
+	AzureGallery        string `mapstructure:"azure_gallery"`
+	AzureGalleryImage   string `mapstructure:"azure_gallery_image"`
+	// Azure promotion: gallery image version (MAJOR.MINOR.PATCH). Default: the router version.
+	AzureGalleryImageVersion string `mapstructure:"azure_gallery_image_version"`
+	// Azure promotion: regions the version is replicated to. Default: the source's region.
+	AzureReplicationRegions []string `mapstructure:"azure_replication_regions"`
 	// Local promotion: directory the disk image is copied to. Default: the catalog records the
 	// same file under the new environment.
 	LocalTargetDirectory string `mapstructure:"local_target_directory"`
@@ -78,8 +89,10 @@ type Config struct {
 // PostProcessor implements packersdk.PostProcessor.
 type PostProcessor struct {
 	config Config
-	// now stamps promoted images; tests pin it.
+	// now stamps recorded builds; tests pin it.
 	now func() time.Time
+	// azureOptions adjusts the Azure driver's options; tests point it at the SDK fakes.
+	azureOptions func(*azure.Options)
 }
 
 var _ packersdk.PostProcessor = (*PostProcessor)(nil)
@@ -137,7 +150,15 @@ func (c *Config) validatePromotion() []error {
 			errs = append(errs, errors.New("gcp_target_project: required for gcp promotion"))
 		}
 	case "azure":
-		errs = append(errs, errors.New("cloud \"azure\": promotion to an Azure gallery image version is not available yet; promote with az sig image-version create and record with cloud = \"azure\""))
+		if c.Region == "" {
+			errs = append(errs, errors.New("region: required for azure promotion (the source image's location)"))
+		}
+		for name, v := range map[string]string{"azure_subscription_id": c.AzureSubscriptionID, "azure_resource_group": c.AzureResourceGroup,
+			"azure_gallery": c.AzureGallery, "azure_gallery_image": c.AzureGalleryImage} {
+			if v == "" {
+				errs = append(errs, fmt.Errorf("%s: required for azure promotion", name))
+			}
+		}
 	}
 	return errs
 }

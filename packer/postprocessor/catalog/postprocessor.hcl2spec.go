@@ -10,35 +10,41 @@ import (
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	PackerBuildName      *string           `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
-	PackerBuilderType    *string           `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
-	PackerCoreVersion    *string           `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
-	PackerDebug          *bool             `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
-	PackerForce          *bool             `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
-	PackerOnError        *string           `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
-	PackerUserVars       map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
-	PackerSensitiveVars  []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
-	CatalogPath          *string           `mapstructure:"catalog_path" required:"true" cty:"catalog_path" hcl:"catalog_path"`
-	Environment          *string           `mapstructure:"environment" required:"true" cty:"environment" hcl:"environment"`
-	Cloud                *string           `mapstructure:"cloud" cty:"cloud" hcl:"cloud"`
-	Region               *string           `mapstructure:"region" cty:"region" hcl:"region"`
-	RouterVersion        *string           `mapstructure:"router_version" cty:"router_version" hcl:"router_version"`
-	BaseImage            *string           `mapstructure:"base_image" cty:"base_image" hcl:"base_image"`
-	HardeningProfile     *string           `mapstructure:"hardening_profile" cty:"hardening_profile" hcl:"hardening_profile"`
-	Account              *string           `mapstructure:"account" cty:"account" hcl:"account"`
-	PromoteFrom          *string           `mapstructure:"promote_from" cty:"promote_from" hcl:"promote_from"`
-	ImageName            *string           `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
-	AWSShareWith         []string          `mapstructure:"aws_share_with" cty:"aws_share_with" hcl:"aws_share_with"`
-	AWSSourceProfile     *string           `mapstructure:"aws_source_profile" cty:"aws_source_profile" hcl:"aws_source_profile"`
-	AWSTargetRegion      *string           `mapstructure:"aws_target_region" cty:"aws_target_region" hcl:"aws_target_region"`
-	GCPTargetProject     *string           `mapstructure:"gcp_target_project" cty:"gcp_target_project" hcl:"gcp_target_project"`
-	GCPImageFamily       *string           `mapstructure:"gcp_image_family" cty:"gcp_image_family" hcl:"gcp_image_family"`
-	LocalTargetDirectory *string           `mapstructure:"local_target_directory" cty:"local_target_directory" hcl:"local_target_directory"`
-	AWSProfile           *string           `mapstructure:"aws_profile" cty:"aws_profile" hcl:"aws_profile"`
-	AWSEndpoint          *string           `mapstructure:"aws_endpoint" cty:"aws_endpoint" hcl:"aws_endpoint"`
-	GCPProject           *string           `mapstructure:"gcp_project" cty:"gcp_project" hcl:"gcp_project"`
-	GCPEndpoint          *string           `mapstructure:"gcp_endpoint" cty:"gcp_endpoint" hcl:"gcp_endpoint"`
-	GCPAccessToken       *string           `mapstructure:"gcp_access_token" cty:"gcp_access_token" hcl:"gcp_access_token"`
+	PackerBuildName          *string           `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
+	PackerBuilderType        *string           `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
+	PackerCoreVersion        *string           `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
+	PackerDebug              *bool             `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
+	PackerForce              *bool             `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
+	PackerOnError            *string           `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
+	PackerUserVars           map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
+	PackerSensitiveVars      []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
+	CatalogPath              *string           `mapstructure:"catalog_path" required:"true" cty:"catalog_path" hcl:"catalog_path"`
+	Environment              *string           `mapstructure:"environment" required:"true" cty:"environment" hcl:"environment"`
+	Cloud                    *string           `mapstructure:"cloud" cty:"cloud" hcl:"cloud"`
+	Region                   *string           `mapstructure:"region" cty:"region" hcl:"region"`
+	RouterVersion            *string           `mapstructure:"router_version" cty:"router_version" hcl:"router_version"`
+	BaseImage                *string           `mapstructure:"base_image" cty:"base_image" hcl:"base_image"`
+	HardeningProfile         *string           `mapstructure:"hardening_profile" cty:"hardening_profile" hcl:"hardening_profile"`
+	Account                  *string           `mapstructure:"account" cty:"account" hcl:"account"`
+	PromoteFrom              *string           `mapstructure:"promote_from" cty:"promote_from" hcl:"promote_from"`
+	ImageName                *string           `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
+	AWSShareWith             []string          `mapstructure:"aws_share_with" cty:"aws_share_with" hcl:"aws_share_with"`
+	AWSSourceProfile         *string           `mapstructure:"aws_source_profile" cty:"aws_source_profile" hcl:"aws_source_profile"`
+	AWSTargetRegion          *string           `mapstructure:"aws_target_region" cty:"aws_target_region" hcl:"aws_target_region"`
+	GCPTargetProject         *string           `mapstructure:"gcp_target_project" cty:"gcp_target_project" hcl:"gcp_target_project"`
+	GCPImageFamily           *string           `mapstructure:"gcp_image_family" cty:"gcp_image_family" hcl:"gcp_image_family"`
+	AzureSubscriptionID      *string           `mapstructure:"azure_subscription_id" cty:"azure_subscription_id" hcl:"azure_subscription_id"`
+	AzureResourceGroup       *string           `mapstructure:"azure_resource_group" cty:"azure_resource_group" hcl:"azure_resource_group"`
+	AzureGallery             *string           `mapstructure:"azure_gallery" cty:"azure_gallery" hcl:"azure_gallery"`
+	AzureGalleryImage        *string           `mapstructure:"azure_gallery_image" cty:"azure_gallery_image" hcl:"azure_gallery_image"`
+	AzureGalleryImageVersion *string           `mapstructure:"azure_gallery_image_version" cty:"azure_gallery_image_version" hcl:"azure_gallery_image_version"`
+	AzureReplicationRegions  []string          `mapstructure:"azure_replication_regions" cty:"azure_replication_regions" hcl:"azure_replication_regions"`
+	LocalTargetDirectory     *string           `mapstructure:"local_target_directory" cty:"local_target_directory" hcl:"local_target_directory"`
+	AWSProfile               *string           `mapstructure:"aws_profile" cty:"aws_profile" hcl:"aws_profile"`
+	AWSEndpoint              *string           `mapstructure:"aws_endpoint" cty:"aws_endpoint" hcl:"aws_endpoint"`
+	GCPProject               *string           `mapstructure:"gcp_project" cty:"gcp_project" hcl:"gcp_project"`
+	GCPEndpoint              *string           `mapstructure:"gcp_endpoint" cty:"gcp_endpoint" hcl:"gcp_endpoint"`
+	GCPAccessToken           *string           `mapstructure:"gcp_access_token" cty:"gcp_access_token" hcl:"gcp_access_token"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -53,35 +59,41 @@ func (*Config) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec }
 // The decoded values from this spec will then be applied to a FlatConfig.
 func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
-		"packer_build_name":          &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String, Required: false},
-		"packer_builder_type":        &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String, Required: false},
-		"packer_core_version":        &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String, Required: false},
-		"packer_debug":               &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool, Required: false},
-		"packer_force":               &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool, Required: false},
-		"packer_on_error":            &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
-		"packer_user_variables":      &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
-		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
-		"catalog_path":               &hcldec.AttrSpec{Name: "catalog_path", Type: cty.String, Required: false},
-		"environment":                &hcldec.AttrSpec{Name: "environment", Type: cty.String, Required: false},
-		"cloud":                      &hcldec.AttrSpec{Name: "cloud", Type: cty.String, Required: false},
-		"region":                     &hcldec.AttrSpec{Name: "region", Type: cty.String, Required: false},
-		"router_version":             &hcldec.AttrSpec{Name: "router_version", Type: cty.String, Required: false},
-		"base_image":                 &hcldec.AttrSpec{Name: "base_image", Type: cty.String, Required: false},
-		"hardening_profile":          &hcldec.AttrSpec{Name: "hardening_profile", Type: cty.String, Required: false},
-		"account":                    &hcldec.AttrSpec{Name: "account", Type: cty.String, Required: false},
-		"promote_from":               &hcldec.AttrSpec{Name: "promote_from", Type: cty.String, Required: false},
-		"image_name":                 &hcldec.AttrSpec{Name: "image_name", Type: cty.String, Required: false},
-		"aws_share_with":             &hcldec.AttrSpec{Name: "aws_share_with", Type: cty.List(cty.String), Required: false},
-		"aws_source_profile":         &hcldec.AttrSpec{Name: "aws_source_profile", Type: cty.String, Required: false},
-		"aws_target_region":          &hcldec.AttrSpec{Name: "aws_target_region", Type: cty.String, Required: false},
-		"gcp_target_project":         &hcldec.AttrSpec{Name: "gcp_target_project", Type: cty.String, Required: false},
-		"gcp_image_family":           &hcldec.AttrSpec{Name: "gcp_image_family", Type: cty.String, Required: false},
-		"local_target_directory":     &hcldec.AttrSpec{Name: "local_target_directory", Type: cty.String, Required: false},
-		"aws_profile":                &hcldec.AttrSpec{Name: "aws_profile", Type: cty.String, Required: false},
-		"aws_endpoint":               &hcldec.AttrSpec{Name: "aws_endpoint", Type: cty.String, Required: false},
-		"gcp_project":                &hcldec.AttrSpec{Name: "gcp_project", Type: cty.String, Required: false},
-		"gcp_endpoint":               &hcldec.AttrSpec{Name: "gcp_endpoint", Type: cty.String, Required: false},
-		"gcp_access_token":           &hcldec.AttrSpec{Name: "gcp_access_token", Type: cty.String, Required: false},
+		"packer_build_name":           &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String, Required: false},
+		"packer_builder_type":         &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String, Required: false},
+		"packer_core_version":         &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String, Required: false},
+		"packer_debug":                &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool, Required: false},
+		"packer_force":                &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool, Required: false},
+		"packer_on_error":             &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
+		"packer_user_variables":       &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
+		"packer_sensitive_variables":  &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
+		"catalog_path":                &hcldec.AttrSpec{Name: "catalog_path", Type: cty.String, Required: false},
+		"environment":                 &hcldec.AttrSpec{Name: "environment", Type: cty.String, Required: false},
+		"cloud":                       &hcldec.AttrSpec{Name: "cloud", Type: cty.String, Required: false},
+		"region":                      &hcldec.AttrSpec{Name: "region", Type: cty.String, Required: false},
+		"router_version":              &hcldec.AttrSpec{Name: "router_version", Type: cty.String, Required: false},
+		"base_image":                  &hcldec.AttrSpec{Name: "base_image", Type: cty.String, Required: false},
+		"hardening_profile":           &hcldec.AttrSpec{Name: "hardening_profile", Type: cty.String, Required: false},
+		"account":                     &hcldec.AttrSpec{Name: "account", Type: cty.String, Required: false},
+		"promote_from":                &hcldec.AttrSpec{Name: "promote_from", Type: cty.String, Required: false},
+		"image_name":                  &hcldec.AttrSpec{Name: "image_name", Type: cty.String, Required: false},
+		"aws_share_with":              &hcldec.AttrSpec{Name: "aws_share_with", Type: cty.List(cty.String), Required: false},
+		"aws_source_profile":          &hcldec.AttrSpec{Name: "aws_source_profile", Type: cty.String, Required: false},
+		"aws_target_region":           &hcldec.AttrSpec{Name: "aws_target_region", Type: cty.String, Required: false},
+		"gcp_target_project":          &hcldec.AttrSpec{Name: "gcp_target_project", Type: cty.String, Required: false},
+		"gcp_image_family":            &hcldec.AttrSpec{Name: "gcp_image_family", Type: cty.String, Required: false},
+		"azure_subscription_id":       &hcldec.AttrSpec{Name: "azure_subscription_id", Type: cty.String, Required: false},
+		"azure_resource_group":        &hcldec.AttrSpec{Name: "azure_resource_group", Type: cty.String, Required: false},
+		"azure_gallery":               &hcldec.AttrSpec{Name: "azure_gallery", Type: cty.String, Required: false},
+		"azure_gallery_image":         &hcldec.AttrSpec{Name: "azure_gallery_image", Type: cty.String, Required: false},
+		"azure_gallery_image_version": &hcldec.AttrSpec{Name: "azure_gallery_image_version", Type: cty.String, Required: false},
+		"azure_replication_regions":   &hcldec.AttrSpec{Name: "azure_replication_regions", Type: cty.List(cty.String), Required: false},
+		"local_target_directory":      &hcldec.AttrSpec{Name: "local_target_directory", Type: cty.String, Required: false},
+		"aws_profile":                 &hcldec.AttrSpec{Name: "aws_profile", Type: cty.String, Required: false},
+		"aws_endpoint":                &hcldec.AttrSpec{Name: "aws_endpoint", Type: cty.String, Required: false},
+		"gcp_project":                 &hcldec.AttrSpec{Name: "gcp_project", Type: cty.String, Required: false},
+		"gcp_endpoint":                &hcldec.AttrSpec{Name: "gcp_endpoint", Type: cty.String, Required: false},
+		"gcp_access_token":            &hcldec.AttrSpec{Name: "gcp_access_token", Type: cty.String, Required: false},
 	}
 	return s
 }

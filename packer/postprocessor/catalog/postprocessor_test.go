@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ztna/ztna/cloud/aws/ec2fake"
+	"github.com/ztna/ztna/cloud/azure"
+	"github.com/ztna/ztna/cloud/azure/azurefake"
 	"github.com/ztna/ztna/cloud/gcp/computefake"
 	"github.com/ztna/ztna/internal/imagecatalog"
 	"github.com/ztna/ztna/packer/internal/spectest"
@@ -74,7 +76,8 @@ func TestConfigureRejects(t *testing.T) {
 		{"promote without cloud", map[string]interface{}{"catalog_path": "c.json", "environment": "prod", "promote_from": "dev"}, []string{"cloud: required with promote_from"}},
 		{"aws promote without region", map[string]interface{}{"catalog_path": "c.json", "environment": "prod", "promote_from": "dev", "cloud": "aws"}, []string{"region: required for aws promotion"}},
 		{"gcp promote without project", map[string]interface{}{"catalog_path": "c.json", "environment": "prod", "promote_from": "dev", "cloud": "gcp"}, []string{"gcp_target_project: required"}},
-		{"azure promote", map[string]interface{}{"catalog_path": "c.json", "environment": "prod", "promote_from": "dev", "cloud": "azure"}, []string{"not available yet"}},
+		{"azure promote", map[string]interface{}{"catalog_path": "c.json", "environment": "prod", "promote_from": "dev", "cloud": "azure"},
+			[]string{"region: required for azure", "azure_subscription_id: required", "azure_gallery: required", "azure_gallery_image: required"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,6 +250,40 @@ func TestPromoteGCPCreatesImageFromSource(t *testing.T) {
 	imgs := fake.Images("prod-proj")
 	if len(imgs) != 1 || imgs[0].GetSourceImage() != "projects/build/global/images/ztna-router-1-2-3" || imgs[0].GetFamily() != "ztna-router" {
 		t.Errorf("images in prod-proj: %v", imgs)
+	}
+}
+
+func TestPromoteAzureCreatesGalleryVersion(t *testing.T) {
+	const sub = "00000000-0000-0000-0000-000000000001"
+	source := "/subscriptions/" + sub + "/resourceGroups/build/providers/Microsoft.Compute/images/ztna-router-1.2.3"
+	fake := azurefake.New(sub)
+	fake.AddImageSource(source)
+	fake.AddGalleryImage("prod-images", "ztna", "router")
+	path := seed(t, imagecatalog.Image{Cloud: "azure", Region: "westeurope", ImageID: source})
+
+	p := &PostProcessor{azureOptions: func(o *azure.Options) {
+		o.Credential, o.ClientOptions, o.PollInterval = fake.Credential(), fake.ClientOptions(), time.Millisecond
+	}}
+	err := p.Configure(map[string]interface{}{"catalog_path": path, "environment": "prod", "promote_from": "dev", "cloud": "azure", "region": "westeurope",
+		"azure_subscription_id": sub, "azure_resource_group": "prod-images", "azure_gallery": "ztna", "azure_gallery_image": "router",
+		"azure_replication_regions": []string{"westeurope", "northeurope"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := p.PostProcess(context.Background(), ui, nil); err != nil {
+		t.Fatal(err)
+	}
+	cat, _ := imagecatalog.Load(path)
+	img, err := cat.Lookup("azure", "westeurope", "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(img.ImageID, "/galleries/ztna/images/router/versions/1.2.3") || img.SourceImageID != source || img.Account != sub {
+		t.Errorf("promoted %+v", img)
+	}
+	v, ok := fake.Versions()["prod-images/ztna/router/1.2.3"]
+	if !ok || *v.Properties.StorageProfile.Source.ID != source || len(v.Properties.PublishingProfile.TargetRegions) != 2 {
+		t.Errorf("gallery versions: %v", fake.Versions())
 	}
 }
 

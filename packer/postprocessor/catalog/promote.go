@@ -11,6 +11,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/azure"
 	"github.com/ztna/ztna/internal/imagecatalog"
 )
 
@@ -90,6 +91,25 @@ func (p *PostProcessor) promote(ctx context.Context, ui packersdk.Ui) ([]imageca
 			return nil, fmt.Errorf("ztna-catalog: %w", err)
 		}
 		dst.Region, dst.ImageID, dst.Account = "", img.ID, c.GCPTargetProject
+	case "azure":
+		version := c.AzureGalleryImageVersion
+		if version == "" {
+			version = src.RouterVersion
+		}
+		opts := azure.Options{SubscriptionID: c.AzureSubscriptionID, ResourceGroup: c.AzureResourceGroup, Location: src.Region}
+		if p.azureOptions != nil {
+			p.azureOptions(&opts)
+		}
+		drv, err := azure.New(opts)
+		if err != nil {
+			return nil, fmt.Errorf("ztna-catalog: %w", err)
+		}
+		img, err := drv.CreateGalleryImageVersion(ctx, azure.GalleryImage{Gallery: c.AzureGallery, Image: c.AzureGalleryImage},
+			version, src.ImageID, c.AzureReplicationRegions, labels)
+		if err != nil {
+			return nil, fmt.Errorf("ztna-catalog: %w", err)
+		}
+		dst.ImageID, dst.Account = img.ID, c.AzureSubscriptionID
 	case "local":
 		if c.LocalTargetDirectory != "" {
 			path, err := copyFile(src.ImageID, c.LocalTargetDirectory)
