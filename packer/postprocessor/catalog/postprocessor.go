@@ -3,8 +3,8 @@
 // Package catalog is the ztna-catalog Packer post-processor. After a build it records the image
 // (cloud, region, environment, id, router version, base image) in the image catalog file that
 // the Terraform data source ztna_image reads. With promote_from set it promotes the image an
-// environment has to this one instead (AWS copy and share, GCP image from source image, local
-// file copy) through the drivers in cloud/, and records the copy.
+// environment has to this one instead (AWS copy and share, GCP image from source image, Azure
+// gallery image version, local file copy) through the drivers in cloud/, and records the copy.
 package catalog
 
 import (
