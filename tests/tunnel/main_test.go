@@ -18,20 +18,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ztna/ztna/tests/dataplane/harness"
 )
 
 // ztnaBin is the ztna binary under test: $ZTNA_BIN_DIR/ztna (make build) or a fresh build.
 var ztnaBin string
 
+// TestMain builds ztna (the harness builds the controller and router binaries the same way).
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(withZtna(func() int { return harness.Main(m) }))
 }
 
-func run(m *testing.M) int {
+func withZtna(run func() int) int {
 	if dir := os.Getenv("ZTNA_BIN_DIR"); dir != "" {
 		if _, err := os.Stat(filepath.Join(dir, "ztna")); err == nil {
 			ztnaBin = filepath.Join(dir, "ztna")
-			return m.Run()
+			return run()
 		}
 	}
 	tmp, err := os.MkdirTemp("", "ztna-tunnel-test")
@@ -45,7 +48,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build ztna: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	return run()
 }
 
 // result is a finished ztna command.
@@ -57,9 +60,16 @@ type result struct {
 // ztna runs the CLI to completion with stdin.
 func ztna(t *testing.T, stdin []byte, args ...string) result {
 	t.Helper()
+	return ztnaEnv(t, nil, stdin, args...)
+}
+
+// ztnaEnv runs the CLI with extra environment variables.
+func ztnaEnv(t *testing.T, env []string, stdin []byte, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ztnaBin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
