@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,7 +74,7 @@ func TestImageBootEnrol(t *testing.T) {
 
 	disk := withKeyFile(t, img.path, key.Key)
 	serial := filepath.Join(t.TempDir(), "serial.log")
-	vm := bootVM(t, disk, serial, ctl.ports)
+	vmDone := bootVM(t, disk, serial, ctl.ports)
 
 	start := time.Now()
 	var got *api.Router
@@ -82,10 +83,11 @@ func TestImageBootEnrol(t *testing.T) {
 		if got, err = ctl.api.GetRouter(ctx, router.ID); err == nil && got.Status == api.RouterOnline {
 			break
 		}
-		if vm.ProcessState != nil {
-			break
+		select {
+		case <-vmDone:
+			t.Fatalf("qemu exited before the router came online\nserial console:\n%s", tailFile(serial, 60))
+		case <-time.After(2 * time.Second):
 		}
-		time.Sleep(2 * time.Second)
 	}
 	if got == nil || got.Status != api.RouterOnline {
 		t.Fatalf("router did not come online within 15 minutes (last: %+v, %v)\nserial console:\n%s\ncontroller log:\n%s",
@@ -126,8 +128,8 @@ func withKeyFile(t *testing.T, qcow2, key string) string {
 }
 
 // bootVM starts QEMU with software emulation; the guest's only network path leads to the
-// controller's three ports.
-func bootVM(t *testing.T, disk, serial string, ports []string) *exec.Cmd {
+// controller's three ports. The channel is closed when QEMU exits.
+func bootVM(t *testing.T, disk, serial string, ports []string) <-chan struct{} {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -141,19 +143,39 @@ func bootVM(t *testing.T, disk, serial string, ports []string) *exec.Cmd {
 		"-display", "none", "-monitor", "none", "-serial", "file:"+serial,
 		"-drive", "file="+disk+",if=virtio,format=raw",
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go cmd.Wait()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
+		<-done
 		if t.Failed() {
 			t.Logf("qemu output:\n%s", out.String())
 		}
 	})
-	return cmd
+	return done
+}
+
+// syncBuffer collects a child process's output while the test may read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // controllerProc is a ztna-controller on the host's loopback that advertises itself at
@@ -161,7 +183,7 @@ func bootVM(t *testing.T, disk, serial string, ports []string) *exec.Cmd {
 type controllerProc struct {
 	api   *apiclient.Client
 	ports []string // edge, control, fabric
-	log   *bytes.Buffer
+	log   *syncBuffer
 }
 
 func startController(t *testing.T, binary string) *controllerProc {
@@ -186,9 +208,9 @@ log:
   format: text
   level: info
 `, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], guestControllerAddr, tokenFile))
-	var log bytes.Buffer
+	log := new(syncBuffer)
 	cmd := exec.Command(binary, "run", "--config", config)
-	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +240,7 @@ log:
 			t.Fatalf("controller API not ready: %v\n%s", err, log.String())
 		}
 	}
-	return &controllerProc{api: client, ports: ports, log: &log}
+	return &controllerProc{api: client, ports: ports, log: log}
 }
 
 func freePorts(t *testing.T, n int) []string {
