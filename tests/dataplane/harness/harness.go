@@ -101,10 +101,19 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// Start runs binary bin with args until the test ends (then SIGKILL).
+// Bin is the path of one of the Binaries, for commands that run it through another (ip netns
+// exec).
+func Bin(name string) string { return filepath.Join(binDir, name) }
+
+// Start runs binary bin (one of the Binaries, or an absolute path) with args until the test ends
+// (then SIGKILL).
 func Start(t testing.TB, bin string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{Cmd: exec.Command(filepath.Join(binDir, bin), args...), out: &lockedBuffer{}, done: make(chan struct{})}
+	path := bin
+	if !filepath.IsAbs(bin) {
+		path = Bin(bin)
+	}
+	p := &Proc{Cmd: exec.Command(path, args...), out: &lockedBuffer{}, done: make(chan struct{})}
 	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,286 @@
+// Package failover_test proves redundancy with the real processes: a `ztna-controller dev`
+// (API, control channel, embedded hub), `ztna-router run` processes hosting one service, a real
+// TCP target and an identity dialing through the Go SDK, while a router is killed (SIGKILL) or
+// silently cut off inside a network namespace (nftables drop), and while the controller itself
+// is killed and restarted.
+package failover_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/client"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/tests/dataplane/harness"
+)
+
+func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
+
+// target is a real TCP service: each connection starts with a tag line, after which everything
+// is echoed back. It remembers on which of its addresses each tag arrived, which tells the test
+// which router carried the stream when every router reaches the target by another address.
+type target struct {
+	port int
+	mu   sync.Mutex
+	via  map[string]string // tag → local IP
+}
+
+// startTarget listens on the same port on every ip until the test ends.
+func startTarget(t *testing.T, ips ...string) *target {
+	t.Helper()
+	tg := &target{via: map[string]string{}}
+	for _, ip := range ips {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(tg.port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		tg.port = ln.Addr().(*net.TCPAddr).Port
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go tg.serve(c)
+			}
+		}()
+	}
+	return tg
+}
+
+func (tg *target) serve(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	tag, err := br.ReadString('\n')
+	if err != nil {
+		return
+	}
+	tg.mu.Lock()
+	tg.via[tag[:len(tag)-1]] = c.LocalAddr().(*net.TCPAddr).IP.String()
+	tg.mu.Unlock()
+	io.Copy(c, br)
+	c.(*net.TCPConn).CloseWrite()
+}
+
+// arrivedVia is the target address the tagged stream arrived on ("" if it has not).
+func (tg *target) arrivedVia(tag string) string {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.via[tag]
+}
+
+// service creates the service (address:port as the routers resolve it, hosted by role edge)
+// and a policy letting role apps dial it, and returns an SDK client of a new apps identity.
+func service(t *testing.T, c *harness.Controller, address string, port int) *client.Client {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.API.CreateService(ctx, api.ServiceCreate{Name: "db", Address: address, Port: port, RouterRoles: []string{"edge"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.API.CreateServicePolicy(ctx, api.ServicePolicyCreate{Name: "apps-db", IdentityRoles: []string{"apps"}, ServiceNames: []string{"db"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, file := c.NewIdentity(t, "app", "apps")
+	return harness.Client(t, file)
+}
+
+func waitAssigned(t *testing.T, routers ...*harness.Router) {
+	t.Helper()
+	for _, r := range routers {
+		harness.WaitFor(t, 10*time.Second, "router "+r.ID+" assignment", func() bool {
+			return r.Metric("ztna_router_assigned_services") == 1
+		})
+	}
+}
+
+// probe is one new dial: dial, tag, 4-byte echo, close.
+func probe(c *client.Client, addr, tag string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := c.Dial(ctx, addr)
+	if err != nil {
+		return &dialError{err}
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, tag+"\nping"); err != nil {
+		return err
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(conn, got); err != nil {
+		return err
+	}
+	if string(got) != "ping" {
+		return fmt.Errorf("echo %q", got)
+	}
+	return nil
+}
+
+// dialError is a probe that failed in Dial, before the stream was set up (other failures are
+// streams set up on a router that went away before the echo came back).
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// dialRecord is one probe.
+type dialRecord struct {
+	start, end time.Time
+	err        error
+}
+
+// dialLoad runs workers probing back to back until ctx ends and returns every probe.
+func dialLoad(ctx context.Context, c *client.Client, addr string, workers int) func() []dialRecord {
+	var (
+		mu   sync.Mutex
+		recs []dialRecord
+		wg   sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				start := time.Now()
+				err := probe(c, addr, fmt.Sprintf("dial-%d-%d", w, i))
+				mu.Lock()
+				recs = append(recs, dialRecord{start, time.Now(), err})
+				mu.Unlock()
+			}
+		}()
+	}
+	return func() []dialRecord {
+		wg.Wait()
+		return recs
+	}
+}
+
+// outage summarises the probes around an event: how many failed (of which in Dial), the first
+// error, the failed probes that began later than window after the event, and the longest time
+// after the event without a probe succeeding (up to the end of the run).
+func outage(recs []dialRecord, event time.Time, window time.Duration) (failed, inDial, late int, firstErr error, gap time.Duration) {
+	var ends []time.Time
+	end := event
+	for _, r := range recs {
+		end = later(end, r.end)
+		if r.err == nil {
+			ends = append(ends, r.end)
+			continue
+		}
+		failed++
+		var de *dialError
+		if errors.As(r.err, &de) {
+			inDial++
+		}
+		if firstErr == nil {
+			firstErr = r.err
+		}
+		if r.start.After(event.Add(window)) {
+			late++
+		}
+	}
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	last := event
+	for _, e := range ends {
+		if e.After(event) {
+			gap = max(gap, e.Sub(last))
+			last = e
+		}
+	}
+	return failed, inDial, late, firstErr, max(gap, end.Sub(last))
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// stream is a long-lived stream echoing 4 KiB rounds until stopped, then half-closing and
+// expecting a clean end of stream with nothing more.
+type stream struct {
+	tag    string
+	rounds int
+	err    error     // nil: every byte came back and the stream ended cleanly
+	failed time.Time // when err happened
+	done   chan struct{}
+}
+
+// errSilentEnd marks a stream that ended without an error before it was done: a truncation.
+var errSilentEnd = errors.New("stream ended silently (clean end of stream) before it was done")
+
+func openStream(t *testing.T, c *client.Client, addr, tag string, stop <-chan struct{}) *stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := c.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, tag+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	s := &stream{tag: tag, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer conn.Close()
+		s.err = s.run(conn, stop)
+		if s.err != nil {
+			s.failed = time.Now()
+		}
+	}()
+	return s
+}
+
+func (s *stream) run(conn net.Conn, stop <-chan struct{}) error {
+	got := make([]byte, 4<<10)
+	for {
+		select {
+		case <-stop:
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+				return err
+			}
+			rest, err := io.ReadAll(conn)
+			if err != nil {
+				return err
+			}
+			if len(rest) != 0 {
+				return fmt.Errorf("%d unexpected bytes after half-close", len(rest))
+			}
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+		msg := bytes.Repeat([]byte(fmt.Sprintf("%s round %d|", s.tag, s.rounds)), 1<<12)[:len(got)]
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write(msg); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(conn, got); err != nil {
+			// ReadFull returns exactly these when Read reported a plain end of stream; an
+			// error that only wraps them (the e2e layer's "ended before the peer closed it") is
+			// the stream saying it broke.
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return fmt.Errorf("%w: round %d: %v", errSilentEnd, s.rounds, err)
+			}
+			return err
+		}
+		if !bytes.Equal(got, msg) {
+			return fmt.Errorf("round %d: echo differs from what was sent", s.rounds)
+		}
+		s.rounds++
+	}
+}
