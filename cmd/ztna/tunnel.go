@@ -153,6 +153,9 @@ func serveMetrics(addr string, reg *prometheus.Registry, t *tunnel.Tunnel, log *
 			log.Error("metrics server stopped", "err", err)
 		}
 	}()
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+		log.Warn("metrics and health are served beyond loopback; they reveal the identity's service names", "addr", ln.Addr().String())
+	}
 	log.Info("metrics and health", "addr", ln.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
