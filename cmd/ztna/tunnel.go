@@ -154,7 +154,7 @@ func serveMetrics(addr string, reg *prometheus.Registry, t *tunnel.Tunnel, log *
 		}
 	}()
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
-		log.Warn("metrics and health are served beyond loopback; they reveal the identity's service names", "addr", ln.Addr().String())
+		log.Warn("metrics and health are served beyond loopback: whoever reaches the address sees the tunnel's activity and errors", "addr", ln.Addr().String())
 	}
 	log.Info("metrics and health", "addr", ln.Addr().String())
 	return func() {
