@@ -16,7 +16,8 @@ import (
 // TestPreflight runs `ztna-router preflight --key` against a real controller: through a
 // TLS-intercepting proxy it reports interception, with a DNS server that does not know a service
 // it reports the service unresolvable, with a closed port it reports it unreachable — each time
-// with a non-zero exit and the fix. The checks of the controller's edge and control ports pass.
+// with a non-zero exit and the fix. The checks of the controller's edge, control and fabric ports
+// pass.
 func TestPreflight(t *testing.T) {
 	c := startController(t, "")
 	_, key := c.newRouter(t, "edge-1", "edge")
@@ -51,19 +52,23 @@ func TestPreflight(t *testing.T) {
 			if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &rep); err != nil {
 				t.Fatalf("report is not JSON (%v):\n%s", err, out)
 			}
-			var found bool
+			var found, fabricTLS bool
 			for _, r := range rep.Results {
+				fabricTLS = fabricTLS || (r.Check == preflight.CheckTLS && strings.Contains(r.Target, "(fabric)") && r.OK)
 				if r.Check == tt.check && strings.HasPrefix(r.Target, tt.target) {
 					found = !r.OK && strings.Contains(r.Fix, tt.fix)
 				}
-				// The real controller's edge and control ports pass, unless the proxy stands in for the edge.
-				if (r.Check == preflight.CheckTLS || r.Check == preflight.CheckTCP) && !strings.Contains(r.Target, "fabric") &&
-					!strings.HasPrefix(r.Target, proxy.Addr) && !r.OK {
+				// The real controller's edge, control and fabric (embedded hub) ports pass, unless the
+				// proxy stands in for the edge.
+				if (r.Check == preflight.CheckTLS || r.Check == preflight.CheckTCP) && !strings.HasPrefix(r.Target, proxy.Addr) && !r.OK {
 					t.Errorf("controller check failed: %+v", r)
 				}
 			}
 			if !found {
 				t.Fatalf("no failed %s check on %s with fix %q:\n%s", tt.check, tt.target, tt.fix, out)
+			}
+			if !fabricTLS {
+				t.Errorf("no passing TLS check of the fabric port (embedded hub):\n%s", out)
 			}
 		})
 	}
