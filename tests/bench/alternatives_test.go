@@ -150,13 +150,13 @@ func alternativesOnce(b *testing.B) {
 	fmt.Fprintf(&sb, "ssh -L: program -> ssh -N -L (process, aes256-gcm@openssh.com) -> sshd (process) -> target\n")
 	fmt.Fprintf(&sb, "stunnel: program -> stunnel client (process) -> TLS 1.3 AES-256-GCM -> stunnel server (process) -> target\n")
 	fmt.Fprintf(&sb, "all hops loopback TCP; (x) = ratio to direct; CPU cost = core-seconds per GB of the bench process and all its child processes\n\n")
-	fmt.Fprintf(&sb, "%-30s", "metric")
+	fmt.Fprintf(&sb, "%-36s", "metric")
 	for _, p := range paths {
 		fmt.Fprintf(&sb, " %22s", p.name)
 	}
 	sb.WriteString("\n")
 	for _, r := range rows {
-		fmt.Fprintf(&sb, "%-30s", r.name+" ("+r.unit+")")
+		fmt.Fprintf(&sb, "%-36s", r.name+" ("+r.unit+")")
 		for i, v := range r.values {
 			cell := fmt.Sprintf("%.3f", v)
 			if i > 0 {
