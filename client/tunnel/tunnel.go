@@ -312,10 +312,14 @@ func (t *Tunnel) refresh() error {
 	if t.closed {
 		return nil
 	}
+	recovered := err == nil && t.lastErr != nil
 	t.lastErr = err
 	if err != nil {
 		t.metrics.refreshFailures.Inc()
 		return err
+	}
+	if recovered {
+		t.log.Info("service list readable again")
 	}
 	t.lastOK = time.Now()
 	t.apply(t.want(list))

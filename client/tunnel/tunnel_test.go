@@ -526,3 +526,24 @@ func TestSecondTunnelOnTheHostTakesAnotherAddress(t *testing.T) {
 		t.Fatalf("both tunnels answer %v", addrs[0])
 	}
 }
+
+// A service that gains and loses ports keeps its address; listeners follow the ports.
+func TestPortChangesFollowTheService(t *testing.T) {
+	echo := echoServer(t)
+	backends := map[string]string{"db.example:5432": echo, "db.example:5433": echo}
+	f := &fakeOverlay{}
+	f.set([]client.Service{svc("db", "db.example", 5432)}, backends)
+	tun := start(t, f, dnstest.Start(t, nil).Addr)
+	a, _ := resolveA(t, tun, "db.example")
+	listening := func(port int) bool {
+		_, err := echoThrough(netip.AddrPortFrom(a, uint16(port)).String(), "x")
+		return err == nil
+	}
+	f.set([]client.Service{svc("db", "db.example", 5432, control.PortRange{From: 5433, To: 5433})}, backends)
+	waitFor(t, time.Second, "the added port to listen", func() bool { return listening(5433) && listening(5432) })
+	f.set([]client.Service{svc("db", "db.example", 5433)}, backends)
+	waitFor(t, time.Second, "the removed port to close", func() bool { return !listening(5432) && listening(5433) })
+	if again, _ := resolveA(t, tun, "db.example"); again != a {
+		t.Fatalf("address moved from %v to %v", a, again)
+	}
+}
