@@ -1,0 +1,421 @@
+package ztnaprovider
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/aws/ec2fake"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/regkey"
+	"github.com/ztna/ztna/router/metadata/metadatatest"
+)
+
+// ec2Boot plays the part of EC2's hypervisor for the fake: every instance that reaches
+// "running" boots a real ztna-router, which reads its registration key from an IMDSv2
+// metadata fake serving that instance's user data (exactly what the image's first-boot unit
+// does); a terminated instance's router is killed.
+type ec2Boot struct {
+	t    *testing.T
+	fake *ec2fake.Server
+	bin  string
+	dir  string
+
+	mu      sync.Mutex
+	routers map[string]*exec.Cmd
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+func bootEC2(t *testing.T, fake *ec2fake.Server) *ec2Boot {
+	b := &ec2Boot{t: t, fake: fake, bin: hostTestBinary(t, "ztna-router"), dir: t.TempDir(),
+		routers: map[string]*exec.Cmd{}, done: make(chan struct{}), stopped: make(chan struct{})}
+	go b.loop()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *ec2Boot) loop() {
+	defer close(b.stopped)
+	for {
+		for _, inst := range b.fake.Instances() {
+			b.mu.Lock()
+			cmd, booted := b.routers[inst.ID]
+			switch {
+			case inst.State == "running" && !booted:
+				b.routers[inst.ID] = nil // booting
+				go b.boot(inst)
+			case (inst.State == "terminated" || inst.State == "shutting-down") && cmd != nil:
+				cmd.Process.Kill()
+				b.routers[inst.ID] = nil
+			}
+			b.mu.Unlock()
+		}
+		select {
+		case <-b.done:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (b *ec2Boot) boot(inst ec2fake.Instance) {
+	imds := metadatatest.AWS(b.t, inst.UserData)
+	state := filepath.Join(b.dir, inst.ID)
+	log, err := os.Create(state + ".log")
+	if err != nil {
+		b.t.Error(err)
+		return
+	}
+	defer log.Close()
+	boot := exec.Command(b.bin, "bootstrap", "--from-metadata", "aws", "--metadata-url", imds.URL, "--state-dir", state, "--timeout", "1m")
+	boot.Stdout, boot.Stderr = log, log
+	if err := boot.Run(); err != nil {
+		b.t.Logf("instance %s: bootstrap failed: %v (see %s.log)", inst.ID, err, state)
+		return
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.t.Error(err)
+		return
+	}
+	local := l.Addr().String()
+	l.Close()
+	run := exec.Command(b.bin, "run", "--state-dir", state, "--local-addr", local)
+	run.Stdout, run.Stderr = log, log
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-b.done:
+		return
+	default:
+	}
+	if err := run.Start(); err != nil {
+		b.t.Error(err)
+		return
+	}
+	go run.Wait()
+	b.routers[inst.ID] = run
+}
+
+func (b *ec2Boot) stop() {
+	close(b.done)
+	<-b.stopped
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, cmd := range b.routers {
+		if cmd != nil {
+			cmd.Process.Kill()
+		}
+	}
+}
+
+// useEC2Fake starts an EC2 fake with one subnet and one router image, and gives the AWS SDK
+// static test credentials (and nothing from this machine's AWS configuration).
+func useEC2Fake(t *testing.T) *ec2fake.Server {
+	fake := ec2fake.New("eu-west-1")
+	t.Cleanup(fake.Close)
+	fake.AddSubnet(ec2fake.Subnet{ID: "subnet-1", VpcID: "vpc-1", Zone: "eu-west-1b", CIDR: "10.0.0.0/24"})
+	fake.AddImage(ec2fake.Image{ID: "ami-router", Name: "ztna-router-1.0", Owner: "123456789012", RootDevice: "/dev/xvda", Architecture: "x86_64", State: "available"})
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE": "", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_EC2": fake.URL,
+	} {
+		t.Setenv(k, v)
+	}
+	return fake
+}
+
+func awsHostConfig(name, endpoint, extra string) string {
+	return fmt.Sprintf(`
+resource "ztna_router" "test" {
+  name  = %[1]q
+  roles = [%[1]q]
+}
+
+ephemeral "ztna_registration_key" "test" {
+  router_id = ztna_router.test.id
+  ttl       = "10m"
+}
+
+resource "ztna_service" "db" {
+  name         = "%[1]s-db"
+  address      = "10.20.0.7"
+  port         = 5432
+  router_roles = [%[1]q]
+}
+
+resource "ztna_router_host" "test" {
+  name                        = %[1]q
+  router_id                   = ztna_router.test.id
+  registration_key_wo         = ephemeral.ztna_registration_key.test.key
+  registration_key_wo_version = 1
+  size                        = "med"
+  image                       = "ami-router"
+  dns_servers                 = ["10.0.0.2"]
+  egress {
+    destination = "169.254.169.123"
+    protocol    = "udp"
+    ports       = "123"
+  }
+  aws {
+    region        = "eu-west-1"
+    subnet_id     = "subnet-1"
+    endpoint      = %[2]q
+    poll_interval = "20ms"
+  }
+  tags = {
+    team = "platform"
+  }
+  timeouts {
+    create = "2m"
+  }
+  depends_on = [ztna_service.db]
+  %[3]s
+}
+`, name, endpoint, extra)
+}
+
+// TestAccRouterHost_aws runs the AWS platform's Terraform path against the EC2 fake (real
+// aws-sdk-go-v2 wire format): the security group has no ingress and exactly the allowlist,
+// the instance has the tier's type and the key only in user data, the router booted from that
+// user data comes online, a second plan is empty, an ingress rule added out of band replaces
+// the host (with a fresh write-only key), import works, and destroy removes everything.
+func TestAccRouterHost_aws(t *testing.T) {
+	needController(t)
+	fake := useEC2Fake(t)
+	bootEC2(t, fake)
+	name := hostTestName("edge-aws")
+	config := awsHostConfig(name, fake.URL, "")
+	var first string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_type"), knownvalue.StringExact("c6i.xlarge")),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("failure_domain"), knownvalue.StringExact("aws/eu-west-1/eu-west-1b")),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("private_address"), knownvalue.StringRegexp(regexpMustHost)),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("drift"), knownvalue.ListSizeExact(0)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", capture(&first)),
+					checkAWSHost(t, fake, name),
+					checkCloudRouterOnline(t, "eu-west-1b"),
+					checkNoKeyInState,
+				),
+			},
+			{
+				// An ingress rule opened in the console breaks the egress-only model: drift,
+				// and the host is replaced (enrolling with a fresh key from the ephemeral resource).
+				PreConfig: func() {
+					g := hostGroup(t, fake, name)
+					fake.AddIngressOutOfBand(g.ID, ec2fake.Permission{Protocol: "tcp", From: 22, To: 22, Ranges: []ec2fake.Range{{CIDR: "0.0.0.0/0"}}})
+				},
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", func(v string) error {
+						if v == first {
+							return fmt.Errorf("instance %s was not replaced", v)
+						}
+						for _, inst := range fake.Instances() {
+							if inst.ID == first && inst.State != "terminated" {
+								return fmt.Errorf("replaced instance %s is %s", first, inst.State)
+							}
+						}
+						return nil
+					}),
+					checkAWSHost(t, fake, name),
+					checkCloudRouterOnline(t, "eu-west-1b"),
+				),
+			},
+			{
+				ResourceName:      "ztna_router_host.test",
+				ImportState:       true,
+				ImportStateVerify: true,
+				ImportStateVerifyIgnore: []string{"router_id", "registration_key_wo_version", "size", "dns_servers", "egress",
+					"tags", "egress_allowlist", "timeouts", "aws.subnet_id", "aws.endpoint", "aws.poll_interval"},
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			if gs := fake.Groups(); len(gs) != 0 {
+				return fmt.Errorf("security groups left after destroy: %+v", gs)
+			}
+			for _, inst := range fake.Instances() {
+				if inst.State != "terminated" {
+					return fmt.Errorf("instance %s is %s after destroy", inst.ID, inst.State)
+				}
+			}
+			return nil
+		},
+	})
+}
+
+var regexpMustHost = regexp.MustCompile(`^10\.0\.\d+\.\d+$`)
+
+// hostGroup is the security group the driver created for host name.
+func hostGroup(t *testing.T, fake *ec2fake.Server, name string) ec2fake.Group {
+	t.Helper()
+	for _, g := range fake.Groups() {
+		if g.Tags[cloud.TagRouterHost] == name {
+			return g
+		}
+	}
+	t.Fatalf("no security group for host %s: %+v", name, fake.Groups())
+	return ec2fake.Group{}
+}
+
+// checkAWSHost checks what the driver made in the fake for the host in state.
+func checkAWSHost(t *testing.T, fake *ec2fake.Server, name string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		attrs := s.RootModule().Resources["ztna_router_host.test"].Primary.Attributes
+		var inst *ec2fake.Instance
+		for _, i := range fake.Instances() {
+			if i.ID == attrs["instance_id"] {
+				inst = &i
+			}
+		}
+		if inst == nil || inst.State != "running" {
+			return fmt.Errorf("instance %s not running in the fake: %+v", attrs["instance_id"], inst)
+		}
+		if inst.Type != "c6i.xlarge" || inst.HTTPTokens != "required" || inst.ImageID != "ami-router" || inst.SubnetID != "subnet-1" {
+			return fmt.Errorf("instance = %+v", inst)
+		}
+		if !strings.HasPrefix(inst.UserData, regkey.Prefix) {
+			return fmt.Errorf("user data does not carry the registration key: %.20q", inst.UserData)
+		}
+		for k, v := range inst.Tags {
+			if strings.Contains(k+v, regkey.Prefix) {
+				return fmt.Errorf("registration key in instance tag %s", k)
+			}
+		}
+		if inst.Tags["team"] != "platform" || inst.Tags[cloud.TagRouterHost] != name {
+			return fmt.Errorf("instance tags = %v", inst.Tags)
+		}
+		var live []ec2fake.Group
+		for _, g := range fake.Groups() {
+			if g.Tags[cloud.TagRouterHost] == name {
+				live = append(live, g)
+			}
+		}
+		if len(live) != 1 || len(inst.Groups) != 1 || inst.Groups[0] != live[0].ID {
+			return fmt.Errorf("groups of host %s: %+v (instance has %v)", name, live, inst.Groups)
+		}
+		g := live[0]
+		if len(g.Ingress) != 0 {
+			return fmt.Errorf("security group %s has ingress rules: %+v", g.ID, g.Ingress)
+		}
+		var got []string
+		for _, p := range g.Egress {
+			for _, r := range p.Ranges {
+				got = append(got, fmt.Sprintf("%s %s:%d-%d", p.Protocol, r.CIDR, p.From, p.To))
+			}
+		}
+		// Every allowlist rule, and nothing else, is in the group.
+		var want []string
+		for i := 0; ; i++ {
+			rule, ok := attrs[fmt.Sprintf("egress_allowlist.%d", i)]
+			if !ok {
+				break
+			}
+			proto, dest, _ := strings.Cut(rule, " ")
+			cidr, ports, _ := strings.Cut(dest, ":")
+			from, to, isRange := strings.Cut(ports, "-")
+			if !isRange {
+				to = from
+			}
+			want = append(want, fmt.Sprintf("%s %s:%s-%s", proto, cidr, from, to))
+		}
+		if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+			return fmt.Errorf("egress rules of %s:\n%v\nwant the allowlist:\n%v", g.ID, slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want)))
+		}
+		for _, must := range []string{"tcp 10.20.0.7/32:5432-5432", "udp 10.0.0.2/32:53-53", "udp 169.254.169.123/32:123-123"} {
+			if !slices.Contains(want, must) {
+				return fmt.Errorf("allowlist %v lacks %s", want, must)
+			}
+		}
+		return nil
+	}
+}
+
+// checkCloudRouterOnline checks that the router booted from the instance's user data is
+// online and reports the instance's zone.
+func checkCloudRouterOnline(t *testing.T, zone string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id := s.RootModule().Resources["ztna_router_host.test"].Primary.Attributes["router_id"]
+		r, err := apiClient(t).GetRouter(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		if r.Status != api.RouterOnline || !strings.HasSuffix(r.FailureDomain, zone) {
+			return fmt.Errorf("router %s: status %q, failure domain %q; want online in %s", id, r.Status, r.FailureDomain, zone)
+		}
+		return nil
+	}
+}
+
+func checkNoKeyInState(s *terraform.State) error {
+	for addr, rs := range s.RootModule().Resources {
+		for k, v := range rs.Primary.Attributes {
+			if strings.Contains(v, regkey.Prefix) {
+				return fmt.Errorf("state of %s has a registration key in %s", addr, k)
+			}
+		}
+	}
+	return nil
+}
+
+// TestAccRouterHost_awsErrors: EC2 refusing the instance (quota) fails the apply with what to
+// change, and leaves no security group behind.
+func TestAccRouterHost_awsErrors(t *testing.T) {
+	needController(t)
+	for _, tc := range []struct {
+		name, action, code, message string
+		want                        []string
+	}{
+		{"quota", "RunInstances", "InstanceLimitExceeded", "You have requested more instances (21) than your current instance limit of 20 allows.",
+			[]string{"Cannot create router host", "InstanceLimitExceeded", "Service Quotas"}},
+		{"permission", "CreateSecurityGroup", "UnauthorizedOperation", "You are not authorized to perform this operation.",
+			[]string{"UnauthorizedOperation", "lack permission for ec2:CreateSecurityGroup"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := useEC2Fake(t)
+			fake.Fail(tc.action, 400, tc.code, tc.message)
+			resource.Test(t, resource.TestCase{
+				ProtoV6ProviderFactories: protoV6ProviderFactories,
+				Steps: []resource.TestStep{{
+					Config:      awsHostConfig(hostTestName("edge-aws-err"), fake.URL, ""),
+					ExpectError: expectError(tc.want...),
+				}},
+				CheckDestroy: func(*terraform.State) error {
+					if gs := fake.Groups(); len(gs) != 0 {
+						return fmt.Errorf("a failed create left security groups: %+v", gs)
+					}
+					return nil
+				},
+			})
+		})
+	}
+}
