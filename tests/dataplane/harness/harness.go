@@ -186,6 +186,24 @@ type Controller struct {
 func StartController(t testing.TB, args ...string) *Controller {
 	t.Helper()
 	c := &Controller{Dir: t.TempDir()}
+	c.start(t, args)
+	return c
+}
+
+// Restart SIGKILLs the controller and starts it again on the same data directory (same CA,
+// objects, token and ports) with args, and waits until its API answers.
+func (c *Controller) Restart(t testing.TB, args ...string) {
+	t.Helper()
+	c.Proc.Kill()
+	c.API.CloseIdleConnections()
+	if err := os.Remove(filepath.Join(c.Dir, "ztna.env")); err != nil {
+		t.Fatal(err)
+	}
+	c.start(t, args)
+}
+
+func (c *Controller) start(t testing.TB, args []string) {
+	t.Helper()
 	c.Proc = Start(t, "ztna-controller", append([]string{"dev", "--data-dir", c.Dir}, args...)...)
 	WaitFor(t, 20*time.Second, "controller writes ztna.env", func() bool {
 		_, err := os.Stat(filepath.Join(c.Dir, "ztna.env"))
@@ -207,7 +225,6 @@ func StartController(t testing.TB, args ...string) *Controller {
 		_, err := c.API.ListRouters(context.Background())
 		return err == nil
 	})
-	return c
 }
 
 func readEnv(t testing.TB, path string) map[string]string {

@@ -91,3 +91,23 @@ func TestStandaloneHub(t *testing.T) {
 	took := harness.WaitFor(t, 15*time.Second, "dial through the restarted hub, controller down", func() bool { return dialErr(cl, target) == nil })
 	t.Logf("restarted hub carried a new dial %v after its restart, with the controller down", took.Round(time.Millisecond))
 }
+
+// TestRouterLearnsHubsFromTheController: a router enrolled when the controller listed only its
+// embedded hub links to a standalone hub the controller lists later (welcome over the control
+// channel), without re-enrolling.
+func TestRouterLearnsHubsFromTheController(t *testing.T) {
+	c := harness.StartController(t)
+	edge := c.StartRouter(t, "edge-1", []string{"edge"})
+	hubID, hubDir := c.EnrolRouter(t, "hub-1", "hub")
+
+	hubAddr := harness.FreeAddr(t)
+	c.Restart(t, "--hub", hubAddr)
+	hub := harness.RunRouter(t, hubID, hubDir, "--hub", "--listen", hubAddr)
+	took := harness.WaitFor(t, 15*time.Second, "enrolled router links to the newly listed hub", func() bool {
+		return hub.Metric(`ztna_hub_router_link_count{healthy="true",router="`+edge.ID+`"}`) == 1
+	})
+	t.Logf("linked to the new hub %v after it started", took.Round(time.Millisecond))
+	if !c.RouterLinked(edge.ID) {
+		t.Error("the router dropped its link to the embedded hub")
+	}
+}
