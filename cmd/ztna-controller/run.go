@@ -66,7 +66,8 @@ const configReference = `Configuration keys (YAML):
                                 # with replicas, list every replica (routers fail over in turn)
     edge: ["https://ctrl.example.com"]      # default: https://<hosts[0]>:<edge port>
     control: ["ctrl.example.com:6262"]      # default: <hosts[0]>:<control port>
-    fabric: ["ctrl.example.com:80"]         # default: <hosts[0]>:<fabric port>
+    fabric: ["ctrl.example.com:80"]         # default: <hosts[0]>:<fabric port>; list every hub:
+                                            # the embedded one, then standalone hubs (ztna-router run --hub)
   hosts: ["ctrl.example.com"]   # DNS names / IPs in the controller's server certificates (required)
   store:
     driver: sqlite              # sqlite (embedded, one controller) or postgres (replicas share one database)
