@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,4 +111,28 @@ func TestRouterLearnsHubsFromTheController(t *testing.T) {
 	if !c.RouterLinked(edge.ID) {
 		t.Error("the router dropped its link to the embedded hub")
 	}
+}
+
+// TestHubNeedsTheHubRole: a router without the role hub run with --hub is refused a snapshot
+// and a certificate, and its log says what to do; once the operator adds the role, it starts
+// serving by itself.
+func TestHubNeedsTheHubRole(t *testing.T) {
+	hubAddr := harness.FreeAddr(t)
+	c := harness.StartController(t, "--hub", hubAddr)
+	id, dir := c.EnrolRouter(t, "not-yet-a-hub", "edge")
+	hub := harness.RunRouter(t, id, dir, "--hub", "--listen", hubAddr)
+	harness.WaitFor(t, 10*time.Second, "the refusal in the hub's log", func() bool {
+		return strings.Contains(hub.Output(), `lacks the role \"hub\": add the role to router`)
+	})
+	if got := hub.Metric("ztna_hub_cert_expiry_timestamp_seconds"); got != 0 {
+		t.Fatalf("hub certificate expiry %v before the role was granted", got)
+	}
+	roles := []string{"edge", "hub"}
+	if _, err := c.API.UpdateRouter(context.Background(), id, api.RouterUpdate{Roles: &roles}); err != nil {
+		t.Fatal(err)
+	}
+	took := harness.WaitFor(t, 40*time.Second, "hub serving after the role was granted", func() bool {
+		return hub.Metric("ztna_hub_cert_expiry_timestamp_seconds") > 0
+	})
+	t.Logf("serving %v after the role was granted (control-channel reconnect backoff)", took.Round(time.Millisecond))
 }
