@@ -41,7 +41,7 @@ It reads the API address, admin token and CA fingerprint from the environment, a
 
   ` + addrEnv + `             edge API base URL (https://...)
   ` + tokenEnv + `            API bearer token (never printed)
-  ` + fingerprintEnv + `  sha256:<hex> of the network CA, pinned`,
+  ` + fingerprintEnv + `   sha256:<hex> of the network CA, pinned`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr, token, fp := os.Getenv(addrEnv), os.Getenv(tokenEnv), os.Getenv(fingerprintEnv)
