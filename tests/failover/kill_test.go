@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/client"
-	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/router/dnstest"
 	"github.com/ztna/ztna/tests/dataplane/harness"
 )
@@ -62,7 +61,7 @@ func TestRouterKilledMidLoad(t *testing.T) {
 	prefer(t, c, cl, addr, tg, routers, map[string]int{"edge-1": 0, "edge-2": 50}, ips["edge-1"])
 
 	ctx, cancel := context.WithCancel(context.Background())
-	collect := dialLoad(ctx, cl, addr, 3)
+	collect := dialLoad(ctx, cl, addr, 20*time.Millisecond)
 	time.Sleep(time.Second)
 	killed := time.Now()
 	routers["edge-1"].Kill()
@@ -115,19 +114,14 @@ func firstStreamErr(ss []*stream) error {
 	return nil
 }
 
-// prefer sets the routers' static costs and waits until new dials arrive via the target address
-// ip.
+// prefer sets the routers' static costs (by name) and waits until new dials arrive via the
+// target address ip.
 func prefer(t *testing.T, c *harness.Controller, cl *client.Client, addr string, tg *target, routers map[string]*harness.Router, costs map[string]int, ip string) {
 	t.Helper()
+	byID := map[string]int{}
 	for name, cost := range costs {
-		if _, err := c.API.UpdateRouter(context.Background(), routers[name].ID, api.RouterUpdate{Cost: &cost}); err != nil {
-			t.Fatal(err)
-		}
+		byID[routers[name].ID] = cost
 	}
-	n := 0
-	harness.WaitFor(t, 10*time.Second, "new dials go via "+ip, func() bool {
-		n++
-		tag := fmt.Sprintf("prefer-%s-%d", ip, n)
-		return probe(cl, addr, tag) == nil && tg.arrivedVia(tag) == ip
-	})
+	setCosts(t, c, byID)
+	waitDialsArrive(t, cl, addr, "via "+ip, func(tag string) bool { return tg.arrivedVia(tag) == ip })
 }

@@ -34,12 +34,13 @@ type target struct {
 	port int
 	mu   sync.Mutex
 	via  map[string]string // tag → local IP
+	from map[string]string // tag → remote IP (the router's address)
 }
 
 // startTarget listens on the same port on every ip until the test ends.
 func startTarget(t *testing.T, ips ...string) *target {
 	t.Helper()
-	tg := &target{via: map[string]string{}}
+	tg := &target{via: map[string]string{}, from: map[string]string{}}
 	for _, ip := range ips {
 		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(tg.port)))
 		if err != nil {
@@ -69,6 +70,7 @@ func (tg *target) serve(c net.Conn) {
 	}
 	tg.mu.Lock()
 	tg.via[tag[:len(tag)-1]] = c.LocalAddr().(*net.TCPAddr).IP.String()
+	tg.from[tag[:len(tag)-1]] = c.RemoteAddr().(*net.TCPAddr).IP.String()
 	tg.mu.Unlock()
 	io.Copy(c, br)
 	c.(*net.TCPConn).CloseWrite()
@@ -94,6 +96,35 @@ func service(t *testing.T, c *harness.Controller, address string, port int) *cli
 	}
 	_, file := c.NewIdentity(t, "app", "apps")
 	return harness.Client(t, file)
+}
+
+// arrivedFrom is the address the tagged stream came from ("" if it has not arrived).
+func (tg *target) arrivedFrom(tag string) string {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.from[tag]
+}
+
+// setCosts sets routers' static costs (by router id).
+func setCosts(t *testing.T, c *harness.Controller, costs map[string]int) {
+	t.Helper()
+	for id, cost := range costs {
+		if _, err := c.API.UpdateRouter(context.Background(), id, api.RouterUpdate{Cost: &cost}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitDialsArrive waits until a new dial's tag satisfies arrived (it came through the expected
+// router).
+func waitDialsArrive(t *testing.T, cl *client.Client, addr, what string, arrived func(tag string) bool) {
+	t.Helper()
+	n := 0
+	harness.WaitFor(t, 10*time.Second, "new dials arrive "+what, func() bool {
+		n++
+		tag := fmt.Sprintf("probe-%d", n)
+		return probe(cl, addr, tag) == nil && arrived(tag)
+	})
 }
 
 func waitAssigned(t *testing.T, routers ...*harness.Router) {
@@ -141,26 +172,36 @@ type dialRecord struct {
 	err        error
 }
 
-// dialLoad runs workers probing back to back until ctx ends and returns every probe.
-func dialLoad(ctx context.Context, c *client.Client, addr string, workers int) func() []dialRecord {
+// dialLoad starts a new probe every interval, each on its own (so a probe stuck on a failing
+// router delays no later dial), until ctx ends, and returns every probe once all have ended.
+func dialLoad(ctx context.Context, c *client.Client, addr string, interval time.Duration) func() []dialRecord {
 	var (
 		mu   sync.Mutex
 		recs []dialRecord
 		wg   sync.WaitGroup
 	)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				start := time.Now()
-				err := probe(c, addr, fmt.Sprintf("dial-%d-%d", w, i))
+				err := probe(c, addr, "dial-"+strconv.Itoa(i))
 				mu.Lock()
 				recs = append(recs, dialRecord{start, time.Now(), err})
 				mu.Unlock()
-			}
-		}()
-	}
+			}()
+		}
+	}()
 	return func() []dialRecord {
 		wg.Wait()
 		return recs
