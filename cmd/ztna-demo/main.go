@@ -1,8 +1,10 @@
 // Command ztna-demo runs the quickstart's private "customer network": a network namespace
 // holding a customer DNS server (miekg/dns) and an HTTP service that only routers can reach.
-// The service's name resolves only through that DNS server, and the host's own processes are
-// refused by an nftables rule, so a request that succeeds from the host must have crossed the
-// ztna overlay. scripts/quickstart.sh and the provider's acceptance tests use it.
+// The service's name resolves only through that DNS server, and an nftables rule refuses the
+// host's own processes every connection into the network except DNS queries (whoever builds a
+// router's address-based firewall resolves the service names there), so a request to the
+// service that succeeds from the host must have crossed the ztna overlay. scripts/quickstart.sh
+// and the provider's acceptance tests use it.
 //
 //	ztna-demo up --state-dir .quickstart/demo    build the network, start DNS + HTTP, print JSON
 //	ztna-demo link-router 10.231.4.2             let a namespaced router reach the network
@@ -41,6 +43,7 @@ func rootCommand(stdout, stderr io.Writer) *cobra.Command {
   customer DNS       answers the service name (default ` + defaultHost + `) and nothing else
   HTTP service       on port 80 of the namespace address
   nftables table     inet ` + hostTable + `: the host's own processes cannot connect into the network
+                     (DNS queries to the customer DNS excepted)
 
 Namespaced routers (ztna_router_host with local { isolation = "netns" }) reach it once
 'ztna-demo link-router' enabled forwarding on their veth; the host reaches the service only

@@ -222,18 +222,21 @@ func run(ctx context.Context, stdin, name string, args ...string) error {
 	return nil
 }
 
-// hostRuleset refuses every connection the host's own processes start into the demo network;
-// routed traffic from router namespaces passes (it takes the forward path, not output).
-func hostRuleset(subnet netip.Prefix) string {
+// hostRuleset refuses every connection the host's own processes start into the demo network
+// except DNS queries to the customer DNS server: a router host's firewall is built from
+// addresses, so whoever creates it resolves the service names with the routers' DNS server.
+// Routed traffic from router namespaces passes (it takes the forward path, not output).
+func hostRuleset(subnet netip.Prefix, dnsServer netip.Addr) string {
 	return fmt.Sprintf(`table inet %[1]s
 delete table inet %[1]s
 table inet %[1]s {
 	chain output {
 		type filter hook output priority 0; policy accept;
+		ip daddr %[3]s meta l4proto { tcp, udp } th dport %[4]d accept
 		ip daddr %[2]s meta l4proto { tcp, udp } reject with icmpx admin-prohibited
 	}
 }
-`, hostTable, subnet)
+`, hostTable, subnet, dnsServer, dnsPort)
 }
 
 func build(ctx context.Context, st state, subnet netip.Prefix) error {
@@ -257,7 +260,7 @@ func build(ctx context.Context, st state, subnet netip.Prefix) error {
 	if err := setForwarding(st.HostVeth, true); err != nil {
 		return err
 	}
-	return run(ctx, hostRuleset(subnet), "nft", "-f", "-")
+	return run(ctx, hostRuleset(subnet, st.ServiceAddr), "nft", "-f", "-")
 }
 
 func setForwarding(iface string, on bool) error {
@@ -359,8 +362,12 @@ func teardown(ctx context.Context, dir string, st state) error {
 	if namespaceExists(st.Namespace) {
 		errs = append(errs, run(ctx, "", "ip", "netns", "del", st.Namespace))
 	}
+	// Deleting the namespace destroys the veth pair, asynchronously: the host end may still
+	// be listed, or already gone, by now.
 	if _, err := net.InterfaceByName(st.HostVeth); err == nil && st.HostVeth != "" {
-		errs = append(errs, run(ctx, "", "ip", "link", "del", st.HostVeth))
+		if err := run(ctx, "", "ip", "link", "del", st.HostVeth); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
+			errs = append(errs, err)
+		}
 	}
 	for _, iface := range st.Linked {
 		if _, err := net.InterfaceByName(iface); err == nil {

@@ -39,7 +39,10 @@ func (e *registrationKeyEphemeral) Schema(_ context.Context, _ ephemeral.SchemaR
 		MarkdownDescription: "Mints a one-time registration key for a router without storing it in state or in the " +
 			"plan file. Terraform opens ephemeral resources on every plan and apply, so each run mints a new key; " +
 			"keys that are never used simply expire after `ttl` (keep it short). Use the key only in places that " +
-			"accept ephemeral values: write-only attributes (Terraform 1.11+), provider blocks, or ephemeral outputs.",
+			"accept ephemeral values: write-only attributes (Terraform 1.11+) such as `ztna_router_host.registration_key_wo` " +
+			"or a secret store's write-only value, provider blocks, or ephemeral outputs. Prefer it to the " +
+			"`ztna_registration_key` resource wherever the consumer takes a write-only value: nothing secret is left " +
+			"in state, and a replaced host gets a fresh key automatically.",
 		Attributes: map[string]schema.Attribute{
 			"router_id": schema.StringAttribute{
 				Required:            true,

@@ -302,6 +302,7 @@ func (p *localPlatform) driver(_ context.Context, log *slog.Logger, dnsServers [
 		args = nil
 	}
 	var resolvConf []netip.Addr
+	var resolver egress.Resolver
 	for i, s := range dnsServers {
 		ap, err := egress.ParseDNSServer(s)
 		if err != nil {
@@ -309,6 +310,7 @@ func (p *localPlatform) driver(_ context.Context, log *slog.Logger, dnsServers [
 		}
 		if i == 0 {
 			args = append(args, "--dns-server", ap.String())
+			resolver = dnsResolver(ap)
 		}
 		if ap.Port() == egress.DNSPort {
 			resolvConf = append(resolvConf, ap.Addr())
@@ -319,8 +321,19 @@ func (p *localPlatform) driver(_ context.Context, log *slog.Logger, dnsServers [
 		Command:    local.RouterCommand(bin, args...),
 		Isolation:  local.Isolation(p.Isolation.ValueString()),
 		DNSServers: resolvConf,
-		Logger:     log,
+		// The namespace firewall matches addresses: service names are resolved the way the
+		// router resolves them, with its DNS server (a customer DNS the host may not use).
+		Resolver: resolver,
+		Logger:   log,
 	})
+}
+
+// dnsResolver resolves names with one DNS server.
+func dnsResolver(server netip.AddrPort) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, server.String())
+	}}
 }
 
 // ---- aws --------------------------------------------------------------------------------

@@ -33,15 +33,15 @@ var (
 	hostBinErr  error
 )
 
-// hostTestBinary is a ztna command the router host tests run (ztna-router, ztna-demo), built
-// once per test run.
+// hostTestBinary is a ztna command the router host tests run (ztna-router, ztna-demo, ztna),
+// built once per test run.
 func hostTestBinary(t *testing.T, name string) string {
 	t.Helper()
 	hostBinOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		dir := filepath.Join(testTmp, "hostbin")
-		for _, n := range []string{"ztna-router", "ztna-demo"} {
+		for _, n := range []string{"ztna-router", "ztna-demo", "ztna"} {
 			var p string
 			if p, hostBinErr = acctest.Binary(ctx, dir, n); hostBinErr != nil {
 				return

@@ -1,0 +1,361 @@
+package ztnaprovider
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+)
+
+// demoNetwork is the private customer network ztna-demo builds: a namespace with a DNS server
+// and an HTTP service that the host itself cannot connect to.
+type demoNetwork struct {
+	t           *testing.T
+	bin, dir    string
+	FQDN        string `json:"fqdn"`
+	DNSServer   string `json:"dns_server"`
+	ServiceAddr string `json:"service_addr"`
+}
+
+func startDemoNetwork(t *testing.T) *demoNetwork {
+	t.Helper()
+	d := &demoNetwork{t: t, bin: hostTestBinary(t, "ztna-demo"), dir: t.TempDir()}
+	// A /30 and namespace of its own, so the quickstart's demo network can run beside it.
+	out, err := exec.Command(d.bin, "up", "--state-dir", d.dir, "--namespace", "ztna-demo-acc", "--subnet", "10.233.0.4/30").Output()
+	if err != nil {
+		t.Fatalf("ztna-demo up: %v\n%s", err, exitStderr(err))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(d.bin, "down", "--state-dir", d.dir).CombinedOutput(); err != nil {
+			t.Errorf("ztna-demo down: %v\n%s", err, out)
+		}
+	})
+	if err := json.Unmarshal(out, d); err != nil {
+		t.Fatalf("ztna-demo up printed %q: %v", out, err)
+	}
+	return d
+}
+
+func exitStderr(err error) string {
+	if e, ok := err.(*exec.ExitError); ok {
+		return string(e.Stderr)
+	}
+	return ""
+}
+
+// link lets the namespaced routers at addrs reach the demo network.
+func (d *demoNetwork) link(addrs ...string) error {
+	out, err := exec.Command(d.bin, append([]string{"link-router", "--state-dir", d.dir}, addrs...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ztna-demo link-router: %v: %s", err, out)
+	}
+	return nil
+}
+
+func netnsHostsConfig(name, root, routerBin, dnsServer, fqdn string) string {
+	return fmt.Sprintf(`
+locals {
+  name = %[1]q
+}
+
+resource "ztna_service" "app" {
+  name         = "${local.name}-app"
+  address      = %[5]q
+  port         = 80
+  router_roles = [local.name]
+}
+
+resource "ztna_identity" "client" {
+  name  = "${local.name}-client"
+  roles = ["${local.name}-client"]
+}
+
+resource "ztna_service_policy" "client_to_app" {
+  name           = "${local.name}-client-to-app"
+  identity_roles = ["${local.name}-client"]
+  service_names  = [ztna_service.app.name]
+}
+
+resource "ztna_router" "a" {
+  name  = "${local.name}-a"
+  roles = [local.name]
+}
+
+resource "ztna_registration_key" "a" {
+  router_id = ztna_router.a.id
+  ttl       = "10m"
+}
+
+resource "ztna_router_host" "a" {
+  name             = "${local.name}-a"
+  router_id        = ztna_router.a.id
+  registration_key = ztna_registration_key.a.key
+  dns_servers      = [%[4]q]
+  local {
+    state_root    = %[2]q
+    router_binary = %[3]q
+    isolation     = "netns"
+  }
+  depends_on = [ztna_service.app]
+}
+
+resource "ztna_router" "b" {
+  name  = "${local.name}-b"
+  roles = [local.name]
+}
+
+resource "ztna_registration_key" "b" {
+  router_id = ztna_router.b.id
+  ttl       = "10m"
+}
+
+resource "ztna_router_host" "b" {
+  name             = "${local.name}-b"
+  router_id        = ztna_router.b.id
+  registration_key = ztna_registration_key.b.key
+  dns_servers      = [%[4]q]
+  local {
+    state_root    = %[2]q
+    router_binary = %[3]q
+    isolation     = "netns"
+  }
+  depends_on = [ztna_service.app]
+}
+
+output "identity_token" {
+  value     = ztna_identity.client.enrollment_token
+  sensitive = true
+}
+`, name, root, routerBin, strings.TrimSuffix(dnsServer, ":53"), fqdn)
+}
+
+// TestAccRouterHost_netns applies two local hosts with isolation "netns" that host a private
+// service in the demo network: the service answers through the overlay (ztna dial from the
+// host), while connections into either router namespace fail and the host cannot reach the
+// service directly. A second plan is empty (checked by the framework after every step). A
+// killed router process is planned for creation and restored by the next apply.
+func TestAccRouterHost_netns(t *testing.T) {
+	needController(t)
+	if os.Geteuid() != 0 {
+		t.Skip("isolation \"netns\" needs root")
+	}
+	demo := startDemoNetwork(t)
+	root := t.TempDir()
+	name := hostTestName("edge-ns")
+	config := netnsHostsConfig(name, root, hostTestBinary(t, "ztna-router"), demo.DNSServer, demo.FQDN)
+	identity := filepath.Join(t.TempDir(), "client.identity")
+	var killedPID int
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.a", tfjsonpath.New("local").AtMapKey("local_addr"), knownvalue.StringExact(netnsLocalAddr)),
+					statecheck.ExpectKnownValue("ztna_router_host.a", tfjsonpath.New("private_address"), knownvalue.StringRegexp(regexpMustNetns)),
+					statecheck.ExpectKnownValue("ztna_router_host.b", tfjsonpath.New("private_address"), knownvalue.StringRegexp(regexpMustNetns)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					func(s *terraform.State) error {
+						a, b := hostAttrs(s, "a"), hostAttrs(s, "b")
+						if a["failure_domain"] == b["failure_domain"] || a["private_address"] == b["private_address"] {
+							return fmt.Errorf("the two hosts share a failure domain or address: %s %s / %s %s",
+								a["failure_domain"], a["private_address"], b["failure_domain"], b["private_address"])
+						}
+						return enrollIdentity(t, s, identity)
+					},
+					checkOverlay(t, demo, identity),
+				),
+			},
+			{
+				// A router process dies: planned create of that host only; the apply restores it.
+				PreConfig: func() {
+					pids := routerProcesses(filepath.Join(root, name+"-a"))
+					if len(pids) != 1 {
+						t.Fatalf("router processes of host a: %v", pids)
+					}
+					killedPID = pids[0]
+					syscall.Kill(killedPID, syscall.SIGKILL)
+					waitGone(t, killedPID)
+				},
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("ztna_router_host.a", plancheck.ResourceActionCreate),
+						plancheck.ExpectResourceAction("ztna_router_host.b", plancheck.ResourceActionNoop),
+					},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					func(*terraform.State) error {
+						if pids := routerProcesses(filepath.Join(root, name+"-a")); len(pids) != 1 || pids[0] == killedPID {
+							return fmt.Errorf("host a's router after restore: %v", pids)
+						}
+						return nil
+					},
+					checkOverlay(t, demo, identity),
+				),
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			for _, h := range []string{"a", "b"} {
+				if _, err := os.Stat(filepath.Join(root, name+"-"+h)); !os.IsNotExist(err) {
+					return fmt.Errorf("host %s's state directory is left (%v)", h, err)
+				}
+			}
+			return nil
+		},
+	})
+}
+
+// regexpMustNetns matches namespace addresses of the local driver's default pool.
+var regexpMustNetns = regexp.MustCompile(`^10\.231\.\d+\.\d+$`)
+
+func hostAttrs(s *terraform.State, key string) map[string]string {
+	return s.RootModule().Resources["ztna_router_host."+key].Primary.Attributes
+}
+
+// enrollIdentity enrols the client identity once, with the token from the state.
+func enrollIdentity(t *testing.T, s *terraform.State, out string) error {
+	if _, err := os.Stat(out); err == nil {
+		return nil
+	}
+	token := s.RootModule().Outputs["identity_token"].Value.(string)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.Command(hostTestBinary(t, "ztna"), "identity", "enroll", "--token-file", tokenFile, "--out", out)
+	cmd.Env = append(os.Environ(), "ZTNA_IDENTITY=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ztna identity enroll: %v: %s", err, b)
+	}
+	return nil
+}
+
+// checkOverlay links the router namespaces to the demo network, waits until both routers
+// report the service reachable, then requests it through the overlay and checks that nothing
+// can connect into the router namespaces and that the host cannot reach the service itself.
+func checkOverlay(t *testing.T, demo *demoNetwork, identity string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		a, b := hostAttrs(s, "a"), hostAttrs(s, "b")
+		if err := demo.link(a["private_address"], b["private_address"]); err != nil {
+			return err
+		}
+		if err := waitServiceReachable(t, s.RootModule().Resources["ztna_service.app"].Primary.ID, 2); err != nil {
+			return err
+		}
+		before := servedStreams(t, a, b)
+		resp, err := dialHTTP(t, identity, demo.FQDN)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(resp, "200 OK") || !strings.Contains(resp, "Hello from "+demo.FQDN) {
+			return fmt.Errorf("through the overlay, %s answered:\n%s", demo.FQDN, resp)
+		}
+		if after := servedStreams(t, a, b); after != before+1 {
+			return fmt.Errorf("the routers served %d streams before and %d after the request, want one more", before, after)
+		}
+		// Inbound into either router namespace: refused or dropped, although the router
+		// listens on its local endpoint there.
+		for _, h := range []map[string]string{a, b} {
+			for _, port := range []string{"9262", "80", "443", "22"} {
+				if c, err := net.DialTimeout("tcp", net.JoinHostPort(h["private_address"], port), 500*time.Millisecond); err == nil {
+					c.Close()
+					return fmt.Errorf("connected into router namespace %s on port %s", h["private_address"], port)
+				}
+			}
+		}
+		// The host itself cannot reach the private service.
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(demo.ServiceAddr, "80"), 500*time.Millisecond); err == nil {
+			c.Close()
+			return fmt.Errorf("the host reached the demo service at %s directly", demo.ServiceAddr)
+		}
+		return nil
+	}
+}
+
+// waitServiceReachable waits until n routers report the service resolvable and reachable.
+func waitServiceReachable(t *testing.T, serviceID string, n int) error {
+	deadline := time.Now().Add(45 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		svc, err := apiClient(t).GetService(context.Background(), serviceID)
+		if err != nil {
+			return err
+		}
+		ok := 0
+		var states []string
+		for _, r := range svc.Routers {
+			states = append(states, fmt.Sprintf("%s:%s resolvable=%v reachable=%v", r.RouterName, r.Status, r.Resolvable, r.Reachable))
+			if r.Status == "online" && r.Resolvable && r.Reachable {
+				ok++
+			}
+		}
+		if ok >= n {
+			return nil
+		}
+		last = strings.Join(states, ", ")
+		time.Sleep(250 * time.Millisecond)
+	}
+	return fmt.Errorf("service %s not reachable by %d routers after 45s: %s", serviceID, n, last)
+}
+
+// dialHTTP sends one HTTP request to fqdn:80 through the overlay with `ztna dial`.
+func dialHTTP(t *testing.T, identity, fqdn string) (string, error) {
+	cmd := exec.Command(hostTestBinary(t, "ztna"), "dial", fqdn+":80", "--identity", identity, "--timeout", "10s")
+	cmd.Stdin = strings.NewReader("GET / HTTP/1.0\r\nHost: " + fqdn + "\r\n\r\n")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("ztna dial %s:80: %v: %s", fqdn, err, exitStderr(err))
+	}
+	return string(out), nil
+}
+
+// servedStreams sums ztna_router_streams_total{result="ok"} over the hosts' routers, read from
+// each router's local metrics endpoint inside its namespace.
+func servedStreams(t *testing.T, hosts ...map[string]string) int {
+	total := 0
+	for _, h := range hosts {
+		pids := routerProcesses(h["instance_id"])
+		if len(pids) != 1 {
+			t.Errorf("router processes of %s: %v", h["instance_id"], pids)
+			continue
+		}
+		ns, err := exec.Command("ip", "netns", "identify", strconv.Itoa(pids[0])).Output()
+		if err != nil {
+			t.Errorf("ip netns identify %d: %v", pids[0], err)
+			continue
+		}
+		out, err := exec.Command("ip", "netns", "exec", strings.TrimSpace(string(ns)),
+			"curl", "-s", "-m", "2", "http://"+h["local.local_addr"]+"/metrics").Output()
+		if err != nil {
+			t.Errorf("metrics of %s: %v", h["instance_id"], err)
+			continue
+		}
+		sc := bufio.NewScanner(strings.NewReader(string(out)))
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), `ztna_router_streams_total{result="ok"} `); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				total += int(n)
+			}
+		}
+	}
+	return total
+}
