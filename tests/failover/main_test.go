@@ -84,8 +84,9 @@ func (tg *target) arrivedVia(tag string) string {
 }
 
 // service creates the service (address:port as the routers resolve it, hosted by role edge)
-// and a policy letting role apps dial it, and returns an SDK client of a new apps identity.
-func service(t *testing.T, c *harness.Controller, address string, port int) *client.Client {
+// and a policy letting role apps dial it, and returns an SDK client of a new apps identity that
+// uses hubs (none: those the identity was enrolled with).
+func service(t *testing.T, c *harness.Controller, address string, port int, hubs ...string) *client.Client {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := c.API.CreateService(ctx, api.ServiceCreate{Name: "db", Address: address, Port: port, RouterRoles: []string{"edge"}}); err != nil {
@@ -95,7 +96,7 @@ func service(t *testing.T, c *harness.Controller, address string, port int) *cli
 		t.Fatal(err)
 	}
 	_, file := c.NewIdentity(t, "app", "apps")
-	return harness.Client(t, file)
+	return harness.Client(t, file, hubs...)
 }
 
 // arrivedFrom is the address the tagged stream came from ("" if it has not arrived).
