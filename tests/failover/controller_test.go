@@ -3,6 +3,7 @@ package failover_test
 import (
 	"context"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -11,9 +12,20 @@ import (
 	"github.com/ztna/ztna/tests/dataplane/harness"
 )
 
-// controllerDown is how long the controller stays dead in TestControllerKilledHeadless (the
-// 60 s of the target would make make test slow; nothing in the hub depends on the duration).
-const controllerDown = 15 * time.Second
+// controllerDown is how long the controller stays dead in TestControllerKilledHeadless: 15 s in
+// make test (nothing in the hub depends on the duration), or $ZTNA_FAILOVER_CONTROLLER_DOWN
+// (e.g. 60s, the target) when set.
+func controllerDown(t *testing.T) time.Duration {
+	v := os.Getenv("ZTNA_FAILOVER_CONTROLLER_DOWN")
+	if v == "" {
+		return 15 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("ZTNA_FAILOVER_CONTROLLER_DOWN=%q: want a positive duration such as 60s", v)
+	}
+	return d
+}
 
 // TestControllerKilledHeadless: two routers host a service; a client that knows only a
 // standalone hub (`ztna-router run --hub`) dials new streams continuously while long-lived
@@ -22,6 +34,7 @@ const controllerDown = 15 * time.Second
 // directory, both routers and the hub reconnect by themselves: the API shows all three online
 // and the routers are linked to the controller's embedded hub again.
 func TestControllerKilledHeadless(t *testing.T) {
+	down := controllerDown(t)
 	hubAddr := harness.FreeAddr(t)
 	c := harness.StartController(t, "--hub", hubAddr)
 	hubID, hubDir := c.EnrolRouter(t, "hub-1", "hub")
@@ -48,12 +61,12 @@ func TestControllerKilledHeadless(t *testing.T) {
 	time.Sleep(time.Second)
 	killed := time.Now()
 	c.Proc.Kill()
-	time.Sleep(controllerDown)
+	time.Sleep(down)
 	cancel()
 	recs := collect()
 	failed, _, _, firstErr, gap := outage(recs, killed, 0)
 	t.Logf("controller down %v: %d new dials, %d failed (first error: %v), longest time without a successful dial: %v",
-		controllerDown, len(recs), failed, firstErr, gap.Round(time.Millisecond))
+		down, len(recs), failed, firstErr, gap.Round(time.Millisecond))
 	if failed > 0 {
 		t.Errorf("%d of %d dials failed with the controller down (first error: %v)", failed, len(recs), firstErr)
 	}
