@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/datasourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -85,7 +86,7 @@ func (d *routerDataSource) Read(ctx context.Context, req datasource.ReadRequest,
 	}
 	r, err := findByIDOrName(ctx, m.ID, m.Name, "router", client.GetRouter, client.ListRouters, func(r api.Router) string { return r.Name })
 	if err != nil {
-		lookupFailed(&resp.Diagnostics, "router", m.ID, m.Name, err)
+		lookupFailed(&resp.Diagnostics, "router", m.ID, err)
 		return
 	}
 	m.fromAPI(r)
@@ -122,10 +123,7 @@ func findByIDOrName[T any](ctx context.Context, id, name types.String, kind stri
 	return nil, errNoSuchName{kind, name.ValueString()}
 }
 
-func lookupFailed(diags interface {
-	AddAttributeError(path.Path, string, string)
-	AddError(string, string)
-}, kind string, id, name types.String, err error) {
+func lookupFailed(diags *diag.Diagnostics, kind string, id types.String, err error) {
 	var notFound errNoSuchName
 	switch {
 	case errors.As(err, &notFound):

@@ -73,7 +73,7 @@ func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	}
 	s, err := findByIDOrName(ctx, m.ID, m.Name, "service", client.GetService, client.ListServices, func(s api.Service) string { return s.Name })
 	if err != nil {
-		lookupFailed(&resp.Diagnostics, "service", m.ID, m.Name, err)
+		lookupFailed(&resp.Diagnostics, "service", m.ID, err)
 		return
 	}
 	m.fromAPI(s, &resp.Diagnostics)
