@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks need, only when one is missing.
-# Usage: scripts/deps.sh [group...]   groups: test (default), bench, image
+# Usage: scripts/deps.sh [group...]   groups: test (default), bench, image, quickstart
 set -euo pipefail
 
 declare -A groups=(
   [test]="iproute2 nftables curl ca-certificates postgresql mmdebstrap fdisk qemu-utils"
   [bench]="openssh-server openssh-client stunnel4 procps"
   [image]="mmdebstrap fdisk qemu-utils qemu-system-x86"
+  [quickstart]="iproute2 nftables curl"
 )
 
 want=()

@@ -53,7 +53,7 @@ through the overlay. 'ztna-demo down' removes all of it.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(upCommand(), downCommand(), linkRouterCommand(), serveCommand())
+	root.AddCommand(upCommand(), downCommand(), linkRouterCommand(), waitServiceCommand(), serveCommand())
 	return root
 }
 
