@@ -14,6 +14,7 @@ import (
 	"github.com/ztna/ztna/controller/control"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/hub"
+	"github.com/ztna/ztna/internal/logging"
 )
 
 // settings is what dev and run agree on after reading flags or the config file.
@@ -73,18 +74,11 @@ func attachComponents(c *controller.Controller, s settings) {
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("%w: log level %q: use debug, info, warn or error", errUsage, level)
+	l, err := logging.New(w, format, level)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("%w: log format %q: use json or text", errUsage, format)
+	return l, nil
 }
 
 // hostOf returns the host part of a listen address ("" for ":443").

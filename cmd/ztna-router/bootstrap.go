@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/internal/regkey"
 	"github.com/ztna/ztna/router/backoff"
 	"github.com/ztna/ztna/router/daemon"
@@ -28,7 +29,7 @@ func bootstrapCommand() *cobra.Command {
 		opts             metadata.Options
 		settings         daemon.Settings
 		timeout          time.Duration
-		logs             logFlags
+		logs             logging.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "bootstrap --from-metadata aws|gcp|azure|file",
@@ -47,7 +48,7 @@ enrols once, and exits 0. A router that is already enrolled is left alone. --met
 at another metadata endpoint (tests, proxies).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logs.logger(cmd.ErrOrStderr())
+			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -94,7 +95,7 @@ at another metadata endpoint (tests, proxies).`,
 	f.StringVar(&settings.DNSServer, "dns-server", "", "DNS server (host:port) for service names; default: the host's resolver")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
 	cmd.MarkFlagRequired("from-metadata")
-	logs.register(cmd)
+	logs.Register(cmd.Flags(), "info")
 	return cmd
 }
 

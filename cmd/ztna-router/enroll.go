@@ -15,6 +15,7 @@ import (
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/router/daemon"
 )
 
@@ -24,7 +25,7 @@ func enrollCommand() *cobra.Command {
 		settings               daemon.Settings
 		force                  bool
 		timeout                time.Duration
-		logs                   logFlags
+		logs                   logging.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "enroll (--key KEY | --key-file FILE)",
@@ -39,7 +40,7 @@ in the process list.
 --failure-domain and --dns-server are saved in <state-dir>/router.json for 'run'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logs.logger(cmd.ErrOrStderr())
+			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -65,7 +66,7 @@ in the process list.
 	f.BoolVar(&force, "force", false, "replace an existing enrolment in --state-dir")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "timeout of the enrolment request")
 	cmd.MarkFlagsMutuallyExclusive("key", "key-file")
-	logs.register(cmd)
+	logs.Register(cmd.Flags(), "info")
 	return cmd
 }
 

@@ -7,11 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -39,29 +36,6 @@ func main() {
 		}
 		os.Exit(1)
 	}
-}
-
-// logFlags are the logging flags every long-running subcommand takes.
-type logFlags struct{ format, level string }
-
-func (l *logFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&l.format, "log-format", "text", "log format: text or json")
-	cmd.Flags().StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
-}
-
-func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(l.level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", l.level)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch strings.ToLower(l.format) {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", l.format)
 }
 
 func stateDirFlag(cmd *cobra.Command, dir *string) {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/router/daemon"
 	"github.com/ztna/ztna/router/fabriclink"
 	"github.com/ztna/ztna/router/hubmode"
@@ -21,7 +22,7 @@ func runCommand() *cobra.Command {
 		healthInterval                           time.Duration
 		asHub                                    bool
 		settings                                 daemon.Settings
-		logs                                     logFlags
+		logs                                     logging.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -46,7 +47,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			if cmd.Flags().Changed("listen") && !asHub {
 				return errors.New("--listen is the fabric listen address of a hub: add --hub, or drop --listen")
 			}
-			log, err := logs.logger(cmd.ErrOrStderr())
+			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -92,6 +93,6 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	f.BoolVar(&asHub, "hub", false, "run as a standalone hub (the router needs the role hub) instead of linking to hubs")
 	f.StringVar(&listen, "listen", net.JoinHostPort("", strconv.Itoa(fabric.DefaultPort)), "fabric listen address of the hub (--hub only; a port below 1024 needs CAP_NET_BIND_SERVICE)")
 	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
-	logs.register(cmd)
+	logs.Register(cmd.Flags(), "info")
 	return cmd
 }

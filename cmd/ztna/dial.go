@@ -11,13 +11,14 @@ import (
 
 	"github.com/ztna/ztna/client"
 	"github.com/ztna/ztna/client/tunnel"
+	"github.com/ztna/ztna/internal/logging"
 )
 
 func dialCommand() *cobra.Command {
 	var (
 		identity string
 		timeout  time.Duration
-		logs     logFlags
+		logs     logging.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "dial HOST:PORT",
@@ -33,7 +34,7 @@ Useful as an SSH ProxyCommand:  ssh -o ProxyCommand='ztna dial %h:%p' admin@host
 		Example: `  echo 'SELECT 1' | ztna dial prod-db.customerdomain.me:5432 --identity app.identity`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := logs.logger(cmd.ErrOrStderr())
+			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -58,7 +59,7 @@ Useful as an SSH ProxyCommand:  ssh -o ProxyCommand='ztna dial %h:%p' admin@host
 	}
 	identityFlag(cmd, &identity)
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "how long setting up the stream may take")
-	logs.register(cmd, "warn")
+	logs.Register(cmd.Flags(), "warn")
 	return cmd
 }
 

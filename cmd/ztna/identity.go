@@ -13,6 +13,7 @@ import (
 
 	"github.com/ztna/ztna/client"
 	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -33,7 +34,7 @@ func identityEnrollCommand() *cobra.Command {
 		token, tokenFile, out string
 		force                 bool
 		timeout               time.Duration
-		logs                  logFlags
+		logs                  logging.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "enroll (--token TOKEN | --token-file FILE) --out FILE",
@@ -50,7 +51,7 @@ Prefer --token-file: a --token on the command line is visible to other local use
 		Example: `  ztna identity enroll --token-file ./app.token --out /etc/ztna/app.identity`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logs.logger(cmd.ErrOrStderr())
+			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -84,7 +85,7 @@ Prefer --token-file: a --token on the command line is visible to other local use
 	f.BoolVar(&force, "force", false, "replace an existing identity file")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "timeout of the enrolment request, per controller endpoint")
 	cmd.MarkFlagsMutuallyExclusive("token", "token-file")
-	logs.register(cmd, "warn")
+	logs.Register(cmd.Flags(), "warn")
 	return cmd
 }
 

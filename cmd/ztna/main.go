@@ -6,8 +6,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -61,27 +59,4 @@ func versionCommand() *cobra.Command {
 			return err
 		},
 	}
-}
-
-// logFlags are the logging flags of commands that log.
-type logFlags struct{ format, level string }
-
-func (l *logFlags) register(cmd *cobra.Command, defaultLevel string) {
-	cmd.Flags().StringVar(&l.format, "log-format", "text", "log format on stderr: text or json")
-	cmd.Flags().StringVar(&l.level, "log-level", defaultLevel, "log level: debug, info, warn or error")
-}
-
-func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(l.level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", l.level)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch strings.ToLower(l.format) {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", l.format)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ztna/ztna/client"
+	"github.com/ztna/ztna/internal/logging"
 )
 
 func servicesCommand() *cobra.Command {
@@ -20,7 +21,7 @@ func servicesCommand() *cobra.Command {
 		identity string
 		jsonOut  bool
 		timeout  time.Duration
-		logs     logFlags
+		logs     logging.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "services",
@@ -30,7 +31,7 @@ policies) and prints their names, addresses and ports. Services without a matchi
 not listed: to this identity they do not exist.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logs.logger(cmd.ErrOrStderr())
+			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -56,7 +57,7 @@ not listed: to this identity they do not exist.`,
 	identityFlag(cmd, &identity)
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON instead of a table")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "how long to wait for the hub")
-	logs.register(cmd, "warn")
+	logs.Register(cmd.Flags(), "warn")
 	return cmd
 }
 

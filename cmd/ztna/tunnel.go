@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ztna/ztna/client/tunnel"
+	"github.com/ztna/ztna/internal/logging"
 )
 
 // resolvConf is where the default upstream resolver is read from.
@@ -28,7 +29,7 @@ func tunnelCommand() *cobra.Command {
 		identity, dnsListen, upstream, pool, metricsListen string
 		refresh                                            time.Duration
 		maxPorts                                           int
-		logs                                               logFlags
+		logs                                               logging.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "tunnel",
@@ -56,7 +57,7 @@ list is being read successfully) are served on that address; keep it on loopback
   psql -h prod-db.customerdomain.me ...              # once the host resolves through the tunnel`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logs.logger(cmd.ErrOrStderr())
+			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -106,7 +107,7 @@ list is being read successfully) are served on that address; keep it on loopback
 	f.DurationVar(&refresh, "refresh", 500*time.Millisecond, "how often the service list is re-read")
 	f.IntVar(&maxPorts, "max-ports-per-name", 1024, "most ports listened on per service name (large port ranges are cut, with a warning)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9263); off when empty")
-	logs.register(cmd, "info")
+	logs.Register(cmd.Flags(), "info")
 	return cmd
 }
 
