@@ -45,7 +45,7 @@ func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
 	if err != nil {
 		return err
 	}
-	prepareKey(k)
+	store.PrepareKey(k)
 	return s.write(ctx, func(tx pgx.Tx) ([]store.Change, error) {
 		var one int
 		err := tx.QueryRow(ctx, `SELECT 1 FROM `+table+` WHERE id = $1 FOR SHARE`, k.SubjectID).Scan(&one)
@@ -60,12 +60,6 @@ func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
 		}
 		return []store.Change{{Collection: store.Keys, Op: store.OpCreate, ID: k.ID}}, nil
 	})
-}
-
-func prepareKey(k *store.Key) {
-	k.ID = store.NewID()
-	k.CreatedAt = store.Now()
-	k.ExpiresAt = k.ExpiresAt.UTC().Truncate(time.Microsecond)
 }
 
 func insertKey(ctx context.Context, tx pgx.Tx, k *store.Key) error {

@@ -45,7 +45,7 @@ func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
 	if err != nil {
 		return err
 	}
-	prepareKey(k)
+	store.PrepareKey(k)
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM `+table+` WHERE id = ?`, k.SubjectID).Scan(&one)
@@ -62,12 +62,6 @@ func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
 	}
 	s.Publish(store.Change{Collection: store.Keys, Op: store.OpCreate, ID: k.ID})
 	return nil
-}
-
-func prepareKey(k *store.Key) {
-	k.ID = store.NewID()
-	k.CreatedAt = store.Now()
-	k.ExpiresAt = k.ExpiresAt.UTC().Truncate(time.Microsecond)
 }
 
 func insertKey(ctx context.Context, tx *sql.Tx, k *store.Key) error {

@@ -12,9 +12,7 @@ import (
 
 // CreateRouter implements store.Store.
 func (s *Store) CreateRouter(ctx context.Context, r *api.Router) error {
-	r.Status = api.RouterUnenrolled
-	r.Roles = nonNil(r.Roles)
-	r.Services = nonNil(r.Services)
+	store.PrepareRouter(r)
 	return routers.create(ctx, s, r, nil)
 }
 
@@ -42,25 +40,7 @@ func (s *Store) DeleteRouter(ctx context.Context, id string) error {
 // SetRouterState implements store.Store.
 func (s *Store) SetRouterState(ctx context.Context, id string, st store.RouterState) error {
 	_, err := routers.update(ctx, s, id, store.OpState, false, func(r *api.Router) error {
-		if st.Status != nil {
-			r.Status = *st.Status
-		}
-		if st.LastSeen != nil {
-			t := st.LastSeen.UTC().Truncate(time.Microsecond) // what every backend round-trips
-			r.LastSeen = &t
-		}
-		if st.Version != nil {
-			r.Version = *st.Version
-		}
-		if st.FailureDomain != nil {
-			r.FailureDomain = *st.FailureDomain
-		}
-		if st.Health != nil {
-			r.Services = nonNil(*st.Health)
-		}
-		if st.Attestation != nil {
-			r.Attestation = st.Attestation
-		}
+		st.Apply(r)
 		return nil
 	})
 	return err
@@ -68,9 +48,7 @@ func (s *Store) SetRouterState(ctx context.Context, id string, st store.RouterSt
 
 // CreateService implements store.Store.
 func (s *Store) CreateService(ctx context.Context, v *api.Service) error {
-	v.PortRanges = nonNil(v.PortRanges)
-	v.RouterRoles = nonNil(v.RouterRoles)
-	v.Routers = nil // computed by the API, never stored
+	store.PrepareService(v)
 	return services.create(ctx, s, v, nil)
 }
 
@@ -102,12 +80,7 @@ func (s *Store) DeleteService(ctx context.Context, id string) error {
 
 // CreateIdentity implements store.Store.
 func (s *Store) CreateIdentity(ctx context.Context, v *api.Identity, token *store.Key) error {
-	v.Roles = nonNil(v.Roles)
-	v.Enrolled = false
-	v.EnrollmentToken = "" // never stored
-	token.Kind = api.KindIdentity
-	prepareKey(token)
-	v.TokenExpiresAt = token.ExpiresAt
+	store.PrepareIdentity(v, token)
 	err := identities.create(ctx, s, v, func(tx *sql.Tx) error {
 		token.SubjectID = v.ID
 		return insertKey(ctx, tx, token)
@@ -144,8 +117,7 @@ func (s *Store) DeleteIdentity(ctx context.Context, id string) error {
 
 // CreateServicePolicy implements store.Store.
 func (s *Store) CreateServicePolicy(ctx context.Context, v *api.ServicePolicy) error {
-	v.IdentityRoles = nonNil(v.IdentityRoles)
-	v.ServiceNames = nonNil(v.ServiceNames)
+	store.PreparePolicy(v)
 	return policies.create(ctx, s, v, nil)
 }
 
@@ -167,14 +139,6 @@ func (s *Store) UpdateServicePolicy(ctx context.Context, id string, fn func(*api
 // DeleteServicePolicy implements store.Store.
 func (s *Store) DeleteServicePolicy(ctx context.Context, id string) error {
 	return policies.delete(ctx, s, id, nil)
-}
-
-// nonNil makes empty lists encode as [] rather than null.
-func nonNil[T any](v []T) []T {
-	if v == nil {
-		return []T{}
-	}
-	return v
 }
 
 // MarkStaleOffline implements store.Store.
