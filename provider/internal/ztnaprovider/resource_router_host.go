@@ -258,8 +258,41 @@ func tierNames() []string {
 
 func (r *routerHostResource) ConfigValidators(context.Context) []resource.ConfigValidator {
 	return []resource.ConfigValidator{
-		resourcevalidator.ExactlyOneOf(path.MatchRoot("local"), path.MatchRoot("aws"), path.MatchRoot("gcp"), path.MatchRoot("azure")),
+		onePlatform{},
 		resourcevalidator.ExactlyOneOf(path.MatchRoot("registration_key"), path.MatchRoot("registration_key_wo")),
+	}
+}
+
+// onePlatform requires exactly one platform block. Unlike resourcevalidator.ExactlyOneOf it
+// treats a block with unknown arguments as unknown: a dynamic block whose for_each is not known
+// yet (a module validated before its inputs are) looks like a configured block of unknowns.
+type onePlatform struct{}
+
+var platformBlocks = []string{"local", "aws", "gcp", "azure"}
+
+func (onePlatform) Description(context.Context) string {
+	return "exactly one of the blocks " + strings.Join(platformBlocks, ", ") + " must be configured"
+}
+
+func (v onePlatform) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v onePlatform) ValidateResource(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var set []string
+	for _, name := range platformBlocks {
+		var block types.Object
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root(name), &block)...)
+		switch {
+		case block.IsNull():
+		case block.IsUnknown() || hasUnknown(block):
+			return
+		default:
+			set = append(set, name)
+		}
+	}
+	if len(set) != 1 && !resp.Diagnostics.HasError() {
+		resp.Diagnostics.AddError("Exactly one platform block is required",
+			fmt.Sprintf("A ztna_router_host runs on exactly one platform: declare one of the blocks local, aws, gcp or azure (found %d: %s).",
+				len(set), strings.Join(set, ", ")))
 	}
 }
 

@@ -2,9 +2,11 @@ package ztnaprovider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -326,13 +328,13 @@ resource "ztna_router_host" "test" {
 		name, config string
 		want         []string
 	}{
-		{"no platform", host(`name = "edge-a"`), []string{"Missing Attribute Configuration", "Exactly one of these attributes must be configured", "local,aws,gcp,azure"}},
+		{"no platform", host(`name = "edge-a"`), []string{"Exactly one platform block is required", "local, aws, gcp or azure", "found 0"}},
 		{"two platforms", host(`name = "edge-a"
   local {}
   aws {
     region    = "eu-west-1"
     subnet_id = "subnet-1"
-  }`), []string{"Invalid Attribute Combination", "local", "aws"}},
+  }`), []string{"Exactly one platform block is required", "found 2: local, aws"}},
 		{"both keys", router + `
 resource "ztna_router_host" "test" {
   name                = "edge-a"
@@ -535,4 +537,126 @@ func TestImportedModel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// redundantRouterModule is the absolute path of examples/modules/redundant-router.
+func redundantRouterModule(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "examples", "modules", "redundant-router"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// moduleCLI is a terraform working directory holding examples/modules/redundant-router as the
+// root module (a module call would need terraform init) with vars as terraform.tfvars.json,
+// run by the real terraform with the built provider (dev_overrides), as the quickstart runs.
+func moduleCLI(t *testing.T, vars map[string]any) *terraformCLI {
+	t.Helper()
+	cli := newTerraformCLI(t, "")
+	cli.write("main.tf", "") // the module declares its required_providers
+	files, err := filepath.Glob(filepath.Join(redundantRouterModule(t), "*.tf"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("module files: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli.write("module_"+filepath.Base(f), string(b))
+	}
+	b, err := json.Marshal(vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.write("terraform.tfvars.json", string(b))
+	return cli
+}
+
+func (c *terraformCLI) outputJSON(name string, v any) {
+	c.t.Helper()
+	cmd := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), "output", "-no-color", "-json", name)
+	cmd.Dir, cmd.Env = c.dir, c.env
+	out, err := cmd.Output()
+	if err != nil {
+		c.t.Fatalf("terraform output %s: %v", name, err)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		c.t.Fatalf("terraform output %s: %v", name, err)
+	}
+}
+
+// TestAccRedundantRouterModule applies examples/modules/redundant-router with two local
+// placements: two routers with the shared roles, two keys, two hosts, both online, in distinct
+// failure domains; a second plan is empty; destroy removes both hosts.
+func TestAccRedundantRouterModule(t *testing.T) {
+	needController(t)
+	t.Parallel()
+	name := hostTestName("pair")
+	root := t.TempDir()
+	local := map[string]any{"local": map[string]any{"state_root": root, "router_binary": hostTestBinary(t, "ztna-router")}}
+	cli := moduleCLI(t, map[string]any{"name": name, "roles": []string{name}, "placements": []any{local, local}})
+	cli.run(false, "apply", "-auto-approve", "-input=false")
+	destroyed := false
+	t.Cleanup(func() {
+		if !destroyed {
+			cli.run(false, "destroy", "-auto-approve", "-input=false")
+		}
+	})
+	var domains, ids []string
+	cli.outputJSON("failure_domains", &domains)
+	cli.outputJSON("router_ids", &ids)
+	if len(domains) != 2 || domains[0] == domains[1] || !strings.HasSuffix(domains[0], name+"-a") || !strings.HasSuffix(domains[1], name+"-b") {
+		t.Errorf("failure domains = %v", domains)
+	}
+	for _, id := range ids {
+		r, err := apiClient(t).GetRouter(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != api.RouterOnline || len(r.Roles) != 1 || r.Roles[0] != name {
+			t.Errorf("router %s: status %q, roles %v", r.Name, r.Status, r.Roles)
+		}
+	}
+	cli.run(false, "plan", "-detailed-exitcode", "-input=false") // exit status 2 would mean changes
+	cli.run(false, "destroy", "-auto-approve", "-input=false")
+	destroyed = true
+	if entries, _ := os.ReadDir(root); len(entries) > 1 { // only the driver's lock file
+		t.Errorf("destroy left %v in the state root", entries)
+	}
+}
+
+// TestAccRedundantRouterModule_sameFailureDomain: two placements in one availability zone fail
+// the apply, naming the shared failure domain.
+func TestAccRedundantRouterModule_sameFailureDomain(t *testing.T) {
+	needController(t)
+	fake := useEC2Fake(t)
+	bootEC2(t, fake)
+	name := hostTestName("pair-aws")
+	aws := map[string]any{"image": "ami-router", "aws": map[string]any{"region": "eu-west-1", "subnet_id": "subnet-1"}}
+	cli := moduleCLI(t, map[string]any{"name": name, "roles": []string{name}, "placements": []any{aws, aws}})
+	out := cli.run(true, "apply", "-auto-approve", "-input=false")
+	if !expectError("Both router hosts run in aws/eu-west-1/eu-west-1b", "place them in different zones").MatchString(out) {
+		t.Errorf("apply output does not name the shared failure domain:\n%s", out)
+	}
+	cli.run(false, "destroy", "-auto-approve", "-input=false")
+	if gs := fake.Groups(); len(gs) != 0 {
+		t.Errorf("security groups left after destroy: %+v", gs)
+	}
+}
+
+// TestAccQuickstartExampleValidates: examples/quickstart (what make quickstart applies) is a
+// valid configuration for the built provider.
+func TestAccQuickstartExampleValidates(t *testing.T) {
+	t.Parallel()
+	cli := newTerraformCLI(t, "")
+	cli.write("main.tf", "") // the example declares its required_providers
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "quickstart", "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.write("quickstart.tf", string(b))
+	cli.run(false, "validate")
 }
