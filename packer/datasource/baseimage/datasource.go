@@ -2,7 +2,7 @@
 
 // Package baseimage is the ztna-base-image Packer data source: the current official Debian 12
 // image of a cloud (newest debian-12-amd64 AMI of Debian's AWS account, the debian-12 family on
-// GCP), looked up through the cloud drivers in cloud/, so router images always start from a
+// GCP, the newest Debian:debian-12:12-gen2 marketplace version on Azure), looked up through the cloud drivers in cloud/, so router images always start from a
 // patched base.
 package baseimage
 
@@ -21,15 +21,20 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/azure"
 	"github.com/ztna/ztna/packer/internal/clouds"
 )
 
 // Config is the data source's HCL block.
 type Config struct {
-	// Cloud to look up: aws or gcp.
+	// Cloud to look up: aws, gcp or azure.
 	Cloud string `mapstructure:"cloud" required:"true"`
-	// AWS region (required for aws).
-	Region        string `mapstructure:"region"`
+	// AWS region or Azure location (required for aws and azure).
+	Region string `mapstructure:"region"`
+	// Azure subscription the lookup is made in (required for azure). Credentials come from the
+	// environment (azidentity's default chain: environment, workload identity, managed identity,
+	// Azure CLI).
+	AzureSubscriptionID string `mapstructure:"azure_subscription_id"`
 	clouds.Access `mapstructure:",squash"`
 	// How long the lookup may take. Default "2m".
 	Timeout string `mapstructure:"timeout"`
@@ -37,13 +42,14 @@ type Config struct {
 
 // DatasourceOutput is what the data source returns.
 type DatasourceOutput struct {
-	// The id to build from: an AMI id, or projects/debian-cloud/global/images/NAME on GCP.
+	// The id to build from: an AMI id, projects/debian-cloud/global/images/NAME on GCP, or the
+	// marketplace URN publisher:offer:sku:version on Azure.
 	ImageID string `mapstructure:"image_id"`
 	// The image's name, e.g. debian-12-amd64-20250210-2019 (what the attestation records).
 	Name string `mapstructure:"name"`
 	// Creation time reported by the cloud (RFC 3339).
 	Created string `mapstructure:"created"`
-	// AWS region or GCP project the image lives in.
+	// AWS region, GCP project or Azure location the image lives in.
 	Region string `mapstructure:"region"`
 }
 
@@ -51,12 +57,14 @@ type DatasourceOutput struct {
 type Datasource struct {
 	config  Config
 	timeout time.Duration
+	// azureOptions lets tests point the Azure driver at the SDK's fake servers.
+	azureOptions func(*azure.Options)
 }
 
 var _ packersdk.Datasource = (*Datasource)(nil)
 
 // Clouds this data source serves.
-var supported = []string{"aws", "gcp"}
+var supported = []string{"aws", "gcp", "azure"}
 
 // ConfigSpec returns the HCL2 spec of Config.
 func (d *Datasource) ConfigSpec() hcldec.ObjectSpec { return d.config.FlatMapstructure().HCL2Spec() }
@@ -74,10 +82,13 @@ func (d *Datasource) Configure(raws ...interface{}) error {
 	c := &d.config
 	var errs []error
 	if !slices.Contains(supported, c.Cloud) {
-		errs = append(errs, fmt.Errorf("cloud %q: must be one of %s (Azure base images are marketplace URNs: use azure-arm's image_publisher/image_offer/image_sku)", c.Cloud, strings.Join(supported, ", ")))
+		errs = append(errs, fmt.Errorf("cloud %q: must be one of %s", c.Cloud, strings.Join(supported, ", ")))
 	}
 	if c.Cloud == "aws" && c.Region == "" {
 		errs = append(errs, errors.New("region: required for aws (the AMI id differs per region)"))
+	}
+	if c.Cloud == "azure" && (c.Region == "" || c.AzureSubscriptionID == "") {
+		errs = append(errs, errors.New("region and azure_subscription_id: required for azure (marketplace versions are listed per location and subscription)"))
 	}
 	if c.Cloud == "gcp" && c.GCPProject == "" {
 		errs = append(errs, errors.New("gcp_project: required for gcp (the project that makes the API call; the image comes from debian-cloud)"))
@@ -116,6 +127,16 @@ func (d *Datasource) Execute() (cty.Value, error) {
 			return cty.NullVal(cty.EmptyObject), err
 		}
 		defer drv.Close()
+		finder = drv
+	case "azure":
+		opts := azure.Options{SubscriptionID: d.config.AzureSubscriptionID, Location: d.config.Region}
+		if d.azureOptions != nil {
+			d.azureOptions(&opts)
+		}
+		drv, err := azure.New(opts)
+		if err != nil {
+			return cty.NullVal(cty.EmptyObject), err
+		}
 		finder = drv
 	}
 	img, err := finder.LatestDebian(ctx)

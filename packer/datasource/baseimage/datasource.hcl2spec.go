@@ -10,14 +10,15 @@ import (
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	Cloud          *string `mapstructure:"cloud" required:"true" cty:"cloud" hcl:"cloud"`
-	Region         *string `mapstructure:"region" cty:"region" hcl:"region"`
-	AWSProfile     *string `mapstructure:"aws_profile" cty:"aws_profile" hcl:"aws_profile"`
-	AWSEndpoint    *string `mapstructure:"aws_endpoint" cty:"aws_endpoint" hcl:"aws_endpoint"`
-	GCPProject     *string `mapstructure:"gcp_project" cty:"gcp_project" hcl:"gcp_project"`
-	GCPEndpoint    *string `mapstructure:"gcp_endpoint" cty:"gcp_endpoint" hcl:"gcp_endpoint"`
-	GCPAccessToken *string `mapstructure:"gcp_access_token" cty:"gcp_access_token" hcl:"gcp_access_token"`
-	Timeout        *string `mapstructure:"timeout" cty:"timeout" hcl:"timeout"`
+	Cloud               *string `mapstructure:"cloud" required:"true" cty:"cloud" hcl:"cloud"`
+	Region              *string `mapstructure:"region" cty:"region" hcl:"region"`
+	AzureSubscriptionID *string `mapstructure:"azure_subscription_id" cty:"azure_subscription_id" hcl:"azure_subscription_id"`
+	AWSProfile          *string `mapstructure:"aws_profile" cty:"aws_profile" hcl:"aws_profile"`
+	AWSEndpoint         *string `mapstructure:"aws_endpoint" cty:"aws_endpoint" hcl:"aws_endpoint"`
+	GCPProject          *string `mapstructure:"gcp_project" cty:"gcp_project" hcl:"gcp_project"`
+	GCPEndpoint         *string `mapstructure:"gcp_endpoint" cty:"gcp_endpoint" hcl:"gcp_endpoint"`
+	GCPAccessToken      *string `mapstructure:"gcp_access_token" cty:"gcp_access_token" hcl:"gcp_access_token"`
+	Timeout             *string `mapstructure:"timeout" cty:"timeout" hcl:"timeout"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -32,14 +33,15 @@ func (*Config) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec }
 // The decoded values from this spec will then be applied to a FlatConfig.
 func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
-		"cloud":            &hcldec.AttrSpec{Name: "cloud", Type: cty.String, Required: false},
-		"region":           &hcldec.AttrSpec{Name: "region", Type: cty.String, Required: false},
-		"aws_profile":      &hcldec.AttrSpec{Name: "aws_profile", Type: cty.String, Required: false},
-		"aws_endpoint":     &hcldec.AttrSpec{Name: "aws_endpoint", Type: cty.String, Required: false},
-		"gcp_project":      &hcldec.AttrSpec{Name: "gcp_project", Type: cty.String, Required: false},
-		"gcp_endpoint":     &hcldec.AttrSpec{Name: "gcp_endpoint", Type: cty.String, Required: false},
-		"gcp_access_token": &hcldec.AttrSpec{Name: "gcp_access_token", Type: cty.String, Required: false},
-		"timeout":          &hcldec.AttrSpec{Name: "timeout", Type: cty.String, Required: false},
+		"cloud":                 &hcldec.AttrSpec{Name: "cloud", Type: cty.String, Required: false},
+		"region":                &hcldec.AttrSpec{Name: "region", Type: cty.String, Required: false},
+		"azure_subscription_id": &hcldec.AttrSpec{Name: "azure_subscription_id", Type: cty.String, Required: false},
+		"aws_profile":           &hcldec.AttrSpec{Name: "aws_profile", Type: cty.String, Required: false},
+		"aws_endpoint":          &hcldec.AttrSpec{Name: "aws_endpoint", Type: cty.String, Required: false},
+		"gcp_project":           &hcldec.AttrSpec{Name: "gcp_project", Type: cty.String, Required: false},
+		"gcp_endpoint":          &hcldec.AttrSpec{Name: "gcp_endpoint", Type: cty.String, Required: false},
+		"gcp_access_token":      &hcldec.AttrSpec{Name: "gcp_access_token", Type: cty.String, Required: false},
+		"timeout":               &hcldec.AttrSpec{Name: "timeout", Type: cty.String, Required: false},
 	}
 	return s
 }

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ztna/ztna/cloud/aws"
+	"github.com/ztna/ztna/cloud/azure"
+	"github.com/ztna/ztna/cloud/azure/azurefake"
 	"github.com/ztna/ztna/cloud/aws/ec2fake"
 	"github.com/ztna/ztna/cloud/gcp"
 	"github.com/ztna/ztna/cloud/gcp/computefake"
@@ -27,7 +29,8 @@ func TestConfigureRejects(t *testing.T) {
 		raw  map[string]interface{}
 		want []string
 	}{
-		{"unknown cloud", map[string]interface{}{"cloud": "azure"}, []string{`cloud "azure": must be one of aws, gcp`}},
+		{"unknown cloud", map[string]interface{}{"cloud": "oci"}, []string{`cloud "oci": must be one of aws, gcp, azure`}},
+		{"azure without location and subscription", map[string]interface{}{"cloud": "azure"}, []string{"region and azure_subscription_id: required for azure"}},
 		{"aws without region", map[string]interface{}{"cloud": "aws"}, []string{"region: required for aws"}},
 		{"gcp without project", map[string]interface{}{"cloud": "gcp"}, []string{"gcp_project: required for gcp"}},
 		{"bad timeout and endpoint", map[string]interface{}{"cloud": "aws", "region": "eu-west-1", "timeout": "soon", "aws_endpoint": "ec2.local"},
@@ -119,5 +122,29 @@ func TestExecuteReportsMissingImage(t *testing.T) {
 	_, err := d.Execute()
 	if err == nil || !strings.Contains(err.Error(), "no Debian 12 image") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestExecuteAzure(t *testing.T) {
+	const sub = "00000000-0000-0000-0000-000000000001"
+	fake := azurefake.New(sub)
+	fake.AddMarketplaceImage("westeurope", azure.DebianPublisher, azure.DebianOffer, azure.DebianSKU,
+		"0.20240211.1654", "0.20250210.2019", "0.20241004.1890")
+	d := &Datasource{azureOptions: func(o *azure.Options) {
+		o.Credential, o.ClientOptions = fake.Credential(), fake.ClientOptions()
+	}}
+	if err := d.Configure(map[string]interface{}{"cloud": "azure", "region": "westeurope", "azure_subscription_id": sub}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.Execute()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := azure.DebianPublisher + ":" + azure.DebianOffer + ":" + azure.DebianSKU + ":0.20250210.2019"
+	if got := out.GetAttr("image_id").AsString(); got != want {
+		t.Errorf("image_id = %q, want the newest version %q", got, want)
+	}
+	if got := out.GetAttr("region").AsString(); got != "westeurope" {
+		t.Errorf("region = %q", got)
 	}
 }
