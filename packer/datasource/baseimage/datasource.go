@@ -35,7 +35,7 @@ type Config struct {
 	// environment (azidentity's default chain: environment, workload identity, managed identity,
 	// Azure CLI).
 	AzureSubscriptionID string `mapstructure:"azure_subscription_id"`
-	clouds.Access `mapstructure:",squash"`
+	clouds.Access       `mapstructure:",squash"`
 	// How long the lookup may take. Default "2m".
 	Timeout string `mapstructure:"timeout"`
 }

@@ -9,9 +9,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ztna/ztna/cloud/aws"
+	"github.com/ztna/ztna/cloud/aws/ec2fake"
 	"github.com/ztna/ztna/cloud/azure"
 	"github.com/ztna/ztna/cloud/azure/azurefake"
-	"github.com/ztna/ztna/cloud/aws/ec2fake"
 	"github.com/ztna/ztna/cloud/gcp"
 	"github.com/ztna/ztna/cloud/gcp/computefake"
 	"github.com/ztna/ztna/packer/internal/spectest"
