@@ -334,8 +334,107 @@ func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.Modify
 			return
 		}
 		r.planReplacement(&plan, &state, resp)
+		if len(resp.RequiresReplace) == 0 {
+			r.warnUncoveredServices(ctx, &state, resp)
+		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// warnUncoveredServices warns when services the router hosts now have targets the host's
+// firewall, built at creation, does not allow: the router cannot reach them until the host is
+// replaced. (Replacing it on its own would need a fresh key, so it is left to the user.)
+func (r *routerHostResource) warnUncoveredServices(ctx context.Context, state *routerHostModel, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || r.data.client == nil || state.EgressAllowlist.IsNull() || state.EgressAllowlist.IsUnknown() {
+		return
+	}
+	router, err := r.data.client.GetRouter(ctx, state.RouterID.ValueString())
+	if err != nil {
+		return // Read reports what is wrong with the router
+	}
+	services, err := r.data.client.ListServices(ctx)
+	if err != nil {
+		return
+	}
+	targets, err := serviceTargets(services, router.Roles)
+	if err != nil {
+		return
+	}
+	missing, err := uncovered(targets, listStrings(state.EgressAllowlist))
+	if err != nil || len(missing) == 0 {
+		return
+	}
+	resp.Diagnostics.AddAttributeWarning(path.Root("egress_allowlist"), "Router host "+state.Name.ValueString()+" cannot reach all its services",
+		"The host's egress allowlist was computed when it was created and does not allow "+strings.Join(missing, ", ")+
+			", targets of services its router hosts now. Replace the host to rebuild its firewall "+
+			"(terraform apply -replace=<address of this ztna_router_host>, with an unused registration key), "+
+			"or declare depends_on on the services so new hosts are created after them.")
+}
+
+// uncovered returns the service target rules that no rule of the allowlist allows.
+func uncovered(targets []egress.ServiceTarget, allowlist []string) ([]string, error) {
+	var want []egress.Rule
+	for _, t := range targets {
+		protos := t.Protocols
+		if len(protos) == 0 {
+			protos = []egress.Protocol{egress.TCP}
+		}
+		for _, p := range protos {
+			for _, pr := range t.Ports {
+				want = append(want, egress.Rule{Destination: t.Address, Protocol: p, Ports: pr})
+			}
+		}
+	}
+	want, err := egress.Normalize(want)
+	if err != nil {
+		return nil, err
+	}
+	have, err := parseRules(allowlist)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, w := range want {
+		covered := false
+		for _, h := range have {
+			if coversDestination(h, w) && h.Protocol == w.Protocol && h.Ports.From <= w.Ports.From && w.Ports.To <= h.Ports.To {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			missing = append(missing, w.String())
+		}
+	}
+	return missing, nil
+}
+
+// coversDestination: the same name, or a prefix that contains the other.
+func coversDestination(h, w egress.Rule) bool {
+	hp, hIsAddr := h.Prefix()
+	wp, wIsAddr := w.Prefix()
+	if !hIsAddr || !wIsAddr {
+		return h.Destination == w.Destination
+	}
+	return hp.Bits() <= wp.Bits() && hp.Contains(wp.Addr())
+}
+
+// parseRules reads egress_allowlist elements back: "tcp 10.0.0.0/8:5432", "udp name:8000-8100".
+func parseRules(list []string) ([]egress.Rule, error) {
+	out := make([]egress.Rule, 0, len(list))
+	for _, s := range list {
+		proto, rest, ok := strings.Cut(s, " ")
+		i := strings.LastIndexByte(rest, ':')
+		if !ok || i < 0 {
+			return nil, fmt.Errorf("egress rule %q is not protocol destination:ports", s)
+		}
+		ports, err := egress.ParsePortRange(rest[i+1:])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, egress.Rule{Destination: rest[:i], Protocol: egress.Protocol(proto), Ports: ports})
+	}
+	return out, nil
 }
 
 func (r *routerHostResource) planReplacement(plan, state *routerHostModel, resp *resource.ModifyPlanResponse) {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -659,4 +660,111 @@ func TestAccQuickstartExampleValidates(t *testing.T) {
 	}
 	cli.write("quickstart.tf", string(b))
 	cli.run(false, "validate")
+}
+
+func TestUncovered(t *testing.T) {
+	allowlist := []string{"tcp 10.0.0.0/8:5432", "tcp db.internal:8000-8100", "udp 2001:db8::/32:53", "tcp 127.0.0.1/32:4443"}
+	for _, tc := range []struct {
+		name    string
+		targets []egress.ServiceTarget
+		want    []string
+	}{
+		{"inside a CIDR", []egress.ServiceTarget{{Address: "10.1.2.3", Ports: []egress.PortRange{egress.Port(5432)}}}, nil},
+		{"inside a port range", []egress.ServiceTarget{{Address: "DB.internal", Ports: []egress.PortRange{{From: 8010, To: 8020}}}}, nil},
+		{"IPv6 destination", []egress.ServiceTarget{{Address: "2001:db8::1", Ports: []egress.PortRange{egress.Port(53)}, Protocols: []egress.Protocol{egress.UDP}}}, nil},
+		{"other port", []egress.ServiceTarget{{Address: "10.1.2.3", Ports: []egress.PortRange{egress.Port(5433)}}}, []string{"tcp 10.1.2.3/32:5433"}},
+		{"range reaching beyond", []egress.ServiceTarget{{Address: "db.internal", Ports: []egress.PortRange{{From: 8090, To: 8110}}}}, []string{"tcp db.internal:8090-8110"}},
+		{"other protocol", []egress.ServiceTarget{{Address: "10.1.2.3", Ports: []egress.PortRange{egress.Port(5432)}, Protocols: []egress.Protocol{egress.UDP}}}, []string{"udp 10.1.2.3/32:5432"}},
+		{"new name", []egress.ServiceTarget{{Address: "api.internal", Ports: []egress.PortRange{egress.Port(443)}}}, []string{"tcp api.internal:443"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := uncovered(tc.targets, allowlist)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("uncovered = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if _, err := uncovered(nil, []string{"tcp-10.0.0.0/8"}); err == nil {
+		t.Error("a malformed allowlist rule was accepted")
+	}
+}
+
+// TestAccRouterHost_serviceAddedLater: a service added after the host was created is not in
+// its firewall; the plan says so and how to fix it.
+func TestAccRouterHost_serviceAddedLater(t *testing.T) {
+	needController(t)
+	t.Parallel()
+	name := hostTestName("edge-late")
+	host := localHostConfig(name, t.TempDir(), hostTestBinary(t, "ztna-router"), "", "")
+	cli := newTerraformCLI(t, host)
+	cli.run(false, "apply", "-auto-approve", "-input=false")
+	t.Cleanup(func() { cli.run(false, "destroy", "-auto-approve", "-input=false") })
+	if out := cli.run(false, "plan", "-input=false"); strings.Contains(out, "cannot reach") {
+		t.Fatalf("warning before any service exists:\n%s", out)
+	}
+	cli.write("main.tf", requiredProviders+host+fmt.Sprintf(`
+resource "ztna_service" "late" {
+  name         = "%[1]s-late"
+  address      = "10.9.8.7"
+  port         = 5432
+  router_roles = [%[1]q]
+}
+`, name))
+	cli.run(false, "apply", "-auto-approve", "-input=false")
+	out := cli.run(false, "plan", "-input=false")
+	if !expectError("Router host "+name+" cannot reach all its services", "does not allow tcp 10.9.8.7/32:5432", "-replace").MatchString(out) {
+		t.Fatalf("plan does not warn about the uncovered service:\n%s", out)
+	}
+}
+
+// TestAccRouterHost_keyNotLogged: with TF_LOG=trace for terraform and the provider (the local
+// driver logs through the provider's log), neither the registration key nor its secret appears
+// in a log, the router's own log included.
+func TestAccRouterHost_keyNotLogged(t *testing.T) {
+	needController(t)
+	logFile := filepath.Join(t.TempDir(), "trace.log")
+	t.Setenv("TF_ACC_LOG", "TRACE")
+	t.Setenv("TF_ACC_LOG_PATH", logFile)
+	root := t.TempDir()
+	name := hostTestName("edge-log")
+	var key string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: localHostConfig(name, root, hostTestBinary(t, "ztna-router"), "", ""),
+			Check: resource.ComposeTestCheckFunc(
+				resource.TestCheckResourceAttrWith("ztna_registration_key.test", "key", capture(&key)),
+				func(*terraform.State) error {
+					b, err := os.ReadFile(filepath.Join(root, name, "router.log"))
+					if err != nil {
+						return err
+					}
+					if strings.Contains(string(b), strings.TrimPrefix(key, regkey.Prefix)) {
+						return errors.New("the router's log contains the registration key")
+					}
+					return nil
+				},
+			),
+		}},
+	})
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(b)
+	if !strings.Contains(log, "creating router host") {
+		t.Fatalf("trace log (%d bytes) lacks the resource's own log line: logging was not on", len(b))
+	}
+	k, err := regkey.Parse(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, secret := range map[string]string{"registration key payload": strings.TrimPrefix(key, regkey.Prefix), "key secret": k.Secret} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the %s appears in the TF_LOG=trace output", what)
+		}
+	}
 }
