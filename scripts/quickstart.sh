@@ -126,7 +126,7 @@ $(tail -n 20 "$qs/controller.log")"
   . "$qs/demo.env"
   info "service $DEMO_URL ($DEMO_FQDN → $DEMO_SERVICE_ADDR), customer DNS $DEMO_DNS_SERVER"
   if curl -s -m 2 -o /dev/null "http://$DEMO_SERVICE_ADDR/"; then
-    die "the host reached the demo service directly: its firewall (nft table inet ztna_demo) is not in place"
+    die "the host reached the demo service directly: its firewall (nft table inet $DEMO_TABLE) is not in place"
   fi
   info "from this host: http://$DEMO_SERVICE_ADDR/ is refused, and $DEMO_FQDN is unknown to the host's DNS"
 
@@ -252,7 +252,7 @@ down() {
   for ns in "${namespaces[@]}"; do
     [ -n "$ns" ] && nft list table ip "${ns//-/_}" >/dev/null 2>&1 && left+=("nftables table ip ${ns//-/_}")
   done
-  nft list table inet ztna_demo >/dev/null 2>&1 && left+=("nftables table inet ztna_demo")
+  nft list table inet ztna_demo >/dev/null 2>&1 && left+=("nftables table inet ztna_demo") # ztna-demo's, named after its namespace
   if [ ${#left[@]} -gt 0 ]; then
     die "left behind: $(printf '\n  %s' "${left[@]}")
 fix the error above and run 'make quickstart-down' again"

@@ -39,10 +39,10 @@ func rootCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short: "A private demo service (DNS + HTTP in a network namespace) for the ztna quickstart",
 		Long: `ztna-demo builds a small private "customer network" on this machine (root only):
 
-  network namespace  ` + defaultNamespace + `, joined to the host by a veth pair (` + defaultSubnet + `)
+  network namespace  ` + defaultNamespace + ` (--namespace), joined to the host by a veth pair (` + defaultSubnet + `)
   customer DNS       answers the service name (default ` + defaultHost + `) and nothing else
   HTTP service       on port 80 of the namespace address
-  nftables table     inet ` + hostTable + `: the host's own processes cannot connect into the network
+  nftables table     inet ztna_demo (named after the namespace): the host's own processes cannot connect into the network
                      (DNS queries to the customer DNS excepted)
 
 Namespaced routers (ztna_router_host with local { isolation = "netns" }) reach it once

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,9 +31,6 @@ const (
 	defaultNamespace = "ztna-demo"
 	defaultSubnet    = "10.233.0.0/30"
 	defaultHost      = "app.customer.internal"
-	hostTable        = "ztna_demo"
-	hostVeth         = "ztdemo-h"
-	nsVeth           = "ztdemo-n"
 	stateFile        = "demo.json"
 	readyFile        = "ready"
 	logFile          = "demo.log"
@@ -38,9 +38,26 @@ const (
 	dnsPort          = 53
 )
 
+// names of the kernel objects of one demo network, derived from its namespace so that
+// several demo networks (the quickstart's, a test's) can coexist.
+type names struct{ hostVeth, nsVeth, table string }
+
+var namespaceRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+
+func namesOf(namespace string) (names, error) {
+	if !namespaceRE.MatchString(namespace) {
+		return names{}, fmt.Errorf("--namespace %q: use up to 31 lower-case letters, digits and '-', starting with a letter", namespace)
+	}
+	sum := sha256.Sum256([]byte(namespace))
+	id := hex.EncodeToString(sum[:4])
+	// Interface names have at most 15 bytes; nftables table names no '-'.
+	return names{hostVeth: "zd" + id + "h", nsVeth: "zd" + id + "n", table: strings.ReplaceAll(namespace, "-", "_")}, nil
+}
+
 // state is what up built, in <state dir>/demo.json; down removes exactly this.
 type state struct {
 	Namespace   string     `json:"namespace"`
+	Table       string     `json:"table"`
 	HostVeth    string     `json:"host_veth"`
 	HostAddr    netip.Addr `json:"host_addr"`
 	ServiceAddr netip.Addr `json:"service_addr"`
@@ -120,8 +137,8 @@ func printState(w io.Writer, st state, asEnv bool) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	_, err := fmt.Fprintf(w, "DEMO_FQDN=%s\nDEMO_DNS_SERVER=%s\nDEMO_SERVICE_ADDR=%s\nDEMO_URL=%s\nDEMO_NAMESPACE=%s\n",
-		st.FQDN, st.DNSServer, st.ServiceAddr, st.URL, st.Namespace)
+	_, err := fmt.Fprintf(w, "DEMO_FQDN=%s\nDEMO_DNS_SERVER=%s\nDEMO_SERVICE_ADDR=%s\nDEMO_URL=%s\nDEMO_NAMESPACE=%s\nDEMO_TABLE=%s\n",
+		st.FQDN, st.DNSServer, st.ServiceAddr, st.URL, st.Namespace, st.Table)
 	return err
 }
 
@@ -165,9 +182,13 @@ func up(ctx context.Context, dir, namespace, subnet, fqdn string) (state, error)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return state{}, err
 	}
+	n, err := namesOf(namespace)
+	if err != nil {
+		return state{}, err
+	}
 	hostAddr := prefix.Addr().Next()
 	st := state{
-		Namespace: namespace, HostVeth: hostVeth, HostAddr: hostAddr, ServiceAddr: hostAddr.Next(), FQDN: fqdn,
+		Namespace: namespace, Table: n.table, HostVeth: n.hostVeth, HostAddr: hostAddr, ServiceAddr: hostAddr.Next(), FQDN: fqdn,
 	}
 	st.DNSServer = netip.AddrPortFrom(st.ServiceAddr, dnsPort).String()
 	st.URL = fmt.Sprintf("http://%s/", fqdn)
@@ -226,7 +247,7 @@ func run(ctx context.Context, stdin, name string, args ...string) error {
 // except DNS queries to the customer DNS server: a router host's firewall is built from
 // addresses, so whoever creates it resolves the service names with the routers' DNS server.
 // Routed traffic from router namespaces passes (it takes the forward path, not output).
-func hostRuleset(subnet netip.Prefix, dnsServer netip.Addr) string {
+func hostRuleset(table string, subnet netip.Prefix, dnsServer netip.Addr) string {
 	return fmt.Sprintf(`table inet %[1]s
 delete table inet %[1]s
 table inet %[1]s {
@@ -236,19 +257,23 @@ table inet %[1]s {
 		ip daddr %[2]s meta l4proto { tcp, udp } reject with icmpx admin-prohibited
 	}
 }
-`, hostTable, subnet, dnsServer, dnsPort)
+`, table, subnet, dnsServer, dnsPort)
 }
 
 func build(ctx context.Context, st state, subnet netip.Prefix) error {
 	ns := st.Namespace
+	n, err := namesOf(ns)
+	if err != nil {
+		return err
+	}
 	steps := [][]string{
 		{"ip", "netns", "add", ns},
 		{"ip", "-n", ns, "link", "set", "lo", "up"},
-		{"ip", "link", "add", st.HostVeth, "type", "veth", "peer", "name", nsVeth, "netns", ns},
+		{"ip", "link", "add", st.HostVeth, "type", "veth", "peer", "name", n.nsVeth, "netns", ns},
 		{"ip", "addr", "add", st.HostAddr.String() + "/30", "dev", st.HostVeth},
 		{"ip", "link", "set", st.HostVeth, "up"},
-		{"ip", "-n", ns, "addr", "add", st.ServiceAddr.String() + "/30", "dev", nsVeth},
-		{"ip", "-n", ns, "link", "set", nsVeth, "up"},
+		{"ip", "-n", ns, "addr", "add", st.ServiceAddr.String() + "/30", "dev", n.nsVeth},
+		{"ip", "-n", ns, "link", "set", n.nsVeth, "up"},
 	}
 	for _, s := range steps {
 		if err := run(ctx, "", s[0], s[1:]...); err != nil {
@@ -260,7 +285,7 @@ func build(ctx context.Context, st state, subnet netip.Prefix) error {
 	if err := setForwarding(st.HostVeth, true); err != nil {
 		return err
 	}
-	return run(ctx, hostRuleset(subnet, st.ServiceAddr), "nft", "-f", "-")
+	return run(ctx, hostRuleset(st.Table, subnet, st.ServiceAddr), "nft", "-f", "-")
 }
 
 func setForwarding(iface string, on bool) error {
@@ -356,8 +381,8 @@ func teardown(ctx context.Context, dir string, st state) error {
 	if st.Process.alive() {
 		errs = append(errs, fmt.Errorf("demo server process %d did not stop", st.Process.PID))
 	}
-	if run(ctx, "", "nft", "list", "table", "inet", hostTable) == nil {
-		errs = append(errs, run(ctx, "", "nft", "delete", "table", "inet", hostTable))
+	if st.Table != "" && run(ctx, "", "nft", "list", "table", "inet", st.Table) == nil {
+		errs = append(errs, run(ctx, "", "nft", "delete", "table", "inet", st.Table))
 	}
 	if namespaceExists(st.Namespace) {
 		errs = append(errs, run(ctx, "", "ip", "netns", "del", st.Namespace))
