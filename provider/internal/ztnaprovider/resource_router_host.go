@@ -554,7 +554,7 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 	}
 	if err := waitOnline(ctx, client, drv, plan.RouterID.ValueString(), host.ID); err != nil {
 		resp.Diagnostics.AddError("Router host "+spec.Name+" did not come online", err.Error()+
-			fmt.Sprintf(" The host is kept and marked tainted; the next apply replaces it. Raise timeouts.create (now %s) for slow platforms.", timeout))
+			fmt.Sprintf(". The host is kept and marked tainted; the next apply replaces it. Raise timeouts.create (now %s) for slow platforms.", timeout))
 	}
 }
 

@@ -3,16 +3,11 @@ package ztnaprovider
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -28,103 +23,21 @@ import (
 	"github.com/ztna/ztna/router/metadata/metadatatest"
 )
 
-// ec2Boot plays the part of EC2's hypervisor for the fake: every instance that reaches
-// "running" boots a real ztna-router, which reads its registration key from an IMDSv2
-// metadata fake serving that instance's user data (exactly what the image's first-boot unit
-// does); a terminated instance's router is killed.
-type ec2Boot struct {
-	t    *testing.T
-	fake *ec2fake.Server
-	bin  string
-	dir  string
-
-	mu      sync.Mutex
-	routers map[string]*exec.Cmd
-	done    chan struct{}
-	stopped chan struct{}
-}
-
-func bootEC2(t *testing.T, fake *ec2fake.Server) *ec2Boot {
-	b := &ec2Boot{t: t, fake: fake, bin: hostTestBinary(t, "ztna-router"), dir: t.TempDir(),
-		routers: map[string]*exec.Cmd{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	go b.loop()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *ec2Boot) loop() {
-	defer close(b.stopped)
-	for {
-		for _, inst := range b.fake.Instances() {
-			b.mu.Lock()
-			cmd, booted := b.routers[inst.ID]
-			switch {
-			case inst.State == "running" && !booted:
-				b.routers[inst.ID] = nil // booting
-				go b.boot(inst)
-			case (inst.State == "terminated" || inst.State == "shutting-down") && cmd != nil:
-				cmd.Process.Kill()
-				b.routers[inst.ID] = nil
+// bootEC2 plays the part of EC2's hypervisor for the fake: every instance that reaches
+// "running" boots a real ztna-router, which reads its registration key from an IMDSv2 metadata
+// fake serving that instance's user data, exactly as the image's first-boot unit does; a
+// terminated instance's router is killed.
+func bootEC2(t *testing.T, fake *ec2fake.Server) {
+	bootVMs(t, func() []bootableVM {
+		var vms []bootableVM
+		for _, inst := range fake.Instances() {
+			if inst.State == "running" {
+				userData := inst.UserData
+				vms = append(vms, bootableVM{id: inst.ID, source: "aws", imds: func() string { return metadatatest.AWS(t, userData).URL }})
 			}
-			b.mu.Unlock()
 		}
-		select {
-		case <-b.done:
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (b *ec2Boot) boot(inst ec2fake.Instance) {
-	imds := metadatatest.AWS(b.t, inst.UserData)
-	state := filepath.Join(b.dir, inst.ID)
-	log, err := os.Create(state + ".log")
-	if err != nil {
-		b.t.Error(err)
-		return
-	}
-	defer log.Close()
-	boot := exec.Command(b.bin, "bootstrap", "--from-metadata", "aws", "--metadata-url", imds.URL, "--state-dir", state, "--timeout", "1m")
-	boot.Stdout, boot.Stderr = log, log
-	if err := boot.Run(); err != nil {
-		b.t.Logf("instance %s: bootstrap failed: %v (see %s.log)", inst.ID, err, state)
-		return
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.t.Error(err)
-		return
-	}
-	local := l.Addr().String()
-	l.Close()
-	run := exec.Command(b.bin, "run", "--state-dir", state, "--local-addr", local)
-	run.Stdout, run.Stderr = log, log
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	select {
-	case <-b.done:
-		return
-	default:
-	}
-	if err := run.Start(); err != nil {
-		b.t.Error(err)
-		return
-	}
-	go run.Wait()
-	b.routers[inst.ID] = run
-}
-
-func (b *ec2Boot) stop() {
-	close(b.done)
-	<-b.stopped
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, cmd := range b.routers {
-		if cmd != nil {
-			cmd.Process.Kill()
-		}
-	}
+		return vms
+	})
 }
 
 // useEC2Fake starts an EC2 fake with one subnet and one router image, and gives the AWS SDK

@@ -1,0 +1,174 @@
+package ztnaprovider
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"cloud.google.com/go/compute/apiv1/computepb"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/gcp"
+	"github.com/ztna/ztna/cloud/gcp/computefake"
+	"github.com/ztna/ztna/internal/regkey"
+	"github.com/ztna/ztna/router/metadata/metadatatest"
+)
+
+// bootGCE boots a router on every running instance of the Compute Engine fake, from a GCE
+// metadata fake serving the instance's ztna-registration-key item.
+func bootGCE(t *testing.T, fake *computefake.Server) {
+	bootVMs(t, func() []bootableVM {
+		var vms []bootableVM
+		for _, inst := range fake.Instances() {
+			if inst.GetStatus() != "RUNNING" {
+				continue
+			}
+			attrs := map[string]string{}
+			for _, item := range inst.GetMetadata().GetItems() {
+				attrs[item.GetKey()] = item.GetValue()
+			}
+			vms = append(vms, bootableVM{id: inst.GetSelfLink(), source: "gcp", imds: func() string { return metadatatest.GCP(t, attrs).URL }})
+		}
+		return vms
+	})
+}
+
+func gcpHostConfig(name, endpoint string) string {
+	return fmt.Sprintf(`
+resource "ztna_router" "test" {
+  name  = %[1]q
+  roles = [%[1]q]
+}
+
+ephemeral "ztna_registration_key" "test" {
+  router_id = ztna_router.test.id
+  ttl       = "10m"
+}
+
+resource "ztna_router_host" "test" {
+  name                        = %[1]q
+  router_id                   = ztna_router.test.id
+  registration_key_wo         = ephemeral.ztna_registration_key.test.key
+  registration_key_wo_version = 1
+  image                       = "projects/prod/global/images/ztna-router-1-2-0"
+  gcp {
+    project      = "prod"
+    zone         = "europe-west1-b"
+    subnetwork   = "routers"
+    endpoint     = %[2]q
+    access_token = "ya29.test-token"
+  }
+  timeouts {
+    create = "2m"
+  }
+}
+`, name, endpoint)
+}
+
+// TestAccRouterHost_gcp runs the GCP platform's Terraform path against the Compute Engine fake
+// (the real REST client): default tier e2-standard-2, the key only in instance metadata, a
+// deny-all ingress rule ahead of everything and no ingress allow, the router booted from the
+// metadata comes online; a firewall rule deleted out of band replaces the host; destroy
+// removes the instance and every rule.
+func TestAccRouterHost_gcp(t *testing.T) {
+	needController(t)
+	fake := computefake.New()
+	t.Cleanup(fake.Close)
+	fake.AddNetwork("projects/prod/global/networks/default")
+	fake.AddSubnetwork("projects/prod/regions/europe-west1/subnetworks/routers")
+	fake.AddImage("prod", &computepb.Image{Name: proto.String("ztna-router-1-2-0"), Family: proto.String("ztna-router")})
+	bootGCE(t, fake)
+	name := hostTestName("edge-gcp")
+	config := gcpHostConfig(name, fake.URL)
+	var first string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_type"), knownvalue.StringExact("e2-standard-2")),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_id"),
+						knownvalue.StringExact("projects/prod/zones/europe-west1-b/instances/"+name)),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("id"),
+						knownvalue.StringExact("gcp:projects/prod/zones/europe-west1-b/instances/"+name)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "failure_domain", capture(&first)),
+					checkGCPHost(fake, name),
+					checkCloudRouterOnline(t, "europe-west1-b"),
+					checkNoKeyInState,
+				),
+			},
+			{
+				PreConfig: func() { fake.DeleteFirewallOutOfBand("prod", "ztna-"+name+"-deny-ingress") },
+				Config:    config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+				Check: resource.ComposeTestCheckFunc(checkGCPHost(fake, name), checkCloudRouterOnline(t, "europe-west1-b")),
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			if n := len(fake.Instances()); n != 0 {
+				return fmt.Errorf("%d instances left after destroy", n)
+			}
+			if fws := fake.Firewalls(); len(fws) != 0 {
+				return fmt.Errorf("firewall rules left after destroy: %v", fws)
+			}
+			return nil
+		},
+	})
+}
+
+// checkGCPHost checks the instance and firewall rules the driver made in the fake.
+func checkGCPHost(fake *computefake.Server, name string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		insts := fake.Instances()
+		if len(insts) != 1 {
+			return fmt.Errorf("%d instances, want 1", len(insts))
+		}
+		inst := insts[0]
+		tag := gcp.NetworkTag(name)
+		if !strings.HasSuffix(inst.GetMachineType(), "/e2-standard-2") || len(inst.GetTags().GetItems()) != 1 || inst.GetTags().GetItems()[0] != tag {
+			return fmt.Errorf("instance machine type %s, tags %v", inst.GetMachineType(), inst.GetTags().GetItems())
+		}
+		var key string
+		for _, item := range inst.GetMetadata().GetItems() {
+			if item.GetKey() == cloud.RegistrationKeyMetadataKey {
+				key = item.GetValue()
+			}
+		}
+		if !strings.HasPrefix(key, regkey.Prefix) {
+			return fmt.Errorf("metadata item %s does not carry the key", cloud.RegistrationKeyMetadataKey)
+		}
+		for k, v := range inst.GetLabels() {
+			if strings.Contains(k+v, key) {
+				return fmt.Errorf("registration key in label %s", k)
+			}
+		}
+		denyIngress := false
+		for _, fw := range fake.Firewalls() {
+			if len(fw.GetTargetTags()) != 1 || fw.GetTargetTags()[0] != tag {
+				return fmt.Errorf("firewall rule %s targets %v, not only the host's tag", fw.GetName(), fw.GetTargetTags())
+			}
+			if fw.GetDirection() == "INGRESS" {
+				if len(fw.GetAllowed()) > 0 {
+					return fmt.Errorf("firewall rule %s allows ingress", fw.GetName())
+				}
+				denyIngress = fw.GetPriority() == 0 && len(fw.GetDenied()) == 1 && fw.GetDenied()[0].GetIPProtocol() == "all"
+			}
+		}
+		if !denyIngress {
+			return fmt.Errorf("no deny-all ingress rule at priority 0 among %d rules", len(fake.Firewalls()))
+		}
+		return nil
+	}
+}
