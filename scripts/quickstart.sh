@@ -61,14 +61,10 @@ load_env() {
 # pid_in DIR: the process running in a router host's state directory (the local driver starts
 # the router there).
 pid_in() {
-  local p
-  for p in /proc/[0-9]*; do
-    if [ "$(readlink "$p/cwd" 2>/dev/null)" = "$1" ]; then
-      echo "${p#/proc/}"
-      return 0
-    fi
-  done
-  return 1
+  local found
+  found=$(find /proc -mindepth 2 -maxdepth 2 -name cwd -lname "$1" -printf '%h\n' 2>/dev/null | head -n 1)
+  [ -n "$found" ] || return 1
+  echo "${found#/proc/}"
 }
 
 # streams DIR: streams the router of that host has carried to its targets, from its metrics
