@@ -45,10 +45,11 @@ stop() {
   rm -f "$1"
 }
 
-# Terraform with the provider from bin/, state and data under .quickstart/, never a registry.
+# Terraform with the provider from bin/, never a registry, in .quickstart/terraform: a copy of
+# examples/quickstart, so that the state and everything else terraform writes stays in
+# .quickstart/.
 tf() {
-  TF_CLI_CONFIG_FILE="$qs/terraformrc" TF_DATA_DIR="$qs/terraform-data" TF_IN_AUTOMATION=1 \
-    CHECKPOINT_DISABLE=1 terraform -chdir="$example" "$@"
+  TF_CLI_CONFIG_FILE="$qs/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 terraform -chdir="$qs/terraform" "$@"
 }
 
 load_env() {
@@ -126,7 +127,7 @@ $(tail -n 20 "$qs/controller.log")"
   fi
   info "from this host: http://$DEMO_SERVICE_ADDR/ is refused, and $DEMO_FQDN is unknown to the host's DNS"
 
-  step "terraform apply examples/quickstart (provider from bin/ via dev_overrides, no terraform init)"
+  step "terraform apply of examples/quickstart in .quickstart/terraform (provider from bin/ via dev_overrides, no terraform init)"
   cat >"$qs/terraformrc" <<EOF
 provider_installation {
   dev_overrides {
@@ -134,12 +135,14 @@ provider_installation {
   }
 }
 EOF
+  mkdir -p "$qs/terraform"
+  cp "$example"/*.tf "$qs/terraform/"
   export TF_VAR_state_root="$qs/hosts" TF_VAR_dns_server="${DEMO_DNS_SERVER%:53}" TF_VAR_service_fqdn="$DEMO_FQDN"
-  tf apply -auto-approve -input=false -state="$qs/terraform.tfstate"
+  tf apply -auto-approve -input=false
 
   local addrs service_id
-  addrs=$(tf output -state="$qs/terraform.tfstate" -raw private_addresses)
-  service_id=$(tf output -state="$qs/terraform.tfstate" -raw service_id)
+  addrs=$(tf output -raw private_addresses)
+  service_id=$(tf output -raw service_id)
 
   step "Letting the router namespaces reach the customer network"
   # shellcheck disable=SC2086
@@ -148,7 +151,7 @@ EOF
   "$bin/ztna-demo" wait-service --id "$service_id" --routers 2 --timeout 60s
 
   step "Enrolling the client identity and starting 'ztna tunnel' (DNS on $tunnel_dns:53)"
-  (umask 077 && tf output -state="$qs/terraform.tfstate" -raw identity_token >"$qs/client.token")
+  (umask 077 && tf output -raw identity_token >"$qs/client.token")
   if [ ! -s "$qs/client.identity" ]; then
     "$bin/ztna" identity enroll --token-file "$qs/client.token" --out "$qs/client.identity"
   fi
@@ -219,7 +222,7 @@ down() {
   step "Stopping ztna tunnel"
   stop "$qs/tunnel.pid"
 
-  if [ -s "$qs/terraform.tfstate" ]; then
+  if [ -s "$qs/terraform/terraform.tfstate" ]; then
     step "terraform destroy (router hosts, routers, service, identity, policy)"
     if ! alive "$qs/controller.pid" && [ -s "$qs/controller/ztna.env" ]; then
       setsid "$bin/ztna-controller" dev --data-dir "$qs/controller" >>"$qs/controller.log" 2>&1 </dev/null &
@@ -228,7 +231,7 @@ down() {
     fi
     load_env
     export TF_VAR_state_root="$qs/hosts" TF_VAR_dns_server="0.0.0.0"
-    tf destroy -auto-approve -input=false -state="$qs/terraform.tfstate"
+    tf destroy -auto-approve -input=false
   fi
 
   step "Removing the customer network"
