@@ -186,8 +186,13 @@ func localBlock() schema.SingleNestedBlock {
 			"isolation": schema.StringAttribute{
 				Optional: true, Computed: true,
 				Default: stringdefault.StaticString(string(local.IsolationNone)),
-				MarkdownDescription: "`none` (default): a plain process. `netns` (root only): the router runs in its own network " +
-					"namespace behind nftables — no inbound connection at all, outbound only to the egress allowlist.",
+				MarkdownDescription: "`none` (default): a plain process; nothing confines its traffic. `netns` (root only): the " +
+					"router runs in its own network namespace behind nftables — no inbound connection at all, outbound only to " +
+					"the egress allowlist. Allowed ports of this machine's `127.0.0.1` (a dev controller) stay reachable at " +
+					"`127.0.0.1`; service names are resolved with `dns_servers` when the host is created. Targets beyond this " +
+					"machine are routed through the host end of the namespace's veth pair, which needs IPv4 forwarding " +
+					"(`net.ipv4.conf.<veth>.forwarding`, or `ip_forward`): the host does not turn it on (`ztna-demo " +
+					"link-router` does, for the quickstart).",
 				Validators: []validator.String{stringvalidator.OneOf(string(local.IsolationNone), string(local.IsolationNetns))},
 			},
 			"router_binary": computedString("The `ztna-router` binary to run. Defaults to `ztna-router` next to the provider " +
