@@ -532,11 +532,12 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 		Egress:          rules,
 		Tags:            mapStrings(ctx, plan.Tags, &resp.Diagnostics),
 	}
-	if !p.isLocal() && plan.Size.IsNull() && plan.InstanceType.ValueString() != "" {
-		// An explicit instance type (a tier leaves it computed and equal to the tier's type).
-		if it, _ := p.instanceType(""); it != plan.InstanceType.ValueString() {
-			spec.InstanceType = plan.InstanceType.ValueString()
-		}
+	if !p.isLocal() {
+		// Only an instance type from the configuration is explicit; otherwise the plan holds
+		// the tier's type.
+		var explicit types.String
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("instance_type"), &explicit)...)
+		spec.InstanceType = explicit.ValueString()
 	}
 	tflog.Info(ctx, "creating router host", map[string]any{"host": spec.Name, "platform": p.name(), "egress_rules": len(rules)})
 	host, err := drv.Create(ctx, spec)

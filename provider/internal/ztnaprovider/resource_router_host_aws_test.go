@@ -57,7 +57,11 @@ func useEC2Fake(t *testing.T) *ec2fake.Server {
 	return fake
 }
 
-func awsHostConfig(name, endpoint, extra string) string {
+// awsHostConfig is a host of size "med" unless sizing says otherwise (`instance_type = "..."`).
+func awsHostConfig(name, endpoint, sizing string) string {
+	if sizing == "" {
+		sizing = `size = "med"`
+	}
 	return fmt.Sprintf(`
 resource "ztna_router" "test" {
   name  = %[1]q
@@ -81,7 +85,7 @@ resource "ztna_router_host" "test" {
   router_id                   = ztna_router.test.id
   registration_key_wo         = ephemeral.ztna_registration_key.test.key
   registration_key_wo_version = 1
-  size                        = "med"
+  %[3]s
   image                       = "ami-router"
   dns_servers                 = ["10.0.0.2"]
   egress {
@@ -102,9 +106,8 @@ resource "ztna_router_host" "test" {
     create = "2m"
   }
   depends_on = [ztna_service.db]
-  %[3]s
 }
-`, name, endpoint, extra)
+`, name, endpoint, sizing)
 }
 
 // TestAccRouterHost_aws runs the AWS platform's Terraform path against the EC2 fake (real
@@ -132,7 +135,7 @@ func TestAccRouterHost_aws(t *testing.T) {
 				},
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", capture(&first)),
-					checkAWSHost(t, fake, name),
+					checkAWSHost(t, fake, name, "c6i.xlarge"),
 					checkCloudRouterOnline(t, "eu-west-1b"),
 					checkNoKeyInState,
 				),
@@ -160,15 +163,26 @@ func TestAccRouterHost_aws(t *testing.T) {
 						}
 						return nil
 					}),
-					checkAWSHost(t, fake, name),
+					checkAWSHost(t, fake, name, "c6i.xlarge"),
 					checkCloudRouterOnline(t, "eu-west-1b"),
 				),
+			},
+			{
+				// An explicit instance type instead of a tier: a new host of that type.
+				Config: awsHostConfig(name, fake.URL, `instance_type = "c6i.4xlarge"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_type"), knownvalue.StringExact("c6i.4xlarge")),
+				},
+				Check: resource.ComposeTestCheckFunc(checkAWSHost(t, fake, name, "c6i.4xlarge"), checkCloudRouterOnline(t, "eu-west-1b")),
 			},
 			{
 				ResourceName:      "ztna_router_host.test",
 				ImportState:       true,
 				ImportStateVerify: true,
-				ImportStateVerifyIgnore: []string{"router_id", "registration_key_wo_version", "size", "dns_servers", "egress",
+				ImportStateVerifyIgnore: []string{"router_id", "registration_key_wo_version", "dns_servers", "egress",
 					"tags", "egress_allowlist", "timeouts", "aws.subnet_id", "aws.endpoint", "aws.poll_interval"},
 			},
 		},
@@ -201,7 +215,7 @@ func hostGroup(t *testing.T, fake *ec2fake.Server, name string) ec2fake.Group {
 }
 
 // checkAWSHost checks what the driver made in the fake for the host in state.
-func checkAWSHost(t *testing.T, fake *ec2fake.Server, name string) resource.TestCheckFunc {
+func checkAWSHost(t *testing.T, fake *ec2fake.Server, name, instanceType string) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
 		attrs := s.RootModule().Resources["ztna_router_host.test"].Primary.Attributes
 		var inst *ec2fake.Instance
@@ -213,7 +227,7 @@ func checkAWSHost(t *testing.T, fake *ec2fake.Server, name string) resource.Test
 		if inst == nil || inst.State != "running" {
 			return fmt.Errorf("instance %s not running in the fake: %+v", attrs["instance_id"], inst)
 		}
-		if inst.Type != "c6i.xlarge" || inst.HTTPTokens != "required" || inst.ImageID != "ami-router" || inst.SubnetID != "subnet-1" {
+		if inst.Type != instanceType || inst.HTTPTokens != "required" || inst.ImageID != "ami-router" || inst.SubnetID != "subnet-1" {
 			return fmt.Errorf("instance = %+v", inst)
 		}
 		if !strings.HasPrefix(inst.UserData, regkey.Prefix) {
