@@ -152,10 +152,10 @@ func TestReplayedIdentityPayloadCannotBindAnotherKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hubKey, _ := suite.GenerateKeypair(rand.Reader)
+	hubKey, hubDH, _ := generateX25519(rand.Reader)
 	impostor := endpoint(p, api.KindRouter, "unused")
 	impostor.forCrt = impostor.cert.Get()
-	impostor.local = &local{static: hubKey, payload: genuine.payload}
+	impostor.local = &local{static: hubDH, key: hubKey, payload: genuine.payload}
 
 	a, b := tcpPair(t)
 	_, _, cerr, _ := handshake(t, endpoint(p, api.KindIdentity, "i1"), impostor, "db:5432", "db:5432", a, b)

@@ -25,6 +25,7 @@ package e2e
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -44,8 +45,6 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/pki"
 )
-
-var suite = noise.NewCipherSuite(noise.DH25519, noise.CipherAESGCM, noise.HashSHA256)
 
 // bindingContext separates the static-key signature from every other use of certificate keys.
 const bindingContext = "ztna e2e noise static key v1\x00"
@@ -80,6 +79,7 @@ type Endpoint struct {
 // local is the current static key and the handshake payload that proves it.
 type local struct {
 	static  noise.DHKey
+	key     *ecdh.PrivateKey // static, parsed
 	payload []byte
 }
 
@@ -115,7 +115,7 @@ func bind(cert *tls.Certificate) (*local, error) {
 	if !ok || len(cert.Certificate) == 0 {
 		return nil, errors.New("e2e: certificate has no signing key")
 	}
-	static, err := suite.GenerateKeypair(rand.Reader)
+	key, static, err := generateX25519(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func bind(cert *tls.Certificate) (*local, error) {
 	}
 	p = binary.BigEndian.AppendUint16(p, uint16(len(sig)))
 	p = append(p, sig...)
-	return &local{static: static, payload: p}, nil
+	return &local{static: static, key: key, payload: p}, nil
 }
 
 func bindingDigest(static []byte) []byte {
@@ -320,7 +320,7 @@ func (e *Endpoint) Initiate(target string) (in *Initiator, hello []byte, err err
 		return nil, nil, err
 	}
 	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite: suite, Pattern: noise.HandshakeXX, Initiator: true,
+		CipherSuite: newSuite(l.key), Pattern: noise.HandshakeXX, Initiator: true,
 		Prologue: prologue(target), StaticKeypair: l.static,
 	})
 	if err != nil {
@@ -370,7 +370,7 @@ func (e *Endpoint) Respond(target string, hello []byte) (r *Responder, reply []b
 		return nil, nil, err
 	}
 	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite: suite, Pattern: noise.HandshakeXX, Initiator: false,
+		CipherSuite: newSuite(l.key), Pattern: noise.HandshakeXX, Initiator: false,
 		Prologue: prologue(target), StaticKeypair: l.static,
 	})
 	if err != nil {
