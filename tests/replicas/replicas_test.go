@@ -131,18 +131,7 @@ func enrolRouter(t *testing.T, via, keyFrom *replica, name string, roles ...stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runWithKey(t, r.ID, k.Key)
-}
-
-func runWithKey(t *testing.T, id, key string) *harness.Router {
-	t.Helper()
-	dir := t.TempDir()
-	keyFile := writeFile(t, dir, "registration-key", key+"\n")
-	stateDir := filepath.Join(dir, "state")
-	if out, code := harness.Run(t, "ztna-router", "enroll", "--key-file", keyFile, "--state-dir", stateDir); code != 0 {
-		t.Fatalf("ztna-router enroll exited %d:\n%s", code, out)
-	}
-	return harness.RunRouter(t, id, stateDir)
+	return harness.RunRouter(t, r.ID, harness.Enrol(t, k.Key))
 }
 
 // controlSessions counts the established control-channel connections a replica has accepted
@@ -276,7 +265,7 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("a key minted by the dead replica enrols through the survivor", func(t *testing.T) {
-		r3 := runWithKey(t, spare.ID, spareKey.Key)
+		r3 := harness.RunRouter(t, spare.ID, harness.Enrol(t, spareKey.Key))
 		harness.WaitFor(t, 20*time.Second, "router edge-3 connects to b and gets west-db", func() bool { return connected(r3) && assigned(r3) == 1 })
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/router/dnstest"
 	"github.com/ztna/ztna/router/testnet"
+	"github.com/ztna/ztna/tests/dataplane/harness"
 )
 
 // TestAssignmentAndHealth: a service matching the router's roles reaches it within 1 s of its
@@ -18,11 +19,11 @@ func TestAssignmentAndHealth(t *testing.T) {
 	ctx := context.Background()
 	dns := dnstest.Start(t, map[string]string{"db.customer.test": "127.0.0.1", "down.customer.test": "127.0.0.1"})
 	open, closed := testnet.OpenPort(t), testnet.ClosedPort(t)
-	c := startController(t, "", "--heartbeat-interval", "500ms")
-	id, key := c.newRouter(t, "edge-1", "edge")
-	r := runRouter(t, enrol(t, key, "--dns-server", dns.Addr), "--health-interval", "500ms")
-	waitFor(t, 10*time.Second, "router connected", r.healthy)
-	assigned := func() float64 { return r.metric("ztna_router_assigned_services") }
+	c := harness.StartController(t, "--heartbeat-interval", "500ms")
+	id, key := c.NewRouter(t, "edge-1", "edge")
+	r := harness.RunRouter(t, id, harness.Enrol(t, key, "--dns-server", dns.Addr), "--health-interval", "500ms")
+	harness.WaitFor(t, 10*time.Second, "router connected", r.Healthy)
+	assigned := func() float64 { return r.Metric("ztna_router_assigned_services") }
 	if n := assigned(); n != 0 {
 		t.Fatalf("%v services assigned before any exists", n)
 	}
@@ -34,7 +35,7 @@ func TestAssignmentAndHealth(t *testing.T) {
 	if _, err := c.API.CreateService(ctx, api.ServiceCreate{Name: "db", Address: "db.customer.test", Port: open, RouterRoles: []string{"edge"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "matching service assigned within 1s", func() bool { return assigned() == 1 })
+	harness.WaitFor(t, time.Second, "matching service assigned within 1s", func() bool { return assigned() == 1 })
 	t.Logf("assignment reached the router %v after the API call returned", time.Since(created).Round(time.Millisecond))
 	time.Sleep(300 * time.Millisecond)
 	if n := assigned(); n != 1 {
@@ -50,9 +51,9 @@ func TestAssignmentAndHealth(t *testing.T) {
 		}
 	}
 	want := map[string][2]bool{"db": {true, true}, "ghost": {false, false}, "down": {true, false}}
-	waitFor(t, 10*time.Second, "per-service health in the API", func() bool {
+	harness.WaitFor(t, 10*time.Second, "per-service health in the API", func() bool {
 		got := map[string][2]bool{}
-		for _, h := range c.router(t, id).Services {
+		for _, h := range c.GetRouter(t, id).Services {
 			got[h.Name] = [2]bool{h.Resolvable, h.Reachable}
 		}
 		for name, w := range want {
@@ -62,10 +63,10 @@ func TestAssignmentAndHealth(t *testing.T) {
 		}
 		return true
 	})
-	for _, h := range c.router(t, id).Services {
+	for _, h := range c.GetRouter(t, id).Services {
 		t.Logf("API: %s resolvable=%v reachable=%v %s", h.Name, h.Resolvable, h.Reachable, h.Error)
 	}
-	if v := r.metric(`ztna_router_service_reachable{address="db.customer.test",port="` + strconv.Itoa(open) + `",service="db"}`); v != 1 {
+	if v := r.Metric(`ztna_router_service_reachable{address="db.customer.test",port="` + strconv.Itoa(open) + `",service="db"}`); v != 1 {
 		t.Fatalf("reachable metric of db = %v", v)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ztna/ztna/router/daemon"
 	"github.com/ztna/ztna/router/metadata/metadatatest"
+	"github.com/ztna/ztna/tests/dataplane/harness"
 )
 
 // TestBootstrap: first-boot enrolment reads the key from each platform's metadata service (fakes
@@ -15,7 +16,7 @@ import (
 // real controller; a second run leaves the enrolled router alone; no key means a clear failure
 // and no state.
 func TestBootstrap(t *testing.T) {
-	c := startController(t, "")
+	c := harness.StartController(t)
 	tests := []struct {
 		source string
 		serve  func(t *testing.T, key string) []string // extra flags pointing at where the key is
@@ -31,15 +32,15 @@ func TestBootstrap(t *testing.T) {
 			return []string{"--metadata-url", metadatatest.Azure(t, key+"\n").URL}
 		}, "azure/westeurope/2"},
 		{"file", func(t *testing.T, key string) []string {
-			return []string{"--key-file", writeKey(t, key), "--failure-domain", "onprem/rack-7"}
+			return []string{"--key-file", harness.WriteKey(t, key), "--failure-domain", "onprem/rack-7"}
 		}, "onprem/rack-7"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.source, func(t *testing.T) {
-			_, key := c.newRouter(t, "boot-"+tt.source, "edge")
+			_, key := c.NewRouter(t, "boot-"+tt.source, "edge")
 			state := filepath.Join(t.TempDir(), "state")
 			args := append([]string{"bootstrap", "--from-metadata", tt.source, "--state-dir", state, "--timeout", "30s"}, tt.serve(t, key)...)
-			out, code := run(t, "ztna-router", args...)
+			out, code := harness.Run(t, "ztna-router", args...)
 			if code != 0 {
 				t.Fatalf("bootstrap exited %d:\n%s", code, out)
 			}
@@ -54,7 +55,7 @@ func TestBootstrap(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Every later boot: nothing to do (and the used key is not touched again).
-			out, code = run(t, "ztna-router", args...)
+			out, code = harness.Run(t, "ztna-router", args...)
 			if code != 0 || !strings.Contains(out, "already enrolled") {
 				t.Fatalf("second bootstrap exited %d:\n%s", code, out)
 			}
@@ -63,7 +64,7 @@ func TestBootstrap(t *testing.T) {
 
 	t.Run("no key in user data", func(t *testing.T) {
 		state := filepath.Join(t.TempDir(), "state")
-		out, code := run(t, "ztna-router", "bootstrap", "--from-metadata", "aws", "--state-dir", state,
+		out, code := harness.Run(t, "ztna-router", "bootstrap", "--from-metadata", "aws", "--state-dir", state,
 			"--metadata-url", metadatatest.AWS(t, "#!/bin/sh\necho hello\n").URL)
 		if code == 0 || !strings.Contains(out, "must contain a ztna-key-v1.") {
 			t.Fatalf("exit %d:\n%s", code, out)

@@ -11,6 +11,7 @@ import (
 	"github.com/ztna/ztna/router/preflight"
 	"github.com/ztna/ztna/router/preflight/interceptproxy"
 	"github.com/ztna/ztna/router/testnet"
+	"github.com/ztna/ztna/tests/dataplane/harness"
 )
 
 // TestPreflight runs `ztna-router preflight --key` against a real controller: through a
@@ -19,10 +20,10 @@ import (
 // with a non-zero exit and the fix. The checks of the controller's edge, control and fabric ports
 // pass.
 func TestPreflight(t *testing.T) {
-	c := startController(t, "")
-	_, key := c.newRouter(t, "edge-1", "edge")
-	keyFile := writeKey(t, key)
-	edge, err := url.Parse(c.env["ZTNA_ADDR"])
+	c := harness.StartController(t)
+	_, key := c.NewRouter(t, "edge-1", "edge")
+	keyFile := harness.WriteKey(t, key)
+	edge, err := url.Parse(c.Env["ZTNA_ADDR"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestPreflight(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, code := run(t, "ztna-router", append([]string{"preflight", "--key-file", keyFile, "--json", "--timeout", "3s"}, tt.args...)...)
+			out, code := harness.Run(t, "ztna-router", append([]string{"preflight", "--key-file", keyFile, "--json", "--timeout", "3s"}, tt.args...)...)
 			if code == 0 {
 				t.Fatalf("preflight passed:\n%s", out)
 			}
@@ -74,7 +75,7 @@ func TestPreflight(t *testing.T) {
 	}
 
 	t.Run("human table", func(t *testing.T) {
-		out, code := run(t, "ztna-router", "preflight", "--key-file", keyFile, "--edge", proxy.Addr)
+		out, code := harness.Run(t, "ztna-router", "preflight", "--key-file", keyFile, "--edge", proxy.Addr)
 		if code == 0 || !strings.Contains(out, "CHECK") || !strings.Contains(out, "check(s) failed. To fix:") ||
 			!strings.Contains(out, "add an exception for "+proxy.Addr) {
 			t.Fatalf("exit %d:\n%s", code, out)

@@ -1,7 +1,8 @@
 // Package harness runs the real ztna binaries as processes on loopback for end-to-end tests of
-// the data plane and of what builds on it (failover, headless operation): a dev controller with
-// its embedded hub, enrolled routers (`ztna-router run`), standalone hubs (`ztna-router run
-// --hub`), and client identities enrolled with the API's enrolment tokens, using the Go SDK.
+// the data plane and of what builds on it (failover, headless operation, the router's
+// lifecycle): a dev controller with its embedded hub, enrolled routers (`ztna-router run`),
+// standalone hubs (`ztna-router run --hub`), and client identities enrolled with the API's
+// enrolment tokens, using the Go SDK.
 //
 //	func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
 //
@@ -157,6 +158,16 @@ func (p *Proc) Exited() bool {
 	}
 }
 
+// Wait waits up to d for the process to end and returns its exit code.
+func (p *Proc) Wait(d time.Duration) (code int, ok bool) {
+	select {
+	case <-p.done:
+		return p.Cmd.ProcessState.ExitCode(), true
+	case <-time.After(d):
+		return 0, false
+	}
+}
+
 // Run runs a binary to completion and returns its combined output and exit code.
 func Run(t testing.TB, bin string, args ...string) (string, int) {
 	t.Helper()
@@ -284,8 +295,8 @@ func (c *Controller) RouterLinked(id string) bool {
 	return c.Metric(`ztna_hub_router_link_count{healthy="true",router="`+id+`"}`) >= 1
 }
 
-// NewRouter creates a router with roles and returns it with a fresh registration key.
-func (c *Controller) NewRouter(t testing.TB, name string, roles ...string) (*api.Router, string) {
+// NewRouter creates a router with roles and returns its id and a fresh registration key.
+func (c *Controller) NewRouter(t testing.TB, name string, roles ...string) (id, key string) {
 	t.Helper()
 	ctx := context.Background()
 	r, err := c.API.CreateRouter(ctx, api.RouterCreate{Name: name, Roles: roles})
@@ -296,7 +307,17 @@ func (c *Controller) NewRouter(t testing.TB, name string, roles ...string) (*api
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r, k.Key
+	return r.ID, k.Key
+}
+
+// GetRouter reads router id from the API.
+func (c *Controller) GetRouter(t testing.TB, id string) *api.Router {
+	t.Helper()
+	r, err := c.API.GetRouter(context.Background(), id)
+	if err != nil {
+		t.Fatalf("GetRouter: %v", err)
+	}
+	return r
 }
 
 // Router is a running `ztna-router run`.
@@ -310,20 +331,45 @@ type Router struct {
 // Metric reads one series from the router's /metrics; -1 when absent.
 func (r *Router) Metric(series string) float64 { return Metric("http://"+r.Local+"/metrics", series) }
 
+// Healthy reports whether the router's /healthz answers 200.
+func (r *Router) Healthy() bool {
+	resp, err := http.Get("http://" + r.Local + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// WriteKey puts a registration key in a 0600 file, as an operator would (not on the command
+// line), and returns its path.
+func WriteKey(t testing.TB, key string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "registration-key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Enrol runs `ztna-router enroll` with key and extra flags into a fresh state directory and
+// returns that directory.
+func Enrol(t testing.TB, key string, args ...string) (stateDir string) {
+	t.Helper()
+	stateDir = filepath.Join(t.TempDir(), "state")
+	out, code := Run(t, "ztna-router", append([]string{"enroll", "--key-file", WriteKey(t, key), "--state-dir", stateDir}, args...)...)
+	if code != 0 {
+		t.Fatalf("ztna-router enroll exited %d:\n%s", code, out)
+	}
+	return stateDir
+}
+
 // EnrolRouter creates a router with roles, enrols it with `ztna-router enroll` into a fresh
 // state directory and returns its id and that directory.
 func (c *Controller) EnrolRouter(t testing.TB, name string, roles ...string) (id, stateDir string) {
 	t.Helper()
-	r, key := c.NewRouter(t, name, roles...)
-	keyFile := filepath.Join(t.TempDir(), "registration-key")
-	if err := os.WriteFile(keyFile, []byte(key+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	stateDir = filepath.Join(t.TempDir(), "state")
-	if out, code := Run(t, "ztna-router", "enroll", "--key-file", keyFile, "--state-dir", stateDir); code != 0 {
-		t.Fatalf("ztna-router enroll exited %d:\n%s", code, out)
-	}
-	return r.ID, stateDir
+	id, key := c.NewRouter(t, name, roles...)
+	return id, Enrol(t, key)
 }
 
 // RunRouter runs an enrolled router with extra flags.
