@@ -97,8 +97,8 @@ func (w recordWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteBuffers lets smux hand over a frame's header and payload without first copying them into
-// one buffer; they still leave in a single system call.
+// WriteBuffers lets the multiplexer hand over a frame's header and payload without first
+// copying them into one buffer; they still leave in a single system call.
 func (w recordWriter) WriteBuffers(v [][]byte) (int, error) {
 	w.under.cork()
 	n := 0

@@ -9,27 +9,22 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/xtaci/smux"
-
+	"github.com/ztna/ztna/internal/fabric/mux"
 	"github.com/ztna/ztna/internal/pki"
 )
 
 // Multiplexer tuning.
 const (
-	// MaxFrame is the largest multiplexer frame payload. With smux's 8-byte header a full frame
-	// is 65536 bytes: exactly four full TLS records, sent with one system call. Writers that
-	// frame their own data (the end-to-end layer) use it to fill frames exactly.
-	MaxFrame = 4*16384 - 8
+	// MaxFrame is the largest multiplexer frame payload: a 1 MiB write crosses each hop as
+	// one frame, 64 full TLS records and one system call.
+	MaxFrame = 1 << 20
 	// streamWindow is the per-stream flow-control window: large enough that one stream runs at
 	// well over 1 GB/s across a relay, while an idle stream holds no buffer at all.
 	streamWindow = 4 << 20
-	// sessionBuffer bounds what one link buffers for all its streams together.
-	sessionBuffer = 64 << 20
 )
 
 // Keepalive defaults. A link whose peer sent nothing — neither data nor keepalives — for three
@@ -72,13 +67,10 @@ func (c *LinkConfig) defaults() {
 	}
 }
 
-func smuxConfig() *smux.Config {
-	c := smux.DefaultConfig()
-	c.Version = 2 // per-stream windows: one slow reader cannot stall a whole link
-	c.KeepAliveDisabled = true
-	c.MaxFrameSize = MaxFrame
-	c.MaxStreamBuffer = streamWindow
-	c.MaxReceiveBuffer = sessionBuffer
+func muxConfig() mux.Config {
+	c := mux.DefaultConfig()
+	c.MaxFrame = MaxFrame
+	c.Window = streamWindow
 	return c
 }
 
@@ -86,11 +78,11 @@ func smuxConfig() *smux.Config {
 type Link struct {
 	peer Peer
 	cfg  LinkConfig
-	sess *smux.Session
+	sess *mux.Session
 	conn net.Conn // the TCP connection under TLS, for addresses
 	bc   *batchedConn
 
-	ctrl   *smux.Stream
+	ctrl   *mux.Stream
 	ctrlMu sync.Mutex // serialises pings and pongs on ctrl
 
 	rtt atomic.Int64 // ns, moving average; 0 until the first pong
@@ -144,9 +136,9 @@ func establish(ctx context.Context, raw net.Conn, tc *tls.Conn, bc *batchedConn,
 	l := &Link{peer: peer, cfg: cfg, conn: raw, bc: bc, done: make(chan struct{})}
 	rw := recordWriter{Conn: tc, under: bc}
 	if client {
-		l.sess, err = smux.Client(rw, smuxConfig())
+		l.sess, err = mux.Client(rw, muxConfig())
 	} else {
-		l.sess, err = smux.Server(rw, smuxConfig())
+		l.sess, err = mux.Server(rw, muxConfig())
 	}
 	if err != nil {
 		return nil, err
@@ -196,7 +188,6 @@ func (l *Link) acceptControl() error {
 	if err != nil {
 		return err
 	}
-	runtime.SetFinalizer(s, nil) // see AcceptStream
 	req, err := ReadRequest(s)
 	if err != nil {
 		return err
@@ -386,7 +377,7 @@ func (l *Link) Open(ctx context.Context, req *Request) (net.Conn, *Response, err
 	return s, resp, nil
 }
 
-func (l *Link) exchange(s *smux.Stream, req []byte) (*Response, error) {
+func (l *Link) exchange(s *mux.Stream, req []byte) (*Response, error) {
 	if _, err := s.Write(req); err != nil {
 		return nil, l.streamErr(err)
 	}
@@ -397,7 +388,7 @@ func (l *Link) exchange(s *smux.Stream, req []byte) (*Response, error) {
 	return resp, nil
 }
 
-// streamErr prefers the link's own reason (peer silent, link lost) over smux's terse errors.
+// streamErr prefers the link's own reason (peer silent, link lost) over the multiplexer's.
 func (l *Link) streamErr(err error) error {
 	if lerr := l.Err(); lerr != nil {
 		return lerr
@@ -412,9 +403,5 @@ func (l *Link) AcceptStream() (net.Conn, error) {
 	if err != nil {
 		return nil, l.streamErr(err)
 	}
-	// smux closes accepted streams from a finalizer on its wrapper, which the garbage collector
-	// may run while a method promoted from the inner stream (WriteTo) is still relaying: streams
-	// here are always closed explicitly, so the finalizer goes.
-	runtime.SetFinalizer(s, nil)
 	return s, nil
 }

@@ -1,0 +1,349 @@
+package mux
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func tcpPair(t testing.TB) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		ch <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-ch
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func sessions(t testing.TB, cfg Config) (client, server *Session) {
+	t.Helper()
+	a, b := tcpPair(t)
+	c, err := Client(a, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Server(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c, s
+}
+
+func TestStreamRoundTripAndClose(t *testing.T) {
+	c, s := sessions(t, DefaultConfig())
+	cs, err := c.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := s.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(ss, got); err != nil || string(got) != "hello" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	if _, err := ss.Write([]byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(cs, got); err != nil || string(got) != "world" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	// The server closes: the client reads what was sent, then EOF; its writes fail.
+	ss.Write([]byte("bye"))
+	ss.Close()
+	rest, err := io.ReadAll(cs)
+	if err != nil || string(rest) != "bye" {
+		t.Fatalf("after close: %q, %v", rest, err)
+	}
+	waitFor(t, func() bool { _, err := cs.Write([]byte("x")); return errors.Is(err, ErrPeerClosed) })
+	cs.Close()
+	waitFor(t, func() bool { return c.NumStreams() == 0 && s.NumStreams() == 0 })
+	if _, err := cs.Read(got); !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("read after close: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A stream opened and closed without writing never reaches the peer and leaves nothing behind.
+func TestUnusedStreamLeavesNothing(t *testing.T) {
+	c, s := sessions(t, DefaultConfig())
+	cs, _ := c.OpenStream()
+	cs.Close()
+	if c.NumStreams() != 0 {
+		t.Fatalf("%d streams left", c.NumStreams())
+	}
+	time.Sleep(20 * time.Millisecond)
+	if s.NumStreams() != 0 {
+		t.Fatal("peer learnt of a stream that never carried data")
+	}
+}
+
+func TestFlowControlHoldsWriterAtWindow(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Window = 64 << 10
+	c, s := sessions(t, cfg)
+	cs, _ := c.OpenStream()
+	cs.Write([]byte{0})
+	ss, _ := s.AcceptStream()
+	one := make([]byte, 1)
+	io.ReadFull(ss, one)
+
+	cs.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	n, err := cs.Write(make([]byte, 1<<20))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write beyond the window: %d, %v", n, err)
+	}
+	if n != cfg.Window-1+cfg.Window/4 && n != cfg.Window-1 {
+		// The 1-byte read above may or may not have returned a quarter window yet.
+		t.Logf("wrote %d before the deadline", n)
+	}
+	if n > cfg.Window+cfg.Window/4 {
+		t.Fatalf("wrote %d bytes, window is %d", n, cfg.Window)
+	}
+	cs.SetWriteDeadline(time.Time{})
+	// The reader drains: the writer goes on.
+	done := make(chan error, 1)
+	go func() { _, err := cs.Write(make([]byte, 1<<20)); done <- err }()
+	if _, err := io.ReadFull(ss, make([]byte, n+1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadDeadline(t *testing.T) {
+	c, s := sessions(t, DefaultConfig())
+	cs, _ := c.OpenStream()
+	cs.Write([]byte{1})
+	ss, _ := s.AcceptStream()
+	ss.Read(make([]byte, 1))
+	ss.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	start := time.Now()
+	_, err := ss.Read(make([]byte, 1))
+	if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) < 40*time.Millisecond {
+		t.Fatalf("read deadline: %v after %v", err, time.Since(start))
+	}
+	// A deadline moved into the future while a read waits takes effect.
+	ss.SetReadDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() { _, err := ss.Read(make([]byte, 1)); errc <- err }()
+	time.Sleep(20 * time.Millisecond)
+	ss.SetReadDeadline(time.Now())
+	if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("deadline set during a read: %v", err)
+	}
+	ss.SetReadDeadline(time.Time{})
+	cs.Write([]byte{2})
+	b := make([]byte, 1)
+	if _, err := ss.Read(b); err != nil || b[0] != 2 {
+		t.Fatalf("after clearing the deadline: %v", err)
+	}
+}
+
+// Many streams at once, in both directions, each byte-exact.
+func TestConcurrentStreamsIntact(t *testing.T) {
+	c, s := sessions(t, DefaultConfig())
+	go func() {
+		for {
+			st, err := s.AcceptStream()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(st, st); st.Close() }() // echo until the client closes
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := c.OpenStream()
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer st.Close()
+			msg := make([]byte, 1000+i*997)
+			rand.Read(msg)
+			go st.Write(msg)
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(st, got); err != nil {
+				errs <- err
+				return
+			}
+			if !bytes.Equal(got, msg) {
+				errs <- errors.New("stream corrupted")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return c.NumStreams() == 0 && s.NumStreams() == 0 })
+}
+
+// A relay in the middle hands frames from one session to another with WriteTo: 64 MiB, far
+// more than a window, arrive intact and the digest comes back.
+func TestRelayWithWriteTo(t *testing.T) {
+	const total = 64 << 20
+	cfg := DefaultConfig()
+	left, hubL := sessions(t, cfg)
+	hubR, right := sessions(t, cfg)
+	go func() {
+		in, err := hubL.AcceptStream()
+		if err != nil {
+			return
+		}
+		out, _ := hubR.OpenStream()
+		go func() { in.WriteTo(out); out.Close() }()
+		out.WriteTo(in)
+		in.Close()
+	}()
+	go func() {
+		st, err := right.AcceptStream()
+		if err != nil {
+			return
+		}
+		h := sha256.New()
+		io.CopyN(h, st, total)
+		st.Write(h.Sum(nil))
+		st.Close()
+	}()
+	st, _ := left.OpenStream()
+	defer st.Close()
+	h := sha256.New()
+	go func() {
+		buf := make([]byte, 1<<20)
+		for range total / len(buf) {
+			rand.Read(buf)
+			h.Write(buf)
+			if _, err := st.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	got, err := io.ReadAll(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, h.Sum(nil)) {
+		t.Fatalf("digest mismatch after relaying %d bytes", total)
+	}
+}
+
+func TestSessionCloseFailsStreams(t *testing.T) {
+	c, s := sessions(t, DefaultConfig())
+	cs, _ := c.OpenStream()
+	cs.Write([]byte{1})
+	ss, _ := s.AcceptStream()
+	readErr := make(chan error, 1)
+	go func() { _, err := ss.Read(make([]byte, 2)); _, err = ss.Read(make([]byte, 1)); readErr <- err }()
+	c.Close()
+	select {
+	case err := <-readErr:
+		if err == nil || errors.Is(err, io.EOF) {
+			t.Fatalf("read on a dead session: %v (must not look like a clean end)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("read did not fail")
+	}
+	if _, err := s.AcceptStream(); err == nil {
+		t.Fatal("accept on a dead session")
+	}
+	if _, err := cs.Write([]byte{1}); err == nil {
+		t.Fatal("write on a closed session")
+	}
+	if _, err := c.OpenStream(); !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("open on a closed session: %v", err)
+	}
+}
+
+// A peer that breaks the protocol ends the session with a reason.
+func TestProtocolViolations(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Window = 64 << 10
+	frame := func(typ byte, length int, id uint32, payload int) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(typ)<<24|uint32(length))
+		b = binary.BigEndian.AppendUint32(b, id)
+		return append(b, make([]byte, payload)...)
+	}
+	cases := []struct {
+		name  string
+		wire  []byte
+		wants string
+	}{
+		{"unknown type", frame(9, 0, 1, 0), "unknown frame type"},
+		{"open with our parity", frame(typeOpen, 1, 2, 1), "ours to number"},
+		{"open twice", append(frame(typeOpen, 1, 1, 1), frame(typeOpen, 1, 1, 1)...), "twice"},
+		{"frame too large", frame(typeOpen, cfg.MaxFrame+1, 1, 0), "exceeds"},
+		{"beyond the window", append(frame(typeOpen, 60<<10, 1, 60<<10), frame(typeData, 8<<10, 1, 8<<10)...), "beyond the stream's window"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := tcpPair(t)
+			s, err := Server(b, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go io.Copy(io.Discard, a)
+			a.Write(tc.wire)
+			select {
+			case <-s.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("session survived")
+			}
+			if err := s.Err(); err == nil || !strings.Contains(err.Error(), tc.wants) {
+				t.Fatalf("err %v, want %q", err, tc.wants)
+			}
+		})
+	}
+}
+
+func TestConfigChecked(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Window = 1
+	if _, err := Client(nil, cfg); err == nil || !strings.Contains(err.Error(), "window") {
+		t.Fatalf("tiny window accepted: %v", err)
+	}
+}

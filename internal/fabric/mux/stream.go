@@ -1,0 +1,381 @@
+package mux
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ztna/ztna/internal/bufpool"
+)
+
+var errDeadlineExceeded = os.ErrDeadlineExceeded
+
+// ErrPeerClosed is what Write returns after the peer closed the stream.
+var ErrPeerClosed = errors.New("mux: stream closed by the peer")
+
+// Stream is one bidirectional byte stream of a session. It is a net.Conn. Close ends it in both
+// directions: the peer reads what was sent and then io.EOF, and its writes fail.
+type Stream struct {
+	s  *Session
+	id uint32
+
+	mu sync.Mutex
+	// Receive side.
+	queue    []chunk // received, not yet consumed
+	buffered int
+	window   int // bytes the peer may still send
+	unacked  int // consumed, not yet returned to the peer as credit
+	finIn    bool
+	readErr  error // the session ended
+	readable chan struct{}
+	// Send side.
+	credit   int // bytes we may still send
+	closed   bool
+	writeErr error // the session ended or the peer closed
+	writable chan struct{}
+
+	wmu    sync.Mutex // serialises Write and Close's fin
+	opened bool       // under wmu: the peer knows the stream
+
+	rdl, wdl deadline
+}
+
+type chunk struct {
+	buf  *[]byte // from bufpool
+	data []byte
+}
+
+func newStream(s *Session, id uint32, byPeer bool) *Stream {
+	return &Stream{
+		s: s, id: id, opened: byPeer,
+		window: s.cfg.Window, credit: s.cfg.Window,
+		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
+		rdl: newDeadline(), wdl: newDeadline(),
+	}
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// received queues a payload the session read for this stream.
+func (st *Stream) received(buf *[]byte, n int) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed || st.finIn {
+		bufpool.Put(buf)
+		return nil
+	}
+	if n > st.window {
+		bufpool.Put(buf)
+		return errors.New("mux: peer sent beyond the stream's window")
+	}
+	st.window -= n
+	st.queue = append(st.queue, chunk{buf: buf, data: (*buf)[:n]})
+	st.buffered += n
+	notify(st.readable)
+	return nil
+}
+
+func (st *Stream) credited(n int) {
+	st.mu.Lock()
+	st.credit += n
+	st.mu.Unlock()
+	notify(st.writable)
+}
+
+func (st *Stream) finReceived() {
+	st.mu.Lock()
+	st.finIn = true
+	if st.writeErr == nil {
+		st.writeErr = ErrPeerClosed
+	}
+	done := st.closed
+	st.mu.Unlock()
+	notify(st.readable)
+	notify(st.writable)
+	if done {
+		st.forget()
+	}
+}
+
+func (st *Stream) sessionEnded(err error) {
+	st.mu.Lock()
+	if st.readErr == nil {
+		st.readErr = err
+	}
+	if st.writeErr == nil {
+		st.writeErr = err
+	}
+	st.mu.Unlock()
+	notify(st.readable)
+	notify(st.writable)
+}
+
+// forget removes the stream from its session once both ends have closed it.
+func (st *Stream) forget() {
+	st.s.mu.Lock()
+	if st.s.streams[st.id] == st {
+		delete(st.s.streams, st.id)
+	}
+	st.s.mu.Unlock()
+}
+
+// waitReadable returns nil when data, the end of stream or an error is there to report.
+func (st *Stream) waitReadable() error {
+	select {
+	case <-st.readable:
+		return nil
+	case <-st.rdl.wait():
+		return ErrTimeout
+	}
+}
+
+// readState, under mu, says whether there is nothing to read and why (nil: wait for data).
+func (st *Stream) readState() (done bool, err error) {
+	switch {
+	case st.closed:
+		return true, io.ErrClosedPipe
+	case st.buffered > 0:
+		return false, nil
+	case st.finIn:
+		return true, io.EOF
+	case st.readErr != nil:
+		return true, st.readErr
+	}
+	return false, nil
+}
+
+// Read reads received data; io.EOF once the peer closed and everything it sent was read.
+func (st *Stream) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		st.mu.Lock()
+		if done, err := st.readState(); done {
+			st.mu.Unlock()
+			return 0, err
+		}
+		if st.buffered == 0 {
+			st.mu.Unlock()
+			if err := st.waitReadable(); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		n := 0
+		for n < len(p) && len(st.queue) > 0 {
+			c := &st.queue[0]
+			k := copy(p[n:], c.data)
+			n += k
+			c.data = c.data[k:]
+			if len(c.data) == 0 {
+				bufpool.Put(c.buf)
+				st.queue[0] = chunk{}
+				st.queue = st.queue[1:]
+			}
+		}
+		st.buffered -= n
+		credit := st.consumed(n)
+		st.mu.Unlock()
+		st.sendCredit(credit)
+		return n, nil
+	}
+}
+
+// WriteTo hands received payloads to w as they arrive, without copying them, until the peer
+// closes the stream (then it returns nil). w must not keep the slices it is given.
+func (st *Stream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		st.mu.Lock()
+		if done, err := st.readState(); done {
+			st.mu.Unlock()
+			if err == io.EOF {
+				err = nil
+			}
+			return total, err
+		}
+		if st.buffered == 0 {
+			st.mu.Unlock()
+			if err := st.waitReadable(); err != nil {
+				return total, err
+			}
+			continue
+		}
+		queue := st.queue
+		st.queue = nil
+		st.buffered = 0
+		st.mu.Unlock()
+
+		n := 0
+		var err error
+		for i, c := range queue {
+			if err == nil {
+				var k int
+				k, err = w.Write(c.data)
+				n += k
+			}
+			bufpool.Put(c.buf)
+			queue[i] = chunk{}
+		}
+		total += int64(n)
+		st.mu.Lock()
+		credit := st.consumed(n)
+		st.mu.Unlock()
+		st.sendCredit(credit)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// consumed, under mu, notes n bytes taken by the reader and returns the credit to send: window
+// goes back in quarters, so a busy stream gets a credit frame per quarter window and a stream
+// of small messages almost none.
+func (st *Stream) consumed(n int) int {
+	st.unacked += n
+	if st.unacked < st.s.cfg.Window/4 || st.closed || st.finIn {
+		return 0
+	}
+	c := st.unacked
+	st.unacked = 0
+	st.window += c
+	return c
+}
+
+func (st *Stream) sendCredit(n int) {
+	if n > 0 {
+		st.s.writeFrame(typeCredit, st.id, n, nil)
+	}
+}
+
+// Write sends p, in frames of at most the session's MaxFrame bytes, as fast as the peer's window
+// allows.
+func (st *Stream) Write(p []byte) (int, error) {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	total := 0
+	for len(p) > 0 {
+		n, err := st.reserve(min(len(p), st.s.cfg.MaxFrame))
+		if err != nil {
+			return total, err
+		}
+		typ := byte(typeData)
+		if !st.opened {
+			typ, st.opened = typeOpen, true
+		}
+		if err := st.s.writeFrame(typ, st.id, n, p[:n]); err != nil {
+			return total, err
+		}
+		total += n
+		p = p[n:]
+	}
+	return total, nil
+}
+
+// reserve waits until the peer's window has room and takes up to want bytes of it.
+func (st *Stream) reserve(want int) (int, error) {
+	for {
+		st.mu.Lock()
+		switch {
+		case st.closed:
+			st.mu.Unlock()
+			return 0, io.ErrClosedPipe
+		case st.writeErr != nil:
+			err := st.writeErr
+			st.mu.Unlock()
+			return 0, err
+		case st.credit > 0:
+			n := min(st.credit, want)
+			st.credit -= n
+			st.mu.Unlock()
+			return n, nil
+		}
+		st.mu.Unlock()
+		select {
+		case <-st.writable:
+		case <-st.wdl.wait():
+			return 0, ErrTimeout
+		}
+	}
+}
+
+// Close ends the stream in both directions and drops what was received but not read.
+func (st *Stream) Close() error {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil
+	}
+	st.closed = true
+	for _, c := range st.queue {
+		bufpool.Put(c.buf)
+	}
+	st.queue, st.buffered = nil, 0
+	peerDone := st.finIn || st.readErr != nil
+	st.mu.Unlock()
+	notify(st.readable)
+	notify(st.writable)
+
+	st.wmu.Lock() // after any Write in progress, which now returns
+	opened := st.opened
+	st.wmu.Unlock()
+	var err error
+	if opened {
+		err = st.s.writeFrame(typeFin, st.id, 0, nil)
+	}
+	if !opened || peerDone || err != nil {
+		st.forget()
+	}
+	return nil
+}
+
+// ID is the stream's number on its session.
+func (st *Stream) ID() uint32 { return st.id }
+
+// SetDeadline sets the read and write deadlines.
+func (st *Stream) SetDeadline(t time.Time) error {
+	st.rdl.set(t)
+	st.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline bounds Read and WriteTo.
+func (st *Stream) SetReadDeadline(t time.Time) error { st.rdl.set(t); return nil }
+
+// SetWriteDeadline bounds how long Write waits for the peer's window.
+func (st *Stream) SetWriteDeadline(t time.Time) error { st.wdl.set(t); return nil }
+
+// LocalAddr is the local address of the session's connection.
+func (st *Stream) LocalAddr() net.Addr { return st.s.addr(true) }
+
+// RemoteAddr is the remote address of the session's connection.
+func (st *Stream) RemoteAddr() net.Addr { return st.s.addr(false) }
+
+type muxAddr struct{}
+
+func (muxAddr) Network() string { return "mux" }
+func (muxAddr) String() string  { return "mux" }
+
+func (s *Session) addr(local bool) net.Addr {
+	c, ok := s.conn.(interface {
+		LocalAddr() net.Addr
+		RemoteAddr() net.Addr
+	})
+	switch {
+	case !ok:
+		return muxAddr{}
+	case local:
+		return c.LocalAddr()
+	default:
+		return c.RemoteAddr()
+	}
+}
