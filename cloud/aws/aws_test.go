@@ -15,10 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/aws/ec2fake"
-	"github.com/ztna/ztna/cloud/egress"
+	"github.com/ztna/ztna/cloud/internal/clouddrivertest"
 )
-
-const testKey = "ztna-key-v1.eyJpZCI6InJrLTEiLCJzZWNyZXQiOiJzM2NyM3QifQ"
 
 func newTestDriver(t *testing.T) (*Driver, *ec2fake.Server) {
 	t.Helper()
@@ -37,17 +35,7 @@ func newTestDriver(t *testing.T) (*Driver, *ec2fake.Server) {
 
 func testSpec(t *testing.T, tier string) cloud.HostSpec {
 	t.Helper()
-	rules, err := egress.Compute(egress.Input{
-		Controllers: []egress.ControllerEndpoint{{Host: "ctrl.example.com"}},
-		Services: []egress.ServiceTarget{
-			{Address: "10.20.0.0/16", Ports: []egress.PortRange{egress.Port(5432)}},
-			{Address: "api.internal.example", Ports: []egress.PortRange{{From: 8000, To: 8100}}},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cloud.HostSpec{Name: "edge-a", RegistrationKey: testKey, Tier: tier, Image: "ami-router", Egress: rules, Tags: map[string]string{"team": "platform"}}
+	return clouddrivertest.Spec(t, tier, "ami-router")
 }
 
 func TestCreateReadDelete(t *testing.T) {
@@ -55,10 +43,7 @@ func TestCreateReadDelete(t *testing.T) {
 		t.Run(tt.tier, func(t *testing.T) {
 			d, fake := newTestDriver(t)
 			ctx := context.Background()
-			h, err := d.Create(ctx, testSpec(t, tt.tier))
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := clouddrivertest.Create(t, d, testSpec(t, tt.tier))
 			want := cloud.Host{ID: h.ID, Name: "edge-a", InstanceType: tt.wantType, PrivateAddress: h.PrivateAddress, Image: "ami-router",
 				FailureDomain: cloud.FailureDomain{Cloud: "aws", Region: "eu-west-1", Zone: "eu-west-1b"}, State: "running"}
 			if h.PrivateAddress == "" || !equalHost(h, want) {
@@ -72,7 +57,7 @@ func TestCreateReadDelete(t *testing.T) {
 			if inst.Type != tt.wantType || inst.HTTPTokens != "required" || inst.HopLimit != 1 || inst.RootVolumeGiB != 20 || !inst.RootEncrypted {
 				t.Errorf("instance = %+v", inst)
 			}
-			if inst.UserData != testKey+"\n" {
+			if inst.UserData != clouddrivertest.Key+"\n" {
 				t.Errorf("user data = %q, want the key", inst.UserData)
 			}
 			if inst.Tags["team"] != "platform" || inst.Tags[cloud.TagRouterHost] != "edge-a" || inst.VolumeTags[cloud.TagManagedBy] != "ztna" {
@@ -103,12 +88,7 @@ func TestCreateReadDelete(t *testing.T) {
 			if st := fake.Instances()[0].State; st != "terminated" {
 				t.Errorf("instance state after delete = %s", st)
 			}
-			if _, err := d.Read(ctx, h.ID); !errors.Is(err, cloud.ErrNotFound) {
-				t.Errorf("Read after delete: %v, want ErrNotFound", err)
-			}
-			if err := d.Delete(ctx, h.ID); err != nil {
-				t.Errorf("second delete: %v", err)
-			}
+			clouddrivertest.CheckGone(t, d, h.ID)
 		})
 	}
 }
@@ -146,19 +126,16 @@ func equalHost(a, b cloud.Host) bool {
 func TestKeyOnlyInUserData(t *testing.T) {
 	d, fake := newTestDriver(t)
 	ctx := context.Background()
-	h, err := d.Create(ctx, testSpec(t, "med"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := clouddrivertest.Create(t, d, testSpec(t, "med"))
 	if err := d.Delete(ctx, h.ID); err != nil {
 		t.Fatal(err)
 	}
-	encoded := base64.StdEncoding.EncodeToString(cloud.UserData(testKey))
+	encoded := base64.StdEncoding.EncodeToString(cloud.UserData(clouddrivertest.Key))
 	found := 0
 	for _, r := range fake.Requests() {
 		for k, vs := range r.Params {
 			for _, v := range vs {
-				if strings.Contains(v, testKey) || strings.Contains(v, "s3cr3t") {
+				if strings.Contains(v, clouddrivertest.Key) || strings.Contains(v, "s3cr3t") {
 					t.Errorf("%s parameter %s carries the key in clear", r.Action, k)
 				}
 				if strings.Contains(v, encoded) {
@@ -178,10 +155,7 @@ func TestKeyOnlyInUserData(t *testing.T) {
 func TestDrift(t *testing.T) {
 	d, fake := newTestDriver(t)
 	ctx := context.Background()
-	h, err := d.Create(ctx, testSpec(t, "med"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := clouddrivertest.Create(t, d, testSpec(t, "med"))
 	fake.AddIngressOutOfBand(fake.Groups()[0].ID, ec2fake.Permission{Protocol: "tcp", From: 22, To: 22, Ranges: []ec2fake.Range{{CIDR: "0.0.0.0/0"}}})
 	got, err := d.Read(ctx, h.ID)
 	if err != nil {
@@ -211,15 +185,9 @@ func TestDrift(t *testing.T) {
 func TestRecreateAfterDrift(t *testing.T) {
 	d, fake := newTestDriver(t)
 	ctx := context.Background()
-	h, err := d.Create(ctx, testSpec(t, "med"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := clouddrivertest.Create(t, d, testSpec(t, "med"))
 	fake.SetInstanceState(h.ID, "terminated")
-	h2, err := d.Create(ctx, testSpec(t, "med"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h2 := clouddrivertest.Create(t, d, testSpec(t, "med"))
 	if h2.ID == h.ID || len(fake.Groups()) != 1 {
 		t.Fatalf("recreate: host %s, groups %+v", h2.ID, fake.Groups())
 	}
@@ -246,15 +214,7 @@ func TestAPIErrors(t *testing.T) {
 			d, fake := newTestDriver(t)
 			fake.Fail(tt.action, tt.status, tt.code, "simulated")
 			_, err := d.Create(context.Background(), testSpec(t, "med"))
-			var apiErr *cloud.APIError
-			if !errors.As(err, &apiErr) || apiErr.Code != tt.code {
-				t.Fatalf("err = %v, want an APIError %s", err, tt.code)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %q", err, w)
-				}
-			}
+			clouddrivertest.CheckAPIError(t, err, tt.code, tt.want...)
 			// Nothing is left behind by a failed create.
 			if g := fake.Groups(); len(g) != 0 {
 				t.Errorf("groups left: %+v", g)
@@ -278,7 +238,7 @@ func TestCreateValidation(t *testing.T) {
 		{"bad tier", func(s *cloud.HostSpec) { s.Tier = "xl" }, `use one of "low-med", "med", "high"`},
 		{"tier and type", func(s *cloud.HostSpec) { s.InstanceType = "c6i.large" }, "set only one"},
 		{"no key", func(s *cloud.HostSpec) { s.RegistrationKey = "" }, "registration key is empty"},
-		{"key in tags", func(s *cloud.HostSpec) { s.Tags["k"] = testKey }, "remove it from the tags"},
+		{"key in tags", func(s *cloud.HostSpec) { s.Tags["k"] = clouddrivertest.Key }, "remove it from the tags"},
 		{"bad name", func(s *cloud.HostSpec) { s.Name = "Edge_A" }, "router host name"},
 		{"no image", func(s *cloud.HostSpec) { s.Image = "" }, "image is empty"},
 		{"no egress", func(s *cloud.HostSpec) { s.Egress = nil }, "egress allowlist is empty"},

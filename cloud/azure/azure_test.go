@@ -13,14 +13,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/azure/azurefake"
-	"github.com/ztna/ztna/cloud/egress"
+	"github.com/ztna/ztna/cloud/internal/clouddrivertest"
 )
 
 const (
-	testKey = "ztna-key-v1.eyJpZCI6InJrLTEiLCJzZWNyZXQiOiJzM2NyM3QifQ"
-	sub     = "00000000-0000-0000-0000-000000000001"
-	subnet  = "/subscriptions/" + sub + "/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/routers"
-	image   = "/subscriptions/" + sub + "/resourceGroups/images/providers/Microsoft.Compute/galleries/ztna/images/router/versions/1.2.0"
+	sub    = "00000000-0000-0000-0000-000000000001"
+	subnet = "/subscriptions/" + sub + "/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/routers"
+	image  = "/subscriptions/" + sub + "/resourceGroups/images/providers/Microsoft.Compute/galleries/ztna/images/router/versions/1.2.0"
 )
 
 func newFake() *azurefake.Server {
@@ -49,17 +48,7 @@ func newTestDriver(t *testing.T, fake *azurefake.Server, edit func(*Options)) *D
 
 func testSpec(t *testing.T, tier string) cloud.HostSpec {
 	t.Helper()
-	rules, err := egress.Compute(egress.Input{
-		Controllers: []egress.ControllerEndpoint{{Host: "ctrl.example.com"}},
-		Services: []egress.ServiceTarget{
-			{Address: "10.20.0.0/16", Ports: []egress.PortRange{egress.Port(5432)}},
-			{Address: "api.internal.example", Ports: []egress.PortRange{{From: 8000, To: 8100}}},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cloud.HostSpec{Name: "edge-a", RegistrationKey: testKey, Tier: tier, Image: image, Egress: rules, Tags: map[string]string{"team": "platform"}}
+	return clouddrivertest.Spec(t, tier, image)
 }
 
 // The exact NSG: allows per destination and protocol, deny-all outbound after them, deny-all
@@ -89,10 +78,7 @@ func TestCreateReadDelete(t *testing.T) {
 			fake := newFake()
 			d := newTestDriver(t, fake, nil)
 			ctx := context.Background()
-			h, err := d.Create(ctx, testSpec(t, tt.tier))
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := clouddrivertest.Create(t, d, testSpec(t, tt.tier))
 			if h.ID != d.vmID("edge-a") || h.InstanceType != tt.wantSize || h.PrivateAddress == "" || h.Image != image || h.State != "running" ||
 				h.FailureDomain != (cloud.FailureDomain{Cloud: "azure", Region: "westeurope", Zone: "2"}) || len(h.Drift) != 0 {
 				t.Fatalf("host = %+v", h)
@@ -117,12 +103,7 @@ func TestCreateReadDelete(t *testing.T) {
 			if n, i, g := len(fake.VMs()), len(fake.NICs()), len(fake.NSGs()); n+i+g != 0 {
 				t.Errorf("after delete: %d VMs, %d NICs, %d NSGs", n, i, g)
 			}
-			if _, err := d.Read(ctx, h.ID); !errors.Is(err, cloud.ErrNotFound) {
-				t.Errorf("Read after delete: %v", err)
-			}
-			if err := d.Delete(ctx, h.ID); err != nil {
-				t.Errorf("second delete: %v", err)
-			}
+			clouddrivertest.CheckGone(t, d, h.ID)
 		})
 	}
 }
@@ -132,17 +113,14 @@ func TestKeyOnlyInCustomData(t *testing.T) {
 	fake := newFake()
 	d := newTestDriver(t, fake, nil)
 	ctx := context.Background()
-	h, err := d.Create(ctx, testSpec(t, "med"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := clouddrivertest.Create(t, d, testSpec(t, "med"))
 	if err := d.Delete(ctx, h.ID); err != nil {
 		t.Fatal(err)
 	}
-	encoded := base64.StdEncoding.EncodeToString(cloud.UserData(testKey))
+	encoded := base64.StdEncoding.EncodeToString(cloud.UserData(clouddrivertest.Key))
 	sent := 0
 	for _, r := range fake.Requests() {
-		if strings.Contains(r.Body, testKey) || strings.Contains(r.URL, testKey) {
+		if strings.Contains(r.Body, clouddrivertest.Key) || strings.Contains(r.URL, clouddrivertest.Key) {
 			t.Errorf("key in clear in %s %s", r.Method, r.URL)
 		}
 		if strings.Contains(r.Body, encoded) {
@@ -162,10 +140,7 @@ func TestDrift(t *testing.T) {
 	fake := newFake()
 	d := newTestDriver(t, fake, nil)
 	ctx := context.Background()
-	h, err := d.Create(ctx, testSpec(t, "med"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := clouddrivertest.Create(t, d, testSpec(t, "med"))
 	fake.AddInboundRuleOutOfBand("routers", "edge-a-nsg", &armnetwork.SecurityRule{Name: to.Ptr("ssh"), Properties: &armnetwork.SecurityRulePropertiesFormat{
 		Direction: to.Ptr(armnetwork.SecurityRuleDirectionInbound), Access: to.Ptr(armnetwork.SecurityRuleAccessAllow), Priority: to.Ptr(int32(300)),
 		Protocol: to.Ptr(armnetwork.SecurityRuleProtocolTCP), DestinationAddressPrefix: to.Ptr("*"), DestinationPortRange: to.Ptr("22"),
@@ -217,10 +192,7 @@ func TestAPIErrors(t *testing.T) {
 			}
 			d := newTestDriver(t, fake, tt.edit)
 			_, err := d.Create(context.Background(), testSpec(t, "med"))
-			var apiErr *cloud.APIError
-			if !errors.As(err, &apiErr) || apiErr.Code != tt.code || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want APIError %s saying %q", err, tt.code, tt.want)
-			}
+			clouddrivertest.CheckAPIError(t, err, tt.code, tt.want)
 			if n, i, g := len(fake.VMs()), len(fake.NICs()), len(fake.NSGs()); n+i+g != 0 {
 				t.Errorf("failed create left %d VMs, %d NICs, %d NSGs", n, i, g)
 			}

@@ -9,26 +9,30 @@ import (
 
 	"cloud.google.com/go/compute/apiv1/computepb"
 	"github.com/ztna/ztna/cloud"
-	"github.com/ztna/ztna/cloud/egress"
 	"github.com/ztna/ztna/cloud/gcp/computefake"
+	"github.com/ztna/ztna/cloud/internal/clouddrivertest"
 	"google.golang.org/api/option"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
-const testKey = "ztna-key-v1.eyJpZCI6InJrLTEiLCJzZWNyZXQiOiJzM2NyM3QifQ"
-
-func newTestDriver(t *testing.T) (*Driver, *computefake.Server) {
+// newTestDriver returns a driver on a fresh fake holding network, subnetwork and router image,
+// with its options changed by each non-nil edit.
+func newTestDriver(t *testing.T, edits ...func(*Options)) (*Driver, *computefake.Server) {
 	t.Helper()
 	fake := computefake.New()
 	t.Cleanup(fake.Close)
 	fake.AddNetwork("projects/prod/global/networks/default")
 	fake.AddSubnetwork("projects/prod/regions/europe-west1/subnetworks/routers")
 	fake.AddImage("prod", &computepb.Image{Name: proto.String("ztna-router-1-2-0"), Family: proto.String("ztna-router"), CreationTimestamp: proto.String("2026-01-01T00:00:00.000-08:00")})
-	d, err := New(context.Background(), Options{
-		Project: "prod", Zone: "europe-west1-b", Subnetwork: "routers", Endpoint: fake.URL,
-		ClientOptions: []option.ClientOption{option.WithoutAuthentication()},
-	})
+	opts := Options{Project: "prod", Zone: "europe-west1-b", Subnetwork: "routers", Endpoint: fake.URL,
+		ClientOptions: []option.ClientOption{option.WithoutAuthentication()}}
+	for _, edit := range edits {
+		if edit != nil {
+			edit(&opts)
+		}
+	}
+	d, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,17 +42,7 @@ func newTestDriver(t *testing.T) (*Driver, *computefake.Server) {
 
 func testSpec(t *testing.T, tier string) cloud.HostSpec {
 	t.Helper()
-	rules, err := egress.Compute(egress.Input{
-		Controllers: []egress.ControllerEndpoint{{Host: "ctrl.example.com"}},
-		Services: []egress.ServiceTarget{
-			{Address: "10.20.0.0/16", Ports: []egress.PortRange{egress.Port(5432)}},
-			{Address: "api.internal.example", Ports: []egress.PortRange{{From: 8000, To: 8100}}},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cloud.HostSpec{Name: "edge-a", RegistrationKey: testKey, Tier: tier, Image: "ztna-router-1-2-0", Egress: rules, Tags: map[string]string{"team": "platform"}}
+	return clouddrivertest.Spec(t, tier, "ztna-router-1-2-0")
 }
 
 // The exact rule set: name destinations share one any-address rule limited to their ports;
@@ -95,10 +89,7 @@ func TestCreateReadDelete(t *testing.T) {
 		t.Run(tt.tier, func(t *testing.T) {
 			d, fake := newTestDriver(t)
 			ctx := context.Background()
-			h, err := d.Create(ctx, testSpec(t, tt.tier))
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := clouddrivertest.Create(t, d, testSpec(t, tt.tier))
 			if h.ID != "projects/prod/zones/europe-west1-b/instances/edge-a" || h.InstanceType != tt.wantType || h.PrivateAddress == "" ||
 				h.FailureDomain != (cloud.FailureDomain{Cloud: "gcp", Region: "europe-west1", Zone: "europe-west1-b"}) ||
 				h.Image != "projects/prod/global/images/ztna-router-1-2-0" || len(h.Drift) != 0 || h.State != "RUNNING" {
@@ -114,7 +105,7 @@ func TestCreateReadDelete(t *testing.T) {
 					key = it.GetValue()
 				}
 			}
-			if key != testKey {
+			if key != clouddrivertest.Key {
 				t.Errorf("metadata key = %q", key)
 			}
 			if inst.GetTags().GetItems()[0] != "ztna-router-edge-a" || inst.GetLabels()["team"] != "platform" ||
@@ -130,12 +121,7 @@ func TestCreateReadDelete(t *testing.T) {
 			if n, f := len(fake.Instances()), len(fake.Firewalls()); n != 0 || f != 0 {
 				t.Errorf("after delete: %d instances, %d firewalls", n, f)
 			}
-			if _, err := d.Read(ctx, h.ID); !errors.Is(err, cloud.ErrNotFound) {
-				t.Errorf("Read after delete: %v", err)
-			}
-			if err := d.Delete(ctx, h.ID); err != nil {
-				t.Errorf("second delete: %v", err)
-			}
+			clouddrivertest.CheckGone(t, d, h.ID)
 		})
 	}
 }
@@ -143,10 +129,7 @@ func TestCreateReadDelete(t *testing.T) {
 func TestKeyOnlyInMetadata(t *testing.T) {
 	d, fake := newTestDriver(t)
 	ctx := context.Background()
-	h, err := d.Create(ctx, testSpec(t, "med"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := clouddrivertest.Create(t, d, testSpec(t, "med"))
 	if _, err := d.Read(ctx, h.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -155,10 +138,10 @@ func TestKeyOnlyInMetadata(t *testing.T) {
 	}
 	sent := 0
 	for _, r := range fake.Requests() {
-		if strings.Contains(r.Path, testKey) {
+		if strings.Contains(r.Path, clouddrivertest.Key) {
 			t.Errorf("key in URL of %s %s", r.Method, r.Path)
 		}
-		if !strings.Contains(r.Body, testKey) {
+		if !strings.Contains(r.Body, clouddrivertest.Key) {
 			continue
 		}
 		sent++
@@ -167,7 +150,7 @@ func TestKeyOnlyInMetadata(t *testing.T) {
 			t.Fatalf("key sent in %s %s", r.Method, r.Path)
 		}
 		inst.Metadata = nil
-		if b, _ := protojson.Marshal(inst); strings.Contains(string(b), testKey) {
+		if b, _ := protojson.Marshal(inst); strings.Contains(string(b), clouddrivertest.Key) {
 			t.Errorf("key outside metadata in instances.insert: %s", b)
 		}
 	}
@@ -179,10 +162,7 @@ func TestKeyOnlyInMetadata(t *testing.T) {
 func TestDrift(t *testing.T) {
 	d, fake := newTestDriver(t)
 	ctx := context.Background()
-	h, err := d.Create(ctx, testSpec(t, "med"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := clouddrivertest.Create(t, d, testSpec(t, "med"))
 	fake.DeleteFirewallOutOfBand("prod", "ztna-edge-a-deny-ingress")
 	got, err := d.Read(ctx, h.ID)
 	if err != nil {
@@ -211,10 +191,7 @@ func TestDrift(t *testing.T) {
 func TestDeleteLeavesOtherHostsRules(t *testing.T) {
 	d, fake := newTestDriver(t)
 	ctx := context.Background()
-	a, err := d.Create(ctx, testSpec(t, "med"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := clouddrivertest.Create(t, d, testSpec(t, "med"))
 	spec := testSpec(t, "med")
 	spec.Name = "edge-a-2"
 	if _, err := d.Create(ctx, spec); err != nil {
@@ -252,38 +229,16 @@ func TestAPIErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := computefake.New()
-			t.Cleanup(fake.Close)
-			fake.AddNetwork("projects/prod/global/networks/default")
-			fake.AddSubnetwork("projects/prod/regions/europe-west1/subnetworks/routers")
-			fake.AddImage("prod", &computepb.Image{Name: proto.String("ztna-router-1-2-0")})
+			d, fake := newTestDriver(t, tt.edit)
 			if tt.inject != nil {
 				tt.inject(fake)
 			}
-			opts := Options{Project: "prod", Zone: "europe-west1-b", Subnetwork: "routers", Endpoint: fake.URL,
-				ClientOptions: []option.ClientOption{option.WithoutAuthentication()}}
-			if tt.edit != nil {
-				tt.edit(&opts)
-			}
-			d, err := New(context.Background(), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
 			spec := testSpec(t, "med")
 			if tt.name == "unknown machine type" {
 				spec.Tier, spec.InstanceType = "", "e2-huge-99"
 			}
-			_, err = d.Create(context.Background(), spec)
-			var apiErr *cloud.APIError
-			if !errors.As(err, &apiErr) || apiErr.Code != tt.code {
-				t.Fatalf("err = %v, want APIError %s", err, tt.code)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %q", err, w)
-				}
-			}
+			_, err := d.Create(context.Background(), spec)
+			clouddrivertest.CheckAPIError(t, err, tt.code, tt.want...)
 			if n, f := len(fake.Instances()), len(fake.Firewalls()); n != 0 || f != 0 {
 				t.Errorf("failed create left %d instances, %d firewalls", n, f)
 			}
