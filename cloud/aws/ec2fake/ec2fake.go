@@ -7,12 +7,12 @@ package ec2fake
 import (
 	"encoding/xml"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,35 +147,29 @@ func (s *Server) Requests() []Request {
 func (s *Server) Groups() []Group {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Group
-	for _, g := range s.groups {
-		out = append(out, *g)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return copies(s.groups)
 }
 
 // Instances returns copies of all instances (terminated ones included), sorted by id.
 func (s *Server) Instances() []Instance {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Instance
-	for _, i := range s.instances {
-		out = append(out, *i)
-	}
-	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
-	return out
+	return copies(s.instances)
 }
 
 // Images returns copies of this region's images, sorted by id.
 func (s *Server) Images() []Image {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Image
-	for _, i := range s.images {
-		out = append(out, *i)
+	return copies(s.images)
+}
+
+// copies returns copies of m's items (keyed by id), in id order.
+func copies[T any](m map[string]*T) []T {
+	var out []T
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, *m[id])
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
 	return out
 }
 

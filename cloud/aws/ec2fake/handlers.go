@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -105,6 +106,11 @@ type groupX struct {
 	Tags        []tagX  `xml:"tagSet>item"`
 }
 
+// returnX is the answer of calls that only say they succeeded.
+type returnX struct {
+	Return bool `xml:"return"`
+}
+
 type stateX struct {
 	Code int    `xml:"code"`
 	Name string `xml:"name"`
@@ -195,21 +201,13 @@ func (s *Server) describeImages(v url.Values) (any, *apiErr) {
 		Images []imageX `xml:"imagesSet>item"`
 	}
 	var o out
-	ids := list(v, "ImageId")
-	for _, id := range ids {
-		if _, ok := s.images[id]; !ok {
-			return nil, errf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
-		}
+	images, err := describe(s.images, list(v, "ImageId"), "InvalidAMIID.NotFound", "The image id '[%s]' does not exist")
+	if err != nil {
+		return nil, err
 	}
 	owners := list(v, "Owner")
-	var keys []string
-	for id := range s.images {
-		keys = append(keys, id)
-	}
-	slices.Sort(keys)
-	for _, id := range keys {
-		img := s.images[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) || len(owners) > 0 && !slices.Contains(owners, img.Owner) {
+	for _, img := range images {
+		if len(owners) > 0 && !slices.Contains(owners, img.Owner) {
 			continue
 		}
 		if !matchFilters(filters(v), img.Tags, map[string]string{"name": img.Name, "architecture": img.Architecture, "state": img.State}) {
@@ -222,6 +220,24 @@ func (s *Server) describeImages(v url.Values) (any, *apiErr) {
 		}
 	}
 	return o, nil
+}
+
+// describe returns the items of m (keyed by id) whose ids are asked for, all when none are, in
+// id order; an id m lacks is an error with code and a message of format with the id, as EC2's
+// Describe calls answer.
+func describe[T any](m map[string]*T, ids []string, code, format string) ([]*T, *apiErr) {
+	for _, id := range ids {
+		if _, ok := m[id]; !ok {
+			return nil, errf(code, format, id)
+		}
+	}
+	var out []*T
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		if len(ids) == 0 || slices.Contains(ids, id) {
+			out = append(out, m[id])
+		}
+	}
+	return out, nil
 }
 
 func matchFilters(fs []filter, tags map[string]string, fields map[string]string) bool {
@@ -245,22 +261,11 @@ func (s *Server) describeSecurityGroups(v url.Values) (any, *apiErr) {
 		Groups []groupX `xml:"securityGroupInfo>item"`
 	}
 	var o out
-	ids := list(v, "GroupId")
-	for _, id := range ids {
-		if _, ok := s.groups[id]; !ok {
-			return nil, errf("InvalidGroup.NotFound", "The security group '%s' does not exist", id)
-		}
+	groups, err := describe(s.groups, list(v, "GroupId"), "InvalidGroup.NotFound", "The security group '%s' does not exist")
+	if err != nil {
+		return nil, err
 	}
-	var keys []string
-	for id := range s.groups {
-		keys = append(keys, id)
-	}
-	slices.Sort(keys)
-	for _, id := range keys {
-		g := s.groups[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) {
-			continue
-		}
+	for _, g := range groups {
 		if !matchFilters(filters(v), g.Tags, map[string]string{"vpc-id": g.VpcID, "group-name": g.Name, "group-id": g.ID}) {
 			continue
 		}
@@ -332,12 +337,27 @@ func flatten(ps []Permission) []flatRule {
 	return out
 }
 
-func (s *Server) revokeEgress(v url.Values) (any, *apiErr) {
-	g, ok := s.groups[v.Get("GroupId")]
-	if !ok {
-		return nil, errf("InvalidGroup.NotFound", "The security group '%s' does not exist", v.Get("GroupId"))
+// egressChange is the group and the permissions an Authorize/RevokeSecurityGroupEgress call names.
+func (s *Server) egressChange(v url.Values) (*Group, []Permission, *apiErr) {
+	g, err := s.group(v.Get("GroupId"))
+	if err != nil {
+		return nil, nil, err
 	}
 	perms, err := permissions(v)
+	return g, perms, err
+}
+
+// group is security group id, or EC2's error for an unknown one.
+func (s *Server) group(id string) (*Group, *apiErr) {
+	g, ok := s.groups[id]
+	if !ok {
+		return nil, errf("InvalidGroup.NotFound", "The security group '%s' does not exist", id)
+	}
+	return g, nil
+}
+
+func (s *Server) revokeEgress(v url.Values) (any, *apiErr) {
+	g, perms, err := s.egressChange(v)
 	if err != nil {
 		return nil, err
 	}
@@ -357,18 +377,11 @@ func (s *Server) revokeEgress(v url.Values) (any, *apiErr) {
 		}
 	}
 	g.Egress = slices.DeleteFunc(g.Egress, func(p Permission) bool { return len(p.Ranges) == 0 })
-	type out struct {
-		Return bool `xml:"return"`
-	}
-	return out{true}, nil
+	return returnX{true}, nil
 }
 
 func (s *Server) authorizeEgress(v url.Values) (any, *apiErr) {
-	g, ok := s.groups[v.Get("GroupId")]
-	if !ok {
-		return nil, errf("InvalidGroup.NotFound", "The security group '%s' does not exist", v.Get("GroupId"))
-	}
-	perms, err := permissions(v)
+	g, perms, err := s.egressChange(v)
 	if err != nil {
 		return nil, err
 	}
@@ -383,16 +396,13 @@ func (s *Server) authorizeEgress(v url.Values) (any, *apiErr) {
 		return nil, errf("RulesPerSecurityGroupLimitExceeded", "The maximum number of rules per security group has been reached.")
 	}
 	g.Egress = append(g.Egress, perms...)
-	type out struct {
-		Return bool `xml:"return"`
-	}
-	return out{true}, nil
+	return returnX{true}, nil
 }
 
 func (s *Server) deleteSecurityGroup(v url.Values) (any, *apiErr) {
 	id := v.Get("GroupId")
-	if _, ok := s.groups[id]; !ok {
-		return nil, errf("InvalidGroup.NotFound", "The security group '%s' does not exist", id)
+	if _, err := s.group(id); err != nil {
+		return nil, err
 	}
 	for _, i := range s.instances {
 		if i.State != "terminated" && slices.Contains(i.Groups, id) {
@@ -476,23 +486,15 @@ func (s *Server) describeInstances(v url.Values) (any, *apiErr) {
 		Reservations []reservation `xml:"reservationSet>item"`
 	}
 	var o out
-	ids := list(v, "InstanceId")
-	for _, id := range ids {
-		if _, ok := s.instances[id]; !ok {
-			return nil, errf("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
-		}
+	instances, err := describe(s.instances, list(v, "InstanceId"), "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist")
+	if err != nil {
+		return nil, err
 	}
-	var keys []string
-	for id := range s.instances {
-		keys = append(keys, id)
-	}
-	slices.Sort(keys)
-	for _, id := range keys {
-		i := s.instances[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) || !matchFilters(filters(v), i.Tags, map[string]string{"instance-state-name": i.State}) {
+	for _, i := range instances {
+		if !matchFilters(filters(v), i.Tags, map[string]string{"instance-state-name": i.State}) {
 			continue
 		}
-		o.Reservations = append(o.Reservations, reservation{"r-" + id[2:], []instanceX{i.x()}})
+		o.Reservations = append(o.Reservations, reservation{"r-" + i.ID[2:], []instanceX{i.x()}})
 		// Transitions complete after the caller has seen the intermediate state once.
 		switch i.State {
 		case "pending":
@@ -546,10 +548,7 @@ func (s *Server) createTags(v url.Values) (any, *apiErr) {
 			target[k] = val
 		}
 	}
-	type out struct {
-		Return bool `xml:"return"`
-	}
-	return out{true}, nil
+	return returnX{true}, nil
 }
 
 func (s *Server) copyImage(v url.Values) (any, *apiErr) {
@@ -588,10 +587,7 @@ func (s *Server) modifyImageAttribute(v url.Values) (any, *apiErr) {
 			img.LaunchUsers = append(img.LaunchUsers, u)
 		}
 	}
-	type out struct {
-		Return bool `xml:"return"`
-	}
-	return out{true}, nil
+	return returnX{true}, nil
 }
 
 // innerXML marshals v and drops its outer element, leaving the children that go inside
