@@ -11,16 +11,21 @@ import (
 	"time"
 
 	"github.com/flynn/noise"
+
+	"github.com/ztna/ztna/internal/bufpool"
 )
 
 const (
 	tagSize = 16
-	// maxFrame is the largest frame on the wire (length prefix included): one full multiplexer
-	// frame (fabric.MaxFrame), so a full-size write costs one frame, four TLS records and one
-	// system call per hop.
+	// maxFrame is the largest frame on the wire (length prefix included). The 2-byte length keeps
+	// frames small enough that a frame in flight costs little memory.
 	maxFrame = 4*16384 - 8
 	// MaxPlaintext is the most plaintext one frame carries.
 	MaxPlaintext = maxFrame - 2 - tagSize
+	// batchFrames frames leave in one write to the underlying stream (at most 1 MiB: one
+	// multiplexer frame, one system call per hop), so bulk data costs few system calls.
+	batchFrames = 16
+	batchSize   = batchFrames * maxFrame
 )
 
 // ErrTruncated is returned by Read when the stream ended without the authenticated
@@ -29,8 +34,6 @@ var ErrTruncated = fmt.Errorf("e2e: stream ended before the peer closed it: %w",
 
 // ErrWriteClosed is returned by Write after CloseWrite or Close.
 var ErrWriteClosed = errors.New("e2e: write after close")
-
-var framePool = sync.Pool{New: func() any { b := make([]byte, maxFrame); return &b }}
 
 // Conn is an end-to-end encrypted stream. It is a net.Conn: reads and writes may run
 // concurrently with each other; deadlines apply to the underlying stream. As with crypto/tls,
@@ -111,7 +114,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		k, err := readFull(c.raw, p[:n])
 		if err != nil {
 			if k > 0 { // keep the partial frame for the next call (a deadline may have hit)
-				c.rbuf = framePool.Get().(*[]byte)
+				c.rbuf = bufpool.Get(maxFrame)
 				c.bodyN = copy(*c.rbuf, p[:k])
 			}
 			return 0, c.readErr(err)
@@ -142,7 +145,7 @@ func (c *Conn) takePlain(p []byte) int {
 
 func (c *Conn) releaseRead() {
 	if c.rbuf != nil {
-		framePool.Put(c.rbuf)
+		bufpool.Put(c.rbuf)
 		c.rbuf, c.plain = nil, nil
 	}
 }
@@ -173,7 +176,7 @@ func (c *Conn) checkFrame(n int) error {
 // returns the decrypted plaintext, which stays in that buffer.
 func (c *Conn) readFrameBody(n int) ([]byte, error) {
 	if c.rbuf == nil {
-		c.rbuf = framePool.Get().(*[]byte)
+		c.rbuf = bufpool.Get(maxFrame)
 	}
 	buf := (*c.rbuf)[:n]
 	k, err := readFull(c.raw, buf[c.bodyN:])
@@ -269,25 +272,47 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
-// Write encrypts p into frames of at most MaxPlaintext bytes.
+// Write encrypts p into frames of at most MaxPlaintext bytes and sends them in batches of up to
+// batchFrames frames per write to the underlying stream.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
-	bp := framePool.Get().(*[]byte)
-	defer framePool.Put(bp)
+	frames := min((len(p)+MaxPlaintext-1)/MaxPlaintext, batchFrames)
+	bp := bufpool.Get(min(len(p)+frames*(2+tagSize), batchSize))
+	defer bufpool.Put(bp)
 	written := 0
 	for len(p) > 0 {
-		n := min(len(p), MaxPlaintext)
-		if err := c.sealAndSend((*bp)[:2], p[:n]); err != nil {
+		out := (*bp)[:0]
+		batched := 0
+		for len(p) > batched && cap(out)-len(out) >= 2+tagSize+min(len(p)-batched, MaxPlaintext) {
+			n := min(len(p)-batched, MaxPlaintext)
+			out = binary.BigEndian.AppendUint16(out, uint16(n+tagSize))
+			var err error
+			if out, err = c.send.Encrypt(out, nil, p[batched:batched+n]); err != nil {
+				c.werr = err
+				return written, err
+			}
+			batched += n
+		}
+		if err := c.send1(out); err != nil {
 			return written, err
 		}
-		written += n
-		p = p[n:]
+		written += batched
+		p = p[batched:]
 	}
 	return written, nil
+}
+
+// send1 writes sealed frames to the underlying stream in one write.
+func (c *Conn) send1(frames []byte) error {
+	if _, err := c.raw.Write(frames); err != nil {
+		c.werr = fmt.Errorf("e2e: write: %w", err)
+		return c.werr
+	}
+	return nil
 }
 
 func (c *Conn) writable() error {
@@ -309,16 +334,13 @@ func (c *Conn) sealAndSend(frame, pt []byte) error {
 		c.werr = err
 		return err
 	}
-	if _, err := c.raw.Write(out); err != nil {
-		c.werr = fmt.Errorf("e2e: write: %w", err)
-		return c.werr
-	}
-	return nil
+	return c.send1(out)
 }
 
 // ReadFrom encrypts everything r yields until io.EOF. It does not end the stream: call
 // CloseWrite for that. When r is a socket, ReadFrom waits for data before taking a buffer, so an
-// idle stream costs no buffer memory.
+// idle stream costs no buffer memory; a read that fills its buffer is followed by reads of up to
+// batchFrames frames, sent with one write.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -328,30 +350,60 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	rc := rawConnOf(r)
 	var total int64
 	for {
-		if c.short && rc != nil {
-			if err := waitReadable(rc); err != nil {
-				return total, err
+		size := batchSize
+		if c.short {
+			if rc != nil {
+				if err := waitReadable(rc); err != nil {
+					return total, err
+				}
 			}
+			size = maxFrame
 		}
-		bp := framePool.Get().(*[]byte)
-		buf := *bp
-		n, rerr := r.Read(buf[2 : 2+MaxPlaintext])
-		c.short = n < MaxPlaintext
-		if n > 0 {
-			if err := c.sealAndSend(buf[:2], buf[2:2+n]); err != nil {
-				framePool.Put(bp)
-				return total, err
-			}
-			total += int64(n)
-		}
-		framePool.Put(bp)
-		if rerr == io.EOF {
+		bp := bufpool.Get(size)
+		n, rerr, werr := c.readAndSeal(r, (*bp)[:size])
+		bufpool.Put(bp)
+		total += int64(n)
+		switch {
+		case werr != nil:
+			return total, werr
+		case rerr == io.EOF:
 			return total, nil
-		}
-		if rerr != nil {
+		case rerr != nil:
 			return total, rerr
 		}
 	}
+}
+
+// readAndSeal reads once from r into the tail of buf and seals what it got into frames at the
+// head of buf, in place: the head is left free by as many bytes as the frames add, so a sealed
+// frame never overwrites plaintext not yet sealed.
+func (c *Conn) readAndSeal(r io.Reader, buf []byte) (n int, rerr, werr error) {
+	frames := len(buf) / maxFrame
+	off := frames * (2 + tagSize)
+	n, rerr = r.Read(buf[off : off+frames*MaxPlaintext])
+	c.short = n < frames*MaxPlaintext
+	if n == 0 {
+		return 0, rerr, nil
+	}
+	out := buf[:0]
+	for in := off; in < off+n; {
+		k := min(off+n-in, MaxPlaintext)
+		o := len(out)
+		pt := buf[o+2 : o+2+k]
+		copy(pt, buf[in:in+k])
+		in += k
+		binary.BigEndian.PutUint16(buf[o:], uint16(k+tagSize))
+		sealed, err := c.send.Encrypt(buf[o:o+2], nil, pt)
+		if err != nil {
+			c.werr = err
+			return 0, rerr, err
+		}
+		out = buf[:o+len(sealed)]
+	}
+	if err := c.send1(out); err != nil {
+		return 0, rerr, err
+	}
+	return n, rerr, nil
 }
 
 func rawConnOf(r io.Reader) syscall.RawConn {
@@ -456,6 +508,9 @@ type framer struct {
 
 	partial *[]byte // pooled; a frame spread over several chunks
 	have    int     // bytes of the frame (length prefix included) in partial
+
+	out  *[]byte // pooled; plaintext decrypted from the current chunk, not yet written
+	outN int
 }
 
 // handOver keeps a partly received frame in the Conn, so that reading can resume after a
@@ -478,29 +533,43 @@ func (f *framer) handOver() {
 
 func (f *framer) release() {
 	if f.partial != nil {
-		framePool.Put(f.partial)
+		bufpool.Put(f.partial)
 		f.partial = nil
 	}
 }
 
+// Write decrypts the whole frames in chunk (and a frame completed by it) into one plaintext
+// batch, written to w with one write: the multiplexer delivers up to 1 MiB at a time, and the
+// target gets it in one system call rather than one per frame.
 func (f *framer) Write(chunk []byte) (int, error) {
 	n := len(chunk)
+	err := f.decrypt(chunk)
+	if ferr := f.flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (f *framer) decrypt(chunk []byte) error {
 	for len(chunk) > 0 {
 		if f.partial == nil && len(chunk) >= 2 {
 			size := 2 + int(binary.BigEndian.Uint16(chunk))
 			if err := f.c.checkFrame(size - 2); err != nil {
-				return 0, err
+				return err
 			}
 			if len(chunk) >= size { // a whole frame in this chunk: decrypt it from here
-				if err := f.deliver(chunk[2:size], false); err != nil {
-					return 0, err
+				if err := f.open(chunk[2:size], len(chunk)); err != nil {
+					return err
 				}
 				chunk = chunk[size:]
 				continue
 			}
 		}
 		if f.partial == nil {
-			f.partial, f.have = framePool.Get().(*[]byte), 0
+			f.partial, f.have = bufpool.Get(maxFrame), 0
 		}
 		buf := *f.partial
 		if f.have < 2 {
@@ -511,7 +580,7 @@ func (f *framer) Write(chunk []byte) (int, error) {
 				continue
 			}
 			if err := f.c.checkFrame(int(binary.BigEndian.Uint16(buf))); err != nil {
-				return 0, err
+				return err
 			}
 		}
 		size := 2 + int(binary.BigEndian.Uint16(buf))
@@ -519,33 +588,52 @@ func (f *framer) Write(chunk []byte) (int, error) {
 		f.have += k
 		chunk = chunk[k:]
 		if f.have == size {
-			err := f.deliver(buf[2:size], true)
+			err := f.open(buf[2:size], len(chunk)+size)
 			f.release()
 			if err != nil {
-				return 0, err
+				return err
 			}
 		}
 	}
-	return n, nil
+	return nil
 }
 
-// deliver decrypts one frame's ciphertext (in place when it is in our own buffer, otherwise
-// into a pooled buffer: the stream's chunk is not ours to modify) and writes the plaintext.
-func (f *framer) deliver(ct []byte, own bool) error {
-	dst := ct[:0]
-	if !own {
-		bp := framePool.Get().(*[]byte)
-		defer framePool.Put(bp)
-		dst = (*bp)[:0]
+// open decrypts one frame's ciphertext onto the end of the plaintext batch, which is taken from
+// the pool, large enough for what is left of the chunk, at the batch's first frame.
+func (f *framer) open(ct []byte, left int) error {
+	if f.out == nil {
+		f.out = bufpool.Get(min(left, batchSize+maxFrame))
+		f.outN = 0
 	}
-	pt, err := f.c.open(ct, dst)
+	if len(*f.out)-f.outN < len(ct) { // more frames than the batch was sized for
+		if err := f.flush(); err != nil {
+			return err
+		}
+		return f.open(ct, left)
+	}
+	buf := *f.out
+	pt, err := f.c.open(ct, buf[f.outN:f.outN])
 	if err != nil {
 		if err == io.EOF {
 			return errEndOfStream
 		}
 		return err
 	}
-	k, err := f.w.Write(pt)
+	f.outN += len(pt)
+	return nil
+}
+
+// flush writes the plaintext batch to w and returns the batch's buffer.
+func (f *framer) flush() error {
+	if f.out == nil {
+		return nil
+	}
+	buf, n := *f.out, f.outN
+	defer func() { bufpool.Put(f.out); f.out = nil }()
+	if n == 0 {
+		return nil
+	}
+	k, err := f.w.Write(buf[:n])
 	f.total += int64(k)
 	if err != nil {
 		f.werr = err

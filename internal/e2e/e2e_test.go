@@ -13,6 +13,7 @@ import (
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/fabric/fabrictest"
+	"github.com/ztna/ztna/internal/fabric/mux"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -75,8 +76,37 @@ func handshake(t *testing.T, client, router *Endpoint, clientTarget, routerTarge
 
 func connected(t *testing.T) (*Conn, *Conn) {
 	t.Helper()
-	p := fabrictest.New(t)
+	return connectedOver(t, tcpPair)
+}
+
+// muxPair returns the two ends of a multiplexer stream over loopback TCP, the transport the data
+// plane uses: it hands whole frames to WriteTo.
+func muxPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
 	a, b := tcpPair(t)
+	cs, err := mux.Client(a, mux.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := mux.Server(b, mux.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close(); ss.Close() })
+	x, _ := cs.OpenStream()
+	x.Write([]byte{0}) // opens it at the peer
+	y, err := ss.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	y.Read(make([]byte, 1))
+	return x, y
+}
+
+func connectedOver(t *testing.T, pair func(*testing.T) (net.Conn, net.Conn)) (*Conn, *Conn) {
+	t.Helper()
+	p := fabrictest.New(t)
+	a, b := pair(t)
 	cc, rc, cerr, rerr := handshake(t, endpoint(p, api.KindIdentity, "i1"), endpoint(p, api.KindRouter, "r1"), "db:5432", "db:5432", a, b)
 	if cerr != nil || rerr != nil {
 		t.Fatalf("handshake: client %v, router %v", cerr, rerr)
@@ -228,30 +258,38 @@ func TestTransfer(t *testing.T) {
 		}},
 		{"empty", 0, func(c *Conn, d []byte) error { return nil }, readAll},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cc, rc := connected(t)
-			data := make([]byte, tt.size)
-			rand.Read(data)
-			errc := make(chan error, 1)
-			go func() {
-				err := tt.write(cc, data)
-				if err == nil {
-					err = cc.CloseWrite()
-				}
-				errc <- err
-			}()
-			got, err := tt.read(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := <-errc; err != nil {
-				t.Fatal(err)
-			}
-			if sha256.Sum256(got) != sha256.Sum256(data) {
-				t.Fatalf("received %d bytes, sent %d; contents differ", len(got), len(data))
-			}
-		})
+	transports := []struct {
+		name string
+		pair func(*testing.T) (net.Conn, net.Conn)
+	}{{"tcp", tcpPair}, {"mux", muxPair}}
+	for _, tr := range transports {
+		for _, tt := range tests {
+			t.Run(tr.name+"/"+tt.name, func(t *testing.T) { transfer(t, tr.pair, tt.size, tt.write, tt.read) })
+		}
+	}
+}
+
+func transfer(t *testing.T, pair func(*testing.T) (net.Conn, net.Conn), size int, write func(*Conn, []byte) error, read func(*Conn) ([]byte, error)) {
+	cc, rc := connectedOver(t, pair)
+	data := make([]byte, size)
+	rand.Read(data)
+	errc := make(chan error, 1)
+	go func() {
+		err := write(cc, data)
+		if err == nil {
+			err = cc.CloseWrite()
+		}
+		errc <- err
+	}()
+	got, err := read(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatalf("received %d bytes, sent %d; contents differ", len(got), len(data))
 	}
 }
 
