@@ -75,22 +75,17 @@ func alternativesOnce(b *testing.B) {
 	s.Update(stack.Policy(services, []string{"r1"}, []string{"bench"}))
 	dir := b.TempDir()
 
-	var d net.Dialer
-	direct := func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
-	via := func(m map[string]string) dialFunc {
-		return func(ctx context.Context, addr string) (net.Conn, error) { return direct(ctx, m[addr]) }
-	}
 	c := s.Client("bench")
 	sdk := func(ctx context.Context, addr string) (net.Conn, error) {
 		_, port, _ := net.SplitHostPort(addr)
 		return c.Dial(ctx, net.JoinHostPort(name, port))
 	}
 	paths := []path{
-		{"direct", direct},
+		{"direct", dialDirect},
 		{"sdk", sdk},
-		{"tunnel", via(startZtnaTunnel(b, s, dir, name, sinkAddr, echoAddr))},
-		{"ssh -L", via(startSSHForward(b, dir, sinkAddr, echoAddr))},
-		{"stunnel", via(startStunnel(b, dir, sinkAddr, echoAddr))},
+		{"tunnel", redirect(startZtnaTunnel(b, s, dir, name, sinkAddr, echoAddr))},
+		{"ssh -L", redirect(startSSHForward(b, dir, sinkAddr, echoAddr))},
+		{"stunnel", redirect(startStunnel(b, dir, sinkAddr, echoAddr))},
 	}
 	for _, p := range paths { // warm up: links, caches, ssh channels
 		for range 20 {

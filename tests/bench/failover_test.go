@@ -12,17 +12,23 @@ import (
 
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/tests/dataplane/stack"
+	"github.com/ztna/ztna/tests/failover/openloop"
 )
 
 // BenchmarkFailover measures how long new dials are disrupted when the preferred router dies
 // (SIGKILL: the kernel closes its connections) and when it goes silent (SIGSTOP: its links stay
 // open but nothing answers, as when a firewall starts dropping packets). Routers run as separate
-// processes; the client dials one stream after another (dial + 1-byte echo) throughout.
+// processes; the client starts a new stream (dial + 1-byte echo) every dialInterval throughout,
+// open loop: a dial stuck on the failed router delays no later one, so the outage measured is the
+// router's, not one unlucky dial's.
 func BenchmarkFailover(b *testing.B) {
 	for range b.N {
 		failoverOnce(b)
 	}
 }
+
+// dialInterval is how often the failover benchmarks start a new dial.
+const dialInterval = 5 * time.Millisecond
 
 func failoverOnce(b *testing.B) {
 	s := stack.Start(b, stack.Options{})
@@ -53,48 +59,49 @@ func failoverOnce(b *testing.B) {
 	} {
 		r := startRouterChild(b, s, sc.id, services)
 		s.WaitRouters(sc.id, "backup")
-		failed, gap, err := disruption(dial, addr, func() { r.cmd.Process.Signal(sc.sig) })
+		o, err := disruption(dial, addr, func() { r.cmd.Process.Signal(sc.sig) })
 		if err != nil {
 			b.Fatal(err)
 		}
 		r.cmd.Process.Kill()
-		met := "yes"
-		if gap > sc.target {
-			met = "no"
-		}
-		rows = append(rows, fmt.Sprintf("%-28s %12d %22v   %-10v %s", sc.event, failed, gap.Round(time.Millisecond), "<= "+sc.target.String(), met))
+		rows = append(rows, outageRow(sc.event, o, sc.target))
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\nztna failover — routers as separate processes, hub and client in the bench process; load average %s\n", loadavg())
-	fmt.Fprintf(&sb, "%-28s %12s %22s   %-10s %s\n", "event", "failed dials", "longest dial outage", "target", "met")
+	fmt.Fprintf(&sb, "\nztna failover — routers as separate processes, hub and client in the bench process; a new dial every %v; load average %s\n", dialInterval, loadavg())
+	sb.WriteString(outageHeader + "\n")
 	for _, r := range rows {
 		sb.WriteString(r + "\n")
 	}
 	fmt.Print(sb.String())
 }
 
-// disruption dials back to back for a second, triggers event, and dials for four more
-// seconds. It returns how many dials failed and the longest time without a dial completing
-// successfully after the event.
-func disruption(dial dialFunc, addr string, event func()) (failed int, gap time.Duration, err error) {
-	start := time.Now()
-	for time.Since(start) < time.Second {
-		if _, err := latencyOnce(dial, addr); err != nil {
-			return 0, 0, fmt.Errorf("before the failure: %w", err)
-		}
-	}
+var outageHeader = fmt.Sprintf("%-28s %18s %22s   %-10s %s", "event", "failed/all dials", "longest dial outage", "target", "met")
+
+// outageRow is one line under outageHeader.
+func outageRow(event string, o openloop.Outage, target time.Duration) string {
+	return fmt.Sprintf("%-28s %18s %22v   %-10v %s", event, fmt.Sprintf("%d/%d", o.Failed, o.Probes),
+		o.Gap.Round(time.Millisecond), "<= "+target.String(), yesNo(o.Gap <= target))
+}
+
+// disruption starts a new dial (dial + 1-byte echo) every dialInterval, each on its own so a dial
+// stuck on the failing router delays no later one, for a second before event and four seconds
+// after it, and measures the outage the event caused.
+func disruption(dial dialFunc, addr string, event func()) (openloop.Outage, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	collect := openloop.Start(ctx, dialInterval, func(int) error {
+		_, err := latencyOnce(dial, addr)
+		return err
+	})
+	time.Sleep(time.Second)
 	at := time.Now()
 	event()
-	last := at
-	for time.Since(at) < 4*time.Second {
-		_, err := latencyOnce(dial, addr)
-		if err != nil {
-			failed++
-			continue
+	time.Sleep(4 * time.Second)
+	cancel()
+	recs := collect()
+	for _, r := range recs {
+		if r.Err != nil && r.Start.Before(at) && r.End.Before(at) {
+			return openloop.Outage{}, fmt.Errorf("before the failure: %w", r.Err)
 		}
-		now := time.Now()
-		gap = max(gap, now.Sub(last))
-		last = now
 	}
-	return failed, gap, nil
+	return openloop.Summarize(recs, at, 0), nil
 }

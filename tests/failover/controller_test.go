@@ -10,6 +10,7 @@ import (
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/tests/dataplane/harness"
+	"github.com/ztna/ztna/tests/failover/openloop"
 )
 
 // controllerDown is how long the controller stays dead in TestControllerKilledHeadless: 15 s in
@@ -64,11 +65,11 @@ func TestControllerKilledHeadless(t *testing.T) {
 	time.Sleep(down)
 	cancel()
 	recs := collect()
-	failed, _, _, firstErr, gap := outage(recs, killed, 0)
+	o := openloop.Summarize(recs, killed, 0)
 	t.Logf("controller down %v: %d new dials, %d failed (first error: %v), longest time without a successful dial: %v",
-		down, len(recs), failed, firstErr, gap.Round(time.Millisecond))
-	if failed > 0 {
-		t.Errorf("%d of %d dials failed with the controller down (first error: %v)", failed, len(recs), firstErr)
+		down, o.Probes, o.Failed, o.FirstErr, o.Gap.Round(time.Millisecond))
+	if o.Failed > 0 {
+		t.Errorf("%d of %d dials failed with the controller down (first error: %v)", o.Failed, o.Probes, o.FirstErr)
 	}
 
 	restarted := time.Now()

@@ -11,6 +11,7 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/tests/dataplane/harness"
 	"github.com/ztna/ztna/tests/failover/netcut"
+	"github.com/ztna/ztna/tests/failover/openloop"
 )
 
 // TestRouterCutOffSilently: two routers host one service, the preferred one inside its own
@@ -54,14 +55,14 @@ func TestRouterCutOffSilently(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	cancel()
 	recs := collect()
-	failed, inDial, late, firstErr, gap := outage(recs, cut, 3*time.Second)
+	o := openloop.Summarize(recs, cut, 3*time.Second)
 	t.Logf("new dials: %d in total, %d failed (%d in Dial; first error: %v), longest time without a successful dial after the cut: %v",
-		len(recs), failed, inDial, firstErr, gap.Round(time.Millisecond))
-	if late > 0 {
-		t.Errorf("%d new dials that began more than 3 s after the cut failed (first error: %v)", late, firstErr)
+		o.Probes, o.Failed, o.InDial, o.FirstErr, o.Gap.Round(time.Millisecond))
+	if o.Late > 0 {
+		t.Errorf("%d new dials that began more than 3 s after the cut failed (first error: %v)", o.Late, o.FirstErr)
 	}
-	if gap > 3*time.Second {
-		t.Errorf("no new dial succeeded for %v after the cut; the target is 3 s", gap.Round(time.Millisecond))
+	if o.Gap > 3*time.Second {
+		t.Errorf("no new dial succeeded for %v after the cut; the target is 3 s", o.Gap.Round(time.Millisecond))
 	}
 	if c.RouterLinked(id) {
 		t.Errorf("the hub still counts a healthy link from the cut-off router 5 s after the cut")

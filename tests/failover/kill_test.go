@@ -12,6 +12,7 @@ import (
 	"github.com/ztna/ztna/client"
 	"github.com/ztna/ztna/router/dnstest"
 	"github.com/ztna/ztna/tests/dataplane/harness"
+	"github.com/ztna/ztna/tests/failover/openloop"
 )
 
 // TestRouterKilledMidLoad: two routers host one service; while identities keep dialing new
@@ -73,14 +74,14 @@ func TestRouterKilledMidLoad(t *testing.T) {
 		<-s.done
 	}
 
-	failed, inDial, late, firstErr, gap := outage(recs, killed, time.Second)
+	o := openloop.Summarize(recs, killed, time.Second)
 	t.Logf("new dials: %d in total, %d failed (%d in Dial, the others set up on the killed router just before it died; first error: %v), longest time without a successful dial after the kill: %v",
-		len(recs), failed, inDial, firstErr, gap.Round(time.Millisecond))
-	if late > 0 {
-		t.Errorf("%d new dials that began more than 1 s after the kill failed (first error: %v)", late, firstErr)
+		o.Probes, o.Failed, o.InDial, o.FirstErr, o.Gap.Round(time.Millisecond))
+	if o.Late > 0 {
+		t.Errorf("%d new dials that began more than 1 s after the kill failed (first error: %v)", o.Late, o.FirstErr)
 	}
-	if gap > time.Second {
-		t.Errorf("no new dial succeeded for %v after the kill; the target is 1 s", gap.Round(time.Millisecond))
+	if o.Gap > time.Second {
+		t.Errorf("no new dial succeeded for %v after the kill; the target is 1 s", o.Gap.Round(time.Millisecond))
 	}
 	for _, s := range survivor {
 		if s.err != nil {

@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/ztna/ztna/client"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/tests/dataplane/harness"
+	"github.com/ztna/ztna/tests/failover/openloop"
 )
 
 func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
@@ -143,7 +143,7 @@ func probe(c *client.Client, addr, tag string) error {
 	defer cancel()
 	conn, err := c.Dial(ctx, addr)
 	if err != nil {
-		return &dialError{err}
+		return &openloop.DialError{Err: err}
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
@@ -160,95 +160,9 @@ func probe(c *client.Client, addr, tag string) error {
 	return nil
 }
 
-// dialError is a probe that failed in Dial, before the stream was set up (other failures are
-// streams set up on a router that went away before the echo came back).
-type dialError struct{ err error }
-
-func (e *dialError) Error() string { return "dial: " + e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
-
-// dialRecord is one probe.
-type dialRecord struct {
-	start, end time.Time
-	err        error
-}
-
-// dialLoad starts a new probe every interval, each on its own (so a probe stuck on a failing
-// router delays no later dial), until ctx ends, and returns every probe once all have ended.
-func dialLoad(ctx context.Context, c *client.Client, addr string, interval time.Duration) func() []dialRecord {
-	var (
-		mu   sync.Mutex
-		recs []dialRecord
-		wg   sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				start := time.Now()
-				err := probe(c, addr, "dial-"+strconv.Itoa(i))
-				mu.Lock()
-				recs = append(recs, dialRecord{start, time.Now(), err})
-				mu.Unlock()
-			}()
-		}
-	}()
-	return func() []dialRecord {
-		wg.Wait()
-		return recs
-	}
-}
-
-// outage summarises the probes around an event: how many failed (of which in Dial), the first
-// error, the failed probes that began later than window after the event, and the longest time
-// after the event without a probe succeeding (up to the end of the run).
-func outage(recs []dialRecord, event time.Time, window time.Duration) (failed, inDial, late int, firstErr error, gap time.Duration) {
-	var ends []time.Time
-	end := event
-	for _, r := range recs {
-		end = later(end, r.end)
-		if r.err == nil {
-			ends = append(ends, r.end)
-			continue
-		}
-		failed++
-		var de *dialError
-		if errors.As(r.err, &de) {
-			inDial++
-		}
-		if firstErr == nil {
-			firstErr = r.err
-		}
-		if r.start.After(event.Add(window)) {
-			late++
-		}
-	}
-	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
-	last := event
-	for _, e := range ends {
-		if e.After(event) {
-			gap = max(gap, e.Sub(last))
-			last = e
-		}
-	}
-	return failed, inDial, late, firstErr, max(gap, end.Sub(last))
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
+// dialLoad starts a probe of addr every interval, open loop, until ctx ends (see openloop).
+func dialLoad(ctx context.Context, c *client.Client, addr string, interval time.Duration) func() []openloop.Record {
+	return openloop.Start(ctx, interval, func(i int) error { return probe(c, addr, "dial-"+strconv.Itoa(i)) })
 }
 
 // stream is a long-lived stream echoing 4 KiB rounds until stopped, then half-closing and
