@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"crypto/ecdh"
+	"crypto/rand"
 	"crypto/subtle"
 	"io"
+	"sync"
+	"time"
 
 	"github.com/flynn/noise"
 )
@@ -32,13 +35,40 @@ func generateX25519(rng io.Reader) (*ecdh.PrivateKey, noise.DHKey, error) {
 	return k, noise.DHKey{Private: k.Bytes(), Public: k.PublicKey().Bytes()}, nil
 }
 
+// GenerateKeypair returns the handshake's ephemeral key: a spare generated ahead of time when
+// there is one.
 func (d *handshakeDH) GenerateKeypair(rng io.Reader) (noise.DHKey, error) {
-	k, dk, err := generateX25519(rng)
-	if err != nil {
-		return noise.DHKey{}, err
+	spareOnce.Do(func() { go fillSpares() })
+	var k *ecdh.PrivateKey
+	select {
+	case k = <-spareKeys:
+	default:
+		var err error
+		if k, err = ecdh.X25519().GenerateKey(rng); err != nil {
+			return noise.DHKey{}, err
+		}
 	}
 	d.keys = append(d.keys, k)
-	return dk, nil
+	return noise.DHKey{Private: k.Bytes(), Public: k.PublicKey().Bytes()}, nil
+}
+
+// spareKeys holds ephemeral key pairs generated in the background, so that a handshake does not
+// wait for a key generation: 40 µs on the 2-core target machine, on the critical path of every
+// new stream at both ends. Each key serves one handshake; at most a few wait unused.
+var (
+	spareKeys = make(chan *ecdh.PrivateKey, 4)
+	spareOnce sync.Once
+)
+
+func fillSpares() {
+	for {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil { // the system's randomness failed: handshakes generate their own
+			time.Sleep(time.Second)
+			continue
+		}
+		spareKeys <- k
+	}
 }
 
 func (d *handshakeDH) DH(private, public []byte) ([]byte, error) {

@@ -174,16 +174,28 @@ func (h *Host) setup(ctx context.Context, s net.Conn, req *fabric.Request) (net.
 	if err != nil || perr != nil {
 		return nil, nil, fabric.BadRequest, fmt.Errorf("target %q is not host:port", req.Target)
 	}
-	dctx, cancel := context.WithTimeout(ctx, h.cfg.SetupTimeout)
-	target, err := h.cfg.Dialer.Dial(dctx, host, port)
-	cancel()
-	if err != nil {
-		return nil, nil, dialCode(err), err
+	// The target dial and the handshake reply's key agreement overlap: both are on the new
+	// stream's critical path.
+	type dialed struct {
+		conn net.Conn
+		err  error
 	}
-	resp, reply, err := h.cfg.Endpoint.Respond(req.Target, req.Payload)
-	if err != nil {
+	dc := make(chan dialed, 1)
+	go func() {
+		dctx, cancel := context.WithTimeout(ctx, h.cfg.SetupTimeout)
+		defer cancel()
+		c, err := h.cfg.Dialer.Dial(dctx, host, port)
+		dc <- dialed{c, err}
+	}()
+	resp, reply, herr := h.cfg.Endpoint.Respond(req.Target, req.Payload)
+	d := <-dc
+	if d.err != nil {
+		return nil, nil, dialCode(d.err), d.err
+	}
+	target := d.conn
+	if herr != nil {
 		target.Close()
-		return nil, nil, fabric.BadRequest, err
+		return nil, nil, fabric.BadRequest, herr
 	}
 	if err := fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: reply}); err != nil {
 		target.Close()
