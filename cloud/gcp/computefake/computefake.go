@@ -65,18 +65,28 @@ func New() *Server {
 		httpFail: map[string]httpFailure{}, opFail: map[string]opFailure{},
 	}
 	mux := http.NewServeMux()
+	// handle serves pattern with h under the lock, unless an HTTP failure is injected for rpc.
+	handle := func(pattern, rpc string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.failed(w, rpc) {
+				h(w, r)
+			}
+		})
+	}
 	const p = "/compute/v1/projects/{project}"
-	mux.HandleFunc("POST "+p+"/zones/{zone}/instances", s.insertInstance)
-	mux.HandleFunc("GET "+p+"/zones/{zone}/instances/{name}", s.getInstance)
-	mux.HandleFunc("DELETE "+p+"/zones/{zone}/instances/{name}", s.deleteInstance)
-	mux.HandleFunc("GET "+p+"/zones/{zone}/operations/{op}", s.getOperation)
-	mux.HandleFunc("GET "+p+"/global/operations/{op}", s.getOperation)
-	mux.HandleFunc("POST "+p+"/global/firewalls", s.insertFirewall)
-	mux.HandleFunc("GET "+p+"/global/firewalls", s.listFirewalls)
-	mux.HandleFunc("DELETE "+p+"/global/firewalls/{name}", s.deleteFirewall)
-	mux.HandleFunc("GET "+p+"/global/images/family/{family}", s.imageFromFamily)
-	mux.HandleFunc("GET "+p+"/global/images/{name}", s.getImage)
-	mux.HandleFunc("POST "+p+"/global/images", s.insertImage)
+	handle("POST "+p+"/zones/{zone}/instances", "instances.insert", s.insertInstance)
+	handle("GET "+p+"/zones/{zone}/instances/{name}", "instances.get", s.getInstance)
+	handle("DELETE "+p+"/zones/{zone}/instances/{name}", "instances.delete", s.deleteInstance)
+	handle("GET "+p+"/zones/{zone}/operations/{op}", "zoneOperations.get", s.getOperation)
+	handle("GET "+p+"/global/operations/{op}", "globalOperations.get", s.getOperation)
+	handle("POST "+p+"/global/firewalls", "firewalls.insert", s.insertFirewall)
+	handle("GET "+p+"/global/firewalls", "firewalls.list", s.listFirewalls)
+	handle("DELETE "+p+"/global/firewalls/{name}", "firewalls.delete", s.deleteFirewall)
+	handle("GET "+p+"/global/images/family/{family}", "images.getFromFamily", s.imageFromFamily)
+	handle("GET "+p+"/global/images/{name}", "images.get", s.getImage)
+	handle("POST "+p+"/global/images", "images.insert", s.insertImage)
 	s.Server = httptest.NewServer(s.record(mux))
 	return s
 }
@@ -137,32 +147,29 @@ func (s *Server) Requests() []Request {
 func (s *Server) Instances() []*computepb.Instance {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*computepb.Instance
-	for _, k := range slices.Sorted(maps.Keys(s.instances)) {
-		out = append(out, proto.Clone(s.instances[k]).(*computepb.Instance))
-	}
-	return out
+	return clones(s.instances, "")
 }
 
 // Firewalls returns copies of all firewall rules, sorted by name.
 func (s *Server) Firewalls() []*computepb.Firewall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*computepb.Firewall
-	for _, k := range slices.Sorted(maps.Keys(s.firewalls)) {
-		out = append(out, proto.Clone(s.firewalls[k]).(*computepb.Firewall))
-	}
-	return out
+	return clones(s.firewalls, "")
 }
 
 // Images returns copies of the images of project, sorted by name.
 func (s *Server) Images(project string) []*computepb.Image {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*computepb.Image
-	for _, k := range slices.Sorted(maps.Keys(s.images)) {
-		if strings.HasPrefix(k, project+"/") {
-			out = append(out, proto.Clone(s.images[k]).(*computepb.Image))
+	return clones(s.images, project+"/")
+}
+
+// clones returns copies of the resources of m whose keys start with prefix, in key order.
+func clones[T proto.Message](m map[string]T, prefix string) []T {
+	var out []T
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, proto.Clone(m[k]).(T))
 		}
 	}
 	return out
@@ -215,12 +222,22 @@ func (s *Server) failed(w http.ResponseWriter, rpc string) bool {
 	return false
 }
 
-func read(r *http.Request, m proto.Message) error {
+// readResource reads the resource an insert call sends into m; on a bad body it answers the
+// call and returns false.
+func readResource(w http.ResponseWriter, r *http.Request, m proto.Message) bool {
 	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
+	if err == nil {
+		err = protojson.UnmarshalOptions{}.Unmarshal(b, m)
 	}
-	return protojson.UnmarshalOptions{}.Unmarshal(b, m)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "parseError", "Invalid JSON payload received. "+err.Error())
+		return false
+	}
+	return true
+}
+
+func alreadyExists(w http.ResponseWriter, resource string) {
+	writeError(w, http.StatusConflict, "alreadyExists", fmt.Sprintf("The resource '%s' already exists", resource))
 }
 
 // operation records a long-running operation that is RUNNING now and DONE on its first poll
@@ -249,8 +266,6 @@ func (s *Server) operation(w http.ResponseWriter, r *http.Request, rpc, target s
 }
 
 func (s *Server) getOperation(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	op, ok := s.ops[r.PathValue("op")]
 	if !ok {
 		notFound(w, "operations/"+r.PathValue("op"))
@@ -270,20 +285,14 @@ func resourcePath(u string) string {
 }
 
 func (s *Server) insertInstance(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed(w, "instances.insert") {
-		return
-	}
 	project, zone := r.PathValue("project"), r.PathValue("zone")
 	inst := &computepb.Instance{}
-	if err := read(r, inst); err != nil {
-		writeError(w, http.StatusBadRequest, "parseError", "Invalid JSON payload received. "+err.Error())
+	if !readResource(w, r, inst) {
 		return
 	}
 	key := project + "/" + zone + "/" + inst.GetName()
 	if _, ok := s.instances[key]; ok {
-		writeError(w, http.StatusConflict, "alreadyExists", fmt.Sprintf("The resource 'projects/%s/zones/%s/instances/%s' already exists", project, zone, inst.GetName()))
+		alreadyExists(w, fmt.Sprintf("projects/%s/zones/%s/instances/%s", project, zone, inst.GetName()))
 		return
 	}
 	mt := resourcePath(inst.GetMachineType())
@@ -347,11 +356,6 @@ func (s *Server) newestInFamily(project, family string) *computepb.Image {
 }
 
 func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed(w, "instances.get") {
-		return
-	}
 	inst, ok := s.instances[r.PathValue("project")+"/"+r.PathValue("zone")+"/"+r.PathValue("name")]
 	if !ok {
 		notFound(w, fmt.Sprintf("projects/%s/zones/%s/instances/%s", r.PathValue("project"), r.PathValue("zone"), r.PathValue("name")))
@@ -361,11 +365,6 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed(w, "instances.delete") {
-		return
-	}
 	key := r.PathValue("project") + "/" + r.PathValue("zone") + "/" + r.PathValue("name")
 	inst, ok := s.instances[key]
 	if !ok {
@@ -380,19 +379,13 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 var priorityDefault int32 = 1000
 
 func (s *Server) insertFirewall(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed(w, "firewalls.insert") {
-		return
-	}
 	project := r.PathValue("project")
 	fw := &computepb.Firewall{}
-	if err := read(r, fw); err != nil {
-		writeError(w, http.StatusBadRequest, "parseError", "Invalid JSON payload received. "+err.Error())
+	if !readResource(w, r, fw) {
 		return
 	}
 	if _, ok := s.firewalls[project+"/"+fw.GetName()]; ok {
-		writeError(w, http.StatusConflict, "alreadyExists", fmt.Sprintf("The resource 'projects/%s/global/firewalls/%s' already exists", project, fw.GetName()))
+		alreadyExists(w, "projects/"+project+"/global/firewalls/"+fw.GetName())
 		return
 	}
 	if n := resourcePath(fw.GetNetwork()); !s.networks[n] {
@@ -417,11 +410,6 @@ func (s *Server) insertFirewall(w http.ResponseWriter, r *http.Request) {
 var filterRE = regexp.MustCompile(`^name eq "(.*)"$`)
 
 func (s *Server) listFirewalls(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed(w, "firewalls.list") {
-		return
-	}
 	var match *regexp.Regexp
 	if f := r.URL.Query().Get("filter"); f != "" {
 		m := filterRE.FindStringSubmatch(f)
@@ -447,11 +435,6 @@ func (s *Server) listFirewalls(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteFirewall(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed(w, "firewalls.delete") {
-		return
-	}
 	key := r.PathValue("project") + "/" + r.PathValue("name")
 	fw, ok := s.firewalls[key]
 	if !ok {
@@ -464,11 +447,6 @@ func (s *Server) deleteFirewall(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) imageFromFamily(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed(w, "images.getFromFamily") {
-		return
-	}
 	img := s.newestInFamily(r.PathValue("project"), r.PathValue("family"))
 	if img == nil {
 		notFound(w, "projects/"+r.PathValue("project")+"/global/images/family/"+r.PathValue("family"))
@@ -478,11 +456,6 @@ func (s *Server) imageFromFamily(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getImage(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed(w, "images.get") {
-		return
-	}
 	img, ok := s.images[r.PathValue("project")+"/"+r.PathValue("name")]
 	if !ok {
 		notFound(w, "projects/"+r.PathValue("project")+"/global/images/"+r.PathValue("name"))
@@ -492,19 +465,13 @@ func (s *Server) getImage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) insertImage(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failed(w, "images.insert") {
-		return
-	}
 	project := r.PathValue("project")
 	img := &computepb.Image{}
-	if err := read(r, img); err != nil {
-		writeError(w, http.StatusBadRequest, "parseError", "Invalid JSON payload received. "+err.Error())
+	if !readResource(w, r, img) {
 		return
 	}
 	if _, ok := s.images[project+"/"+img.GetName()]; ok {
-		writeError(w, http.StatusConflict, "alreadyExists", fmt.Sprintf("The resource 'projects/%s/global/images/%s' already exists", project, img.GetName()))
+		alreadyExists(w, "projects/"+project+"/global/images/"+img.GetName())
 		return
 	}
 	src := s.resolveImage(resourcePath(img.GetSourceImage()))
