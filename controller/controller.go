@@ -275,7 +275,7 @@ type httpsComponent struct {
 func (h *httpsComponent) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           h.handler,
-		TLSConfig:         pki.ServerConfig(h.cert),
+		TLSConfig:         edgeapi.TLSConfig(h.cert),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

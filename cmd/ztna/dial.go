@@ -38,7 +38,7 @@ Useful as an SSH ProxyCommand:  ssh -o ProxyCommand='ztna dial %h:%p' admin@host
 			if err != nil {
 				return err
 			}
-			c, err := overlayClient(identity, log)
+			c, _, err := overlayClient(cmd.Context(), identity, log)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,7 +15,6 @@ import (
 	"github.com/ztna/ztna/client"
 	"github.com/ztna/ztna/internal/enroll"
 	"github.com/ztna/ztna/internal/logging"
-	"github.com/ztna/ztna/internal/pki"
 )
 
 // identityEnv names the identity file when --identity is not given.
@@ -25,7 +25,7 @@ func identityCommand() *cobra.Command {
 		Use:   "identity",
 		Short: "Manage this host's client identity",
 	}
-	cmd.AddCommand(identityEnrollCommand())
+	cmd.AddCommand(identityEnrollCommand(), identityRenewCommand())
 	return cmd
 }
 
@@ -89,46 +89,96 @@ Prefer --token-file: a --token on the command line is visible to other local use
 	return cmd
 }
 
+func identityRenewCommand() *cobra.Command {
+	var (
+		identity string
+		timeout  time.Duration
+		logs     logging.Flags
+	)
+	cmd := &cobra.Command{
+		Use:   "renew [--identity FILE]",
+		Short: "Renew the identity's certificate now",
+		Long: `renew gets a new certificate for the identity: it generates a new private key on this host,
+proves the identity to the controller's edge API with the current certificate (mutual TLS,
+pinned to the network CA) and rewrites the identity file atomically (mode 0600) with the new key
+and certificate.
+
+Long-running commands (tunnel, dial) renew by themselves at about two thirds of the
+certificate's life; renew is for identities used only by short commands, e.g. from a daily
+timer. A certificate that has expired cannot be renewed, nor can that of a deleted identity:
+the message says what to do.`,
+		Example: `  ztna identity renew --identity /etc/ztna/app.identity`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.Logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			path, err := identityPath(identity)
+			if err != nil {
+				return err
+			}
+			f, err := enroll.LoadIdentity(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("identity file %s does not exist: enrol first with 'ztna identity enroll --token-file TOKEN --out %s'", path, path)
+			}
+			if err != nil {
+				return err
+			}
+			cur, err := f.TLSCertificate()
+			if err != nil {
+				return fmt.Errorf("identity file %s: %w", path, err)
+			}
+			renewed, err := enroll.RenewIdentity(cmd.Context(), f, cur, enroll.Options{Logger: log, Timeout: timeout})
+			if err != nil {
+				return err
+			}
+			if err := enroll.ReplaceIdentity(path, renewed); err != nil {
+				return fmt.Errorf("the controller renewed the certificate, but %s was not rewritten: %w", path, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "renewed identity %s (%s)\ncertificate valid until %s\nidentity written to %s\n",
+				renewed.Config.Name, renewed.Config.ID, renewed.Config.CertExpiresAt.UTC().Format(time.RFC3339), path)
+			return nil
+		},
+	}
+	identityFlag(cmd, &identity)
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "timeout of the renewal request, per controller endpoint")
+	logs.Register(cmd.Flags(), "warn")
+	return cmd
+}
+
 // identityFlag registers --identity.
 func identityFlag(cmd *cobra.Command, path *string) {
 	cmd.Flags().StringVar(path, "identity", "", "identity file written by 'ztna identity enroll' (default $"+identityEnv+")")
 }
 
-// overlayClient loads the identity file and returns an SDK client for its hubs.
-func overlayClient(path string, log *slog.Logger) (*client.Client, error) {
+// overlayClient loads the identity file and returns an SDK client for its hubs. Until ctx
+// ends the identity's certificate is renewed in the background and the file rewritten
+// (atomically, 0600), so a long-running command never outlives its certificate and a restart
+// starts from the renewed one.
+func overlayClient(ctx context.Context, path string, log *slog.Logger) (*client.Client, *client.Identity, error) {
+	path, err := identityPath(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := client.LoadIdentity(path, client.IdentityOptions{Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := client.New(id.Config())
+	if err != nil {
+		return nil, nil, err
+	}
+	go id.KeepRenewed(ctx) // logs what went wrong; dials keep working until the certificate expires
+	return c, id, nil
+}
+
+func identityPath(path string) (string, error) {
 	if path == "" {
 		path = os.Getenv(identityEnv)
 	}
 	if path == "" {
-		return nil, errors.New("no identity: pass --identity FILE or set $" + identityEnv)
+		return "", errors.New("no identity: pass --identity FILE or set $" + identityEnv)
 	}
-	id, err := enroll.LoadIdentity(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("identity file %s does not exist: enrol first with 'ztna identity enroll --token-file TOKEN --out %s'", path, path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	cert, err := id.TLSCertificate()
-	if err != nil {
-		return nil, fmt.Errorf("identity file %s: %w", path, err)
-	}
-	ca, err := pki.ParseCertPEM([]byte(id.CA))
-	if err != nil {
-		return nil, fmt.Errorf("identity file %s: CA: %w", path, err)
-	}
-	if fp := pki.Fingerprint(ca.Raw); id.Config.CAFingerprint != "" && fp != id.Config.CAFingerprint {
-		return nil, fmt.Errorf("identity file %s: its CA (%s) is not the one it was enrolled with (%s); enrol again", path, fp, id.Config.CAFingerprint)
-	}
-	if len(id.Config.Fabric) == 0 {
-		return nil, fmt.Errorf("identity file %s names no fabric (hub) address; enrol again", path)
-	}
-	switch left := time.Until(cert.Leaf.NotAfter); {
-	case left <= 0:
-		return nil, fmt.Errorf("the certificate of identity %s expired at %s: create a new enrolment token for it and enrol again",
-			id.Config.Name, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
-	case left < time.Hour:
-		log.Warn("the identity's certificate expires soon; enrol again before then", "identity", id.Config.Name, "expires_at", cert.Leaf.NotAfter.UTC())
-	}
-	return client.New(client.Config{Cert: pki.NewCertSlot(cert), CA: ca, Hubs: id.Config.Fabric, Logger: log})
+	return path, nil
 }

@@ -39,8 +39,12 @@ policy grants it — by name, end-to-end encrypted to the router hosting the ser
   ztna services --identity app.identity                          what may this identity dial?
   ztna dial prod-db.customerdomain.me:5432 --identity app.identity  pipe stdin/stdout (like nc)
   ztna tunnel --identity app.identity                            DNS + local listeners for programs
+  ztna identity renew --identity app.identity                    renew the certificate now
 
 Commands that use an identity read --identity, or $ZTNA_IDENTITY when the flag is absent.
+Certificates are short-lived (24 h by default): commands that run renew the identity's
+certificate at about two thirds of its life and rewrite the identity file (atomically, 0600),
+so it must stay writable by the user running them (the file and its directory).
 Exit status: 0 on success, 1 on any failure (the message on stderr says what to change).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,

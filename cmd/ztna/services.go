@@ -35,7 +35,7 @@ not listed: to this identity they do not exist.`,
 			if err != nil {
 				return err
 			}
-			c, err := overlayClient(identity, log)
+			c, _, err := overlayClient(cmd.Context(), identity, log)
 			if err != nil {
 				return err
 			}

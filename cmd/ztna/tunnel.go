@@ -46,6 +46,9 @@ ones that are removed or no longer granted stop resolving (their queries are for
 like any other name, so the tunnel reveals nothing about services the identity may not use) and
 their listeners close. Connections already established are not cut by the tunnel.
 
+The identity's certificate is renewed at about two thirds of its life and the identity file
+rewritten (atomically, 0600); the link to the hub and open connections carry on across renewals.
+
 Point programs at the DNS server, e.g. a resolv.conf 'nameserver' line (which needs port 53:
 --dns-listen 127.0.0.53:53 as root or with CAP_NET_BIND_SERVICE), a systemd-resolved or dnsmasq
 forwarding rule for the service domains, or the program's own resolver setting.
@@ -70,13 +73,17 @@ list is being read successfully) are served on that address; keep it on loopback
 					return fmt.Errorf("%w: pass --upstream host:port", err)
 				}
 			}
-			c, err := overlayClient(identity, log)
+			c, id, err := overlayClient(cmd.Context(), identity, log)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+					Name: "ztna_tunnel_identity_cert_expiry_timestamp_seconds",
+					Help: "When the identity's current certificate expires (unix seconds); renewals move it on.",
+				}, func() float64 { return float64(id.Certificate().NotAfter.Unix()) }))
 			t, err := tunnel.Start(cmd.Context(), tunnel.Config{
 				Overlay: c, DNSListen: dnsListen, Upstream: upstream, Pool: prefix,
 				Refresh: refresh, MaxPortsPerName: maxPorts, Logger: log, Registerer: reg,

@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	requests   *prometheus.CounterVec
 	enrolments *prometheus.CounterVec
+	renewals   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -24,12 +25,16 @@ func newMetrics() *metrics {
 			Name: "ztna_controller_enrolments_total",
 			Help: "Enrolment attempts by outcome (ok, or the problem type such as key-used).",
 		}, []string{"outcome"}),
+		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ztna_controller_identity_renewals_total",
+			Help: "Identity certificate renewals by outcome (ok, or the problem type such as cert-expired).",
+		}, []string{"outcome"}),
 	}
 }
 
 // Collectors returns the edge API's metrics for registration.
 func (s *Server) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.metrics.requests, s.metrics.enrolments}
+	return []prometheus.Collector{s.metrics.requests, s.metrics.enrolments, s.metrics.renewals}
 }
 
 func (m *metrics) request(route, method string, code int) {
@@ -37,9 +42,15 @@ func (m *metrics) request(route, method string, code int) {
 }
 
 func (m *metrics) enrolment(problemType string) {
-	outcome := "ok"
-	if problemType != "" {
-		outcome = problemType[strings.LastIndex(problemType, ":")+1:]
+	m.enrolments.WithLabelValues(outcome(problemType)).Inc()
+}
+
+func (m *metrics) renewal(problemType string) { m.renewals.WithLabelValues(outcome(problemType)).Inc() }
+
+// outcome is "ok" or the last part of a problem type ("key-used").
+func outcome(problemType string) string {
+	if problemType == "" {
+		return "ok"
 	}
-	m.enrolments.WithLabelValues(outcome).Inc()
+	return problemType[strings.LastIndex(problemType, ":")+1:]
 }

@@ -59,9 +59,12 @@ func (s *Server) OpenAPI() ([]byte, error) {
 		problem := object{"description": "RFC 9457 problem; errors[] names the bad fields",
 			"content": object{api.ProblemContentType: object{"schema": schemaRef(schemas, reflect.TypeOf(api.Problem{}), false)}}}
 		op["responses"] = object{strconv.Itoa(rt.status): ok, "default": problem}
-		if rt.auth {
+		switch {
+		case rt.auth:
 			op["security"] = []object{{"bearerAuth": []string{}}}
-		} else {
+		case rt.mtls:
+			op["security"] = []object{{"mutualTLS": []string{}}}
+		default:
 			op["security"] = []object{}
 		}
 		item[strings.ToLower(rt.method)] = op
@@ -71,12 +74,15 @@ func (s *Server) OpenAPI() ([]byte, error) {
 		"info": object{
 			"title":       "ztna controller edge API",
 			"version":     "1",
-			"description": "Management API (bearer token) and enrolment (registration key) of the ztna network controller. Unknown request fields are rejected; errors are application/problem+json.",
+			"description": "Management API (bearer token), enrolment (registration key) and identity certificate renewal (mutual TLS) of the ztna network controller. Unknown request fields are rejected; errors are application/problem+json.",
 		},
 		"paths": paths,
 		"components": object{
-			"schemas":         schemas,
-			"securitySchemes": object{"bearerAuth": object{"type": "http", "scheme": "bearer"}},
+			"schemas": schemas,
+			"securitySchemes": object{
+				"bearerAuth": object{"type": "http", "scheme": "bearer"},
+				"mutualTLS":  object{"type": "mutualTLS", "description": "the client certificate of an enrolled identity, issued by the network CA"},
+			},
 		},
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
@@ -94,7 +100,7 @@ func operationID(rt route) string {
 		verb, name = "revoke", strings.TrimSuffix(name, "/{id}/revoke")
 	case rt.method == http.MethodGet && !strings.HasSuffix(name, "{id}") && rt.out != nil:
 		verb = "list"
-	case name == "enroll":
+	case name == "enroll", name == "renew":
 		verb = ""
 	}
 	name = strings.TrimSuffix(name, "/{id}")

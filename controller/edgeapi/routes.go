@@ -12,9 +12,10 @@ import (
 type route struct {
 	method, pattern string
 	tag, summary    string
-	auth            bool
-	in, out         any // zero values of the body types, nil for none
-	status          int // success status
+	auth            bool // admin bearer token
+	mtls            bool // a client certificate authenticates (checked by the handler)
+	in, out         any  // zero values of the body types, nil for none
+	status          int  // success status
 	handle          http.HandlerFunc
 }
 
@@ -142,6 +143,8 @@ func (s *Server) routes() []route {
 			out: api.RegistrationKey{}, status: http.StatusOK, handle: handleGet(s, s.revokeKey)},
 		route{method: http.MethodPost, pattern: "/v1/enroll", tag: "enrolment", summary: "Enrol a router or identity: a registration key or enrolment token and a CSR in, a certificate chain, the CA and the configuration out (no bearer token: the key authenticates)",
 			in: api.EnrollRequest{}, out: api.EnrollResponse{}, status: http.StatusOK, handle: s.enroll},
+		route{method: http.MethodPost, pattern: "/v1/renew", tag: "enrolment", summary: "Renew an identity's certificate: the current, unexpired certificate of an existing identity presented with mutual TLS and a CSR for a new key in, a certificate chain, the CA and the configuration out (routers renew over the control channel)",
+			mtls: true, in: api.RenewRequest{}, out: api.EnrollResponse{}, status: http.StatusOK, handle: s.renew},
 		route{method: http.MethodGet, pattern: "/v1/openapi.json", tag: "meta", summary: "This OpenAPI document",
 			status: http.StatusOK, handle: serveOpenAPI},
 	)

@@ -218,6 +218,13 @@ type EnrollRequest struct {
 	CSR string `json:"csr"`
 }
 
+// RenewRequest is the body of POST /v1/renew: a PEM certificate signing request for a key pair
+// the identity generated for the renewed certificate. The identity authenticates with its
+// current certificate over mutual TLS; the response is an EnrollResponse.
+type RenewRequest struct {
+	CSR string `json:"csr"`
+}
+
 // EnrollResponse carries the issued certificate chain (PEM, leaf first), the CA certificate
 // (PEM) and the configuration of the enrolled entity.
 type EnrollResponse struct {

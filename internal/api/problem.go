@@ -27,7 +27,18 @@ const (
 	ProblemKeyExpired   = "urn:ztna:problem:key-expired"
 	ProblemKeyRevoked   = "urn:ztna:problem:key-revoked"
 	ProblemCSRInvalid   = "urn:ztna:problem:csr-invalid"
+
+	// Renewal failures (POST /v1/renew): no client certificate, one this network did not issue
+	// to an identity, one that expired (only a new enrolment helps), or a deleted identity.
+	ProblemCertRequired    = "urn:ztna:problem:cert-required"
+	ProblemCertInvalid     = "urn:ztna:problem:cert-invalid"
+	ProblemCertExpired     = "urn:ztna:problem:cert-expired"
+	ProblemIdentityDeleted = "urn:ztna:problem:identity-deleted"
 )
+
+// ReenrolHint says how an identity whose certificate expired gets a new one: enrolment tokens
+// are minted when an identity is created, so a new token means re-creating the identity.
+const ReenrolHint = "enrol again with a new enrolment token (re-create the identity to get one, e.g. terraform apply -replace=ztna_identity.NAME), then run ztna identity enroll --token-file TOKEN --out FILE --force"
 
 // Problem is an RFC 9457 problem details object with the ztna extension Errors, which names
 // every bad field of a request.

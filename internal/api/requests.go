@@ -134,3 +134,12 @@ func (r *EnrollRequest) Validate() error {
 	}
 	return fe.Err()
 }
+
+// Validate checks that the request carries a CSR.
+func (r *RenewRequest) Validate() error {
+	var fe FieldErrors
+	if r.CSR == "" {
+		fe.Add("csr", fmt.Errorf("must carry a PEM certificate signing request for the new key"))
+	}
+	return fe.Err()
+}

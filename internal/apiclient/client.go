@@ -36,6 +36,14 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.http.Timeo
 // WithUserAgent sets the User-Agent header (for example "terraform-provider-ztna/1.2").
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
+// WithClientCertificate presents the certificate in slot when the server asks for one: an
+// identity proves itself this way when it renews its certificate (POST /v1/renew).
+func WithClientCertificate(slot *pki.CertSlot) Option {
+	return func(c *Client) {
+		c.http.Transport.(*http.Transport).TLSClientConfig.GetClientCertificate = slot.GetClientCertificate
+	}
+}
+
 // New returns a client for the controller at baseURL (https://host:port), authenticating with
 // the bearer token (may be empty for enrolment) and trusting only the CA whose fingerprint is
 // caFingerprint ("sha256:<hex>"). A server presenting another CA fails with an error that says

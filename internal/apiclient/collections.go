@@ -103,6 +103,12 @@ func (c *Client) Enroll(ctx context.Context, in api.EnrollRequest) (*api.EnrollR
 	return send[api.EnrollResponse](ctx, c, http.MethodPost, "/v1/enroll", in)
 }
 
+// Renew exchanges a CSR for a new certificate of the identity whose current certificate the
+// client presents (WithClientCertificate): no bearer token, the certificate authenticates.
+func (c *Client) Renew(ctx context.Context, in api.RenewRequest) (*api.EnrollResponse, error) {
+	return send[api.EnrollResponse](ctx, c, http.MethodPost, "/v1/renew", in)
+}
+
 // OpenAPIDocument returns the controller's OpenAPI document, byte for byte.
 func (c *Client) OpenAPIDocument(ctx context.Context) ([]byte, error) {
 	var raw []byte

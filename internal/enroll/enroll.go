@@ -93,7 +93,7 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 			log.Warn("edge endpoint failed", "edge", edge, "err", err)
 			continue
 		}
-		res, err := verify(resp, priv, k, wantKind)
+		res, err := verify(resp, priv, k.CA, wantKind)
 		if err != nil {
 			return nil, fmt.Errorf("%s answered with an unusable enrolment: %w", edge, err)
 		}
@@ -103,15 +103,15 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 	return nil, fmt.Errorf("enrolment failed on every controller endpoint: %w", errors.Join(errs...))
 }
 
-// verify checks that the response is for our key, from the pinned CA, and names the entity
-// the key was minted for.
-func verify(resp *api.EnrollResponse, priv crypto.Signer, k *regkey.Key, kind string) (*Result, error) {
+// verify checks that the response is for our key, from the pinned CA, and names an entity of
+// the expected kind.
+func verify(resp *api.EnrollResponse, priv crypto.Signer, pinnedCA, kind string) (*Result, error) {
 	ca, err := pki.ParseCertPEM([]byte(resp.CA))
 	if err != nil {
 		return nil, fmt.Errorf("CA: %w", err)
 	}
-	if fp := pki.Fingerprint(ca.Raw); fp != k.CA {
-		return nil, fmt.Errorf("TLS interception or wrong controller: the returned CA is %s, the key pins %s", fp, k.CA)
+	if fp := pki.Fingerprint(ca.Raw); fp != pinnedCA {
+		return nil, fmt.Errorf("TLS interception or wrong controller: the returned CA is %s, the pinned one is %s", fp, pinnedCA)
 	}
 	tlsCert, err := pki.TLSCertificate([]byte(resp.Certificate), priv)
 	if err != nil {
@@ -191,14 +191,34 @@ func Identity(ctx context.Context, token, path string, force bool, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(IdentityFile{Config: res.Config, Key: string(res.KeyPEM), Cert: string(res.ChainPEM), CA: string(res.CAPEM)}, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := pki.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
+	if err := res.identityFile().Write(path); err != nil {
 		return nil, err
 	}
 	return &res.Config, nil
+}
+
+func (r *Result) identityFile() *IdentityFile {
+	return &IdentityFile{Config: r.Config, Key: string(r.KeyPEM), Cert: string(r.ChainPEM), CA: string(r.CAPEM)}
+}
+
+// Write replaces the identity file at path atomically (temporary file, then rename), mode
+// 0600: a reader sees the old or the new identity, never a torn file.
+func (f *IdentityFile) Write(path string) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	return pki.WriteFileAtomic(path, append(b, '\n'), 0o600)
+}
+
+// LogValue keeps the private key out of logs: only the identity's id, name and expiry.
+func (f IdentityFile) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", f.Config.ID), slog.String("name", f.Config.Name), slog.Time("cert_expires_at", f.Config.CertExpiresAt))
+}
+
+// String keeps the private key out of formatted output.
+func (f IdentityFile) String() string {
+	return fmt.Sprintf("identity %s (%s), certificate valid until %s", f.Config.Name, f.Config.ID, f.Config.CertExpiresAt.UTC().Format(time.RFC3339))
 }
 
 // LoadIdentity reads an identity file, refusing one readable by others.

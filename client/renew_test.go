@@ -1,0 +1,270 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztna/ztna/client"
+	"github.com/ztna/ztna/client/clienttest"
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/pki"
+)
+
+// TestRenewalKeepsDialing runs a client whose certificates live 2 s through several renewals:
+// every dial succeeds, a stream opened before the first renewal still carries data after the
+// enrolled certificate expired, the link to the hub is never re-established, and the identity
+// file is rewritten atomically with a new key each time. No key ever appears in a log.
+func TestRenewalKeepsDialing(t *testing.T) {
+	const lifetime = 2 * time.Second
+	n := clienttest.Start(t, lifetime)
+	path, ident := n.Enrol(t, "app")
+	enrolled, err := enroll.LoadIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	clientLogs := &clienttest.Buffer{}
+	log := slog.New(slog.NewJSONHandler(clientLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	id, err := client.LoadIdentity(path, client.IdentityOptions{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := id.Config()
+	cfg.Logger = log
+	c, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Readers of the identity file see a complete identity at every moment.
+	keys := map[string]bool{enrolled.Key: true}
+	var keysMu sync.Mutex
+	readerDone := make(chan error, 1)
+	go func() {
+		readerDone <- func() error {
+			for ctx.Err() == nil {
+				f, err := enroll.LoadIdentity(path)
+				if err != nil {
+					return err
+				}
+				if _, err := f.TLSCertificate(); err != nil {
+					return err
+				}
+				keysMu.Lock()
+				keys[f.Key] = true
+				keysMu.Unlock()
+			}
+			return nil
+		}()
+	}()
+
+	long, err := c.Dial(ctx, n.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Close()
+	renewDone := make(chan error, 1)
+	go func() { renewDone <- id.KeepRenewed(ctx) }()
+
+	begin := time.Now()
+	dials := 0
+	for time.Since(begin) < 2*lifetime+lifetime/2 { // the enrolled certificate expires halfway
+		if err := echo(t, c, n.Target); err != nil {
+			t.Fatalf("dial %d after %v (certificate expires %v): %v", dials, time.Since(begin), id.Certificate().NotAfter.Sub(time.Now()), err)
+		}
+		dials++
+		if dials%20 == 0 {
+			if err := echoOn(long, "still here"); err != nil {
+				t.Fatalf("the stream opened before any renewal broke after %v: %v", time.Since(begin), err)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := echoOn(long, "after expiry"); err != nil {
+		t.Fatalf("the stream opened with the enrolled certificate broke: %v", err)
+	}
+	cancel()
+	if err := <-renewDone; err != nil {
+		t.Fatalf("KeepRenewed: %v", err)
+	}
+	if err := <-readerDone; err != nil {
+		t.Fatalf("a reader saw a broken identity file: %v", err)
+	}
+
+	renewals := strings.Count(clientLogs.String(), `"msg":"certificate renewed"`)
+	if renewals < 3 {
+		t.Fatalf("%d renewals in %v with %v certificates, want at least 3", renewals, time.Since(begin), lifetime)
+	}
+	if links := strings.Count(clientLogs.String(), `"msg":"linked to hub"`); links != 1 {
+		t.Fatalf("the client linked to the hub %d times, want once (renewal must not drop the link)", links)
+	}
+	if !time.Now().After(mustLeaf(t, enrolled.Cert).NotAfter) {
+		t.Fatal("the test ended before the enrolled certificate expired: it proves nothing")
+	}
+	t.Logf("%d dials, none failed; %d renewals; the link and a stream stayed up", dials, renewals)
+
+	final, err := enroll.LoadIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("identity file mode %v, %v", fi.Mode().Perm(), err)
+	}
+	leaf := mustLeaf(t, final.Cert)
+	if final.Config.ID != ident.ID || !leaf.Equal(id.Certificate()) || final.Config.CertExpiresAt.Compare(leaf.NotAfter) != 0 {
+		t.Fatalf("identity file holds %s, certificate %v, want the client's current one for %s", final.Config.ID, leaf.SerialNumber, ident.ID)
+	}
+	if len(keys) < 3 {
+		t.Fatalf("the file held %d different keys, want a new key per renewal", len(keys))
+	}
+
+	// No private key, in whole or in part, is logged by the client or the controller.
+	logs := clientLogs.String() + n.Logs.String()
+	for key := range keys {
+		block, _ := pem.Decode([]byte(key))
+		for _, line := range strings.Split(string(pem.EncodeToMemory(&pem.Block{Type: "K", Bytes: block.Bytes})), "\n") {
+			if len(line) > 20 && strings.Contains(logs, line) {
+				t.Fatalf("a private key appears in the logs: %q", line)
+			}
+		}
+	}
+	if strings.Contains(logs, "PRIVATE KEY") {
+		t.Fatal("the logs contain a PEM private key")
+	}
+}
+
+// TestRenewalRefused: a deleted identity and an expired certificate cannot renew; the refusal
+// says why and what to do, and the identity file is left as it was.
+func TestRenewalRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		lifetime time.Duration
+		prepare  func(t *testing.T, n *clienttest.Network, id *api.Identity)
+		problem  string
+		sayings  []string
+	}{
+		{
+			name: "deleted identity", lifetime: time.Minute,
+			prepare: func(t *testing.T, n *clienttest.Network, id *api.Identity) {
+				if err := n.API.DeleteIdentity(context.Background(), id.ID); err != nil {
+					t.Fatal(err)
+				}
+			},
+			problem: api.ProblemIdentityDeleted, sayings: []string{"was deleted", "create a new identity"},
+		},
+		{
+			name: "expired certificate", lifetime: 300 * time.Millisecond,
+			prepare: func(t *testing.T, n *clienttest.Network, id *api.Identity) { time.Sleep(400 * time.Millisecond) },
+			problem: api.ProblemCertExpired, sayings: []string{"expired at", "cannot be renewed", "enrol again with a new enrolment token", "ztna identity enroll"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := clienttest.Start(t, tc.lifetime)
+			path, ident := n.Enrol(t, "app")
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := enroll.LoadIdentity(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur, err := f.TLSCertificate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.prepare(t, n, ident)
+
+			_, err = enroll.RenewIdentity(context.Background(), f, cur, enroll.Options{})
+			var refused *enroll.RefusedError
+			if !errors.As(err, &refused) || refused.Problem.Type != tc.problem {
+				t.Fatalf("renewal: %v, want a refusal of type %s", err, tc.problem)
+			}
+			for _, s := range tc.sayings {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("refusal %q does not say %q", err, s)
+				}
+			}
+			if after, err := os.ReadFile(path); err != nil || !bytes.Equal(after, before) {
+				t.Fatalf("the identity file changed after a refused renewal (%v)", err)
+			}
+		})
+	}
+}
+
+// TestExpiredIdentityIsNotLoaded: the SDK refuses an identity file whose certificate expired
+// and says what to do.
+func TestExpiredIdentityIsNotLoaded(t *testing.T) {
+	n := clienttest.Start(t, 100*time.Millisecond)
+	path, _ := n.Enrol(t, "app")
+	time.Sleep(200 * time.Millisecond)
+	_, err := client.LoadIdentity(path, client.IdentityOptions{})
+	if err == nil || !strings.Contains(err.Error(), "expired at") || !strings.Contains(err.Error(), "enrol again with a new enrolment token") {
+		t.Fatalf("loading an expired identity: %v", err)
+	}
+}
+
+// TestKeepRenewedGivesUpWhenRefused: a refusal is final, so KeepRenewed does not retry it; it
+// returns the refusal and logs it.
+func TestKeepRenewedGivesUpWhenRefused(t *testing.T) {
+	// 10 s certificates are due for renewal at once: NotBefore is backdated by a minute.
+	n := clienttest.Start(t, 10*time.Second)
+	path, ident := n.Enrol(t, "app")
+	logs := &clienttest.Buffer{}
+	id, err := client.LoadIdentity(path, client.IdentityOptions{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.API.DeleteIdentity(context.Background(), ident.ID); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var refused *enroll.RefusedError
+	if err := id.KeepRenewed(context.Background()); !errors.As(err, &refused) || refused.Problem.Type != api.ProblemIdentityDeleted {
+		t.Fatalf("KeepRenewed: %v, want it to give up on the refusal", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("KeepRenewed took %v to give up", d)
+	}
+	if !strings.Contains(logs.String(), "certificate renewal refused") || strings.Contains(logs.String(), "retrying") {
+		t.Fatalf("log:\n%s", logs)
+	}
+}
+
+func echoOn(c io.ReadWriter, msg string) error {
+	if _, err := io.WriteString(c, msg); err != nil {
+		return err
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if string(got) != msg {
+		return errors.New("echo mismatch: " + string(got))
+	}
+	return nil
+}
+
+func mustLeaf(t *testing.T, chainPEM string) *x509.Certificate {
+	t.Helper()
+	c, err := pki.ParseCertPEM([]byte(chainPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
