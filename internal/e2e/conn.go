@@ -477,8 +477,8 @@ func readFull(r io.Reader, p []byte) (int, error) {
 // errEndOfStream stops the underlying WriterTo at the authenticated end of stream.
 var errEndOfStream = errors.New("e2e: end of stream")
 
-// pushTo lets the underlying stream push what it received (smux hands over its frame buffers
-// without copying them first) and decrypts frames straight out of those buffers into w.
+// pushTo lets the underlying stream push what it received (the multiplexer hands over its frame
+// buffers without copying them first) and decrypts frames straight out of those buffers into w.
 func (c *Conn) pushTo(src io.WriterTo, w io.Writer, total int64) (int64, error) {
 	f := &framer{c: c, w: w, total: total}
 	_, err := src.WriteTo(f)

@@ -360,7 +360,7 @@ func (h *Hub) attempt(ctx context.Context, c candidate, alternative bool, req *f
 }
 
 // relay copies both directions until either side closes, then closes both. The multiplexer
-// streams hand their received frames straight to the other stream (smux Stream.WriteTo), so an
+// streams hand their received frames straight to the other stream (mux Stream.WriteTo), so an
 // idle relayed stream holds no buffer.
 func (h *Hub) relay(client, router net.Conn) {
 	h.metrics.active.Inc()
