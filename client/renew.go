@@ -19,6 +19,11 @@ import (
 // renewing cannot succeed: the controller refused (the identity was deleted, ...) or the
 // certificate expired first. Links and dials keep working until the certificate expires.
 func (id *Identity) KeepRenewed(ctx context.Context) error {
+	if len(id.File().Config.Edge) == 0 {
+		err := errors.New("the identity names no controller (edge) endpoint: its certificate cannot be renewed; enrol it again")
+		id.log.Warn("certificate renewal off", "identity", id.File(), "err", err)
+		return err
+	}
 	for {
 		if !sleep(ctx, time.Until(id.RenewAt())) {
 			return nil

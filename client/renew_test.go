@@ -21,12 +21,12 @@ import (
 	"github.com/ztna/ztna/internal/pki"
 )
 
-// TestRenewalKeepsDialing runs a client whose certificates live 2 s through several renewals:
+// TestRenewalKeepsDialing runs a client whose certificates live 1.5 s through several renewals:
 // every dial succeeds, a stream opened before the first renewal still carries data after the
 // enrolled certificate expired, the link to the hub is never re-established, and the identity
 // file is rewritten atomically with a new key each time. No key ever appears in a log.
 func TestRenewalKeepsDialing(t *testing.T) {
-	const lifetime = 2 * time.Second
+	const lifetime = 1500 * time.Millisecond
 	n := clienttest.Start(t, lifetime)
 	path, ident := n.Enrol(t, "app")
 	enrolled, err := enroll.LoadIdentity(path)
@@ -67,6 +67,7 @@ func TestRenewalKeepsDialing(t *testing.T) {
 				keysMu.Lock()
 				keys[f.Key] = true
 				keysMu.Unlock()
+				time.Sleep(time.Millisecond)
 			}
 			return nil
 		}()
