@@ -223,48 +223,60 @@ func (s *Server) id(rg, provider, kind, name string) string {
 }
 
 // poller builds the responder for a long-running operation: one non-terminal poll (201 for a
-// create, 202 for a delete, as ARM answers), then the result, or the injected failure.
-func poller[T any](s *Server, op string, result T) (resp azfake.PollerResponder[T], errResp azfake.ErrorResponder, ok bool) {
+// create, 202 for a delete, as ARM answers), then the result, or the injected failure. apply
+// makes the change, unless the operation fails.
+func poller[T any](s *Server, op string, result T, apply func()) (resp azfake.PollerResponder[T], errResp azfake.ErrorResponder) {
 	accepted := http.StatusCreated
 	if strings.HasSuffix(op, ".Delete") {
 		accepted = http.StatusAccepted
 	}
 	if f, failing := s.failure(op); failing {
 		if !f.async {
-			errResp.SetResponseError(f.status, f.code)
-			return resp, errResp, false
+			return failNow[T](f.status, f.code)
 		}
 		resp.AddNonTerminalResponse(accepted, nil)
 		resp.SetTerminalError(f.status, f.code)
-		return resp, errResp, false
+		return resp, errResp
 	}
+	apply()
 	resp.AddNonTerminalResponse(accepted, nil)
 	resp.SetTerminalResponse(http.StatusOK, result, nil)
-	return resp, errResp, true
+	return resp, errResp
 }
 
-func notFound[T any](code string) (resp azfake.Responder[T], errResp azfake.ErrorResponder) {
-	errResp.SetResponseError(http.StatusNotFound, code)
+// failNow answers a long-running call with an ARM error at once, as ARM rejects a request.
+func failNow[T any](status int, code string) (resp azfake.PollerResponder[T], errResp azfake.ErrorResponder) {
+	errResp.SetResponseError(status, code)
 	return
+}
+
+// found answers a call with result.
+func found[T any](result T) (resp azfake.Responder[T], errResp azfake.ErrorResponder) {
+	resp.SetResponse(http.StatusOK, result, nil)
+	return
+}
+
+// respondError answers a call with an ARM error.
+func respondError[T any](status int, code string) (resp azfake.Responder[T], errResp azfake.ErrorResponder) {
+	errResp.SetResponseError(status, code)
+	return
+}
+
+func notFound[T any](code string) (azfake.Responder[T], azfake.ErrorResponder) {
+	return respondError[T](http.StatusNotFound, code)
 }
 
 func (s *Server) createNSG(_ context.Context, rg, name string, p armnetwork.SecurityGroup, _ *armnetwork.SecurityGroupsClientBeginCreateOrUpdateOptions) (azfake.PollerResponder[armnetwork.SecurityGroupsClientCreateOrUpdateResponse], azfake.ErrorResponder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errResp azfake.ErrorResponder
 	if !s.groups[rg] {
-		errResp.SetResponseError(http.StatusNotFound, "ResourceGroupNotFound")
-		return azfake.PollerResponder[armnetwork.SecurityGroupsClientCreateOrUpdateResponse]{}, errResp
+		return failNow[armnetwork.SecurityGroupsClientCreateOrUpdateResponse](http.StatusNotFound, "ResourceGroupNotFound")
 	}
 	p.ID, p.Name = to.Ptr(s.id(rg, "Microsoft.Network", "networkSecurityGroups", name)), to.Ptr(name)
 	for _, r := range p.Properties.SecurityRules {
 		r.ID = to.Ptr(*p.ID + "/securityRules/" + *r.Name)
 	}
-	resp, errResp, ok := poller(s, "SecurityGroups.CreateOrUpdate", armnetwork.SecurityGroupsClientCreateOrUpdateResponse{SecurityGroup: p})
-	if ok {
-		s.nsgs[rg+"/"+name] = &p
-	}
-	return resp, errResp
+	return poller(s, "SecurityGroups.CreateOrUpdate", armnetwork.SecurityGroupsClientCreateOrUpdateResponse{SecurityGroup: p}, func() { s.nsgs[rg+"/"+name] = &p })
 }
 
 func (s *Server) getNSG(_ context.Context, rg, name string, _ *armnetwork.SecurityGroupsClientGetOptions) (azfake.Responder[armnetwork.SecurityGroupsClientGetResponse], azfake.ErrorResponder) {
@@ -274,59 +286,42 @@ func (s *Server) getNSG(_ context.Context, rg, name string, _ *armnetwork.Securi
 	if !ok {
 		return notFound[armnetwork.SecurityGroupsClientGetResponse]("ResourceNotFound")
 	}
-	var resp azfake.Responder[armnetwork.SecurityGroupsClientGetResponse]
-	resp.SetResponse(http.StatusOK, armnetwork.SecurityGroupsClientGetResponse{SecurityGroup: *g}, nil)
-	return resp, azfake.ErrorResponder{}
+	return found(armnetwork.SecurityGroupsClientGetResponse{SecurityGroup: *g})
 }
 
 func (s *Server) deleteNSG(_ context.Context, rg, name string, _ *armnetwork.SecurityGroupsClientBeginDeleteOptions) (azfake.PollerResponder[armnetwork.SecurityGroupsClientDeleteResponse], azfake.ErrorResponder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errResp azfake.ErrorResponder
 	key := rg + "/" + name
 	if _, ok := s.nsgs[key]; !ok {
-		errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
-		return azfake.PollerResponder[armnetwork.SecurityGroupsClientDeleteResponse]{}, errResp
+		return failNow[armnetwork.SecurityGroupsClientDeleteResponse](http.StatusNotFound, "ResourceNotFound")
 	}
 	for _, nic := range s.nics {
 		if nic.Properties.NetworkSecurityGroup != nil && strings.EqualFold(*nic.Properties.NetworkSecurityGroup.ID, *s.nsgs[key].ID) {
-			errResp.SetResponseError(http.StatusBadRequest, "InUseNetworkSecurityGroup")
-			return azfake.PollerResponder[armnetwork.SecurityGroupsClientDeleteResponse]{}, errResp
+			return failNow[armnetwork.SecurityGroupsClientDeleteResponse](http.StatusBadRequest, "InUseNetworkSecurityGroup")
 		}
 	}
-	resp, errResp, ok := poller(s, "SecurityGroups.Delete", armnetwork.SecurityGroupsClientDeleteResponse{})
-	if ok {
-		delete(s.nsgs, key)
-	}
-	return resp, errResp
+	return poller(s, "SecurityGroups.Delete", armnetwork.SecurityGroupsClientDeleteResponse{}, func() { delete(s.nsgs, key) })
 }
 
 func (s *Server) createNIC(_ context.Context, rg, name string, p armnetwork.Interface, _ *armnetwork.InterfacesClientBeginCreateOrUpdateOptions) (azfake.PollerResponder[armnetwork.InterfacesClientCreateOrUpdateResponse], azfake.ErrorResponder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errResp azfake.ErrorResponder
 	if !s.groups[rg] {
-		errResp.SetResponseError(http.StatusNotFound, "ResourceGroupNotFound")
-		return azfake.PollerResponder[armnetwork.InterfacesClientCreateOrUpdateResponse]{}, errResp
+		return failNow[armnetwork.InterfacesClientCreateOrUpdateResponse](http.StatusNotFound, "ResourceGroupNotFound")
 	}
 	for _, ipc := range p.Properties.IPConfigurations {
 		if ipc.Properties.Subnet == nil || !s.subnets[strings.ToLower(*ipc.Properties.Subnet.ID)] {
-			errResp.SetResponseError(http.StatusBadRequest, "InvalidResourceReference")
-			return azfake.PollerResponder[armnetwork.InterfacesClientCreateOrUpdateResponse]{}, errResp
+			return failNow[armnetwork.InterfacesClientCreateOrUpdateResponse](http.StatusBadRequest, "InvalidResourceReference")
 		}
 		s.seq++
 		ipc.Properties.PrivateIPAddress = to.Ptr(fmt.Sprintf("10.1.0.%d", s.seq%250+4))
 	}
 	if g := p.Properties.NetworkSecurityGroup; g != nil && !s.hasNSG(*g.ID) {
-		errResp.SetResponseError(http.StatusBadRequest, "InvalidResourceReference")
-		return azfake.PollerResponder[armnetwork.InterfacesClientCreateOrUpdateResponse]{}, errResp
+		return failNow[armnetwork.InterfacesClientCreateOrUpdateResponse](http.StatusBadRequest, "InvalidResourceReference")
 	}
 	p.ID, p.Name = to.Ptr(s.id(rg, "Microsoft.Network", "networkInterfaces", name)), to.Ptr(name)
-	resp, errResp, ok := poller(s, "Interfaces.CreateOrUpdate", armnetwork.InterfacesClientCreateOrUpdateResponse{Interface: p})
-	if ok {
-		s.nics[rg+"/"+name] = &p
-	}
-	return resp, errResp
+	return poller(s, "Interfaces.CreateOrUpdate", armnetwork.InterfacesClientCreateOrUpdateResponse{Interface: p}, func() { s.nics[rg+"/"+name] = &p })
 }
 
 func (s *Server) hasNSG(id string) bool {
@@ -345,33 +340,24 @@ func (s *Server) getNIC(_ context.Context, rg, name string, _ *armnetwork.Interf
 	if !ok {
 		return notFound[armnetwork.InterfacesClientGetResponse]("ResourceNotFound")
 	}
-	var resp azfake.Responder[armnetwork.InterfacesClientGetResponse]
-	resp.SetResponse(http.StatusOK, armnetwork.InterfacesClientGetResponse{Interface: *n}, nil)
-	return resp, azfake.ErrorResponder{}
+	return found(armnetwork.InterfacesClientGetResponse{Interface: *n})
 }
 
 func (s *Server) deleteNIC(_ context.Context, rg, name string, _ *armnetwork.InterfacesClientBeginDeleteOptions) (azfake.PollerResponder[armnetwork.InterfacesClientDeleteResponse], azfake.ErrorResponder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errResp azfake.ErrorResponder
 	key := rg + "/" + name
 	if _, ok := s.nics[key]; !ok {
-		errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
-		return azfake.PollerResponder[armnetwork.InterfacesClientDeleteResponse]{}, errResp
+		return failNow[armnetwork.InterfacesClientDeleteResponse](http.StatusNotFound, "ResourceNotFound")
 	}
 	for _, vm := range s.vms {
 		for _, ref := range vm.Properties.NetworkProfile.NetworkInterfaces {
 			if strings.EqualFold(*ref.ID, *s.nics[key].ID) {
-				errResp.SetResponseError(http.StatusBadRequest, "NicInUse")
-				return azfake.PollerResponder[armnetwork.InterfacesClientDeleteResponse]{}, errResp
+				return failNow[armnetwork.InterfacesClientDeleteResponse](http.StatusBadRequest, "NicInUse")
 			}
 		}
 	}
-	resp, errResp, ok := poller(s, "Interfaces.Delete", armnetwork.InterfacesClientDeleteResponse{})
-	if ok {
-		delete(s.nics, key)
-	}
-	return resp, errResp
+	return poller(s, "Interfaces.Delete", armnetwork.InterfacesClientDeleteResponse{}, func() { delete(s.nics, key) })
 }
 
 func (s *Server) nicByID(id string) (string, bool) {
@@ -389,11 +375,7 @@ var VMSizes = []string{"Standard_F2s_v2", "Standard_F4s_v2", "Standard_F8s_v2", 
 func (s *Server) createVM(_ context.Context, rg, name string, p armcompute.VirtualMachine, _ *armcompute.VirtualMachinesClientBeginCreateOrUpdateOptions) (azfake.PollerResponder[armcompute.VirtualMachinesClientCreateOrUpdateResponse], azfake.ErrorResponder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fail := func(status int, code string) (azfake.PollerResponder[armcompute.VirtualMachinesClientCreateOrUpdateResponse], azfake.ErrorResponder) {
-		var errResp azfake.ErrorResponder
-		errResp.SetResponseError(status, code)
-		return azfake.PollerResponder[armcompute.VirtualMachinesClientCreateOrUpdateResponse]{}, errResp
-	}
+	fail := failNow[armcompute.VirtualMachinesClientCreateOrUpdateResponse]
 	if !s.groups[rg] {
 		return fail(http.StatusNotFound, "ResourceGroupNotFound")
 	}
@@ -435,20 +417,14 @@ func (s *Server) createVM(_ context.Context, rg, name string, p armcompute.Virtu
 	stored.Properties.OSProfile = &osp
 	stored.Properties.OSProfile.CustomData = nil
 	stored.Properties.UserData = nil
-	resp, errResp, ok := poller(s, "VirtualMachines.CreateOrUpdate", armcompute.VirtualMachinesClientCreateOrUpdateResponse{VirtualMachine: stored})
-	if ok {
-		s.vms[rg+"/"+name] = &stored
-	}
-	return resp, errResp
+	return poller(s, "VirtualMachines.CreateOrUpdate", armcompute.VirtualMachinesClientCreateOrUpdateResponse{VirtualMachine: stored}, func() { s.vms[rg+"/"+name] = &stored })
 }
 
 func (s *Server) getVM(_ context.Context, rg, name string, opts *armcompute.VirtualMachinesClientGetOptions) (azfake.Responder[armcompute.VirtualMachinesClientGetResponse], azfake.ErrorResponder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f, ok := s.failure("VirtualMachines.Get"); ok {
-		var errResp azfake.ErrorResponder
-		errResp.SetResponseError(f.status, f.code)
-		return azfake.Responder[armcompute.VirtualMachinesClientGetResponse]{}, errResp
+		return respondError[armcompute.VirtualMachinesClientGetResponse](f.status, f.code)
 	}
 	vm, ok := s.vms[rg+"/"+name]
 	if !ok {
@@ -462,9 +438,7 @@ func (s *Server) getVM(_ context.Context, rg, name string, opts *armcompute.Virt
 		}}
 		out.Properties = &props
 	}
-	var resp azfake.Responder[armcompute.VirtualMachinesClientGetResponse]
-	resp.SetResponse(http.StatusOK, armcompute.VirtualMachinesClientGetResponse{VirtualMachine: out}, nil)
-	return resp, azfake.ErrorResponder{}
+	return found(armcompute.VirtualMachinesClientGetResponse{VirtualMachine: out})
 }
 
 func (s *Server) deleteVM(_ context.Context, rg, name string, _ *armcompute.VirtualMachinesClientBeginDeleteOptions) (azfake.PollerResponder[armcompute.VirtualMachinesClientDeleteResponse], azfake.ErrorResponder) {
@@ -472,15 +446,9 @@ func (s *Server) deleteVM(_ context.Context, rg, name string, _ *armcompute.Virt
 	defer s.mu.Unlock()
 	key := rg + "/" + name
 	if _, ok := s.vms[key]; !ok {
-		var errResp azfake.ErrorResponder
-		errResp.SetResponseError(http.StatusNotFound, "ResourceNotFound")
-		return azfake.PollerResponder[armcompute.VirtualMachinesClientDeleteResponse]{}, errResp
+		return failNow[armcompute.VirtualMachinesClientDeleteResponse](http.StatusNotFound, "ResourceNotFound")
 	}
-	resp, errResp, ok := poller(s, "VirtualMachines.Delete", armcompute.VirtualMachinesClientDeleteResponse{})
-	if ok {
-		s.removeVM(key)
-	}
-	return resp, errResp
+	return poller(s, "VirtualMachines.Delete", armcompute.VirtualMachinesClientDeleteResponse{}, func() { s.removeVM(key) })
 }
 
 // removeVM deletes a VM and the NICs whose delete option says to go with it.
@@ -502,11 +470,8 @@ func (s *Server) removeVM(key string) {
 func (s *Server) listImages(_ context.Context, location, publisher, offer, sku string, _ *armcompute.VirtualMachineImagesClientListOptions) (azfake.Responder[armcompute.VirtualMachineImagesClientListResponse], azfake.ErrorResponder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var resp azfake.Responder[armcompute.VirtualMachineImagesClientListResponse]
 	if f, ok := s.failure("VirtualMachineImages.List"); ok {
-		var errResp azfake.ErrorResponder
-		errResp.SetResponseError(f.status, f.code)
-		return resp, errResp
+		return respondError[armcompute.VirtualMachineImagesClientListResponse](f.status, f.code)
 	}
 	var out []*armcompute.VirtualMachineImageResource
 	for _, v := range s.images[strings.ToLower(strings.Join([]string{location, publisher, offer, sku}, "/"))] {
@@ -515,8 +480,7 @@ func (s *Server) listImages(_ context.Context, location, publisher, offer, sku s
 			ID: to.Ptr(fmt.Sprintf("/Subscriptions/%s/Providers/Microsoft.Compute/Locations/%s/Publishers/%s/ArtifactTypes/VMImage/Offers/%s/Skus/%s/Versions/%s", s.Subscription, location, publisher, offer, sku, v)),
 		})
 	}
-	resp.SetResponse(http.StatusOK, armcompute.VirtualMachineImagesClientListResponse{VirtualMachineImageResourceArray: out}, nil)
-	return resp, azfake.ErrorResponder{}
+	return found(armcompute.VirtualMachineImagesClientListResponse{VirtualMachineImageResourceArray: out})
 }
 
 func (s *Server) hasVersion(id string) bool {
@@ -531,24 +495,17 @@ func (s *Server) hasVersion(id string) bool {
 func (s *Server) createVersion(_ context.Context, rg, gallery, image, version string, p armcompute.GalleryImageVersion, _ *armcompute.GalleryImageVersionsClientBeginCreateOrUpdateOptions) (azfake.PollerResponder[armcompute.GalleryImageVersionsClientCreateOrUpdateResponse], azfake.ErrorResponder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errResp azfake.ErrorResponder
 	if !s.defs[strings.ToLower(rg+"/"+gallery+"/"+image)] {
-		errResp.SetResponseError(http.StatusNotFound, "GalleryImageNotFound")
-		return azfake.PollerResponder[armcompute.GalleryImageVersionsClientCreateOrUpdateResponse]{}, errResp
+		return failNow[armcompute.GalleryImageVersionsClientCreateOrUpdateResponse](http.StatusNotFound, "GalleryImageNotFound")
 	}
 	src := p.Properties.StorageProfile.Source
 	if src == nil || src.ID == nil || !s.sources[strings.ToLower(*src.ID)] && !s.hasVersion(*src.ID) {
-		errResp.SetResponseError(http.StatusBadRequest, "InvalidParameter")
-		return azfake.PollerResponder[armcompute.GalleryImageVersionsClientCreateOrUpdateResponse]{}, errResp
+		return failNow[armcompute.GalleryImageVersionsClientCreateOrUpdateResponse](http.StatusBadRequest, "InvalidParameter")
 	}
 	p.ID = to.Ptr(s.id(rg, "Microsoft.Compute", "galleries", gallery+"/images/"+image+"/versions/"+version))
 	p.Name = to.Ptr(version)
 	p.Properties.ProvisioningState = to.Ptr(armcompute.GalleryProvisioningStateSucceeded)
-	resp, errResp, ok := poller(s, "GalleryImageVersions.CreateOrUpdate", armcompute.GalleryImageVersionsClientCreateOrUpdateResponse{GalleryImageVersion: p})
-	if ok {
-		s.versions[strings.ToLower(rg+"/"+gallery+"/"+image+"/"+version)] = &p
-	}
-	return resp, errResp
+	return poller(s, "GalleryImageVersions.CreateOrUpdate", armcompute.GalleryImageVersionsClientCreateOrUpdateResponse{GalleryImageVersion: p}, func() { s.versions[strings.ToLower(rg+"/"+gallery+"/"+image+"/"+version)] = &p })
 }
 
 func (s *Server) getVersion(_ context.Context, rg, gallery, image, version string, _ *armcompute.GalleryImageVersionsClientGetOptions) (azfake.Responder[armcompute.GalleryImageVersionsClientGetResponse], azfake.ErrorResponder) {
@@ -558,9 +515,7 @@ func (s *Server) getVersion(_ context.Context, rg, gallery, image, version strin
 	if !ok {
 		return notFound[armcompute.GalleryImageVersionsClientGetResponse]("ResourceNotFound")
 	}
-	var resp azfake.Responder[armcompute.GalleryImageVersionsClientGetResponse]
-	resp.SetResponse(http.StatusOK, armcompute.GalleryImageVersionsClientGetResponse{GalleryImageVersion: *v}, nil)
-	return resp, azfake.ErrorResponder{}
+	return found(armcompute.GalleryImageVersionsClientGetResponse{GalleryImageVersion: *v})
 }
 
 // Keys returns the sorted keys of a map, for tests that list resources.
