@@ -49,18 +49,21 @@ func fakeRouter(keyFile, listen string) {
 			fmt.Println(err)
 			os.Exit(1)
 		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				fmt.Fprintln(c, "router")
-				c.Close()
-			}
-		}()
+		go serveLine(ln, "router")
 	}
 	select {}
+}
+
+// serveLine answers every connection to ln with line until ln is closed.
+func serveLine(ln net.Listener, line string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		fmt.Fprintln(c, line)
+		c.Close()
+	}
 }
 
 // dial exits 0 when addr answers with a line.

@@ -34,16 +34,7 @@ func lineServer(t *testing.T, addr string) uint16 {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, "hello")
-			c.Close()
-		}
-	}()
+	go serveLine(ln, "hello")
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 
