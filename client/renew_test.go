@@ -269,3 +269,62 @@ func mustLeaf(t *testing.T, chainPEM string) *x509.Certificate {
 	}
 	return c
 }
+
+// TestRenewalRetriesWhileTheControllerIsDown: with the controller down when renewal is due,
+// the client keeps dialing through the hub, retries with backoff, and renews once the
+// controller is back, before its certificate expires.
+func TestRenewalRetriesWhileTheControllerIsDown(t *testing.T) {
+	const lifetime = 3 * time.Second
+	n := clienttest.Start(t, lifetime)
+	path, _ := n.Enrol(t, "app")
+	logs := &clienttest.Buffer{}
+	id, err := client.LoadIdentity(path, client.IdentityOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrolled := id.Certificate()
+	c, err := client.New(id.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n.StopController(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	renewDone := make(chan error, 1)
+	go func() { renewDone <- id.KeepRenewed(ctx) }() // due at once: loaded from a file
+	begin := time.Now()
+	for time.Since(begin) < time.Second {
+		if err := echo(t, c, n.Target); err != nil {
+			t.Fatalf("dial with the controller down: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if id.Certificate() != enrolled {
+		t.Fatal("renewed while the controller was down?")
+	}
+	if retries := strings.Count(logs.String(), `"msg":"certificate renewal failed; retrying"`); retries < 2 {
+		t.Fatalf("%d retries in a second, want several\n%s", retries, logs)
+	}
+	n.StartController(t)
+	for id.Certificate() == enrolled {
+		if time.Now().After(enrolled.NotAfter) {
+			t.Fatalf("not renewed before expiry after the controller came back\n%s", logs)
+		}
+		if err := echo(t, c, n.Target); err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := echo(t, c, n.Target); err != nil {
+		t.Fatalf("dial after renewal: %v", err)
+	}
+	cancel()
+	if err := <-renewDone; err != nil {
+		t.Fatal(err)
+	}
+	if f, err := enroll.LoadIdentity(path); err != nil || !mustLeaf(t, f.Cert).Equal(id.Certificate()) {
+		t.Fatalf("identity file not rewritten after the late renewal: %v", err)
+	}
+}

@@ -40,8 +40,63 @@ type Network struct {
 	Target     string            // its host:port, for Dial
 	Logs       *Buffer           // the controller's log (JSON, debug level)
 
+	dir, addr string
+	lifetime  time.Duration
+	stop      func(testing.TB) // stops the running controller; nil when stopped
+
 	mu         sync.Mutex
 	identities []string // ids the hub admits
+}
+
+const adminToken = "clienttest-admin-token-0123456789"
+
+// StartController starts the controller (again: same address, store and CA) and waits until
+// its edge API listens.
+func (n *Network) StartController(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := sqlite.Open(ctx, filepath.Join(n.dir, "ztna.db"))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	c, err := controller.New(controller.Config{
+		CA: n.Stack.PKI.CA, Store: st, Token: adminToken, Name: "clienttest",
+		Listen:    map[controller.Plane]string{controller.PlaneEdge: n.addr},
+		Advertise: edgeapi.Endpoints{Edge: []string{"https://" + n.addr}, Fabric: n.Stack.HubAddrs},
+		Hosts:     []string{"127.0.0.1"}, CertLifetime: n.lifetime,
+		Logger: slog.New(slog.NewJSONHandler(n.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		cancel()
+		st.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	if c.Addr(controller.PlaneEdge) == nil {
+		cancel()
+		st.Close()
+		t.Fatalf("edge API did not listen: %v", <-done)
+	}
+	n.Controller = c
+	n.stop = func(t testing.TB) {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("controller: %v", err)
+		}
+		st.Close()
+	}
+}
+
+// StopController stops the controller: the edge API refuses connections until
+// StartController; the data plane carries on.
+func (n *Network) StopController(t testing.TB) {
+	t.Helper()
+	if n.stop != nil {
+		n.stop(t)
+		n.stop = nil
+	}
 }
 
 // Start runs a network whose router and identity certificates live certLifetime.
@@ -58,45 +113,16 @@ func Start(t testing.TB, certLifetime time.Duration) *Network {
 	n.Stack.StartRouter("r1", []control.Service{n.Service}, resolver)
 	n.admit()
 
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "ztna.db"))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	n.dir, n.lifetime = t.TempDir(), certLifetime
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
+	n.addr = ln.Addr().String()
 	ln.Close()
-	const token = "clienttest-admin-token-0123456789"
-	n.Controller, err = controller.New(controller.Config{
-		CA: n.Stack.PKI.CA, Store: st, Token: token, Name: "clienttest",
-		Listen:    map[controller.Plane]string{controller.PlaneEdge: addr},
-		Advertise: edgeapi.Endpoints{Edge: []string{"https://" + addr}, Fabric: n.Stack.HubAddrs},
-		Hosts:     []string{"127.0.0.1"}, CertLifetime: certLifetime,
-		Logger: slog.New(slog.NewJSONHandler(n.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- n.Controller.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller: %v", err)
-		}
-		st.Close()
-	})
-	if n.Controller.Addr(controller.PlaneEdge) == nil {
-		t.Fatalf("edge API did not listen: %v", <-done)
-	}
-	n.API, err = apiclient.New("https://"+addr, token, n.Controller.CA.Fingerprint(), apiclient.WithTimeout(5*time.Second))
+	n.StartController(t)
+	t.Cleanup(func() { n.StopController(t) })
+	n.API, err = apiclient.New("https://"+n.addr, adminToken, n.Controller.CA.Fingerprint(), apiclient.WithTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
