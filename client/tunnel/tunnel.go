@@ -42,6 +42,13 @@ type Overlay interface {
 	Dial(ctx context.Context, target string) (net.Conn, error)
 }
 
+// Watcher is an Overlay whose hub pushes service-list changes (*client.Client is one): the
+// tunnel then applies a change as soon as the hub has it, and reads the list every Refresh only
+// while the push is down.
+type Watcher interface {
+	WatchServices(ctx context.Context, fn func([]client.Service)) error
+}
+
 // Defaults of Config.
 var (
 	DefaultDNSListen = "127.0.0.1:5353"
@@ -63,7 +70,8 @@ type Config struct {
 	DNSListen string       // UDP and TCP address of the DNS server; "" means DefaultDNSListen
 	Upstream  string       // host:port of the resolver for every other name (required)
 	Pool      netip.Prefix // local addresses for service names; zero means DefaultPool
-	// Refresh is how often the service list is read; zero means 500 ms.
+	// Refresh is how often the service list is read when the hub does not push changes (or
+	// while its push is down); zero means 500 ms.
 	Refresh time.Duration
 	// DialTimeout bounds setting up one overlay stream; zero means 10 s.
 	DialTimeout time.Duration
@@ -89,14 +97,15 @@ type Tunnel struct {
 	names   nameTable
 	wg      sync.WaitGroup
 
-	mu      sync.Mutex // guards the fields below
-	pool    *pool
-	served  map[string]*served // canonical name → what is served for it
-	conns   map[net.Conn]struct{}
-	warned  map[string]bool // conditions already logged, so a refresh loop does not repeat them
-	lastOK  time.Time
-	lastErr error
-	closed  bool
+	mu       sync.Mutex // guards the fields below
+	pool     *pool
+	served   map[string]*served // canonical name → what is served for it
+	conns    map[net.Conn]struct{}
+	warned   map[string]bool // conditions already logged, so a refresh loop does not repeat them
+	lastOK   time.Time
+	lastErr  error
+	watching bool // the hub is pushing the service list
+	closed   bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -230,8 +239,9 @@ func (t *Tunnel) DNSAddr() string { return t.dnsUDP.PacketConn.LocalAddr().Strin
 
 // Status is a point-in-time view of the tunnel, for health checks.
 type Status struct {
-	LastRefresh time.Time // last successful read of the service list
+	LastRefresh time.Time // last successful read (or push) of the service list
 	LastError   error     // of the last read, nil when it succeeded
+	Watching    bool      // the hub is pushing changes to the service list
 	Names       map[string]netip.Addr
 }
 
@@ -239,19 +249,19 @@ type Status struct {
 func (t *Tunnel) Status() Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := Status{LastRefresh: t.lastOK, LastError: t.lastErr, Names: map[string]netip.Addr{}}
+	st := Status{LastRefresh: t.lastOK, LastError: t.lastErr, Watching: t.watching, Names: map[string]netip.Addr{}}
 	for name, s := range t.served {
 		st.Names[name] = s.addr
 	}
 	return st
 }
 
-// Healthy reports whether the service list was read successfully within the last few refresh
-// intervals (plus the time a slow read may take).
+// Healthy reports whether the hub is pushing the service list, or the list was read
+// successfully within the last few refresh intervals (plus the time a slow read may take).
 func (t *Tunnel) Healthy() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return !t.closed && time.Since(t.lastOK) < 3*t.cfg.Refresh+t.cfg.DialTimeout
+	return !t.closed && (t.watching || time.Since(t.lastOK) < 3*t.cfg.Refresh+t.cfg.DialTimeout)
 }
 
 // Close stops the DNS server, closes every listener and connection, and waits for the
@@ -287,9 +297,23 @@ func (t *Tunnel) shutdown() {
 
 func (t *Tunnel) refreshLoop() {
 	defer t.wg.Done()
+	w, push := t.cfg.Overlay.(Watcher)
 	tick := time.NewTicker(t.cfg.Refresh)
 	defer tick.Stop()
 	for {
+		if push {
+			err := w.WatchServices(t.ctx, t.pushed)
+			t.setWatching(false)
+			if t.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, client.ErrWatchUnsupported) {
+				t.log.Info("the hub does not push service-list changes; reading the list every refresh interval", "refresh", t.cfg.Refresh)
+				push = false
+			} else {
+				t.log.Warn("service-list push lost; reading the list until it is back", "err", err)
+			}
+		}
 		select {
 		case <-t.ctx.Done():
 			return
@@ -299,6 +323,24 @@ func (t *Tunnel) refreshLoop() {
 			}
 		}
 	}
+}
+
+// pushed serves a service list the hub pushed.
+func (t *Tunnel) pushed(list []client.Service) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.watching = true
+	t.noteListed(nil)
+	t.apply(t.want(list))
+}
+
+func (t *Tunnel) setWatching(on bool) {
+	t.mu.Lock()
+	t.watching = on
+	t.mu.Unlock()
 }
 
 // refresh reads the service list and serves exactly it. On failure the previous list stays:
@@ -312,6 +354,15 @@ func (t *Tunnel) refresh() error {
 	if t.closed {
 		return nil
 	}
+	if err := t.noteListed(err); err != nil {
+		return err
+	}
+	t.apply(t.want(list))
+	return nil
+}
+
+// noteListed records the outcome of reading the service list; t.mu is held.
+func (t *Tunnel) noteListed(err error) error {
 	recovered := err == nil && t.lastErr != nil
 	t.lastErr = err
 	if err != nil {
@@ -322,7 +373,6 @@ func (t *Tunnel) refresh() error {
 		t.log.Info("service list readable again")
 	}
 	t.lastOK = time.Now()
-	t.apply(t.want(list))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -545,5 +546,85 @@ func TestPortChangesFollowTheService(t *testing.T) {
 	waitFor(t, time.Second, "the removed port to close", func() bool { return !listening(5432) && listening(5433) })
 	if again, _ := resolveA(t, tun, "db.example"); again != a {
 		t.Fatalf("address moved from %v to %v", a, again)
+	}
+}
+
+// pushOverlay is a fakeOverlay whose hub pushes service lists: each list sent on lists reaches
+// the tunnel through WatchServices; watchErr, when set, is returned at once instead.
+type pushOverlay struct {
+	*fakeOverlay
+	lists    chan []client.Service
+	watchErr error
+	watches  atomic.Int32
+}
+
+func (p *pushOverlay) WatchServices(ctx context.Context, fn func([]client.Service)) error {
+	p.watches.Add(1)
+	if p.watchErr != nil {
+		return p.watchErr
+	}
+	fn(nil)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case l := <-p.lists:
+			fn(l)
+		}
+	}
+}
+
+// With a hub that pushes, changes apply without polling: the refresh interval here is an hour.
+func TestPushedChangesApplyWithoutPolling(t *testing.T) {
+	echo := echoServer(t)
+	p := &pushOverlay{fakeOverlay: &fakeOverlay{}, lists: make(chan []client.Service)}
+	p.set(nil, map[string]string{"db.example:5432": echo})
+	tun, err := Start(context.Background(), Config{
+		Overlay: p, DNSListen: "127.0.0.1:0", Upstream: dnstest.Start(t, nil).Addr, Refresh: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tun.Close()
+	p.lists <- []client.Service{svc("db", "db.example", 5432)}
+	var addr netip.Addr
+	waitFor(t, time.Second, "the pushed service to resolve", func() bool {
+		addr, _ = resolveA(t, tun, "db.example")
+		return addr.IsValid()
+	})
+	if got, err := echoThrough(netip.AddrPortFrom(addr, 5432).String(), "x"); err != nil || got != "x" {
+		t.Fatalf("pushed service: %q %v", got, err)
+	}
+	if st := tun.Status(); !st.Watching || !tun.Healthy() {
+		t.Fatalf("status %+v, healthy %v", st, tun.Healthy())
+	}
+	p.lists <- nil
+	waitFor(t, time.Second, "the withdrawn service to stop resolving", func() bool {
+		_, rcode := resolveA(t, tun, "db.example")
+		return rcode == dns.RcodeNameError
+	})
+}
+
+// A hub that cannot push is polled every refresh interval.
+func TestWatchUnsupportedFallsBackToPolling(t *testing.T) {
+	upstream := dnstest.Start(t, nil)
+	p := &pushOverlay{fakeOverlay: &fakeOverlay{}, watchErr: fmt.Errorf("ztna: watch services: %w", client.ErrWatchUnsupported)}
+	tun, err := Start(context.Background(), Config{
+		Overlay: p, DNSListen: "127.0.0.1:0", Upstream: upstream.Addr, Refresh: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tun.Close()
+	p.set([]client.Service{svc("db", "db.example", 5432)}, nil)
+	waitFor(t, time.Second, "the polled service to resolve", func() bool {
+		a, _ := resolveA(t, tun, "db.example")
+		return a.IsValid()
+	})
+	if n := p.watches.Load(); n != 1 {
+		t.Fatalf("watch tried %d times after the hub said it cannot push", n)
+	}
+	if tun.Status().Watching {
+		t.Fatal("reports watching without a push")
 	}
 }

@@ -29,6 +29,9 @@ const (
 	OpList Op = 2
 	// opControl opens a link's control stream (keepalives); never seen by users of the package.
 	opControl Op = 3
+	// OpWatch asks the hub for the services the identity may dial now and whenever they change:
+	// each list is one Response on the stream (the first at once), until either end closes it.
+	OpWatch Op = 4
 )
 
 // Request opens a stream.

@@ -14,6 +14,7 @@
 package hub
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -66,6 +67,7 @@ type Hub struct {
 
 	mu      sync.Mutex
 	routers map[string][]*fabric.Link // router id → its live links to this hub
+	changed chan struct{}             // closed and replaced by each Update
 }
 
 // New returns a hub with an empty snapshot: every dial is refused until Update.
@@ -92,13 +94,28 @@ func New(cfg Config) *Hub {
 		log:     cfg.Logger,
 		metrics: newMetrics(cfg.Metrics),
 		routers: map[string][]*fabric.Link{},
+		changed: make(chan struct{}),
 	}
 	h.ix.Store(compile(Snapshot{}))
 	return h
 }
 
-// Update replaces the policy and service snapshot; dials from now on use the new one.
-func (h *Hub) Update(s Snapshot) { h.ix.Store(compile(s)) }
+// Update replaces the policy and service snapshot; dials from now on use the new one, and
+// watchers whose service list changed get the new list.
+func (h *Hub) Update(s Snapshot) {
+	h.ix.Store(compile(s))
+	h.mu.Lock()
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// current returns the snapshot and a channel closed at the next Update.
+func (h *Hub) current() (*index, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ix.Load(), h.changed
+}
 
 // Serve accepts links on ln until ctx ends or ln fails.
 func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
@@ -264,8 +281,42 @@ func (h *Hub) handle(ctx context.Context, identity string, s net.Conn) {
 		s.Close()
 	case fabric.OpDial:
 		h.dial(ctx, ix, identity, req, s)
+	case fabric.OpWatch:
+		h.watch(ctx, identity, s)
 	default:
 		h.refuse(s, &fabric.Error{Code: fabric.BadRequest, Message: fmt.Sprintf("unknown op %d", req.Op)})
+	}
+}
+
+// watch sends the identity's service list now and again after every Update that changes it,
+// until the client closes the stream, the link fails or ctx ends.
+func (h *Hub) watch(ctx context.Context, identity string, s net.Conn) {
+	defer s.Close()
+	s.SetDeadline(time.Time{})
+	gone := make(chan struct{})
+	go func() { // the client sends nothing more: a read returns when it closes or the link fails
+		io.Copy(io.Discard, s)
+		close(gone)
+	}()
+	h.metrics.watchers.Inc()
+	defer h.metrics.watchers.Dec()
+	var last []byte
+	for {
+		ix, changed := h.current()
+		body, _ := json.Marshal(ix.visible(identity))
+		if !bytes.Equal(body, last) {
+			if err := fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: body}); err != nil {
+				return
+			}
+			last = body
+		}
+		select {
+		case <-changed:
+		case <-gone:
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -379,6 +430,7 @@ type metrics struct {
 	routerLinks prometheus.Gauge
 	clientLinks prometheus.Gauge
 	active      prometheus.Gauge
+	watchers    prometheus.Gauge
 	dials       *prometheus.CounterVec
 }
 
@@ -387,12 +439,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		routerLinks: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ztna_hub_router_links", Help: "Router links up."}),
 		clientLinks: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ztna_hub_client_links", Help: "Client identity links up."}),
 		active:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "ztna_hub_streams_active", Help: "Streams being relayed."}),
+		watchers:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "ztna_hub_service_watchers", Help: "Clients watching their service list."}),
 		dials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ztna_hub_dials_total", Help: "Client dials, by result.",
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.dials)
+		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.watchers, m.dials)
 	}
 	return m
 }
