@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,21 +40,9 @@ func oneService(t *testing.T, handle func(net.Conn), opts stack.Options) (*stack
 	return s, svc, s.Client("i1")
 }
 
-func dial(t *testing.T, c *client.Client, target string) net.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := c.Dial(ctx, target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
 func TestBytesRoundTrip(t *testing.T) {
 	_, svc, c := oneService(t, stack.Echo, stack.Options{})
-	conn := dial(t, c, target(svc))
+	conn := stack.Dial(t, c, target(svc))
 	for _, msg := range []string{"x", "hello through the overlay", strings.Repeat("0123456789", 30_000)} {
 		if _, err := conn.Write([]byte(msg)); err != nil {
 			t.Fatal(err)
@@ -66,9 +53,7 @@ func TestBytesRoundTrip(t *testing.T) {
 		}
 	}
 	// Half-close travels to the target, whose end of stream travels back.
-	if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
+	stack.CloseWrite(t, conn)
 	if rest, err := io.ReadAll(conn); err != nil || len(rest) != 0 {
 		t.Fatalf("after half-close: %q, %v", rest, err)
 	}
@@ -80,34 +65,8 @@ func TestGiBTransferArrivesIntact(t *testing.T) {
 		size = 64 << 20
 	}
 	_, svc, c := oneService(t, stack.Digest, stack.Options{})
-	conn := dial(t, c, target(svc))
-
-	// Pseudo-random content (AES-CTR keystream) so that a lost, repeated or reordered frame
-	// changes the digest.
-	src := newStream(size)
-	h := sha256.New()
-	start := time.Now()
-	if _, err := io.Copy(conn, io.TeeReader(src, h)); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	reply, err := io.ReadAll(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := time.Since(start)
-	want := hex.EncodeToString(h.Sum(nil)) + " " + strconv.FormatInt(size, 10)
-	if string(reply) != want {
-		t.Fatalf("target received %q, sent %q", reply, want)
-	}
+	d := stack.SendDigested(t, stack.Dial(t, c, target(svc)), size)
 	t.Logf("%d MiB in %v (%.2f GB/s, in-process, shared CPU)", size>>20, d.Round(time.Millisecond), float64(size)/d.Seconds()/1e9)
-}
-
-// newStream yields n pseudo-random bytes.
-func newStream(n int64) io.Reader {
-	return io.LimitReader(rand.Reader, n)
 }
 
 func TestThousandConcurrentStreams(t *testing.T) {
@@ -185,7 +144,7 @@ func TestHubNeverSeesPlaintext(t *testing.T) {
 	marker := make([]byte, 16)
 	rand.Read(marker)
 	secret := []byte("PLAINTEXT-MARKER-" + hex.EncodeToString(marker))
-	conn := dial(t, c, target(svc))
+	conn := stack.Dial(t, c, target(svc))
 	if _, err := conn.Write(secret); err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +251,7 @@ func TestRouterRefusesUnassignedTarget(t *testing.T) {
 	if !errors.Is(err, client.ErrNotAuthorized) || !strings.Contains(err.Error(), "not assigned") {
 		t.Fatalf("dial to an unassigned target: %v", err)
 	}
-	dial(t, c, target(assigned)) // the assigned one still works
+	stack.Dial(t, c, target(assigned)) // the assigned one still works
 }
 
 // Stream setup that fails on one router is retried on the next, invisibly to the client. Here
@@ -340,7 +299,7 @@ func TestRouterLossFailsItsStreamsAndMovesNewDials(t *testing.T) {
 	r1 := s.StartRouter("r1", []control.Service{svc}, nil)
 	s.Update(stack.Policy([]control.Service{svc}, []string{"r1", "r2"}, []string{"i1"}))
 	c := s.Client("i1")
-	onR1 := dial(t, c, target(svc))
+	onR1 := stack.Dial(t, c, target(svc))
 	if _, err := onR1.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
 	}

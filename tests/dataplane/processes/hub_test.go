@@ -54,7 +54,7 @@ func TestStandaloneHub(t *testing.T) {
 	policy := s.allow(t)
 	within(t, time.Second, "policy created → first dial through the standalone hub", func() bool { return dialErr(cl, target) == nil })
 
-	conn := dial(t, cl, target)
+	conn := stack.Dial(t, cl, target)
 	for range 100 {
 		if err := echoOnce(conn, []byte("through the standalone hub")); err != nil {
 			t.Fatal(err)

@@ -73,25 +73,6 @@ func (s *site) allow(t *testing.T) string {
 	return p.ID
 }
 
-func dial(t *testing.T, c *client.Client, target string) net.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := c.Dial(ctx, target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-func closeWrite(t *testing.T, c net.Conn) {
-	t.Helper()
-	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // echoOnce writes msg and reads it back.
 func echoOnce(c net.Conn, msg []byte) error {
 	if _, err := c.Write(msg); err != nil {

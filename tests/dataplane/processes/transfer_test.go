@@ -3,13 +3,8 @@ package processes_test
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,13 +23,13 @@ func TestBytesRoundTrip(t *testing.T) {
 	if err != nil || len(svcs) != 1 || svcs[0].Name != "db" || svcs[0].Address != serviceName {
 		t.Fatalf("Services = %+v, %v", svcs, err)
 	}
-	conn := dial(t, s.client, s.target)
+	conn := stack.Dial(t, s.client, s.target)
 	for _, msg := range []string{"x", "hello through the overlay", strings.Repeat("0123456789", 30_000)} {
 		if err := echoOnce(conn, []byte(msg)); err != nil {
 			t.Fatalf("echo of %d bytes: %v", len(msg), err)
 		}
 	}
-	closeWrite(t, conn)
+	stack.CloseWrite(t, conn)
 	if rest, err := io.ReadAll(conn); err != nil || len(rest) != 0 {
 		t.Fatalf("after half-close: %q, %v", rest, err)
 	}
@@ -47,25 +42,7 @@ func TestGiBTransfer(t *testing.T) {
 		size = 64 << 20
 	}
 	s := newSite(t, stack.Digest, true)
-	conn := dial(t, s.client, s.target)
-	h := sha256.New()
-	start := time.Now()
-	// Pseudo-random content from a random seed: a lost, repeated or reordered frame changes the
-	// digest. (crypto/rand itself would be the bottleneck of this test.)
-	var seed [32]byte
-	crand.Read(seed[:])
-	if _, err := io.Copy(conn, io.TeeReader(io.LimitReader(rand.NewChaCha8(seed), size), h)); err != nil {
-		t.Fatal(err)
-	}
-	closeWrite(t, conn)
-	reply, err := io.ReadAll(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := time.Since(start)
-	if want := hex.EncodeToString(h.Sum(nil)) + " " + strconv.FormatInt(size, 10); string(reply) != want {
-		t.Fatalf("target received %q, sent %q", reply, want)
-	}
+	d := stack.SendDigested(t, stack.Dial(t, s.client, s.target), size)
 	t.Logf("%d MiB in %v (%.2f GB/s; test, controller and router processes share 2 cores)", size>>20, d.Round(time.Millisecond), float64(size)/d.Seconds()/1e9)
 }
 
