@@ -5,7 +5,6 @@ package controller_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,34 +12,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ztna/ztna/tests/dataplane/harness"
 )
 
-var binary string
-
+// TestMain builds ztna-controller unless $ZTNA_BIN_DIR has it.
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	if dir := os.Getenv("ZTNA_BIN_DIR"); dir != "" {
-		if _, err := os.Stat(filepath.Join(dir, "ztna-controller")); err == nil {
-			binary = filepath.Join(dir, "ztna-controller")
-			return m.Run()
-		}
-	}
-	tmp, err := os.MkdirTemp("", "ztna-controller-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	binary = filepath.Join(tmp, "ztna-controller")
-	out, err := exec.Command("go", "build", "-o", binary, "github.com/ztna/ztna/cmd/ztna-controller").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build ztna-controller: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	harness.Binaries = []string{"ztna-controller"}
+	os.Exit(harness.Main(m))
 }
 
 // proc is a running controller process.
@@ -58,7 +37,7 @@ func startDev(t *testing.T, dataDir string, extra ...string) (*proc, time.Durati
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, append([]string{"dev", "--data-dir", dataDir, "--log-format", "json"}, extra...)...)
+	cmd := exec.Command(harness.Bin("ztna-controller"), append([]string{"dev", "--data-dir", dataDir, "--log-format", "json"}, extra...)...)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {

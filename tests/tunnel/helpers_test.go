@@ -15,11 +15,12 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/ztna/ztna/tests/dataplane/harness"
 )
 
 // runningTunnel is a `ztna tunnel` process and where its DNS server listens.
 type runningTunnel struct {
-	*proc
+	*harness.Proc
 	dns string // host:port; port 53, so that a resolv.conf can name it
 }
 
@@ -32,16 +33,14 @@ func startTunnel(t *testing.T, identity, upstream string, extra ...string) *runn
 	addr := netip.AddrFrom4([4]byte{127, 53, b[0], b[1]%250 + 1})
 	dnsAddr := netip.AddrPortFrom(addr, 53).String()
 	args := append([]string{"tunnel", "--identity", identity, "--dns-listen", dnsAddr, "--upstream", upstream}, extra...)
-	p := startZtna(t, args...)
-	waitFor(t, 15*time.Second, "the tunnel to serve DNS", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("ztna tunnel exited:\n%s", p.out.String())
-		default:
+	p := harness.Start(t, "ztna", args...)
+	harness.WaitFor(t, 15*time.Second, "the tunnel to serve DNS", func() bool {
+		if p.Exited() {
+			t.Fatalf("ztna tunnel exited:\n%s", p.Output())
 		}
-		return strings.Contains(p.out.String(), "DNS on "+dnsAddr)
+		return strings.Contains(p.Output(), "DNS on "+dnsAddr)
 	})
-	return &runningTunnel{proc: p, dns: dnsAddr}
+	return &runningTunnel{Proc: p, dns: dnsAddr}
 }
 
 // lookup asks the tunnel's DNS server for name's A record: the address, or the rcode.

@@ -135,7 +135,7 @@ func TestRealProcessesCurlThroughTheTunnel(t *testing.T) {
 	if r := ztna(t, request, "dial", "--identity", idFile, target); r.code == 0 || !strings.Contains(r.stderr, "not authorized") {
 		t.Fatalf("dial after deleting the policy: exit %d %q", r.code, r.stderr)
 	}
-	if code := tun.stop(t); code != 0 {
+	if code := tun.Terminate(t, 10*time.Second); code != 0 {
 		t.Fatalf("tunnel exited %d after SIGTERM", code)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/router/dnstest"
 	"github.com/ztna/ztna/router/resolve"
+	"github.com/ztna/ztna/tests/dataplane/harness"
 	"github.com/ztna/ztna/tests/dataplane/stack"
 )
 
@@ -233,7 +234,7 @@ func TestTunnelCurlByNameFollowsPolicy(t *testing.T) {
 	grant := snap
 	grant.Policies = append(append([]hub.Policy(nil), snap.Policies...), hub.Policy{IdentityRoles: []string{"other"}, ServiceNames: []string{"intranet"}})
 	c.s.Update(grant)
-	took := waitFor(t, time.Second, "the granted service to resolve", func() bool {
+	took := harness.WaitFor(t, time.Second, "the granted service to resolve", func() bool {
 		a, _ := out.lookup(t, fqdn)
 		return a.IsValid()
 	})
@@ -245,7 +246,7 @@ func TestTunnelCurlByNameFollowsPolicy(t *testing.T) {
 	// Revoke: within a second the name no longer resolves and its listener is gone.
 	addr, _ := out.lookup(t, fqdn)
 	c.s.Update(snap)
-	took = waitFor(t, time.Second, "the revoked service to stop resolving and listening", func() bool {
+	took = harness.WaitFor(t, time.Second, "the revoked service to stop resolving and listening", func() bool {
 		a, rcode := out.lookup(t, fqdn)
 		conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), time.Second)
 		if err == nil {
@@ -255,7 +256,7 @@ func TestTunnelCurlByNameFollowsPolicy(t *testing.T) {
 	})
 	t.Logf("revoked policy: %s gone after %v", fqdn, took.Round(time.Millisecond))
 
-	if code := app.stop(t); code != 0 {
+	if code := app.Terminate(t, 10*time.Second); code != 0 {
 		t.Fatalf("tunnel exited %d after SIGTERM", code)
 	}
 }
@@ -267,9 +268,9 @@ func TestTunnelMetricsAndHealth(t *testing.T) {
 	echo := stack.Service("echo", "echo.customerdomain.me", stack.Serve(t, stack.Echo))
 	c.router(t, "r1", echo)
 	c.s.Update(policy([]control.Service{echo}, "r1"))
-	metrics := freeAddr(t)
+	metrics := harness.FreeAddr(t)
 	tun := startTunnel(t, c.identityFile(t, "app"), dnstest.Start(t, nil).Addr, "--metrics-listen", metrics)
-	waitFor(t, 5*time.Second, "/healthz", func() bool {
+	harness.WaitFor(t, 5*time.Second, "/healthz", func() bool {
 		resp, err := http.Get("http://" + metrics + "/healthz")
 		if err != nil {
 			return false
@@ -300,14 +301,4 @@ func TestTunnelMetricsAndHealth(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -37,7 +37,8 @@ import (
 	"github.com/ztna/ztna/internal/pki"
 )
 
-// Binaries are the commands the harness runs.
+// Binaries are the commands (of cmd/) the harness runs; a TestMain may change the list before
+// it calls Main.
 var Binaries = []string{"ztna-controller", "ztna-router"}
 
 // binDir holds the binaries: $ZTNA_BIN_DIR (make build) or a temporary build.
@@ -166,6 +167,18 @@ func (p *Proc) Wait(d time.Duration) (code int, ok bool) {
 	case <-time.After(d):
 		return 0, false
 	}
+}
+
+// Terminate sends SIGTERM and waits up to d for the process to end, failing the test when it
+// does not; it returns the exit code.
+func (p *Proc) Terminate(t testing.TB, d time.Duration) int {
+	t.Helper()
+	p.Signal(syscall.SIGTERM)
+	code, ok := p.Wait(d)
+	if !ok {
+		t.Fatalf("%s did not stop within %v of SIGTERM", filepath.Base(p.Cmd.Path), d)
+	}
+	return code
 }
 
 // Run runs a binary to completion and returns its combined output and exit code.
