@@ -42,21 +42,7 @@ func oneService(t *testing.T, handle func(net.Conn), opts stack.Options) (*stack
 
 func TestBytesRoundTrip(t *testing.T) {
 	_, svc, c := oneService(t, stack.Echo, stack.Options{})
-	conn := stack.Dial(t, c, target(svc))
-	for _, msg := range []string{"x", "hello through the overlay", strings.Repeat("0123456789", 30_000)} {
-		if _, err := conn.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(conn, got); err != nil || string(got) != msg {
-			t.Fatalf("echo of %d bytes: %v", len(msg), err)
-		}
-	}
-	// Half-close travels to the target, whose end of stream travels back.
-	stack.CloseWrite(t, conn)
-	if rest, err := io.ReadAll(conn); err != nil || len(rest) != 0 {
-		t.Fatalf("after half-close: %q, %v", rest, err)
-	}
+	stack.CheckEcho(t, stack.Dial(t, c, target(svc)))
 }
 
 func TestGiBTransferArrivesIntact(t *testing.T) {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,16 +21,7 @@ func TestBytesRoundTrip(t *testing.T) {
 	if err != nil || len(svcs) != 1 || svcs[0].Name != "db" || svcs[0].Address != serviceName {
 		t.Fatalf("Services = %+v, %v", svcs, err)
 	}
-	conn := stack.Dial(t, s.client, s.target)
-	for _, msg := range []string{"x", "hello through the overlay", strings.Repeat("0123456789", 30_000)} {
-		if err := echoOnce(conn, []byte(msg)); err != nil {
-			t.Fatalf("echo of %d bytes: %v", len(msg), err)
-		}
-	}
-	stack.CloseWrite(t, conn)
-	if rest, err := io.ReadAll(conn); err != nil || len(rest) != 0 {
-		t.Fatalf("after half-close: %q, %v", rest, err)
-	}
+	stack.CheckEcho(t, stack.Dial(t, s.client, s.target))
 }
 
 // TestGiBTransfer: 1 GiB of random bytes arrives at the target with the same SHA-256.

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -248,6 +249,25 @@ func CloseWrite(t testing.TB, conn net.Conn) {
 	t.Helper()
 	if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// CheckEcho checks over conn, to an Echo target, that messages of 1 byte to 300 kB come back
+// intact and that a half-close travels to the target, whose end of stream travels back.
+func CheckEcho(t testing.TB, conn net.Conn) {
+	t.Helper()
+	for _, msg := range []string{"x", "hello through the overlay", strings.Repeat("0123456789", 30_000)} {
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(conn, got); err != nil || string(got) != msg {
+			t.Fatalf("echo of %d bytes: %v", len(msg), err)
+		}
+	}
+	CloseWrite(t, conn)
+	if rest, err := io.ReadAll(conn); err != nil || len(rest) != 0 {
+		t.Fatalf("after half-close: %q, %v", rest, err)
 	}
 }
 
