@@ -58,7 +58,12 @@ type Conn struct {
 	send    *noise.CipherState
 	werr    error
 	wclosed bool
+	probe   [probeSize]byte // ReadFrom's read of an idle socket
 }
+
+// probeSize is how much ReadFrom reads from a socket that was idle: enough for most requests
+// and replies of interactive protocols in one system call, small enough to keep in every Conn.
+const probeSize = 2048
 
 func newConn(raw net.Conn, peer Peer, target string, send, recv *noise.CipherState) *Conn {
 	return &Conn{raw: raw, peer: peer, target: target, send: send, recv: recv, short: true}
@@ -350,13 +355,21 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	rc := rawConnOf(r)
 	var total int64
 	for {
+		if c.short && rc != nil {
+			n, err := c.readProbe(rc)
+			total += int64(n)
+			switch {
+			case err == io.EOF:
+				return total, nil
+			case err == errNoRawRead:
+				rc = nil
+			case err != nil:
+				return total, err
+			}
+			continue
+		}
 		size := batchSize
 		if c.short {
-			if rc != nil {
-				if err := waitReadable(rc); err != nil {
-					return total, err
-				}
-			}
 			size = maxFrame
 		}
 		bp := bufpool.Get(size)
@@ -372,6 +385,27 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// errNoRawRead: the platform cannot read the socket directly (see readReady).
+var errNoRawRead = errors.New("e2e: no direct socket reads here")
+
+// readProbe waits for the socket to have data, reads up to len(c.probe) bytes of it and sends
+// them as one frame. A full probe means more is waiting: the next read is a large one.
+func (c *Conn) readProbe(rc syscall.RawConn) (int, error) {
+	n, err := readReady(rc, c.probe[:])
+	if n == 0 {
+		return 0, err
+	}
+	c.short = n < len(c.probe)
+	bp := bufpool.Get(2 + n + tagSize)
+	defer bufpool.Put(bp)
+	frame := *bp
+	copy(frame[2:], c.probe[:n])
+	if werr := c.sealAndSend(frame[:2], frame[2:2+n]); werr != nil {
+		return 0, werr
+	}
+	return n, err
 }
 
 // readAndSeal reads once from r into the tail of buf and seals what it got into frames at the

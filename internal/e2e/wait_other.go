@@ -4,5 +4,6 @@ package e2e
 
 import "syscall"
 
-// waitReadable cannot probe sockets here; the read itself waits (with its buffer).
-func waitReadable(syscall.RawConn) error { return nil }
+// readReady cannot read sockets directly here: ReadFrom reads through the reader (with its
+// buffer).
+func readReady(syscall.RawConn, []byte) (int, error) { return 0, errNoRawRead }

@@ -3,29 +3,36 @@
 package e2e
 
 import (
+	"io"
 	"os"
 	"syscall"
 )
 
-// waitReadable blocks until the socket has data, an end of file or an error, without a read
-// buffer: a 1-byte MSG_PEEK probe tells readiness, and the runtime poller does the waiting.
-// A socket error (a reset) is consumed by the probe, so it is returned here.
-func waitReadable(rc syscall.RawConn) error {
-	var probe [1]byte
-	var sockErr error
+// readReady reads what the socket has into p, leaving the waiting to the runtime poller: the
+// caller holds no buffer but p (small, part of the Conn) while the socket is idle, and a small
+// message costs one read system call after the wake-up.
+func readReady(rc syscall.RawConn, p []byte) (int, error) {
+	var n int
+	var rerr error
 	err := rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), probe[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch err {
-		case syscall.EAGAIN:
-			return false
-		case nil, syscall.EINTR, syscall.ENOTSOCK:
-		default:
-			sockErr = os.NewSyscallError("recvfrom", err)
+		for {
+			n, rerr = syscall.Read(int(fd), p)
+			switch rerr {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			}
+			return true
 		}
-		return true
 	})
-	if err != nil {
-		return err
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, os.NewSyscallError("read", rerr)
+	case n == 0:
+		return 0, io.EOF
 	}
-	return sockErr
+	return n, nil
 }
