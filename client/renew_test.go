@@ -21,12 +21,12 @@ import (
 	"github.com/ztna/ztna/internal/pki"
 )
 
-// TestRenewalKeepsDialing runs a client whose certificates live 1.5 s through several renewals:
+// TestRenewalKeepsDialing runs a client whose certificates live 2 s through several renewals:
 // every dial succeeds, a stream opened before the first renewal still carries data after the
 // enrolled certificate expired, the link to the hub is never re-established, and the identity
 // file is rewritten atomically with a new key each time. No key ever appears in a log.
 func TestRenewalKeepsDialing(t *testing.T) {
-	const lifetime = 1500 * time.Millisecond
+	const lifetime = 2 * time.Second
 	n := clienttest.Start(t, lifetime)
 	path, ident := n.Enrol(t, "app")
 	enrolled, err := enroll.LoadIdentity(path)
@@ -83,7 +83,13 @@ func TestRenewalKeepsDialing(t *testing.T) {
 
 	begin := time.Now()
 	dials := 0
-	for time.Since(begin) < 2*lifetime+lifetime/2 { // the enrolled certificate expires halfway
+	// Until the enrolled certificate has expired and three renewals have happened.
+	expired := func() bool { return time.Now().After(mustLeaf(t, enrolled.Cert).NotAfter.Add(100 * time.Millisecond)) }
+	renewals := func() int { return strings.Count(clientLogs.String(), `"msg":"certificate renewed"`) }
+	for !expired() || renewals() < 3 {
+		if time.Since(begin) > 5*lifetime {
+			t.Fatalf("%d renewals in %v with %v certificates, want at least 3\n%s", renewals(), time.Since(begin), lifetime, clientLogs)
+		}
 		if err := echo(t, c, n.Target); err != nil {
 			t.Fatalf("dial %d after %v (certificate expires %v): %v", dials, time.Since(begin), id.Certificate().NotAfter.Sub(time.Now()), err)
 		}
@@ -106,17 +112,10 @@ func TestRenewalKeepsDialing(t *testing.T) {
 		t.Fatalf("a reader saw a broken identity file: %v", err)
 	}
 
-	renewals := strings.Count(clientLogs.String(), `"msg":"certificate renewed"`)
-	if renewals < 3 {
-		t.Fatalf("%d renewals in %v with %v certificates, want at least 3", renewals, time.Since(begin), lifetime)
-	}
 	if links := strings.Count(clientLogs.String(), `"msg":"linked to hub"`); links != 1 {
 		t.Fatalf("the client linked to the hub %d times, want once (renewal must not drop the link)", links)
 	}
-	if !time.Now().After(mustLeaf(t, enrolled.Cert).NotAfter) {
-		t.Fatal("the test ended before the enrolled certificate expired: it proves nothing")
-	}
-	t.Logf("%d dials, none failed; %d renewals; the link and a stream stayed up", dials, renewals)
+	t.Logf("%d dials in %v, none failed; %d renewals; the link and a stream stayed up", dials, time.Since(begin), renewals())
 
 	final, err := enroll.LoadIdentity(path)
 	if err != nil {
@@ -274,8 +273,7 @@ func mustLeaf(t *testing.T, chainPEM string) *x509.Certificate {
 // the client keeps dialing through the hub, retries with backoff, and renews once the
 // controller is back, before its certificate expires.
 func TestRenewalRetriesWhileTheControllerIsDown(t *testing.T) {
-	const lifetime = 3 * time.Second
-	n := clienttest.Start(t, lifetime)
+	n := clienttest.Start(t, 4*time.Second)
 	path, _ := n.Enrol(t, "app")
 	logs := &clienttest.Buffer{}
 	id, err := client.LoadIdentity(path, client.IdentityOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
@@ -295,7 +293,8 @@ func TestRenewalRetriesWhileTheControllerIsDown(t *testing.T) {
 	renewDone := make(chan error, 1)
 	go func() { renewDone <- id.KeepRenewed(ctx) }() // due at once: loaded from a file
 	begin := time.Now()
-	for time.Since(begin) < time.Second {
+	outage := time.Until(enrolled.NotAfter) / 3 // NotAfter has whole seconds: 3 to 4 s away
+	for time.Since(begin) < outage {
 		if err := echo(t, c, n.Target); err != nil {
 			t.Fatalf("dial with the controller down: %v", err)
 		}
@@ -305,7 +304,7 @@ func TestRenewalRetriesWhileTheControllerIsDown(t *testing.T) {
 		t.Fatal("renewed while the controller was down?")
 	}
 	if retries := strings.Count(logs.String(), `"msg":"certificate renewal failed; retrying"`); retries < 2 {
-		t.Fatalf("%d retries in a second, want several\n%s", retries, logs)
+		t.Fatalf("%d retries in %v, want several\n%s", retries, outage, logs)
 	}
 	n.StartController(t)
 	for id.Certificate() == enrolled {

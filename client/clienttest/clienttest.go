@@ -94,6 +94,9 @@ func (n *Network) StartController(t testing.TB) {
 func (n *Network) StopController(t testing.TB) {
 	t.Helper()
 	if n.stop != nil {
+		if n.API != nil {
+			n.API.CloseIdleConnections() // the server's graceful shutdown would wait for them
+		}
 		n.stop(t)
 		n.stop = nil
 	}
