@@ -72,8 +72,7 @@ func (s *Server) enrollInner(w *problemRecorder, r *http.Request) {
 	}
 	csr, err := issuer.ParseCSR([]byte(req.CSR))
 	if err != nil {
-		writeProblem(w, &api.Problem{Type: api.ProblemCSRInvalid, Title: "Invalid certificate signing request", Status: http.StatusBadRequest,
-			Detail: err.Error(), Errors: []api.FieldError{{Field: "csr", Detail: err.Error()}}})
+		writeProblem(w, csrProblem(err))
 		return
 	}
 	consumed, err := s.store.ConsumeKey(ctx, stored.ID, now)
@@ -95,7 +94,7 @@ func (s *Server) enrollInner(w *problemRecorder, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	cfg, err := s.enrolledConfig(ctx, consumed)
+	cfg, err := s.enrolledConfig(ctx, consumed.Kind, consumed.SubjectID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -105,24 +104,30 @@ func (s *Server) enrollInner(w *problemRecorder, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.EnrollResponse{Certificate: string(issued.ChainPEM), CA: string(s.issuer.CA.CertPEM), Config: *cfg})
 }
 
-func (s *Server) enrolledConfig(ctx context.Context, k *store.Key) (*api.EnrolledConfig, error) {
-	cfg := &api.EnrolledConfig{ID: k.SubjectID, Kind: k.Kind, Edge: s.endpoints.Edge, Control: nonEmpty(s.endpoints.Control),
+// enrolledConfig is the configuration handed to an enrolled (or renewed) router or identity.
+func (s *Server) enrolledConfig(ctx context.Context, kind, subjectID string) (*api.EnrolledConfig, error) {
+	cfg := &api.EnrolledConfig{ID: subjectID, Kind: kind, Edge: s.endpoints.Edge, Control: nonEmpty(s.endpoints.Control),
 		Fabric: nonEmpty(s.endpoints.Fabric), CAFingerprint: s.issuer.CA.Fingerprint()}
-	switch k.Kind {
+	switch kind {
 	case api.KindRouter:
-		rt, err := s.store.GetRouter(ctx, k.SubjectID)
+		rt, err := s.store.GetRouter(ctx, subjectID)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Name, cfg.Roles = rt.Name, rt.Roles
 	case api.KindIdentity:
-		id, err := s.store.GetIdentity(ctx, k.SubjectID)
+		id, err := s.store.GetIdentity(ctx, subjectID)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Name, cfg.Roles = id.Name, id.Roles
 	}
 	return cfg, nil
+}
+
+func csrProblem(err error) *api.Problem {
+	return &api.Problem{Type: api.ProblemCSRInvalid, Title: "Invalid certificate signing request", Status: http.StatusBadRequest,
+		Detail: err.Error(), Errors: []api.FieldError{{Field: "csr", Detail: err.Error()}}}
 }
 
 func keyStateProblem(state string) *api.Problem {

@@ -52,8 +52,7 @@ func (s *Server) renewInner(w *problemRecorder, r *http.Request) {
 	}
 	csr, err := issuer.ParseCSR([]byte(req.CSR))
 	if err != nil {
-		writeProblem(w, &api.Problem{Type: api.ProblemCSRInvalid, Title: "Invalid certificate signing request", Status: http.StatusBadRequest,
-			Detail: err.Error(), Errors: []api.FieldError{{Field: "csr", Detail: err.Error()}}})
+		writeProblem(w, csrProblem(err))
 		return
 	}
 	issued, err := s.issuer.IssueParsed(ctx, api.KindIdentity, id, csr)
@@ -65,14 +64,12 @@ func (s *Server) renewInner(w *problemRecorder, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	identity, err := s.store.GetIdentity(ctx, id)
-	if err != nil { // deleted between issuing and here: the certificate is useless anyway
+	cfg, err := s.enrolledConfig(ctx, api.KindIdentity, id)
+	if err != nil { // deleted since the certificate was issued: it is useless anyway
 		s.fail(w, r, err)
 		return
 	}
-	cfg := &api.EnrolledConfig{ID: id, Kind: api.KindIdentity, Name: identity.Name, Roles: identity.Roles, Edge: s.endpoints.Edge,
-		Control: nonEmpty(s.endpoints.Control), Fabric: nonEmpty(s.endpoints.Fabric), CAFingerprint: s.issuer.CA.Fingerprint(),
-		CertExpiresAt: issued.Cert.NotAfter}
+	cfg.CertExpiresAt = issued.Cert.NotAfter
 	s.log.InfoContext(ctx, "identity certificate renewed", "identity_id", id, "serial", issued.Cert.SerialNumber.Text(16), "cert_expires_at", issued.Cert.NotAfter)
 	writeJSON(w, http.StatusOK, api.EnrollResponse{Certificate: string(issued.ChainPEM), CA: string(s.issuer.CA.CertPEM), Config: *cfg})
 }
