@@ -2,9 +2,7 @@ package client
 
 import (
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -53,9 +51,6 @@ type IdentityOptions struct {
 // rewrite the file atomically (temporary file and rename, 0600) unless opts.ReadOnly.
 func LoadIdentity(path string, opts IdentityOptions) (*Identity, error) {
 	f, err := enroll.LoadIdentity(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("identity file %s does not exist: enrol first with 'ztna identity enroll --token-file TOKEN --out %s'", path, path)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -119,9 +118,6 @@ the message says what to do.`,
 				return err
 			}
 			f, err := enroll.LoadIdentity(path)
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("identity file %s does not exist: enrol first with 'ztna identity enroll --token-file TOKEN --out %s'", path, path)
-			}
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -221,9 +222,13 @@ func (f IdentityFile) String() string {
 	return fmt.Sprintf("identity %s (%s), certificate valid until %s", f.Config.Name, f.Config.ID, f.Config.CertExpiresAt.UTC().Format(time.RFC3339))
 }
 
-// LoadIdentity reads an identity file, refusing one readable by others.
+// LoadIdentity reads an identity file, refusing one readable by others. A missing file is an
+// error that wraps fs.ErrNotExist and says how to enrol.
 func LoadIdentity(path string) (*IdentityFile, error) {
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("identity file %s does not exist: enrol first with 'ztna identity enroll --token-file TOKEN --out %s' (%w)", path, path, fs.ErrNotExist)
+	}
 	if err != nil {
 		return nil, err
 	}
