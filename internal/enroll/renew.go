@@ -75,7 +75,7 @@ func RenewIdentity(ctx context.Context, f *IdentityFile, cur *tls.Certificate, o
 				return nil, &RefusedError{Edge: edge, Problem: apiErr.Problem}
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", edge, err))
-			log.Warn("edge endpoint failed", "edge", edge, "err", err)
+			log.Debug("edge endpoint failed", "edge", edge, "err", err) // the caller reports the joined errors
 			if ctx.Err() != nil {
 				break
 			}
