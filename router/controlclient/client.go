@@ -1,7 +1,8 @@
 // Package controlclient keeps a router's control channel to the controller: it dials out over
 // mutual TLS, says hello, sends heartbeats with service health, installs service assignments into
 // the router's targets set, renews the router's certificate on the open connection, and
-// reconnects with exponential backoff and jitter, forever — except after a revocation.
+// reconnects forever — except after a revocation: within about a second while the controller is
+// merely restarting, with exponential backoff when it stays away or refuses, always with jitter.
 package controlclient
 
 import (
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/control"
-	"github.com/ztna/ztna/router/backoff"
 	"github.com/ztna/ztna/router/metrics"
 	"github.com/ztna/ztna/router/targets"
 )
@@ -57,8 +57,6 @@ type Client struct {
 	OnHubs func([]string)
 	// OnHubSnapshot, when set, receives every hub snapshot (Hello.Hub routers only).
 	OnHubSnapshot func(control.HubSnapshot)
-	// MinBackoff and MaxBackoff bound reconnect delays; zero means 200 ms and 30 s.
-	MinBackoff, MaxBackoff time.Duration
 
 	connected atomic.Bool
 	current   atomic.Pointer[session] // the open session, for Certify
@@ -84,30 +82,20 @@ func (c *Client) Certify(ctx context.Context, kind string, csrPEM []byte) ([]byt
 // Connected reports whether the control channel is up (welcome received, not yet lost).
 func (c *Client) Connected() bool { return c.connected.Load() }
 
-// stableAfter is how long a session must last before the backoff starts over: a controller
-// that accepts and immediately drops us must not be hammered.
-const stableAfter = 5 * time.Second
-
 // Run keeps the control channel up until ctx ends (nil) or the router is revoked (ErrRevoked).
+// Between attempts it waits as retryPolicy says: briefly while the controller is unreachable (a
+// restart), longer when the controller refuses or keeps dropping the session.
 func (c *Client) Run(ctx context.Context) error {
 	if len(c.Endpoints) == 0 {
 		return errors.New("no controller control endpoint configured; re-enrol the router")
 	}
-	lo, hi := c.MinBackoff, c.MaxBackoff
-	if lo == 0 {
-		lo = 200 * time.Millisecond
-	}
-	if hi == 0 {
-		hi = 30 * time.Second
-	}
-	bo := backoff.New(lo, hi)
+	retry := newRetryPolicy()
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			c.Metrics.Reconnect()
 		}
 		endpoint := c.Endpoints[attempt%len(c.Endpoints)]
-		started := time.Now()
-		err := c.session(ctx, endpoint)
+		o, lasted, err := c.session(ctx, endpoint)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -115,10 +103,7 @@ func (c *Client) Run(ctx context.Context) error {
 			c.Logger.Error("control channel closed for good", "endpoint", endpoint, "error", err)
 			return err
 		}
-		if time.Since(started) >= stableAfter {
-			bo.Reset()
-		}
-		delay := bo.Next()
+		delay := retry.next(o, lasted, time.Now())
 		c.Logger.Warn("control channel down; reconnecting", "endpoint", endpoint, "error", c.explain(err), "retry_in", delay.Round(time.Millisecond).String())
 		select {
 		case <-ctx.Done():
@@ -136,48 +121,37 @@ func (c *Client) explain(err error) string {
 	return err.Error()
 }
 
-// helloTimeout bounds the wait for the controller's welcome.
+// helloTimeout bounds the TLS handshake and the wait for the controller's welcome.
 const helloTimeout = 10 * time.Second
 
 // maxClockSkew is the clock difference to the controller worth a warning (preflight's default).
 const maxClockSkew = 30 * time.Second
 
-func (c *Client) session(ctx context.Context, endpoint string) error {
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}, Config: c.Credentials.ControlTLS()}
+// dialTimeout bounds the TCP connection to one endpoint, so that an unreachable one does not
+// hold up trying the next.
+const dialTimeout = 5 * time.Second
+
+// session runs one control session on endpoint until it ends; it says how the attempt ended and,
+// for a session that was up, for how long.
+func (c *Client) session(ctx context.Context, endpoint string) (outcome, time.Duration, error) {
+	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", endpoint)
 	if err != nil {
-		return err
+		return unreachable, 0, err
 	}
-	conn := control.NewConn(nc)
+	tc := tls.Client(nc, c.Credentials.ControlTLS())
+	conn := control.NewConn(tc)
 	defer conn.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	context.AfterFunc(ctx, func() { conn.Close() })
 
-	hello := c.Hello
-	hello.Protocol = control.ProtocolVersion
-	if err := conn.Send(control.TypeHello, 0, hello); err != nil {
-		return err
-	}
-	conn.SetReadDeadline(time.Now().Add(helloTimeout))
-	env, err := conn.Receive()
+	w, err := c.hello(conn, tc)
 	if err != nil {
-		return fmt.Errorf("waiting for welcome: %w", err)
+		return refused, 0, err
 	}
-	if err := terminal(env); err != nil {
-		return err
-	}
-	if env.Type != control.TypeWelcome {
-		return fmt.Errorf("controller sent %s before welcome", env.Type)
-	}
-	var w control.Welcome
-	if err := env.Decode(&w); err != nil {
-		return err
-	}
+	up := time.Now()
 	interval := w.HeartbeatInterval()
-	if interval <= 0 {
-		return fmt.Errorf("controller sent heartbeat interval %v", interval)
-	}
 	c.Logger.Info("control channel up", "endpoint", endpoint, "router_id", w.RouterID, "name", w.Name, "roles", w.Roles,
 		"heartbeat_interval", interval.String())
 	if skew := time.Since(w.ServerTime); !w.ServerTime.IsZero() && (skew > maxClockSkew || skew < -maxClockSkew) {
@@ -204,7 +178,40 @@ func (c *Client) session(ctx context.Context, endpoint string) error {
 	err = s.read()
 	cancel()
 	wg.Wait()
-	return err
+	return dropped, time.Since(up), err
+}
+
+// hello completes the TLS handshake, says hello and waits for the welcome, all within
+// helloTimeout.
+func (c *Client) hello(conn *control.Conn, tc *tls.Conn) (control.Welcome, error) {
+	var w control.Welcome
+	tc.SetDeadline(time.Now().Add(helloTimeout))
+	defer tc.SetDeadline(time.Time{})
+	if err := tc.Handshake(); err != nil {
+		return w, err
+	}
+	hello := c.Hello
+	hello.Protocol = control.ProtocolVersion
+	if err := conn.Send(control.TypeHello, 0, hello); err != nil {
+		return w, err
+	}
+	env, err := conn.Receive()
+	if err != nil {
+		return w, fmt.Errorf("waiting for welcome: %w", err)
+	}
+	if err := terminal(env); err != nil {
+		return w, err
+	}
+	if env.Type != control.TypeWelcome {
+		return w, fmt.Errorf("controller sent %s before welcome", env.Type)
+	}
+	if err := env.Decode(&w); err != nil {
+		return w, err
+	}
+	if w.HeartbeatInterval() <= 0 {
+		return w, fmt.Errorf("controller sent heartbeat interval %v", w.HeartbeatInterval())
+	}
+	return w, nil
 }
 
 // terminal turns the controller's closing messages into errors.

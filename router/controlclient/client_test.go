@@ -54,8 +54,7 @@ func start(t *testing.T, lifetime time.Duration) *rig {
 	c := &Client{
 		Endpoints: []string{ctl.Addr}, Credentials: id, Targets: targets.NewSet(), Health: noHealth{},
 		Metrics: metrics.New(reg), Logger: log.With("side", "router"),
-		Hello:      wire.Hello{Version: "v9.9.9", FailureDomain: "zone-a"},
-		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		Hello: wire.Hello{Version: "v9.9.9", FailureDomain: "zone-a"},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &rig{backend: b, ctl: ctl, id: id, client: c, reg: reg, done: make(chan error, 1), cancel: cancel}
