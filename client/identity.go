@@ -22,7 +22,7 @@ import (
 //	go id.KeepRenewed(ctx)
 //	c, err := client.New(id.Config())
 type Identity struct {
-	path string // "" when renewals are not written back
+	path string // the identity file, rewritten by renewals
 	opts IdentityOptions
 	log  *slog.Logger
 	slot *pki.CertSlot
@@ -38,17 +38,14 @@ type Identity struct {
 // IdentityOptions tune LoadIdentity.
 type IdentityOptions struct {
 	Logger *slog.Logger // nil discards
-	// ReadOnly keeps renewed certificates in memory only: the identity file is not rewritten
-	// (for a file this program may not write). A restart then starts from the file's
-	// certificate, which may have expired.
-	ReadOnly bool
 	// RenewTimeout bounds one renewal request per controller endpoint; zero means 30 s.
 	RenewTimeout time.Duration
 }
 
 // LoadIdentity reads an identity file (it must be mode 0600) and checks that it can be used:
 // complete, from its CA, naming hubs, with a certificate that has not expired. Renewals
-// rewrite the file atomically (temporary file and rename, 0600) unless opts.ReadOnly.
+// rewrite the file atomically (temporary file and rename, 0600; the directory must be
+// writable); when that fails the renewed certificate is still used, and a warning logged.
 func LoadIdentity(path string, opts IdentityOptions) (*Identity, error) {
 	f, err := enroll.LoadIdentity(path)
 	if err != nil {
@@ -71,12 +68,9 @@ func LoadIdentity(path string, opts IdentityOptions) (*Identity, error) {
 	if leaf := cert.Leaf; time.Now().After(leaf.NotAfter) {
 		return nil, fmt.Errorf("the certificate of identity %s expired at %s: %s", f.Config.Name, leaf.NotAfter.UTC().Format(time.RFC3339), api.ReenrolHint)
 	}
-	id := &Identity{opts: opts, log: opts.Logger, slot: pki.NewCertSlot(cert), ca: ca, file: f}
+	id := &Identity{path: path, opts: opts, log: opts.Logger, slot: pki.NewCertSlot(cert), ca: ca, file: f}
 	if id.log == nil {
 		id.log = slog.New(slog.DiscardHandler)
-	}
-	if !opts.ReadOnly {
-		id.path = path
 	}
 	// Nothing says when this certificate arrived: measure its life from NotBefore, so that a
 	// program started late in that life renews at once.

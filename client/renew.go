@@ -85,14 +85,11 @@ func (id *Identity) Renew(ctx context.Context) error {
 		return fmt.Errorf("renewed certificate: %w", err)
 	}
 	received := time.Now()
-	if id.path != "" {
-		err := enroll.ReplaceIdentity(id.path, renewed)
-		switch {
-		case errors.Is(err, enroll.ErrFileChanged):
-			id.log.Info("identity file left as it is", "file", id.path, "reason", err)
-		case err != nil:
-			id.log.Warn("renewed certificate not written to the identity file; a restart uses the file's older certificate", "file", id.path, "err", err)
-		}
+	switch err := enroll.ReplaceIdentity(id.path, renewed); {
+	case errors.Is(err, enroll.ErrFileChanged):
+		id.log.Info("identity file left as it is", "file", id.path, "reason", err)
+	case err != nil:
+		id.log.Warn("renewed certificate not written to the identity file; a restart uses the file's older certificate", "file", id.path, "err", err)
 	}
 	id.slot.Set(cert)
 	next := renewalTime(received, cert.Leaf.NotAfter, rand.Float64())
