@@ -41,10 +41,11 @@ on every port the service exposes (its port and port ranges). Each accepted conn
 carried over the overlay, end-to-end encrypted, to a router hosting the service. Every other
 name is forwarded to --upstream (by default the first nameserver in /etc/resolv.conf).
 
-The service list is re-read every --refresh: services and policies that are added appear, and
-ones that are removed or no longer granted stop resolving (their queries are forwarded upstream
-like any other name, so the tunnel reveals nothing about services the identity may not use) and
-their listeners close. Connections already established are not cut by the tunnel.
+The hub pushes the service list whenever it changes (it is re-read every --refresh only while
+that push is down, or from a hub too old to push): services and policies that are added appear
+within milliseconds of reaching the hub, and ones that are removed or no longer granted stop
+resolving (their queries are forwarded upstream like any other name, so the tunnel reveals
+nothing about services the identity may not use) and their listeners close. Connections already established are not cut by the tunnel.
 
 The identity's certificate is renewed at about two thirds of its life and the identity file
 rewritten (atomically, 0600); the link to the hub and open connections carry on across renewals.
@@ -111,7 +112,7 @@ list is being read successfully) are served on that address; keep it on loopback
 	f.StringVar(&dnsListen, "dns-listen", tunnel.DefaultDNSListen, "address of the DNS server (UDP and TCP)")
 	f.StringVar(&upstream, "upstream", "", "resolver (host:port) for every name that is not a service (default: first nameserver in "+resolvConf+")")
 	f.StringVar(&pool, "address-pool", tunnel.DefaultPool.String(), "IPv4 prefix the local service addresses are taken from")
-	f.DurationVar(&refresh, "refresh", 500*time.Millisecond, "how often the service list is re-read")
+	f.DurationVar(&refresh, "refresh", 500*time.Millisecond, "how often the service list is re-read while the hub's push is down")
 	f.IntVar(&maxPorts, "max-ports-per-name", 1024, "most ports listened on per service name (large port ranges are cut, with a warning)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9263); off when empty")
 	logs.Register(cmd.Flags(), "info")
