@@ -1,3 +1,6 @@
-# A registration key is imported by its id. The key itself cannot be read back (the controller
-# stores only a hash of it), so `key` is null after import; `used` and `expires_at` are read.
+# A registration key is imported by its id. The controller returns the key itself only once,
+# when it creates it, and keeps only a hash of it: after import `key` is null; `ttl`, `used`,
+# `state` and `expires_at` are read back. To hand a router a key again, change `keepers` (or
+# use `terraform apply -replace`) to mint a new one; the ztna_registration_key ephemeral
+# resource mints one on every run without storing it.
 terraform import ztna_registration_key.edge 8d0e4c1a9b2f7e36

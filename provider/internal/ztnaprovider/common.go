@@ -104,16 +104,6 @@ func describeClientError(err error) string {
 	return "The controller could not be reached (address / ZTNA_ADDR): " + err.Error()
 }
 
-// readFailed handles a failed GET during Read: a 404 means the object was deleted outside
-// Terraform, so it is dropped from state and the next plan creates it again.
-func readFailed(ctx context.Context, removeResource func(context.Context), diags *diag.Diagnostics, what string, err error) {
-	if apiclient.IsNotFound(err) {
-		removeResource(ctx)
-		return
-	}
-	diags.AddError("Cannot read "+what, describeClientError(err))
-}
-
 // stringSet converts a Go slice into a Terraform set of strings (sorted for stable output).
 func stringSet(values []string) types.Set {
 	elems := make([]attr.Value, 0, len(values))

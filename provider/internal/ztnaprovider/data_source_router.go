@@ -78,10 +78,8 @@ func (d *routerDataSource) Configure(_ context.Context, req datasource.Configure
 }
 
 func (d *routerDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
-	client := d.data.requireClient(&resp.Diagnostics)
-	var m routerDataModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, m, ok := clientAndModel[routerDataModel](ctx, d.data, req.Config, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	r, err := findByIDOrName(ctx, m.ID, m.Name, "router", client.GetRouter, client.ListRouters, func(r api.Router) string { return r.Name })

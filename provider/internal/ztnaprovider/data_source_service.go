@@ -65,10 +65,8 @@ func (d *serviceDataSource) Configure(_ context.Context, req datasource.Configur
 }
 
 func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
-	client := d.data.requireClient(&resp.Diagnostics)
-	var m serviceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, m, ok := clientAndModel[serviceModel](ctx, d.data, req.Config, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	s, err := findByIDOrName(ctx, m.ID, m.Name, "service", client.GetService, client.ListServices, func(s api.Service) string { return s.Name })

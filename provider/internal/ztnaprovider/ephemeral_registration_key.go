@@ -7,8 +7,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral/schema"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
-
-	"github.com/ztna/ztna/internal/api"
 )
 
 var _ ephemeral.EphemeralResourceWithConfigure = (*registrationKeyEphemeral)(nil)
@@ -75,15 +73,12 @@ func (e *registrationKeyEphemeral) Configure(_ context.Context, req ephemeral.Co
 }
 
 func (e *registrationKeyEphemeral) Open(ctx context.Context, req ephemeral.OpenRequest, resp *ephemeral.OpenResponse) {
-	client := e.data.requireClient(&resp.Diagnostics)
-	var m registrationKeyEphemeralModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, m, ok := clientAndModel[registrationKeyEphemeralModel](ctx, e.data, req.Config, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	out, err := client.CreateRegistrationKey(ctx, api.RegistrationKeyCreate{RouterID: m.RouterID.ValueString(), TTLSeconds: ttlSeconds(m.TTL)})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "create a registration key for router "+m.RouterID.ValueString(), err, registrationKeyFields)
+	out := createRegistrationKey(ctx, client, m.RouterID, m.TTL, &resp.Diagnostics)
+	if out == nil {
 		return
 	}
 	m.ID = types.StringValue(out.ID)

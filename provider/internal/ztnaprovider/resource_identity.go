@@ -3,7 +3,6 @@ package ztnaprovider
 import (
 	"context"
 
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
@@ -65,17 +64,10 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Validators:          []validator.String{validTTL},
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
-			"enrollment_token": schema.StringAttribute{
-				Computed:            true,
-				Sensitive:           true,
-				MarkdownDescription: "One-time enrolment token for `ztna identity enroll`. Null after import: the controller keeps only a hash of it.",
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
-			},
-			"token_expires_at": schema.StringAttribute{
-				Computed:            true,
-				MarkdownDescription: "When the enrolment token stops being accepted (RFC 3339).",
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
-			},
+			"enrollment_token": createOnlySecretAttribute("One-time enrolment token for `ztna identity enroll`.",
+				"An identity that has not enrolled yet and needs a token is replaced to mint a new one "+
+					"(`terraform apply -replace`)."),
+			"token_expires_at": expiresAtAttribute("enrolment token"),
 			"enrolled": schema.BoolAttribute{
 				Computed:            true,
 				MarkdownDescription: "Whether the identity has enrolled (refreshed on every plan).",
@@ -92,10 +84,8 @@ func (r *identityResource) Configure(_ context.Context, req resource.ConfigureRe
 var identityFields = map[string]string{"token_ttl_seconds": "token_ttl"}
 
 func (r *identityResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan identityModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[identityModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	in := api.IdentityCreate{
@@ -113,26 +103,12 @@ func (r *identityResource) Create(ctx context.Context, req resource.CreateReques
 }
 
 func (r *identityResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state identityModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	out, err := client.GetIdentity(ctx, state.ID.ValueString())
-	if err != nil {
-		readFailed(ctx, resp.State.RemoveResource, &resp.Diagnostics, "identity "+state.ID.ValueString(), err)
-		return
-	}
-	state.fromAPI(out)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readObject(ctx, r.data, req, resp, "identity", (*apiclient.Client).GetIdentity, (*identityModel).fromAPI)
 }
 
 func (r *identityResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan identityModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[identityModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	name := plan.Name.ValueString()
@@ -147,17 +123,9 @@ func (r *identityResource) Update(ctx context.Context, req resource.UpdateReques
 }
 
 func (r *identityResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state identityModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	if err := client.DeleteIdentity(ctx, state.ID.ValueString()); err != nil && !apiclient.IsNotFound(err) {
-		addAPIError(&resp.Diagnostics, "delete identity "+state.Name.ValueString(), err, nil)
-	}
+	deleteObject(ctx, r.data, req, resp, "identity", "name", (*apiclient.Client).DeleteIdentity)
 }
 
 func (r *identityResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+	importByID(ctx, req, resp)
 }

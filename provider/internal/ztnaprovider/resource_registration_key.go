@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -56,11 +57,6 @@ func (r *registrationKeyResource) Metadata(_ context.Context, req resource.Metad
 	resp.TypeName = req.ProviderTypeName + "_registration_key"
 }
 
-func ttlDescription(what string) string {
-	return "How long the " + what + " stays valid, as a duration in whole seconds (`30m`, `24h`; at most `720h`). " +
-		"Defaults to the controller's default of `3h`."
-}
-
 func (r *registrationKeyResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
 	resp.Schema = schema.Schema{
@@ -89,17 +85,9 @@ func (r *registrationKeyResource) Schema(_ context.Context, _ resource.SchemaReq
 					"(for example a rotation date, or the id of the VM that consumes the key).",
 				PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
 			},
-			"key": schema.StringAttribute{
-				Computed:            true,
-				Sensitive:           true,
-				MarkdownDescription: "The registration key (`ztna-key-v1.…`) to pass to `ztna-router enroll`. Null after import: the controller keeps only a hash of it.",
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
-			},
-			"expires_at": schema.StringAttribute{
-				Computed:            true,
-				MarkdownDescription: "When the key stops being accepted (RFC 3339).",
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
-			},
+			"key": createOnlySecretAttribute("The registration key (`ztna-key-v1.…`) to pass to `ztna-router enroll`.",
+				"To hand a router a key again, change `keepers` (or `terraform apply -replace`) to mint a new one."),
+			"expires_at": expiresAtAttribute("key"),
 			"used": schema.BoolAttribute{
 				Computed:            true,
 				MarkdownDescription: "Whether a router has enrolled with the key (refreshed on every plan).",
@@ -119,16 +107,24 @@ func (r *registrationKeyResource) Configure(_ context.Context, req resource.Conf
 // registrationKeyFields maps API field names to attribute names where they differ.
 var registrationKeyFields = map[string]string{"ttl_seconds": "ttl"}
 
+// createRegistrationKey mints a key for the resource and the ephemeral resource alike; nil
+// means the diagnostics say why not.
+func createRegistrationKey(ctx context.Context, client *apiclient.Client, routerID, ttl types.String, diags *diag.Diagnostics) *api.RegistrationKey {
+	out, err := client.CreateRegistrationKey(ctx, api.RegistrationKeyCreate{RouterID: routerID.ValueString(), TTLSeconds: ttlSeconds(ttl)})
+	if err != nil {
+		addAPIError(diags, "create a registration key for router "+routerID.ValueString(), err, registrationKeyFields)
+		return nil
+	}
+	return out
+}
+
 func (r *registrationKeyResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan registrationKeyModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[registrationKeyModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	out, err := client.CreateRegistrationKey(ctx, api.RegistrationKeyCreate{RouterID: plan.RouterID.ValueString(), TTLSeconds: ttlSeconds(plan.TTL)})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "create a registration key for router "+plan.RouterID.ValueString(), err, registrationKeyFields)
+	out := createRegistrationKey(ctx, client, plan.RouterID, plan.TTL, &resp.Diagnostics)
+	if out == nil {
 		return
 	}
 	plan.fromAPI(out)
@@ -136,26 +132,17 @@ func (r *registrationKeyResource) Create(ctx context.Context, req resource.Creat
 }
 
 func (r *registrationKeyResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state registrationKeyModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	out, err := client.GetRegistrationKey(ctx, state.ID.ValueString())
-	if err != nil {
-		readFailed(ctx, resp.State.RemoveResource, &resp.Diagnostics, "registration key "+state.ID.ValueString(), err)
-		return
-	}
-	if state.RouterID.IsNull() { // import: take what the controller knows
-		if out.TTLSeconds > 0 {
-			state.TTL = types.StringValue(formatTTL(out.TTLSeconds))
-		}
-		state.Keepers = types.MapNull(types.StringType)
-		state.Key = types.StringNull()
-	}
-	state.fromAPI(out)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readObject(ctx, r.data, req, resp, "registration key", (*apiclient.Client).GetRegistrationKey,
+		func(state *registrationKeyModel, out *api.RegistrationKey) {
+			if state.RouterID.IsNull() { // import: take what the controller knows
+				if out.TTLSeconds > 0 {
+					state.TTL = types.StringValue(formatTTL(out.TTLSeconds))
+				}
+				state.Keepers = types.MapNull(types.StringType)
+				state.Key = types.StringNull()
+			}
+			state.fromAPI(out)
+		})
 }
 
 // ModifyPlan replaces a key that expired (or was revoked) before anyone used it: it cannot
@@ -207,17 +194,9 @@ func (r *registrationKeyResource) Update(ctx context.Context, req resource.Updat
 // Delete deletes the key on the controller. Deleting a used key does not affect the router it
 // enrolled: its certificate, not the key, is its credential.
 func (r *registrationKeyResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state registrationKeyModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	if err := client.DeleteRegistrationKey(ctx, state.ID.ValueString()); err != nil && !apiclient.IsNotFound(err) {
-		addAPIError(&resp.Diagnostics, "delete registration key "+state.ID.ValueString(), err, nil)
-	}
+	deleteObject(ctx, r.data, req, resp, "registration key", "id", (*apiclient.Client).DeleteRegistrationKey)
 }
 
 func (r *registrationKeyResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+	importByID(ctx, req, resp)
 }

@@ -3,14 +3,9 @@ package ztnaprovider
 import (
 	"context"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/setdefault"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -51,40 +46,6 @@ func (m *routerModel) fromAPI(r *api.Router) {
 
 func (r *routerResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_router"
-}
-
-// rolesAttribute is the roles set shared by routers and identities.
-func rolesAttribute(description string, required bool) schema.SetAttribute {
-	a := schema.SetAttribute{
-		ElementType:         types.StringType,
-		MarkdownDescription: description,
-		Validators:          []validator.Set{setvalidator.ValueStringsAre(validRole)},
-	}
-	if required {
-		a.Required = true
-		a.Validators = append(a.Validators, setvalidator.SizeAtLeast(1))
-	} else {
-		// Optional with an empty default, so that state never has to tell null from empty.
-		a.Optional, a.Computed = true, true
-		a.Default = setdefault.StaticValue(types.SetValueMust(types.StringType, nil))
-	}
-	return a
-}
-
-func idAttribute(what string) schema.StringAttribute {
-	return schema.StringAttribute{
-		Computed:            true,
-		MarkdownDescription: "Controller-assigned id of the " + what + ".",
-		PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
-	}
-}
-
-func nameAttribute(what string) schema.StringAttribute {
-	return schema.StringAttribute{
-		Required:            true,
-		MarkdownDescription: "Unique name of the " + what + ": letters, digits, `.`, `_` and `-`, starting with a letter or digit, at most 100 characters.",
-		Validators:          []validator.String{validName},
-	}
 }
 
 func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
@@ -129,10 +90,8 @@ func (r *routerResource) Configure(_ context.Context, req resource.ConfigureRequ
 }
 
 func (r *routerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan routerModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[routerModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	in := api.RouterCreate{
@@ -150,26 +109,12 @@ func (r *routerResource) Create(ctx context.Context, req resource.CreateRequest,
 }
 
 func (r *routerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state routerModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	out, err := client.GetRouter(ctx, state.ID.ValueString())
-	if err != nil {
-		readFailed(ctx, resp.State.RemoveResource, &resp.Diagnostics, "router "+state.ID.ValueString(), err)
-		return
-	}
-	state.fromAPI(out)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readObject(ctx, r.data, req, resp, "router", (*apiclient.Client).GetRouter, (*routerModel).fromAPI)
 }
 
 func (r *routerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan routerModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[routerModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	name := plan.Name.ValueString()
@@ -185,17 +130,9 @@ func (r *routerResource) Update(ctx context.Context, req resource.UpdateRequest,
 }
 
 func (r *routerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state routerModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	if err := client.DeleteRouter(ctx, state.ID.ValueString()); err != nil && !apiclient.IsNotFound(err) {
-		addAPIError(&resp.Diagnostics, "delete router "+state.Name.ValueString(), err, nil)
-	}
+	deleteObject(ctx, r.data, req, resp, "router", "name", (*apiclient.Client).DeleteRouter)
 }
 
 func (r *routerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+	importByID(ctx, req, resp)
 }

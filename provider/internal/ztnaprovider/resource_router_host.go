@@ -485,10 +485,8 @@ func registrationKey(ctx context.Context, plan *routerHostModel, config interfac
 }
 
 func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan routerHostModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[routerHostModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	key, keyPath := registrationKey(ctx, &plan, req.Config, &resp.Diagnostics)
@@ -716,20 +714,30 @@ func (m *routerHostModel) setHost(p platform, h cloud.Host) {
 	}
 }
 
+// recordedDriver decodes the platform block of a host in state and opens its driver; nil means
+// the diagnostics say why not. Read and Delete pass no DNS servers: they never start a router.
+func recordedDriver(ctx context.Context, state *routerHostModel, diags *diag.Diagnostics) (platform, hostDriver) {
+	p, d := platformOf(ctx, state)
+	diags.Append(d...)
+	if diags.HasError() {
+		return nil, nil
+	}
+	drv, err := p.driver(ctx, tflogLogger(ctx), nil)
+	if err != nil {
+		diags.AddError("Cannot use the "+p.name()+" platform", err.Error())
+		return nil, nil
+	}
+	return p, drv
+}
+
 func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state routerHostModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	p, diags := platformOf(ctx, &state)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	drv, err := p.driver(ctx, tflogLogger(ctx), nil)
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot use the "+p.name()+" platform", err.Error())
+	p, drv := recordedDriver(ctx, &state, &resp.Diagnostics)
+	if drv == nil {
 		return
 	}
 	defer closeDriver(drv)
@@ -791,14 +799,8 @@ func (r *routerHostResource) Delete(ctx context.Context, req resource.DeleteRequ
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	p, diags := platformOf(ctx, &state)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	drv, err := p.driver(ctx, tflogLogger(ctx), nil)
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot use the "+p.name()+" platform", err.Error())
+	_, drv := recordedDriver(ctx, &state, &resp.Diagnostics)
+	if drv == nil {
 		return
 	}
 	defer closeDriver(drv)

@@ -225,10 +225,8 @@ func serviceInputs(ctx context.Context, plan serviceModel, diags *diag.Diagnosti
 }
 
 func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan serviceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[serviceModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	in := serviceInputs(ctx, plan, &resp.Diagnostics)
@@ -241,25 +239,14 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 }
 
 func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state serviceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	out, err := client.GetService(ctx, state.ID.ValueString())
-	if err != nil {
-		readFailed(ctx, resp.State.RemoveResource, &resp.Diagnostics, "service "+state.ID.ValueString(), err)
-		return
-	}
-	r.save(ctx, out, &resp.State, &resp.Diagnostics)
+	readObject(ctx, r.data, req, resp, "service", (*apiclient.Client).GetService, func(state *serviceModel, out *api.Service) {
+		state.fromAPI(out, &resp.Diagnostics)
+	})
 }
 
 func (r *serviceResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan serviceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[serviceModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	in := serviceInputs(ctx, plan, &resp.Diagnostics)
@@ -286,17 +273,9 @@ func (r *serviceResource) save(ctx context.Context, out *api.Service, state stat
 }
 
 func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state serviceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	if err := client.DeleteService(ctx, state.ID.ValueString()); err != nil && !apiclient.IsNotFound(err) {
-		addAPIError(&resp.Diagnostics, "delete service "+state.Name.ValueString(), err, nil)
-	}
+	deleteObject(ctx, r.data, req, resp, "service", "name", (*apiclient.Client).DeleteService)
 }
 
 func (r *serviceResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+	importByID(ctx, req, resp)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -65,10 +64,8 @@ func (r *servicePolicyResource) Configure(_ context.Context, req resource.Config
 }
 
 func (r *servicePolicyResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan servicePolicyModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[servicePolicyModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	in := api.ServicePolicyCreate{
@@ -86,26 +83,12 @@ func (r *servicePolicyResource) Create(ctx context.Context, req resource.CreateR
 }
 
 func (r *servicePolicyResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state servicePolicyModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	out, err := client.GetServicePolicy(ctx, state.ID.ValueString())
-	if err != nil {
-		readFailed(ctx, resp.State.RemoveResource, &resp.Diagnostics, "service policy "+state.ID.ValueString(), err)
-		return
-	}
-	state.fromAPI(out)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readObject(ctx, r.data, req, resp, "service policy", (*apiclient.Client).GetServicePolicy, (*servicePolicyModel).fromAPI)
 }
 
 func (r *servicePolicyResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var plan servicePolicyModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if client == nil || resp.Diagnostics.HasError() {
+	client, plan, ok := clientAndModel[servicePolicyModel](ctx, r.data, req.Plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	name := plan.Name.ValueString()
@@ -121,17 +104,9 @@ func (r *servicePolicyResource) Update(ctx context.Context, req resource.UpdateR
 }
 
 func (r *servicePolicyResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	client := r.data.requireClient(&resp.Diagnostics)
-	var state servicePolicyModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if client == nil || resp.Diagnostics.HasError() {
-		return
-	}
-	if err := client.DeleteServicePolicy(ctx, state.ID.ValueString()); err != nil && !apiclient.IsNotFound(err) {
-		addAPIError(&resp.Diagnostics, "delete service policy "+state.Name.ValueString(), err, nil)
-	}
+	deleteObject(ctx, r.data, req, resp, "service policy", "name", (*apiclient.Client).DeleteServicePolicy)
 }
 
 func (r *servicePolicyResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+	importByID(ctx, req, resp)
 }
