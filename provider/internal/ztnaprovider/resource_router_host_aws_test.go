@@ -62,17 +62,7 @@ func awsHostConfig(name, endpoint, sizing string) string {
 	if sizing == "" {
 		sizing = `size = "med"`
 	}
-	return fmt.Sprintf(`
-resource "ztna_router" "test" {
-  name  = %[1]q
-  roles = [%[1]q]
-}
-
-ephemeral "ztna_registration_key" "test" {
-  router_id = ztna_router.test.id
-  ttl       = "10m"
-}
-
+	return hostRouterConfig(name, true) + fmt.Sprintf(`
 resource "ztna_service" "db" {
   name         = "%[1]s-db"
   address      = "10.20.0.7"

@@ -41,17 +41,7 @@ func bootGCE(t *testing.T, fake *computefake.Server) {
 }
 
 func gcpHostConfig(name, endpoint string) string {
-	return fmt.Sprintf(`
-resource "ztna_router" "test" {
-  name  = %[1]q
-  roles = [%[1]q]
-}
-
-ephemeral "ztna_registration_key" "test" {
-  router_id = ztna_router.test.id
-  ttl       = "10m"
-}
-
+	return hostRouterConfig(name, true) + fmt.Sprintf(`
 resource "ztna_router_host" "test" {
   name                        = %[1]q
   router_id                   = ztna_router.test.id

@@ -64,20 +64,30 @@ func hostTestName(base string) string {
 	return fmt.Sprintf("%s-%d", base, time.Now().UnixNano()%1_000_000)
 }
 
-// localHostConfig declares a router with its own role (so no other test's service lands in
-// its allowlist), a registration key, and a local host running it.
-func localHostConfig(name, root, bin, local, extra string) string {
+// hostRouterConfig declares the router a test host runs, with a role of its own (so that no
+// other test's service lands in its allowlist), and a 10-minute registration key "test" for
+// it: a ztna_registration_key resource, or the ephemeral resource when ephemeral is set.
+func hostRouterConfig(name string, ephemeral bool) string {
+	kind := "resource"
+	if ephemeral {
+		kind = "ephemeral"
+	}
 	return fmt.Sprintf(`
 resource "ztna_router" "test" {
   name  = %[1]q
   roles = [%[1]q]
 }
 
-resource "ztna_registration_key" "test" {
+%[2]s "ztna_registration_key" "test" {
   router_id = ztna_router.test.id
   ttl       = "10m"
 }
+`, name, kind)
+}
 
+// localHostConfig declares a router, a registration key and a local host running it.
+func localHostConfig(name, root, bin, local, extra string) string {
+	return hostRouterConfig(name, false) + fmt.Sprintf(`
 resource "ztna_router_host" "test" {
   name             = %[1]q
   router_id        = ztna_router.test.id
@@ -265,17 +275,7 @@ func TestAccRouterHost_writeOnlyKey(t *testing.T) {
 	bin := hostTestBinary(t, "ztna-router")
 	root := t.TempDir()
 	name := hostTestName("edge-wo")
-	config := fmt.Sprintf(`
-resource "ztna_router" "test" {
-  name  = %[1]q
-  roles = [%[1]q]
-}
-
-ephemeral "ztna_registration_key" "test" {
-  router_id = ztna_router.test.id
-  ttl       = "10m"
-}
-
+	config := hostRouterConfig(name, true) + fmt.Sprintf(`
 resource "ztna_router_host" "test" {
   name                        = %[1]q
   router_id                   = ztna_router.test.id
@@ -295,16 +295,7 @@ resource "ztna_router_host" "test" {
 				checkRouterOnline(t, "ztna_router_host.test"),
 				resource.TestCheckNoResourceAttr("ztna_router_host.test", "registration_key_wo"),
 				resource.TestCheckNoResourceAttr("ztna_router_host.test", "registration_key"),
-				func(s *terraform.State) error {
-					for addr, rs := range s.RootModule().Resources {
-						for k, v := range rs.Primary.Attributes {
-							if strings.Contains(v, regkey.Prefix) {
-								return fmt.Errorf("state of %s has a registration key in %s", addr, k)
-							}
-						}
-					}
-					return nil
-				},
+				checkNoKeyInState,
 			),
 		}},
 	})
