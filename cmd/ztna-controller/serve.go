@@ -65,6 +65,7 @@ func attachComponents(c *controller.Controller, s settings) {
 		HeartbeatInterval: s.heartbeatInterval,
 		Hubs:              &hub.Backend{Store: c.Store, CA: c.CA, Lifetime: c.CertLifetime()},
 		Fabric:            s.advertise.Fabric,
+		Control:           s.advertise.Control,
 		Logger:            s.logger.With("plane", "control"),
 	}))
 	c.Attach(controller.PlaneFabric, hub.New(hub.Config{

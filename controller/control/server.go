@@ -79,6 +79,7 @@ type Server struct {
 	backend      Backend
 	hubs         HubBackend
 	fabric       []string
+	control      []string
 	tls          *tls.Config
 	interval     time.Duration
 	persistEvery time.Duration
@@ -106,7 +107,10 @@ type Config struct {
 	Hubs HubBackend
 	// Fabric lists the fabric addresses of every hub; welcome hands it to routers.
 	Fabric []string
-	Logger *slog.Logger
+	// Control lists the control-channel addresses routers should reconnect to (the advertised
+	// ones: with replicas, every replica); welcome hands it to routers, which save it.
+	Control []string
+	Logger  *slog.Logger
 }
 
 // StaleAfter is how many LastSeenIntervals without a write make an "online" router stale.
@@ -115,7 +119,7 @@ const StaleAfter = 3
 // New returns a Server. Its TLS configuration requires a router certificate from the CA and
 // refuses, during the handshake, the certificate of a router that no longer exists.
 func New(cfg Config) *Server {
-	s := &Server{backend: cfg.Backend, hubs: cfg.Hubs, fabric: cfg.Fabric, interval: cfg.HeartbeatInterval,
+	s := &Server{backend: cfg.Backend, hubs: cfg.Hubs, fabric: cfg.Fabric, control: cfg.Control, interval: cfg.HeartbeatInterval,
 		persistEvery: cfg.LastSeenInterval, log: cfg.Logger, sessions: map[string]*session{}}
 	if s.interval == 0 {
 		s.interval = time.Second

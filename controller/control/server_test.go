@@ -2,6 +2,7 @@ package control_test
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,45 @@ func TestStaleRoutersMarkedOffline(t *testing.T) {
 	}
 	if !b.Status("r1").Online {
 		t.Fatal("live router marked offline")
+	}
+}
+
+// TestWelcomeListsEndpoints: welcome carries the controller's control endpoints (every replica),
+// which routers save and reconnect to; a controller without a list sends none, and routers keep
+// theirs.
+func TestWelcomeListsEndpoints(t *testing.T) {
+	tests := []struct {
+		name    string
+		control []string
+	}{
+		{"replicas", []string{"ctrl-a.example:6262", "ctrl-b.example:6262"}},
+		{"none configured", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ca, err := pki.NewCA("test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := controltest.NewBackend(ca, time.Hour)
+			b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+			c := controltest.Start(t, b, "", control.Config{HeartbeatInterval: heartbeat, Control: tt.control,
+				Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+			conn, err := c.Dial(t, b.CA, controltest.RouterCertificate(t, b.CA, "r1", time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Version: "v1"}); err != nil {
+				t.Fatal(err)
+			}
+			env := expect(t, conn, wire.TypeWelcome)
+			var w wire.Welcome
+			if err := env.Decode(&w); err != nil || !slices.Equal(w.Control, tt.control) {
+				t.Fatalf("welcome %s (%v), want control %v", env.Body, err, tt.control)
+			}
+			if tt.control == nil && strings.Contains(string(env.Body), `"control"`) {
+				t.Fatalf("welcome %s lists control endpoints the controller was not given", env.Body)
+			}
+		})
 	}
 }

@@ -110,7 +110,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	log.Info("router online", "name", router.Name, "version", hello.Version, "failure_domain", hello.FailureDomain, "hub", hello.Hub)
 	nc.SetDeadline(time.Time{})
 	if err := conn.Send(wire.TypeWelcome, 0, wire.Welcome{RouterID: id, Name: router.Name, Roles: router.Roles,
-		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC(), Fabric: s.fabric}); err != nil {
+		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC(), Fabric: s.fabric, Control: s.control}); err != nil {
 		return
 	}
 	ss.run(sctx)

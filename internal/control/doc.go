@@ -13,7 +13,8 @@
 //
 //	router                                   controller
 //	hello{version, failure_domain, image} →
-//	                                       ← welcome{id, name, roles, heartbeat interval}
+//	                                       ← welcome{id, name, roles, heartbeat interval,
+//	                                                 fabric (hubs), control (controller endpoints)}
 //	                                       ← assignment{services}   (on connect and on every change)
 //	heartbeat{service health}             →
 //	                                       ← heartbeat_ack{server time}

@@ -94,6 +94,12 @@ type Welcome struct {
 	// replaces the list from enrolment, so hubs can be added without re-enrolling. Empty keeps
 	// the enrolled list.
 	Fabric []string `json:"fabric,omitempty"`
+	// Control lists the controller's control-channel addresses (host:port) as it advertises
+	// them now — with replicas, every replica. The router saves the list and dials it in turn
+	// when it reconnects, so replicas can be added without re-enrolling; it replaces the
+	// enrolled list (which the router keeps at the end as a last resort). Empty keeps the list
+	// the router has.
+	Control []string `json:"control,omitempty"`
 }
 
 // HeartbeatMisses is how many heartbeat intervals of silence end a connection.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,12 @@ type HealthSource interface {
 
 // Client runs the control channel. Fields must be set before Run.
 type Client struct {
-	Endpoints   []string // controller control addresses (host:port), tried in turn
+	// Endpoints are the controller's control addresses (host:port), dialled in turn. A welcome
+	// that lists the controller's current ones replaces them for the following reconnects.
+	Endpoints []string
+	// Fallback lists endpoints dialled after Endpoints whatever the controller lists (the
+	// daemon passes the enrolled ones), so that a mistaken list cannot strand the router.
+	Fallback    []string
 	Credentials Credentials
 	Hello       control.Hello
 	Targets     *targets.Set
@@ -57,6 +63,9 @@ type Client struct {
 	OnHubs func([]string)
 	// OnHubSnapshot, when set, receives every hub snapshot (Hello.Hub routers only).
 	OnHubSnapshot func(control.HubSnapshot)
+	// OnEndpoints, when set, receives the controller's control endpoints whenever a welcome
+	// changes them (the daemon saves them, so that a restarted router dials them too).
+	OnEndpoints func([]string)
 
 	connected atomic.Bool
 	current   atomic.Pointer[session] // the open session, for Certify
@@ -90,12 +99,13 @@ func (c *Client) Run(ctx context.Context) error {
 		return errors.New("no controller control endpoint configured; re-enrol the router")
 	}
 	retry := newRetryPolicy()
+	endpoints := newRotation(c.Endpoints, c.Fallback)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			c.Metrics.Reconnect()
 		}
-		endpoint := c.Endpoints[attempt%len(c.Endpoints)]
-		o, lasted, err := c.session(ctx, endpoint)
+		endpoint := endpoints.pick()
+		o, lasted, err := c.session(ctx, endpoints, endpoint)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -132,8 +142,8 @@ const maxClockSkew = 30 * time.Second
 const dialTimeout = 5 * time.Second
 
 // session runs one control session on endpoint until it ends; it says how the attempt ended and,
-// for a session that was up, for how long.
-func (c *Client) session(ctx context.Context, endpoint string) (outcome, time.Duration, error) {
+// for a session that was up, for how long. The welcome's endpoint list goes into endpoints.
+func (c *Client) session(ctx context.Context, endpoints *rotation, endpoint string) (outcome, time.Duration, error) {
 	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", endpoint)
 	if err != nil {
@@ -161,6 +171,9 @@ func (c *Client) session(ctx context.Context, endpoint string) (outcome, time.Du
 	if len(w.Fabric) > 0 && c.OnHubs != nil {
 		c.OnHubs(w.Fabric)
 	}
+	if len(w.Control) > 0 {
+		c.learnEndpoints(endpoints, w.Control, endpoint)
+	}
 	s := &session{Client: c, conn: conn, interval: interval, pending: map[uint64]chan control.Renewed{}}
 	c.connected.Store(true)
 	c.current.Store(s)
@@ -179,6 +192,22 @@ func (c *Client) session(ctx context.Context, endpoint string) (outcome, time.Du
 	cancel()
 	wg.Wait()
 	return dropped, time.Since(up), err
+}
+
+// learnEndpoints installs the controller's control endpoints from a welcome on endpoint.
+func (c *Client) learnEndpoints(endpoints *rotation, pushed []string, endpoint string) {
+	list, err := ValidEndpoints(pushed)
+	if err != nil {
+		c.Logger.Warn("ignoring the controller's list of control endpoints; keeping the current one", "error", err)
+		return
+	}
+	if !endpoints.replace(list, endpoint) {
+		return
+	}
+	c.Logger.Info("controller control endpoints updated", "control", list)
+	if c.OnEndpoints != nil {
+		c.OnEndpoints(slices.Clone(list))
+	}
 }
 
 // hello completes the TLS handshake, says hello and waits for the welcome, all within

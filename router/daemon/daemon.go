@@ -92,12 +92,24 @@ func New(o Options) (*Router, error) {
 		Dialer: &targets.Dialer{Targets: set, Resolver: res}}
 	r.Health = &health.Checker{Targets: set, Resolver: res, Interval: o.HealthInterval, Logger: log,
 		OnResults: m.SetServiceHealth}
+	endpoints := id.Config.Control
+	if saved, err := loadEndpoints(o.StateDir, id.Config); err != nil {
+		log.Warn("ignoring the saved controller endpoints; dialling the enrolled ones", "error", err)
+	} else if saved != nil {
+		// What the controller listed last, newer than enrolment (replicas added since).
+		endpoints = saved
+	}
 	r.Control = &controlclient.Client{
-		Endpoints: id.Config.Control, Credentials: id, Targets: set, Health: r.Health, Metrics: m,
+		Endpoints: endpoints, Fallback: id.Config.Control, Credentials: id, Targets: set, Health: r.Health, Metrics: m,
 		Logger: log.With("component", "control"), Hello: hello(o, log),
 		OnAssignment: func(services []control.Service) {
 			if err := targets.Save(o.StateDir, services); err != nil {
 				log.Warn("cannot save the service assignment", "error", err)
+			}
+		},
+		OnEndpoints: func(control []string) {
+			if err := saveEndpoints(o.StateDir, id.Config, control); err != nil {
+				log.Warn("cannot save the controller endpoints", "error", err)
 			}
 		},
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/ztna/ztna/controller/store/postgres/pgtest"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/apiclient"
+	"github.com/ztna/ztna/router/daemon"
 	"github.com/ztna/ztna/tests/dataplane/harness"
 )
 
@@ -30,30 +32,70 @@ type replica struct {
 	api                            *apiclient.Client
 }
 
+// cluster is replicas sharing one fresh database, secret and admin token.
+type cluster struct {
+	dir, dsn, secretFile, tokenFile string
+	replicas                        []*replica
+}
+
+// newCluster sets up n replicas (ctrl-a, ctrl-b, ...) on a fresh database without starting them.
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	c := &cluster{dir: dir, dsn: pgtest.NewDatabase(t),
+		secretFile: writeFile(t, dir, "ca-secret", "test-ca-secret-0123456789abcdefghijklmnopqrstuvwxyz\n"),
+		tokenFile:  writeFile(t, dir, "token", "replica-admin-token-0123456789\n")}
+	addrs := freeAddrs(t, 4*n)
+	for i := range n {
+		a := addrs[4*i:]
+		c.replicas = append(c.replicas, &replica{name: fmt.Sprintf("ctrl-%c", 'a'+i), edge: a[0], control: a[1], fabric: a[2], metrics: a[3]})
+	}
+	return c
+}
+
+// freeAddrs returns n distinct loopback addresses that were just free (held open together, so
+// that no two are the same port).
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
+}
+
 // startReplicas starts n replicas on one fresh database at the same time (so they race to
 // migrate it and to create the network CA) and waits until every API answers. Each replica
 // advertises itself first and then the others, so what it enrols connects to it first.
 func startReplicas(t *testing.T, n int) []*replica {
 	t.Helper()
-	dsn := pgtest.NewDatabase(t)
-	dir := t.TempDir()
-	secretFile := writeFile(t, dir, "ca-secret", "test-ca-secret-0123456789abcdefghijklmnopqrstuvwxyz\n")
-	tokenFile := writeFile(t, dir, "token", "replica-admin-token-0123456789\n")
-	rs := make([]*replica, n)
-	for i := range rs {
-		rs[i] = &replica{name: fmt.Sprintf("ctrl-%c", 'a'+i), edge: harness.FreeAddr(t), control: harness.FreeAddr(t),
-			fabric: harness.FreeAddr(t), metrics: harness.FreeAddr(t)}
+	c := newCluster(t, n)
+	for i, r := range c.replicas {
+		c.launch(t, r, append([]*replica{r}, append(slices.Clone(c.replicas[:i]), c.replicas[i+1:]...)...))
 	}
-	for i, r := range rs {
-		order := append([]*replica{r}, append(slices.Clone(rs[:i]), rs[i+1:]...)...)
-		list := func(f func(*replica) string) string {
-			var out []string
-			for _, o := range order {
-				out = append(out, strconv.Quote(f(o)))
-			}
-			return "[" + strings.Join(out, ", ") + "]"
+	for _, r := range c.replicas {
+		r.waitReady(t)
+	}
+	return c.replicas
+}
+
+// launch starts replica r (`ztna-controller run`) advertising the endpoints of advertise, in
+// that order.
+func (c *cluster) launch(t *testing.T, r *replica, advertise []*replica) {
+	t.Helper()
+	list := func(f func(*replica) string) string {
+		var out []string
+		for _, o := range advertise {
+			out = append(out, strconv.Quote(f(o)))
 		}
-		cfg := writeFile(t, dir, r.name+".yaml", fmt.Sprintf(`name: %s
+		return "[" + strings.Join(out, ", ") + "]"
+	}
+	cfg := writeFile(t, c.dir, r.name+".yaml", fmt.Sprintf(`name: %s
 data_dir: %s
 listen: {edge: %q, control: %q, fabric: %q, metrics: %q}
 advertise:
@@ -65,33 +107,34 @@ store: {driver: postgres, dsn: %q, ca_secret_file: %q}
 token_file: %q
 heartbeat_interval: 200ms
 log: {format: json, level: info}
-`, r.name, filepath.Join(dir, r.name), r.edge, r.control, r.fabric, r.metrics,
-			list(func(o *replica) string { return "https://" + o.edge }),
-			list(func(o *replica) string { return o.control }),
-			list(func(o *replica) string { return o.fabric }),
-			dsn, secretFile, tokenFile))
-		r.proc = harness.Start(t, "ztna-controller", "run", "--config", cfg)
+`, r.name, filepath.Join(c.dir, r.name), r.edge, r.control, r.fabric, r.metrics,
+		list(func(o *replica) string { return "https://" + o.edge }),
+		list(func(o *replica) string { return o.control }),
+		list(func(o *replica) string { return o.fabric }),
+		c.dsn, c.secretFile, c.tokenFile))
+	r.proc = harness.Start(t, "ztna-controller", "run", "--config", cfg)
+}
+
+// waitReady waits until a launched replica has started and its API answers.
+func (r *replica) waitReady(t *testing.T) {
+	t.Helper()
+	harness.WaitFor(t, 60*time.Second, r.name+" starts", func() bool {
+		r.fingerprint = startedFingerprint(r.proc.Output())
+		return r.fingerprint != "" || r.proc.Exited()
+	})
+	if r.proc.Exited() {
+		t.Fatalf("%s exited:\n%s", r.name, r.proc.Output())
 	}
-	for _, r := range rs {
-		harness.WaitFor(t, 60*time.Second, r.name+" starts", func() bool {
-			r.fingerprint = startedFingerprint(r.proc.Output())
-			return r.fingerprint != "" || r.proc.Exited()
-		})
-		if r.proc.Exited() {
-			t.Fatalf("%s exited:\n%s", r.name, r.proc.Output())
-		}
-		var err error
-		r.api, err = apiclient.New("https://"+r.edge, "replica-admin-token-0123456789", r.fingerprint, apiclient.WithTimeout(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.api.CloseIdleConnections)
-		harness.WaitFor(t, 20*time.Second, r.name+" API answers", func() bool {
-			_, err := r.api.ListRouters(context.Background())
-			return err == nil
-		})
+	var err error
+	r.api, err = apiclient.New("https://"+r.edge, "replica-admin-token-0123456789", r.fingerprint, apiclient.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return rs
+	t.Cleanup(r.api.CloseIdleConnections)
+	harness.WaitFor(t, 20*time.Second, r.name+" API answers", func() bool {
+		_, err := r.api.ListRouters(context.Background())
+		return err == nil
+	})
 }
 
 // startedFingerprint finds the CA fingerprint in the "controller started" log line.
@@ -298,5 +341,79 @@ func TestReplicasStartTogether(t *testing.T) {
 	wg.Wait()
 	if len(created) != 1 {
 		t.Fatalf("%d replicas created service db, want exactly 1", len(created))
+	}
+}
+
+// TestRoutersLearnReplicas: a router enrolled while replica a advertised only itself learns
+// replica b over the control channel once a lists it (scale-out: b joins, a restarts with b in
+// its advertise), saves it in its state directory and uses it: after SIGKILL of a it reconnects
+// to b, and so does the router restarted while a stays down. b's endpoint reaches the router
+// only through that push: its enrolled config.json keeps listing a alone.
+func TestRoutersLearnReplicas(t *testing.T) {
+	c := newCluster(t, 2)
+	a, b := c.replicas[0], c.replicas[1]
+	c.launch(t, a, []*replica{a})
+	a.waitReady(t)
+	r := enrolRouter(t, a, a, "edge-1", "edge")
+	harness.WaitFor(t, 20*time.Second, "router connects to a", func() bool { return connected(r) && controlSessions(t, a) == 1 })
+	onlyA := func(what string) {
+		t.Helper()
+		var cfg api.EnrolledConfig
+		readJSON(t, filepath.Join(r.StateDir, "config.json"), &cfg)
+		if !slices.Equal(cfg.Control, []string{a.control}) {
+			t.Fatalf("%s: enrolled control endpoints %v, want only %s's %s", what, cfg.Control, a.name, a.control)
+		}
+	}
+	onlyA("after enrolment")
+
+	c.launch(t, b, []*replica{b, a})
+	b.waitReady(t)
+	a.proc.Kill()
+	c.launch(t, a, []*replica{a, b})
+	a.waitReady(t)
+	harness.WaitFor(t, 10*time.Second, "router back on a, with b saved", func() bool {
+		var saved struct{ Control []string }
+		readJSON(t, filepath.Join(r.StateDir, daemon.EndpointsFile), &saved)
+		return connected(r) && controlSessions(t, a) == 1 && slices.Equal(saved.Control, []string{a.control, b.control})
+	})
+
+	// a runs a while, as replicas do (a session lost within seconds of the last one counts
+	// as a controller in trouble, and the router backs off).
+	time.Sleep(stableSession)
+	a.proc.Kill()
+	killed := time.Now()
+	d := harness.WaitFor(t, 10*time.Second, "router moves to b", func() bool { return controlSessions(t, b) == 1 && connected(r) })
+	t.Logf("router on %s %v after %s was killed", b.name, d.Round(time.Millisecond), a.name)
+	if d > maxFailover {
+		t.Errorf("router took %v to move to %s, want under %v", d, b.name, maxFailover)
+	}
+	onlyA("after the move")
+
+	r.Kill()
+	r = harness.RunRouter(t, r.ID, r.StateDir)
+	d = harness.WaitFor(t, 10*time.Second, "restarted router connects to b", func() bool { return controlSessions(t, b) == 1 && connected(r) })
+	t.Logf("router restarted while %s is down: on %s after %v (%v since the kill)", a.name, b.name, d.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+}
+
+// maxFailover bounds how long a router takes to reach a surviving replica it knows of (it
+// retries on the next endpoint after 125–250 ms; the rest is margin for a loaded machine).
+const maxFailover = 2 * time.Second
+
+// stableSession is how long a router's session must last for its loss to count as a fresh
+// outage (router/controlclient's stableAfter, plus margin).
+const stableSession = 3500 * time.Millisecond
+
+// readJSON decodes a file a router wrote; a missing file decodes as nothing.
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }
