@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
 	"github.com/ztna/ztna/internal/apiclient"
 	"github.com/ztna/ztna/provider/internal/acctest"
@@ -196,6 +197,16 @@ func (c *terraformCLI) run(wantErr bool, args ...string) string {
 		c.t.Fatalf("terraform %s: err=%v, want error=%v\n%s", strings.Join(args, " "), err, wantErr, out)
 	}
 	return string(out)
+}
+
+// planFails checks that config fails at plan time with an error holding each of phrases: bad
+// input is caught before anything is created.
+func planFails(t *testing.T, config string, phrases ...string) {
+	t.Helper()
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps:                    []resource.TestStep{{Config: config, PlanOnly: true, ExpectError: expectError(phrases...)}},
+	})
 }
 
 // expectError matches terraform's output containing each phrase in order. Terraform wraps long

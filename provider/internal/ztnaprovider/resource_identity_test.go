@@ -92,10 +92,7 @@ func TestAccIdentity_badInput(t *testing.T) {
 		"long": {"resource \"ztna_identity\" \"test\" {\n  name      = \"x\"\n  token_ttl = \"9000h\"\n}", []string{"Invalid token_ttl", "out of range"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			resource.ParallelTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: protoV6ProviderFactories,
-				Steps:                    []resource.TestStep{{Config: tc.config, PlanOnly: true, ExpectError: expectError(tc.want...)}},
-			})
+			planFails(t, tc.config, tc.want...)
 		})
 	}
 }

@@ -385,14 +385,7 @@ resource "ztna_router_host" "test" {
   local {}`), []string{"Invalid dns_servers", "IP address"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resource.ParallelTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: protoV6ProviderFactories,
-				Steps: []resource.TestStep{{
-					Config:      tc.config,
-					PlanOnly:    true,
-					ExpectError: expectError(tc.want...),
-				}},
-			})
+			planFails(t, tc.config, tc.want...)
 		})
 	}
 }

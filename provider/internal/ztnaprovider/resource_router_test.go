@@ -107,14 +107,7 @@ func TestAccRouter_badInput(t *testing.T) {
 		{"edge", `["Customer A"]`, []string{"Invalid roles", "Each element of roles must be a role"}},
 	} {
 		t.Run(tc.name+tc.roles, func(t *testing.T) {
-			resource.ParallelTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: protoV6ProviderFactories,
-				Steps: []resource.TestStep{{
-					Config:      routerConfig(tc.name, tc.roles),
-					PlanOnly:    true,
-					ExpectError: expectError(tc.want...),
-				}},
-			})
+			planFails(t, routerConfig(tc.name, tc.roles), tc.want...)
 		})
 	}
 }

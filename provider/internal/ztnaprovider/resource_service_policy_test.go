@@ -80,10 +80,7 @@ func TestAccServicePolicy_badInput(t *testing.T) {
 		"role":         {servicePolicyConfig("p", `["prod-db"]`, `["-x"]`), []string{"Invalid identity_roles", "must be a role"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			resource.ParallelTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: protoV6ProviderFactories,
-				Steps:                    []resource.TestStep{{Config: tc.config, PlanOnly: true, ExpectError: expectError(tc.want...)}},
-			})
+			planFails(t, tc.config, tc.want...)
 		})
 	}
 }

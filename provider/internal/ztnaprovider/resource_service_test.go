@@ -256,10 +256,7 @@ func TestAccService_badInput(t *testing.T) {
 					config = serviceConfig("svc", tc.address, tc.port, tc.extra)
 				}
 			}
-			resource.ParallelTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: protoV6ProviderFactories,
-				Steps:                    []resource.TestStep{{Config: config, PlanOnly: true, ExpectError: expectError(tc.want...)}},
-			})
+			planFails(t, config, tc.want...)
 		})
 	}
 }
