@@ -70,14 +70,14 @@ func (d *demoNetwork) link(addrs ...string) error {
 }
 
 func netnsHostsConfig(name, root, routerBin, dnsServer, fqdn string) string {
-	return fmt.Sprintf(`
+	config := fmt.Sprintf(`
 locals {
   name = %[1]q
 }
 
 resource "ztna_service" "app" {
   name         = "${local.name}-app"
-  address      = %[5]q
+  address      = %[2]q
   port         = 80
   router_roles = [local.name]
 }
@@ -93,57 +93,39 @@ resource "ztna_service_policy" "client_to_app" {
   service_names  = [ztna_service.app.name]
 }
 
-resource "ztna_router" "a" {
-  name  = "${local.name}-a"
-  roles = [local.name]
-}
-
-resource "ztna_registration_key" "a" {
-  router_id = ztna_router.a.id
-  ttl       = "10m"
-}
-
-resource "ztna_router_host" "a" {
-  name             = "${local.name}-a"
-  router_id        = ztna_router.a.id
-  registration_key = ztna_registration_key.a.key
-  dns_servers      = [%[4]q]
-  local {
-    state_root    = %[2]q
-    router_binary = %[3]q
-    isolation     = "netns"
-  }
-  depends_on = [ztna_service.app]
-}
-
-resource "ztna_router" "b" {
-  name  = "${local.name}-b"
-  roles = [local.name]
-}
-
-resource "ztna_registration_key" "b" {
-  router_id = ztna_router.b.id
-  ttl       = "10m"
-}
-
-resource "ztna_router_host" "b" {
-  name             = "${local.name}-b"
-  router_id        = ztna_router.b.id
-  registration_key = ztna_registration_key.b.key
-  dns_servers      = [%[4]q]
-  local {
-    state_root    = %[2]q
-    router_binary = %[3]q
-    isolation     = "netns"
-  }
-  depends_on = [ztna_service.app]
-}
-
 output "identity_token" {
   value     = ztna_identity.client.enrollment_token
   sensitive = true
 }
-`, name, root, routerBin, strings.TrimSuffix(dnsServer, ":53"), fqdn)
+`, name, fqdn)
+	// Two routers with the service's role, each on its own isolated host.
+	for _, h := range []string{"a", "b"} {
+		config += fmt.Sprintf(`
+resource "ztna_router" %[1]q {
+  name  = "${local.name}-%[1]s"
+  roles = [local.name]
+}
+
+resource "ztna_registration_key" %[1]q {
+  router_id = ztna_router.%[1]s.id
+  ttl       = "10m"
+}
+
+resource "ztna_router_host" %[1]q {
+  name             = "${local.name}-%[1]s"
+  router_id        = ztna_router.%[1]s.id
+  registration_key = ztna_registration_key.%[1]s.key
+  dns_servers      = [%[4]q]
+  local {
+    state_root    = %[2]q
+    router_binary = %[3]q
+    isolation     = "netns"
+  }
+  depends_on = [ztna_service.app]
+}
+`, h, root, routerBin, strings.TrimSuffix(dnsServer, ":53"))
+	}
+	return config
 }
 
 // TestAccRouterHost_netns applies two local hosts with isolation "netns" that host a private
