@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/ztna/ztna/internal/apiclient"
 )
 
 func identityConfig(name, roles string) string {
@@ -75,10 +77,7 @@ func TestAccIdentity_lifecycle(t *testing.T) {
 				},
 			},
 		},
-		CheckDestroy: checkDestroyed("ztna_identity", func(ctx context.Context, id string) error {
-			_, err := apiClient(t).GetIdentity(ctx, id)
-			return err
-		}),
+		CheckDestroy: checkDestroyed(t, "ztna_identity", (*apiclient.Client).GetIdentity),
 	})
 }
 

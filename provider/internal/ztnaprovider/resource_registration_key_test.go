@@ -1,7 +1,6 @@
 package ztnaprovider
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/apiclient"
 )
 
 func registrationKeyConfig(router, ttl, keepers string) string {
@@ -88,10 +88,7 @@ func TestAccRegistrationKey_lifecycle(t *testing.T) {
 				}),
 			},
 		},
-		CheckDestroy: checkDestroyed("ztna_registration_key", func(ctx context.Context, id string) error {
-			_, err := apiClient(t).GetRegistrationKey(ctx, id)
-			return err
-		}),
+		CheckDestroy: checkDestroyed(t, "ztna_registration_key", (*apiclient.Client).GetRegistrationKey),
 	})
 }
 

@@ -57,10 +57,7 @@ func TestAccRouter_lifecycle(t *testing.T) {
 				},
 			},
 		},
-		CheckDestroy: checkDestroyed("ztna_router", func(ctx context.Context, id string) error {
-			_, err := apiClient(t).GetRouter(ctx, id)
-			return err
-		}),
+		CheckDestroy: checkDestroyed(t, "ztna_router", (*apiclient.Client).GetRouter),
 	})
 }
 
@@ -138,13 +135,13 @@ func capture(dst *string) func(string) error {
 }
 
 // checkDestroyed verifies through the API that every object of a type in the state is gone.
-func checkDestroyed(resourceType string, get func(context.Context, string) error) func(*terraform.State) error {
+func checkDestroyed[O any](t *testing.T, resourceType string, get func(*apiclient.Client, context.Context, string) (*O, error)) func(*terraform.State) error {
 	return func(s *terraform.State) error {
 		for _, rs := range s.RootModule().Resources {
 			if rs.Type != resourceType {
 				continue
 			}
-			err := get(context.Background(), rs.Primary.ID)
+			_, err := get(apiClient(t), context.Background(), rs.Primary.ID)
 			if err == nil {
 				return fmt.Errorf("%s %s still exists after destroy", resourceType, rs.Primary.ID)
 			}

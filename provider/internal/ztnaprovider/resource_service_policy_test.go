@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/ztna/ztna/internal/apiclient"
 )
 
 func servicePolicyConfig(name, services, roles string) string {
@@ -63,10 +65,7 @@ func TestAccServicePolicy_lifecycle(t *testing.T) {
 				},
 			},
 		},
-		CheckDestroy: checkDestroyed("ztna_service_policy", func(ctx context.Context, id string) error {
-			_, err := apiClient(t).GetServicePolicy(ctx, id)
-			return err
-		}),
+		CheckDestroy: checkDestroyed(t, "ztna_service_policy", (*apiclient.Client).GetServicePolicy),
 	})
 }
 

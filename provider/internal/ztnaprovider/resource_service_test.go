@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/apiclient"
 )
 
 // serviceConfig hosts the service on a role named like the service, so that routers other
@@ -85,10 +86,7 @@ func TestAccService_lifecycle(t *testing.T) {
 				},
 			},
 		},
-		CheckDestroy: checkDestroyed("ztna_service", func(ctx context.Context, id string) error {
-			_, err := apiClient(t).GetService(ctx, id)
-			return err
-		}),
+		CheckDestroy: checkDestroyed(t, "ztna_service", (*apiclient.Client).GetService),
 	})
 }
 
