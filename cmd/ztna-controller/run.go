@@ -62,8 +62,10 @@ const configReference = `Configuration keys (YAML):
     control: ":6262"            # control channel (mutual TLS, routers dial in)
     fabric: ":80"               # fabric of the embedded hub (mutual TLS despite the number)
     metrics: "127.0.0.1:9262"   # Prometheus /metrics, plain HTTP; "" turns it off
-  advertise:                    # what registration keys and enrolment responses hand out;
-                                # with replicas, list every replica (routers fail over in turn)
+  advertise:                    # what registration keys and enrolment responses hand out, and
+                                # (control) what connected routers are told and keep: with
+                                # replicas, list every replica (routers fail over in turn; routers
+                                # enrolled earlier learn a new list on their next connection)
     edge: ["https://ctrl.example.com"]      # default: https://<hosts[0]>:<edge port>
     control: ["ctrl.example.com:6262"]      # default: <hosts[0]>:<control port>
     fabric: ["ctrl.example.com:80"]         # default: <hosts[0]>:<fabric port>; list every hub:
