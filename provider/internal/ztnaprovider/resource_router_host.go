@@ -322,7 +322,7 @@ func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.Modify
 		return
 	}
 	if plan.InstanceType.IsUnknown() {
-		if it, err := p.instanceType(plan.Size.ValueString()); err == nil {
+		if it, err := instanceType(p, plan.Size.ValueString()); err == nil {
 			plan.InstanceType = types.StringValue(it)
 		}
 	}

@@ -66,7 +66,6 @@ type platform interface {
 	// complete fills in defaults of the block's computed arguments. At plan time (apply
 	// false) values that can only be chosen when the host is created stay unknown.
 	complete(ctx context.Context, m *routerHostModel, apply bool) diag.Diagnostics
-	instanceType(tier string) (string, error)
 	// driver builds the platform's driver; dnsServers are the router's resolvers (local
 	// hosts pass them to the router process).
 	driver(ctx context.Context, log *slog.Logger, dnsServers []string) (hostDriver, error)
@@ -207,8 +206,6 @@ var localAttrTypes = blockAttrTypes(localBlock())
 
 func (p *localPlatform) name() string  { return "local" }
 func (p *localPlatform) isLocal() bool { return true }
-
-func (p *localPlatform) instanceType(string) (string, error) { return "process", nil }
 
 func (p *localPlatform) qualify(id string) string { return id }
 
@@ -382,16 +379,10 @@ var awsAttrTypes = blockAttrTypes(awsBlock())
 func (p *awsPlatform) name() string  { return "aws" }
 func (p *awsPlatform) isLocal() bool { return false }
 
-func (p *awsPlatform) instanceType(tier string) (string, error) {
-	return sizing.Resolve(string(sizing.AWS), tier, "")
-}
-
 func (p *awsPlatform) qualify(id string) string { return p.Region.ValueString() + ":" + id }
 
 func (p *awsPlatform) complete(_ context.Context, m *routerHostModel, _ bool) diag.Diagnostics {
-	diags := requireBlockValues("aws", map[string]types.String{"region": p.Region, "subnet_id": p.SubnetID})
-	diags.Append(requireImage(m)...)
-	return diags
+	return completeCloud(m, "aws", map[string]types.String{"region": p.Region, "subnet_id": p.SubnetID})
 }
 
 func (p *awsPlatform) driver(ctx context.Context, log *slog.Logger, _ []string) (hostDriver, error) {
@@ -457,16 +448,10 @@ var gcpAttrTypes = blockAttrTypes(gcpBlock())
 func (p *gcpPlatform) name() string  { return "gcp" }
 func (p *gcpPlatform) isLocal() bool { return false }
 
-func (p *gcpPlatform) instanceType(tier string) (string, error) {
-	return sizing.Resolve(string(sizing.GCP), tier, "")
-}
-
 func (p *gcpPlatform) qualify(id string) string { return id }
 
 func (p *gcpPlatform) complete(_ context.Context, m *routerHostModel, _ bool) diag.Diagnostics {
-	diags := requireBlockValues("gcp", map[string]types.String{"project": p.Project, "zone": p.Zone})
-	diags.Append(requireImage(m)...)
-	return diags
+	return completeCloud(m, "gcp", map[string]types.String{"project": p.Project, "zone": p.Zone})
 }
 
 func (p *gcpPlatform) driver(ctx context.Context, log *slog.Logger, _ []string) (hostDriver, error) {
@@ -525,18 +510,12 @@ var azureAttrTypes = blockAttrTypes(azureBlock())
 func (p *azurePlatform) name() string  { return "azure" }
 func (p *azurePlatform) isLocal() bool { return false }
 
-func (p *azurePlatform) instanceType(tier string) (string, error) {
-	return sizing.Resolve(string(sizing.Azure), tier, "")
-}
-
 func (p *azurePlatform) qualify(id string) string { return p.Location.ValueString() + ":" + id }
 
 func (p *azurePlatform) complete(_ context.Context, m *routerHostModel, _ bool) diag.Diagnostics {
-	diags := requireBlockValues("azure", map[string]types.String{
+	return completeCloud(m, "azure", map[string]types.String{
 		"subscription_id": p.SubscriptionID, "resource_group": p.ResourceGroup, "location": p.Location, "subnet_id": p.SubnetID,
 	})
-	diags.Append(requireImage(m)...)
-	return diags
 }
 
 func (p *azurePlatform) driver(_ context.Context, log *slog.Logger, _ []string) (hostDriver, error) {
@@ -558,13 +537,24 @@ func (p *azurePlatform) driver(_ context.Context, log *slog.Logger, _ []string) 
 	})
 }
 
-func requireImage(m *routerHostModel) diag.Diagnostics {
-	var diags diag.Diagnostics
+// completeCloud checks what every cloud block needs: its required arguments, and an image for
+// the VM to boot.
+func completeCloud(m *routerHostModel, block string, required map[string]types.String) diag.Diagnostics {
+	diags := requireBlockValues(block, required)
 	if !m.Image.IsUnknown() && m.Image.ValueString() == "" {
 		diags.AddAttributeError(path.Root("image"), "Missing image",
 			"A cloud router host boots a baked router image: set image (for example from the ztna_image data source).")
 	}
 	return diags
+}
+
+// instanceType is the machine a size tier maps to: the sizing table's row for a cloud (named
+// like its platform block), a process for a local host.
+func instanceType(p platform, tier string) (string, error) {
+	if p.isLocal() {
+		return "process", nil
+	}
+	return sizing.Resolve(p.name(), tier, "")
 }
 
 // ---- import ---------------------------------------------------------------------------------

@@ -752,3 +752,22 @@ func TestAccRouterHost_keyNotLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestInstanceType: a cloud block's size tier maps through the sizing table of the cloud of
+// the same name; a local host is a process whatever the tier.
+func TestInstanceType(t *testing.T) {
+	for _, tc := range []struct {
+		p    platform
+		want string
+	}{
+		{&localPlatform{}, "process"},
+		{&awsPlatform{}, "c6i.xlarge"},
+		{&gcpPlatform{}, "e2-standard-4"},
+		{&azurePlatform{}, "Standard_F4s_v2"},
+	} {
+		got, err := instanceType(tc.p, "med")
+		if err != nil || got != tc.want {
+			t.Errorf("%s: instance type %q, %v; want %q", tc.p.name(), got, err, tc.want)
+		}
+	}
+}
