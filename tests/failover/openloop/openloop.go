@@ -71,19 +71,23 @@ type Outage struct {
 	InDial   int           // failed probes whose error is a DialError
 	Late     int           // failed probes that began later than the window after the event
 	FirstErr error         // of the failed probes, in the order they ended
-	Gap      time.Duration // longest time after the event without a probe succeeding, up to the end of the run
+	Gap      time.Duration // longest time after the event without a probe succeeding, until the last probe started
+	Slowest  time.Duration // longest a probe took, failed or not
 }
 
 // Summarize measures the outage an event at time event caused in recs; window is how long
-// after the event failures are expected (see Outage.Late).
+// after the event failures are expected (see Outage.Late). The run ends when the last probe
+// started: successes after that say nothing about whether new dials succeeded meanwhile (a probe
+// stuck until then, answered late, would otherwise stretch the outage to its end).
 func Summarize(recs []Record, event time.Time, window time.Duration) Outage {
 	o := Outage{Probes: len(recs)}
 	var ends []time.Time
-	end := event
+	stop := event
 	for _, r := range recs {
-		if r.End.After(end) {
-			end = r.End
+		if r.Start.After(stop) {
+			stop = r.Start
 		}
+		o.Slowest = max(o.Slowest, r.End.Sub(r.Start))
 		if r.Err == nil {
 			ends = append(ends, r.End)
 			continue
@@ -103,11 +107,11 @@ func Summarize(recs []Record, event time.Time, window time.Duration) Outage {
 	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
 	last := event
 	for _, e := range ends {
-		if e.After(event) {
+		if e.After(event) && !e.After(stop) {
 			o.Gap = max(o.Gap, e.Sub(last))
 			last = e
 		}
 	}
-	o.Gap = max(o.Gap, end.Sub(last))
+	o.Gap = max(o.Gap, stop.Sub(last))
 	return o
 }
