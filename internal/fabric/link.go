@@ -396,6 +396,15 @@ func (l *Link) streamErr(err error) error {
 	return err
 }
 
+// ServeStreams runs handle, each in its own goroutine, on every stream the peer opens, until the
+// link closes; it returns why the link closed. The handler reads the Request itself (under a
+// deadline) and answers with WriteResponse. Prefer it to an AcceptStream loop: the stream's
+// handler starts straight from the link's reader.
+func (l *Link) ServeStreams(handle func(net.Conn)) error {
+	err := l.sess.ServeStreams(func(s *mux.Stream) { handle(s) })
+	return l.streamErr(err)
+}
+
 // AcceptStream waits for the peer to open a stream. The caller reads the Request with
 // ReadRequest (under a deadline) and answers with WriteResponse.
 func (l *Link) AcceptStream() (net.Conn, error) {

@@ -127,16 +127,11 @@ func (h *Host) Serve(ctx context.Context, link *fabric.Link) error {
 	stop := context.AfterFunc(ctx, func() { link.Close() })
 	defer stop()
 	defer link.Close()
-	for {
-		s, err := link.AcceptStream()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-		go h.handle(ctx, s)
+	err := link.ServeStreams(func(s net.Conn) { h.handle(ctx, s) })
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
+	return err
 }
 
 // handle runs one stream: request → target dial → handshake → relay.

@@ -161,23 +161,11 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 		h.metrics.routerLinks.Inc()
 		defer h.metrics.routerLinks.Dec()
 		// Routers never open streams to a hub; refuse any that arrive.
-		for {
-			s, err := link.AcceptStream()
-			if err != nil {
-				break
-			}
-			s.Close()
-		}
+		link.ServeStreams(func(s net.Conn) { s.Close() })
 	case api.KindIdentity:
 		h.metrics.clientLinks.Inc()
 		defer h.metrics.clientLinks.Dec()
-		for {
-			s, err := link.AcceptStream()
-			if err != nil {
-				break
-			}
-			go h.handle(ctx, peer.ID, s)
-		}
+		link.ServeStreams(func(s net.Conn) { h.handle(ctx, peer.ID, s) })
 	}
 	h.log.Info("link down", "peer", peer.String(), "err", link.Err())
 }
