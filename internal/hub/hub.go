@@ -371,31 +371,52 @@ func (h *Hub) attempt(ctx context.Context, c candidate, alternative bool, req *f
 	link := c.link
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-link.Done():
-				cancel(link.Err())
-				return
-			case <-t.C:
-				if alternative && c.healthy && !link.Healthy() {
-					cancel(errors.New("router stopped answering keepalives"))
-					return
-				}
-			}
-		}
-	}()
+	// A link that closes fails the open by itself. Watching its health takes a timer, not a
+	// goroutine: most setups finish long before the first check.
+	if alternative && c.healthy {
+		w := &healthWatch{link: link, cancel: cancel}
+		w.mu.Lock()
+		w.t = time.AfterFunc(healthCheckInterval, w.check)
+		w.mu.Unlock()
+		defer w.stop()
+	}
 	rs, resp, err := link.Open(actx, req)
 	if err != nil && context.Cause(actx) != nil && ctx.Err() == nil {
 		err = context.Cause(actx)
 	}
 	return rs, resp, err
+}
+
+// healthCheckInterval is how often a stream setup in progress checks its router's link.
+const healthCheckInterval = 100 * time.Millisecond
+
+// healthWatch cancels a stream setup when its router's link stops answering keepalives.
+type healthWatch struct {
+	link   *fabric.Link
+	cancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func (w *healthWatch) check() {
+	if !w.link.Healthy() {
+		w.cancel(errors.New("router stopped answering keepalives"))
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Reset(healthCheckInterval)
+	}
+}
+
+func (w *healthWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.t.Stop()
 }
 
 // relay copies both directions until either side closes, then closes both. The multiplexer
