@@ -88,6 +88,12 @@ type recordWriter struct {
 	under    *batchedConn
 }
 
+// Close closes the TCP connection itself, without TLS's close_notify: a link is closed when it
+// failed or went silent, and close_notify would first wait (up to 5 s, crypto/tls's bound) for a
+// write stuck on the full connection to a silent peer. The multiplexer's own framing tells a
+// clean end from a truncated one.
+func (w recordWriter) Close() error { return w.under.Conn.Close() }
+
 func (w recordWriter) Write(p []byte) (int, error) {
 	w.under.cork()
 	n, err := w.Conn.Write(p)

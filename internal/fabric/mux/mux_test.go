@@ -347,3 +347,40 @@ func TestConfigChecked(t *testing.T) {
 		t.Fatalf("tiny window accepted: %v", err)
 	}
 }
+
+// A write stuck on a full connection (the peer stopped reading) holds the wire; another stream's
+// write queued behind it gives up at its deadline instead of waiting with it.
+func TestQueuedWriteHonoursDeadlineBehindStuckWrite(t *testing.T) {
+	a, _ := tcpPair(t) // the far end never reads
+	cfg := DefaultConfig()
+	cfg.Window = maxLength
+	c, err := Client(a, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 4 { // 64 MiB of window, far more than the sockets buffer: a write blocks on the wire
+		bulk, _ := c.OpenStream()
+		go bulk.Write(make([]byte, cfg.Window))
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	st, _ := c.OpenStream()
+	st.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	start := time.Now()
+	n, err := st.Write([]byte("request"))
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n != 0 {
+		t.Fatalf("queued write: %d, %v", n, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("queued write gave up after %v", d)
+	}
+	// Nothing left: the stream was never opened, and its window is intact.
+	st.mu.Lock()
+	credit := st.credit
+	st.mu.Unlock()
+	if credit != cfg.Window || st.opened {
+		t.Fatalf("after the timeout: credit %d, opened %v", credit, st.opened)
+	}
+	st.Close()
+}

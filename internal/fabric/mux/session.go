@@ -94,8 +94,12 @@ type Session struct {
 	r    *bufio.Reader
 	cfg  Config
 
-	wmu     sync.Mutex // one frame at a time on the wire
-	scratch []byte     // header plus a small payload, under wmu
+	// wlock is held (a token in it) while a frame goes on the wire. A channel, not a mutex, so
+	// that a writer queued behind a write stuck on a full connection can give up at its
+	// deadline: a hub then retries a stream setup on another router instead of waiting for a
+	// silent router's link to be declared dead.
+	wlock   chan struct{}
+	scratch []byte // header plus a small payload, under wlock
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream
@@ -122,6 +126,7 @@ func newSession(conn io.ReadWriteCloser, cfg Config, firstID uint32) (*Session, 
 		conn:    conn,
 		r:       bufio.NewReaderSize(conn, cfg.ReadBuffer),
 		cfg:     cfg,
+		wlock:   make(chan struct{}, 1),
 		scratch: make([]byte, headerSize+mergeLimit),
 		streams: map[uint32]*Stream{},
 		nextID:  firstID,
@@ -216,10 +221,17 @@ func (s *Session) fail(err error) {
 	})
 }
 
-// writeFrame sends one frame; the payload (data frames only) may be empty.
-func (s *Session) writeFrame(typ byte, id uint32, length int, payload []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+// writeFrame sends one frame; the payload (data frames only) may be empty. It gives up when
+// deadline closes before the frame's turn on the wire (a nil deadline waits).
+func (s *Session) writeFrame(typ byte, id uint32, length int, payload []byte, deadline <-chan struct{}) error {
+	select {
+	case s.wlock <- struct{}{}:
+	case <-deadline:
+		return ErrTimeout
+	case <-s.die:
+		return s.Err()
+	}
+	defer func() { <-s.wlock }()
 	select {
 	case <-s.die:
 		return s.Err()

@@ -253,7 +253,7 @@ func (st *Stream) consumed(n int) int {
 
 func (st *Stream) sendCredit(n int) {
 	if n > 0 {
-		st.s.writeFrame(typeCredit, st.id, n, nil)
+		st.s.writeFrame(typeCredit, st.id, n, nil, nil)
 	}
 }
 
@@ -270,11 +270,17 @@ func (st *Stream) Write(p []byte) (int, error) {
 		}
 		typ := byte(typeData)
 		if !st.opened {
-			typ, st.opened = typeOpen, true
+			typ = typeOpen
 		}
-		if err := st.s.writeFrame(typ, st.id, n, p[:n]); err != nil {
+		if err := st.s.writeFrame(typ, st.id, n, p[:n], st.wdl.wait()); err != nil {
+			if err == ErrTimeout { // the frame never left: its window is still ours
+				st.mu.Lock()
+				st.credit += n
+				st.mu.Unlock()
+			}
 			return total, err
 		}
+		st.opened = true
 		total += n
 		p = p[n:]
 	}
@@ -330,7 +336,7 @@ func (st *Stream) Close() error {
 	st.wmu.Unlock()
 	var err error
 	if opened {
-		err = st.s.writeFrame(typeFin, st.id, 0, nil)
+		err = st.s.writeFrame(typeFin, st.id, 0, nil, nil)
 	}
 	if !opened || peerDone || err != nil {
 		st.forget()
