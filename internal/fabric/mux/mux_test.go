@@ -384,3 +384,45 @@ func TestQueuedWriteHonoursDeadlineBehindStuckWrite(t *testing.T) {
 	}
 	st.Close()
 }
+
+// ServeStreams hands every stream the peer opens to the handler — also those opened before it
+// was called — and returns why the session ended.
+func TestServeStreams(t *testing.T) {
+	c, s := sessions(t, DefaultConfig())
+	early, _ := c.OpenStream()
+	early.Write([]byte("a"))
+	time.Sleep(20 * time.Millisecond) // queued for AcceptStream before the handler exists
+	served := make(chan string, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.ServeStreams(func(st *Stream) {
+			b := make([]byte, 1)
+			io.ReadFull(st, b)
+			served <- string(b)
+			st.Close()
+		})
+	}()
+	late, _ := c.OpenStream()
+	late.Write([]byte("b"))
+	got := map[string]bool{}
+	for range 2 {
+		select {
+		case v := <-served:
+			got[v] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("served only %v", got)
+		}
+	}
+	if !got["a"] || !got["b"] {
+		t.Fatalf("served %v", got)
+	}
+	c.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("ServeStreams ended without a reason")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeStreams did not return when the session ended")
+	}
+}
