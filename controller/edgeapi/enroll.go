@@ -65,7 +65,7 @@ func (s *Server) enrollInner(w *problemRecorder, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	if p := keyStateProblem(stored.State(now)); p != nil {
+	if p := keyStateProblem(stored.Kind, stored.State(now)); p != nil {
 		s.log.InfoContext(ctx, "enrolment refused", "key_id", key.ID, "reason", p.Type)
 		writeProblem(w, p)
 		return
@@ -77,7 +77,7 @@ func (s *Server) enrollInner(w *problemRecorder, r *http.Request) {
 	}
 	consumed, err := s.store.ConsumeKey(ctx, stored.ID, now)
 	if err != nil {
-		if p := keyErrorProblem(err); p != nil {
+		if p := keyErrorProblem(stored.Kind, err); p != nil {
 			s.log.InfoContext(ctx, "enrolment refused", "key_id", key.ID, "reason", p.Type)
 			writeProblem(w, p)
 			return
@@ -130,29 +130,35 @@ func csrProblem(err error) *api.Problem {
 		Detail: err.Error(), Errors: []api.FieldError{{Field: "csr", Detail: err.Error()}}}
 }
 
-func keyStateProblem(state string) *api.Problem {
+// keyStateProblem explains a refused key in the terms of its kind: a router gets a new
+// registration key, an identity a reissued enrolment token.
+func keyStateProblem(kind, state string) *api.Problem {
+	remedy := "create a new key for this router"
+	if kind == api.KindIdentity {
+		remedy = "reissue the identity's enrolment token (POST /v1/identities/{id}/enrollment-token, or change token_keepers of its ztna_identity)"
+	}
 	switch state {
 	case api.KeyUsed:
 		return enrollProblem(http.StatusConflict, api.ProblemKeyUsed, "Registration key already used",
-			"this registration key was already used; keys work once: create a new key for this router")
+			"this registration key was already used; keys work once: "+remedy)
 	case api.KeyExpired:
 		return enrollProblem(http.StatusGone, api.ProblemKeyExpired, "Registration key expired",
-			"this registration key expired before it was used; create a new key (ttl_seconds sets how long it lives)")
+			"this registration key expired before it was used; "+remedy+" (a ttl sets how long it lives)")
 	case api.KeyRevoked:
 		return enrollProblem(http.StatusForbidden, api.ProblemKeyRevoked, "Registration key revoked",
-			"this registration key was revoked; create a new key")
+			"this registration key was revoked (for an identity: a newer token was issued); "+remedy)
 	}
 	return nil
 }
 
-func keyErrorProblem(err error) *api.Problem {
+func keyErrorProblem(kind string, err error) *api.Problem {
 	switch {
 	case errors.Is(err, store.ErrKeyUsed):
-		return keyStateProblem(api.KeyUsed)
+		return keyStateProblem(kind, api.KeyUsed)
 	case errors.Is(err, store.ErrKeyExpired):
-		return keyStateProblem(api.KeyExpired)
+		return keyStateProblem(kind, api.KeyExpired)
 	case errors.Is(err, store.ErrKeyRevoked):
-		return keyStateProblem(api.KeyRevoked)
+		return keyStateProblem(kind, api.KeyRevoked)
 	}
 	return nil
 }

@@ -290,3 +290,90 @@ func TestSecretsNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestReissueIdentityToken: a reissued token enrols the same identity again with a new key,
+// once; the earlier unused token is refused as revoked; an expired reissued token is refused;
+// ttl is validated as at create; an unknown identity is a 404 naming it.
+func TestReissueIdentityToken(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	id, err := e.client.CreateIdentity(ctx, api.IdentityCreate{Name: "runtime", Roles: []string{"integrations"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstPath := filepath.Join(t.TempDir(), "first.json")
+	if _, err := enroll.Identity(ctx, id.EnrollmentToken, firstPath, false, enroll.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	unused, err := e.client.ReissueIdentityToken(ctx, id.ID, api.IdentityTokenReissue{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := e.client.ReissueIdentityToken(ctx, id.ID, api.IdentityTokenReissue{TokenTTLSeconds: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re.ID != id.ID || re.EnrollmentToken == "" || re.EnrollmentToken == unused.EnrollmentToken || !re.Enrolled {
+		t.Fatalf("reissue answer %+v", re)
+	}
+	if d := time.Until(re.TokenExpiresAt); d < 590*time.Second || d > 601*time.Second {
+		t.Fatalf("token_expires_at %s, want in 600 s", re.TokenExpiresAt)
+	}
+	if got, _ := e.client.GetIdentity(ctx, id.ID); !got.TokenExpiresAt.Equal(re.TokenExpiresAt) || got.EnrollmentToken != "" {
+		t.Fatalf("stored identity %+v", got)
+	}
+	if _, err := enroll.Identity(ctx, unused.EnrollmentToken, filepath.Join(t.TempDir(), "old.json"), false, enroll.Options{}); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("earlier token after reissue: %v, want revoked", err)
+	}
+	path := filepath.Join(t.TempDir(), "again.json")
+	second, err := enroll.Identity(ctx, re.EnrollmentToken, path, false, enroll.Options{})
+	if err != nil {
+		t.Fatalf("reissued token: %v", err)
+	}
+	if second.ID != id.ID || second.Kind != api.KindIdentity {
+		t.Fatalf("re-enrolled config %+v, want identity %s", second, id.ID)
+	}
+	// A new key, a certificate naming the same identity; the first certificate stays usable.
+	f, err := enroll.LoadIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := enroll.LoadIdentity(firstPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Key == old.Key {
+		t.Fatal("re-enrolment reused the first key")
+	}
+	for _, file := range []*enroll.IdentityFile{f, old} {
+		c, err := file.TLSCertificate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := c.Leaf.URIs; len(u) != 1 || u[0].String() != "ztna://identity/"+id.ID {
+			t.Fatalf("certificate names %v, want ztna://identity/%s", u, id.ID)
+		}
+	}
+	if _, err := enroll.Identity(ctx, re.EnrollmentToken, filepath.Join(t.TempDir(), "twice.json"), false, enroll.Options{}); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("second use of the reissued token: %v", err)
+	}
+
+	short, err := e.client.ReissueIdentityToken(ctx, id.ID, api.IdentityTokenReissue{TokenTTLSeconds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := enroll.Identity(ctx, short.EnrollmentToken, filepath.Join(t.TempDir(), "late.json"), false, enroll.Options{}); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired reissued token: %v", err)
+	}
+
+	if st, p := e.raw(t, http.MethodPost, "/v1/identities/"+id.ID+"/enrollment-token", testToken, `{"token_ttl_seconds": -5}`); st != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Field != "token_ttl_seconds" {
+		t.Fatalf("bad ttl: %d %+v", st, p)
+	}
+	if st, p := e.raw(t, http.MethodPost, "/v1/identities/nosuchidentity/enrollment-token", testToken, `{}`); st != http.StatusNotFound || p.Type != api.ProblemNotFound || !strings.Contains(p.Detail, "nosuchidentity") {
+		t.Fatalf("unknown identity: %d %+v", st, p)
+	}
+	if st, _ := e.raw(t, http.MethodPost, "/v1/identities/"+id.ID+"/enrollment-token", "", `{}`); st != http.StatusUnauthorized {
+		t.Fatalf("reissue without the admin token: %d", st)
+	}
+}

@@ -123,16 +123,36 @@ func serviceRoutes(v *api.Service, routers []api.Router) []api.ServiceRoute {
 
 // Identities.
 
-func (s *Server) createIdentity(ctx context.Context, in *api.IdentityCreate) (*api.Identity, error) {
-	ttl := ttlOrDefault(in.TokenTTLSeconds)
+// newKey mints a one-time secret and the stored key holding only its SHA-256.
+func newKey(ttlSeconds int) (*store.Key, string) {
+	ttl := ttlOrDefault(ttlSeconds)
 	secret := regkey.NewSecret()
-	tok := &store.Key{SecretHash: regkey.Hash(secret), TTLSeconds: int(ttl.Seconds()), ExpiresAt: time.Now().Add(ttl)}
+	return &store.Key{SecretHash: regkey.Hash(secret), TTLSeconds: int(ttl.Seconds()), ExpiresAt: time.Now().Add(ttl)}, secret
+}
+
+func (s *Server) createIdentity(ctx context.Context, in *api.IdentityCreate) (*api.Identity, error) {
+	tok, secret := newKey(in.TokenTTLSeconds)
 	v := &api.Identity{Name: in.Name, Roles: in.Roles}
 	if err := s.store.CreateIdentity(ctx, v, tok); err != nil {
 		return nil, err
 	}
 	v.EnrollmentToken = s.keyString(tok, secret)
 	s.log.InfoContext(ctx, "identity created", "identity_id", v.ID, "token_id", tok.ID, "token_expires_at", tok.ExpiresAt)
+	return v, nil
+}
+
+// reissueIdentityToken mints a new enrolment token for an existing identity and revokes its
+// earlier unused ones, so an identity whose token expired unused or whose certificate
+// expired enrols again under the same id. Certificates issued earlier stay valid until they
+// expire, as with renewal.
+func (s *Server) reissueIdentityToken(ctx context.Context, id string, in *api.IdentityTokenReissue) (*api.Identity, error) {
+	tok, secret := newKey(in.TokenTTLSeconds)
+	v, err := s.store.ReissueIdentityToken(ctx, id, tok)
+	if err != nil {
+		return nil, err
+	}
+	v.EnrollmentToken = s.keyString(tok, secret)
+	s.log.InfoContext(ctx, "identity enrolment token reissued", "identity_id", v.ID, "token_id", tok.ID, "token_expires_at", tok.ExpiresAt)
 	return v, nil
 }
 
@@ -166,9 +186,8 @@ func (s *Server) updatePolicy(ctx context.Context, id string, in *api.ServicePol
 // Registration keys.
 
 func (s *Server) createKey(ctx context.Context, in *api.RegistrationKeyCreate) (*api.RegistrationKey, error) {
-	ttl := ttlOrDefault(in.TTLSeconds)
-	secret := regkey.NewSecret()
-	k := &store.Key{Kind: api.KindRouter, SubjectID: in.RouterID, SecretHash: regkey.Hash(secret), TTLSeconds: int(ttl.Seconds()), ExpiresAt: time.Now().Add(ttl)}
+	k, secret := newKey(in.TTLSeconds)
+	k.Kind, k.SubjectID = api.KindRouter, in.RouterID
 	if err := s.store.CreateKey(ctx, k); err != nil {
 		return nil, err
 	}

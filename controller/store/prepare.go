@@ -57,6 +57,16 @@ func PrepareIdentity(v *api.Identity, token *Key) {
 	v.TokenExpiresAt = token.ExpiresAt
 }
 
+// PrepareReissue readies an identity's replacement enrolment token and records its expiry on
+// the identity.
+func PrepareReissue(v *api.Identity, token *Key) {
+	token.Kind = api.KindIdentity
+	token.SubjectID = v.ID
+	PrepareKey(token)
+	v.TokenExpiresAt = token.ExpiresAt
+	v.UpdatedAt = Now()
+}
+
 // PreparePolicy normalises a service policy's lists.
 func PreparePolicy(v *api.ServicePolicy) {
 	v.IdentityRoles = NonNil(v.IdentityRoles)

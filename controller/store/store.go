@@ -130,6 +130,11 @@ type Store interface {
 	ListIdentities(ctx context.Context) ([]api.Identity, error)
 	UpdateIdentity(ctx context.Context, id string, fn func(*api.Identity) error) (*api.Identity, error)
 	DeleteIdentity(ctx context.Context, id string) error
+	// ReissueIdentityToken stores token as the identity's new enrolment token (ID, Kind,
+	// SubjectID and CreatedAt assigned), revokes every earlier unused token of that identity
+	// and sets the identity's TokenExpiresAt, in one transaction; ErrNotFound for an unknown
+	// identity. Certificates issued earlier are not touched.
+	ReissueIdentityToken(ctx context.Context, id string, token *Key) (*api.Identity, error)
 
 	// Service policies.
 	CreateServicePolicy(ctx context.Context, p *api.ServicePolicy) error

@@ -162,7 +162,8 @@ type ServiceUpdate struct {
 }
 
 // Identity is a client (an integration runtime) that dials services. EnrollmentToken is
-// only set in the response of create; it works like a registration key of kind identity.
+// only set in the responses of create and of POST /v1/identities/{id}/enrollment-token; it
+// works like a registration key of kind identity.
 type Identity struct {
 	ID              string    `json:"id"`
 	Name            string    `json:"name"`
@@ -179,6 +180,12 @@ type IdentityCreate struct {
 	Name            string   `json:"name"`
 	Roles           []string `json:"roles,omitempty"`
 	TokenTTLSeconds int      `json:"token_ttl_seconds,omitempty"`
+}
+
+// IdentityTokenReissue is the body of POST /v1/identities/{id}/enrollment-token ({} for the
+// defaults). TokenTTLSeconds 0 means DefaultKeyTTL.
+type IdentityTokenReissue struct {
+	TokenTTLSeconds int `json:"token_ttl_seconds,omitempty"`
 }
 
 // IdentityUpdate is the body of PATCH /v1/identities/{id}; absent fields stay as they are.

@@ -36,9 +36,9 @@ const (
 	ProblemIdentityDeleted = "urn:ztna:problem:identity-deleted"
 )
 
-// ReenrolHint says how an identity whose certificate expired gets a new one: enrolment tokens
-// are minted when an identity is created, so a new token means re-creating the identity.
-const ReenrolHint = "enrol again with a new enrolment token (re-create the identity to get one, e.g. terraform apply -replace=ztna_identity.NAME), then run ztna identity enroll --token-file TOKEN --out FILE --force"
+// ReenrolHint says how an identity whose certificate expired gets a new one: a reissued
+// enrolment token enrols it again under the same id.
+const ReenrolHint = "enrol again with a new enrolment token (reissue one for the same identity: change token_keepers of its ztna_identity and terraform apply, or POST /v1/identities/ID/enrollment-token), then run ztna identity enroll --token-file TOKEN --out FILE --force"
 
 // Problem is an RFC 9457 problem details object with the ztna extension Errors, which names
 // every bad field of a request.

@@ -87,6 +87,13 @@ func (r *IdentityCreate) Validate() error {
 	return fe.Err()
 }
 
+// Validate checks an enrolment token reissue request.
+func (r *IdentityTokenReissue) Validate() error {
+	var fe FieldErrors
+	fe.Add("token_ttl_seconds", ValidateTTLSeconds(r.TokenTTLSeconds))
+	return fe.Err()
+}
+
 // Validate checks the fields an identity update sets.
 func (r *IdentityUpdate) Validate() error {
 	var fe FieldErrors

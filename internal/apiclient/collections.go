@@ -75,6 +75,12 @@ func (c *Client) ListIdentities(ctx context.Context) ([]api.Identity, error) {
 func (c *Client) UpdateIdentity(ctx context.Context, id string, in api.IdentityUpdate) (*api.Identity, error) {
 	return send[api.Identity](ctx, c, http.MethodPatch, idPath("identities", id), in)
 }
+
+// ReissueIdentityToken mints a new enrolment token for the identity (in the answer's
+// EnrollmentToken) and revokes its earlier unused ones.
+func (c *Client) ReissueIdentityToken(ctx context.Context, id string, in api.IdentityTokenReissue) (*api.Identity, error) {
+	return send[api.Identity](ctx, c, http.MethodPost, idPath("identities", id)+"/enrollment-token", in)
+}
 func (c *Client) DeleteIdentity(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, idPath("identities", id), nil, nil)
 }

@@ -218,3 +218,40 @@ func consume(ctx context.Context, tx pgx.Tx, id string, now time.Time) (*store.K
 	k.UsedAt = &usedAt
 	return k, nil
 }
+
+// ReissueIdentityToken implements store.Store. Locking the identity first serialises it
+// with ConsumeKey, which locks the subject before the key.
+func (s *Store) ReissueIdentityToken(ctx context.Context, id string, token *store.Key) (*api.Identity, error) {
+	var out *api.Identity
+	err := s.write(ctx, func(tx pgx.Tx) ([]store.Change, error) {
+		v, err := identities.get(ctx, tx, id, "FOR UPDATE")
+		if err != nil {
+			return nil, err
+		}
+		rows, err := tx.Query(ctx, `UPDATE keys SET revoked = true WHERE kind = $1 AND subject_id = $2 AND used_at IS NULL AND NOT revoked RETURNING id`, api.KindIdentity, id)
+		if err != nil {
+			return nil, err
+		}
+		revoked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, err
+		}
+		var changes []store.Change
+		for _, kid := range revoked {
+			changes = append(changes, store.Change{Collection: store.Keys, Op: store.OpUpdate, ID: kid})
+		}
+		store.PrepareReissue(v, token)
+		if err := insertKey(ctx, tx, token); err != nil {
+			return nil, err
+		}
+		if err := identities.save(ctx, tx, v); err != nil {
+			return nil, err
+		}
+		out = v
+		return append(changes, store.Change{Collection: store.Keys, Op: store.OpCreate, ID: token.ID}, identities.change(store.OpUpdate, id)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

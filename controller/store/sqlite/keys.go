@@ -210,3 +210,45 @@ func saveDoc[T any](ctx context.Context, tx *sql.Tx, d docTable[T], v *T, change
 	*changed = append(*changed, store.Change{Collection: d.collection, Op: op, ID: *id})
 	return nil
 }
+
+// ReissueIdentityToken implements store.Store.
+func (s *Store) ReissueIdentityToken(ctx context.Context, id string, token *store.Key) (*api.Identity, error) {
+	var out *api.Identity
+	var changed []store.Change
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		v, err := identities.get(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE keys SET revoked = 1 WHERE kind = ? AND subject_id = ? AND used_at IS NULL AND revoked = 0 RETURNING id`, api.KindIdentity, id)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var kid string
+			if err := rows.Scan(&kid); err != nil {
+				rows.Close()
+				return err
+			}
+			changed = append(changed, store.Change{Collection: store.Keys, Op: store.OpUpdate, ID: kid})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		store.PrepareReissue(v, token)
+		if err := insertKey(ctx, tx, token); err != nil {
+			return err
+		}
+		changed = append(changed, store.Change{Collection: store.Keys, Op: store.OpCreate, ID: token.ID})
+		out = v
+		return saveDoc(ctx, tx, identities, v, &changed, store.OpUpdate)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changed {
+		s.Publish(c)
+	}
+	return out, nil
+}

@@ -243,6 +243,58 @@ func testIdentityToken(t *testing.T, s store.Store) {
 	}
 }
 
+// testReissueIdentityToken: a reissued token revokes the identity's earlier unused token
+// (a used one stays used), is linked to the same identity, moves TokenExpiresAt, and enrols
+// once; an unknown identity is ErrNotFound and gets no token.
+func testReissueIdentityToken(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	id := &api.Identity{Name: "runtime", Roles: []string{"apps"}}
+	first := newToken(time.Hour)
+	must(t, s.CreateIdentity(ctx, id, first))
+	used := newToken(time.Hour)
+	_, err := s.ReissueIdentityToken(ctx, id.ID, used)
+	must(t, err)
+	_, err = s.ConsumeKey(ctx, used.ID, time.Now())
+	must(t, err)
+
+	next := newToken(2 * time.Hour)
+	next.Kind, next.SubjectID = api.KindRouter, "ignored" // the store sets both
+	got, err := s.ReissueIdentityToken(ctx, id.ID, next)
+	must(t, err)
+	if next.ID == "" || next.ID == first.ID || next.SubjectID != id.ID || next.Kind != api.KindIdentity || next.CreatedAt.IsZero() {
+		t.Fatalf("reissued token not linked: %+v", next)
+	}
+	if got.ID != id.ID || !got.TokenExpiresAt.Equal(next.ExpiresAt) || !got.Enrolled || got.EnrollmentToken != "" {
+		t.Fatalf("identity after reissue %+v, want same id, token_expires_at %s, still enrolled", got, next.ExpiresAt)
+	}
+	if gi, _ := s.GetIdentity(ctx, id.ID); !gi.TokenExpiresAt.Equal(next.ExpiresAt) {
+		t.Fatalf("stored token_expires_at %s, want %s", gi.TokenExpiresAt, next.ExpiresAt)
+	}
+	states := map[string]string{first.ID: api.KeyRevoked, used.ID: api.KeyUsed, next.ID: api.KeyUnused}
+	for kid, want := range states {
+		k, err := s.GetKey(ctx, kid)
+		must(t, err)
+		if st := k.State(time.Now()); st != want {
+			t.Errorf("token %s: state %s, want %s", kid, st, want)
+		}
+	}
+	if _, err := s.ConsumeKey(ctx, first.ID, time.Now()); !errors.Is(err, store.ErrKeyRevoked) {
+		t.Fatalf("earlier token after reissue: %v, want ErrKeyRevoked", err)
+	}
+	_, err = s.ConsumeKey(ctx, next.ID, time.Now())
+	must(t, err)
+	if _, err := s.ConsumeKey(ctx, next.ID, time.Now()); !errors.Is(err, store.ErrKeyUsed) {
+		t.Fatalf("second use of the reissued token: %v, want ErrKeyUsed", err)
+	}
+
+	if _, err := s.ReissueIdentityToken(ctx, "nosuchidentity", newToken(time.Hour)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("reissue for an unknown identity: %v, want ErrNotFound", err)
+	}
+	if toks, _ := s.ListKeys(ctx, api.KindIdentity); len(toks) != 3 {
+		t.Fatalf("%d identity tokens, want 3 (nothing for the unknown identity)", len(toks))
+	}
+}
+
 // contenders is how many callers race for keys.
 const contenders = 50
 
