@@ -131,7 +131,7 @@ func (s *Server) routes() []route {
 
 	rs = append(rs, route{method: http.MethodPost, pattern: "/v1/identities/{id}/enrollment-token", tag: "identities", auth: true,
 		summary: "Reissue an identity's one-time enrolment token ({} for the default ttl): revokes its earlier unused tokens; only this response contains the token. Enrolling with it issues a certificate for a new key under the same id; certificates issued earlier stay valid until they expire",
-		in: api.IdentityTokenReissue{}, out: api.Identity{}, status: http.StatusOK, handle: handleUpdate[api.IdentityTokenReissue](s, s.reissueIdentityToken)})
+		in:      api.IdentityTokenReissue{}, out: api.Identity{}, status: http.StatusOK, handle: handleUpdate[api.IdentityTokenReissue](s, s.reissueIdentityToken)})
 
 	const keys, key = "/v1/registration-keys", "/v1/registration-keys/{id}"
 	rs = append(rs,
