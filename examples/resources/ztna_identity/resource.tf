@@ -3,6 +3,12 @@ resource "ztna_identity" "runtime" {
   name      = "integration-runtime-prod"
   roles     = ["integrations"]
   token_ttl = "1h"
+
+  # Change this to reissue the enrolment token in place (same identity id), e.g. when the
+  # token expired unused or the host was off for longer than its certificate's life.
+  token_keepers = {
+    rotation = "2026-11-25"
+  }
 }
 
 # Run `ztna identity enroll --token <token>` on the runtime's host within the hour.

@@ -18,6 +18,7 @@ import (
 var (
 	_ resource.ResourceWithConfigure   = (*identityResource)(nil)
 	_ resource.ResourceWithImportState = (*identityResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*identityResource)(nil)
 )
 
 type identityResource struct{ data *clientData }
@@ -29,6 +30,7 @@ type identityModel struct {
 	Name            types.String `tfsdk:"name"`
 	Roles           types.Set    `tfsdk:"roles"`
 	TokenTTL        types.String `tfsdk:"token_ttl"`
+	TokenKeepers    types.Map    `tfsdk:"token_keepers"`
 	EnrollmentToken types.String `tfsdk:"enrollment_token"`
 	TokenExpiresAt  types.String `tfsdk:"token_expires_at"`
 	Enrolled        types.Bool   `tfsdk:"enrolled"`
@@ -53,20 +55,32 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A client identity (an integration runtime) that dials services through the overlay. " +
 			"Creating it mints a one-time enrolment token; `ztna identity enroll` turns the token into a certificate " +
-			"on the client's host. What the identity may dial is decided by `ztna_service_policy` through its roles.",
+			"on the client's host. What the identity may dial is decided by `ztna_service_policy` through its roles. " +
+			"Changing `token_keepers` reissues the token in place (same id): for an identity whose token expired " +
+			"unused, or whose certificate expired because its host was off for longer than the certificate's life. " +
+			"Enrolling with a reissued token issues a certificate for a new key; certificates issued earlier are not " +
+			"revoked and stay valid until they expire (as with renewal).",
 		Attributes: map[string]schema.Attribute{
 			"id":    idAttribute("identity"),
 			"name":  nameAttribute("identity"),
 			"roles": rolesAttribute("Roles of the identity; service policies grant access to roles, never to single identities.", false),
 			"token_ttl": schema.StringAttribute{
 				Optional:            true,
-				MarkdownDescription: ttlDescription("enrolment token") + " Changing it creates a new identity (the token is minted once, at creation).",
+				MarkdownDescription: ttlDescription("enrolment token") + " Also the lifetime of tokens reissued through `token_keepers`. Changing it creates a new identity.",
 				Validators:          []validator.String{validTTL},
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
-			"enrollment_token": createOnlySecretAttribute("One-time enrolment token for `ztna identity enroll`.",
-				"An identity that has not enrolled yet and needs a token is replaced to mint a new one "+
-					"(`terraform apply -replace`)."),
+			"token_keepers": schema.MapAttribute{
+				ElementType: types.StringType,
+				Optional:    true,
+				MarkdownDescription: "Arbitrary values that, when changed, mint a new enrolment token for this identity " +
+					"without replacing it (for example a rotation date, or the id of the host that enrols next). " +
+					"The new token revokes any earlier unused one; the identity keeps its id.",
+			},
+			"enrollment_token": createOnlySecretAttribute("One-time enrolment token for `ztna identity enroll`; "+
+				"replaced by a new one whenever `token_keepers` changes.",
+				"To hand the identity a token again (token expired unused, certificate expired, or after import), "+
+					"change `token_keepers`."),
 			"token_expires_at": expiresAtAttribute("enrolment token"),
 			"enrolled": schema.BoolAttribute{
 				Computed:            true,
@@ -119,7 +133,42 @@ func (r *identityResource) Update(ctx context.Context, req resource.UpdateReques
 		return
 	}
 	plan.fromAPI(out)
+	var state identityModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if !plan.TokenKeepers.Equal(state.TokenKeepers) {
+		out, err = client.ReissueIdentityToken(ctx, plan.ID.ValueString(), api.IdentityTokenReissue{TokenTTLSeconds: ttlSeconds(plan.TokenTTL)})
+		if err != nil {
+			addAPIError(&resp.Diagnostics, "reissue the enrolment token of identity "+name, err, identityFields)
+			// Name and roles were saved, the old token stays: keep the old keepers so the
+			// next apply tries the reissue again.
+			plan.TokenKeepers = state.TokenKeepers
+			plan.EnrollmentToken, plan.TokenExpiresAt = state.EnrollmentToken, state.TokenExpiresAt
+			resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+			return
+		}
+		plan.fromAPI(out)
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// ModifyPlan plans a new enrolment token (unknown until apply) when token_keepers changes;
+// otherwise the token and its expiry keep their state values.
+func (r *identityResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan, state identityModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || plan.TokenKeepers.Equal(state.TokenKeepers) {
+		return
+	}
+	plan.EnrollmentToken = types.StringUnknown()
+	plan.TokenExpiresAt = types.StringUnknown()
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
 func (r *identityResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
