@@ -32,7 +32,9 @@ hosts the services assigned to this router's roles, checks that each one resolve
 connections, and serves /healthz, /readyz and /metrics on --local-addr (loopback by default).
 
 It links out to every hub the controller lists (fabric port) and carries the streams hubs open
-to assigned targets only.
+to assigned targets only. The controller's last lists of control endpoints and hubs are kept in
+<state-dir>/controllers.json and hubs.json, so that a router restarted while the controller is
+down still reaches hubs added after its enrolment.
 
 With --hub the router runs as a standalone hub instead (operator side): it listens on --listen
 for fabric links from routers and client identities, gets its hub certificate and the policy
@@ -76,9 +78,9 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 				r.Control.OnHubSnapshot = h.Update
 				r.Add("hub", h)
 			} else {
-				links := fabriclink.New(fabriclink.Config{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Identity.Config.Fabric,
+				links := fabriclink.New(fabriclink.Config{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
 					Dialer: r.Dialer, Logger: log.With("component", "fabric"), Metrics: r.Registry})
-				r.Control.OnHubs = links.SetHubs
+				r.FollowHubs(links.SetHubs)
 				r.Add("fabric links", links)
 			}
 			return r.Run(cmd.Context())

@@ -50,18 +50,21 @@ func (r *rotation) replace(primary []string, current string) bool {
 	return true
 }
 
-// ValidEndpoints checks a pushed endpoint list (host:port each, port 1–65535) and drops
+// ValidEndpoints checks a pushed control endpoint list (see ValidAddrs).
+func ValidEndpoints(list []string) ([]string, error) { return ValidAddrs("control endpoint", list) }
+
+// ValidAddrs checks a pushed list of what addresses (host:port each, port 1–65535) and drops
 // duplicates; an invalid entry rejects the whole list, so that a mistake on the controller's
 // side leaves the router with the list it has.
-func ValidEndpoints(list []string) ([]string, error) {
+func ValidAddrs(what string, list []string) ([]string, error) {
 	var out []string
 	for _, e := range list {
 		host, port, err := net.SplitHostPort(e)
 		if err != nil {
-			return nil, fmt.Errorf("control endpoint %q: %w", e, err)
+			return nil, fmt.Errorf("%s %q: %w", what, e, err)
 		}
 		if n, err := strconv.Atoi(port); host == "" || err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("control endpoint %q is not host:port", e)
+			return nil, fmt.Errorf("%s %q is not host:port", what, e)
 		}
 		if !slices.Contains(out, e) {
 			out = append(out, e)

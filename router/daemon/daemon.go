@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,8 +60,14 @@ type Router struct {
 	Control  *controlclient.Client
 	Metrics  *metrics.Router
 	Registry *prometheus.Registry
+	// Hubs are the fabric addresses of the hubs to link to at start: the controller's last list
+	// (HubsFile), else the enrolled one. FollowHubs passes on the lists pushed later.
+	Hubs []string
 
 	log        *slog.Logger
+	stateDir   string
+	savedHubs  []string       // HubsFile's list; only the control channel's goroutine touches it after New
+	followHubs func([]string) // FollowHubs
 	components []namedComponent
 }
 
@@ -89,11 +96,18 @@ func New(o Options) (*Router, error) {
 	}
 
 	r := &Router{Identity: id, Targets: set, Resolver: res, Metrics: m, Registry: reg, log: log,
-		Dialer: &targets.Dialer{Targets: set, Resolver: res}}
+		Dialer: &targets.Dialer{Targets: set, Resolver: res}, Hubs: id.Config.Fabric, stateDir: o.StateDir}
+	if saved, err := learnedHubs.load(o.StateDir, id.Config); err != nil {
+		log.Warn("ignoring the saved hub list; linking to the enrolled hubs", "error", err)
+	} else if saved != nil {
+		// Hubs added since enrolment serve traffic also when the router starts with the
+		// controller down (headless start).
+		r.Hubs, r.savedHubs = saved, saved
+	}
 	r.Health = &health.Checker{Targets: set, Resolver: res, Interval: o.HealthInterval, Logger: log,
 		OnResults: m.SetServiceHealth}
 	endpoints := id.Config.Control
-	if saved, err := loadEndpoints(o.StateDir, id.Config); err != nil {
+	if saved, err := learnedControl.load(o.StateDir, id.Config); err != nil {
 		log.Warn("ignoring the saved controller endpoints; dialling the enrolled ones", "error", err)
 	} else if saved != nil {
 		// What the controller listed last, newer than enrolment (replicas added since).
@@ -107,8 +121,9 @@ func New(o Options) (*Router, error) {
 				log.Warn("cannot save the service assignment", "error", err)
 			}
 		},
+		OnHubs: r.learnHubs,
 		OnEndpoints: func(control []string) {
-			if err := saveEndpoints(o.StateDir, id.Config, control); err != nil {
+			if err := learnedControl.save(o.StateDir, id.Config, control); err != nil {
 				log.Warn("cannot save the controller endpoints", "error", err)
 			}
 		},
@@ -144,6 +159,30 @@ func hello(o Options, log *slog.Logger) control.Hello {
 		}
 	}
 	return h
+}
+
+// FollowHubs makes every hub list the controller pushes go to set once it is checked and saved
+// (the fabric links follow it). Call before Run.
+func (r *Router) FollowHubs(set func([]string)) { r.followHubs = set }
+
+// learnHubs takes the hub list of a welcome: a list with an invalid address is ignored (the
+// router keeps the hubs it has), a changed one is saved in HubsFile.
+func (r *Router) learnHubs(pushed []string) {
+	list, err := controlclient.ValidAddrs(learnedHubs.what, pushed)
+	if err != nil {
+		r.log.Warn("ignoring the controller's hub list; keeping the current one", "error", err)
+		return
+	}
+	if !slices.Equal(list, r.savedHubs) {
+		if err := learnedHubs.save(r.stateDir, r.Identity.Config, list); err != nil {
+			r.log.Warn("cannot save the hub list", "error", err)
+		} else {
+			r.savedHubs = list
+		}
+	}
+	if r.followHubs != nil {
+		r.followHubs(list)
+	}
 }
 
 // Add registers a component to run with the router (call before Run).

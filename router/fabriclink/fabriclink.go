@@ -1,5 +1,6 @@
 // Package fabriclink is the router's data-plane component: it keeps a fabric link to every hub
-// — those listed at enrolment until the controller's control channel names the current ones —
+// — those the router starts with (the controller's last list, else the enrolled one) until the
+// controller's control channel names the current ones —
 // reconnecting with backoff, and serves the streams hubs open over them (internal/hosting): the
 // end-to-end handshake as responder, then a connection to the target through the router's
 // dialer, which reaches assigned targets only.
@@ -24,7 +25,8 @@ import (
 type Config struct {
 	Cert *pki.CertSlot     // the router's certificate; renewals replace it in place
 	CA   *x509.Certificate // the network CA
-	// Hubs are the fabric addresses (host:port) known at start: the enrolled configuration's.
+	// Hubs are the fabric addresses (host:port) known at start (daemon.Router.Hubs: the
+	// controller's last list, else the enrolled configuration's).
 	Hubs []string
 	// Dialer reaches the router's assigned targets and refuses everything else.
 	Dialer  hosting.TargetDialer
@@ -89,7 +91,7 @@ func (l *Links) Run(ctx context.Context) error {
 	for {
 		hubs := l.Hubs()
 		if len(hubs) == 0 {
-			l.log.Warn("no hub known: the enrolment configuration lists no fabric address; waiting for the controller to name one")
+			l.log.Warn("no hub known: neither the enrolment configuration nor the saved hub list has a fabric address; waiting for the controller to name one")
 		} else {
 			l.log.Info("linking to hubs", "hubs", hubs)
 		}
