@@ -44,7 +44,9 @@ func preflightCommand() *cobra.Command {
   - every assigned service's name resolves and its port accepts connections
 
 Before enrolment pass the registration key (--key or --key-file); afterwards the state
-directory supplies the endpoints, the CA and the last service assignment. --service adds
+directory supplies the endpoints the router dials (the control endpoints and hubs the
+controller listed last, saved in controllers.json and hubs.json, then the enrolled ones;
+each result says which), the CA and the last service assignment. --service adds
 targets to check. It prints a table (or --json) and exits non-zero when anything fails,
 naming the fix.`,
 		Args: cobra.NoArgs,
@@ -129,9 +131,18 @@ func preflightConfig(cmd *cobra.Command, key, keyFile, stateDir, dnsServer strin
 			return cfg, err
 		}
 		cfg.CAFingerprint = id.Config.CAFingerprint
-		if cfg.Endpoints, err = endpoints(id.Config.Edge, id.Config.Control, id.Config.Fabric); err != nil {
+		if cfg.Endpoints, err = endpoints(id.Config.Edge, nil, nil); err != nil {
 			return cfg, err
 		}
+		for i := range cfg.Endpoints {
+			cfg.Endpoints[i].Source = preflight.SourceEnrolled
+		}
+		// Check what the router dials: the controller's last lists come before the enrolment's.
+		l := loadLearned(stateDir, id.Config)
+		for _, e := range l.errors {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: the router ignores a saved list: %s\n", e)
+		}
+		cfg.Endpoints = append(cfg.Endpoints, l.dialled(id.Config)...)
 		if cfg.Services, _, err = targets.Load(stateDir); err != nil {
 			return cfg, err
 		}

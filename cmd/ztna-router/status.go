@@ -20,15 +20,21 @@ import (
 
 // status is what `ztna-router status` reports.
 type status struct {
-	ID            string            `json:"id"`
-	Name          string            `json:"name"`
-	Roles         []string          `json:"roles"`
-	Control       []string          `json:"control"`
-	CAFingerprint string            `json:"ca_fingerprint"`
-	CertExpiresAt time.Time         `json:"cert_expires_at"`
-	FailureDomain string            `json:"failure_domain,omitempty"`
-	DNSServer     string            `json:"dns_server,omitempty"`
-	Services      []control.Service `json:"services"`
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Roles   []string `json:"roles"`
+	Control []string `json:"control"` // enrolled
+	Fabric  []string `json:"fabric"`  // enrolled
+	// LearnedControl and LearnedFabric are the controller's last lists (controllers.json,
+	// hubs.json), which the router dials before (control) or instead of (fabric) the enrolled ones.
+	LearnedControl []string          `json:"learned_control,omitempty"`
+	LearnedFabric  []string          `json:"learned_fabric,omitempty"`
+	LearnedErrors  []string          `json:"learned_errors,omitempty"` // saved lists the router ignores, and why
+	CAFingerprint  string            `json:"ca_fingerprint"`
+	CertExpiresAt  time.Time         `json:"cert_expires_at"`
+	FailureDomain  string            `json:"failure_domain,omitempty"`
+	DNSServer      string            `json:"dns_server,omitempty"`
+	Services       []control.Service `json:"services"`
 	// Daemon is what the running router's local endpoints say ("" fields = not running).
 	Daemon daemonStatus `json:"daemon"`
 }
@@ -46,7 +52,7 @@ func statusCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the router's identity, certificate, saved assignment and whether it is running",
+		Short: "Show the router's identity, controller endpoints and hubs, certificate, saved assignment and whether it is running",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			id, err := identity.Load(stateDir)
@@ -61,7 +67,9 @@ func statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st := status{ID: id.ID(), Name: id.Config.Name, Roles: id.Config.Roles, Control: id.Config.Control,
+			l := loadLearned(stateDir, id.Config)
+			st := status{ID: id.ID(), Name: id.Config.Name, Roles: id.Config.Roles, Control: id.Config.Control, Fabric: id.Config.Fabric,
+				LearnedControl: l.control, LearnedFabric: l.fabric, LearnedErrors: l.errors,
 				CAFingerprint: id.Config.CAFingerprint, CertExpiresAt: id.Leaf().NotAfter.UTC(),
 				FailureDomain: settings.FailureDomain, DNSServer: settings.DNSServer, Services: services,
 				Daemon: probe(localAddr)}
@@ -104,7 +112,11 @@ func (s status) write(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "router\t%s (%s)\n", s.Name, s.ID)
 	fmt.Fprintf(tw, "roles\t%s\n", strings.Join(s.Roles, ", "))
-	fmt.Fprintf(tw, "controller\t%s\n", strings.Join(s.Control, ", "))
+	fmt.Fprintf(tw, "controller\t%s\n", learnedOr(s.LearnedControl, s.Control, "then the enrolled"))
+	fmt.Fprintf(tw, "hubs\t%s\n", learnedOr(s.LearnedFabric, s.Fabric, "instead of the enrolled"))
+	for _, e := range s.LearnedErrors {
+		fmt.Fprintf(tw, "saved list\tIGNORED: %s\n", e)
+	}
 	fmt.Fprintf(tw, "network CA\t%s\n", s.CAFingerprint)
 	left := time.Until(s.CertExpiresAt).Round(time.Second)
 	if left > 0 {
@@ -124,6 +136,14 @@ func (s status) write(w io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%s:%d/%s\n", svc.Name, svc.Address, svc.Port, svc.Protocol)
 	}
 	return tw.Flush()
+}
+
+// learnedOr shows the list the controller pushed, if any, beside the enrolled one.
+func learnedOr(learned, enrolled []string, relation string) string {
+	if len(learned) == 0 {
+		return orDash(strings.Join(enrolled, ", "))
+	}
+	return fmt.Sprintf("%s (learned from the controller; %s: %s)", strings.Join(learned, ", "), relation, orDash(strings.Join(enrolled, ", ")))
 }
 
 func or(s, def string) string {

@@ -28,10 +28,17 @@ const (
 	PlaneFabric  = "fabric"
 )
 
+// Where an endpoint comes from, when a router's state directory supplies it.
+const (
+	SourceEnrolled = "enrolled" // config.json
+	SourceLearned  = "learned"  // the controller's last list (controllers.json, hubs.json)
+)
+
 // Endpoint is one controller address a router must reach.
 type Endpoint struct {
-	Plane string
-	Addr  string // host:port
+	Plane  string
+	Addr   string // host:port
+	Source string // SourceEnrolled, SourceLearned, or "" (a key or a flag)
 }
 
 // Config says what to check.
@@ -63,6 +70,8 @@ type Result struct {
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
+	// Source is the checked endpoint's (tcp and tls checks of a router's state directory).
+	Source string `json:"source,omitempty"`
 }
 
 // Report is every result.
@@ -178,9 +187,10 @@ func dnsError(err error) string {
 
 // endpoint checks one controller address: name, TCP, then TLS against the pinned CA.
 func (p *run) endpoint(ctx context.Context, ep Endpoint) bool {
+	add := func(r Result) { r.Source = ep.Source; p.add(r) } // name checks are per host, not per endpoint
 	host, _, err := net.SplitHostPort(ep.Addr)
 	if err != nil {
-		p.add(Result{Check: CheckTCP, Target: ep.Addr, Detail: "not a host:port address", Fix: "give the " + ep.Plane + " address as host:port"})
+		add(Result{Check: CheckTCP, Target: ep.Addr, Detail: "not a host:port address", Fix: "give the " + ep.Plane + " address as host:port"})
 		return false
 	}
 	if !p.resolve(ctx, CheckDNS, host) {
@@ -192,16 +202,16 @@ func (p *run) endpoint(ctx context.Context, ep Endpoint) bool {
 	d := net.Dialer{Resolver: p.cfg.Resolver}
 	conn, err := d.DialContext(dctx, "tcp", ep.Addr)
 	if err != nil {
-		p.add(Result{Check: CheckTCP, Target: target, Detail: "unreachable: " + err.Error(),
+		add(Result{Check: CheckTCP, Target: target, Detail: "unreachable: " + err.Error(),
 			Fix: fmt.Sprintf("allow outbound TCP from this host to %s (the controller's %s port) in every firewall, security group and network ACL on the way", ep.Addr, ep.Plane)})
 		return false
 	}
-	p.add(Result{Check: CheckTCP, Target: target, OK: true, Detail: "reachable"})
+	add(Result{Check: CheckTCP, Target: target, OK: true, Detail: "reachable"})
 	defer conn.Close()
 
 	tlsCfg, err := pki.PinnedClientConfig(p.cfg.CAFingerprint, api.KindController, api.KindHub)
 	if err != nil {
-		p.add(Result{Check: CheckTLS, Target: target, Detail: err.Error(), Fix: "use the CA fingerprint from the registration key"})
+		add(Result{Check: CheckTLS, Target: target, Detail: err.Error(), Fix: "use the CA fingerprint from the registration key"})
 		return false
 	}
 	if net.ParseIP(host) == nil {
@@ -215,15 +225,15 @@ func (p *run) endpoint(ctx context.Context, ep Endpoint) bool {
 	if err := tc.HandshakeContext(dctx); err != nil {
 		var pm *pki.PinMismatchError
 		if errors.As(err, &pm) {
-			p.add(Result{Check: CheckTLS, Target: target, Detail: "the certificate presented is not from the network's CA " + p.cfg.CAFingerprint + " (got a chain ending in " + pm.Got + ")",
+			add(Result{Check: CheckTLS, Target: target, Detail: "the certificate presented is not from the network's CA " + p.cfg.CAFingerprint + " (got a chain ending in " + pm.Got + ")",
 				Fix: fmt.Sprintf("a proxy or deep packet inspection device is intercepting TLS; add an exception for %s", ep.Addr)})
 			return false
 		}
-		p.add(Result{Check: CheckTLS, Target: target, Detail: "TLS handshake failed: " + err.Error(),
+		add(Result{Check: CheckTLS, Target: target, Detail: "TLS handshake failed: " + err.Error(),
 			Fix: fmt.Sprintf("something other than the ztna controller answers on %s: check the address, and bypass any proxy or web application firewall for it", ep.Addr)})
 		return false
 	}
-	p.add(Result{Check: CheckTLS, Target: target, OK: true, Detail: "certificate verified against the pinned CA"})
+	add(Result{Check: CheckTLS, Target: target, OK: true, Detail: "certificate verified against the pinned CA"})
 	return true
 }
 

@@ -107,7 +107,9 @@ func TestPreflight(t *testing.T) {
 	base := func() Config {
 		return Config{
 			Endpoints: []Endpoint{
-				{PlaneEdge, named(ctl.edge)}, {PlaneControl, named(ctl.control)}, {PlaneFabric, named(ctl.fabric)},
+				{Plane: PlaneEdge, Addr: named(ctl.edge)},
+				{Plane: PlaneControl, Addr: named(ctl.control), Source: SourceLearned},
+				{Plane: PlaneFabric, Addr: named(ctl.fabric), Source: SourceEnrolled},
 			},
 			CAFingerprint: ctl.ca.Fingerprint(),
 			Services:      []wire.Service{{ID: "s1", Name: "db", Address: "db.customer.test", Port: open}},
@@ -160,6 +162,15 @@ func TestPreflight(t *testing.T) {
 			f := failed[0]
 			if f.Check != tt.failCheck || !strings.Contains(f.Target, tt.failTarget) || !strings.Contains(f.Fix, tt.fixSays) {
 				t.Fatalf("failure %+v, want check %s on %s with fix %q", f, tt.failCheck, tt.failTarget, tt.fixSays)
+			}
+			wantSource := "" // the failed endpoint's; name checks are per host
+			for _, ep := range cfg.Endpoints {
+				if f.Check != CheckDNS && strings.HasPrefix(f.Target, ep.Addr+" (") {
+					wantSource = ep.Source
+				}
+			}
+			if f.Source != wantSource || (f.Source != "" && !strings.Contains(table.String(), "["+f.Source+"]")) {
+				t.Fatalf("failure %+v has source %q, want %q (in the table too)", f, f.Source, wantSource)
 			}
 			if !strings.Contains(table.String(), "1. "+f.Fix) {
 				t.Fatal("table does not list the fix")

@@ -16,7 +16,11 @@ func (r Report) WriteTable(w io.Writer) error {
 		if !res.OK {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", res.Check, res.Target, verdict, res.Detail)
+		target := res.Target
+		if res.Source != "" {
+			target += " [" + res.Source + "]"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", res.Check, target, verdict, res.Detail)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
