@@ -69,6 +69,11 @@ func TestLearnedHubHeadlessRestart(t *testing.T) {
 		!slices.Equal(st.LearnedFabric, learned) || !st.Daemon.Running {
 		t.Fatalf("status --json (exit %d):\n%s", code, out)
 	}
+	out, code = harness.Run(t, "ztna-router", "status", "--state-dir", dir, "--local-addr", r.Local)
+	if code != 0 || !strings.Contains(out, "hubs") || !strings.Contains(out, hubAddr+" (learned from the controller; instead of the enrolled: "+enrolled.Fabric[0]+")") {
+		t.Fatalf("status (exit %d) does not show the learned hubs:\n%s", code, out)
+	}
+	t.Logf("status:\n%s", out)
 	out, code = harness.Run(t, "ztna-router", "preflight", "--state-dir", dir, "--json", "--timeout", "3s")
 	var rep preflight.Report
 	if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &rep); err != nil || code != 0 || !rep.OK {
