@@ -147,15 +147,31 @@ func (s HostSpec) AllTags() map[string]string {
 }
 
 // FailureDomain is where a host runs, for redundancy checks: two routers of a service should
-// differ in at least one part.
+// differ in at least one part. Its String form is the one format of failure domains everywhere
+// (ztna_router_host, what routers report from instance metadata, ztna_router, ztna_service), so
+// that equal places compare equal.
 type FailureDomain struct {
 	Cloud  string `json:"cloud"`
 	Region string `json:"region"`
-	Zone   string `json:"zone"`
+	// Zone is the zone's full name on AWS and GCP ("eu-west-1b", "europe-west1-b"), the zone
+	// number on Azure ("2", empty for a VM without a zone), the host name for local hosts.
+	Zone string `json:"zone"`
 }
 
-// String renders "cloud/region/zone".
+// String renders "cloud/region/zone", always three parts (the zone may be empty):
+// "aws/eu-west-1/eu-west-1b", "gcp/europe-west1/europe-west1-b", "azure/westeurope/2",
+// "azure/westeurope/", "local/<machine>/<host name>". The region stays in because Azure zone
+// numbers mean nothing without it.
 func (d FailureDomain) String() string { return d.Cloud + "/" + d.Region + "/" + d.Zone }
+
+// GCPZoneRegion returns the region of a GCP zone: the zone name minus its last dash-separated
+// part ("europe-west1-b" → "europe-west1").
+func GCPZoneRegion(zone string) string {
+	if i := strings.LastIndex(zone, "-"); i > 0 {
+		return zone[:i]
+	}
+	return zone
+}
 
 // Host is what a driver reports about a router host.
 type Host struct {

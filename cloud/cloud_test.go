@@ -91,3 +91,20 @@ func TestAllTags(t *testing.T) {
 		t.Fatalf("AllTags = %v (spec tags %v)", got, s.Tags)
 	}
 }
+
+func TestFailureDomainFormat(t *testing.T) {
+	for _, tc := range []struct {
+		d    FailureDomain
+		want string
+	}{
+		{FailureDomain{Cloud: "aws", Region: "eu-west-1", Zone: "eu-west-1b"}, "aws/eu-west-1/eu-west-1b"},
+		{FailureDomain{Cloud: "gcp", Region: GCPZoneRegion("europe-west1-b"), Zone: "europe-west1-b"}, "gcp/europe-west1/europe-west1-b"},
+		{FailureDomain{Cloud: "gcp", Region: GCPZoneRegion("us-east4-c"), Zone: "us-east4-c"}, "gcp/us-east4/us-east4-c"},
+		{FailureDomain{Cloud: "azure", Region: "westeurope", Zone: "2"}, "azure/westeurope/2"},
+		{FailureDomain{Cloud: "azure", Region: "westeurope"}, "azure/westeurope/"},
+	} {
+		if got := tc.d.String(); got != tc.want {
+			t.Errorf("%#v.String() = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

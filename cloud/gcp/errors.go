@@ -43,7 +43,7 @@ func (d *Driver) advice(op, code, msg string) string {
 	case lc == "zone_resource_pool_exhausted" || lc == "zone_resource_pool_exhausted_with_details":
 		return "the zone has no capacity for this machine type now: choose another zone or size tier"
 	case strings.Contains(msg, "subnetwork") || strings.Contains(msg, "networks/"):
-		return fmt.Sprintf("check network and subnetwork: they must exist in project %s and region %s", d.opts.Project, region(d.opts.Zone))
+		return fmt.Sprintf("check network and subnetwork: they must exist in project %s and region %s", d.opts.Project, cloud.GCPZoneRegion(d.opts.Zone))
 	case strings.Contains(msg, "machineTypes"):
 		return fmt.Sprintf("check instance_type: it must be offered in zone %s", d.opts.Zone)
 	case strings.Contains(msg, "images/"):

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	compute "cloud.google.com/go/compute/apiv1"
+	"github.com/ztna/ztna/cloud"
 	"google.golang.org/api/option"
 )
 
@@ -100,15 +101,7 @@ func (d *Driver) subnetworkURL() string {
 	if d.opts.Subnetwork == "" || strings.Contains(d.opts.Subnetwork, "/") {
 		return d.opts.Subnetwork
 	}
-	return fmt.Sprintf("projects/%s/regions/%s/subnetworks/%s", d.opts.Project, region(d.opts.Zone), d.opts.Subnetwork)
-}
-
-// region is the zone without its last "-x" part.
-func region(zone string) string {
-	if i := strings.LastIndex(zone, "-"); i > 0 {
-		return zone[:i]
-	}
-	return zone
+	return fmt.Sprintf("projects/%s/regions/%s/subnetworks/%s", d.opts.Project, cloud.GCPZoneRegion(d.opts.Zone), d.opts.Subnetwork)
 }
 
 // last returns the last path segment of a resource URL.

@@ -252,7 +252,7 @@ func (d *Driver) Read(ctx context.Context, id string) (cloud.Host, error) {
 	}
 	h := cloud.Host{
 		ID: id, Name: name, InstanceType: last(inst.GetMachineType()), State: inst.GetStatus(),
-		FailureDomain: cloud.FailureDomain{Cloud: string(sizing.GCP), Region: region(zone), Zone: zone},
+		FailureDomain: cloud.FailureDomain{Cloud: string(sizing.GCP), Region: cloud.GCPZoneRegion(zone), Zone: zone},
 	}
 	if nics := inst.GetNetworkInterfaces(); len(nics) > 0 {
 		h.PrivateAddress = nics[0].GetNetworkIP()

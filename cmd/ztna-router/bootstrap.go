@@ -91,7 +91,7 @@ at another metadata endpoint (tests, proxies).`,
 	f.StringVar(&opts.KeyFile, "key-file", "", "key file of the file source (default $CREDENTIALS_DIRECTORY/registration-key, else /etc/ztna/registration-key)")
 	f.StringVar(&opts.Endpoint, "metadata-url", "", "base URL of the metadata service (default: the platform's)")
 	f.StringVar(&opts.CustomDataFile, "custom-data-file", "", "Azure custom data file (default /var/lib/waagent/CustomData)")
-	f.StringVar(&settings.FailureDomain, "failure-domain", "", "this host's failure domain (default: from instance metadata)")
+	f.StringVar(&settings.FailureDomain, "failure-domain", "", "this host's failure domain, cloud/region/zone (default: from instance metadata)")
 	f.StringVar(&settings.DNSServer, "dns-server", "", "DNS server (host:port) for service names; default: the host's resolver")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
 	cmd.MarkFlagRequired("from-metadata")

@@ -61,7 +61,7 @@ in the process list.
 	f.StringVar(&key, "key", "", "the registration key (ztna-key-v1.…)")
 	f.StringVar(&keyFile, "key-file", "", "file holding the registration key")
 	stateDirFlag(cmd, &stateDir)
-	f.StringVar(&settings.FailureDomain, "failure-domain", "", "this host's failure domain, e.g. aws/eu-west-1a")
+	f.StringVar(&settings.FailureDomain, "failure-domain", "", "this host's failure domain, cloud/region/zone, e.g. aws/eu-west-1/eu-west-1a")
 	f.StringVar(&settings.DNSServer, "dns-server", "", "DNS server (host:port) for service names; default: the host's resolver")
 	f.BoolVar(&force, "force", false, "replace an existing enrolment in --state-dir")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "timeout of the enrolment request")

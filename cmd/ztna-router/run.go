@@ -89,7 +89,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	stateDirFlag(cmd, &stateDir)
 	f := cmd.Flags()
 	f.StringVar(&localAddr, "local-addr", localapi.DefaultAddr, "listen address of /healthz, /readyz and /metrics")
-	f.StringVar(&settings.FailureDomain, "failure-domain", "", "this host's failure domain, e.g. aws/eu-west-1a (reported to the controller)")
+	f.StringVar(&settings.FailureDomain, "failure-domain", "", "this host's failure domain, cloud/region/zone, e.g. aws/eu-west-1/eu-west-1a (reported to the controller)")
 	f.StringVar(&settings.DNSServer, "dns-server", "", "DNS server (host:port) for service names; default: the host's resolver")
 	f.DurationVar(&healthInterval, "health-interval", 10*time.Second, "how often to check every assigned service")
 	f.BoolVar(&asHub, "hub", false, "run as a standalone hub (the router needs the role hub) instead of linking to hubs")

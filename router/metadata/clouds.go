@@ -11,6 +11,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/ztna/ztna/cloud"
 )
 
 // maxPayload bounds what is read from a metadata service (user data is at most 64 KiB on AWS
@@ -75,16 +77,32 @@ func (a *aws) Key(ctx context.Context) (string, error) {
 	return extractKey("EC2 user data", body)
 }
 
+// FailureDomain reads the region and the availability zone. Instances whose IMDS predates
+// placement/region get the region from the zone name, which is the region plus a letter.
 func (a *aws) FailureDomain(ctx context.Context) (string, error) {
 	h, err := a.token(ctx)
 	if err != nil {
 		return "", err
 	}
-	az, _, _, err := get(ctx, a.http, http.MethodGet, a.base+"/latest/meta-data/placement/availability-zone", h)
+	placement := func(item string) (string, bool, error) {
+		body, _, notFound, err := get(ctx, a.http, http.MethodGet, a.base+"/latest/meta-data/placement/"+item, h)
+		return strings.TrimSpace(string(body)), notFound, err
+	}
+	az, _, err := placement("availability-zone")
 	if err != nil {
 		return "", err
 	}
-	return "aws/" + strings.TrimSpace(string(az)), nil
+	if az == "" {
+		return "", errors.New("metadata service: the instance reports no availability zone")
+	}
+	region, notFound, err := placement("region")
+	if err != nil {
+		return "", err
+	}
+	if notFound || region == "" {
+		region = strings.TrimRight(az, "abcdefghijklmnopqrstuvwxyz")
+	}
+	return cloud.FailureDomain{Cloud: AWS, Region: region, Zone: az}.String(), nil
 }
 
 // gcp reads the GCE metadata server; every answer must carry Metadata-Flavor: Google, which a
@@ -118,7 +136,11 @@ func (g *gcp) FailureDomain(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "gcp/" + path.Base(strings.TrimSpace(string(zone))), nil
+	z := path.Base(strings.TrimSpace(string(zone)))
+	if z == "." || z == "/" {
+		return "", errors.New("metadata service: the instance reports no zone")
+	}
+	return cloud.FailureDomain{Cloud: GCP, Region: cloud.GCPZoneRegion(z), Zone: z}.String(), nil
 }
 
 // azure reads user data from the Azure Instance Metadata Service, falling back to the custom
@@ -169,9 +191,9 @@ func (a *azure) FailureDomain(ctx context.Context) (string, error) {
 	if err := json.Unmarshal(body, &c); err != nil {
 		return "", fmt.Errorf("metadata service: compute document: %w", err)
 	}
-	fd := "azure/" + c.Location
-	if c.Zone != "" {
-		fd += "/" + c.Zone
+	if c.Location == "" {
+		return "", errors.New("metadata service: the compute document has no location")
 	}
-	return fd, nil
+	// Zone is "" for a VM placed without an availability zone; the format keeps its slot.
+	return cloud.FailureDomain{Cloud: Azure, Region: c.Location, Zone: c.Zone}.String(), nil
 }

@@ -49,7 +49,9 @@ type Source interface {
 	// Key returns the registration key string. Errors wrapping ErrNoKey are final; others
 	// (metadata service not reachable yet during boot) are worth retrying.
 	Key(ctx context.Context) (string, error)
-	// FailureDomain returns "<cloud>/<zone>" for the host, or "" when the source cannot tell.
+	// FailureDomain returns the host's failure domain in the one format of cloud.FailureDomain
+	// ("<cloud>/<region>/<zone>", e.g. "aws/eu-west-1/eu-west-1b"), or "" when the source
+	// cannot tell.
 	FailureDomain(ctx context.Context) (string, error)
 }
 

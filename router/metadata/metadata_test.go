@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,10 +52,10 @@ func TestSources(t *testing.T) {
 		errSays string
 		final   bool
 	}{
-		{name: "aws user data", source: AWS, opts: Options{Endpoint: metadatatest.AWS(t, key+"\n").URL}, wantKey: true, wantFD: "aws/eu-west-1b"},
+		{name: "aws user data", source: AWS, opts: Options{Endpoint: metadatatest.AWS(t, key+"\n").URL}, wantKey: true, wantFD: "aws/eu-west-1/eu-west-1b"},
 		{name: "aws without user data", source: AWS, opts: Options{Endpoint: metadatatest.AWS(t, "").URL}, errSays: "launch it with the registration key as user data", final: true},
 		{name: "aws user data without a key", source: AWS, opts: Options{Endpoint: metadatatest.AWS(t, "#!/bin/sh\necho hi\n").URL}, errSays: "must contain a ztna-key-v1.", final: true},
-		{name: "gcp attribute", source: GCP, opts: Options{Endpoint: metadatatest.GCP(t, map[string]string{AttributeKey: key}).URL}, wantKey: true, wantFD: "gcp/europe-west1-b"},
+		{name: "gcp attribute", source: GCP, opts: Options{Endpoint: metadatatest.GCP(t, map[string]string{AttributeKey: key}).URL}, wantKey: true, wantFD: "gcp/europe-west1/europe-west1-b"},
 		{name: "gcp without attribute", source: GCP, opts: Options{Endpoint: metadatatest.GCP(t, nil).URL}, errSays: `no metadata item "ztna-registration-key"`, final: true},
 		{name: "gcp impostor", source: GCP, opts: Options{Endpoint: impostor(t, key)}, errSays: "not the GCE metadata server"},
 		{name: "azure user data", source: Azure, opts: Options{Endpoint: metadatatest.Azure(t, key+"\n").URL}, wantKey: true, wantFD: "azure/westeurope/2"},
@@ -106,5 +108,81 @@ func TestDefaultKeyFileUsesSystemdCredential(t *testing.T) {
 	t.Setenv("CREDENTIALS_DIRECTORY", "")
 	if got := DefaultKeyFile(); got != "/etc/ztna/registration-key" {
 		t.Fatalf("DefaultKeyFile = %q", got)
+	}
+}
+
+// override serves path from a fake with a different answer (status, body, headers) and passes
+// every other request to the fake: metadata services that answer differently than the fakes.
+func override(t *testing.T, fake *httptest.Server, path string, status int, body string, header http.Header) string {
+	target, err := url.Parse(fake.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		for k, v := range header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(status)
+		w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestFailureDomain checks that every source reports "<cloud>/<region>/<zone>", the format of
+// cloud.FailureDomain that ztna_router_host reports, including where the metadata differs.
+func TestFailureDomain(t *testing.T) {
+	google := http.Header{"Metadata-Flavor": {"Google"}}
+	tests := []struct {
+		name     string
+		source   string
+		endpoint string
+		want     string
+		errSays  string
+	}{
+		{"aws", AWS, metadatatest.AWS(t, "").URL, "aws/eu-west-1/eu-west-1b", ""},
+		{"aws without placement/region", AWS,
+			override(t, metadatatest.AWS(t, ""), "/latest/meta-data/placement/region", http.StatusNotFound, "", nil),
+			"aws/eu-west-1/eu-west-1b", ""},
+		{"aws without a zone", AWS,
+			override(t, metadatatest.AWS(t, ""), "/latest/meta-data/placement/availability-zone", http.StatusOK, "", nil),
+			"", "no availability zone"},
+		{"gcp", GCP, metadatatest.GCP(t, nil).URL, "gcp/europe-west1/europe-west1-b", ""},
+		{"gcp other region", GCP,
+			override(t, metadatatest.GCP(t, nil), "/computeMetadata/v1/instance/zone", http.StatusOK, "projects/42/zones/us-east4-c\n", google),
+			"gcp/us-east4/us-east4-c", ""},
+		{"gcp without a zone", GCP,
+			override(t, metadatatest.GCP(t, nil), "/computeMetadata/v1/instance/zone", http.StatusOK, "", google),
+			"", "no zone"},
+		{"azure", Azure, metadatatest.Azure(t, "").URL, "azure/westeurope/2", ""},
+		{"azure without a zone", Azure,
+			override(t, metadatatest.Azure(t, ""), "/metadata/instance/compute", http.StatusOK, `{"location":"westeurope","zone":""}`, nil),
+			"azure/westeurope/", ""},
+		{"azure without a location", Azure,
+			override(t, metadatatest.Azure(t, ""), "/metadata/instance/compute", http.StatusOK, `{"zone":"1"}`, nil),
+			"", "no location"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := New(tt.source, Options{Endpoint: tt.endpoint})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := src.FailureDomain(context.Background())
+			if tt.errSays != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.errSays) {
+					t.Fatalf("FailureDomain = %q, %v; want an error mentioning %q", got, err, tt.errSays)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("FailureDomain = %q, %v; want %q", got, err, tt.want)
+			}
+		})
 	}
 }

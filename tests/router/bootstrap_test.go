@@ -24,10 +24,10 @@ func TestBootstrap(t *testing.T) {
 	}{
 		{"aws", func(t *testing.T, key string) []string {
 			return []string{"--metadata-url", metadatatest.AWS(t, key+"\n").URL}
-		}, "aws/eu-west-1b"},
+		}, "aws/eu-west-1/eu-west-1b"},
 		{"gcp", func(t *testing.T, key string) []string {
 			return []string{"--metadata-url", metadatatest.GCP(t, map[string]string{"ztna-registration-key": key}).URL}
-		}, "gcp/europe-west1-b"},
+		}, "gcp/europe-west1/europe-west1-b"},
 		{"azure", func(t *testing.T, key string) []string {
 			return []string{"--metadata-url", metadatatest.Azure(t, key+"\n").URL}
 		}, "azure/westeurope/2"},

@@ -76,3 +76,8 @@ func expiresAtAttribute(what string) schema.StringAttribute {
 		PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 	}
 }
+
+// failureDomainFormat is the one format of failure domains, whether a ztna_router_host computes
+// it from the platform or a router reads it from instance metadata (cloud.FailureDomain).
+const failureDomainFormat = "`cloud/region/zone`, e.g. `aws/eu-west-1/eu-west-1b`, `gcp/europe-west1/europe-west1-b`, " +
+	"`azure/westeurope/2` (`azure/westeurope/` without a zone), `local/<machine>/<host name>`"

@@ -63,7 +63,7 @@ func (d *routerDataSource) Schema(_ context.Context, _ datasource.SchemaRequest,
 			"status":         schema.StringAttribute{Computed: true, MarkdownDescription: "`unenrolled`, `online` or `offline`."},
 			"version":        schema.StringAttribute{Computed: true, MarkdownDescription: "Software version the router last reported."},
 			"last_seen":      schema.StringAttribute{Computed: true, MarkdownDescription: "When the controller last heard from the router (RFC 3339)."},
-			"failure_domain": schema.StringAttribute{Computed: true, MarkdownDescription: "Failure domain the router reported."},
+			"failure_domain": schema.StringAttribute{Computed: true, MarkdownDescription: "Failure domain the router reported, " + failureDomainFormat + "."},
 			"attestation":    schema.StringAttribute{Computed: true, MarkdownDescription: "Image attestation the router reported, as JSON (null if none)."},
 		},
 	}

@@ -45,13 +45,13 @@ func (d *serviceDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 					"router_id":      routeAttr("Router id."),
 					"router_name":    routeAttr("Router name."),
 					"status":         routeAttr("Router status."),
-					"failure_domain": routeAttr("Failure domain the router reported."),
+					"failure_domain": routeAttr("Failure domain the router reported, `cloud/region/zone`."),
 					"resolvable":     schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the router could resolve the address."},
 					"reachable":      schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the router could connect to the target."},
 					"checked_at":     routeAttr("When the router last checked (RFC 3339)."),
 				}},
 			},
-			"failure_domains": schema.SetAttribute{ElementType: types.StringType, Computed: true, MarkdownDescription: "Distinct failure domains of the hosting routers."},
+			"failure_domains": schema.SetAttribute{ElementType: types.StringType, Computed: true, MarkdownDescription: "Distinct failure domains (`cloud/region/zone`) of the hosting routers."},
 		},
 	}
 }

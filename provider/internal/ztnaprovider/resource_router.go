@@ -78,8 +78,9 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				MarkdownDescription: "When the controller last heard from the router (RFC 3339), null if never.",
 			},
 			"failure_domain": schema.StringAttribute{
-				Computed:            true,
-				MarkdownDescription: "Failure domain (cloud/region/zone) the router reported; services should be hosted in at least two.",
+				Computed: true,
+				MarkdownDescription: "Failure domain the router reported from its host, " + failureDomainFormat +
+					". The same string as its host's `ztna_router_host.failure_domain`; services should be hosted in at least two.",
 			},
 		},
 	}

@@ -191,9 +191,10 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 				PlanModifiers:       keep,
 			},
 			"failure_domain": schema.StringAttribute{
-				Computed:            true,
-				MarkdownDescription: "Where the host runs, `cloud/region/zone`. Two routers of a service belong in different failure domains.",
-				PlanModifiers:       keep,
+				Computed: true,
+				MarkdownDescription: "Where the host runs, " + failureDomainFormat + ". Its router reports the same string " +
+					"as `ztna_router.failure_domain`. Two routers of a service belong in different failure domains.",
+				PlanModifiers: keep,
 			},
 			"egress_allowlist": schema.ListAttribute{
 				ElementType: types.StringType,

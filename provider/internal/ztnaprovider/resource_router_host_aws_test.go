@@ -126,7 +126,7 @@ func TestAccRouterHost_aws(t *testing.T) {
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", capture(&first)),
 					checkAWSHost(t, fake, name, "c6i.xlarge"),
-					checkCloudRouterOnline(t, "eu-west-1b"),
+					checkCloudRouterOnline(t),
 					checkNoKeyInState,
 				),
 			},
@@ -154,7 +154,7 @@ func TestAccRouterHost_aws(t *testing.T) {
 						return nil
 					}),
 					checkAWSHost(t, fake, name, "c6i.xlarge"),
-					checkCloudRouterOnline(t, "eu-west-1b"),
+					checkCloudRouterOnline(t),
 				),
 			},
 			{
@@ -166,7 +166,7 @@ func TestAccRouterHost_aws(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_type"), knownvalue.StringExact("c6i.4xlarge")),
 				},
-				Check: resource.ComposeTestCheckFunc(checkAWSHost(t, fake, name, "c6i.4xlarge"), checkCloudRouterOnline(t, "eu-west-1b")),
+				Check: resource.ComposeTestCheckFunc(checkAWSHost(t, fake, name, "c6i.4xlarge"), checkCloudRouterOnline(t)),
 			},
 			{
 				ResourceName:      "ztna_router_host.test",
@@ -277,17 +277,18 @@ func checkAWSHost(t *testing.T, fake *ec2fake.Server, name, instanceType string)
 	}
 }
 
-// checkCloudRouterOnline checks that the router booted from the instance's user data is
-// online and reports the instance's zone.
-func checkCloudRouterOnline(t *testing.T, zone string) resource.TestCheckFunc {
+// checkCloudRouterOnline: the router booted on the host came online and reported, from
+// instance metadata, the same failure domain string as ztna_router_host.failure_domain.
+func checkCloudRouterOnline(t *testing.T) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
-		id := s.RootModule().Resources["ztna_router_host.test"].Primary.Attributes["router_id"]
+		host := s.RootModule().Resources["ztna_router_host.test"].Primary.Attributes
+		id := host["router_id"]
 		r, err := apiClient(t).GetRouter(context.Background(), id)
 		if err != nil {
 			return err
 		}
-		if r.Status != api.RouterOnline || !strings.HasSuffix(r.FailureDomain, zone) {
-			return fmt.Errorf("router %s: status %q, failure domain %q; want online in %s", id, r.Status, r.FailureDomain, zone)
+		if r.Status != api.RouterOnline || r.FailureDomain != host["failure_domain"] {
+			return fmt.Errorf("router %s: status %q, failure domain %q; want online in the host's %q", id, r.Status, r.FailureDomain, host["failure_domain"])
 		}
 		return nil
 	}

@@ -85,6 +85,7 @@ func TestAccRouterHost_gcp(t *testing.T) {
 				Config: config,
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_type"), knownvalue.StringExact("e2-standard-2")),
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("failure_domain"), knownvalue.StringExact("gcp/europe-west1/europe-west1-b")),
 					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("instance_id"),
 						knownvalue.StringExact("projects/prod/zones/europe-west1-b/instances/"+name)),
 					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("id"),
@@ -93,7 +94,7 @@ func TestAccRouterHost_gcp(t *testing.T) {
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttrWith("ztna_router_host.test", "failure_domain", capture(&first)),
 					checkGCPHost(fake, name),
-					checkCloudRouterOnline(t, "europe-west1-b"),
+					checkCloudRouterOnline(t),
 					checkNoKeyInState,
 				),
 			},
@@ -103,7 +104,7 @@ func TestAccRouterHost_gcp(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionDestroyBeforeCreate)},
 				},
-				Check: resource.ComposeTestCheckFunc(checkGCPHost(fake, name), checkCloudRouterOnline(t, "europe-west1-b")),
+				Check: resource.ComposeTestCheckFunc(checkGCPHost(fake, name), checkCloudRouterOnline(t)),
 			},
 		},
 		CheckDestroy: func(*terraform.State) error {

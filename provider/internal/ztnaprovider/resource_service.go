@@ -140,7 +140,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"router_id":      schema.StringAttribute{Computed: true, MarkdownDescription: "Router id."},
 					"router_name":    schema.StringAttribute{Computed: true, MarkdownDescription: "Router name."},
 					"status":         schema.StringAttribute{Computed: true, MarkdownDescription: "Router status (`unenrolled`, `online`, `offline`)."},
-					"failure_domain": schema.StringAttribute{Computed: true, MarkdownDescription: "Failure domain the router reported."},
+					"failure_domain": schema.StringAttribute{Computed: true, MarkdownDescription: "Failure domain the router reported, `cloud/region/zone`."},
 					"resolvable":     schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the router could resolve `address`."},
 					"reachable":      schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the router could connect to the target."},
 					"checked_at":     schema.StringAttribute{Computed: true, MarkdownDescription: "When the router last checked (RFC 3339), null if never."},
@@ -149,7 +149,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"failure_domains": schema.SetAttribute{
 				ElementType:         types.StringType,
 				Computed:            true,
-				MarkdownDescription: "Distinct failure domains of the hosting routers. Fewer than two means no redundancy.",
+				MarkdownDescription: "Distinct failure domains (`cloud/region/zone`) of the hosting routers. Fewer than two means no redundancy.",
 			},
 		},
 	}

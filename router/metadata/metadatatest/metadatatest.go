@@ -1,7 +1,8 @@
 // Package metadatatest runs fakes of the cloud instance metadata services on loopback for tests,
 // speaking each service's real wire format: EC2 IMDSv2 (session token), the GCE metadata server
 // (Metadata-Flavor: Google) and Azure IMDS (Metadata: true, api-version, base64 user data). The
-// zones they report are fixed: aws/eu-west-1b, gcp/europe-west1-b, azure/westeurope/2.
+// places they report are fixed: AWS region eu-west-1 zone eu-west-1b, GCP zone europe-west1-b,
+// Azure location westeurope zone 2.
 package metadatatest
 
 import (
@@ -44,6 +45,8 @@ func AWS(t testing.TB, userData string) *httptest.Server {
 			w.Write([]byte(userData))
 		case "/latest/meta-data/placement/availability-zone":
 			w.Write([]byte("eu-west-1b"))
+		case "/latest/meta-data/placement/region":
+			w.Write([]byte("eu-west-1"))
 		default:
 			http.NotFound(w, r)
 		}
