@@ -25,6 +25,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ztna/ztna/internal/bufpool"
@@ -39,6 +40,8 @@ const (
 )
 
 const (
+	// minWindow is the least window a stream is granted, however many share the session.
+	minWindow  = 256 << 10
 	headerSize = 8
 	maxLength  = 1<<24 - 1
 	// mergeLimit: a payload this small is copied behind its header so that both leave as one
@@ -51,6 +54,10 @@ type Config struct {
 	// Window is each stream's receive window: how many bytes a writer may send ahead of the
 	// reader. An idle stream holds no buffer whatever the window.
 	Window int
+	// SessionWindow is what the streams that have data waiting share: with many of them, each
+	// is granted SessionWindow/n (at least minWindow, at most Window), so the data in flight on
+	// a link stays small enough to stay in the CPU's caches. A stream alone gets its Window.
+	SessionWindow int
 	// MaxFrame is the largest data payload in one frame.
 	MaxFrame int
 	// AcceptBacklog is how many opened streams may wait for AcceptStream.
@@ -61,13 +68,15 @@ type Config struct {
 
 // DefaultConfig is tuned for links that carry bulk data at over 1 GB/s.
 func DefaultConfig() Config {
-	return Config{Window: 4 << 20, MaxFrame: 1 << 20, AcceptBacklog: 1024, ReadBuffer: 64 << 10}
+	return Config{Window: 4 << 20, SessionWindow: 16 << 20, MaxFrame: 1 << 20, AcceptBacklog: 1024, ReadBuffer: 64 << 10}
 }
 
 func (c Config) check() error {
 	switch {
-	case c.Window < 64<<10 || c.Window > maxLength:
-		return fmt.Errorf("mux: window %d outside 64 KiB..16 MiB", c.Window)
+	case c.Window < minWindow || c.Window > maxLength:
+		return fmt.Errorf("mux: window %d outside 256 KiB..16 MiB", c.Window)
+	case c.SessionWindow < c.Window:
+		return fmt.Errorf("mux: session window %d below the stream window %d", c.SessionWindow, c.Window)
 	case c.MaxFrame < 1<<10 || c.MaxFrame > maxLength:
 		return fmt.Errorf("mux: max frame %d outside 1 KiB..16 MiB", c.MaxFrame)
 	case c.AcceptBacklog < 1:
@@ -100,6 +109,8 @@ type Session struct {
 	// silent router's link to be declared dead.
 	wlock   chan struct{}
 	scratch []byte // header plus a small payload, under wlock
+
+	active atomic.Int32 // streams with received data not yet read
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream
@@ -163,6 +174,12 @@ func (s *Session) AcceptStream() (*Stream, error) {
 	case <-s.die:
 		return nil, s.Err()
 	}
+}
+
+// windowTarget is the window each stream is granted now.
+func (s *Session) windowTarget() int {
+	n := max(int(s.active.Load()), 1)
+	return min(s.cfg.Window, max(minWindow, s.cfg.SessionWindow/n))
 }
 
 // ServeStreams runs handle on every stream the peer opens, each in a goroutine started by the

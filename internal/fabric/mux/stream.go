@@ -78,6 +78,9 @@ func (st *Stream) received(buf *[]byte, n int) error {
 	}
 	st.window -= n
 	st.queue = append(st.queue, chunk{buf: buf, data: (*buf)[:n]})
+	if st.buffered == 0 {
+		st.s.active.Add(1)
+	}
 	st.buffered += n
 	notify(st.readable)
 	return nil
@@ -183,6 +186,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 			}
 		}
 		st.buffered -= n
+		if st.buffered == 0 {
+			st.s.active.Add(-1)
+		}
 		credit := st.consumed(n)
 		st.mu.Unlock()
 		st.sendCredit(credit)
@@ -213,6 +219,7 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 		queue := st.queue
 		st.queue = nil
 		st.buffered = 0
+		st.s.active.Add(-1)
 		st.mu.Unlock()
 
 		n := 0
@@ -237,16 +244,22 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
-// consumed, under mu, notes n bytes taken by the reader and returns the credit to send: window
-// goes back in quarters, so a busy stream gets a credit frame per quarter window and a stream
-// of small messages almost none.
+// consumed, under mu, notes n bytes taken by the reader and returns the credit to send. Credit
+// tops the peer's remaining window up to the session's current target once it has fallen by a
+// quarter, so a busy stream gets a credit frame per quarter window and a stream of small
+// messages almost none; credit not yet returned waits in unacked.
 func (st *Stream) consumed(n int) int {
 	st.unacked += n
-	if st.unacked < st.s.cfg.Window/4 || st.closed || st.finIn {
+	if st.closed || st.finIn {
 		return 0
 	}
-	c := st.unacked
-	st.unacked = 0
+	target := st.s.windowTarget()
+	want := target - st.window
+	if want < target/4 || st.unacked == 0 {
+		return 0
+	}
+	c := min(want, st.unacked)
+	st.unacked -= c
 	st.window += c
 	return c
 }
@@ -324,6 +337,9 @@ func (st *Stream) Close() error {
 	st.closed = true
 	for _, c := range st.queue {
 		bufpool.Put(c.buf)
+	}
+	if st.buffered > 0 {
+		st.s.active.Add(-1)
 	}
 	st.queue, st.buffered = nil, 0
 	peerDone := st.finIn || st.readErr != nil
