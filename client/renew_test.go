@@ -18,6 +18,7 @@ import (
 	"github.com/ztna/ztna/client/clienttest"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -34,7 +35,7 @@ func TestRenewalKeepsDialing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	clientLogs := &clienttest.Buffer{}
+	clientLogs := &logging.Buffer{}
 	log := slog.New(slog.NewJSONHandler(clientLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	id, err := client.LoadIdentity(path, client.IdentityOptions{Logger: log})
 	if err != nil {
@@ -225,7 +226,7 @@ func TestKeepRenewedGivesUpWhenRefused(t *testing.T) {
 	// 10 s certificates are due for renewal at once: NotBefore is backdated by a minute.
 	n := clienttest.Start(t, 10*time.Second)
 	path, ident := n.Enrol(t, "app")
-	logs := &clienttest.Buffer{}
+	logs := &logging.Buffer{}
 	id, err := client.LoadIdentity(path, client.IdentityOptions{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +276,7 @@ func mustLeaf(t *testing.T, chainPEM string) *x509.Certificate {
 func TestRenewalRetriesWhileTheControllerIsDown(t *testing.T) {
 	n := clienttest.Start(t, 4*time.Second)
 	path, _ := n.Enrol(t, "app")
-	logs := &clienttest.Buffer{}
+	logs := &logging.Buffer{}
 	id, err := client.LoadIdentity(path, client.IdentityOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@
 package clienttest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/ztna/ztna/internal/apiclient"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/router/dnstest"
 	"github.com/ztna/ztna/router/resolve"
 	"github.com/ztna/ztna/tests/dataplane/stack"
@@ -38,7 +38,7 @@ type Network struct {
 	API        *apiclient.Client // admin client of the management API
 	Service    control.Service   // the echo service
 	Target     string            // its host:port, for Dial
-	Logs       *Buffer           // the controller's log (JSON, debug level)
+	Logs       *logging.Buffer   // the controller's log (JSON, debug level)
 
 	dir, addr string
 	lifetime  time.Duration
@@ -105,7 +105,7 @@ func (n *Network) StopController(t testing.TB) {
 // Start runs a network whose router and identity certificates live certLifetime.
 func Start(t testing.TB, certLifetime time.Duration) *Network {
 	t.Helper()
-	n := &Network{Stack: stack.Start(t, stack.Options{}), Logs: &Buffer{}}
+	n := &Network{Stack: stack.Start(t, stack.Options{}), Logs: &logging.Buffer{}}
 	dns := dnstest.Start(t, map[string]string{ServiceName: "127.0.0.1"})
 	resolver, err := resolve.New(dns.Addr)
 	if err != nil {
@@ -159,23 +159,4 @@ func (n *Network) admit() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.Stack.Update(stack.Policy([]control.Service{n.Service}, []string{"r1"}, n.identities))
-}
-
-// Buffer collects log output from several goroutines.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// String returns everything written so far.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

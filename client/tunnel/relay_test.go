@@ -3,42 +3,18 @@ package tunnel
 import (
 	"errors"
 	"io"
-	"net"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := <-accepted
-	if a == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { c.Close(); a.Close() })
-	return c.(*net.TCPConn), a.(*net.TCPConn)
-}
+	"github.com/ztna/ztna/internal/nettest"
+)
 
 // Each side's clean end reaches the other as a half-close, data still flows the other way,
 // and Relay reports success.
 func TestRelayPassesHalfCloses(t *testing.T) {
-	prog, local := tcpPair(t) // the program and the tunnel's accepted connection
-	remote, svc := tcpPair(t) // the overlay stream and the service behind it
+	prog, local := nettest.TCPPair(t) // the program and the tunnel's accepted connection
+	remote, svc := nettest.TCPPair(t) // the overlay stream and the service behind it
 	done := make(chan error, 1)
 	go func() { done <- Relay(local, remote) }()
 
@@ -62,8 +38,8 @@ func TestRelayPassesHalfCloses(t *testing.T) {
 
 // A broken overlay stream is passed on as a reset, never as a clean (truncated) end.
 func TestRelayPassesFailureAsReset(t *testing.T) {
-	prog, local := tcpPair(t)
-	remote, svc := tcpPair(t)
+	prog, local := nettest.TCPPair(t)
+	remote, svc := nettest.TCPPair(t)
 	done := make(chan error, 1)
 	go func() { done <- Relay(local, remote) }()
 

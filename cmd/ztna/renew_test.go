@@ -20,6 +20,7 @@ import (
 	"github.com/ztna/ztna/client/clienttest"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -147,7 +148,7 @@ func TestTunnelRenewsItsIdentity(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	out, logs := &clienttest.Buffer{}, &clienttest.Buffer{}
+	out, logs := &logging.Buffer{}, &logging.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, out, logs, "tunnel", "--identity", path, "--dns-listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9",
@@ -246,7 +247,7 @@ func metric(addr, name string) (string, error) {
 }
 
 // waitMatch waits for re to match what buf collects and returns the first group.
-func waitMatch(t *testing.T, buf *clienttest.Buffer, re string) string {
+func waitMatch(t *testing.T, buf *logging.Buffer, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(10 * time.Second)

@@ -1,12 +1,10 @@
 package edgeapi_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/store/sqlite"
 	"github.com/ztna/ztna/internal/apiclient"
+	"github.com/ztna/ztna/internal/logging"
 )
 
 const testToken = "test-token-0123456789abcdef"
@@ -23,24 +22,7 @@ type env struct {
 	c      *controller.Controller
 	url    string
 	client *apiclient.Client
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *logging.Buffer
 }
 
 func start(t *testing.T) *env {
@@ -51,7 +33,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logging.Buffer{}
 	addr := freeAddr(t)
 	c, err := controller.New(controller.Config{
 		CADir: dir, Store: st, Token: testToken,

@@ -14,28 +14,13 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/fabric/fabrictest"
 	"github.com/ztna/ztna/internal/fabric/mux"
+	"github.com/ztna/ztna/internal/nettest"
 	"github.com/ztna/ztna/internal/pki"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
 func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		acc <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-acc
-	t.Cleanup(func() { a.Close(); b.Close() })
+	a, b := nettest.TCPPair(t)
 	return a, b
 }
 

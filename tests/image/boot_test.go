@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,13 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/apiclient"
 	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -143,7 +142,7 @@ func bootVM(t *testing.T, disk, serial string, ports []string) <-chan struct{} {
 		"-display", "none", "-monitor", "none", "-serial", "file:"+serial,
 		"-drive", "file="+disk+",if=virtio,format=raw",
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
-	out := new(syncBuffer)
+	out := new(logging.Buffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -160,30 +159,12 @@ func bootVM(t *testing.T, disk, serial string, ports []string) <-chan struct{} {
 	return done
 }
 
-// syncBuffer collects a child process's output while the test may read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // controllerProc is a ztna-controller on the host's loopback that advertises itself at
 // guestControllerAddr.
 type controllerProc struct {
 	api   *apiclient.Client
 	ports []string // edge, control, fabric
-	log   *syncBuffer
+	log   *logging.Buffer
 }
 
 func startController(t *testing.T, binary string) *controllerProc {
@@ -208,7 +189,7 @@ log:
   format: text
   level: info
 `, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], guestControllerAddr, tokenFile))
-	log := new(syncBuffer)
+	log := new(logging.Buffer)
 	cmd := exec.Command(binary, "run", "--config", config)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/ztna/ztna/router/daemon"
 	"github.com/ztna/ztna/router/preflight"
 	"github.com/ztna/ztna/tests/dataplane/harness"
+	"github.com/ztna/ztna/tests/dataplane/stack"
 )
 
 // TestLearnedHubHeadlessRestart: a router enrolled while the controller listed only its
@@ -33,8 +35,9 @@ func TestLearnedHubHeadlessRestart(t *testing.T) {
 	hubAddr := harness.FreeAddr(t)
 	c.Restart(t, "--hub", hubAddr)
 	hub := harness.RunRouter(t, hubID, hubDir, "--hub", "--listen", hubAddr)
-	echo := echoServer(t)
-	if _, err := c.API.CreateService(ctx, api.ServiceCreate{Name: "db", Address: "127.0.0.1", Port: echo.Port, RouterRoles: []string{"edge"}}); err != nil {
+	echoPort := stack.Serve(t, stack.Echo)
+	echo := net.JoinHostPort("127.0.0.1", strconv.Itoa(echoPort))
+	if _, err := c.API.CreateService(ctx, api.ServiceCreate{Name: "db", Address: "127.0.0.1", Port: echoPort, RouterRoles: []string{"edge"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.API.CreateServicePolicy(ctx, api.ServicePolicyCreate{Name: "apps-db", IdentityRoles: []string{"apps"}, ServiceNames: []string{"db"}}); err != nil {
@@ -56,7 +59,7 @@ func TestLearnedHubHeadlessRestart(t *testing.T) {
 	if err != nil || !slices.Contains(learned, hubAddr) {
 		t.Fatalf("%s: %v (%v), want %s in it", daemon.HubsFile, learned, err, hubAddr)
 	}
-	harness.WaitFor(t, 10*time.Second, "a dial through the standalone hub", func() bool { return echoDial(cl, echo.String()) == nil })
+	harness.WaitFor(t, 10*time.Second, "a dial through the standalone hub", func() bool { return echoDial(cl, echo) == nil })
 
 	out, code := harness.Run(t, "ztna-router", "status", "--state-dir", dir, "--local-addr", r.Local, "--json")
 	var st struct {
@@ -103,29 +106,9 @@ func TestLearnedHubHeadlessRestart(t *testing.T) {
 	harness.WaitFor(t, 15*time.Second, "restarted router links to the learned hub with the controller down", func() bool {
 		return r.Metric("ztna_router_hub_links") == 1 && linked(r)()
 	})
-	took := harness.WaitFor(t, 10*time.Second, "a dial through the standalone hub with the controller down", func() bool { return echoDial(cl, echo.String()) == nil })
+	took := harness.WaitFor(t, 10*time.Second, "a dial through the standalone hub with the controller down", func() bool { return echoDial(cl, echo) == nil })
 	t.Logf("controller down: restarted router serves through the learned hub %v after its start (dial ok after %v of retries)",
 		time.Since(restarted).Round(time.Millisecond), took.Round(time.Millisecond))
-}
-
-// echoServer is a real TCP service that echoes what it reads.
-func echoServer(t *testing.T) *net.TCPAddr {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr)
 }
 
 // echoDial dials addr through the overlay and checks one echo.

@@ -13,26 +13,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ztna/ztna/internal/nettest"
 )
 
 func tcpPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ch := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		ch <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-ch
-	t.Cleanup(func() { a.Close(); b.Close() })
+	a, b := nettest.TCPPair(t)
 	return a, b
 }
 

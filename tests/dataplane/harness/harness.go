@@ -13,7 +13,6 @@ package harness
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,7 +24,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +32,7 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/apiclient"
 	"github.com/ztna/ztna/internal/enroll"
+	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -82,25 +81,8 @@ func hasBinaries(dir string) bool {
 // Proc is a running binary whose output is kept and shown when the test fails.
 type Proc struct {
 	Cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *logging.Buffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Bin is the path of one of the Binaries, for commands that run it through another (ip netns
@@ -115,7 +97,7 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 	if !filepath.IsAbs(bin) {
 		path = Bin(bin)
 	}
-	p := &Proc{Cmd: exec.Command(path, args...), out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &Proc{Cmd: exec.Command(path, args...), out: &logging.Buffer{}, done: make(chan struct{})}
 	p.Cmd.Stdout, p.Cmd.Stderr = p.out, p.out
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
