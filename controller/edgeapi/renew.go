@@ -41,6 +41,14 @@ func (s *Server) renewInner(w *problemRecorder, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
+	if p, err := s.supersededBy(r, id); err != nil {
+		s.fail(w, r, err)
+		return
+	} else if p != nil {
+		s.log.InfoContext(ctx, "renewal refused", "reason", "superseded", "identity_id", id, "remote", r.RemoteAddr)
+		writeProblem(w, p)
+		return
+	}
 	var req api.RenewRequest
 	if p := decode(w, r, &req); p != nil {
 		writeProblem(w, p)
@@ -112,6 +120,31 @@ func (s *Server) renewingIdentity(r *http.Request, now time.Time) (string, *api.
 		return id, invalid(fmt.Sprintf("the certificate is valid only from %s; check this host's and the controller's clocks", leaf.NotBefore.UTC().Format(time.RFC3339)))
 	}
 	return id, nil
+}
+
+// supersededBy refuses a certificate issued before the identity's latest enrolment: after an
+// enrolment token is reissued and used (say, because a host or its key was lost), certificates
+// from the earlier enrolment expire rather than renew. An enrolment consumes its token before
+// the certificate is issued, so the enrolment's own certificate and its renewals pass; the
+// second of slack covers certificate times being whole seconds.
+func (s *Server) supersededBy(r *http.Request, id string) (*api.Problem, error) {
+	keys, err := s.store.ListKeys(r.Context(), api.KindIdentity)
+	if err != nil {
+		return nil, err
+	}
+	var latest time.Time
+	for _, k := range keys {
+		if k.SubjectID == id && k.UsedAt != nil && k.UsedAt.After(latest) {
+			latest = *k.UsedAt
+		}
+	}
+	issued := pki.IssuedAt(r.TLS.PeerCertificates[0])
+	if latest.IsZero() || !issued.Add(time.Second).Before(latest) {
+		return nil, nil
+	}
+	return &api.Problem{Type: api.ProblemCertInvalid, Title: "Certificate superseded", Status: http.StatusUnauthorized,
+		Detail: fmt.Sprintf("this certificate of identity %s was issued at %s, before the identity was enrolled again at %s; use the identity file of the newer enrolment",
+			id, issued.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))}, nil
 }
 
 func identityDeleted(id string) *api.Problem {

@@ -194,3 +194,44 @@ ztna_controller_identity_renewals_total{outcome="validation"} 1
 		t.Fatal("a private key was logged")
 	}
 }
+
+// After an identity's enrolment token is reissued and used, certificates of the earlier
+// enrolment (and their renewals) are refused, while the new enrolment's renew.
+func TestRenewRefusesCertificatesOfAnEarlierEnrolment(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	old := e.identity(t, "runtime")
+	oldCert, err := old.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.renewWith(t, oldCert, newCSR(t)); err != nil {
+		t.Fatalf("renewal before the re-enrolment: %v", err)
+	}
+	time.Sleep(1100 * time.Millisecond) // certificate times are whole seconds
+	re, err := e.client.ReissueIdentityToken(ctx, old.Config.ID, api.IdentityTokenReissue{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "again.identity")
+	if _, err := enroll.Identity(ctx, re.EnrollmentToken, path, false, enroll.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.renewWith(t, oldCert, newCSR(t))
+	var apiErr *apiclient.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized || apiErr.Problem.Type != api.ProblemCertInvalid ||
+		!strings.Contains(apiErr.Problem.Error(), "enrolled again") {
+		t.Fatalf("renewal with a certificate of the earlier enrolment: %v", err)
+	}
+	again, err := enroll.LoadIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCert, err := again.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.renewWith(t, newCert, newCSR(t)); err != nil {
+		t.Fatalf("renewal with the new enrolment's certificate: %v", err)
+	}
+}

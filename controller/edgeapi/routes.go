@@ -130,7 +130,7 @@ func (s *Server) routes() []route {
 		s.createPolicy, s.store.GetServicePolicy, s.store.ListServicePolicies, s.updatePolicy, s.store.DeleteServicePolicy)...)
 
 	rs = append(rs, route{method: http.MethodPost, pattern: "/v1/identities/{id}/enrollment-token", tag: "identities", auth: true,
-		summary: "Reissue an identity's one-time enrolment token ({} for the default ttl): revokes its earlier unused tokens; only this response contains the token. Enrolling with it issues a certificate for a new key under the same id; certificates issued earlier stay valid until they expire",
+		summary: "Reissue an identity's one-time enrolment token ({} for the default ttl): revokes its earlier unused tokens; only this response contains the token. Enrolling with it issues a certificate for a new key under the same id; certificates issued earlier stay valid until they expire but are no longer renewed",
 		in:      api.IdentityTokenReissue{}, out: api.Identity{}, status: http.StatusOK, handle: handleUpdate[api.IdentityTokenReissue](s, s.reissueIdentityToken)})
 
 	const keys, key = "/v1/registration-keys", "/v1/registration-keys/{id}"

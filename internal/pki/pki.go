@@ -39,6 +39,10 @@ const caLifetime = 10 * 365 * 24 * time.Hour
 // clockSkew backdates NotBefore so a peer whose clock is slightly behind accepts new certs.
 const clockSkew = time.Minute
 
+// IssuedAt is when a certificate of this package was issued (to the second: NotBefore is
+// backdated by a fixed skew).
+func IssuedAt(c *x509.Certificate) time.Time { return c.NotBefore.Add(clockSkew) }
+
 // CA is the network certificate authority.
 type CA struct {
 	Cert    *x509.Certificate
