@@ -38,6 +38,7 @@ import (
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
 	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/procid"
 )
 
 // Isolation says how a local router host is confined.
@@ -165,12 +166,12 @@ func New(opts Options) (*Driver, error) {
 
 // state is the driver's record of a host, <state dir>/host.json.
 type state struct {
-	Name      string     `json:"name"`
-	Image     string     `json:"image,omitempty"`
-	Isolation Isolation  `json:"isolation"`
-	Process   process    `json:"process"`
-	Net       *netConfig `json:"net,omitempty"`
-	Created   time.Time  `json:"created"`
+	Name      string         `json:"name"`
+	Image     string         `json:"image,omitempty"`
+	Isolation Isolation      `json:"isolation"`
+	Process   procid.Process `json:"process"`
+	Net       *netConfig     `json:"net,omitempty"`
+	Created   time.Time      `json:"created"`
 }
 
 const (
@@ -249,7 +250,7 @@ func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, e
 	defer unlock()
 	dir := filepath.Join(d.opts.StateRoot, spec.Name)
 	if old, err := loadState(dir); err == nil {
-		if old.Process.alive() {
+		if old.Process.Alive() {
 			return cloud.Host{}, fmt.Errorf("local: router host %q already runs (pid %d): choose another name or import %s", spec.Name, old.Process.PID, dir)
 		}
 		if old.Net != nil {
@@ -304,7 +305,7 @@ func (d *Driver) start(ctx context.Context, spec cloud.HostSpec, dir string) (cl
 	}
 	st.Process = proc
 	if err := saveState(dir, st); err != nil {
-		d.stop(proc)
+		proc.StopSession(d.opts.StopTimeout)
 		return cloud.Host{}, errors.Join(err, d.teardown(ctx, st))
 	}
 	d.log.DebugContext(ctx, "started local router host", "host", spec.Name, "pid", proc.PID, "isolation", st.Isolation)
@@ -312,7 +313,7 @@ func (d *Driver) start(ctx context.Context, spec cloud.HostSpec, dir string) (cl
 	case <-ctx.Done():
 	case <-time.After(d.opts.StartupGrace):
 	}
-	if !proc.alive() {
+	if !proc.Alive() {
 		tail := logTail(l.LogFile, 2048)
 		return cloud.Host{}, errors.Join(
 			fmt.Errorf("local: router process exited right after start; its log (%s) ends with:\n%s", l.LogFile, tail),
@@ -369,10 +370,10 @@ func allowsDNS(rules []egress.Rule, server netip.Addr) bool {
 // spawn starts the process detached: its own session (no signals from the caller's terminal
 // or process group), stdin from /dev/null, output to the log file. It outlives the caller
 // (Terraform's provider process exits after apply).
-func (d *Driver) spawn(argv []string, l Launch) (process, error) {
+func (d *Driver) spawn(argv []string, l Launch) (procid.Process, error) {
 	logf, err := os.OpenFile(l.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return process{}, fmt.Errorf("local: open log: %w", err)
+		return procid.Process{}, fmt.Errorf("local: open log: %w", err)
 	}
 	defer logf.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -381,34 +382,16 @@ func (d *Driver) spawn(argv []string, l Launch) (process, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return process{}, fmt.Errorf("local: start router %q: %w", argv[0], err)
+		return procid.Process{}, fmt.Errorf("local: start router %q: %w", argv[0], err)
 	}
-	proc, err := startProcess(cmd.Process.Pid)
+	proc, err := procid.Of(cmd.Process.Pid)
 	// Reap the process if it exits while this process still runs, so it does not linger as a
 	// zombie that looks alive.
 	go cmd.Wait()
 	if err != nil {
-		return process{}, fmt.Errorf("local: inspect router process: %w", err)
+		return procid.Process{}, fmt.Errorf("local: inspect router process: %w", err)
 	}
 	return proc, nil
-}
-
-// stop ends the process's session: SIGTERM, then SIGKILL after StopTimeout.
-func (d *Driver) stop(p process) {
-	if !p.alive() {
-		return
-	}
-	syscall.Kill(-p.PID, syscall.SIGTERM)
-	deadline := time.Now().Add(d.opts.StopTimeout)
-	for p.alive() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if p.alive() {
-		syscall.Kill(-p.PID, syscall.SIGKILL)
-		for i := 0; i < 100 && p.alive(); i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 }
 
 func (d *Driver) teardown(ctx context.Context, st state) error {
@@ -455,7 +438,7 @@ func (d *Driver) Read(ctx context.Context, id string) (cloud.Host, error) {
 	if err != nil {
 		return cloud.Host{}, err
 	}
-	if !st.Process.alive() {
+	if !st.Process.Alive() {
 		return cloud.Host{}, fmt.Errorf("local: router process %d of %s exited (log: %s): %w", st.Process.PID, id, filepath.Join(id, logFile), cloud.ErrNotFound)
 	}
 	return d.host(ctx, id, st), nil
@@ -479,8 +462,8 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	case err != nil:
 		return err
 	}
-	d.stop(st.Process)
-	if st.Process.alive() {
+	st.Process.StopSession(d.opts.StopTimeout)
+	if st.Process.Alive() {
 		return fmt.Errorf("local: router process %d did not stop", st.Process.PID)
 	}
 	if err := d.teardown(ctx, st); err != nil {

@@ -202,7 +202,7 @@ func TestProcessLifecycle(t *testing.T) {
 	if err := d.Delete(ctx, h.ID); err != nil {
 		t.Fatal(err)
 	}
-	if st2.Process.alive() {
+	if st2.Process.Alive() {
 		t.Error("process still runs after Delete")
 	}
 	if _, err := os.Stat(h.ID); !errors.Is(err, os.ErrNotExist) {

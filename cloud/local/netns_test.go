@@ -137,7 +137,7 @@ func TestNetnsIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNetworkGone(t, *st.Net)
-	if st.Process.alive() {
+	if st.Process.Alive() {
 		t.Error("router process survived Delete")
 	}
 }

@@ -234,7 +234,7 @@ func TestUpDown(t *testing.T) {
 	if exec.Command("nft", "list", "table", "inet", "ztna_demo_unit").Run() == nil || st.Table != "ztna_demo_unit" {
 		t.Error("nftables table left after down")
 	}
-	if st.Process.alive() {
+	if st.Process.Alive() {
 		t.Error("demo server still runs after down")
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {

@@ -16,13 +16,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
+	"github.com/ztna/ztna/internal/procid"
 )
 
 // Defaults of the demo network. The subnet is a /30: the host end of the veth and the
@@ -56,15 +56,15 @@ func namesOf(namespace string) (names, error) {
 
 // state is what up built, in <state dir>/demo.json; down removes exactly this.
 type state struct {
-	Namespace   string     `json:"namespace"`
-	Table       string     `json:"table"`
-	HostVeth    string     `json:"host_veth"`
-	HostAddr    netip.Addr `json:"host_addr"`
-	ServiceAddr netip.Addr `json:"service_addr"`
-	FQDN        string     `json:"fqdn"`
-	DNSServer   string     `json:"dns_server"`
-	URL         string     `json:"url"`
-	Process     process    `json:"process"`
+	Namespace   string         `json:"namespace"`
+	Table       string         `json:"table"`
+	HostVeth    string         `json:"host_veth"`
+	HostAddr    netip.Addr     `json:"host_addr"`
+	ServiceAddr netip.Addr     `json:"service_addr"`
+	FQDN        string         `json:"fqdn"`
+	DNSServer   string         `json:"dns_server"`
+	URL         string         `json:"url"`
+	Process     procid.Process `json:"process"`
 	// Linked are router veths whose forwarding link-router turned on; down turns it off.
 	Linked []string `json:"linked_interfaces,omitempty"`
 }
@@ -173,7 +173,7 @@ func up(ctx context.Context, dir, namespace, subnet, fqdn string) (state, error)
 		return state{}, err
 	}
 	if old, err := loadState(dir); err == nil {
-		if old.Process.alive() && namespaceExists(old.Namespace) {
+		if old.Process.Alive() && namespaceExists(old.Namespace) {
 			return old, nil
 		}
 		if err := teardown(ctx, dir, old); err != nil {
@@ -306,14 +306,14 @@ func namespaceExists(ns string) bool {
 
 // spawnServer starts 'ztna-demo serve' inside the namespace, detached in its own session so it
 // outlives this command, with its output in the log file.
-func spawnServer(dir string, st state) (process, error) {
+func spawnServer(dir string, st state) (procid.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return process{}, err
+		return procid.Process{}, err
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, logFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return process{}, err
+		return procid.Process{}, err
 	}
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", st.Namespace, self, "serve",
@@ -324,20 +324,20 @@ func spawnServer(dir string, st state) (process, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return process{}, fmt.Errorf("start the demo servers: %w", err)
+		return procid.Process{}, fmt.Errorf("start the demo servers: %w", err)
 	}
-	p, err := processOf(cmd.Process.Pid)
+	p, err := procid.Of(cmd.Process.Pid)
 	go cmd.Wait() // reap it if it exits while up still runs
 	return p, err
 }
 
-func waitReady(ctx context.Context, dir string, p process) error {
+func waitReady(ctx context.Context, dir string, p procid.Process) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := os.Stat(filepath.Join(dir, readyFile)); err == nil {
 			return nil
 		}
-		if !p.alive() {
+		if !p.Alive() {
 			break
 		}
 		select {
@@ -377,8 +377,8 @@ link-router enabled. It succeeds when there is nothing left to remove.`,
 // teardown removes what st describes; parts already gone are skipped.
 func teardown(ctx context.Context, dir string, st state) error {
 	var errs []error
-	st.Process.stop(5 * time.Second)
-	if st.Process.alive() {
+	st.Process.StopSession(5 * time.Second)
+	if st.Process.Alive() {
 		errs = append(errs, fmt.Errorf("demo server process %d did not stop", st.Process.PID))
 	}
 	if st.Table != "" && run(ctx, "", "nft", "list", "table", "inet", st.Table) == nil {
@@ -480,59 +480,4 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// process identifies a process across pid reuse: pid plus start time (field 22 of stat).
-type process struct {
-	PID       int    `json:"pid"`
-	StartTime uint64 `json:"start_time"`
-}
-
-func stat(pid int) (start uint64, state byte, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	// The command name (field 2) may contain spaces; fields resume after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("unparsable /proc/%d/stat", pid)
-	}
-	fields := bytes.Fields(b[i+1:])
-	if len(fields) < 20 {
-		return 0, 0, fmt.Errorf("unparsable /proc/%d/stat", pid)
-	}
-	start, err = strconv.ParseUint(string(fields[19]), 10, 64)
-	return start, fields[0][0], err
-}
-
-func processOf(pid int) (process, error) {
-	start, _, err := stat(pid)
-	return process{PID: pid, StartTime: start}, err
-}
-
-func (p process) alive() bool {
-	if p.PID <= 0 {
-		return false
-	}
-	start, st, err := stat(p.PID)
-	return err == nil && start == p.StartTime && st != 'Z' && st != 'X'
-}
-
-// stop ends the process's session: SIGTERM, then SIGKILL after grace.
-func (p process) stop(grace time.Duration) {
-	if !p.alive() {
-		return
-	}
-	syscall.Kill(-p.PID, syscall.SIGTERM)
-	deadline := time.Now().Add(grace)
-	for p.alive() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if p.alive() {
-		syscall.Kill(-p.PID, syscall.SIGKILL)
-		for i := 0; i < 100 && p.alive(); i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 }
