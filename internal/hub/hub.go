@@ -6,6 +6,10 @@
 // router when stream setup fails, and then relays the stream's bytes — end-to-end ciphertext it
 // cannot read — without copying them through per-stream buffers.
 //
+// A new snapshot takes effect on live traffic too: relayed streams it no longer authorises are
+// cut, and links of identities and routers it no longer lists are closed (a certificate stays
+// valid until it expires; the snapshot is how a deletion reaches the hub).
+//
 // Integration (the controller's embedded hub or `ztna-router run --hub`):
 //
 //	h := hub.New(hub.Config{Credentials: fabric.Credentials{Cert: slot, CA: caCert}})
@@ -65,9 +69,19 @@ type Hub struct {
 	metrics *metrics
 	ix      atomic.Pointer[index]
 
+	// mu guards the links and streams Update must revisit; stream setup and teardown take it,
+	// the relayed bytes never do.
 	mu      sync.Mutex
-	routers map[string][]*fabric.Link // router id → its live links to this hub
-	changed chan struct{}             // closed and replaced by each Update
+	routers map[string][]*fabric.Link                 // router id → its live links to this hub
+	links   map[fabric.Peer]map[*fabric.Link]struct{} // every router and identity link
+	streams map[string]map[*relayed]struct{}          // identity → its relayed streams
+	changed chan struct{}                             // closed and replaced by each Update
+}
+
+// relayed is a stream being relayed, with the dial that authorised it.
+type relayed struct {
+	target, service string
+	client, router  net.Conn
 }
 
 // New returns a hub with an empty snapshot: every dial is refused until Update.
@@ -87,27 +101,84 @@ func New(cfg Config) *Hub {
 	h := &Hub{
 		cfg: cfg,
 		linkCfg: fabric.LinkConfig{
-			Credentials: cfg.Credentials, Authorize: cfg.Authorize, Logger: cfg.Logger,
+			Credentials: cfg.Credentials, Logger: cfg.Logger,
 			KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveTimeout: cfg.KeepaliveTimeout,
 			KeyLog: cfg.KeyLog,
 		},
 		log:     cfg.Logger,
 		metrics: newMetrics(cfg.Metrics),
 		routers: map[string][]*fabric.Link{},
+		links:   map[fabric.Peer]map[*fabric.Link]struct{}{},
+		streams: map[string]map[*relayed]struct{}{},
 		changed: make(chan struct{}),
 	}
+	h.linkCfg.Authorize = h.authorizeLink
 	h.ix.Store(compile(Snapshot{}))
 	return h
 }
 
-// Update replaces the policy and service snapshot; dials from now on use the new one, and
-// watchers whose service list changed get the new list.
+// ErrNotListed refuses a link from a router or identity the current snapshot does not list.
+var ErrNotListed = errors.New("not in the hub's policy snapshot (deleted at the controller?)")
+
+// authorizeLink admits at link setup only peers the current snapshot admits, then asks
+// cfg.Authorize.
+func (h *Hub) authorizeLink(kind, id string) error {
+	if !h.ix.Load().admits(fabric.Peer{Kind: kind, ID: id}) {
+		return fmt.Errorf("%s %s: %w", kind, id, ErrNotListed)
+	}
+	if h.cfg.Authorize != nil {
+		return h.cfg.Authorize(kind, id)
+	}
+	return nil
+}
+
+// Update replaces the policy and service snapshot; dials from now on use the new one, watchers
+// whose service list changed get the new list, relayed streams the new snapshot does not
+// authorise — by the same check their dial passed — are cut, and links of peers it does not
+// admit are closed.
 func (h *Hub) Update(s Snapshot) {
-	h.ix.Store(compile(s))
+	ix := compile(s)
+	var cut []func()
 	h.mu.Lock()
+	// Storing under mu pairs with track and register: a stream or link set up concurrently is
+	// either already listed here or checked against ix.
+	h.ix.Store(ix)
+	for identity, set := range h.streams {
+		for r := range set {
+			if _, ok := ix.authorize(identity, r.target); !ok {
+				cut = append(cut, func() { h.cutStream(identity, r) })
+			}
+		}
+	}
+	for peer, links := range h.links {
+		if !ix.admits(peer) {
+			for l := range links {
+				cut = append(cut, func() { h.cutLink(l) })
+			}
+		}
+	}
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
+	for _, c := range cut {
+		c()
+	}
+}
+
+func (h *Hub) cutStream(identity string, r *relayed) {
+	h.log.Info("stream cut: no longer authorized", "identity", identity, "service", r.service, "target", r.target)
+	h.metrics.streamsRevoked.Inc()
+	// Closing both halves without the end-to-end close: the client reads an error, never a
+	// clean end of stream.
+	r.client.Close()
+	r.router.Close()
+}
+
+func (h *Hub) cutLink(l *fabric.Link) {
+	peer := l.Peer()
+	h.log.Info("link cut: no longer in the policy snapshot", "peer", peer.String())
+	h.metrics.linksRevoked.WithLabelValues(peer.Kind).Inc()
+	l.Close()
 }
 
 // current returns the snapshot and a channel closed at the next Update.
@@ -153,11 +224,14 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	defer stop()
 	defer link.Close()
 	peer := link.Peer()
+	if !h.register(link) { // a snapshot installed during the handshake no longer lists it
+		h.log.Info("link refused", "peer", peer.String(), "remote", link.RemoteAddr().String(), "err", ErrNotListed)
+		return
+	}
+	defer h.unregister(link)
 	h.log.Info("link up", "peer", peer.String(), "remote", link.RemoteAddr().String())
 	switch peer.Kind {
 	case api.KindRouter:
-		h.addRouter(link)
-		defer h.removeRouter(link)
 		h.metrics.routerLinks.Inc()
 		defer h.metrics.routerLinks.Dec()
 		// Routers never open streams to a hub; refuse any that arrive.
@@ -170,20 +244,63 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	h.log.Info("link down", "peer", peer.String(), "err", link.Err())
 }
 
-func (h *Hub) addRouter(l *fabric.Link) {
+// register lists a new link, unless the current snapshot does not admit its peer.
+func (h *Hub) register(l *fabric.Link) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	id := l.Peer().ID
-	h.routers[id] = append(h.routers[id], l)
+	peer := l.Peer()
+	if !h.ix.Load().admits(peer) {
+		return false
+	}
+	if h.links[peer] == nil {
+		h.links[peer] = map[*fabric.Link]struct{}{}
+	}
+	h.links[peer][l] = struct{}{}
+	if peer.Kind == api.KindRouter {
+		h.routers[peer.ID] = append(h.routers[peer.ID], l)
+	}
+	return true
 }
 
-func (h *Hub) removeRouter(l *fabric.Link) {
+func (h *Hub) unregister(l *fabric.Link) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	id := l.Peer().ID
+	peer := l.Peer()
+	delete(h.links[peer], l)
+	if len(h.links[peer]) == 0 {
+		delete(h.links, peer)
+	}
+	if peer.Kind != api.KindRouter {
+		return
+	}
+	id := peer.ID
 	h.routers[id] = slices.DeleteFunc(h.routers[id], func(x *fabric.Link) bool { return x == l })
 	if len(h.routers[id]) == 0 {
 		delete(h.routers, id)
+	}
+}
+
+// track lists a stream about to be relayed, unless the current snapshot no longer authorises
+// it (an Update since the dial was checked).
+func (h *Hub) track(identity string, r *relayed) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.ix.Load().authorize(identity, r.target); !ok {
+		return false
+	}
+	if h.streams[identity] == nil {
+		h.streams[identity] = map[*relayed]struct{}{}
+	}
+	h.streams[identity][r] = struct{}{}
+	return true
+}
+
+func (h *Hub) untrack(identity string, r *relayed) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.streams[identity], r)
+	if len(h.streams[identity]) == 0 {
+		delete(h.streams, identity)
 	}
 }
 
@@ -338,6 +455,14 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 		alternative := slices.ContainsFunc(cands[i+1:min(len(cands), h.cfg.MaxAttempts)], func(c candidate) bool { return c.healthy })
 		rs, resp, err := h.attempt(dctx, c, alternative, rreq)
 		if err == nil {
+			r := &relayed{target: req.Target, service: svc.Name, client: s, router: rs}
+			if !h.track(identity, r) {
+				rs.Close()
+				h.log.Info("dial refused: policy revoked during setup", "identity", identity, "target", req.Target)
+				h.refuse(s, &fabric.Error{Code: fabric.NotAuthorized, Message: fmt.Sprintf("identity %s may not dial %s", identity, req.Target)})
+				return
+			}
+			defer h.untrack(identity, r)
 			if werr := fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: resp.Payload}); werr != nil {
 				rs.Close()
 				s.Close()
@@ -441,6 +566,9 @@ type metrics struct {
 	active      prometheus.Gauge
 	watchers    prometheus.Gauge
 	dials       *prometheus.CounterVec
+	// What snapshot updates cut.
+	streamsRevoked prometheus.Counter
+	linksRevoked   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -452,9 +580,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ztna_hub_dials_total", Help: "Client dials, by result.",
 		}, []string{"result"}),
+		streamsRevoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ztna_hub_streams_revoked_total", Help: "Relayed streams cut because a new policy snapshot no longer authorised them.",
+		}),
+		linksRevoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ztna_hub_links_revoked_total", Help: "Links closed because a new policy snapshot no longer listed their router or identity, by peer kind.",
+		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.watchers, m.dials)
+		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.watchers, m.dials, m.streamsRevoked, m.linksRevoked)
 	}
 	return m
 }

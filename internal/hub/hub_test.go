@@ -58,9 +58,13 @@ type env struct {
 	addr string
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t, hub.Config{}) }
+
+// startWith runs a hub with cfg (its credentials filled in).
+func startWith(t *testing.T, cfg hub.Config) *env {
 	p := fabrictest.New(t)
-	h := hub.New(hub.Config{Credentials: p.Credentials(api.KindHub, "hub1")})
+	cfg.Credentials = p.Credentials(api.KindHub, "hub1")
+	h := hub.New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +176,9 @@ func TestRoutesToCheapestHealthyRouterAndRetries(t *testing.T) {
 func TestRefusesWithoutPolicyAndHidesServices(t *testing.T) {
 	e := start(t)
 	e.router("a", fabric.OK)
-	e.hub.Update(snapshot(map[string]int{"a": 0}))
+	snap := snapshot(map[string]int{"a": 0})
+	snap.Identities = append(snap.Identities, hub.Identity{ID: "stranger"}) // listed, no policy
+	e.hub.Update(snap)
 	stranger := e.link(api.KindIdentity, "stranger")
 	_, err := dial(stranger)
 	if !errors.Is(err, fabric.ErrNotAuthorized) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/router/targets"
@@ -50,7 +51,8 @@ type Policy struct {
 // index is a compiled Snapshot; it is immutable once built.
 type index struct {
 	byAddr  map[string][]*service // normalised address → services at that address
-	allowed map[string][]*service // identity id → services it may dial, by name
+	allowed map[string][]*service // identity id → services it may dial, by name; every listed identity has a key
+	routers map[string]bool       // listed router ids
 }
 
 type service struct {
@@ -64,7 +66,10 @@ type hostRef struct {
 }
 
 func compile(s Snapshot) *index {
-	ix := &index{byAddr: map[string][]*service{}, allowed: map[string][]*service{}}
+	ix := &index{byAddr: map[string][]*service{}, allowed: map[string][]*service{}, routers: map[string]bool{}}
+	for _, r := range s.Routers {
+		ix.routers[r.ID] = true
+	}
 	byName := map[string]*service{}
 	for _, in := range s.Services {
 		svc := &service{Service: in}
@@ -124,6 +129,21 @@ func (ix *index) authorize(identity, target string) (*service, bool) {
 		}
 	}
 	return nil, false
+}
+
+// admits reports whether peer may hold a link to the hub: an identity or router the snapshot
+// lists. A snapshot listing no identities (or no routers) at all says nothing about them — the
+// empty one a hub starts with before the controller's first push, or a feed of policies only —
+// so it refuses none of that kind. The controller's snapshots list every identity and router.
+func (ix *index) admits(peer fabric.Peer) bool {
+	switch peer.Kind {
+	case api.KindIdentity:
+		_, listed := ix.allowed[peer.ID]
+		return listed || len(ix.allowed) == 0
+	case api.KindRouter:
+		return ix.routers[peer.ID] || len(ix.routers) == 0
+	}
+	return true
 }
 
 // visible lists the services identity may dial.
