@@ -3,6 +3,7 @@ package processes_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ztna/ztna/client"
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/e2e"
 	"github.com/ztna/ztna/router/hubmode"
 	"github.com/ztna/ztna/tests/dataplane/harness"
 	"github.com/ztna/ztna/tests/dataplane/stack"
@@ -21,8 +23,8 @@ import (
 // TestStandaloneHub: `ztna-router run --hub` (a router with the role hub) gets its hub
 // certificate and the policy snapshot over the control channel; the edge router links to it as
 // well as to the embedded hub; a client that knows only the standalone hub dials through it;
-// policy changes reach it within a second; and with the controller killed it still admits new
-// dials for what it knows.
+// policy changes reach it within a second, also cutting the streams a deleted policy allowed;
+// and with the controller killed it still admits new dials for what it knows.
 func TestStandaloneHub(t *testing.T) {
 	hubAddr := harness.FreeAddr(t)
 	c := harness.StartController(t, "--hub", hubAddr)
@@ -70,8 +72,14 @@ func TestStandaloneHub(t *testing.T) {
 	within(t, time.Second, "policy deleted → standalone hub refuses", func() bool {
 		return errors.Is(dialErr(cl, target), client.ErrNotAuthorized)
 	})
+	// The standalone hub also cut the stream the deleted policy had allowed.
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(conn); !errors.Is(err, e2e.ErrTruncated) {
+		t.Fatalf("stream after its policy was deleted: %v, want ErrTruncated", err)
+	}
 	s.allow(t)
 	within(t, time.Second, "policy created again → dials pass", func() bool { return dialErr(cl, target) == nil })
+	conn = stack.Dial(t, cl, target)
 
 	// Headless: the controller dies; the hub keeps admitting dials it knows, and the stream
 	// opened earlier keeps flowing.
