@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,7 +60,19 @@ type Conn struct {
 	werr    error
 	wclosed bool
 	probe   [probeSize]byte // ReadFrom's read of an idle socket
+
+	// The client's last handshake message leaves with its first write, saving a frame and a
+	// system call at every hop of the new stream's first exchange; a read, Close or
+	// handshakeFlushDelay without a write sends it alone, so a server that speaks first
+	// never waits for it.
+	hsMsg     []byte      // guarded by wmu
+	hsTimer   *time.Timer // guarded by wmu
+	hsPending atomic.Bool // hsMsg is set: lets Read check without taking wmu
 }
+
+// handshakeFlushDelay is how long the client's last handshake message waits for the first write
+// to travel with. A client that neither reads nor writes within it sends the message alone.
+var handshakeFlushDelay = 2 * time.Millisecond
 
 // probeSize is how much ReadFrom reads from a socket that was idle: enough for most requests
 // and replies of interactive protocols in one system call, small enough to keep in every Conn.
@@ -67,6 +80,25 @@ const probeSize = 2048
 
 func newConn(raw net.Conn, peer Peer, target string, send, recv *noise.CipherState) *Conn {
 	return &Conn{raw: raw, peer: peer, target: target, send: send, recv: recv, short: true}
+}
+
+// holdHandshake makes msg (length-prefixed) the first bytes of the next write.
+func (c *Conn) holdHandshake(msg []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.hsMsg = msg
+	c.hsPending.Store(true)
+	c.hsTimer = time.AfterFunc(handshakeFlushDelay, c.flushHandshake)
+}
+
+// flushHandshake sends the held handshake message, if it has not left yet.
+func (c *Conn) flushHandshake() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.hsMsg == nil || c.werr != nil {
+		return
+	}
+	c.send1(nil)
 }
 
 // Peer is the authenticated other end.
@@ -100,6 +132,9 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadli
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if c.hsPending.Load() {
+		c.flushHandshake()
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -236,6 +271,9 @@ func (c *Conn) readErr(err error) error {
 // WriteTo decrypts the stream into w until the peer's end of stream (then it returns nil),
 // holding a buffer only while a frame is in flight, so an idle stream costs no buffer memory.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if c.hsPending.Load() {
+		c.flushHandshake()
+	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	var total int64
@@ -311,8 +349,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// send1 writes sealed frames to the underlying stream in one write.
+// send1 writes sealed frames to the underlying stream in one write, after the held handshake
+// message if there is one.
 func (c *Conn) send1(frames []byte) error {
+	if c.hsMsg != nil {
+		c.hsTimer.Stop()
+		frames = append(c.hsMsg, frames...)
+		c.hsMsg = nil
+		c.hsPending.Store(false)
+	}
 	if _, err := c.raw.Write(frames); err != nil {
 		c.werr = fmt.Errorf("e2e: write: %w", err)
 		return c.werr

@@ -3,9 +3,14 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
+	"slices"
 	"testing"
 
 	"github.com/flynn/noise"
+
+	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/fabric/fabrictest"
 )
 
 // handshakeDH must compute exactly what flynn/noise's own DH25519 computes: the wire protocol is
@@ -60,7 +65,7 @@ func TestHandshakeDHInteroperates(t *testing.T) {
 	}
 	stock := noise.NewCipherSuite(noise.DH25519, noise.CipherAESGCM, noise.HashSHA256)
 	peerStatic, _ := stock.GenerateKeypair(rand.Reader)
-	ini, err := noise.NewHandshakeState(noise.Config{CipherSuite: newSuite(d.keys[0]), Pattern: noise.HandshakeXX, Initiator: true, StaticKeypair: static})
+	ini, err := noise.NewHandshakeState(noise.Config{CipherSuite: newHandshakeDH(d.keys[0]).suite(), Pattern: noise.HandshakeXX, Initiator: true, StaticKeypair: static})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,5 +96,68 @@ func TestHandshakeDHInteroperates(t *testing.T) {
 	ct, _ = rs.Encrypt(nil, nil, []byte("back"))
 	if pt, err := ir.Decrypt(nil, nil, ct); err != nil || string(pt) != "back" {
 		t.Fatal("responder to initiator failed", err)
+	}
+}
+
+// TestHandshakeComputesKnownDHsAhead: the DHs whose keys are known early run ahead of Noise and
+// are the ones Noise then uses — the router's "es" alongside its "ee", the client's "se"
+// alongside its "ee", and, from the second handshake between the same peers on, the DHs on the
+// peer's remembered static key. A peer with a new static key (a restarted router) costs a
+// missed guess, not a failed handshake.
+func TestHandshakeComputesKnownDHsAhead(t *testing.T) {
+	p := fabrictest.New(t)
+	client := endpoint(p, api.KindIdentity, "alice")
+	router := endpoint(p, api.KindRouter, "r1")
+	const target = "db.example.com:5432"
+	// used lists, per DH started ahead, whether Noise used it.
+	used := func(d *handshakeDH) []bool {
+		var out []bool
+		for _, a := range d.ahead {
+			out = append(out, a.used)
+		}
+		return out
+	}
+	run := func(router *Endpoint) (cl, rt []bool) {
+		t.Helper()
+		craw, rraw := tcpPair(t)
+		in, hello, err := client.Initiate(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, reply, err := router.Respond(target, "alice", hello)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			c, err := resp.Finish(rraw)
+			if err == nil && c.Peer().ID != "alice" {
+				err = errors.New("wrong peer")
+			}
+			done <- err
+		}()
+		if _, err := in.Finish(craw, reply); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return used(in.dh), used(resp.dh)
+	}
+	cl, rt := run(router)
+	if want := []bool{true}; !slices.Equal(cl, want) || !slices.Equal(rt, want) {
+		t.Fatalf("first handshake: client %v, router %v; want %v each (nothing to guess yet)", cl, rt, want)
+	}
+	cl, rt = run(router)
+	if want := []bool{true, true}; !slices.Equal(cl, want) || !slices.Equal(rt, want) {
+		t.Fatalf("second handshake: client %v, router %v; want %v each (guessed statics hit)", cl, rt, want)
+	}
+	cl, _ = run(endpoint(p, api.KindRouter, "r1")) // same router id, new static key
+	if want := []bool{false, true}; !slices.Equal(cl, want) {
+		t.Fatalf("handshake with a restarted router: client %v, want %v (the guess misses)", cl, want)
+	}
+	cl, _ = run(router) // the client now remembers the restarted router's key, not this one's
+	if want := []bool{false, true}; !slices.Equal(cl, want) {
+		t.Fatalf("handshake back with the first router: client %v, want %v", cl, want)
 	}
 }

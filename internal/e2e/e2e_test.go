@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func handshake(t *testing.T, client, router *Endpoint, clientTarget, routerTarge
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, reply, rerr := router.Respond(routerTarget, hello)
+	resp, reply, rerr := router.Respond(routerTarget, "", hello)
 	if rerr != nil {
 		return nil, nil, nil, rerr
 	}
@@ -419,3 +420,100 @@ func TestReadFromWaitsWithoutBuffer(t *testing.T) {
 }
 
 func readAll(c *Conn) ([]byte, error) { return io.ReadAll(c) }
+
+// countingConn counts the writes to a connection.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestLastHandshakeMessageTiming: the client's last handshake message travels with its first
+// write (one write on the wire, not two); a client that reads first (the server speaks first)
+// sends it alone at once, and a client that does neither sends it after handshakeFlushDelay.
+func TestLastHandshakeMessageTiming(t *testing.T) {
+	p := fabrictest.New(t)
+	client := endpoint(p, api.KindIdentity, "i1")
+	router := endpoint(p, api.KindRouter, "r1")
+	// start returns the client's conn, its write counter, and the router's conn once the router
+	// has the last handshake message.
+	start := func(t *testing.T) (*Conn, *countingConn, <-chan *Conn) {
+		t.Helper()
+		a, b := tcpPair(t)
+		craw := &countingConn{Conn: a}
+		in, hello, err := client.Initiate("db:5432")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, reply, err := router.Respond("db:5432", "i1", hello)
+		if err != nil {
+			t.Fatal(err)
+		}
+		routed := make(chan *Conn, 1)
+		go func() {
+			b.SetReadDeadline(time.Now().Add(5 * time.Second))
+			rc, err := resp.Finish(b)
+			if err != nil {
+				t.Error(err)
+				close(routed)
+				return
+			}
+			b.SetReadDeadline(time.Time{})
+			routed <- rc
+		}()
+		cc, err := in.Finish(craw, reply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cc, craw, routed
+	}
+	t.Run("with the first write", func(t *testing.T) {
+		defer func(d time.Duration) { handshakeFlushDelay = d }(handshakeFlushDelay)
+		handshakeFlushDelay = time.Hour
+		cc, craw, routed := start(t)
+		if _, err := cc.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		rc := <-routed
+		if rc == nil {
+			return
+		}
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(rc, buf); err != nil || string(buf) != "hello" {
+			t.Fatalf("router read %q, %v", buf, err)
+		}
+		if n := craw.writes.Load(); n != 1 {
+			t.Errorf("client wrote %d times, want 1 (handshake message and data together)", n)
+		}
+	})
+	t.Run("server speaks first", func(t *testing.T) {
+		defer func(d time.Duration) { handshakeFlushDelay = d }(handshakeFlushDelay)
+		handshakeFlushDelay = time.Hour
+		cc, _, routed := start(t)
+		go func() {
+			if rc := <-routed; rc != nil {
+				rc.Write([]byte("220 banner"))
+			}
+		}()
+		cc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 10)
+		if _, err := io.ReadFull(cc, buf); err != nil || string(buf) != "220 banner" {
+			t.Fatalf("client read %q, %v", buf, err)
+		}
+	})
+	t.Run("idle client", func(t *testing.T) {
+		_, craw, routed := start(t)
+		select {
+		case <-routed:
+		case <-time.After(3 * time.Second):
+			t.Fatal("router never got the last handshake message from a client that neither reads nor writes")
+		}
+		if n := craw.writes.Load(); n != 1 {
+			t.Errorf("client wrote %d times, want 1", n)
+		}
+	})
+}

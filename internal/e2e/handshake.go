@@ -74,6 +74,7 @@ type Endpoint struct {
 	local  *local
 
 	cache verifyCache
+	peers peerStatics
 }
 
 // local is the current static key and the handshake payload that proves it.
@@ -87,7 +88,7 @@ type local struct {
 func NewEndpoint(slot *pki.CertSlot, ca *x509.Certificate) *Endpoint {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	return &Endpoint{cert: slot, roots: roots, cache: verifyCache{m: map[[32]byte]cached{}}}
+	return &Endpoint{cert: slot, roots: roots, cache: verifyCache{m: map[[32]byte]cached{}}, peers: peerStatics{m: map[string][]byte{}}}
 }
 
 // current returns the static key bound to the slot's current certificate, binding a new one
@@ -302,11 +303,47 @@ func (c *verifyCache) put(k [32]byte, p Peer, notAfter time.Time) {
 	c.m[k] = cached{peer: p, notAfter: notAfter}
 }
 
+// peerStatics remembers the Noise static key each peer proved last time, by what this end knows
+// before the handshake (a client: the target; a router: the identity the hub announces), so the
+// DH on that key can start while the peer's message is still on its way. A renewed or restarted
+// peer has a new key: the guess misses and the DH is computed when Noise needs it.
+type peerStatics struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+const peerStaticsSize = 4096
+
+func (p *peerStatics) get(hint string) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[hint]
+}
+
+func (p *peerStatics) put(hint string, static []byte) {
+	if hint == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.m[hint]; ok && bytes.Equal(old, static) {
+		return
+	}
+	if len(p.m) >= peerStaticsSize {
+		for k := range p.m { // map order is random: evicts an arbitrary entry
+			delete(p.m, k)
+			break
+		}
+	}
+	p.m[hint] = bytes.Clone(static)
+}
+
 func prologue(target string) []byte { return []byte(prologuePrefix + target) }
 
 // Initiator is a client's handshake in progress.
 type Initiator struct {
 	e      *Endpoint
+	dh     *handshakeDH
 	hs     *noise.HandshakeState
 	local  *local
 	target string
@@ -319,8 +356,9 @@ func (e *Endpoint) Initiate(target string) (in *Initiator, hello []byte, err err
 	if err != nil {
 		return nil, nil, err
 	}
+	dh := newHandshakeDH(l.key)
 	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite: newSuite(l.key), Pattern: noise.HandshakeXX, Initiator: true,
+		CipherSuite: dh.suite(), Pattern: noise.HandshakeXX, Initiator: true,
 		Prologue: prologue(target), StaticKeypair: l.static,
 	})
 	if err != nil {
@@ -330,12 +368,20 @@ func (e *Endpoint) Initiate(target string) (in *Initiator, hello []byte, err err
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Initiator{e: e, hs: hs, local: l, target: target}, hello, nil
+	// The reply's "es": DH(our ephemeral, the router's static), if we can guess the router.
+	dh.startDH(dh.ephemeral(), e.peers.get(target))
+	return &Initiator{e: e, dh: dh, hs: hs, local: l, target: target}, hello, nil
 }
 
-// Finish processes the router's reply, which must prove a router certificate, sends the last
-// handshake message on raw and returns the encrypted connection.
+// Finish processes the router's reply, which must prove a router certificate, and returns the
+// encrypted connection; the last handshake message goes to raw with the connection's first write
+// (or alone, see handshakeFlushDelay).
 func (in *Initiator) Finish(raw net.Conn, reply []byte) (*Conn, error) {
+	// The reply starts with the router's ephemeral key in the clear; our last message's "se",
+	// DH(our static, that key), runs alongside the reply's "ee".
+	if len(reply) >= 32 {
+		in.dh.startDH(in.dh.static(), reply[:32])
+	}
 	payload, _, _, err := in.hs.ReadMessage(nil, reply)
 	if err != nil {
 		return nil, fmt.Errorf("%w: router reply: %v", ErrHandshake, err)
@@ -344,33 +390,37 @@ func (in *Initiator) Finish(raw net.Conn, reply []byte) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	in.e.peers.put(in.target, in.hs.PeerStatic())
 	msg3, send, recv, err := in.hs.WriteMessage(make([]byte, 2, 2+len(in.local.payload)+64), in.local.payload)
 	if err != nil {
 		return nil, err
 	}
 	binary.BigEndian.PutUint16(msg3, uint16(len(msg3)-2))
-	if _, err := raw.Write(msg3); err != nil {
-		return nil, fmt.Errorf("e2e: send handshake: %w", err)
-	}
-	return newConn(raw, peer, in.target, send, recv), nil
+	c := newConn(raw, peer, in.target, send, recv)
+	c.holdHandshake(msg3)
+	return c, nil
 }
 
 // Responder is a router's handshake in progress.
 type Responder struct {
-	e      *Endpoint
-	hs     *noise.HandshakeState
-	target string
+	e        *Endpoint
+	dh       *handshakeDH
+	hs       *noise.HandshakeState
+	target   string
+	identity string
 }
 
 // Respond processes a client's hello for target and returns the reply to send back in the
-// stream-open response.
-func (e *Endpoint) Respond(target string, hello []byte) (r *Responder, reply []byte, err error) {
+// stream-open response. identity is who the hub says is dialing ("" if unknown); it only lets
+// the handshake start a DH early, and authenticates nothing: Finish proves the identity.
+func (e *Endpoint) Respond(target, identity string, hello []byte) (r *Responder, reply []byte, err error) {
 	l, err := e.current()
 	if err != nil {
 		return nil, nil, err
 	}
+	dh := newHandshakeDH(l.key)
 	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite: newSuite(l.key), Pattern: noise.HandshakeXX, Initiator: false,
+		CipherSuite: dh.suite(), Pattern: noise.HandshakeXX, Initiator: false,
 		Prologue: prologue(target), StaticKeypair: l.static,
 	})
 	if err != nil {
@@ -379,11 +429,19 @@ func (e *Endpoint) Respond(target string, hello []byte) (r *Responder, reply []b
 	if _, _, _, err := hs.ReadMessage(nil, hello); err != nil {
 		return nil, nil, fmt.Errorf("%w: client hello: %v", ErrHandshake, err)
 	}
+	// The hello is the client's ephemeral key: the reply's "es", DH(our static, that key), runs
+	// alongside its "ee".
+	dh.startDH(dh.static(), hello[:32])
 	reply, _, _, err = hs.WriteMessage(nil, l.payload)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Responder{e: e, hs: hs, target: target}, reply, nil
+	if identity != "" {
+		// The client's last message's "se": DH(our ephemeral, its static), while the reply is
+		// on its way.
+		dh.startDH(dh.ephemeral(), e.peers.get(identity))
+	}
+	return &Responder{e: e, dh: dh, hs: hs, target: target, identity: identity}, reply, nil
 }
 
 // Finish reads the client's last handshake message from raw, which must prove an identity
@@ -404,6 +462,9 @@ func (r *Responder) Finish(raw net.Conn) (*Conn, error) {
 	peer, err := r.e.verify(payload, r.hs.PeerStatic(), api.KindIdentity)
 	if err != nil {
 		return nil, err
+	}
+	if peer.ID == r.identity {
+		r.e.peers.put(r.identity, r.hs.PeerStatic())
 	}
 	return newConn(raw, peer, r.target, send, recv), nil
 }

@@ -182,7 +182,7 @@ func (h *Host) setup(ctx context.Context, s net.Conn, req *fabric.Request) (net.
 		c, err := h.cfg.Dialer.Dial(dctx, host, port)
 		dc <- dialed{c, err}
 	}()
-	resp, reply, herr := h.cfg.Endpoint.Respond(req.Target, req.Payload)
+	resp, reply, herr := h.cfg.Endpoint.Respond(req.Target, req.Identity, req.Payload)
 	d := <-dc
 	if d.err != nil {
 		return nil, nil, dialCode(d.err), d.err
