@@ -21,6 +21,7 @@ import (
 type fakeRouter struct {
 	id   string
 	code fabric.Code
+	hold chan struct{} // when set, each answer waits until it is closed
 	mu   sync.Mutex
 	seen []fabric.Request
 }
@@ -39,6 +40,9 @@ func (r *fakeRouter) serve(link *fabric.Link) {
 			r.mu.Lock()
 			r.seen = append(r.seen, *req)
 			r.mu.Unlock()
+			if r.hold != nil {
+				<-r.hold
+			}
 			resp := &fabric.Response{Code: r.code, Message: r.id + " says no"}
 			if r.code == fabric.OK {
 				resp.Payload = append([]byte(r.id+":"), req.Payload...)
@@ -88,7 +92,12 @@ func (e *env) link(kind, id string) *fabric.Link {
 }
 
 func (e *env) router(id string, code fabric.Code) *fakeRouter {
-	r := &fakeRouter{id: id, code: code}
+	return e.serve(&fakeRouter{id: id, code: code})
+}
+
+// serve links r to the hub and waits until the hub lists it.
+func (e *env) serve(r *fakeRouter) *fakeRouter {
+	id := r.id
 	go r.serve(e.link(api.KindRouter, id))
 	deadline := time.Now().Add(5 * time.Second)
 	for {

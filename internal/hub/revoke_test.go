@@ -242,3 +242,40 @@ func TestLinkAdmission(t *testing.T) {
 		})
 	}
 }
+
+// TestRevokedDuringSetup: a policy deleted while the router is still setting the stream up
+// refuses the dial; the stream is not relayed on the strength of the old snapshot.
+func TestRevokedDuringSetup(t *testing.T) {
+	e := start(t)
+	r := e.serve(&fakeRouter{id: "a", code: fabric.OK, hold: make(chan struct{})})
+	snap := snapshot(map[string]int{"a": 0})
+	e.hub.Update(snap)
+	client := e.link(api.KindIdentity, "i1")
+	result := make(chan error, 1)
+	go func() {
+		_, err := dial(client)
+		result <- err
+	}()
+	waitFor(t, "the router received the dial", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.seen) == 1
+	})
+	snap.Policies = nil
+	e.hub.Update(snap)
+	close(r.hold)
+	if err := <-result; !errors.Is(err, fabric.ErrNotAuthorized) {
+		t.Fatalf("dial whose policy was deleted during setup: %v, want not authorized", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5 s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
