@@ -194,14 +194,14 @@ func TestUpdateCutsWhatItRevokes(t *testing.T) {
 			// Streams cut for their policy are logged and counted; a router's loss is not a
 			// revocation of the stream.
 			revoked := tt.streamCut && !tt.routerCut
-			if got := e.counter("ztna_hub_streams_revoked_total"); got != map[bool]float64{true: 1}[revoked] {
-				t.Errorf("ztna_hub_streams_revoked_total = %v, want %v", got, revoked)
+			if got, want := e.counter("ztna_hub_streams_revoked_total"), map[bool]float64{true: 1}[revoked]; got != want {
+				t.Errorf("ztna_hub_streams_revoked_total = %v, want %v", got, want)
 			}
 			if got := strings.Contains(e.log.String(), `msg="stream cut: no longer authorized" identity=i1 service=db`); got != revoked {
 				t.Errorf("stream cut logged = %v, want %v:\n%s", got, revoked, e.log)
 			}
 			for kind, want := range map[string]bool{api.KindIdentity: tt.clientCut, api.KindRouter: tt.routerCut} {
-				if got := e.counter("ztna_hub_links_revoked_total", "kind", kind); got != map[bool]float64{true: 1}[want] {
+				if got, want := e.counter("ztna_hub_links_revoked_total", "kind", kind), map[bool]float64{true: 1}[want]; got != want {
 					t.Errorf("ztna_hub_links_revoked_total{kind=%q} = %v, want %v", kind, got, want)
 				}
 			}
