@@ -377,11 +377,6 @@ func (e *Endpoint) Initiate(target string) (in *Initiator, hello []byte, err err
 // encrypted connection; the last handshake message goes to raw with the connection's first write
 // (or alone, see handshakeFlushDelay).
 func (in *Initiator) Finish(raw net.Conn, reply []byte) (*Conn, error) {
-	// The reply starts with the router's ephemeral key in the clear; our last message's "se",
-	// DH(our static, that key), runs alongside the reply's "ee".
-	if len(reply) >= 32 {
-		in.dh.startDH(in.dh.static(), reply[:32])
-	}
 	payload, _, _, err := in.hs.ReadMessage(nil, reply)
 	if err != nil {
 		return nil, fmt.Errorf("%w: router reply: %v", ErrHandshake, err)
@@ -429,9 +424,6 @@ func (e *Endpoint) Respond(target, identity string, hello []byte) (r *Responder,
 	if _, _, _, err := hs.ReadMessage(nil, hello); err != nil {
 		return nil, nil, fmt.Errorf("%w: client hello: %v", ErrHandshake, err)
 	}
-	// The hello is the client's ephemeral key: the reply's "es", DH(our static, that key), runs
-	// alongside its "ee".
-	dh.startDH(dh.static(), hello[:32])
 	reply, _, _, err = hs.WriteMessage(nil, l.payload)
 	if err != nil {
 		return nil, nil, err
