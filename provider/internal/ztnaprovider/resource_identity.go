@@ -59,7 +59,9 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			"Changing `token_keepers` reissues the token in place (same id): for an identity whose token expired " +
 			"unused, or whose certificate expired because its host was off for longer than the certificate's life. " +
 			"Enrolling with a reissued token issues a certificate for a new key; certificates issued earlier are not " +
-			"revoked: they stay valid until they expire, but are no longer renewed.",
+			"revoked: they stay valid until they expire, but are no longer renewed. " +
+			"Destroying the identity shuts it out within a second, certificate or not: hubs close its links and " +
+			"streams and refuse new ones.",
 		Attributes: map[string]schema.Attribute{
 			"id":    idAttribute("identity"),
 			"name":  nameAttribute("identity"),

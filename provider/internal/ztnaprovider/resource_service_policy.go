@@ -44,7 +44,8 @@ func (r *servicePolicyResource) Schema(_ context.Context, _ resource.SchemaReque
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Lets identities holding any of `identity_roles` dial the services named in `service_names`. " +
 			"Access is denied unless a policy allows it (least privilege); an identity only ever sees the services " +
-			"its policies name.",
+			"its policies name. Changes take effect on live traffic within a second: streams a policy no longer " +
+			"allows are cut, not only new dials refused.",
 		Attributes: map[string]schema.Attribute{
 			"id":             idAttribute("service policy"),
 			"name":           nameAttribute("service policy"),
