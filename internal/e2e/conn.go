@@ -62,9 +62,9 @@ type Conn struct {
 	probe   [probeSize]byte // ReadFrom's read of an idle socket
 
 	// The client's last handshake message leaves with its first write, saving a frame and a
-	// system call at every hop of the new stream's first exchange; a read, Close or
-	// handshakeFlushDelay without a write sends it alone, so a server that speaks first
-	// never waits for it.
+	// system call at every hop of the new stream's first exchange; a read, Close, a ReadFrom
+	// whose source is idle, or handshakeFlushDelay without a write sends it alone, so a server
+	// that speaks first never waits for it.
 	hsMsg     []byte      // guarded by wmu
 	hsTimer   *time.Timer // guarded by wmu
 	hsPending atomic.Bool // hsMsg is set: lets Read check without taking wmu
@@ -91,9 +91,13 @@ func (c *Conn) holdHandshake(msg []byte) {
 	c.hsTimer = time.AfterFunc(handshakeFlushDelay, c.flushHandshake)
 }
 
-// flushHandshake sends the held handshake message, if it has not left yet.
+// flushHandshake sends the held handshake message, if it has not left yet. It never waits for
+// the write lock: whoever holds it (a Write, CloseWrite, or a ReadFrom about to send or wait
+// for its source) sends the message itself, so a Read is never held up behind a Write.
 func (c *Conn) flushHandshake() {
-	c.wmu.Lock()
+	if !c.wmu.TryLock() {
+		return
+	}
 	defer c.wmu.Unlock()
 	if c.hsMsg == nil || c.werr != nil {
 		return
@@ -400,6 +404,13 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	rc := rawConnOf(r)
 	var total int64
 	for {
+		if c.hsMsg != nil && (rc == nil || !c.short) {
+			// About to wait on r while holding the write lock: the held handshake message
+			// cannot wait with it (a server that speaks first would never get it).
+			if err := c.send1(nil); err != nil {
+				return total, err
+			}
+		}
 		if c.short && rc != nil {
 			n, err := c.readProbe(rc)
 			total += int64(n)
@@ -435,10 +446,16 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 // errNoRawRead: the platform cannot read the socket directly (see readReady).
 var errNoRawRead = errors.New("e2e: no direct socket reads here")
 
+// errWouldBlock: readReady without waiting found the socket idle.
+var errWouldBlock = errors.New("e2e: socket idle")
+
 // readProbe waits for the socket to have data, reads up to len(c.probe) bytes of it and sends
 // them as one frame. A full probe means more is waiting: the next read is a large one.
 func (c *Conn) readProbe(rc syscall.RawConn) (int, error) {
-	n, err := readReady(rc, c.probe[:])
+	n, err := readReady(rc, c.probe[:], c.hsMsg != nil)
+	if err == errWouldBlock { // nothing for the held handshake message to travel with
+		return 0, c.send1(nil)
+	}
 	if n == 0 {
 		return 0, err
 	}

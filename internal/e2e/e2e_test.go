@@ -505,6 +505,48 @@ func TestLastHandshakeMessageTiming(t *testing.T) {
 			t.Fatalf("client read %q, %v", buf, err)
 		}
 	})
+	// A relay (ztna tunnel) copies a local socket into the stream with ReadFrom, which holds the
+	// write lock while it waits for the socket, and reads the stream in another goroutine: with
+	// a server that speaks first, the local socket stays idle until the banner arrives.
+	t.Run("relay, server speaks first", func(t *testing.T) {
+		defer func(d time.Duration) { handshakeFlushDelay = d }(handshakeFlushDelay)
+		handshakeFlushDelay = time.Hour
+		cc, _, routed := start(t)
+		local, program := tcpPair(t)
+		go cc.ReadFrom(local) // the program sends nothing before the banner
+		go func() {
+			if rc := <-routed; rc != nil {
+				rc.Write([]byte("220 banner"))
+			}
+		}()
+		time.Sleep(10 * time.Millisecond) // let ReadFrom take the write lock first
+		go cc.WriteTo(local)
+		program.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 10)
+		if _, err := io.ReadFull(program, buf); err != nil || string(buf) != "220 banner" {
+			t.Fatalf("program read %q, %v", buf, err)
+		}
+	})
+	t.Run("relay, client speaks first", func(t *testing.T) {
+		defer func(d time.Duration) { handshakeFlushDelay = d }(handshakeFlushDelay)
+		handshakeFlushDelay = time.Hour
+		cc, craw, routed := start(t)
+		local, program := tcpPair(t)
+		program.Write([]byte("EHLO"))
+		time.Sleep(10 * time.Millisecond) // the request is in the socket before the copy starts
+		go cc.ReadFrom(local)
+		rc := <-routed
+		if rc == nil {
+			return
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(rc, buf); err != nil || string(buf) != "EHLO" {
+			t.Fatalf("router read %q, %v", buf, err)
+		}
+		if n := craw.writes.Load(); n != 1 {
+			t.Errorf("client wrote %d times, want 1 (handshake message and the waiting request together)", n)
+		}
+	})
 	t.Run("idle client", func(t *testing.T) {
 		_, craw, routed := start(t)
 		select {

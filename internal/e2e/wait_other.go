@@ -6,4 +6,4 @@ import "syscall"
 
 // readReady cannot read sockets directly here: ReadFrom reads through the reader (with its
 // buffer).
-func readReady(syscall.RawConn, []byte) (int, error) { return 0, errNoRawRead }
+func readReady(syscall.RawConn, []byte, bool) (int, error) { return 0, errNoRawRead }

@@ -10,8 +10,9 @@ import (
 
 // readReady reads what the socket has into p, leaving the waiting to the runtime poller: the
 // caller holds no buffer but p (small, part of the Conn) while the socket is idle, and a small
-// message costs one read system call after the wake-up.
-func readReady(rc syscall.RawConn, p []byte) (int, error) {
+// message costs one read system call after the wake-up. With noWait, an idle socket returns
+// errWouldBlock instead.
+func readReady(rc syscall.RawConn, p []byte, noWait bool) (int, error) {
 	var n int
 	var rerr error
 	err := rc.Read(func(fd uintptr) bool {
@@ -21,7 +22,7 @@ func readReady(rc syscall.RawConn, p []byte) (int, error) {
 			case syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
-				return false
+				return noWait
 			}
 			return true
 		}
@@ -29,6 +30,8 @@ func readReady(rc syscall.RawConn, p []byte) (int, error) {
 	switch {
 	case err != nil:
 		return 0, err
+	case rerr == syscall.EAGAIN:
+		return 0, errWouldBlock
 	case rerr != nil:
 		return 0, os.NewSyscallError("read", rerr)
 	case n == 0:
