@@ -40,14 +40,27 @@ func Relay(local *net.TCPConn, remote Stream) error {
 	return errors.Join(local.Close(), remote.Close())
 }
 
-// pass copies src to dst until src ends cleanly, then half-closes dst.
+// pass copies src to dst until src ends cleanly, then half-closes dst. The overlay stream does
+// the copying: its WriteTo (when it is src) and ReadFrom (when it is dst) hold a buffer only
+// while a frame is in flight, so idle connections cost no buffer memory, and ReadFrom seals up to
+// 1 MiB per write. io.Copy alone would not get there for local → overlay: a *net.TCPConn source
+// is an io.WriterTo, which io.Copy prefers, and it copies through a 32 KiB buffer into Write.
 func pass(dst, src Stream) error {
-	// io.Copy uses the end-to-end stream's ReadFrom/WriteTo, which hold a buffer only while a
-	// frame is in flight: idle connections cost no buffer memory.
-	if _, err := io.Copy(dst, src); err != nil {
+	var err error
+	if rf, ok := dst.(io.ReaderFrom); ok && !isTCP(dst) {
+		_, err = rf.ReadFrom(src)
+	} else {
+		_, err = io.Copy(dst, src)
+	}
+	if err != nil {
 		return err
 	}
 	return dst.CloseWrite()
+}
+
+func isTCP(c Stream) bool {
+	_, ok := c.(*net.TCPConn)
+	return ok
 }
 
 func abort(local *net.TCPConn, remote Stream) {

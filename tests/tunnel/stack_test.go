@@ -303,3 +303,49 @@ func TestTunnelMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+// A protocol where the server speaks first (SMTP, SSH, MySQL): the program connects through
+// the tunnel and waits for the banner without sending anything. The tunnel must complete the
+// end-to-end handshake on its own, not wait for the program's first bytes.
+func TestTunnelCarriesServerFirstProtocols(t *testing.T) {
+	c := newCustomer(t)
+	const fqdn = "smtp.customerdomain.me"
+	c.dns.Set(fqdn, "127.0.0.1")
+	port := stack.Serve(t, func(conn net.Conn) {
+		defer conn.Close()
+		conn.Write([]byte("220 smtp.customerdomain.me ready\r\n"))
+		io.Copy(conn, conn)
+	})
+	smtp := stack.Service("smtp", fqdn, port)
+	c.router(t, "r1", smtp)
+	c.s.Update(policy([]control.Service{smtp}, "r1"))
+	upstream := dnstest.Start(t, nil)
+	tun := startTunnel(t, c.identityFile(t, "app"), upstream.Addr)
+	addr, _ := tun.lookup(t, fqdn)
+	if !addr.IsValid() {
+		t.Fatalf("%s does not resolve through the tunnel", fqdn)
+	}
+	start := time.Now()
+	conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	banner := make([]byte, len("220 smtp.customerdomain.me ready\r\n"))
+	if _, err := io.ReadFull(conn, banner); err != nil {
+		t.Fatalf("no banner after %v: %v", time.Since(start), err)
+	}
+	took := time.Since(start)
+	t.Logf("banner after %v", took)
+	if took > time.Second {
+		t.Errorf("banner took %v: the handshake waited for the program to speak", took)
+	}
+	if _, err := conn.Write([]byte("QUIT\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	echo := make([]byte, 6)
+	if _, err := io.ReadFull(conn, echo); err != nil || string(echo) != "QUIT\r\n" {
+		t.Fatalf("after the banner: %q %v", echo, err)
+	}
+}
