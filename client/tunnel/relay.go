@@ -25,16 +25,22 @@ type aborter interface{ Abort() error }
 func Relay(local *net.TCPConn, remote Stream) error {
 	errc := make(chan error, 1)
 	go func() {
-		errc <- pass(remote, local) // local → overlay
+		err := pass(local, remote) // overlay → local
+		if err != nil {
+			abort(local, remote) // also ends the other direction
+		}
+		errc <- err
 	}()
-	err := pass(local, remote) // overlay → local
+	// local → overlay on this goroutine, which runs on at once: the program's first bytes,
+	// usually waiting in the socket by the time the overlay stream is up, then leave with the
+	// end-to-end handshake's last message in one frame (see e2e.Conn).
+	err := pass(remote, local)
 	if err != nil {
 		abort(local, remote)
 		<-errc
 		return err
 	}
 	if err := <-errc; err != nil {
-		abort(local, remote)
 		return err
 	}
 	return errors.Join(local.Close(), remote.Close())

@@ -59,3 +59,37 @@ func TestRelayPassesFailureAsReset(t *testing.T) {
 		t.Fatal("relay reported success for a failed stream")
 	}
 }
+
+// A program that resets its connection aborts the overlay stream at once, while the service
+// behind it is still silent (a failure in either direction ends both).
+func TestRelayPassesProgramResetToTheOverlay(t *testing.T) {
+	prog, local := nettest.TCPPair(t)
+	remote, svc := nettest.TCPPair(t)
+	done := make(chan error, 1)
+	go func() { done <- Relay(local, remote) }()
+
+	io.WriteString(prog, "half a request")
+	buf := make([]byte, 14)
+	svc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(svc, buf); err != nil {
+		t.Fatal(err)
+	}
+	prog.SetLinger(0)
+	prog.Close() // the program fails mid-request; the service has not answered yet
+	if _, err := io.ReadAll(svc); isTimeout(err) {
+		t.Fatalf("the overlay stream outlived the program's reset: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("relay reported success for a reset connection")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("relay still running after the program's reset")
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
+}
