@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/flynn/noise"
 
@@ -162,5 +163,39 @@ func TestHandshakeGuessesPeerStatics(t *testing.T) {
 	cl, _ = run(router) // the client now remembers the restarted router's key, not this one's
 	if want := []bool{false}; !slices.Equal(cl, want) {
 		t.Fatalf("handshake back with the first router: client %v, want %v", cl, want)
+	}
+}
+
+// The spare ephemeral keys are refilled in a burst once the pool is half empty, and every key
+// handed out is a fresh one.
+func TestSpareKeysRefill(t *testing.T) {
+	var d handshakeDH
+	seen := map[string]bool{}
+	take := func() {
+		k, err := d.GenerateKeypair(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[string(k.Public)] {
+			t.Fatal("an ephemeral key was handed out twice")
+		}
+		seen[string(k.Public)] = true
+	}
+	take() // starts the filler
+	deadline := time.Now().Add(5 * time.Second)
+	for len(spareKeys) < cap(spareKeys) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool holds %d keys, want %d", len(spareKeys), cap(spareKeys))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for range cap(spareKeys)/2 + 1 {
+		take()
+	}
+	for len(spareKeys) < cap(spareKeys) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool not refilled after it ran half empty: %d keys", len(spareKeys))
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -170,24 +170,29 @@ func (h *Host) setup(ctx context.Context, s net.Conn, req *fabric.Request) (net.
 		return nil, nil, fabric.BadRequest, fmt.Errorf("target %q is not host:port", req.Target)
 	}
 	// The target dial and the handshake reply's key agreement overlap: both are on the new
-	// stream's critical path.
-	type dialed struct {
-		conn net.Conn
-		err  error
+	// stream's critical path. The key agreement goes to another goroutine and the dial stays
+	// here: a goroutine just started waits for this one to block (or for an idle CPU to take
+	// it, which on a small machine it often does not), and the dial blocks at once — in the
+	// connect or in name resolution — while the key agreement never does. (The other way
+	// round, the dial started only after the key agreement was done.)
+	type responded struct {
+		r     *e2e.Responder
+		reply []byte
+		err   error
 	}
-	dc := make(chan dialed, 1)
+	rc := make(chan responded, 1)
 	go func() {
-		dctx, cancel := context.WithTimeout(ctx, h.cfg.SetupTimeout)
-		defer cancel()
-		c, err := h.cfg.Dialer.Dial(dctx, host, port)
-		dc <- dialed{c, err}
+		r, reply, err := h.cfg.Endpoint.Respond(req.Target, req.Identity, req.Payload)
+		rc <- responded{r, reply, err}
 	}()
-	resp, reply, herr := h.cfg.Endpoint.Respond(req.Target, req.Identity, req.Payload)
-	d := <-dc
-	if d.err != nil {
-		return nil, nil, dialCode(d.err), d.err
+	dctx, cancel := context.WithTimeout(ctx, h.cfg.SetupTimeout)
+	target, err := h.cfg.Dialer.Dial(dctx, host, port)
+	cancel()
+	if err != nil {
+		return nil, nil, dialCode(err), err
 	}
-	target := d.conn
+	res := <-rc
+	resp, reply, herr := res.r, res.reply, res.err
 	if herr != nil {
 		target.Close()
 		return nil, nil, fabric.BadRequest, herr
