@@ -60,7 +60,7 @@ func TestWatchServicesPushesPolicyChanges(t *testing.T) {
 		t.Fatalf("an unchanged list was pushed again: %+v", l)
 	case <-time.After(100 * time.Millisecond):
 	}
-	s.Update(stack.Policy(nil, nil, nil))
+	s.Update(stack.Policy(nil, nil, []string{"i1"})) // i1 stays, its policy goes
 	if l := next("after the revocation"); len(l) != 0 {
 		t.Fatalf("after the revocation: %+v", l)
 	}

@@ -138,6 +138,7 @@ func (h *Hub) authorizeLink(kind, id string) error {
 // admit are closed.
 func (h *Hub) Update(s Snapshot) {
 	ix := compile(s)
+	ix.fromController = true
 	var cut []func()
 	h.mu.Lock()
 	// Storing under mu pairs with track and register: a stream or link set up concurrently is

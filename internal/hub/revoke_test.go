@@ -151,9 +151,9 @@ func TestUpdateCutsWhatItRevokes(t *testing.T) {
 		{name: "identity deleted", change: func(s *hub.Snapshot) {
 			s.Identities = []hub.Identity{{ID: "i2", Roles: []string{"apps"}}}
 		}, streamCut: true, clientCut: true, newLinkRefused: true},
-		// A snapshot listing no identity at all says nothing about which may link (the hub's
-		// initial one looks the same): links stay, though nothing is authorised.
-		{name: "no identity listed", change: func(s *hub.Snapshot) { s.Identities = nil }, streamCut: true},
+		// The network's last identity deleted: a snapshot listing none shuts it out like any other.
+		{name: "no identity listed", change: func(s *hub.Snapshot) { s.Identities = nil },
+			streamCut: true, clientCut: true, newLinkRefused: true},
 		{name: "router deleted", change: func(s *hub.Snapshot) {
 			s.Routers = []hub.Router{{ID: "b", Roles: []string{"edge"}}}
 		}, streamCut: true, routerCut: true},
@@ -226,8 +226,9 @@ func TestLinkAdmission(t *testing.T) {
 		{name: "listed router", snap: &listed, kind: api.KindRouter, id: "a"},
 		{name: "unlisted identity", snap: &listed, kind: api.KindIdentity, id: "i9", refused: true},
 		{name: "unlisted router", snap: &listed, kind: api.KindRouter, id: "z", refused: true},
-		{name: "identity, snapshot listing none", snap: &hub.Snapshot{Routers: listed.Routers}, kind: api.KindIdentity, id: "i9"},
-		{name: "router, snapshot listing none", snap: &hub.Snapshot{Identities: listed.Identities}, kind: api.KindRouter, id: "z"},
+		{name: "identity, snapshot listing none", snap: &hub.Snapshot{Routers: listed.Routers}, kind: api.KindIdentity, id: "i9", refused: true},
+		{name: "router, snapshot listing none", snap: &hub.Snapshot{Identities: listed.Identities}, kind: api.KindRouter, id: "z", refused: true},
+		{name: "identity, empty snapshot", snap: &hub.Snapshot{}, kind: api.KindIdentity, id: "i1", refused: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -53,6 +53,8 @@ type index struct {
 	byAddr  map[string][]*service // normalised address → services at that address
 	allowed map[string][]*service // identity id → services it may dial, by name; every listed identity has a key
 	routers map[string]bool       // listed router ids
+	// fromController: built from a snapshot Update installed, not the empty one New starts with.
+	fromController bool
 }
 
 type service struct {
@@ -132,16 +134,20 @@ func (ix *index) authorize(identity, target string) (*service, bool) {
 }
 
 // admits reports whether peer may hold a link to the hub: an identity or router the snapshot
-// lists. A snapshot listing no identities (or no routers) at all says nothing about them — the
-// empty one a hub starts with before the controller's first push, or a feed of policies only —
-// so it refuses none of that kind. The controller's snapshots list every identity and router.
+// lists. Before the controller's first snapshot (the empty index New starts with) the hub knows
+// nobody, so it refuses nobody: every dial is refused anyway until Update. From the first
+// snapshot on, a peer it does not list is shut out, even when it lists none of that kind (the
+// network's last identity deleted). The controller's snapshots list every identity and router.
 func (ix *index) admits(peer fabric.Peer) bool {
+	if !ix.fromController {
+		return true
+	}
 	switch peer.Kind {
 	case api.KindIdentity:
 		_, listed := ix.allowed[peer.ID]
-		return listed || len(ix.allowed) == 0
+		return listed
 	case api.KindRouter:
-		return ix.routers[peer.ID] || len(ix.routers) == 0
+		return ix.routers[peer.ID]
 	}
 	return true
 }
