@@ -181,7 +181,7 @@ func TestSpareKeysRefill(t *testing.T) {
 		}
 		seen[string(k.Public)] = true
 	}
-	take() // starts the filler
+	take()                                   // starts the filler
 	for len(spareKeys) >= cap(spareKeys)/2 { // run the pool half empty (other tests may have used some)
 		take()
 	}
