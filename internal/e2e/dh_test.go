@@ -181,8 +181,9 @@ func TestSpareKeysRefill(t *testing.T) {
 		}
 		seen[string(k.Public)] = true
 	}
-	take()                                   // starts the filler
-	for len(spareKeys) >= cap(spareKeys)/2 { // run the pool half empty (other tests may have used some)
+	take() // starts the filler
+	// Run the pool half empty: other tests may have left it anywhere.
+	for len(spareKeys) >= cap(spareKeys)/2 {
 		take()
 	}
 	deadline := time.Now().Add(5 * time.Second)
