@@ -88,17 +88,30 @@ func (c *Conn) holdHandshake(msg []byte) {
 	defer c.wmu.Unlock()
 	c.hsMsg = msg
 	c.hsPending.Store(true)
-	c.hsTimer = time.AfterFunc(handshakeFlushDelay, c.flushHandshake)
+	c.hsTimer = time.AfterFunc(handshakeFlushDelay, func() {
+		// The timer may wait for the write lock: whoever holds it sends the message or has
+		// sent it (a ReadFrom sends it before waiting for its source), and a holder that sends
+		// nothing — holdHandshake itself, on a busy machine — lets go soon.
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		c.sendHeldHandshake()
+	})
 }
 
-// flushHandshake sends the held handshake message, if it has not left yet. It never waits for
-// the write lock: whoever holds it (a Write, CloseWrite, or a ReadFrom about to send or wait
-// for its source) sends the message itself, so a Read is never held up behind a Write.
+// flushHandshake sends the held handshake message for a reader, if it has not left yet. It
+// never waits for the write lock, so a Read is never held up behind a Write: whoever holds the
+// lock (a Write, CloseWrite, or a ReadFrom about to send or wait for its source) sends the
+// message itself, and the timer set in holdHandshake remains as a backstop.
 func (c *Conn) flushHandshake() {
 	if !c.wmu.TryLock() {
 		return
 	}
 	defer c.wmu.Unlock()
+	c.sendHeldHandshake()
+}
+
+// sendHeldHandshake sends the held handshake message, if any; the caller holds wmu.
+func (c *Conn) sendHeldHandshake() {
 	if c.hsMsg == nil || c.werr != nil {
 		return
 	}
