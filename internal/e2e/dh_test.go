@@ -46,14 +46,38 @@ func TestHandshakeDHMatchesNoiseDH25519(t *testing.T) {
 	}
 }
 
-func TestHandshakeDHRejectsLowOrderPoint(t *testing.T) {
+// Every public key of small order (RFC 7748 §6.1's all-zero shared secret) is refused, as the
+// stock DH25519 refuses it; the list is libsodium's, each also checked against the stock DH.
+func TestHandshakeDHRejectsLowOrderPoints(t *testing.T) {
+	ff := func(first, last byte) []byte {
+		b := bytes.Repeat([]byte{0xff}, 32)
+		b[0], b[31] = first, last
+		return b
+	}
+	points := map[string][]byte{
+		"0":        make([]byte, 32),
+		"1":        append([]byte{1}, make([]byte, 31)...),
+		"order 8":  {0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00},
+		"order 8'": {0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef, 0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57},
+		"p-1":      ff(0xec, 0x7f),
+		"p":        ff(0xed, 0x7f),
+		"p+1":      ff(0xee, 0x7f),
+	}
 	var d handshakeDH
 	a, err := d.GenerateKeypair(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.DH(a.Private, make([]byte, 32)); err == nil {
-		t.Fatal("DH with the all-zero point succeeded")
+	for name, p := range points {
+		if _, err := noise.DH25519.DH(a.Private, p); err == nil {
+			t.Fatalf("%s: the stock DH25519 accepts it: not a small-order point", name)
+		}
+		if _, err := d.DH(a.Private, p); err == nil {
+			t.Errorf("DH with the small-order point %s succeeded", name)
+		}
+	}
+	if _, err := d.DH(a.Private, make([]byte, 31)); err == nil {
+		t.Error("DH with a 31-byte public key succeeded")
 	}
 }
 

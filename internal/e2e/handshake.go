@@ -25,7 +25,6 @@ package e2e
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -80,7 +79,7 @@ type Endpoint struct {
 // local is the current static key and the handshake payload that proves it.
 type local struct {
 	static  noise.DHKey
-	key     *ecdh.PrivateKey // static, parsed
+	key     *dhKey // static
 	payload []byte
 }
 
