@@ -1,4 +1,4 @@
-// Package bufpool lends byte buffers in power-of-two size classes from 4 KiB to 1 MiB, so that
+// Package bufpool lends byte buffers in power-of-two size classes from 4 KiB to 2 MiB, so that
 // the data plane's per-frame buffers are reused rather than left to the garbage collector, and a
 // stream holds a buffer only while data is in flight.
 package bufpool
@@ -7,7 +7,7 @@ import "sync"
 
 const (
 	minShift = 12
-	classes  = 9 // 4 KiB .. 1 MiB
+	classes  = 10 // 4 KiB .. 2 MiB: a 1 MiB frame with its TLS records' overhead fits
 )
 
 // Max is the largest pooled size; larger buffers are allocated and left to the collector.

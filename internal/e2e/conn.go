@@ -14,6 +14,7 @@ import (
 	"github.com/flynn/noise"
 
 	"github.com/ztna/ztna/internal/bufpool"
+	"github.com/ztna/ztna/internal/sockread"
 )
 
 const (
@@ -414,7 +415,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
-	rc := rawConnOf(r)
+	rc := sockread.RawConn(r)
 	var total int64
 	for {
 		if c.hsMsg != nil && (rc == nil || !c.short) {
@@ -430,7 +431,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 			switch {
 			case err == io.EOF:
 				return total, nil
-			case err == errNoRawRead:
+			case err == sockread.ErrUnsupported:
 				rc = nil
 			case err != nil:
 				return total, err
@@ -456,17 +457,11 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// errNoRawRead: the platform cannot read the socket directly (see readReady).
-var errNoRawRead = errors.New("e2e: no direct socket reads here")
-
-// errWouldBlock: readReady without waiting found the socket idle.
-var errWouldBlock = errors.New("e2e: socket idle")
-
 // readProbe waits for the socket to have data, reads up to len(c.probe) bytes of it and sends
 // them as one frame. A full probe means more is waiting: the next read is a large one.
 func (c *Conn) readProbe(rc syscall.RawConn) (int, error) {
-	n, err := readReady(rc, c.probe[:], c.hsMsg != nil)
-	if err == errWouldBlock { // nothing for the held handshake message to travel with
+	n, err := sockread.Read(rc, c.probe[:], c.hsMsg != nil)
+	if err == sockread.ErrWouldBlock { // nothing for the held handshake message to travel with
 		return 0, c.send1(nil)
 	}
 	if n == 0 {
@@ -513,18 +508,6 @@ func (c *Conn) readAndSeal(r io.Reader, buf []byte) (n int, rerr, werr error) {
 		return 0, rerr, err
 	}
 	return n, rerr, nil
-}
-
-func rawConnOf(r io.Reader) syscall.RawConn {
-	sc, ok := r.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
 }
 
 // CloseWrite sends the authenticated end of stream; the peer's Read then returns io.EOF.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ztna/ztna/internal/fabric/mux"
 	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/tlsrecord"
 )
 
 // Multiplexer tuning.
@@ -80,7 +81,7 @@ type Link struct {
 	cfg  LinkConfig
 	sess *mux.Session
 	conn net.Conn // the TCP connection under TLS, for addresses
-	bc   *batchedConn
+	tc   *tlsrecord.Conn
 
 	ctrl   *mux.Stream
 	ctrlMu sync.Mutex // serialises pings and pongs on ctrl
@@ -103,8 +104,9 @@ func Dial(ctx context.Context, addr string, cfg LinkConfig) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fabric: dial hub %s: %w", addr, err)
 	}
-	tc, bc := tlsClient(raw, cfg.Credentials, cfg.KeyLog)
-	l, err := establish(ctx, raw, tc, bc, cfg, true)
+	tlsCfg := clientTLS(cfg.Credentials)
+	tlsCfg.KeyLogWriter = cfg.KeyLog
+	l, err := establish(ctx, raw, tlsCfg, cfg, true)
 	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("fabric: hub %s: %w", addr, err)
@@ -118,8 +120,9 @@ func Accept(ctx context.Context, conn net.Conn, cfg LinkConfig) (*Link, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	tc, bc := tlsServer(conn, cfg.Credentials, cfg.Authorize, cfg.KeyLog)
-	l, err := establish(ctx, conn, tc, bc, cfg, false)
+	tlsCfg := serverTLS(cfg.Credentials, cfg.Authorize)
+	tlsCfg.KeyLogWriter = cfg.KeyLog
+	l, err := establish(ctx, conn, tlsCfg, cfg, false)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("fabric: link from %s: %w", conn.RemoteAddr(), err)
@@ -127,18 +130,27 @@ func Accept(ctx context.Context, conn net.Conn, cfg LinkConfig) (*Link, error) {
 	return l, nil
 }
 
-func establish(ctx context.Context, raw net.Conn, tc *tls.Conn, bc *batchedConn, cfg LinkConfig, client bool) (*Link, error) {
+func establish(ctx context.Context, raw net.Conn, tlsCfg *tls.Config, cfg LinkConfig, client bool) (*Link, error) {
 	cfg.defaults()
-	peer, err := handshake(ctx, tc)
+	var tc *tlsrecord.Conn
+	var err error
+	if client {
+		tc, err = tlsrecord.Client(ctx, raw, tlsCfg)
+	} else {
+		tc, err = tlsrecord.Server(ctx, raw, tlsCfg)
+	}
 	if err != nil {
 		return nil, err
 	}
-	l := &Link{peer: peer, cfg: cfg, conn: raw, bc: bc, done: make(chan struct{})}
-	rw := recordWriter{Conn: tc, under: bc}
+	peer, err := peerOf(tc.ConnectionState())
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{peer: peer, cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
 	if client {
-		l.sess, err = mux.Client(rw, muxConfig())
+		l.sess, err = mux.Client(tc, muxConfig())
 	} else {
-		l.sess, err = mux.Server(rw, muxConfig())
+		l.sess, err = mux.Server(tc, muxConfig())
 	}
 	if err != nil {
 		return nil, err
@@ -201,6 +213,11 @@ func (l *Link) acceptControl() error {
 	l.ctrl = s
 	return nil
 }
+
+// clockBase anchors the keepalives' timestamps: nanoseconds on the monotonic clock.
+var clockBase = time.Now()
+
+func monotonic() int64 { return int64(time.Since(clockBase)) }
 
 // Keepalive messages on the control stream: a type byte and the sender's timestamp, echoed back.
 const (
@@ -288,7 +305,7 @@ func (l *Link) keepalive() {
 // silence is how long the peer has sent nothing at all. Bytes waiting in the socket that this
 // process has not got round to reading count as something.
 func (l *Link) silence() time.Duration {
-	d := time.Duration(monotonic() - l.bc.lastRead.Load())
+	d := time.Since(l.tc.LastRead())
 	if d > l.cfg.KeepaliveInterval && unreadBytes(l.conn) {
 		return 0
 	}

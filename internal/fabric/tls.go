@@ -1,13 +1,10 @@
 package fabric
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/pki"
@@ -49,8 +46,6 @@ func (c Credentials) check() error {
 func clientTLS(c Credentials) *tls.Config {
 	cfg := pki.MutualClientConfig(c.Cert, c.CA, api.KindHub, api.KindController)
 	cfg.NextProtos = []string{ALPN}
-	// Full-size records from the first byte: links are long-lived bulk carriers.
-	cfg.DynamicRecordSizingDisabled = true
 	return cfg
 }
 
@@ -59,16 +54,11 @@ func clientTLS(c Credentials) *tls.Config {
 func serverTLS(c Credentials, authorize pki.Authorizer) *tls.Config {
 	cfg := pki.MutualServerConfig(c.Cert, c.CA, authorize, api.KindRouter, api.KindIdentity)
 	cfg.NextProtos = []string{ALPN}
-	cfg.DynamicRecordSizingDisabled = true
 	return cfg
 }
 
-// handshake runs the TLS handshake bounded by ctx and returns the verified peer.
-func handshake(ctx context.Context, tc *tls.Conn) (Peer, error) {
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return Peer{}, err
-	}
-	cs := tc.ConnectionState()
+// peerOf checks the handshake's outcome and returns the verified peer.
+func peerOf(cs tls.ConnectionState) (Peer, error) {
 	if cs.NegotiatedProtocol != ALPN {
 		return Peer{}, fmt.Errorf("peer does not speak %s (ALPN %q)", ALPN, cs.NegotiatedProtocol)
 	}
@@ -80,20 +70,4 @@ func handshake(ctx context.Context, tc *tls.Conn) (Peer, error) {
 		return Peer{}, err
 	}
 	return Peer{Kind: kind, ID: id}, nil
-}
-
-// tlsClient wraps a dialled connection for a router or identity.
-func tlsClient(conn net.Conn, c Credentials, keyLog io.Writer) (*tls.Conn, *batchedConn) {
-	bc := newBatchedConn(conn)
-	cfg := clientTLS(c)
-	cfg.KeyLogWriter = keyLog
-	return tls.Client(bc, cfg), bc
-}
-
-// tlsServer wraps an accepted connection for a hub.
-func tlsServer(conn net.Conn, c Credentials, authorize pki.Authorizer, keyLog io.Writer) (*tls.Conn, *batchedConn) {
-	bc := newBatchedConn(conn)
-	cfg := serverTLS(c, authorize)
-	cfg.KeyLogWriter = keyLog
-	return tls.Server(bc, cfg), bc
 }

@@ -45,8 +45,8 @@ const (
 	headerSize = 8
 	maxLength  = 1<<24 - 1
 	// mergeLimit: a payload this small is copied behind its header so that both leave as one
-	// TLS record.
-	mergeLimit = 16 << 10
+	// TLS record (of at most 16 KiB).
+	mergeLimit = 16<<10 - headerSize
 )
 
 // Config tunes a session. Both ends must use the same Window.
@@ -62,7 +62,8 @@ type Config struct {
 	MaxFrame int
 	// AcceptBacklog is how many opened streams may wait for AcceptStream.
 	AcceptBacklog int
-	// ReadBuffer is the size of the buffered reader over the connection.
+	// ReadBuffer is the size of the buffered reader over the connection (unused when the
+	// connection is an ExactReader).
 	ReadBuffer int
 }
 
@@ -97,10 +98,17 @@ type BuffersWriter interface {
 	WriteBuffers(v [][]byte) (int, error)
 }
 
+// ExactReader reads exactly len(p) bytes and may use p's capacity beyond len(p) as scratch (a
+// tlsrecord.Conn decrypts records straight into the frame's buffer that way). A session reads
+// such a connection directly, without a buffered reader and its copy.
+type ExactReader interface {
+	ReadFull(p []byte) error
+}
+
 // Session is one end of a multiplexed connection.
 type Session struct {
 	conn io.ReadWriteCloser
-	r    *bufio.Reader
+	read func(p []byte) error // exactly len(p) bytes, maybe using p's capacity as scratch
 	cfg  Config
 
 	// wlock is held (a token in it) while a frame goes on the wire. A channel, not a mutex, so
@@ -135,7 +143,6 @@ func newSession(conn io.ReadWriteCloser, cfg Config, firstID uint32) (*Session, 
 	}
 	s := &Session{
 		conn:    conn,
-		r:       bufio.NewReaderSize(conn, cfg.ReadBuffer),
 		cfg:     cfg,
 		wlock:   make(chan struct{}, 1),
 		scratch: make([]byte, headerSize+mergeLimit),
@@ -143,6 +150,15 @@ func newSession(conn io.ReadWriteCloser, cfg Config, firstID uint32) (*Session, 
 		nextID:  firstID,
 		accept:  make(chan *Stream, cfg.AcceptBacklog),
 		die:     make(chan struct{}),
+	}
+	if er, ok := conn.(ExactReader); ok {
+		s.read = er.ReadFull
+	} else {
+		r := bufio.NewReaderSize(conn, cfg.ReadBuffer)
+		s.read = func(p []byte) error {
+			_, err := io.ReadFull(r, p)
+			return err
+		}
 	}
 	go s.readLoop()
 	return s, nil
@@ -279,7 +295,7 @@ func (s *Session) writeFrame(typ byte, id uint32, length int, payload []byte, de
 func (s *Session) readLoop() {
 	var hdr [headerSize]byte
 	for {
-		if _, err := io.ReadFull(s.r, hdr[:]); err != nil {
+		if err := s.read(hdr[:]); err != nil {
 			s.fail(readErr(err))
 			return
 		}
@@ -360,17 +376,14 @@ func (s *Session) data(st *Stream, id uint32, length int) error {
 	if length > s.cfg.MaxFrame {
 		return fmt.Errorf("mux: frame of %d bytes on stream %d exceeds %d", length, id, s.cfg.MaxFrame)
 	}
-	if st == nil {
-		_, err := s.r.Discard(length)
-		if err != nil {
-			return readErr(err)
-		}
-		return nil
-	}
 	buf := bufpool.Get(length)
-	if _, err := io.ReadFull(s.r, (*buf)[:length]); err != nil {
+	if err := s.read((*buf)[:length]); err != nil {
 		bufpool.Put(buf)
 		return readErr(err)
+	}
+	if st == nil {
+		bufpool.Put(buf)
+		return nil
 	}
 	return st.received(buf, length)
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package e2e
+package sockread
 
 import (
 	"io"
@@ -8,11 +8,10 @@ import (
 	"syscall"
 )
 
-// readReady reads what the socket has into p, leaving the waiting to the runtime poller: the
-// caller holds no buffer but p (small, part of the Conn) while the socket is idle, and a small
-// message costs one read system call after the wake-up. With noWait, an idle socket returns
-// errWouldBlock instead.
-func readReady(rc syscall.RawConn, p []byte, noWait bool) (int, error) {
+// Read reads what the socket has into p, waiting for data (and honouring the connection's read
+// deadline) in the runtime poller. With noWait an idle socket returns ErrWouldBlock instead. The
+// end of the stream is io.EOF.
+func Read(rc syscall.RawConn, p []byte, noWait bool) (int, error) {
 	var n int
 	var rerr error
 	err := rc.Read(func(fd uintptr) bool {
@@ -31,7 +30,7 @@ func readReady(rc syscall.RawConn, p []byte, noWait bool) (int, error) {
 	case err != nil:
 		return 0, err
 	case rerr == syscall.EAGAIN:
-		return 0, errWouldBlock
+		return 0, ErrWouldBlock
 	case rerr != nil:
 		return 0, os.NewSyscallError("read", rerr)
 	case n == 0:

@@ -1,0 +1,29 @@
+// Package sockread reads a socket without holding a buffer while it waits for data: the runtime
+// poller does the waiting, and the caller chooses the buffer once bytes have arrived. An idle
+// stream or link then costs no receive buffer, and a small message costs one read system call
+// after the wake-up.
+package sockread
+
+import (
+	"errors"
+	"syscall"
+)
+
+// ErrUnsupported: the platform or the connection cannot be read directly; read it the usual way.
+var ErrUnsupported = errors.New("sockread: no direct socket reads here")
+
+// ErrWouldBlock: Read without waiting found the socket idle.
+var ErrWouldBlock = errors.New("sockread: socket idle")
+
+// RawConn returns the raw socket under r, or nil when r is not a socket.
+func RawConn(r any) syscall.RawConn {
+	sc, ok := r.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}

@@ -1,0 +1,424 @@
+package tlsrecord
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// credentials returns a CA-less pair of configurations that verify each other's self-signed
+// certificates, both ways.
+func credentials(t testing.TB) (client, server *tls.Config) {
+	t.Helper()
+	mk := func(name string) (tls.Certificate, *x509.Certificate) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			KeyUsage:    x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crt, _ := x509.ParseCertificate(der)
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}, crt
+	}
+	sc, scrt := mk("server")
+	cc, ccrt := mk("client")
+	sroots, croots := x509.NewCertPool(), x509.NewCertPool()
+	sroots.AddCert(scrt)
+	croots.AddCert(ccrt)
+	client = &tls.Config{Certificates: []tls.Certificate{cc}, RootCAs: sroots, ServerName: "server", MinVersion: tls.VersionTLS13}
+	server = &tls.Config{Certificates: []tls.Certificate{sc}, ClientCAs: croots, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
+	return client, server
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t testing.TB) (a, b net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = <-accepted
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// end is one side of a test connection: this package's Conn or crypto/tls's.
+type end interface {
+	net.Conn
+	ConnectionState() tls.ConnectionState
+}
+
+// pair connects a client and a server, each with this package (ours) or crypto/tls.
+func pair(t testing.TB, oursClient, oursServer bool) (client, server end) {
+	t.Helper()
+	ccfg, scfg := credentials(t)
+	a, b := tcpPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs := make(chan error, 1)
+	go func() {
+		var err error
+		if oursServer {
+			server, err = Server(ctx, b, scfg)
+		} else {
+			tc := tls.Server(b, scfg)
+			err, server = tc.HandshakeContext(ctx), tc
+		}
+		errs <- err
+	}()
+	var err error
+	if oursClient {
+		client, err = Client(ctx, a, ccfg)
+	} else {
+		tc := tls.Client(a, ccfg)
+		err, client = tc.HandshakeContext(ctx), tc
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	return client, server
+}
+
+var combos = []struct {
+	name                   string
+	oursClient, oursServer bool
+}{
+	{"ours-ours", true, true},
+	{"ours-cryptotls", true, false},
+	{"cryptotls-ours", false, true},
+}
+
+// Data of every record size crosses in both directions, whichever end uses this package: the
+// records are TLS 1.3's, byte for byte.
+func TestInteroperatesWithCryptoTLS(t *testing.T) {
+	sizes := []int{1, 7, 100, maxPlaintext - 1, maxPlaintext, maxPlaintext + 1, 3*maxPlaintext + 5, 1 << 20}
+	for _, cb := range combos {
+		t.Run(cb.name, func(t *testing.T) {
+			c, s := pair(t, cb.oursClient, cb.oursServer)
+			for _, dir := range []struct {
+				name string
+				w, r end
+			}{{"client->server", c, s}, {"server->client", s, c}} {
+				for _, n := range sizes {
+					msg := make([]byte, n)
+					rand.Read(msg)
+					errs := make(chan error, 1)
+					go func() { _, err := dir.w.Write(msg); errs <- err }()
+					got := make([]byte, n)
+					if _, err := io.ReadFull(dir.r, got); err != nil {
+						t.Fatalf("%s %d bytes: %v", dir.name, n, err)
+					}
+					if err := <-errs; err != nil {
+						t.Fatalf("%s %d bytes: write: %v", dir.name, n, err)
+					}
+					if !bytes.Equal(got, msg) {
+						t.Fatalf("%s %d bytes: data differs", dir.name, n)
+					}
+				}
+			}
+			if cs := c.ConnectionState(); cs.Version != tls.VersionTLS13 || len(cs.PeerCertificates) == 0 {
+				t.Fatalf("client state: version %x, %d peer certificates", cs.Version, len(cs.PeerCertificates))
+			}
+			if cs := s.ConnectionState(); len(cs.PeerCertificates) == 0 {
+				t.Fatal("the server saw no client certificate")
+			}
+		})
+	}
+}
+
+// A writer's buffers each start a record, so ReadFull of exactly one buffer decrypts every
+// record straight into the caller's buffer (the last one into its spare capacity), leaving
+// nothing pending; a reader asking for less gets the rest on the next read.
+func TestReadFullDecryptsInPlace(t *testing.T) {
+	c, s := pair(t, true, true)
+	w, r := c.(*Conn), s.(*Conn)
+	hdr := []byte("8 bytes!")
+	payload := make([]byte, 5*maxPlaintext+123)
+	rand.Read(payload)
+	go w.WriteBuffers([][]byte{hdr, payload, hdr})
+	var h [8]byte
+	if err := r.ReadFull(h[:]); err != nil || string(h[:]) != string(hdr) {
+		t.Fatalf("header: %q %v", h, err)
+	}
+	buf := make([]byte, len(payload), len(payload)+1)
+	if err := r.ReadFull(buf); err != nil || !bytes.Equal(buf, payload) {
+		t.Fatalf("payload: %v", err)
+	}
+	if len(r.pending) != 0 {
+		t.Fatalf("%d bytes left pending: not decrypted into place", len(r.pending))
+	}
+	// Less than a record: the rest is returned by the next reads.
+	var a, b [4]byte
+	if err := r.ReadFull(a[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(r, b[:]); err != nil || string(a[:])+string(b[:]) != string(hdr) {
+		t.Fatalf("split read: %q %q %v", a, b, err)
+	}
+}
+
+// withUpdateAfter lowers the key update schedule for one test.
+func withUpdateAfter(t *testing.T, n uint64) {
+	u, a := updateAfter, askAfter
+	updateAfter, askAfter = n, 2*n
+	t.Cleanup(func() { updateAfter, askAfter = u, a })
+}
+
+// This end updates its sending key on schedule and a crypto/tls reader follows; a crypto/tls
+// writer, which never updates by itself, is asked to and does; this package's reader follows.
+func TestKeyUpdates(t *testing.T) {
+	withUpdateAfter(t, 8)
+	for _, cb := range combos {
+		t.Run(cb.name, func(t *testing.T) {
+			c, s := pair(t, cb.oursClient, cb.oursServer)
+			ours := c
+			if !cb.oursClient {
+				ours = s
+			}
+			o := ours.(*Conn)
+			secretsBefore := [][]byte{bytes.Clone(o.in.secret), bytes.Clone(o.out.secret)}
+			// Enough records both ways for several updates (a read asks, the next write sends).
+			for round := range 6 {
+				for _, dir := range [][2]end{{c, s}, {s, c}} {
+					msg := bytes.Repeat([]byte{byte(round)}, 20*maxPlaintext)
+					errs := make(chan error, 1)
+					go func() { _, err := dir[0].Write(msg); errs <- err }()
+					got := make([]byte, len(msg))
+					if _, err := io.ReadFull(dir[1], got); err != nil {
+						t.Fatalf("round %d: %v", round, err)
+					}
+					if err := <-errs; err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(got, msg) {
+						t.Fatalf("round %d: data differs", round)
+					}
+				}
+			}
+			if bytes.Equal(o.out.secret, secretsBefore[1]) {
+				t.Error("the sending key was never updated")
+			}
+			if bytes.Equal(o.in.secret, secretsBefore[0]) {
+				t.Error("the receiving key was never updated: the peer was not asked, or ignored it")
+			}
+			if o.out.seq > updateAfter || o.in.seq > askAfter+updateAfter {
+				t.Errorf("keys used beyond the schedule: out %d, in %d records", o.out.seq, o.in.seq)
+			}
+		})
+	}
+}
+
+// A peer that goes on sending under one key past AES-GCM's limit, asked or not, is cut off.
+func TestRecordLimitEnforced(t *testing.T) {
+	withUpdateAfter(t, 1<<62) // the writer here would otherwise update on its own
+	c, s := pair(t, true, true)
+	w, r := c.(*Conn), s.(*Conn)
+	lim := r.in.suite.recordLimit
+	w.out.seq, r.in.seq = lim-1, lim-1 // as if lim-1 records had crossed
+	go w.Write(bytes.Repeat([]byte{1}, 3*maxPlaintext))
+	buf := make([]byte, 3*maxPlaintext)
+	n, err := io.ReadFull(r, buf)
+	if !errors.Is(err, ErrRecordLimit) || n != maxPlaintext {
+		t.Fatalf("read past the limit: %d bytes, %v", n, err)
+	}
+}
+
+// tamperConn flips one byte of what it forwards, at offset flipAt of the stream.
+type tamperConn struct {
+	net.Conn
+	mu     sync.Mutex
+	seen   int
+	flipAt int
+}
+
+func (c *tamperConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.flipAt >= c.seen && c.flipAt < c.seen+len(p) {
+		p = bytes.Clone(p)
+		p[c.flipAt-c.seen] ^= 0x40
+	}
+	c.seen += len(p)
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// A record altered on the way fails authentication: the reader returns an error naming
+// bad_record_mac, and none of the altered record's content; the connection stays failed.
+func TestTamperedRecordIsRejected(t *testing.T) {
+	c, s := pair(t, true, true)
+	w := c.(*Conn)
+	good := bytes.Repeat([]byte("g"), 100)
+	if _, err := w.Write(good); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(good))
+	if _, err := io.ReadFull(s, got); err != nil {
+		t.Fatal(err)
+	}
+	tc := &tamperConn{Conn: w.raw, flipAt: recordHeaderLen + 10}
+	w.raw = tc
+	if _, err := w.Write(bytes.Repeat([]byte("x"), 100)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Read(got)
+	var ae *alertError
+	if n != 0 || !errors.As(err, &ae) || ae.alert != alertBadRecordMAC {
+		t.Fatalf("tampered record: read %d bytes, err %v", n, err)
+	}
+	if _, err2 := s.Read(got); err2 == nil {
+		t.Fatal("the connection kept reading after a forged record")
+	}
+}
+
+// close_notify from a crypto/tls peer ends the stream cleanly after its data; a connection cut
+// in the middle of a record is a truncation.
+func TestEndOfStream(t *testing.T) {
+	c, s := pair(t, false, true)
+	go func() {
+		c.Write([]byte("last words"))
+		c.Close() // crypto/tls sends close_notify
+	}()
+	got, err := io.ReadAll(s)
+	if err != nil || string(got) != "last words" {
+		t.Fatalf("ReadAll: %q %v", got, err)
+	}
+
+	c2, s2 := pair(t, true, true)
+	w := c2.(*Conn)
+	rec := w.seal(nil, typeApplicationData, []byte("cut short"))
+	w.raw.Write(rec[:len(rec)-3])
+	w.raw.Close()
+	_, err = io.ReadAll(s2)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated record: %v", err)
+	}
+}
+
+// A read deadline interrupts a read without breaking the connection.
+func TestReadDeadlineIsNotFatal(t *testing.T) {
+	c, s := pair(t, true, true)
+	s.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	var b [4]byte
+	if _, err := s.Read(b[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v", err)
+	}
+	s.SetReadDeadline(time.Time{})
+	go c.Write([]byte("late"))
+	if _, err := io.ReadFull(s, b[:]); err != nil || string(b[:]) != "late" {
+		t.Fatalf("after the deadline: %q %v", b, err)
+	}
+}
+
+// A connection that caught up with a burst returns its streaming buffer: waiting for data, it
+// holds only its probe.
+func TestIdleConnectionHoldsNoStreamBuffer(t *testing.T) {
+	c, s := pair(t, true, true)
+	r := s.(*Conn)
+	msg := make([]byte, 4<<20)
+	go c.Write(msg)
+	if _, err := io.ReadFull(r, make([]byte, len(msg))); err != nil {
+		t.Fatal(err)
+	}
+	if r.stream == nil {
+		t.Fatal("a 4 MiB burst was read without the streaming buffer")
+	}
+	r.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	var b [4]byte
+	if _, err := r.Read(b[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle read: %v", err)
+	}
+	if r.stream != nil {
+		t.Fatal("a connection waiting for data still holds its streaming buffer")
+	}
+}
+
+// The records seen on the wire are TLS 1.3 application_data records of at most 2^14 bytes of
+// content, and nothing else.
+func TestWireFormat(t *testing.T) {
+	c, s := pair(t, true, true)
+	w := c.(*Conn)
+	rec := &recorder{Conn: w.raw}
+	w.raw = rec
+	go io.Copy(io.Discard, s)
+	if _, err := w.WriteBuffers([][]byte{[]byte("hdr"), make([]byte, 2*maxPlaintext+1)}); err != nil {
+		t.Fatal(err)
+	}
+	b := rec.Bytes()
+	var lengths []int
+	for len(b) > 0 {
+		if len(b) < recordHeaderLen || b[0] != typeApplicationData || b[1] != 3 || b[2] != 3 {
+			t.Fatalf("not a TLS 1.3 record header: % x", b[:min(len(b), 5)])
+		}
+		n := int(b[3])<<8 | int(b[4])
+		lengths = append(lengths, n-tagLen-1)
+		b = b[recordHeaderLen+n:]
+	}
+	if want := []int{3, maxPlaintext, maxPlaintext, 1}; !equalInts(lengths, want) {
+		t.Fatalf("record content lengths %v, want %v", lengths, want)
+	}
+}
+
+type recorder struct {
+	net.Conn
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	r.buf.Write(p)
+	r.mu.Unlock()
+	return r.Conn.Write(p)
+}
+
+func (r *recorder) Bytes() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.buf.Bytes())
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
