@@ -6,6 +6,7 @@ package sockread
 
 import (
 	"errors"
+	"net"
 	"syscall"
 )
 
@@ -15,10 +16,17 @@ var ErrUnsupported = errors.New("sockread: no direct socket reads here")
 // ErrWouldBlock: Read without waiting found the socket idle.
 var ErrWouldBlock = errors.New("sockread: socket idle")
 
-// RawConn returns the raw socket under r, or nil when r is not a socket.
+// RawConn returns the raw socket of r when r is a TCP or Unix socket itself, or nil. A type
+// that wraps a socket (and may expose it by embedding) is not read around: its own Read and
+// Write may do more than the socket's.
 func RawConn(r any) syscall.RawConn {
-	sc, ok := r.(syscall.Conn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := r.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil
 	}
 	rc, err := sc.SyscallConn()

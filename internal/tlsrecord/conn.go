@@ -55,8 +55,14 @@ const (
 	alertUnexpectedMessage = 10
 	alertBadRecordMAC      = 20
 	alertRecordOverflow    = 22
+	alertIllegalParameter  = 47
 	alertDecodeError       = 50
 	alertUserCanceled      = 90
+
+	// maxEmptyRecords is how many records in a row one read accepts without any application
+	// data in them (empty records, ignored messages): beyond, the peer is only keeping the
+	// reader busy. crypto/tls allows as many.
+	maxEmptyRecords = 16
 
 	// probeSize is the receive buffer inside every Conn. An idle connection waits with it
 	// (small messages are read and decrypted there); once a read fills it, or a record does not
@@ -167,7 +173,7 @@ func (c *Conn) rbuf() []byte {
 func (c *Conn) read(p []byte, full bool) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	n := 0
+	n, empty := 0, 0
 	for {
 		if len(c.pending) > 0 {
 			k := copy(p[n:], c.pending)
@@ -186,6 +192,12 @@ func (c *Conn) read(p []byte, full bool) (int, error) {
 		}
 		if body == nil {
 			if err := c.fill(); err != nil {
+				if full && n > 0 && c.rerr == nil {
+					// A deadline in the middle: the caller will ask for all of it again.
+					c.spill = append(c.spill[:0], p[:n]...)
+					c.pending = c.spill
+					return 0, err
+				}
 				return n, err
 			}
 			continue
@@ -198,6 +210,11 @@ func (c *Conn) read(p []byte, full bool) (int, error) {
 		n += k
 		if err != nil {
 			return n, c.fatal(err)
+		}
+		if k > 0 || len(c.pending) > 0 || c.rerr != nil {
+			empty = 0
+		} else if empty++; empty > maxEmptyRecords {
+			return n, c.fatal(alertErr(alertUnexpectedMessage, fmt.Sprintf("more than %d records in a row without data", maxEmptyRecords)))
 		}
 	}
 }
@@ -240,8 +257,14 @@ func (c *Conn) process(hdr, body, dst []byte, direct bool, want int) (int, error
 	}
 	c.in.seq++
 	if c.in.seq-c.askedAt >= askAfter {
+		// The peer does not update its key by itself: ask it to, now rather than with the next
+		// write, which a connection that only reads may never make.
 		c.askedAt = c.in.seq
 		c.askPeer.Store(true)
+		go c.WriteBuffers(nil)
+	}
+	if len(inner) > maxPlaintext+1 { // §5.4: padding counts too
+		return 0, alertErr(alertRecordOverflow, fmt.Sprintf("record with %d bytes of inner plaintext", len(inner)))
 	}
 	// The inner plaintext is content, content type, zero padding (§5.4).
 	i := len(inner) - 1
@@ -252,8 +275,8 @@ func (c *Conn) process(hdr, body, dst []byte, direct bool, want int) (int, error
 		return 0, alertErr(alertUnexpectedMessage, "record without a content type")
 	}
 	typ, content := inner[i], inner[:i]
-	if len(content) > maxPlaintext {
-		return 0, alertErr(alertRecordOverflow, fmt.Sprintf("record with %d bytes of content", len(content)))
+	if len(c.hs) > 0 && typ != typeHandshake { // §5.1
+		return 0, alertErr(alertUnexpectedMessage, "a handshake message interrupted by another record")
 	}
 	switch typ {
 	case typeApplicationData:
@@ -312,8 +335,11 @@ func (c *Conn) handshakeMessages(content []byte) error {
 		switch {
 		case typ == msgNewSessionTicket && c.isClient:
 		case typ == msgKeyUpdate:
-			if length != 1 || body[0] > 1 {
+			if length != 1 {
 				return alertErr(alertDecodeError, "malformed KeyUpdate")
+			}
+			if body[0] > 1 {
+				return alertErr(alertIllegalParameter, fmt.Sprintf("KeyUpdate request_update %d", body[0]))
 			}
 			if len(c.hs) > 0 { // §5.1: messages before a key change must end with its record
 				return alertErr(alertUnexpectedMessage, "KeyUpdate not at the end of its record")
@@ -322,6 +348,7 @@ func (c *Conn) handshakeMessages(content []byte) error {
 				return err
 			}
 			c.askedAt = 0
+			c.askPeer.Store(false) // the peer has just moved to a new key
 			if body[0] == 1 {
 				c.peerAsked.Store(true)
 			}
@@ -397,7 +424,7 @@ func (c *Conn) received(n int, err error) error {
 		return io.ErrNoProgress
 	case isTimeout(err): // the caller may read again
 		return err
-	case err == io.EOF && c.rs != c.re:
+	case err == io.EOF && (c.rs != c.re || len(c.hs) > 0):
 		c.rerr = io.ErrUnexpectedEOF
 	default:
 		c.rerr = err
@@ -432,9 +459,10 @@ func (c *Conn) WriteBuffers(v [][]byte) (int, error) {
 	bp := bufpool.Get(size)
 	defer bufpool.Put(bp)
 	out := (*bp)[:0]
-	ask, asked := c.askPeer.Swap(false), c.peerAsked.Swap(false)
-	if ask || asked {
-		out = c.sealKeyUpdate(out, ask)
+	// An answer to the peer's request must not request one back (§4.6.3); a request of ours
+	// made moot by it is dropped with it.
+	if ask, asked := c.askPeer.Swap(false), c.peerAsked.Swap(false); ask || asked {
+		out = c.sealKeyUpdate(out, ask && !asked)
 	}
 	n := 0
 	for _, b := range v {
@@ -447,6 +475,9 @@ func (c *Conn) WriteBuffers(v [][]byte) (int, error) {
 				out = c.sealKeyUpdate(out, false)
 			}
 		}
+	}
+	if len(out) == 0 {
+		return 0, nil
 	}
 	if _, err := c.raw.Write(out); err != nil {
 		c.werr = err

@@ -14,7 +14,9 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -178,8 +180,9 @@ func TestReadFullDecryptsInPlace(t *testing.T) {
 	if err := r.ReadFull(buf); err != nil || !bytes.Equal(buf, payload) {
 		t.Fatalf("payload: %v", err)
 	}
-	if len(r.pending) != 0 {
-		t.Fatalf("%d bytes left pending: not decrypted into place", len(r.pending))
+	// Only a record decrypted into place leaves its inner content type in the spare byte.
+	if len(r.pending) != 0 || buf[:cap(buf)][len(buf)] != typeApplicationData {
+		t.Fatalf("the payload's last record was not decrypted into place (%d bytes pending)", len(r.pending))
 	}
 	// Less than a record: the rest is returned by the next reads.
 	var a, b [4]byte
@@ -229,6 +232,11 @@ func TestKeyUpdates(t *testing.T) {
 					}
 				}
 			}
+			// A key update request goes out from a goroutine of the reader's: lock both halves.
+			o.rmu.Lock()
+			o.wmu.Lock()
+			defer o.wmu.Unlock()
+			defer o.rmu.Unlock()
 			if bytes.Equal(o.out.secret, secretsBefore[1]) {
 				t.Error("the sending key was never updated")
 			}
@@ -245,11 +253,12 @@ func TestKeyUpdates(t *testing.T) {
 // A peer that goes on sending under one key past AES-GCM's limit, asked or not, is cut off.
 func TestRecordLimitEnforced(t *testing.T) {
 	withUpdateAfter(t, 1<<62) // the writer here would otherwise update on its own
-	c, s := pair(t, true, true)
-	w, r := c.(*Conn), s.(*Conn)
-	lim := r.in.suite.recordLimit
-	w.out.seq, r.in.seq = lim-1, lim-1 // as if lim-1 records had crossed
-	go w.Write(bytes.Repeat([]byte{1}, 3*maxPlaintext))
+	w, sc := fixedWriter(t)
+	lim := w.out.suite.recordLimit
+	w.out.seq = lim - 1 // as if lim-1 records had crossed
+	w.Write(bytes.Repeat([]byte{1}, 3*maxPlaintext))
+	r := fixedConn(t, sc.out.Bytes())
+	r.in.seq, r.askedAt = lim-1, lim-1 // and the peer had been asked already
 	buf := make([]byte, 3*maxPlaintext)
 	n, err := io.ReadFull(r, buf)
 	if !errors.Is(err, ErrRecordLimit) || n != maxPlaintext {
@@ -325,6 +334,28 @@ func TestEndOfStream(t *testing.T) {
 	_, err = io.ReadAll(s2)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("truncated record: %v", err)
+	}
+}
+
+// A deadline in the middle of a ReadFull loses nothing: the next ReadFull returns it all.
+func TestReadFullDeadlineKeepsData(t *testing.T) {
+	c, s := pair(t, true, true)
+	w, r := c.(*Conn), s.(*Conn)
+	if _, err := w.Write(bytes.Repeat([]byte("A"), 100)); err != nil {
+		t.Fatal(err)
+	}
+	r.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	buf := make([]byte, 200)
+	if err := r.ReadFull(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadFull past the deadline: %v", err)
+	}
+	r.SetReadDeadline(time.Time{})
+	go w.Write(bytes.Repeat([]byte("B"), 100))
+	if err := r.ReadFull(buf); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Repeat("A", 100) + strings.Repeat("B", 100); string(buf) != want {
+		t.Fatalf("after the deadline: %q", buf)
 	}
 }
 
@@ -421,4 +452,231 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// slowConn delays its reads while armed, so that what the peer sends right after its last
+// handshake record arrives in the same read as that record.
+type slowConn struct {
+	*net.TCPConn
+	armed atomic.Bool
+}
+
+func (c *slowConn) Read(p []byte) (int, error) {
+	if c.armed.Load() {
+		time.Sleep(30 * time.Millisecond)
+	}
+	return c.TCPConn.Read(p)
+}
+
+// Records that arrived together with the handshake's last one (read by the handshake, not yet
+// handed to crypto/tls) reach the Conn, whether they fit its probe or not. The wrapper's own
+// Read is used throughout: the Conn reads around only a bare socket.
+func TestRecordsAfterTheHandshake(t *testing.T) {
+	for _, size := range []int{10, 3000, 5000, 40000} {
+		ccfg, scfg := credentials(t)
+		a, b := tcpPair(t)
+		sc := &slowConn{TCPConn: b.(*net.TCPConn)}
+		sc.armed.Store(true)
+		msg := make([]byte, size)
+		rand.Read(msg)
+		done := make(chan error, 1)
+		go func() {
+			cc, err := Client(context.Background(), a, ccfg)
+			if err == nil {
+				_, err = cc.Write(msg)
+			}
+			done <- err
+		}()
+		srv, err := Server(context.Background(), sc, scfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.armed.Store(false)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if srv.rc != nil {
+			t.Fatal("the Conn reads around its connection's own Read")
+		}
+		got := make([]byte, size)
+		if _, err := io.ReadFull(srv, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("%d bytes after the handshake: %v", size, err)
+		}
+	}
+}
+
+// The peer's KeyUpdate(update_requested) is answered with a KeyUpdate of our own, not
+// requesting one back, before our next data; both directions then run on new keys.
+func TestAnswersUpdateRequested(t *testing.T) {
+	c, s := pair(t, true, true)
+	a, b := c.(*Conn), s.(*Conn)
+	aOut, bOut := bytes.Clone(a.out.secret), bytes.Clone(b.out.secret)
+	a.askPeer.Store(true)
+	go a.Write([]byte("x"))
+	var one [1]byte
+	if _, err := b.Read(one[:]); err != nil {
+		t.Fatal(err)
+	}
+	if !b.peerAsked.Load() {
+		t.Fatal("the request was not noted")
+	}
+	go b.Write([]byte("y"))
+	if _, err := a.Read(one[:]); err != nil || one[0] != 'y' {
+		t.Fatal(err)
+	}
+	for _, x := range []*Conn{a, b} {
+		x.rmu.Lock()
+		x.wmu.Lock()
+		defer x.wmu.Unlock()
+		defer x.rmu.Unlock()
+	}
+	if bytes.Equal(a.out.secret, aOut) || bytes.Equal(b.out.secret, bOut) || !bytes.Equal(a.in.secret, b.out.secret) {
+		t.Fatal("keys not updated both ways")
+	}
+	if a.peerAsked.Load() {
+		t.Fatal("the answer requested an update back")
+	}
+}
+
+// Records that break RFC 8446's rules end the connection with the alert the RFC names, and none
+// of their content is returned.
+func TestMalformedRecords(t *testing.T) {
+	cases := []struct {
+		name  string
+		build func(w *Conn) []byte
+		alert uint8
+	}{
+		{"handshake message interrupted by data", func(w *Conn) []byte { // §5.1
+			out := w.seal(nil, typeHandshake, []byte{msgKeyUpdate, 0})
+			out = w.seal(out, typeApplicationData, []byte("data"))
+			return w.seal(out, typeHandshake, []byte{0, 1, 0})
+		}, alertUnexpectedMessage},
+		{"KeyUpdate not ending its record", func(w *Conn) []byte {
+			return w.seal(nil, typeHandshake, []byte{msgKeyUpdate, 0, 0, 1, 0, msgKeyUpdate})
+		}, alertUnexpectedMessage},
+		{"KeyUpdate request 2", func(w *Conn) []byte {
+			return w.seal(nil, typeHandshake, []byte{msgKeyUpdate, 0, 0, 1, 2})
+		}, alertIllegalParameter},
+		{"padding beyond 2^14+1", func(w *Conn) []byte { // §5.4
+			inner := append(bytes.Repeat([]byte("z"), maxPlaintext), typeApplicationData)
+			return w.seal(nil, 0, append(inner, make([]byte, 200)...))
+		}, alertRecordOverflow},
+		{"no content type", func(w *Conn) []byte { return w.seal(nil, 0, make([]byte, 10)) }, alertUnexpectedMessage},
+		{"session ticket to a server", func(w *Conn) []byte {
+			return w.seal(nil, typeHandshake, []byte{msgNewSessionTicket, 0, 0, 0})
+		}, alertUnexpectedMessage},
+		{"change_cipher_spec after the handshake", func(w *Conn) []byte { return []byte{20, 3, 3, 0, 1, 1} }, alertUnexpectedMessage},
+		{"oversized record", func(w *Conn) []byte { return []byte{23, 3, 3, 0x41, 1} }, alertRecordOverflow},
+		{"records without data", func(w *Conn) []byte {
+			var out []byte
+			for range maxEmptyRecords + 1 {
+				out = w.seal(out, typeApplicationData, nil)
+			}
+			return out
+		}, alertUnexpectedMessage},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w, _ := fixedWriter(t)
+			r := fixedConn(t, append(tc.build(w), w.seal(nil, typeApplicationData, []byte("after"))...))
+			r.isClient = false
+			got, err := io.ReadAll(r)
+			var ae *alertError
+			if len(got) != 0 || !errors.As(err, &ae) || ae.alert != tc.alert {
+				t.Fatalf("read %q, err %v; want alert %v", got, err, tls.AlertError(tc.alert))
+			}
+		})
+	}
+}
+
+// A client ignores the session tickets a server may send after the handshake.
+func TestSessionTicketsIgnored(t *testing.T) {
+	w, _ := fixedWriter(t)
+	out := w.seal(nil, typeHandshake, []byte{msgNewSessionTicket, 0, 0, 3, 1, 2, 3})
+	out = w.seal(out, typeApplicationData, []byte("data"))
+	got, err := io.ReadAll(fixedConn(t, out))
+	if string(got) != "data" || !errors.Is(err, io.ErrUnexpectedEOF) && err != nil {
+		t.Fatalf("read %q, %v", got, err)
+	}
+}
+
+// A fatal alert sent after a forged record is one the peer can decrypt: crypto/tls reports it.
+func TestFatalAlertReachesPeer(t *testing.T) {
+	c, s := pair(t, false, true)
+	r := s.(*Conn)
+	raw := c.(*tls.Conn).NetConn()
+	raw.Write([]byte{23, 3, 3, 0, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20})
+	var b [1]byte
+	if _, err := r.Read(b[:]); err == nil {
+		t.Fatal("a forged record was accepted")
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// crypto/tls reports a received alert as "remote error: " and the alert's text.
+	_, err := c.Read(b[:])
+	if want := "remote error: " + tls.AlertError(alertBadRecordMAC).Error(); err == nil || err.Error() != want {
+		t.Fatalf("the peer read %v, want %q", err, want)
+	}
+}
+
+// Every TLS 1.3 suite round-trips, including through a key update.
+func TestAllSuites(t *testing.T) {
+	withUpdateAfter(t, 3)
+	for _, su := range suites {
+		in, _ := newHalf(su, bytes.Repeat([]byte{7}, su.hash().Size()))
+		out, _ := newHalf(su, bytes.Repeat([]byte{7}, su.hash().Size()))
+		sc := &streamConn{r: bytes.NewReader(nil)}
+		w := newConn(sc, tls.ConnectionState{}, out, out, nil, false)
+		msg := make([]byte, 10*maxPlaintext+9)
+		rand.Read(msg)
+		if _, err := w.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		r := newConn(&streamConn{r: bytes.NewReader(sc.out.Bytes())}, tls.ConnectionState{}, in, in, nil, true)
+		got, err := io.ReadAll(r)
+		if !bytes.Equal(got, msg) || !errors.Is(err, io.ErrUnexpectedEOF) && err != nil {
+			t.Fatalf("%s: %d of %d bytes, %v", tls.CipherSuiteName(su.id), len(got), len(msg), err)
+		}
+		if r.in.seq >= 4 {
+			t.Fatalf("%s: no key update crossed", tls.CipherSuiteName(su.id))
+		}
+	}
+}
+
+// Reads of any size, with ReadFull's spare capacity or without, return exactly what was
+// written in any split: the direct, in-place and spill paths agree.
+func TestReadPaths(t *testing.T) {
+	for iter := range 200 {
+		w, sc := fixedWriter(t)
+		data := make([]byte, 1+iter*997%200000)
+		rand.Read(data)
+		var v [][]byte
+		split := 1 + (iter*131)%30000
+		for rest := data; len(rest) > 0; {
+			n := min(split, len(rest))
+			v = append(v, rest[:n])
+			rest = rest[n:]
+		}
+		w.WriteBuffers(v)
+		c := fixedConn(t, sc.out.Bytes())
+		var got []byte
+		for k := 1; len(got) < len(data); k++ {
+			l := min(1+(k*7919+iter)%20000, len(data)-len(got))
+			p := make([]byte, l, l+(k%2)*40000)
+			if k%3 == 0 {
+				n, err := c.Read(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, p[:n]...)
+				continue
+			}
+			if err := c.ReadFull(p); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, p...)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("iteration %d: data differs", iter)
+		}
+	}
 }

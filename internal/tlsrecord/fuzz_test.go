@@ -52,8 +52,8 @@ func fixedWriter(t testing.TB) (*Conn, *streamConn) {
 func FuzzReadRecords(f *testing.F) {
 	w, sc := fixedWriter(f)
 	w.WriteBuffers([][]byte{[]byte("header"), bytes.Repeat([]byte("x"), 40000)})
-	w.Write(nil)
-	w.sealKeyUpdate(nil, true)
+	sc.out.Write(w.sealKeyUpdate(nil, true))
+	w.Write([]byte("under the next key"))
 	f.Add(sc.out.Bytes(), uint16(7))
 	f.Add([]byte{23, 3, 3, 0, 17}, uint16(1))
 	f.Add([]byte{21, 3, 3, 0, 2, 2, 40}, uint16(100))
