@@ -60,7 +60,8 @@ type Conn struct {
 	send    *noise.CipherState
 	werr    error
 	wclosed bool
-	probe   [probeSize]byte // ReadFrom's read of an idle socket
+	probe   [probeSize]byte     // ReadFrom's read of an idle socket
+	iov     [batchFrames][]byte // ReadFrom's frame slots for one readv
 
 	// The client's last handshake message leaves with its first write, saving a frame and a
 	// system call at every hop of the new stream's first exchange; a read, Close, a ReadFrom
@@ -443,7 +444,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 			size = maxFrame
 		}
 		bp := bufpool.Get(size)
-		n, rerr, werr := c.readAndSeal(r, (*bp)[:size])
+		n, rerr, werr := c.readAndSeal(r, rc, (*bp)[:size])
 		bufpool.Put(bp)
 		total += int64(n)
 		switch {
@@ -478,24 +479,39 @@ func (c *Conn) readProbe(rc syscall.RawConn) (int, error) {
 	return n, err
 }
 
-// readAndSeal reads once from r into the tail of buf and seals what it got into frames at the
-// head of buf, in place: the head is left free by as many bytes as the frames add, so a sealed
-// frame never overwrites plaintext not yet sealed.
-func (c *Conn) readAndSeal(r io.Reader, buf []byte) (n int, rerr, werr error) {
+// readAndSeal reads once from r and seals what it got into frames in place, at the head of buf.
+// A socket is read with one readv straight into each frame's plaintext slot. Another reader
+// reads into the tail of buf, and each frame's plaintext moves to its slot: the head is left
+// free by as many bytes as the frames add, so a sealed frame never overwrites plaintext not yet
+// sealed.
+func (c *Conn) readAndSeal(r io.Reader, rc syscall.RawConn, buf []byte) (n int, rerr, werr error) {
 	frames := len(buf) / maxFrame
+	inPlace := false
+	if rc != nil {
+		for i := range frames {
+			c.iov[i] = buf[i*maxFrame+2 : i*maxFrame+2+MaxPlaintext]
+		}
+		n, rerr = sockread.Readv(rc, c.iov[:frames])
+		clear(c.iov[:frames])
+		inPlace = rerr != sockread.ErrUnsupported
+	}
 	off := frames * (2 + tagSize)
-	n, rerr = r.Read(buf[off : off+frames*MaxPlaintext])
+	if !inPlace {
+		n, rerr = r.Read(buf[off : off+frames*MaxPlaintext])
+	}
 	c.short = n < frames*MaxPlaintext
 	if n == 0 {
 		return 0, rerr, nil
 	}
 	out := buf[:0]
-	for in := off; in < off+n; {
-		k := min(off+n-in, MaxPlaintext)
+	for done := 0; done < n; {
+		k := min(n-done, MaxPlaintext)
 		o := len(out)
 		pt := buf[o+2 : o+2+k]
-		copy(pt, buf[in:in+k])
-		in += k
+		if !inPlace {
+			copy(pt, buf[off+done:off+done+k])
+		}
+		done += k
 		binary.BigEndian.PutUint16(buf[o:], uint16(k+tagSize))
 		sealed, err := c.send.Encrypt(buf[o:o+2], nil, pt)
 		if err != nil {

@@ -242,6 +242,13 @@ func TestTransfer(t *testing.T) {
 			_, err := c.WriteTo(&b)
 			return b.Bytes(), err
 		}},
+		// A socket is read with readv straight into the frames' plaintext slots.
+		{"ReadFrom a socket", 5<<20 + 3, func(c *Conn, d []byte) error {
+			src, feed := tcpPair(t)
+			go func() { feed.Write(d); feed.Close() }()
+			_, err := c.ReadFrom(src)
+			return err
+		}, readAll},
 		{"empty", 0, func(c *Conn, d []byte) error { return nil }, readAll},
 	}
 	transports := []struct {

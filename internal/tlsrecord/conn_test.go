@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ztna/ztna/internal/nettest"
 )
 
 // credentials returns a CA-less pair of configurations that verify each other's self-signed
@@ -54,24 +56,8 @@ func credentials(t testing.TB) (client, server *tls.Config) {
 }
 
 // tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t testing.TB) (a, b net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	a, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = <-accepted
-	t.Cleanup(func() { a.Close(); b.Close() })
+func tcpPair(t testing.TB) (net.Conn, net.Conn) {
+	a, b := nettest.TCPPair(t)
 	return a, b
 }
 
