@@ -106,13 +106,20 @@ func alternativesOnce(b *testing.B) {
 		for i := range names {
 			rs[i] = &row{name: names[i], unit: units[i], better: better}
 		}
-		for _, p := range paths {
-			vs, err := f(p.dial)
-			if err != nil {
-				b.Fatalf("%s (%s): %v", names[0], p.name, err)
+		// Every path in turn, rounds times, each with a share of the work; the median counts.
+		byRound := make([][][]float64, len(paths))
+		for range rounds {
+			for j, p := range paths {
+				vs, err := f(p.dial)
+				if err != nil {
+					b.Fatalf("%s (%s): %v", names[0], p.name, err)
+				}
+				byRound[j] = append(byRound[j], vs)
 			}
-			for i := range rs {
-				rs[i].values = append(rs[i].values, vs[i])
+		}
+		for j := range paths {
+			for i, v := range medians(byRound[j]) {
+				rs[i].values = append(rs[i].values, v)
 			}
 		}
 		rows = append(rows, rs...)
@@ -120,20 +127,20 @@ func alternativesOnce(b *testing.B) {
 	measure([]string{"single-stream throughput", "single-stream CPU cost"}, []string{"GB/s", "s/GB"}, "higher",
 		func(dial dialFunc) ([]float64, error) {
 			cpu0 := treeCPUSeconds()
-			gbs, err := throughput(dial, sinkAddr, 1, singleBytes)
-			return []float64{gbs, (treeCPUSeconds() - cpu0) / (singleBytes / 1e9)}, err
+			gbs, err := throughput(dial, sinkAddr, 1, singleBytes/rounds)
+			return []float64{gbs, (treeCPUSeconds() - cpu0) / (singleBytes / rounds / 1e9)}, err
 		})
 	rows[len(rows)-1].better = "lower"
 	measure([]string{"16-stream aggregate"}, []string{"GB/s"}, "higher", func(dial dialFunc) ([]float64, error) {
-		v, err := throughput(dial, sinkAddr, multiStreams, multiBytes)
+		v, err := throughput(dial, sinkAddr, multiStreams, multiBytes/rounds)
 		return []float64{v}, err
 	})
 	measure([]string{"new stream p50 (dial+1B echo)", "new stream p99"}, []string{"ms", "ms"}, "lower", func(dial dialFunc) ([]float64, error) {
-		p50, p99, err := newStreamLatency(dial, echoAddr)
+		p50, p99, err := newStreamLatency(dial, echoAddr, latencyDials/rounds)
 		return []float64{p50, p99}, err
 	})
 	measure([]string{"ping-pong 64 B p50", "ping-pong 64 B p99"}, []string{"µs", "µs"}, "lower", func(dial dialFunc) ([]float64, error) {
-		p50, p99, err := pingPong(dial, echoAddr)
+		p50, p99, err := pingPong(dial, echoAddr, pingPongs/rounds)
 		return []float64{p50, p99}, err
 	})
 
@@ -144,7 +151,8 @@ func alternativesOnce(b *testing.B) {
 	fmt.Fprintf(&sb, "tunnel: program -> ztna tunnel (process, local address from its DNS) -> hub -> router (process) -> target\n")
 	fmt.Fprintf(&sb, "ssh -L: program -> ssh -N -L (process, aes256-gcm@openssh.com) -> sshd (process) -> target\n")
 	fmt.Fprintf(&sb, "stunnel: program -> stunnel client (process) -> TLS 1.3 AES-256-GCM -> stunnel server (process) -> target\n")
-	fmt.Fprintf(&sb, "all hops loopback TCP; (x) = ratio to direct; CPU cost = core-seconds per GB of the bench process and all its child processes\n\n")
+	fmt.Fprintf(&sb, "all hops loopback TCP; (x) = ratio to direct; CPU cost = core-seconds per GB of the bench process and all its child processes\n")
+	fmt.Fprintf(&sb, "each figure: the median of %d rounds, in each of which every path took its turn with 1/%d of the work\n\n", rounds, rounds)
 	fmt.Fprintf(&sb, "%-36s", "metric")
 	for _, p := range paths {
 		fmt.Fprintf(&sb, " %22s", p.name)

@@ -61,7 +61,8 @@ func TestMain(m *testing.M) {
 	}
 }
 
-// Sizes of the measurements.
+// Sizes of the measurements, in all: each path takes its turn rounds times, each time with a
+// share of the work.
 const (
 	singleBytes   = 1 << 30
 	multiStreams  = 16
@@ -72,6 +73,31 @@ const (
 	idleStreams   = 5000
 	copyChunkSize = 1 << 20
 )
+
+// rounds is how many times every path is measured, in turn, with a share of the work each time;
+// a figure is the median of its rounds. This machine's speed drifts by tens of percent over tens
+// of seconds (other tenants of the host): measured in turn, the paths meet the same drift and
+// their ratios stay honest.
+const rounds = 4
+
+// medians returns, for each figure, its median over the rounds (each round: one value per
+// figure).
+func medians(byRound [][]float64) []float64 {
+	out := make([]float64, len(byRound[0]))
+	for i := range out {
+		vs := make([]float64, len(byRound))
+		for r, v := range byRound {
+			vs[r] = v[i]
+		}
+		slices.Sort(vs)
+		if n := len(vs); n%2 == 1 {
+			out[i] = vs[n/2]
+		} else {
+			out[i] = (vs[n/2-1] + vs[n/2]) / 2
+		}
+	}
+	return out
+}
 
 // Paths measured by BenchmarkDataPlane, in the order of its columns.
 const (
@@ -126,16 +152,23 @@ func benchmarkOnce(b *testing.B) {
 		}
 	}
 
-	// run measures f on every path; f returns one or more figures. The result is indexed by
+	// run measures f on every path in turn, rounds times; f returns one or more figures, done
+	// with a 1/rounds share of the work. The result is the median of the rounds, indexed by
 	// figure, then path.
 	run := func(name string, f func(dialFunc) ([]float64, error)) [][]float64 {
-		var out [][]float64
-		for p, dial := range paths {
-			vs, err := f(dial)
-			if err != nil {
-				b.Fatalf("%s (%s): %v", name, pathNames[p], err)
+		var byRound [numPaths][][]float64
+		for range rounds {
+			for p, dial := range paths {
+				vs, err := f(dial)
+				if err != nil {
+					b.Fatalf("%s (%s): %v", name, pathNames[p], err)
+				}
+				byRound[p] = append(byRound[p], vs)
 			}
-			for i, v := range vs {
+		}
+		var out [][]float64
+		for p := range numPaths {
+			for i, v := range medians(byRound[p]) {
 				if p == 0 {
 					out = append(out, make([]float64, numPaths))
 				}
@@ -150,16 +183,18 @@ func benchmarkOnce(b *testing.B) {
 	// contention from other processes wall-clock throughput says little, CPU cost still does.
 	single := run("single stream", func(dial dialFunc) ([]float64, error) {
 		cpu0 := cpuSeconds(router, relay)
-		gbs, err := throughput(dial, sinkAddr, 1, singleBytes)
-		return two(gbs, (cpuSeconds(router, relay)-cpu0)/(singleBytes/1e9), err)
+		gbs, err := throughput(dial, sinkAddr, 1, singleBytes/rounds)
+		return two(gbs, (cpuSeconds(router, relay)-cpu0)/(singleBytes/rounds/1e9), err)
 	})
 	multi := run("16 streams", func(dial dialFunc) ([]float64, error) {
 		cpu0 := cpuSeconds(router, relay)
-		gbs, err := throughput(dial, sinkAddr, multiStreams, multiBytes)
-		return two(gbs, (cpuSeconds(router, relay)-cpu0)/(multiStreams*multiBytes/1e9), err)
+		gbs, err := throughput(dial, sinkAddr, multiStreams, multiBytes/rounds)
+		return two(gbs, (cpuSeconds(router, relay)-cpu0)/(multiStreams*multiBytes/rounds/1e9), err)
 	})
-	lat := run("new stream", func(dial dialFunc) ([]float64, error) { return two(newStreamLatency(dial, echoAddr)) })
-	pp := run("ping-pong", func(dial dialFunc) ([]float64, error) { return two(pingPong(dial, echoAddr)) })
+	lat := run("new stream", func(dial dialFunc) ([]float64, error) {
+		return two(newStreamLatency(dial, echoAddr, latencyDials/rounds))
+	})
+	pp := run("ping-pong", func(dial dialFunc) ([]float64, error) { return two(pingPong(dial, echoAddr, pingPongs/rounds)) })
 	below := func(v []float64, limit float64) func(int) bool { return func(p int) bool { return v[p] <= limit } }
 	rs := []result{
 		{name: "single-stream throughput", unit: "GB/s", v: single[0], target: ">= 1 GB/s",
@@ -297,9 +332,10 @@ func latencyOnce(dial dialFunc, addr string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-func newStreamLatency(dial dialFunc, addr string) (p50, p99 float64, err error) {
-	ds := make([]time.Duration, 0, latencyDials)
-	for range latencyDials {
+// newStreamLatency dials n times in a row, each time sending one byte and waiting for its echo.
+func newStreamLatency(dial dialFunc, addr string, n int) (p50, p99 float64, err error) {
+	ds := make([]time.Duration, 0, n)
+	for range n {
 		d, err := latencyOnce(dial, addr)
 		if err != nil {
 			return 0, 0, err
@@ -309,7 +345,8 @@ func newStreamLatency(dial dialFunc, addr string) (p50, p99 float64, err error) 
 	return ms(percentile(ds, 50)), ms(percentile(ds, 99)), nil
 }
 
-func pingPong(dial dialFunc, addr string) (p50, p99 float64, err error) {
+// pingPong sends n pingPongSize-byte messages on one stream, each after the echo of the last.
+func pingPong(dial dialFunc, addr string, n int) (p50, p99 float64, err error) {
 	c, err := dial(context.Background(), addr)
 	if err != nil {
 		return 0, 0, err
@@ -317,8 +354,8 @@ func pingPong(dial dialFunc, addr string) (p50, p99 float64, err error) {
 	defer c.Close()
 	msg := make([]byte, pingPongSize)
 	got := make([]byte, pingPongSize)
-	ds := make([]time.Duration, 0, pingPongs)
-	for range pingPongs {
+	ds := make([]time.Duration, 0, n)
+	for range n {
 		start := time.Now()
 		if _, err := c.Write(msg); err != nil {
 			return 0, 0, err
@@ -421,7 +458,8 @@ func report(b *testing.B, rs []result, crypto cryptoFloor, overlayCPU float64, l
 	fmt.Fprintf(&sb, "floor path: the same client -> relay (bench process) -> relay (separate process) -> the same target: the overlay's hops\n")
 	fmt.Fprintf(&sb, "  through relays that only read and write (%d MiB buffer; no crypto, multiplexer or splice):\n  the best any design that relays the bytes in user space over these 3 hops can reach here.\n", relayBufSize>>20)
 	fmt.Fprintf(&sb, "direct path: the same client code dialing the target over plain loopback TCP.\n")
-	fmt.Fprintf(&sb, "memory: RSS growth of the router process (overlay) / a plain Go TCP echo server process (direct), after GC, per idle stream.\n\n")
+	fmt.Fprintf(&sb, "memory: RSS growth of the router process (overlay) / a plain Go TCP echo server process (direct), after GC, per idle stream.\n")
+	fmt.Fprintf(&sb, "each figure but memory: the median of %d rounds, in each of which every path took its turn with 1/%d of the work.\n\n", rounds, rounds)
 	fmt.Fprintf(&sb, "%-30s %15s %15s %15s %8s %8s   %-24s %-4s %s\n", "metric", "overlay", "floor", "direct", "ovl/dir", "flr/dir", "target", "met", "floor met")
 	cell := func(v float64, unit string) string {
 		if math.IsNaN(v) {
