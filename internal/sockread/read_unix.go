@@ -12,11 +12,16 @@ import (
 // deadline) in the runtime poller. With noWait an idle socket returns ErrWouldBlock instead. The
 // end of the stream is io.EOF.
 func Read(rc syscall.RawConn, p []byte, noWait bool) (int, error) {
+	return rawRead(rc, noWait, "read", func(fd int) (int, error) { return syscall.Read(fd, p) })
+}
+
+// rawRead runs the read system call read once the socket has data.
+func rawRead(rc syscall.RawConn, noWait bool, name string, read func(fd int) (int, error)) (int, error) {
 	var n int
 	var rerr error
 	err := rc.Read(func(fd uintptr) bool {
 		for {
-			n, rerr = syscall.Read(int(fd), p)
+			n, rerr = read(int(fd))
 			switch rerr {
 			case syscall.EINTR:
 				continue
@@ -32,7 +37,7 @@ func Read(rc syscall.RawConn, p []byte, noWait bool) (int, error) {
 	case rerr == syscall.EAGAIN:
 		return 0, ErrWouldBlock
 	case rerr != nil:
-		return 0, os.NewSyscallError("read", rerr)
+		return 0, os.NewSyscallError(name, rerr)
 	case n == 0:
 		return 0, io.EOF
 	}
