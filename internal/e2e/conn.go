@@ -45,6 +45,7 @@ type Conn struct {
 	raw    net.Conn
 	peer   Peer
 	target string
+	rekey  bool // both ends rekey every rekeyFrames frames
 
 	rmu   sync.Mutex
 	recv  *noise.CipherState
@@ -80,8 +81,21 @@ var handshakeFlushDelay = 2 * time.Millisecond
 // and replies of interactive protocols in one system call, small enough to keep in every Conn.
 const probeSize = 2048
 
-func newConn(raw net.Conn, peer Peer, target string, send, recv *noise.CipherState) *Conn {
-	return &Conn{raw: raw, peer: peer, target: target, send: send, recv: recv, short: true}
+func newConn(raw net.Conn, peer Peer, target string, send, recv *noise.CipherState, caps byte) *Conn {
+	return &Conn{raw: raw, peer: peer, target: target, send: send, recv: recv, short: true, rekey: caps&capRekey != 0}
+}
+
+// rekeyFrames is how many frames each direction carries under one key when both ends agreed to
+// rekey: 64 GiB of full frames, far inside AES-GCM's limit. A variable for the tests.
+var rekeyFrames uint64 = 1 << 20
+
+// sealFrame appends the encryption of pt to out and moves to the next key on schedule.
+func (c *Conn) sealFrame(out, pt []byte) ([]byte, error) {
+	out, err := c.send.Encrypt(out, nil, pt)
+	if err == nil && c.rekey && c.send.Nonce()%rekeyFrames == 0 {
+		c.send.Rekey()
+	}
+	return out, err
 }
 
 // holdHandshake makes msg (length-prefixed) the first bytes of the next write.
@@ -259,6 +273,9 @@ func (c *Conn) readFrameBody(n int) ([]byte, error) {
 // stream.
 func (c *Conn) open(ct, dst []byte) ([]byte, error) {
 	pt, err := c.recv.Decrypt(dst, nil, ct)
+	if err == nil && c.rekey && c.recv.Nonce()%rekeyFrames == 0 {
+		c.recv.Rekey()
+	}
 	if err != nil {
 		c.rerr = fmt.Errorf("e2e: frame failed authentication (tampered or corrupted stream): %w", err)
 		return nil, c.rerr
@@ -353,7 +370,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			n := min(len(p)-batched, MaxPlaintext)
 			out = binary.BigEndian.AppendUint16(out, uint16(n+tagSize))
 			var err error
-			if out, err = c.send.Encrypt(out, nil, p[batched:batched+n]); err != nil {
+			if out, err = c.sealFrame(out, p[batched:batched+n]); err != nil {
 				c.werr = err
 				return written, err
 			}
@@ -398,7 +415,7 @@ func (c *Conn) writable() error {
 // the frame with one write.
 func (c *Conn) sealAndSend(frame, pt []byte) error {
 	binary.BigEndian.PutUint16(frame, uint16(len(pt)+tagSize))
-	out, err := c.send.Encrypt(frame[:2], nil, pt)
+	out, err := c.sealFrame(frame[:2], pt)
 	if err != nil {
 		c.werr = err
 		return err
@@ -513,7 +530,7 @@ func (c *Conn) readAndSeal(r io.Reader, rc syscall.RawConn, buf []byte) (n int, 
 		}
 		done += k
 		binary.BigEndian.PutUint16(buf[o:], uint16(k+tagSize))
-		sealed, err := c.send.Encrypt(buf[o:o+2], nil, pt)
+		sealed, err := c.sealFrame(buf[o:o+2], pt)
 		if err != nil {
 			c.werr = err
 			return 0, rerr, err

@@ -566,3 +566,69 @@ func TestLastHandshakeMessageTiming(t *testing.T) {
 		}
 	})
 }
+
+// Both ends rekey on the same schedule when both support it, and a version that predates the
+// capability on either side still connects, without rekeying: old clients send an empty hello
+// payload, old routers ignore it and send no capabilities trailer.
+func TestRekeyCapability(t *testing.T) {
+	old := rekeyFrames
+	rekeyFrames = 3
+	t.Cleanup(func() { rekeyFrames = old })
+	p := fabrictest.New(t)
+	for _, tc := range []struct {
+		name                   string
+		clientCaps, routerCaps byte
+		rekey                  bool
+	}{
+		{"both support it", allCaps, allCaps, true},
+		{"earlier router", allCaps, 0, false},
+		{"earlier client", 0, allCaps, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, router := endpoint(p, api.KindIdentity, "i1"), endpoint(p, api.KindRouter, "r1")
+			client.caps, router.caps = tc.clientCaps, tc.routerCaps
+			a, b := tcpPair(t)
+			cc, rc, cerr, rerr := handshake(t, client, router, "db:5432", "db:5432", a, b)
+			if cerr != nil || rerr != nil {
+				t.Fatalf("handshake: client %v, router %v", cerr, rerr)
+			}
+			if cc.rekey != tc.rekey || rc.rekey != tc.rekey {
+				t.Fatalf("rekey: client %v, router %v, want %v", cc.rekey, rc.rekey, tc.rekey)
+			}
+			key0 := cc.send.UnsafeKey()
+			// 20 frames each way: several key changes, each end in step with the other.
+			for _, dir := range [][2]*Conn{{cc, rc}, {rc, cc}} {
+				msg := make([]byte, 20*MaxPlaintext)
+				rand.Read(msg)
+				go dir[0].Write(msg)
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(dir[1], got); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("after rekeying: %v", err)
+				}
+			}
+			if changed := cc.send.UnsafeKey() != key0; changed != tc.rekey {
+				t.Fatalf("the client's sending key changed: %v, want %v", changed, tc.rekey)
+			}
+		})
+	}
+}
+
+// The capability announcement is covered by the handshake hash: a relay that strips it from the
+// hello makes the handshake fail rather than quietly turn rekeying off.
+func TestStrippedCapabilitiesFailTheHandshake(t *testing.T) {
+	p := fabrictest.New(t)
+	client, router := endpoint(p, api.KindIdentity, "i1"), endpoint(p, api.KindRouter, "r1")
+	in, hello, err := client.Initiate("db:5432")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped := hello[:len(hello)-1] // message 1 is the ephemeral key, then the payload byte
+	_, reply, err := router.Respond("db:5432", "", stripped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := tcpPair(t)
+	if _, err := in.Finish(a, reply); !errors.Is(err, ErrHandshake) {
+		t.Fatalf("client accepted a reply to an altered hello: %v", err)
+	}
+}

@@ -16,6 +16,14 @@
 // The prologue holds the target the client asked for, so a relay that redirects a stream to a
 // different target makes the handshake fail.
 //
+// Capabilities: the client announces what it supports in message 1's payload (one byte of
+// flags; a router that predates them ignores the payload), and the router answers with the flags
+// both support in a trailing byte of its identity payload — only to a client that announced
+// them, since one that predates them refuses the trailer. Both are covered by the handshake hash:
+// a relay that alters either makes the handshake fail. capRekey: both ends rekey (Noise §11.3)
+// every rekeyFrames frames in each direction, so that a stream stays within AES-GCM's usage limit
+// (some 2^22 full frames, ~390 GB, per key).
+//
 // Transport: frames of a 2-byte length and one AEAD ciphertext (at most 65510 bytes of
 // plaintext, so a frame fills exactly one multiplexer frame). An empty frame is the authenticated
 // end of stream: Read returns io.EOF only after it, and a stream that ends without it fails with
@@ -36,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,6 +52,13 @@ import (
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/pki"
+)
+
+// Capability flags exchanged in the handshake (see the package comment).
+const (
+	capRekey = 1 << 0
+	// allCaps is what this version supports.
+	allCaps = capRekey
 )
 
 // bindingContext separates the static-key signature from every other use of certificate keys.
@@ -67,6 +83,7 @@ type Peer struct {
 type Endpoint struct {
 	cert  *pki.CertSlot
 	roots *x509.CertPool
+	caps  byte // capabilities this end announces (tests clear them to act as an earlier version)
 
 	mu     sync.Mutex
 	forCrt *tls.Certificate // the certificate local was built from
@@ -87,7 +104,7 @@ type local struct {
 func NewEndpoint(slot *pki.CertSlot, ca *x509.Certificate) *Endpoint {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	return &Endpoint{cert: slot, roots: roots, cache: verifyCache{m: map[[32]byte]cached{}}, peers: peerStatics{m: map[string][]byte{}}}
+	return &Endpoint{cert: slot, roots: roots, caps: allCaps, cache: verifyCache{m: map[[32]byte]cached{}}, peers: peerStatics{m: map[string][]byte{}}}
 }
 
 // current returns the static key bound to the slot's current certificate, binding a new one
@@ -183,23 +200,24 @@ func checkBinding(leaf *x509.Certificate, static, sig []byte) error {
 	return leaf.CheckSignature(alg, msg, sig)
 }
 
-// verify checks a peer's handshake payload against the static key the handshake authenticated.
-func (e *Endpoint) verify(payload, static []byte, wantKind string) (Peer, error) {
+// verify checks a peer's handshake payload against the static key the handshake authenticated,
+// and returns the capabilities the payload's trailer names.
+func (e *Endpoint) verify(payload, static []byte, wantKind string) (Peer, byte, error) {
 	key := sha256.Sum256(append(append(append([]byte(wantKind), 0), static...), payload...))
-	if p, ok := e.cache.get(key); ok {
-		return p, nil
+	if c, ok := e.cache.get(key); ok {
+		return c.peer, c.caps, nil
 	}
-	p, notAfter, err := e.verifySlow(payload, static, wantKind)
+	p, caps, notAfter, err := e.verifySlow(payload, static, wantKind)
 	if err != nil {
-		return Peer{}, fmt.Errorf("%w: %v", ErrHandshake, err)
+		return Peer{}, 0, fmt.Errorf("%w: %v", ErrHandshake, err)
 	}
-	e.cache.put(key, p, notAfter)
-	return p, nil
+	e.cache.put(key, cached{peer: p, caps: caps, notAfter: notAfter})
+	return p, caps, nil
 }
 
-func (e *Endpoint) verifySlow(payload, static []byte, wantKind string) (Peer, time.Time, error) {
+func (e *Endpoint) verifySlow(payload, static []byte, wantKind string) (Peer, byte, time.Time, error) {
 	if len(payload) < 1 {
-		return Peer{}, time.Time{}, errors.New("empty identity payload")
+		return Peer{}, 0, time.Time{}, errors.New("empty identity payload")
 	}
 	n := int(payload[0])
 	rest := payload[1:]
@@ -219,20 +237,24 @@ func (e *Endpoint) verifySlow(payload, static []byte, wantKind string) (Peer, ti
 	for range n {
 		der, err := field()
 		if err != nil {
-			return Peer{}, time.Time{}, err
+			return Peer{}, 0, time.Time{}, err
 		}
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return Peer{}, time.Time{}, fmt.Errorf("peer certificate: %w", err)
+			return Peer{}, 0, time.Time{}, fmt.Errorf("peer certificate: %w", err)
 		}
 		certs = append(certs, c)
 	}
 	sig, err := field()
 	if err != nil {
-		return Peer{}, time.Time{}, err
+		return Peer{}, 0, time.Time{}, err
+	}
+	var caps byte
+	if len(rest) == 1 { // the capabilities trailer
+		caps, rest = rest[0], rest[1:]
 	}
 	if len(certs) == 0 || len(rest) != 0 {
-		return Peer{}, time.Time{}, errors.New("malformed identity payload")
+		return Peer{}, 0, time.Time{}, errors.New("malformed identity payload")
 	}
 	leaf := certs[0]
 	inter := x509.NewCertPool()
@@ -241,17 +263,17 @@ func (e *Endpoint) verifySlow(payload, static []byte, wantKind string) (Peer, ti
 	}
 	chains, err := leaf.Verify(x509.VerifyOptions{Roots: e.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
-		return Peer{}, time.Time{}, fmt.Errorf("peer certificate: %w", err)
+		return Peer{}, 0, time.Time{}, fmt.Errorf("peer certificate: %w", err)
 	}
 	kind, id, err := pki.Identity(leaf)
 	if err != nil {
-		return Peer{}, time.Time{}, err
+		return Peer{}, 0, time.Time{}, err
 	}
 	if kind != wantKind {
-		return Peer{}, time.Time{}, fmt.Errorf("peer is %s/%s, but only a %s may take this end", kind, id, wantKind)
+		return Peer{}, 0, time.Time{}, fmt.Errorf("peer is %s/%s, but only a %s may take this end", kind, id, wantKind)
 	}
 	if err := checkBinding(leaf, static, sig); err != nil {
-		return Peer{}, time.Time{}, fmt.Errorf("%s/%s: Noise static key not signed by its certificate key: %v", kind, id, err)
+		return Peer{}, 0, time.Time{}, fmt.Errorf("%s/%s: Noise static key not signed by its certificate key: %v", kind, id, err)
 	}
 	notAfter := leaf.NotAfter
 	for _, c := range chains[0] {
@@ -259,7 +281,7 @@ func (e *Endpoint) verifySlow(payload, static []byte, wantKind string) (Peer, ti
 			notAfter = c.NotAfter
 		}
 	}
-	return Peer{Kind: kind, ID: id, Cert: leaf}, notAfter, nil
+	return Peer{Kind: kind, ID: id, Cert: leaf}, caps, notAfter, nil
 }
 
 // verifyCache remembers verified (payload, static key) pairs until the certificate expires:
@@ -271,26 +293,27 @@ type verifyCache struct {
 
 type cached struct {
 	peer     Peer
+	caps     byte
 	notAfter time.Time
 }
 
 const verifyCacheSize = 4096
 
-func (c *verifyCache) get(k [32]byte) (Peer, bool) {
+func (c *verifyCache) get(k [32]byte) (cached, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[k]
 	if !ok {
-		return Peer{}, false
+		return cached{}, false
 	}
 	if time.Now().After(e.notAfter) {
 		delete(c.m, k)
-		return Peer{}, false
+		return cached{}, false
 	}
-	return e.peer, true
+	return e, true
 }
 
-func (c *verifyCache) put(k [32]byte, p Peer, notAfter time.Time) {
+func (c *verifyCache) put(k [32]byte, v cached) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= verifyCacheSize {
@@ -299,7 +322,7 @@ func (c *verifyCache) put(k [32]byte, p Peer, notAfter time.Time) {
 			break
 		}
 	}
-	c.m[k] = cached{peer: p, notAfter: notAfter}
+	c.m[k] = v
 }
 
 // peerStatics remembers the Noise static key each peer proved last time, by what this end knows
@@ -346,6 +369,7 @@ type Initiator struct {
 	hs     *noise.HandshakeState
 	local  *local
 	target string
+	caps   byte // announced in hello
 }
 
 // Initiate starts a handshake with the router that will host target; hello goes to the router
@@ -363,13 +387,17 @@ func (e *Endpoint) Initiate(target string) (in *Initiator, hello []byte, err err
 	if err != nil {
 		return nil, nil, err
 	}
-	hello, _, _, err = hs.WriteMessage(nil, nil)
+	var announce []byte
+	if e.caps != 0 {
+		announce = []byte{e.caps}
+	}
+	hello, _, _, err = hs.WriteMessage(nil, announce)
 	if err != nil {
 		return nil, nil, err
 	}
 	// The reply's "es": DH(our ephemeral, the router's static), if we can guess the router.
 	dh.startDH(dh.ephemeral(), e.peers.get(target))
-	return &Initiator{e: e, dh: dh, hs: hs, local: l, target: target}, hello, nil
+	return &Initiator{e: e, dh: dh, hs: hs, local: l, target: target, caps: e.caps}, hello, nil
 }
 
 // Finish processes the router's reply, which must prove a router certificate, and returns the
@@ -380,9 +408,12 @@ func (in *Initiator) Finish(raw net.Conn, reply []byte) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: router reply: %v", ErrHandshake, err)
 	}
-	peer, err := in.e.verify(payload, in.hs.PeerStatic(), api.KindRouter)
+	peer, caps, err := in.e.verify(payload, in.hs.PeerStatic(), api.KindRouter)
 	if err != nil {
 		return nil, err
+	}
+	if caps&^in.caps != 0 {
+		return nil, fmt.Errorf("%w: router %s answered capabilities %#x to an announcement of %#x", ErrHandshake, peer.ID, caps, in.caps)
 	}
 	in.e.peers.put(in.target, in.hs.PeerStatic())
 	msg3, send, recv, err := in.hs.WriteMessage(make([]byte, 2, 2+len(in.local.payload)+64), in.local.payload)
@@ -390,7 +421,7 @@ func (in *Initiator) Finish(raw net.Conn, reply []byte) (*Conn, error) {
 		return nil, err
 	}
 	binary.BigEndian.PutUint16(msg3, uint16(len(msg3)-2))
-	c := newConn(raw, peer, in.target, send, recv)
+	c := newConn(raw, peer, in.target, send, recv, caps)
 	c.holdHandshake(msg3)
 	return c, nil
 }
@@ -402,6 +433,7 @@ type Responder struct {
 	hs       *noise.HandshakeState
 	target   string
 	identity string
+	caps     byte // agreed with the client
 }
 
 // Respond processes a client's hello for target and returns the reply to send back in the
@@ -420,10 +452,16 @@ func (e *Endpoint) Respond(target, identity string, hello []byte) (r *Responder,
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, _, _, err := hs.ReadMessage(nil, hello); err != nil {
+	announced, _, _, err := hs.ReadMessage(nil, hello)
+	if err != nil {
 		return nil, nil, fmt.Errorf("%w: client hello: %v", ErrHandshake, err)
 	}
-	reply, _, _, err = hs.WriteMessage(nil, l.payload)
+	payload, caps := l.payload, byte(0)
+	if len(announced) > 0 && e.caps != 0 { // a client that knows capabilities: answer with ours
+		caps = announced[0] & e.caps
+		payload = append(slices.Clip(l.payload), caps)
+	}
+	reply, _, _, err = hs.WriteMessage(nil, payload)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -432,7 +470,7 @@ func (e *Endpoint) Respond(target, identity string, hello []byte) (r *Responder,
 		// on its way.
 		dh.startDH(dh.ephemeral(), e.peers.get(identity))
 	}
-	return &Responder{e: e, dh: dh, hs: hs, target: target, identity: identity}, reply, nil
+	return &Responder{e: e, dh: dh, hs: hs, target: target, identity: identity, caps: caps}, reply, nil
 }
 
 // Finish reads the client's last handshake message from raw, which must prove an identity
@@ -450,12 +488,12 @@ func (r *Responder) Finish(raw net.Conn) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: client identity: %v", ErrHandshake, err)
 	}
-	peer, err := r.e.verify(payload, r.hs.PeerStatic(), api.KindIdentity)
+	peer, _, err := r.e.verify(payload, r.hs.PeerStatic(), api.KindIdentity)
 	if err != nil {
 		return nil, err
 	}
 	if peer.ID == r.identity {
 		r.e.peers.put(r.identity, r.hs.PeerStatic())
 	}
-	return newConn(raw, peer, r.target, send, recv), nil
+	return newConn(raw, peer, r.target, send, recv, r.caps), nil
 }
