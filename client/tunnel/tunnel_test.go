@@ -20,6 +20,7 @@ import (
 
 	"github.com/ztna/ztna/client"
 	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/nettest"
 	"github.com/ztna/ztna/router/dnstest"
 )
 
@@ -69,25 +70,11 @@ func (f *fakeOverlay) Dial(ctx context.Context, target string) (net.Conn, error)
 // echoServer runs a TCP echo server (half-close aware) until the test ends.
 func echoServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return nettest.Serve(t, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+	}).String()
 }
 
 func svc(name, address string, port int, ranges ...control.PortRange) client.Service {

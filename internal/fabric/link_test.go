@@ -3,6 +3,7 @@ package fabric_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/fabric/fabrictest"
+	"github.com/ztna/ztna/internal/fabric/mux"
+	"github.com/ztna/ztna/internal/nettest"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -373,5 +376,59 @@ func TestKeepaliveMeasuresRTTAndDetectsSilence(t *testing.T) {
 	t.Logf("cut off: unhealthy after %v, closed after %v", unhealthyAfter, closedAfter)
 	if _, _, err := hub.Open(context.Background(), &fabric.Request{Op: fabric.OpDial}); !errors.Is(err, fabric.ErrSilent) {
 		t.Fatalf("open on a dead link: %v", err)
+	}
+}
+
+// Across a path with a 40 ms round trip, a stream's window grows with the link's measured round
+// trip (at the 4 MiB it starts with, a stream would move at most 100 MB/s there), and the data
+// arrives intact.
+func TestWindowGrowsWithTheLinksRoundTrip(t *testing.T) {
+	p := fabrictest.New(t)
+	ka := fabric.LinkConfig{KeepaliveInterval: 50 * time.Millisecond, KeepaliveTimeout: time.Second}
+	hubCfg := ka
+	hubCfg.Credentials = p.Credentials(api.KindHub, "hub1")
+	h := listenHub(t, hubCfg)
+	routerCfg := ka
+	routerCfg.Credentials = p.Credentials(api.KindRouter, "r1")
+	router, err := dial(t, nettest.DelayRelay(t, h.addr, 20*time.Millisecond), routerCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := <-h.links
+	for deadline := time.Now().Add(3 * time.Second); router.RTT() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no RTT measured")
+		}
+	}
+	data := make([]byte, 64<<20)
+	rand.Read(data)
+	type received struct {
+		data   []byte
+		window int
+	}
+	got := make(chan received, 1)
+	go func() {
+		s, err := router.AcceptStream()
+		if err != nil {
+			got <- received{}
+			return
+		}
+		fabric.ReadRequest(s)
+		fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK})
+		b, _ := io.ReadAll(s)
+		got <- received{b, s.(*mux.Stream).Window()}
+	}()
+	s, _, err := hub.Open(context.Background(), &fabric.Request{Op: fabric.OpDial, Target: "bulk:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write(data)
+	s.Close()
+	r := <-got
+	if !bytes.Equal(r.data, data) {
+		t.Fatalf("received %d of %d bytes, or different ones", len(r.data), len(data))
+	}
+	if r.window <= 4<<20 {
+		t.Fatalf("the receiving stream's window stayed at %d over a %v round trip", r.window, router.RTT())
 	}
 }

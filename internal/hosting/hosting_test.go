@@ -17,6 +17,7 @@ import (
 	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/fabric/fabrictest"
 	"github.com/ztna/ztna/internal/hosting"
+	"github.com/ztna/ztna/internal/nettest"
 	"github.com/ztna/ztna/router/dnstest"
 	"github.com/ztna/ztna/router/resolve"
 	"github.com/ztna/ztna/router/targets"
@@ -89,23 +90,7 @@ func (e *env) open(target, identity string) (*e2e.Conn, error) {
 	return in.Finish(s, resp.Payload)
 }
 
-func listen(t *testing.T, handle func(net.Conn)) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go handle(c)
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func listen(t *testing.T, handle func(net.Conn)) int { return nettest.Serve(t, handle).Port }
 
 func echo(c net.Conn) {
 	io.Copy(c, c)

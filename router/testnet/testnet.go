@@ -5,26 +5,14 @@ package testnet
 import (
 	"net"
 	"testing"
+
+	"github.com/ztna/ztna/internal/nettest"
 )
 
 // OpenPort listens on a loopback port until the test ends, accepting and closing connections.
 func OpenPort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	return nettest.Serve(t, func(c net.Conn) { c.Close() }).Port
 }
 
 // ClosedPort returns a loopback port that was just listening and no longer is.

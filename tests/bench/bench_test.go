@@ -643,6 +643,12 @@ type routerConfig struct {
 }
 
 func startRouterChild(b *testing.B, s *stack.Stack, id string, services []control.Service) *child {
+	return startRouterChildVia(b, s, s.HubAddr, id, services)
+}
+
+// startRouterChildVia starts a router process that links to the hub at hub (the stack's hub
+// itself, or a relay in front of it).
+func startRouterChildVia(b *testing.B, s *stack.Stack, hub, id string, services []control.Service) *child {
 	iss, key, err := s.PKI.CA.IssueServer(api.KindRouter, id, nil, time.Hour)
 	if err != nil {
 		b.Fatal(err)
@@ -651,7 +657,7 @@ func startRouterChild(b *testing.B, s *stack.Stack, id string, services []contro
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg, _ := json.Marshal(routerConfig{Hub: s.HubAddr, ChainPEM: string(iss.ChainPEM), KeyPEM: string(keyPEM), CAPEM: string(s.PKI.CA.CertPEM), Services: services})
+	cfg, _ := json.Marshal(routerConfig{Hub: hub, ChainPEM: string(iss.ChainPEM), KeyPEM: string(keyPEM), CAPEM: string(s.PKI.CA.CertPEM), Services: services})
 	path := filepath.Join(b.TempDir(), "router.json")
 	if err := os.WriteFile(path, cfg, 0o600); err != nil {
 		b.Fatal(err)

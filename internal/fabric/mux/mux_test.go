@@ -414,6 +414,7 @@ func TestServeStreams(t *testing.T) {
 func TestWindowSharedByBusyStreams(t *testing.T) {
 	cfg := DefaultConfig() // window 4 MiB, session window 16 MiB
 	s := &Session{cfg: cfg}
+	s.sessWin.Store(int64(cfg.SessionWindow))
 	st := newStream(s, 1, true)
 	const mib = 1 << 20
 	take := func(n int) int { // the peer sent n bytes and the reader consumed them
@@ -442,7 +443,112 @@ func TestWindowSharedByBusyStreams(t *testing.T) {
 		t.Fatalf("alone again: window %d, held back %d", st.window, st.unacked)
 	}
 	s.active.Store(1000)
-	if got := s.windowTarget(); got != minWindow {
+	if got := s.windowTarget(cfg.Window); got != minWindow {
 		t.Fatalf("target among 1000 busy streams %d, want the floor %d", got, minWindow)
+	}
+}
+
+// A stream whose reader takes half its window in less than two round trips gets twice the
+// window, up to the maximum, and the session window grows with it; a stream whose reader is
+// the bottleneck keeps its window.
+func TestWindowAutotuning(t *testing.T) {
+	const mib = 1 << 20
+	rtt := 10 * time.Millisecond
+	cfg := DefaultConfig()
+	cfg.MaxWindow, cfg.MaxSessionWindow = 16*mib, 32*mib
+	cfg.RTT = func() time.Duration { return rtt }
+	s := &Session{cfg: cfg}
+	s.sessWin.Store(int64(cfg.SessionWindow))
+	s.active.Store(1)
+	st := newStream(s, 1, true)
+	take := func(n int, took time.Duration) int { // the reader consumed n bytes over took
+		st.epochStart = time.Now().Add(-took)
+		st.window -= n
+		return st.consumed(n)
+	}
+	// 3/4 of the window in one round trip: the round trip limits the stream. The peer gets the
+	// 3 MiB consumed back and the 4 MiB the window grew by.
+	if c := take(3*mib, rtt); c != 7*mib || st.maxWin != 8*mib || s.sessWin.Load() != 32*mib {
+		t.Fatalf("fast reader: credit %d, window %d, session window %d; want 7 MiB, 8 MiB, 32 MiB", c, st.maxWin, s.sessWin.Load())
+	}
+	take(6*mib, rtt)
+	take(12*mib, rtt)
+	if st.maxWin != cfg.MaxWindow || s.sessWin.Load() != int64(cfg.MaxSessionWindow) {
+		t.Fatalf("window %d, session window %d: beyond or short of the maximum", st.maxWin, s.sessWin.Load())
+	}
+
+	slow := newStream(s, 3, true)
+	slow.epochStart = time.Now().Add(-time.Second) // the reader took 100 round trips
+	slow.window -= 3 * mib
+	slow.consumed(3 * mib)
+	if slow.maxWin != cfg.Window {
+		t.Fatalf("slow reader: window grew to %d", slow.maxWin)
+	}
+	cfg.RTT = nil
+	s.cfg = cfg
+	none := newStream(s, 5, true)
+	none.window -= 3 * mib
+	none.consumed(3 * mib)
+	if none.maxWin != cfg.Window {
+		t.Fatalf("without an RTT the window grew to %d", none.maxWin)
+	}
+}
+
+// delayedPair connects two sessions through a relay that holds every byte for delay in each
+// direction: a link with a round trip of 2*delay and no bandwidth limit.
+func delayedPair(t *testing.T, cfg Config, delay time.Duration) (client, server *Session) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err := net.Dial("tcp", nettest.DelayRelay(t, ln.Addr().String(), delay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := <-accepted
+	if client, err = Client(a, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if server, err = Server(d, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// Over a link with a 40 ms round trip the receiving stream's window grows past its start (at
+// 4 MiB per round trip it would move 100 MB/s at most), and every byte arrives intact.
+func TestWindowGrowsOnSlowLink(t *testing.T) {
+	const delay = 20 * time.Millisecond
+	cfg := DefaultConfig()
+	cfg.MaxWindow, cfg.MaxSessionWindow = 16<<20, 32<<20
+	cfg.RTT = func() time.Duration { return 2 * delay }
+	cs, ss := delayedPair(t, cfg, delay)
+	data := make([]byte, 48<<20)
+	rand.Read(data)
+	st, err := cs.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { st.Write(data); st.Close() }()
+	peer, err := ss.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(peer)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d of %d bytes: %v", len(got), len(data), err)
+	}
+	peer.mu.Lock()
+	grown := peer.maxWin
+	peer.mu.Unlock()
+	if grown <= cfg.Window {
+		t.Fatalf("the window stayed at %d over a 40 ms round trip", grown)
 	}
 }

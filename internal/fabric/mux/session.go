@@ -55,9 +55,18 @@ type Config struct {
 	// reader. An idle stream holds no buffer whatever the window.
 	Window int
 	// SessionWindow is what the streams that have data waiting share: with many of them, each
-	// is granted SessionWindow/n (at least minWindow, at most Window), so the data in flight on
-	// a link stays small enough to stay in the CPU's caches. A stream alone gets its Window.
+	// is granted SessionWindow/n (at least minWindow, at most its window), so the data in
+	// flight on a link stays small enough to stay in the CPU's caches. A stream alone gets its
+	// window.
 	SessionWindow int
+	// MaxWindow bounds how far a stream's window grows when the link's round-trip time, not
+	// its reader, limits it: a stream whose reader consumed half its window in less than two
+	// round trips gets twice the window (as QUIC stacks tune theirs), and the session window
+	// grows in proportion, up to MaxSessionWindow. At Window (or with no RTT) windows stay put.
+	MaxWindow        int
+	MaxSessionWindow int
+	// RTT reports the link's round-trip time; zero while unknown.
+	RTT func() time.Duration
 	// MaxFrame is the largest data payload in one frame.
 	MaxFrame int
 	// AcceptBacklog is how many opened streams may wait for AcceptStream.
@@ -78,6 +87,8 @@ func (c Config) check() error {
 		return fmt.Errorf("mux: window %d outside 256 KiB..16 MiB", c.Window)
 	case c.SessionWindow < c.Window:
 		return fmt.Errorf("mux: session window %d below the stream window %d", c.SessionWindow, c.Window)
+	case c.MaxWindow != 0 && c.MaxWindow < c.Window, c.MaxSessionWindow != 0 && c.MaxSessionWindow < c.SessionWindow:
+		return errors.New("mux: a window's maximum is below its start")
 	case c.MaxFrame < 1<<10 || c.MaxFrame > maxLength:
 		return fmt.Errorf("mux: max frame %d outside 1 KiB..16 MiB", c.MaxFrame)
 	case c.AcceptBacklog < 1:
@@ -118,7 +129,8 @@ type Session struct {
 	wlock   chan struct{}
 	scratch []byte // header plus a small payload, under wlock
 
-	active atomic.Int32 // streams with received data not yet read
+	active  atomic.Int32 // streams with received data not yet read
+	sessWin atomic.Int64 // the session window now: SessionWindow, grown by autotune
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream
@@ -160,6 +172,13 @@ func newSession(conn io.ReadWriteCloser, cfg Config, firstID uint32) (*Session, 
 			return err
 		}
 	}
+	if s.cfg.MaxWindow == 0 {
+		s.cfg.MaxWindow = s.cfg.Window
+	}
+	if s.cfg.MaxSessionWindow == 0 {
+		s.cfg.MaxSessionWindow = s.cfg.SessionWindow
+	}
+	s.sessWin.Store(int64(s.cfg.SessionWindow))
 	go s.readLoop()
 	return s, nil
 }
@@ -192,10 +211,21 @@ func (s *Session) AcceptStream() (*Stream, error) {
 	}
 }
 
-// windowTarget is the window each stream is granted now.
-func (s *Session) windowTarget() int {
+// windowTarget is the window a stream whose own window is now win is granted.
+func (s *Session) windowTarget(win int) int {
 	n := max(int(s.active.Load()), 1)
-	return min(s.cfg.Window, max(minWindow, s.cfg.SessionWindow/n))
+	return min(win, max(minWindow, int(s.sessWin.Load())/n))
+}
+
+// raiseSessionWindow grows the session window in proportion to a stream window grown to win.
+func (s *Session) raiseSessionWindow(win int) {
+	want := int64(min(s.cfg.MaxSessionWindow, win/s.cfg.Window*s.cfg.SessionWindow))
+	for {
+		cur := s.sessWin.Load()
+		if want <= cur || s.sessWin.CompareAndSwap(cur, want) {
+			return
+		}
+	}
 }
 
 // ServeStreams runs handle on every stream the peer opens, each in a goroutine started by the

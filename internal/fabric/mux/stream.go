@@ -28,9 +28,13 @@ type Stream struct {
 	buffered int
 	window   int // bytes the peer may still send
 	unacked  int // consumed, not yet returned to the peer as credit
-	finIn    bool
-	readErr  error // the session ended
-	readable chan struct{}
+	maxWin   int // this stream's window now: the session's Window, grown by autotune
+	// The autotuning epoch: when it began and what the reader consumed since.
+	epochStart time.Time
+	epochRead  int
+	finIn      bool
+	readErr    error // the session ended
+	readable   chan struct{}
 	// Send side.
 	credit   int // bytes we may still send
 	closed   bool
@@ -51,7 +55,7 @@ type chunk struct {
 func newStream(s *Session, id uint32, byPeer bool) *Stream {
 	return &Stream{
 		s: s, id: id, opened: byPeer,
-		window: s.cfg.Window, credit: s.cfg.Window,
+		window: s.cfg.Window, credit: s.cfg.Window, maxWin: s.cfg.Window, epochStart: time.Now(),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
 		rdl: newDeadline(), wdl: newDeadline(),
 	}
@@ -250,18 +254,38 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 // messages almost none; credit not yet returned waits in unacked.
 func (st *Stream) consumed(n int) int {
 	st.unacked += n
+	st.epochRead += n
 	if st.closed || st.finIn {
 		return 0
 	}
-	target := st.s.windowTarget()
+	st.autotune()
+	target := st.s.windowTarget(st.maxWin)
 	want := target - st.window
 	if want < target/4 || st.unacked == 0 {
 		return 0
 	}
-	c := min(want, st.unacked)
+	c := min(want, st.unacked, maxLength) // what one credit frame can carry
 	st.unacked -= c
 	st.window += c
 	return c
+}
+
+// autotune, under mu, doubles the stream's window when its reader consumed half of it in less
+// than two round trips of the link: then the round trip, not the reader, limits the stream. The
+// window added waits with the credit held back, to be granted as the session's share allows.
+func (st *Stream) autotune() {
+	cfg := &st.s.cfg
+	if cfg.RTT == nil || st.maxWin >= cfg.MaxWindow || st.epochRead <= st.maxWin/2 {
+		return
+	}
+	now := time.Now()
+	if rtt := cfg.RTT(); rtt > 0 && now.Sub(st.epochStart) < time.Duration(4*float64(rtt)*float64(st.epochRead)/float64(st.maxWin)) {
+		grown := min(2*st.maxWin, cfg.MaxWindow)
+		st.unacked += grown - st.maxWin
+		st.maxWin = grown
+		st.s.raiseSessionWindow(st.maxWin)
+	}
+	st.epochStart, st.epochRead = now, 0
 }
 
 func (st *Stream) sendCredit(n int) {
@@ -362,6 +386,13 @@ func (st *Stream) Close() error {
 
 // ID is the stream's number on its session.
 func (st *Stream) ID() uint32 { return st.id }
+
+// Window is the receive window the stream has grown to (see Config.MaxWindow).
+func (st *Stream) Window() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.maxWin
+}
 
 // SetDeadline sets the read and write deadlines.
 func (st *Stream) SetDeadline(t time.Time) error {

@@ -25,6 +25,7 @@ import (
 	"github.com/ztna/ztna/internal/fabric/fabrictest"
 	"github.com/ztna/ztna/internal/hosting"
 	"github.com/ztna/ztna/internal/hub"
+	"github.com/ztna/ztna/internal/nettest"
 	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/router/targets"
 )
@@ -194,21 +195,7 @@ func Policy(services []control.Service, routers []string, identities []string) h
 // returns its port.
 func Serve(t testing.TB, handle func(net.Conn)) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go handle(c)
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	return nettest.Serve(t, handle).Port
 }
 
 // Echo writes back everything it reads, then half-closes.
