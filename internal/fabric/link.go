@@ -33,6 +33,10 @@ const (
 	// Linux lets one TCP connection buffer by default.
 	maxStreamWindow  = 16 << 20
 	maxSessionWindow = 32 << 20
+	// windowGoal: a window that lets a stream move this much per round trip is large enough
+	// (one stream's end-to-end encryption and relaying does not run much faster on any
+	// router), and does not grow: on a LAN, 4 MiB is already 4 GB/s at a 1 ms round trip.
+	windowGoal = 2e9 // bytes per second
 )
 
 // Keepalive defaults. A link whose peer sent nothing — neither data nor keepalives — for three
@@ -81,7 +85,7 @@ func muxConfig(rtt func() time.Duration) mux.Config {
 	c.MaxFrame = MaxFrame
 	c.Window = streamWindow
 	c.MaxWindow, c.MaxSessionWindow = maxStreamWindow, maxSessionWindow
-	c.RTT = rtt
+	c.RTT, c.WindowGoal = rtt, windowGoal
 	return c
 }
 
@@ -98,14 +102,12 @@ type Link struct {
 
 	rtt atomic.Int64 // ns, moving average; 0 until the first pong
 
-	// The least round trip of the current and the previous minRTTPeriod (ns, 0: none yet): the
-	// path's own round trip, without the time pings spend queued behind data frames. Stream
-	// windows grow with it; with the average, a busy loopback link (pings behind megabytes of
-	// frames: 2 ms instead of 0.1) grew its windows fourfold for nothing.
-	minMu      sync.Mutex
-	minCur     time.Duration
-	minPrev    time.Duration
-	minStarted time.Time
+	// The least keepalive round trip since the link came up (ns, 0: none yet): the path's own
+	// round trip, without the time pings spend queued behind data frames. Stream windows grow
+	// with it; with the average, a busy loopback link (pings behind megabytes of frames: 2 ms
+	// instead of 0.1) grew its windows fourfold for nothing. A path that got longer since only
+	// makes the windows grow less.
+	minRTT atomic.Int64
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -291,14 +293,12 @@ func (l *Link) observeRTT(sample time.Duration) {
 	if sample <= 0 {
 		sample = 1
 	}
-	l.minMu.Lock()
-	if now := time.Now(); now.Sub(l.minStarted) > minRTTPeriod {
-		l.minPrev, l.minCur, l.minStarted = l.minCur, 0, now
+	for {
+		m := l.minRTT.Load()
+		if m != 0 && m <= int64(sample) || l.minRTT.CompareAndSwap(m, int64(sample)) {
+			break
+		}
 	}
-	if l.minCur == 0 || sample < l.minCur {
-		l.minCur = sample
-	}
-	l.minMu.Unlock()
 	old := l.rtt.Load()
 	if old == 0 {
 		l.rtt.Store(int64(sample))
@@ -308,6 +308,14 @@ func (l *Link) observeRTT(sample time.Duration) {
 }
 
 func (l *Link) keepalive() {
+	ping := func() {
+		if err := l.sendControl(msgPing, uint64(monotonic())); err != nil {
+			l.closeWith(fmt.Errorf("fabric: link to %s lost: %w", l.peer, err))
+		}
+	}
+	// The first ping leaves at once, while the link is still idle: its round trip is the path's
+	// own, with no frames queued ahead of it (see BaseRTT).
+	go ping()
 	t := time.NewTicker(l.cfg.KeepaliveInterval)
 	defer t.Stop()
 	for {
@@ -321,11 +329,7 @@ func (l *Link) keepalive() {
 			return
 		}
 		// A write blocked behind a full send window must not delay the silence check above.
-		go func() {
-			if err := l.sendControl(msgPing, uint64(monotonic())); err != nil {
-				l.closeWith(fmt.Errorf("fabric: link to %s lost: %w", l.peer, err))
-			}
-		}()
+		go ping()
 	}
 }
 
@@ -357,20 +361,10 @@ func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
 // RTT is the moving average of keepalive round trips (0 before the first one).
 func (l *Link) RTT() time.Duration { return time.Duration(l.rtt.Load()) }
 
-// minRTTPeriod is how long a least round trip counts (as BBR keeps its min_rtt for 10 s): long
-// enough to catch an idle moment on a busy link, short enough to follow a path that changed.
-const minRTTPeriod = 10 * time.Second
-
-// BaseRTT is the least keepalive round trip of the last 10–20 s (0 before the first one): the
-// path's round trip without queueing behind data.
-func (l *Link) BaseRTT() time.Duration {
-	l.minMu.Lock()
-	defer l.minMu.Unlock()
-	if l.minPrev != 0 && l.minPrev < l.minCur {
-		return l.minPrev
-	}
-	return l.minCur
-}
+// BaseRTT is the least keepalive round trip since the link came up (0 before the first one):
+// the path's round trip without queueing behind data. The first ping leaves as soon as the link
+// is up, before any stream can queue frames ahead of it.
+func (l *Link) BaseRTT() time.Duration { return time.Duration(l.minRTT.Load()) }
 
 // Healthy reports whether the link is open and the peer sent something within three keepalive
 // intervals: a hub stops choosing a router that fails this well before the link times out.

@@ -484,6 +484,16 @@ func TestWindowAutotuning(t *testing.T) {
 	if slow.maxWin != cfg.Window {
 		t.Fatalf("slow reader: window grew to %d", slow.maxWin)
 	}
+	// A window that already allows the goal per round trip stays: 4 MiB per 1 ms is 4 GB/s.
+	cfg.WindowGoal, rtt = 2e9, time.Millisecond
+	s.cfg = cfg
+	fast := newStream(s, 7, true)
+	fast.epochStart = time.Now()
+	fast.window -= 3 * mib
+	fast.consumed(3 * mib)
+	if fast.maxWin != cfg.Window {
+		t.Fatalf("a window worth 4 GB/s grew to %d", fast.maxWin)
+	}
 	cfg.RTT = nil
 	s.cfg = cfg
 	none := newStream(s, 5, true)

@@ -67,6 +67,9 @@ type Config struct {
 	MaxSessionWindow int
 	// RTT reports the link's round-trip time; zero while unknown.
 	RTT func() time.Duration
+	// WindowGoal, in bytes per second: a stream window that allows this much per round trip
+	// no longer grows (zero: no such bound).
+	WindowGoal float64
 	// MaxFrame is the largest data payload in one frame.
 	MaxFrame int
 	// AcceptBacklog is how many opened streams may wait for AcceptStream.

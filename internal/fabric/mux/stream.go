@@ -279,7 +279,9 @@ func (st *Stream) autotune() {
 		return
 	}
 	now := time.Now()
-	if rtt := cfg.RTT(); rtt > 0 && now.Sub(st.epochStart) < time.Duration(4*float64(rtt)*float64(st.epochRead)/float64(st.maxWin)) {
+	rtt := cfg.RTT()
+	if rtt > 0 && (cfg.WindowGoal == 0 || float64(st.maxWin)/rtt.Seconds() < cfg.WindowGoal) &&
+		now.Sub(st.epochStart) < time.Duration(4*float64(rtt)*float64(st.epochRead)/float64(st.maxWin)) {
 		grown := min(2*st.maxWin, cfg.MaxWindow)
 		st.unacked += grown - st.maxWin
 		st.maxWin = grown
