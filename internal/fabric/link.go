@@ -29,8 +29,10 @@ const (
 	streamWindow = 4 << 20
 	// maxStreamWindow and maxSessionWindow bound how far the windows grow on a link whose round
 	// trip limits them (4 MiB per 40 ms round trip is 100 MB/s): 16 MiB carries 335 MB/s a
-	// stream across 50 ms, and what one link's streams may have in flight stays within what
-	// Linux lets one TCP connection buffer by default.
+	// stream across 50 ms, and a link's streams grow by 16 MiB in all at the most, on top of
+	// the 4 MiB each starts with. To carry that, the TCP connection under the link needs send
+	// and receive buffers as large: the router image raises Linux's limits (tcp_wmem stops at
+	// 4 MiB by default); see packer/provisioner/ztnarouter/files/sysctl.conf.
 	maxStreamWindow  = 16 << 20
 	maxSessionWindow = 32 << 20
 	// windowGoal: a window that lets a stream move this much per round trip is large enough
@@ -108,6 +110,12 @@ type Link struct {
 	// instead of 0.1) grew its windows fourfold for nothing. A path that got longer since only
 	// makes the windows grow less.
 	minRTT atomic.Int64
+
+	// The pings sent and not yet answered: a pong counts only if it echoes one, so a peer can
+	// make its round trip look longer (by answering late) but never shorter than it is.
+	pingMu  sync.Mutex
+	pending [8]uint64
+	npend   int
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -279,12 +287,28 @@ func (l *Link) readControl() {
 				return
 			}
 		case msgPong:
-			l.observeRTT(time.Duration(monotonic() - int64(v)))
+			if l.answered(v) {
+				l.observeRTT(time.Duration(monotonic() - int64(v)))
+			}
 		default:
 			l.closeWith(fmt.Errorf("fabric: link to %s: unknown control message %d", l.peer, m[0]))
 			return
 		}
 	}
+}
+
+// answered reports whether v is a ping sent and not yet answered, and marks it answered.
+func (l *Link) answered(v uint64) bool {
+	l.pingMu.Lock()
+	defer l.pingMu.Unlock()
+	for i := range l.npend {
+		if l.pending[i] == v {
+			copy(l.pending[i:], l.pending[i+1:l.npend])
+			l.npend--
+			return true
+		}
+	}
+	return false
 }
 
 // observeRTT folds a sample into an exponential moving average (weight 1/5), so one slow pong
@@ -309,7 +333,16 @@ func (l *Link) observeRTT(sample time.Duration) {
 
 func (l *Link) keepalive() {
 	ping := func() {
-		if err := l.sendControl(msgPing, uint64(monotonic())); err != nil {
+		v := uint64(monotonic())
+		l.pingMu.Lock()
+		if l.npend == len(l.pending) { // the oldest went unanswered: forget it
+			copy(l.pending[:], l.pending[1:])
+			l.npend--
+		}
+		l.pending[l.npend] = v
+		l.npend++
+		l.pingMu.Unlock()
+		if err := l.sendControl(msgPing, v); err != nil {
 			l.closeWith(fmt.Errorf("fabric: link to %s lost: %w", l.peer, err))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/ztna/ztna/internal/fabric/mux"
 	"github.com/ztna/ztna/internal/nettest"
 	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/tlsrecord"
 )
 
 // hubListener accepts links on loopback and hands them (or the accept error) to the test.
@@ -452,4 +454,58 @@ func bulkWindow(t *testing.T, via func(hub string) string, n int) int {
 	}
 	t.Logf("window %d MiB; round trip %v, least %v", r.window>>20, router.RTT(), router.BaseRTT())
 	return r.window
+}
+
+// A peer cannot choose its round trip: pongs that echo no ping the hub sent (back-dated, to
+// grow the windows the hub grants it, or forward-dated, to look like the cheapest router) do
+// not count.
+func TestForgedPongsDoNotCount(t *testing.T) {
+	p := fabrictest.New(t)
+	ka := fabric.LinkConfig{KeepaliveInterval: 20 * time.Millisecond, KeepaliveTimeout: time.Second}
+	hubCfg := ka
+	hubCfg.Credentials = p.Credentials(api.KindHub, "hub1")
+	h := listenHub(t, hubCfg)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	creds := p.Credentials(api.KindIdentity, "i1")
+	tlsCfg := pki.MutualClientConfig(creds.Cert, creds.CA, api.KindHub, api.KindController)
+	tlsCfg.NextProtos = []string{fabric.ALPN}
+	raw, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tlsrecord.Client(ctx, raw, tlsCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := mux.Client(tc, mux.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	ctrl, _ := sess.OpenStream()
+	b, _ := (&fabric.Request{Op: 3}).Marshal() // the control stream
+	ctrl.Write(b)
+	if _, err := fabric.ReadResponse(ctrl); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		var m [9]byte
+		for skew := uint64(10 * time.Second); ; skew = -skew { // back-dated, forward-dated, ...
+			if _, err := io.ReadFull(ctrl, m[:]); err != nil {
+				return
+			}
+			if m[0] == 1 {
+				m[0] = 2
+				binary.BigEndian.PutUint64(m[1:], binary.BigEndian.Uint64(m[1:])+skew)
+				ctrl.Write(m[:])
+			}
+		}
+	}()
+	hub := <-h.links
+	time.Sleep(20 * ka.KeepaliveInterval)
+	if hub.RTT() != 0 || hub.BaseRTT() != 0 {
+		t.Fatalf("forged pongs counted: RTT %v, least %v", hub.RTT(), hub.BaseRTT())
+	}
 }

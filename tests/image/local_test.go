@@ -183,6 +183,8 @@ func TestLocalImage(t *testing.T) {
 			"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.tcp_syncookies": "1",
 			"kernel.kptr_restrict": "2", "kernel.dmesg_restrict": "1", "kernel.unprivileged_bpf_disabled": "1",
 			"fs.protected_symlinks": "1", "fs.suid_dumpable": "0",
+			// A fabric link's grown windows in flight (internal/fabric: 32 MiB at the most).
+			"net.ipv4.tcp_wmem": "4096 16384 33554432", "net.ipv4.tcp_rmem": "4096 131072 33554432",
 		} {
 			if set[k] != want {
 				t.Errorf("%s = %q, want %s", k, set[k], want)
@@ -197,7 +199,7 @@ func TestLocalImage(t *testing.T) {
 		if err := dec.Decode(&a); err != nil {
 			t.Fatalf("/etc/ztna/image.json: %v", err)
 		}
-		if a.RouterVersion != RouterVersion || a.HardeningProfile != "ztna-v1+ssh-lockdown" || a.Cloud != "local" {
+		if a.RouterVersion != RouterVersion || a.HardeningProfile != "ztna-v2+ssh-lockdown" || a.Cloud != "local" {
 			t.Errorf("attestation %+v", a)
 		}
 		if !strings.HasPrefix(a.BaseImage, "debian-bookworm-amd64-") {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -546,19 +547,110 @@ func TestWindowGrowsOnSlowLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The sender's credit shows what the receiver granted, not only what it meant to.
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			st.mu.Lock()
+			if c := int64(st.credit); c > peak.Load() {
+				peak.Store(c)
+			}
+			st.mu.Unlock()
+		}
+	}()
 	go func() { st.Write(data); st.Close() }()
 	peer, err := ss.AcceptStream()
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := io.ReadAll(peer)
+	close(stop)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read %d of %d bytes: %v", len(got), len(data), err)
 	}
+	if p := peak.Load(); p <= int64(cfg.Window) {
+		t.Fatalf("the sender never had more than %d bytes of credit over a 40 ms round trip", p)
+	}
+}
+
+// A window beyond what one credit frame carries (16 MiB - 1) is granted in several: nothing is
+// refused, nothing lost.
+func TestWindowBeyondOneCreditFrame(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxWindow, cfg.MaxSessionWindow = 64<<20, 80<<20
+	cfg.RTT = func() time.Duration { return time.Second }
+	c, s := sessions(t, cfg)
+	st, _ := c.OpenStream()
+	const size = 160 << 20
+	go func() {
+		buf := make([]byte, 1<<20)
+		for range size >> 20 {
+			if _, err := st.Write(buf); err != nil {
+				return
+			}
+		}
+		st.Close()
+	}()
+	peer, err := s.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, peer)
+	if err != nil || n != size {
+		t.Fatalf("%d bytes, %v", n, err)
+	}
 	peer.mu.Lock()
-	grown := peer.maxWin
-	peer.mu.Unlock()
-	if grown <= cfg.Window {
-		t.Fatalf("the window stayed at %d over a 40 ms round trip", grown)
+	defer peer.mu.Unlock()
+	if peer.maxWin != cfg.MaxWindow || s.Err() != nil {
+		t.Fatalf("window %d (want %d), session %v", peer.maxWin, cfg.MaxWindow, s.Err())
+	}
+}
+
+// The streams of a session grow by MaxSessionWindow - SessionWindow at the most in all, and a
+// stream that stops receiving returns its share; the session window grows in proportion, also
+// when a stream window grows by less than a whole Window.
+func TestWindowGrowthBoundedPerSession(t *testing.T) {
+	const mib = 1 << 20
+	cfg := DefaultConfig() // 4 MiB, session 16 MiB
+	cfg.MaxWindow, cfg.MaxSessionWindow = 16*mib, 32*mib
+	cfg.RTT = func() time.Duration { return time.Second }
+	s := &Session{cfg: cfg, streams: map[uint32]*Stream{}}
+	s.sessWin.Store(int64(cfg.SessionWindow))
+	s.active.Store(1)
+	grow := func(st *Stream) {
+		for range 4 {
+			st.epochStart = time.Now()
+			n := st.maxWin * 3 / 4
+			st.window -= n
+			st.consumed(n)
+		}
+	}
+	a, b := newStream(s, 1, true), newStream(s, 3, true)
+	grow(a)
+	grow(b)
+	if a.maxWin != 16*mib || b.maxWin != 8*mib || s.grown.Load() != 16*mib {
+		t.Fatalf("windows %d and %d, grown %d: want 16 MiB, 8 MiB (the rest of the budget), 16 MiB", a.maxWin, b.maxWin, s.grown.Load())
+	}
+	a.finReceived() // the peer closed: a receives no more
+	if s.grown.Load() != 4*mib {
+		t.Fatalf("a finished stream left %d grown", s.grown.Load())
+	}
+	grow(b)
+	if b.maxWin != 16*mib {
+		t.Fatalf("with the budget back, the window grew to %d", b.maxWin)
+	}
+
+	odd := &Session{cfg: cfg}
+	odd.cfg.MaxWindow = 6 * mib
+	odd.sessWin.Store(int64(cfg.SessionWindow))
+	odd.raiseSessionWindow(6 * mib)
+	if got := odd.sessWin.Load(); got != 24*mib {
+		t.Fatalf("window 4 -> 6 MiB: session window %d MiB, want 24 MiB", got/mib)
 	}
 }

@@ -62,7 +62,10 @@ type Config struct {
 	// MaxWindow bounds how far a stream's window grows when the link's round-trip time, not
 	// its reader, limits it: a stream whose reader consumed half its window in less than two
 	// round trips gets twice the window (as QUIC stacks tune theirs), and the session window
-	// grows in proportion, up to MaxSessionWindow. At Window (or with no RTT) windows stay put.
+	// grows in proportion, up to MaxSessionWindow. The windows of a session's streams grow by
+	// MaxSessionWindow - SessionWindow at the most in all (a stream returns its share when it
+	// stops receiving), so what the peer may have in flight stays within Window per stream
+	// plus that. At Window (or with no RTT) windows stay put.
 	MaxWindow        int
 	MaxSessionWindow int
 	// RTT reports the link's round-trip time; zero while unknown.
@@ -92,6 +95,8 @@ func (c Config) check() error {
 		return fmt.Errorf("mux: session window %d below the stream window %d", c.SessionWindow, c.Window)
 	case c.MaxWindow != 0 && c.MaxWindow < c.Window, c.MaxSessionWindow != 0 && c.MaxSessionWindow < c.SessionWindow:
 		return errors.New("mux: a window's maximum is below its start")
+	case c.MaxWindow > 1<<30, c.MaxSessionWindow > 1<<30:
+		return errors.New("mux: windows beyond 1 GiB")
 	case c.MaxFrame < 1<<10 || c.MaxFrame > maxLength:
 		return fmt.Errorf("mux: max frame %d outside 1 KiB..16 MiB", c.MaxFrame)
 	case c.AcceptBacklog < 1:
@@ -134,6 +139,7 @@ type Session struct {
 
 	active  atomic.Int32 // streams with received data not yet read
 	sessWin atomic.Int64 // the session window now: SessionWindow, grown by autotune
+	grown   atomic.Int64 // what live streams' windows grew by in all (see Config.MaxWindow)
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream
@@ -222,7 +228,7 @@ func (s *Session) windowTarget(win int) int {
 
 // raiseSessionWindow grows the session window in proportion to a stream window grown to win.
 func (s *Session) raiseSessionWindow(win int) {
-	want := int64(min(s.cfg.MaxSessionWindow, win/s.cfg.Window*s.cfg.SessionWindow))
+	want := min(int64(s.cfg.MaxSessionWindow), int64(win)*int64(s.cfg.SessionWindow)/int64(s.cfg.Window))
 	for {
 		cur := s.sessWin.Load()
 		if want <= cur || s.sessWin.CompareAndSwap(cur, want) {
@@ -302,6 +308,9 @@ func (s *Session) writeFrame(typ byte, id uint32, length int, payload []byte, de
 	case <-s.die:
 		return s.Err()
 	default:
+	}
+	if length > maxLength { // would spill into the type byte
+		return fmt.Errorf("mux: frame length %d beyond %d", length, maxLength)
 	}
 	hdr := s.scratch[:headerSize]
 	binary.BigEndian.PutUint32(hdr[0:], uint32(typ)<<24|uint32(length))

@@ -29,6 +29,7 @@ type Stream struct {
 	window   int // bytes the peer may still send
 	unacked  int // consumed, not yet returned to the peer as credit
 	maxWin   int // this stream's window now: the session's Window, grown by autotune
+	extra    int // what maxWin grew by, counted in the session's grown
 	// The autotuning epoch: when it began and what the reader consumed since.
 	epochStart time.Time
 	epochRead  int
@@ -100,6 +101,7 @@ func (st *Stream) credited(n int) {
 func (st *Stream) finReceived() {
 	st.mu.Lock()
 	st.finIn = true
+	st.releaseGrowth()
 	if st.writeErr == nil {
 		st.writeErr = ErrPeerClosed
 	}
@@ -283,11 +285,26 @@ func (st *Stream) autotune() {
 	if rtt > 0 && (cfg.WindowGoal == 0 || float64(st.maxWin)/rtt.Seconds() < cfg.WindowGoal) &&
 		now.Sub(st.epochStart) < time.Duration(4*float64(rtt)*float64(st.epochRead)/float64(st.maxWin)) {
 		grown := min(2*st.maxWin, cfg.MaxWindow)
-		st.unacked += grown - st.maxWin
-		st.maxWin = grown
-		st.s.raiseSessionWindow(st.maxWin)
+		delta := int64(grown - st.maxWin)
+		if st.s.grown.Add(delta) <= int64(cfg.MaxSessionWindow-cfg.SessionWindow) {
+			st.unacked += grown - st.maxWin
+			st.extra += grown - st.maxWin
+			st.maxWin = grown
+			st.s.raiseSessionWindow(st.maxWin)
+		} else { // the session's streams have grown all they may
+			st.s.grown.Add(-delta)
+		}
 	}
 	st.epochStart, st.epochRead = now, 0
+}
+
+// releaseGrowth, under mu, returns what the stream's window grew by to the session once the
+// stream receives no more.
+func (st *Stream) releaseGrowth() {
+	if st.extra > 0 {
+		st.s.grown.Add(-int64(st.extra))
+		st.extra = 0
+	}
 }
 
 func (st *Stream) sendCredit(n int) {
@@ -361,6 +378,7 @@ func (st *Stream) Close() error {
 		return nil
 	}
 	st.closed = true
+	st.releaseGrowth()
 	for _, c := range st.queue {
 		bufpool.Put(c.buf)
 	}

@@ -45,7 +45,7 @@ type Config struct {
 	RouterVersion string `mapstructure:"router_version"`
 	// Base image of the build (e.g. build.SourceAMIName). Default: what ztna-local reports.
 	BaseImage string `mapstructure:"base_image"`
-	// Hardening profile recorded by the ztna-router provisioner, e.g. ztna-v1+ssh-lockdown.
+	// Hardening profile recorded by the ztna-router provisioner, e.g. ztna-v2+ssh-lockdown.
 	HardeningProfile string `mapstructure:"hardening_profile"`
 	// Account owning the image (AWS account id, GCP project, Azure subscription). Default: the
 	// GCP project of a googlecompute artifact.

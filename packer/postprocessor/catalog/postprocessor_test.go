@@ -123,7 +123,7 @@ func TestRecordArtifacts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "catalog.json")
-			raw := map[string]interface{}{"catalog_path": path, "environment": "dev", "router_version": "v1.2.3", "hardening_profile": "ztna-v1"}
+			raw := map[string]interface{}{"catalog_path": path, "environment": "dev", "router_version": "v1.2.3", "hardening_profile": "ztna-v2"}
 			for k, v := range tt.raw {
 				raw[k] = v
 			}
@@ -153,7 +153,7 @@ func TestRecordArtifacts(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got.ImageID != w.ImageID || got.RouterVersion != "1.2.3" || got.HardeningProfile != "ztna-v1" || got.BuildTime.IsZero() {
+				if got.ImageID != w.ImageID || got.RouterVersion != "1.2.3" || got.HardeningProfile != "ztna-v2" || got.BuildTime.IsZero() {
 					t.Errorf("entry %+v, want image %s router 1.2.3", got, w.ImageID)
 				}
 				if w.Account != "" && got.Account != w.Account || w.BaseImage != "" && got.BaseImage != w.BaseImage {

@@ -16,7 +16,7 @@ import (
 // ProfileBase names the hardening this provisioner applies: nftables default-deny inbound, the
 // sysctl set in files/sysctl.conf and the sandboxed units of the ztna-router package. Bump it
 // whenever one of them changes, so attestations tell images apart.
-const ProfileBase = "ztna-v1"
+const ProfileBase = "ztna-v2"
 
 var (
 	//go:embed files/nftables.conf.tmpl
@@ -31,7 +31,7 @@ var (
 
 var nftablesTmpl = template.Must(template.New("nftables").Funcs(template.FuncMap{"join": strings.Join}).Parse(nftablesTemplate))
 
-// hardeningProfile names what was applied, e.g. "ztna-v1+ssh-lockdown".
+// hardeningProfile names what was applied, e.g. "ztna-v2+ssh-lockdown".
 func hardeningProfile(sshLockdown bool, sshFrom []netip.Prefix) string {
 	p := ProfileBase
 	if sshLockdown {

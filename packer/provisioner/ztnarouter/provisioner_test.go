@@ -129,7 +129,7 @@ func TestBaseImageFromBuilder(t *testing.T) {
 
 func TestAttestationIsTheControlContract(t *testing.T) {
 	at := time.Date(2025, 2, 3, 4, 5, 6, 789, time.FixedZone("x", 3600))
-	out, err := attestation(control.Attestation{RouterVersion: "1.2.3", HardeningProfile: "ztna-v1", BuildTime: at, BaseImage: "debian-12", Cloud: "aws"})
+	out, err := attestation(control.Attestation{RouterVersion: "1.2.3", HardeningProfile: "ztna-v2", BuildTime: at, BaseImage: "debian-12", Cloud: "aws"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,18 +166,18 @@ func TestHardeningProfile(t *testing.T) {
 		lockdown bool
 		from     int
 		want     string
-	}{{false, 0, "ztna-v1"}, {true, 0, "ztna-v1+ssh-lockdown"}, {true, 1, "ztna-v1+ssh-lockdown+ssh-inbound"}} {
+	}{{false, 0, "ztna-v2"}, {true, 0, "ztna-v2+ssh-lockdown"}, {true, 1, "ztna-v2+ssh-lockdown+ssh-inbound"}} {
 		if got := hardeningProfile(tt.lockdown, from[:tt.from]); got != tt.want {
 			t.Errorf("hardeningProfile(%v, %d) = %q, want %q", tt.lockdown, tt.from, got, tt.want)
 		}
 	}
 }
 
-// The sysctl file must stay in the key = integer form systemd-sysctl reads; whether the booted
-// Debian kernel applies every key is checked by make test-image (this machine's kernel is not
-// the image's).
+// The sysctl file must stay in the key = value form systemd-sysctl reads, a value being
+// integers separated by spaces (tcp_wmem's three); whether the booted Debian kernel applies
+// every key is checked by make test-image (this machine's kernel is not the image's).
 func TestSysctlFileFormat(t *testing.T) {
-	line := regexp.MustCompile(`^([a-z0-9_]+\.)+[a-z0-9_]+ = -?[0-9]+$`)
+	line := regexp.MustCompile(`^([a-z0-9_]+\.)+[a-z0-9_]+ = -?[0-9]+( [0-9]+)*$`)
 	n := 0
 	for _, l := range strings.Split(string(sysctlConf), "\n") {
 		if l == "" || strings.HasPrefix(l, "#") {
