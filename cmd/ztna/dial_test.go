@@ -9,30 +9,23 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ztna/ztna/internal/nettest"
 )
 
-// streamTo connects to a one-connection server running serve and returns the client end.
+// streamTo connects to a server running serve and returns the client end.
 func streamTo(t *testing.T, serve func(*net.TCPConn)) *net.TCPConn {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	addr := nettest.Serve(t, func(c net.Conn) {
 		defer c.Close()
 		serve(c.(*net.TCPConn))
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	})
+	c, err := net.DialTCP("tcp", nil, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c.(*net.TCPConn)
+	return c
 }
 
 // pipeWithin runs pipe and fails if it does not return within d.
