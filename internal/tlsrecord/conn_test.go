@@ -3,15 +3,10 @@ package tlsrecord
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"strings"
@@ -20,38 +15,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/nettest"
+	"github.com/ztna/ztna/internal/pki"
 )
 
-// credentials returns a CA-less pair of configurations that verify each other's self-signed
-// certificates, both ways.
+// credentials returns the configurations a fabric link's two ends use (internal/pki): mutual
+// TLS 1.3 with certificates from one throw-away network CA.
 func credentials(t testing.TB) (client, server *tls.Config) {
 	t.Helper()
-	mk := func(name string) (tls.Certificate, *x509.Certificate) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			KeyUsage:    x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		crt, _ := x509.ParseCertificate(der)
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}, crt
+	ca, err := pki.NewCA("tlsrecord test CA")
+	if err != nil {
+		t.Fatal(err)
 	}
-	sc, scrt := mk("server")
-	cc, ccrt := mk("client")
-	sroots, croots := x509.NewCertPool(), x509.NewCertPool()
-	sroots.AddCert(scrt)
-	croots.AddCert(ccrt)
-	client = &tls.Config{Certificates: []tls.Certificate{cc}, RootCAs: sroots, ServerName: "server", MinVersion: tls.VersionTLS13}
-	server = &tls.Config{Certificates: []tls.Certificate{sc}, ClientCAs: croots, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
+	slot := func(kind, id string) *pki.CertSlot {
+		iss, key, err := ca.IssueServer(kind, id, []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := pki.TLSCertificate(iss.ChainPEM, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pki.NewCertSlot(c)
+	}
+	client = pki.MutualClientConfig(slot(api.KindIdentity, "client"), ca.Cert, api.KindHub)
+	server = pki.MutualServerConfig(slot(api.KindHub, "server"), ca.Cert, nil, api.KindIdentity)
 	return client, server
 }
 

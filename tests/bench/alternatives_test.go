@@ -101,24 +101,18 @@ func alternativesOnce(b *testing.B) {
 		values     []float64
 	}
 	var rows []*row
+	var pathNames []string
+	var dials []dialFunc
+	for _, p := range paths {
+		pathNames, dials = append(pathNames, p.name), append(dials, p.dial)
+	}
 	measure := func(names []string, units []string, better string, f func(dialFunc) ([]float64, error)) {
 		rs := make([]*row, len(names))
 		for i := range names {
 			rs[i] = &row{name: names[i], unit: units[i], better: better}
 		}
-		// Every path in turn, rounds times, each with a share of the work; the median counts.
-		byRound := make([][][]float64, len(paths))
-		for range rounds {
-			for j, p := range paths {
-				vs, err := f(p.dial)
-				if err != nil {
-					b.Fatalf("%s (%s): %v", names[0], p.name, err)
-				}
-				byRound[j] = append(byRound[j], vs)
-			}
-		}
-		for j := range paths {
-			for i, v := range medians(byRound[j]) {
+		for _, figures := range inTurn(b, names[0], pathNames, dials, f) {
+			for i, v := range figures {
 				rs[i].values = append(rs[i].values, v)
 			}
 		}

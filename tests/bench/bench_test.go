@@ -80,6 +80,26 @@ const (
 // their ratios stay honest.
 const rounds = 4
 
+// inTurn measures f on every path in turn, rounds times, f doing a 1/rounds share of the work
+// each time, and returns each path's figures (f returns one or more): the medians of its rounds.
+func inTurn(b *testing.B, what string, names []string, dials []dialFunc, f func(dialFunc) ([]float64, error)) [][]float64 {
+	byRound := make([][][]float64, len(dials))
+	for range rounds {
+		for p, dial := range dials {
+			vs, err := f(dial)
+			if err != nil {
+				b.Fatalf("%s (%s): %v", what, names[p], err)
+			}
+			byRound[p] = append(byRound[p], vs)
+		}
+	}
+	out := make([][]float64, len(dials))
+	for p := range dials {
+		out[p] = medians(byRound[p])
+	}
+	return out
+}
+
 // medians returns, for each figure, its median over the rounds (each round: one value per
 // figure).
 func medians(byRound [][]float64) []float64 {
@@ -152,23 +172,11 @@ func benchmarkOnce(b *testing.B) {
 		}
 	}
 
-	// run measures f on every path in turn, rounds times; f returns one or more figures, done
-	// with a 1/rounds share of the work. The result is the median of the rounds, indexed by
-	// figure, then path.
+	// run measures f on every path in turn (inTurn); the result is indexed by figure, then path.
 	run := func(name string, f func(dialFunc) ([]float64, error)) [][]float64 {
-		var byRound [numPaths][][]float64
-		for range rounds {
-			for p, dial := range paths {
-				vs, err := f(dial)
-				if err != nil {
-					b.Fatalf("%s (%s): %v", name, pathNames[p], err)
-				}
-				byRound[p] = append(byRound[p], vs)
-			}
-		}
 		var out [][]float64
-		for p := range numPaths {
-			for i, v := range medians(byRound[p]) {
+		for p, figures := range inTurn(b, name, pathNames[:], paths[:], f) {
+			for i, v := range figures {
 				if p == 0 {
 					out = append(out, make([]float64, numPaths))
 				}
