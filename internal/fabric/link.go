@@ -116,6 +116,7 @@ type Link struct {
 	pingMu  sync.Mutex
 	pending [8]uint64
 	npend   int
+	probe   uint64 // the ping sent as the link came up (see keepalive)
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -287,8 +288,8 @@ func (l *Link) readControl() {
 				return
 			}
 		case msgPong:
-			if l.answered(v) {
-				l.observeRTT(time.Duration(monotonic() - int64(v)))
+			if probe, ok := l.answered(v); ok {
+				l.observeRTT(time.Duration(monotonic()-int64(v)), !probe)
 			}
 		default:
 			l.closeWith(fmt.Errorf("fabric: link to %s: unknown control message %d", l.peer, m[0]))
@@ -297,23 +298,25 @@ func (l *Link) readControl() {
 	}
 }
 
-// answered reports whether v is a ping sent and not yet answered, and marks it answered.
-func (l *Link) answered(v uint64) bool {
+// answered reports whether v is a ping sent and not yet answered, and marks it answered; probe
+// says it was the ping sent as the link came up.
+func (l *Link) answered(v uint64) (probe, ok bool) {
 	l.pingMu.Lock()
 	defer l.pingMu.Unlock()
 	for i := range l.npend {
 		if l.pending[i] == v {
 			copy(l.pending[i:], l.pending[i+1:l.npend])
 			l.npend--
-			return true
+			return v == l.probe, true
 		}
 	}
-	return false
+	return false, false
 }
 
-// observeRTT folds a sample into an exponential moving average (weight 1/5), so one slow pong
-// behind a burst of data does not flip routing decisions.
-func (l *Link) observeRTT(sample time.Duration) {
+// observeRTT folds a sample into the least round trip and, unless only the base round trip
+// wants it, into an exponential moving average (weight 1/5), so one slow pong behind a burst of
+// data does not flip routing decisions.
+func (l *Link) observeRTT(sample time.Duration, average bool) {
 	if sample <= 0 {
 		sample = 1
 	}
@@ -322,6 +325,9 @@ func (l *Link) observeRTT(sample time.Duration) {
 		if m != 0 && m <= int64(sample) || l.minRTT.CompareAndSwap(m, int64(sample)) {
 			break
 		}
+	}
+	if !average {
+		return
 	}
 	old := l.rtt.Load()
 	if old == 0 {
@@ -332,9 +338,12 @@ func (l *Link) observeRTT(sample time.Duration) {
 }
 
 func (l *Link) keepalive() {
-	ping := func() {
+	ping := func(probe bool) {
 		v := uint64(monotonic())
 		l.pingMu.Lock()
+		if probe {
+			l.probe = v
+		}
 		if l.npend == len(l.pending) { // the oldest went unanswered: forget it
 			copy(l.pending[:], l.pending[1:])
 			l.npend--
@@ -346,9 +355,11 @@ func (l *Link) keepalive() {
 			l.closeWith(fmt.Errorf("fabric: link to %s lost: %w", l.peer, err))
 		}
 	}
-	// The first ping leaves at once, while the link is still idle: its round trip is the path's
-	// own, with no frames queued ahead of it (see BaseRTT).
-	go ping()
+	// A probe leaves at once, while the link is still idle: its round trip is the path's own,
+	// with no frames queued ahead of it (see BaseRTT). Routing costs (RTT) start with the
+	// keepalives, as before: a probe taken while the links come up, CPUs busy with handshakes,
+	// would set one router apart from an equal one for a while.
+	go ping(true)
 	t := time.NewTicker(l.cfg.KeepaliveInterval)
 	defer t.Stop()
 	for {
@@ -362,7 +373,7 @@ func (l *Link) keepalive() {
 			return
 		}
 		// A write blocked behind a full send window must not delay the silence check above.
-		go ping()
+		go ping(false)
 	}
 }
 
@@ -395,8 +406,8 @@ func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
 func (l *Link) RTT() time.Duration { return time.Duration(l.rtt.Load()) }
 
 // BaseRTT is the least keepalive round trip since the link came up (0 before the first one):
-// the path's round trip without queueing behind data. The first ping leaves as soon as the link
-// is up, before any stream can queue frames ahead of it.
+// the path's round trip without queueing behind data. A probe ping leaves as soon as the link is
+// up, before any stream can queue frames ahead of it.
 func (l *Link) BaseRTT() time.Duration { return time.Duration(l.minRTT.Load()) }
 
 // Healthy reports whether the link is open and the peer sent something within three keepalive
