@@ -9,7 +9,7 @@ import (
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/enroll"
-	"github.com/ztna/ztna/router/backoff"
+	"github.com/ztna/ztna/internal/backoff"
 )
 
 // KeepRenewed renews the certificate at about two thirds of its life — at a random point

@@ -9,52 +9,52 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/policy"
 	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 )
 
 // ControlBackend returns the control channel's view of this controller.
-func (c *Controller) ControlBackend() control.Backend { return &controlBackend{c: c} }
+func (c *Controller) ControlBackend() controlserver.Backend { return &controlBackend{c: c} }
 
 type controlBackend struct{ c *Controller }
 
-var _ control.Backend = (*controlBackend)(nil)
+var _ controlserver.Backend = (*controlBackend)(nil)
 
-func (b *controlBackend) Router(ctx context.Context, id string) (control.Router, error) {
+func (b *controlBackend) Router(ctx context.Context, id string) (controlserver.Router, error) {
 	r, err := b.c.Store.GetRouter(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return control.Router{}, fmt.Errorf("%w: %v", control.ErrRouterNotFound, err)
+		return controlserver.Router{}, fmt.Errorf("%w: %v", controlserver.ErrRouterNotFound, err)
 	}
 	if err != nil {
-		return control.Router{}, err
+		return controlserver.Router{}, err
 	}
-	return control.Router{ID: r.ID, Name: r.Name, Roles: r.Roles}, nil
+	return controlserver.Router{ID: r.ID, Name: r.Name, Roles: r.Roles}, nil
 }
 
-func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) ([]wire.Service, error) {
+func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) ([]control.Service, error) {
 	svcs, err := b.c.Store.ListServices(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []wire.Service{}
+	out := []control.Service{}
 	for _, s := range svcs {
 		if !policy.RolesIntersect(s.RouterRoles, roles) {
 			continue
 		}
-		ws, err := wire.ServiceFromAPI(&s)
+		ws, err := control.ServiceFromAPI(&s)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, ws)
 	}
-	slices.SortFunc(out, func(a, b wire.Service) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b control.Service) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
-func (b *controlBackend) RouterOnline(ctx context.Context, id string, hello wire.Hello, at time.Time) error {
+func (b *controlBackend) RouterOnline(ctx context.Context, id string, hello control.Hello, at time.Time) error {
 	online := api.RouterOnline
 	st := store.RouterState{Status: &online, LastSeen: &at, Version: &hello.Version, FailureDomain: &hello.FailureDomain}
 	if hello.Image != nil {
@@ -67,7 +67,7 @@ func (b *controlBackend) RouterOnline(ctx context.Context, id string, hello wire
 	return b.c.Store.SetRouterState(ctx, id, st)
 }
 
-func (b *controlBackend) RouterHeartbeat(ctx context.Context, id string, health []wire.ServiceHealth, at time.Time) error {
+func (b *controlBackend) RouterHeartbeat(ctx context.Context, id string, health []control.ServiceHealth, at time.Time) error {
 	online := api.RouterOnline
 	hs := make([]api.ServiceHealth, len(health))
 	for i, h := range health {
@@ -101,13 +101,13 @@ func (b *controlBackend) IssueRouterCertificate(ctx context.Context, id string, 
 // Subscribe turns store changes into assignment changes: a router's own edits concern that
 // router (and hubs); service changes concern every router; identity and policy changes concern
 // hubs only; status reports concern nobody.
-func (b *controlBackend) Subscribe(ctx context.Context) <-chan control.Change {
+func (b *controlBackend) Subscribe(ctx context.Context) <-chan controlserver.Change {
 	in := b.c.Store.Subscribe(ctx)
-	out := make(chan control.Change, 64)
+	out := make(chan controlserver.Change, 64)
 	go func() {
 		defer close(out)
 		for ch := range in {
-			var c control.Change
+			var c controlserver.Change
 			switch {
 			case ch.Collection == store.Routers && ch.Op != store.OpState:
 				c.RouterID = ch.ID

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/store/sqlite"
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -39,7 +39,7 @@ func TestControlBackend(t *testing.T) {
 	c := newTestController(t)
 	b := c.ControlBackend()
 	changes := b.Subscribe(ctx)
-	next := func() control.Change {
+	next := func() controlserver.Change {
 		t.Helper()
 		select {
 		case ch := <-changes:
@@ -47,7 +47,7 @@ func TestControlBackend(t *testing.T) {
 		case <-time.After(time.Second):
 			t.Fatal("no change within 1s")
 		}
-		return control.Change{}
+		return controlserver.Change{}
 	}
 
 	r := &api.Router{Name: "edge-a", Roles: []string{"customer-a"}}
@@ -68,10 +68,10 @@ func TestControlBackend(t *testing.T) {
 	}
 
 	at := time.Now().UTC().Truncate(time.Microsecond)
-	if err := b.RouterOnline(ctx, r.ID, wire.Hello{Version: "1.2.3", FailureDomain: "aws/eu-west-1/a", Image: &wire.Attestation{RouterVersion: "1.2.3", BaseImage: "debian-12"}}, at); err != nil {
+	if err := b.RouterOnline(ctx, r.ID, control.Hello{Version: "1.2.3", FailureDomain: "aws/eu-west-1/a", Image: &control.Attestation{RouterVersion: "1.2.3", BaseImage: "debian-12"}}, at); err != nil {
 		t.Fatal(err)
 	}
-	b.RouterHeartbeat(ctx, r.ID, []wire.ServiceHealth{{ServiceName: "db", Resolvable: true, Reachable: false, Error: "refused", CheckedAt: at}}, at)
+	b.RouterHeartbeat(ctx, r.ID, []control.ServiceHealth{{ServiceName: "db", Resolvable: true, Reachable: false, Error: "refused", CheckedAt: at}}, at)
 	got, _ := c.Store.GetRouter(ctx, r.ID)
 	if got.Status != api.RouterOnline || got.Version != "1.2.3" || got.FailureDomain != "aws/eu-west-1/a" || len(got.Services) != 1 || got.Services[0].Error != "refused" || !got.LastSeen.Equal(at) || len(got.Attestation) == 0 {
 		t.Fatalf("router after hello and heartbeat: %+v", got)
@@ -103,7 +103,7 @@ func TestControlBackend(t *testing.T) {
 	if ch := next(); ch.RouterID != r.ID {
 		t.Fatalf("router delete: %+v", ch)
 	}
-	if _, err := b.Router(ctx, r.ID); !errors.Is(err, control.ErrRouterNotFound) {
+	if _, err := b.Router(ctx, r.ID); !errors.Is(err, controlserver.ErrRouterNotFound) {
 		t.Fatalf("deleted router: %v", err)
 	}
 	if _, err := b.IssueRouterCertificate(ctx, r.ID, csr); err == nil {

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/controller"
-	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/edgeapi"
-	"github.com/ztna/ztna/controller/hub"
+	"github.com/ztna/ztna/controller/embeddedhub"
 	"github.com/ztna/ztna/internal/logging"
 )
 
@@ -58,17 +58,17 @@ func start(ctx context.Context, s settings) (*controller.Controller, <-chan erro
 
 // attachComponents mounts every plane's component.
 func attachComponents(c *controller.Controller, s settings) {
-	c.Attach(controller.PlaneControl, control.New(control.Config{
+	c.Attach(controller.PlaneControl, controlserver.New(controlserver.Config{
 		Backend:           c.ControlBackend(),
 		Cert:              c.ControllerCert,
 		CA:                c.CA.Cert,
 		HeartbeatInterval: s.heartbeatInterval,
-		Hubs:              &hub.Backend{Store: c.Store, CA: c.CA, Lifetime: c.CertLifetime()},
+		Hubs:              &embeddedhub.Backend{Store: c.Store, CA: c.CA, Lifetime: c.CertLifetime()},
 		Fabric:            s.advertise.Fabric,
 		Control:           s.advertise.Control,
 		Logger:            s.logger.With("plane", "control"),
 	}))
-	c.Attach(controller.PlaneFabric, hub.New(hub.Config{
+	c.Attach(controller.PlaneFabric, embeddedhub.New(embeddedhub.Config{
 		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, Metrics: c.Registry,
 		Logger: s.logger.With("plane", "fabric"),
 	}))

@@ -15,10 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ztna/ztna/internal/backoff"
 	"github.com/ztna/ztna/internal/enroll"
 	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/internal/regkey"
-	"github.com/ztna/ztna/router/backoff"
 	"github.com/ztna/ztna/router/daemon"
 	"github.com/ztna/ztna/router/metadata"
 )

@@ -11,7 +11,7 @@ import (
 	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/router/daemon"
-	"github.com/ztna/ztna/router/fabriclink"
+	"github.com/ztna/ztna/router/hosting"
 	"github.com/ztna/ztna/router/hubmode"
 	"github.com/ztna/ztna/router/localapi"
 )
@@ -78,7 +78,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 				r.Control.OnHubSnapshot = h.Update
 				r.Add("hub", h)
 			} else {
-				links := fabriclink.New(fabriclink.Config{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
+				links := hosting.NewLinks(hosting.LinksConfig{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
 					Dialer: r.Dialer, Logger: log.With("component", "fabric"), Metrics: r.Registry})
 				r.FollowHubs(links.SetHubs)
 				r.Add("fabric links", links)

@@ -9,7 +9,7 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/fabric"
-	"github.com/ztna/ztna/router/targets"
+	"github.com/ztna/ztna/internal/target"
 )
 
 // Snapshot is everything a hub needs to authorise and route dials, pushed by the controller
@@ -80,7 +80,7 @@ func compile(s Snapshot) *index {
 				svc.routers = append(svc.routers, hostRef{id: r.ID, cost: r.Cost})
 			}
 		}
-		addr := targets.Normalize(in.Address, 0).Address
+		addr := target.NormalizeHost(in.Address)
 		ix.byAddr[addr] = append(ix.byAddr[addr], svc)
 		byName[in.Name] = svc
 	}
@@ -111,11 +111,11 @@ func anyShared(a, b []string) bool {
 	return false
 }
 
-// authorize returns the service identity may reach at target ("host:port"), or false when no
+// authorize returns the service identity may reach at hostport, or false when no
 // policy allows it — whether or not such a service exists, so that services an identity may
 // not use stay invisible to it.
-func (ix *index) authorize(identity, target string) (*service, bool) {
-	host, portStr, err := net.SplitHostPort(target)
+func (ix *index) authorize(identity, hostport string) (*service, bool) {
+	host, portStr, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return nil, false
 	}
@@ -123,7 +123,7 @@ func (ix *index) authorize(identity, target string) (*service, bool) {
 	if err != nil {
 		return nil, false
 	}
-	t := targets.Normalize(host, port)
+	t := target.Normalize(host, port)
 	mine := ix.allowed[identity]
 	for _, svc := range ix.byAddr[t.Address] {
 		if svc.HasPort(t.Port) && slices.Contains(mine, svc) {

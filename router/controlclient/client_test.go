@@ -11,9 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ztna/ztna/controller/control"
-	"github.com/ztna/ztna/controller/control/controltest"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/controller/controlserver"
+	"github.com/ztna/ztna/controller/controlserver/controltest"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/router/identity"
 	"github.com/ztna/ztna/router/internal/teststate"
 	"github.com/ztna/ztna/router/metrics"
@@ -22,8 +22,8 @@ import (
 
 type noHealth struct{}
 
-func (noHealth) Results() []wire.ServiceHealth {
-	return []wire.ServiceHealth{{ServiceID: "s1", ServiceName: "db", Address: "db.test", Port: 5432, Resolvable: true}}
+func (noHealth) Results() []control.ServiceHealth {
+	return []control.ServiceHealth{{ServiceID: "s1", ServiceName: "db", Address: "db.test", Port: 5432, Resolvable: true}}
 }
 
 type rig struct {
@@ -43,8 +43,8 @@ func start(t *testing.T, lifetime time.Duration) *rig {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ca := teststate.NewCA(t)
 	b := controltest.NewBackend(ca, lifetime)
-	b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
-	ctl := controltest.Start(t, b, "", control.Config{HeartbeatInterval: 200 * time.Millisecond, Logger: log.With("side", "controller")})
+	b.PutRouter(controlserver.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+	ctl := controltest.Start(t, b, "", controlserver.Config{HeartbeatInterval: 200 * time.Millisecond, Logger: log.With("side", "controller")})
 	st := teststate.Write(t, ca, "r1", lifetime, ctl.Addr)
 	id, err := identity.Load(st.Dir)
 	if err != nil {
@@ -54,7 +54,7 @@ func start(t *testing.T, lifetime time.Duration) *rig {
 	c := &Client{
 		Endpoints: []string{ctl.Addr}, Credentials: id, Targets: targets.NewSet(), Health: noHealth{},
 		Metrics: metrics.New(reg), Logger: log.With("side", "router"),
-		Hello: wire.Hello{Version: "v9.9.9", FailureDomain: "zone-a"},
+		Hello: control.Hello{Version: "v9.9.9", FailureDomain: "zone-a"},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &rig{backend: b, ctl: ctl, id: id, client: c, reg: reg, done: make(chan error, 1), cancel: cancel}
@@ -82,15 +82,15 @@ func TestConnectReportAndAssign(t *testing.T) {
 	r := start(t, time.Hour)
 	waitFor(t, 5*time.Second, "router online", func() bool { return r.backend.Status("r1").Online && r.client.Connected() })
 	st := r.backend.Status("r1")
-	if st.Hello.Version != "v9.9.9" || st.Hello.FailureDomain != "zone-a" || st.Hello.Protocol != wire.ProtocolVersion {
+	if st.Hello.Version != "v9.9.9" || st.Hello.FailureDomain != "zone-a" || st.Hello.Protocol != control.ProtocolVersion {
 		t.Fatalf("recorded hello %+v", st.Hello)
 	}
 	waitFor(t, 2*time.Second, "heartbeat with health", func() bool { return len(r.backend.Status("r1").Health) == 1 })
 	waitFor(t, 2*time.Second, "initial (empty) assignment", r.client.Targets.Loaded)
 
-	r.backend.PutService(controltest.Service{Service: wire.Service{ID: "other", Address: "other.test", Port: 1}, RouterRoles: []string{"hub"}})
+	r.backend.PutService(controltest.Service{Service: control.Service{ID: "other", Address: "other.test", Port: 1}, RouterRoles: []string{"hub"}})
 	created := time.Now()
-	r.backend.PutService(controltest.Service{Service: wire.Service{ID: "db", Name: "db", Address: "db.test", Port: 5432}, RouterRoles: []string{"edge"}})
+	r.backend.PutService(controltest.Service{Service: control.Service{ID: "db", Name: "db", Address: "db.test", Port: 5432}, RouterRoles: []string{"edge"}})
 	waitFor(t, time.Second, "assignment of a matching service", func() bool { return r.client.Targets.Allowed("db.test", 5432) })
 	t.Logf("assignment arrived %v after the service was created", time.Since(created).Round(time.Millisecond))
 	if r.client.Targets.Allowed("other.test", 1) {
@@ -174,7 +174,7 @@ func TestReconnectsAfterControllerRestart(t *testing.T) {
 	r.ctl.Stop()
 	waitFor(t, 2*time.Second, "router notices the controller is gone", func() bool { return !r.client.Connected() })
 	// Same address, fresh server state: the router must come back by itself.
-	r.ctl = controltest.Start(t, r.backend, r.ctl.Addr, control.Config{HeartbeatInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	r.ctl = controltest.Start(t, r.backend, r.ctl.Addr, controlserver.Config{HeartbeatInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	took := waitFor(t, 5*time.Second, "router reconnects", func() bool { return r.client.Connected() && r.backend.Status("r1").Online })
 	t.Logf("reconnected %v after the controller restarted", took.Round(time.Millisecond))
 }

@@ -11,9 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ztna/ztna/controller/control"
-	"github.com/ztna/ztna/controller/control/controltest"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/controller/controlserver"
+	"github.com/ztna/ztna/controller/controlserver/controltest"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/router/identity"
 	"github.com/ztna/ztna/router/internal/teststate"
 	"github.com/ztna/ztna/router/metrics"
@@ -79,10 +79,10 @@ func TestLearnsEndpointsFromWelcome(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ca := teststate.NewCA(t)
 	b := controltest.NewBackend(ca, time.Hour)
-	b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+	b.PutRouter(controlserver.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
 	addrA := "127.0.0.1:" + strconv.Itoa(testnet.ClosedPort(t))
-	cfg := func(endpoints ...string) control.Config {
-		return control.Config{HeartbeatInterval: 200 * time.Millisecond, Control: endpoints, Logger: log.With("side", "controller")}
+	cfg := func(endpoints ...string) controlserver.Config {
+		return controlserver.Config{HeartbeatInterval: 200 * time.Millisecond, Control: endpoints, Logger: log.With("side", "controller")}
 	}
 	ctlB := controltest.Start(t, b, "", cfg("127.0.0.1:0", "bad entry"))
 	ctlA := controltest.Start(t, b, addrA, cfg(addrA, ctlB.Addr))
@@ -93,7 +93,7 @@ func TestLearnsEndpointsFromWelcome(t *testing.T) {
 	learned := make(chan []string, 10)
 	c := &Client{
 		Endpoints: []string{addrA}, Fallback: []string{addrA}, Credentials: id, Targets: targets.NewSet(), Health: noHealth{},
-		Metrics: metrics.New(prometheus.NewRegistry()), Logger: log.With("side", "router"), Hello: wire.Hello{Version: "v1"},
+		Metrics: metrics.New(prometheus.NewRegistry()), Logger: log.With("side", "router"), Hello: control.Hello{Version: "v1"},
 		OnEndpoints: func(l []string) { learned <- l },
 	}
 	ctx, cancel := context.WithCancel(context.Background())

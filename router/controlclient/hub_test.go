@@ -11,10 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ztna/ztna/controller/control"
-	"github.com/ztna/ztna/controller/control/controltest"
+	"github.com/ztna/ztna/controller/controlserver"
+	"github.com/ztna/ztna/controller/controlserver/controltest"
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/router/identity"
 	"github.com/ztna/ztna/router/internal/teststate"
@@ -28,27 +28,27 @@ func TestHubMode(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	ca := teststate.NewCA(t)
 	b := controltest.NewBackend(ca, time.Hour)
-	b.PutRouter(control.Router{ID: "h1", Name: "hub-1", Roles: []string{api.RoleHub}})
+	b.PutRouter(controlserver.Router{ID: "h1", Name: "hub-1", Roles: []string{api.RoleHub}})
 	hubs := controltest.NewHubs(b)
 	fabric := []string{"127.0.0.1:1", "127.0.0.1:2"}
-	ctl := controltest.Start(t, b, "", control.Config{HeartbeatInterval: 200 * time.Millisecond, Hubs: hubs, Fabric: fabric, Logger: log})
+	ctl := controltest.Start(t, b, "", controlserver.Config{HeartbeatInterval: 200 * time.Millisecond, Hubs: hubs, Fabric: fabric, Logger: log})
 	id, err := identity.Load(teststate.Write(t, ca, "h1", time.Hour, ctl.Addr).Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var gotHubs []string
-	var snaps []wire.HubSnapshot
+	var snaps []control.HubSnapshot
 	c := &Client{Endpoints: []string{ctl.Addr}, Credentials: id, Targets: targets.NewSet(), Health: noHealth{},
-		Metrics: metrics.New(prometheus.NewRegistry()), Logger: log, Hello: wire.Hello{Version: "v1", Hub: true},
+		Metrics: metrics.New(prometheus.NewRegistry()), Logger: log, Hello: control.Hello{Version: "v1", Hub: true},
 		OnHubs:        func(h []string) { mu.Lock(); gotHubs = h; mu.Unlock() },
-		OnHubSnapshot: func(s wire.HubSnapshot) { mu.Lock(); snaps = append(snaps, s); mu.Unlock() },
+		OnHubSnapshot: func(s control.HubSnapshot) { mu.Lock(); snaps = append(snaps, s); mu.Unlock() },
 	}
 	csr, err := id.CSR()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Certify(context.Background(), wire.CertKindHub, csr); !errors.Is(err, ErrNotConnected) {
+	if _, err := c.Certify(context.Background(), control.CertKindHub, csr); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Certify before connecting: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -62,14 +62,14 @@ func TestHubMode(t *testing.T) {
 		t.Errorf("OnHubs got %v, want %v", gotHubs, fabric)
 	}
 	mu.Unlock()
-	hubs.SetSnapshot(wire.HubSnapshot{Identities: []wire.HubIdentity{{ID: "i1", Roles: []string{"apps"}}}})
+	hubs.SetSnapshot(control.HubSnapshot{Identities: []control.HubIdentity{{ID: "i1", Roles: []string{"apps"}}}})
 	waitFor(t, time.Second, "snapshot after a change", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(snaps) == 2 && snaps[1].Identities[0].ID == "i1"
 	})
 
-	chain, err := c.Certify(ctx, wire.CertKindHub, csr)
+	chain, err := c.Certify(ctx, control.CertKindHub, csr)
 	if err != nil {
 		t.Fatal(err)
 	}

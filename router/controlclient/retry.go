@@ -3,7 +3,7 @@ package controlclient
 import (
 	"time"
 
-	"github.com/ztna/ztna/router/backoff"
+	"github.com/ztna/ztna/internal/backoff"
 )
 
 // outcome is how a connection attempt ended; it decides how long to wait before the next.

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztna/ztna/controller/control"
-	"github.com/ztna/ztna/controller/control/controltest"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/controller/controlserver"
+	"github.com/ztna/ztna/controller/controlserver/controltest"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/router/controlclient"
 	"github.com/ztna/ztna/router/internal/teststate"
 	"github.com/ztna/ztna/router/targets"
@@ -42,8 +42,8 @@ func TestRouterLifecycle(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	ca := teststate.NewCA(t)
 	b := controltest.NewBackend(ca, time.Hour)
-	b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
-	ctl := controltest.Start(t, b, "", control.Config{HeartbeatInterval: 100 * time.Millisecond, Logger: log})
+	b.PutRouter(controlserver.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+	ctl := controltest.Start(t, b, "", controlserver.Config{HeartbeatInterval: 100 * time.Millisecond, Logger: log})
 	st := teststate.Write(t, ca, "r1", time.Hour, ctl.Addr)
 	att := filepath.Join(t.TempDir(), "image.json")
 	os.WriteFile(att, []byte(`{"router_version":"v1","hardening_profile":"ztna-cis","base_image":"debian-12","build_time":"2025-01-01T00:00:00Z"}`), 0o644)
@@ -81,7 +81,7 @@ func TestRouterLifecycle(t *testing.T) {
 		t.Fatalf("hello %+v", hello)
 	}
 
-	b.PutService(controltest.Service{Service: wire.Service{ID: "s1", Name: "db", Address: "127.0.0.1", Port: open}, RouterRoles: []string{"edge"}})
+	b.PutService(controltest.Service{Service: control.Service{ID: "s1", Name: "db", Address: "127.0.0.1", Port: open}, RouterRoles: []string{"edge"}})
 	wait("assignment", func() bool { return r.Targets.Allowed("127.0.0.1", open) })
 	wait("health reported", func() bool { h := b.Status("r1").Health; return len(h) == 1 && h[0].Reachable })
 	_, body := get("http://" + local + "/metrics")
@@ -121,7 +121,7 @@ func TestRouterLifecycle(t *testing.T) {
 func TestRestartHostsSavedAssignment(t *testing.T) {
 	ca := teststate.NewCA(t)
 	st := teststate.Write(t, ca, "r1", time.Hour, freeAddr(t))
-	targets.Save(st.Dir, []wire.Service{{ID: "s1", Address: "db.test", Port: 5432}})
+	targets.Save(st.Dir, []control.Service{{ID: "s1", Address: "db.test", Port: 5432}})
 	r, err := New(Options{StateDir: st.Dir, LocalAddr: freeAddr(t), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztna/ztna/controller/control"
-	"github.com/ztna/ztna/controller/control/controltest"
+	"github.com/ztna/ztna/controller/controlserver"
+	"github.com/ztna/ztna/controller/controlserver/controltest"
 	"github.com/ztna/ztna/router/internal/teststate"
 )
 
@@ -23,10 +23,10 @@ func TestLearnedListsSurviveRestart(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	ca := teststate.NewCA(t)
 	b := controltest.NewBackend(ca, time.Hour)
-	b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+	b.PutRouter(controlserver.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
 	addrA := freeAddr(t)
 	hubs := []string{"127.0.0.1:7001", "hub-2.example:443"}
-	cfg := control.Config{HeartbeatInterval: 100 * time.Millisecond, Fabric: hubs, Logger: log}
+	cfg := controlserver.Config{HeartbeatInterval: 100 * time.Millisecond, Fabric: hubs, Logger: log}
 	ctlB := controltest.Start(t, b, "", cfg)
 	cfg.Control = []string{addrA, ctlB.Addr}
 	ctlA := controltest.Start(t, b, addrA, cfg)

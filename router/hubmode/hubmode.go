@@ -26,12 +26,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/backoff"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/hubnode"
 	"github.com/ztna/ztna/internal/pki"
-	"github.com/ztna/ztna/router/backoff"
 )
 
 // Files the hub keeps in the router's state directory.

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztna/ztna/controller/control"
-	"github.com/ztna/ztna/controller/control/controltest"
+	"github.com/ztna/ztna/controller/controlserver"
+	"github.com/ztna/ztna/controller/controlserver/controltest"
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/router/dnstest"
 	"github.com/ztna/ztna/router/preflight/interceptproxy"
@@ -65,8 +65,8 @@ func startController(t *testing.T) *controller {
 	c.edge = edgeLn.Addr().String()
 
 	b := controltest.NewBackend(ca, time.Hour)
-	b.PutRouter(control.Router{ID: "r1"})
-	c.control = controltest.Start(t, b, "", control.Config{}).Addr
+	b.PutRouter(controlserver.Router{ID: "r1"})
+	c.control = controltest.Start(t, b, "", controlserver.Config{}).Addr
 
 	fab, err := tls.Listen("tcp", "127.0.0.1:0", pki.ServerConfig(pki.NewCertSlot(serverCert(api.KindHub))))
 	if err != nil {
@@ -112,7 +112,7 @@ func TestPreflight(t *testing.T) {
 				{Plane: PlaneFabric, Addr: named(ctl.fabric), Source: SourceEnrolled},
 			},
 			CAFingerprint: ctl.ca.Fingerprint(),
-			Services:      []wire.Service{{ID: "s1", Name: "db", Address: "db.customer.test", Port: open}},
+			Services:      []control.Service{{ID: "s1", Name: "db", Address: "db.customer.test", Port: open}},
 			Resolver:      resolver, DNSServer: dns.Addr, Timeout: 2 * time.Second,
 		}
 	}

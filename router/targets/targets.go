@@ -9,29 +9,15 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/target"
 )
 
 // ErrNotAssigned is returned for a dial to an address:port the router was not assigned.
 var ErrNotAssigned = errors.New("target is not assigned to this router")
-
-// Target is one address:port pair a router may dial.
-type Target struct {
-	Address string // normalised: lower case, no trailing dot
-	Port    int
-}
-
-func (t Target) String() string { return net.JoinHostPort(t.Address, strconv.Itoa(t.Port)) }
-
-// Normalize returns the Target for an address and port as written in a service or a dial request.
-func Normalize(address string, port int) Target {
-	return Target{Address: strings.TrimSuffix(strings.ToLower(address), "."), Port: port}
-}
 
 // Snapshot is the assignment at one point in time.
 type Snapshot struct {
@@ -59,7 +45,7 @@ func (s *Set) Replace(services []control.Service) {
 	services = slices.Clone(services)
 	byAddr := map[string][]control.Service{}
 	for _, svc := range services {
-		a := Normalize(svc.Address, 0).Address
+		a := target.NormalizeHost(svc.Address)
 		byAddr[a] = append(byAddr[a], svc)
 	}
 	s.mu.Lock()
@@ -94,7 +80,7 @@ func (s *Set) Changed() <-chan struct{} {
 
 // Allowed reports whether address:port is assigned.
 func (s *Set) Allowed(address string, port int) bool {
-	t := Normalize(address, port)
+	t := target.Normalize(address, port)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return slices.ContainsFunc(s.byAddr[t.Address], func(svc control.Service) bool { return svc.HasPort(t.Port) })
@@ -109,7 +95,7 @@ type Dialer struct {
 
 // Dial connects to address:port if, and only if, that pair is assigned to the router.
 func (d *Dialer) Dial(ctx context.Context, address string, port int) (net.Conn, error) {
-	t := Normalize(address, port)
+	t := target.Normalize(address, port)
 	if !d.Targets.Allowed(t.Address, t.Port) {
 		return nil, fmt.Errorf("dial %s: %w", t, ErrNotAssigned)
 	}

@@ -39,8 +39,8 @@ import (
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/e2e"
 	"github.com/ztna/ztna/internal/fabric"
-	"github.com/ztna/ztna/internal/hosting"
 	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/router/hosting"
 	"github.com/ztna/ztna/router/targets"
 	"github.com/ztna/ztna/tests/dataplane/stack"
 )

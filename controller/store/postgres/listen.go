@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ztna/ztna/controller/store"
-	"github.com/ztna/ztna/router/backoff"
+	"github.com/ztna/ztna/internal/backoff"
 )
 
 // How the listener notices a connection that died silently (a cut network sends no reset):

@@ -14,46 +14,46 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
 // Service is a service with the router roles that select its hosts.
 type Service struct {
-	wire.Service
+	control.Service
 	RouterRoles []string
 }
 
 // Status is what the server recorded about a router.
 type Status struct {
 	Online   bool
-	Hello    wire.Hello
+	Hello    control.Hello
 	LastSeen time.Time
-	Health   []wire.ServiceHealth
+	Health   []control.ServiceHealth
 }
 
-// Backend is an in-memory control.Backend.
+// Backend is an in-memory controlserver.Backend.
 type Backend struct {
 	CA       *pki.CA
 	Lifetime time.Duration // of issued router certificates
 
 	mu       sync.Mutex
-	routers  map[string]control.Router
+	routers  map[string]controlserver.Router
 	services []Service
 	status   map[string]Status
 	issued   int
-	subs     []chan control.Change
+	subs     []chan controlserver.Change
 }
 
 // NewBackend returns an empty backend issuing certificates from ca.
 func NewBackend(ca *pki.CA, lifetime time.Duration) *Backend {
-	return &Backend{CA: ca, Lifetime: lifetime, routers: map[string]control.Router{}, status: map[string]Status{}}
+	return &Backend{CA: ca, Lifetime: lifetime, routers: map[string]controlserver.Router{}, status: map[string]Status{}}
 }
 
 // PutRouter creates or updates a router.
-func (b *Backend) PutRouter(r control.Router) {
+func (b *Backend) PutRouter(r controlserver.Router) {
 	b.mu.Lock()
 	b.routers[r.ID] = r
 	b.mu.Unlock()
@@ -99,26 +99,26 @@ func (b *Backend) notify(routerID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ch := range b.subs {
-		ch <- control.Change{RouterID: routerID} // buffered generously; tests make few changes
+		ch <- controlserver.Change{RouterID: routerID} // buffered generously; tests make few changes
 	}
 }
 
-// Router implements control.Backend.
-func (b *Backend) Router(_ context.Context, id string) (control.Router, error) {
+// Router implements controlserver.Backend.
+func (b *Backend) Router(_ context.Context, id string) (controlserver.Router, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r, ok := b.routers[id]
 	if !ok {
-		return control.Router{}, fmt.Errorf("router %s: %w", id, control.ErrRouterNotFound)
+		return controlserver.Router{}, fmt.Errorf("router %s: %w", id, controlserver.ErrRouterNotFound)
 	}
 	return r, nil
 }
 
-// ServicesForRoles implements control.Backend.
-func (b *Backend) ServicesForRoles(_ context.Context, roles []string) ([]wire.Service, error) {
+// ServicesForRoles implements controlserver.Backend.
+func (b *Backend) ServicesForRoles(_ context.Context, roles []string) ([]control.Service, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []wire.Service
+	var out []control.Service
 	for _, s := range b.services {
 		if slices.ContainsFunc(s.RouterRoles, func(r string) bool { return slices.Contains(roles, r) }) {
 			out = append(out, s.Service)
@@ -127,16 +127,16 @@ func (b *Backend) ServicesForRoles(_ context.Context, roles []string) ([]wire.Se
 	return out, nil
 }
 
-// RouterOnline implements control.Backend.
-func (b *Backend) RouterOnline(_ context.Context, id string, hello wire.Hello, at time.Time) error {
+// RouterOnline implements controlserver.Backend.
+func (b *Backend) RouterOnline(_ context.Context, id string, hello control.Hello, at time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.status[id] = Status{Online: true, Hello: hello, LastSeen: at}
 	return nil
 }
 
-// RouterHeartbeat implements control.Backend.
-func (b *Backend) RouterHeartbeat(_ context.Context, id string, health []wire.ServiceHealth, at time.Time) error {
+// RouterHeartbeat implements controlserver.Backend.
+func (b *Backend) RouterHeartbeat(_ context.Context, id string, health []control.ServiceHealth, at time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := b.status[id]
@@ -145,7 +145,7 @@ func (b *Backend) RouterHeartbeat(_ context.Context, id string, health []wire.Se
 	return nil
 }
 
-// RouterOffline implements control.Backend.
+// RouterOffline implements controlserver.Backend.
 func (b *Backend) RouterOffline(_ context.Context, id string, at time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -155,7 +155,7 @@ func (b *Backend) RouterOffline(_ context.Context, id string, at time.Time) erro
 	return nil
 }
 
-// IssueRouterCertificate implements control.Backend.
+// IssueRouterCertificate implements controlserver.Backend.
 func (b *Backend) IssueRouterCertificate(_ context.Context, id string, csrPEM []byte) ([]byte, error) {
 	csr, err := pki.ParseCSR(csrPEM)
 	if err != nil {
@@ -171,13 +171,13 @@ func (b *Backend) IssueRouterCertificate(_ context.Context, id string, csrPEM []
 	return iss.ChainPEM, nil
 }
 
-// Subscribe implements control.Backend.
-func (b *Backend) Subscribe(ctx context.Context) <-chan control.Change {
-	ch := make(chan control.Change, 1024)
+// Subscribe implements controlserver.Backend.
+func (b *Backend) Subscribe(ctx context.Context) <-chan controlserver.Change {
+	ch := make(chan controlserver.Change, 1024)
 	b.mu.Lock()
 	b.subs = append(b.subs, ch)
 	b.mu.Unlock()
-	out := make(chan control.Change)
+	out := make(chan controlserver.Change)
 	go func() {
 		defer close(out)
 		for {
@@ -196,7 +196,7 @@ func (b *Backend) Subscribe(ctx context.Context) <-chan control.Change {
 	return out
 }
 
-// MarkStaleOffline implements control.Backend.
+// MarkStaleOffline implements controlserver.Backend.
 func (b *Backend) MarkStaleOffline(_ context.Context, seenBefore time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -220,7 +220,7 @@ func (b *Backend) SetStatus(id string, st Status) {
 // Controller is a running control-channel server.
 type Controller struct {
 	Addr   string
-	Server *control.Server
+	Server *controlserver.Server
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -233,13 +233,13 @@ func (c *Controller) Stop() {
 
 // Start serves the control channel for b on a loopback port (addr "" picks a free one) until the
 // test ends or Stop is called. cfg's Backend, Cert and CA are filled in.
-func Start(t testing.TB, b *Backend, addr string, cfg control.Config) *Controller {
+func Start(t testing.TB, b *Backend, addr string, cfg controlserver.Config) *Controller {
 	t.Helper()
 	return StartWith(t, b.CA, b, addr, cfg)
 }
 
 // StartWith is Start for any backend whose routers hold certificates from ca.
-func StartWith(t testing.TB, ca *pki.CA, b control.Backend, addr string, cfg control.Config) *Controller {
+func StartWith(t testing.TB, ca *pki.CA, b controlserver.Backend, addr string, cfg controlserver.Config) *Controller {
 	t.Helper()
 	iss, key, err := ca.IssueServer(api.KindController, "test", []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
@@ -260,7 +260,7 @@ func StartWith(t testing.TB, ca *pki.CA, b control.Backend, addr string, cfg con
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv := control.New(cfg)
+	srv := controlserver.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Controller{Addr: ln.Addr().String(), Server: srv, stop: cancel, done: make(chan struct{})}
 	go func() {
@@ -301,14 +301,14 @@ func RouterCertificate(t testing.TB, ca *pki.CA, id string, lifetime time.Durati
 
 // Dial opens a raw control connection presenting cert (from ca), for tests that play a router
 // by hand.
-func (c *Controller) Dial(t testing.TB, ca *pki.CA, cert *tls.Certificate) (*wire.Conn, error) {
+func (c *Controller) Dial(t testing.TB, ca *pki.CA, cert *tls.Certificate) (*control.Conn, error) {
 	t.Helper()
 	cfg := pki.MutualClientConfig(pki.NewCertSlot(cert), ca.Cert, api.KindController)
-	cfg.NextProtos = []string{wire.ALPN}
+	cfg.NextProtos = []string{control.ALPN}
 	nc, err := tls.Dial("tcp", c.Addr, cfg)
 	if err != nil {
 		return nil, err
 	}
 	t.Cleanup(func() { nc.Close() })
-	return wire.NewConn(nc), nil
+	return control.NewConn(nc), nil
 }

@@ -4,7 +4,7 @@
 // and disconnects a router the moment it is deleted. Routers running as standalone hubs (hello.hub,
 // role "hub") also get the hub policy snapshot on connect and on every change, and their hub
 // certificate.
-package control
+package controlserver
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -38,11 +38,11 @@ type Backend interface {
 	// Router returns the router, or an error wrapping ErrRouterNotFound once it is deleted.
 	Router(ctx context.Context, id string) (Router, error)
 	// ServicesForRoles returns the services whose router roles intersect roles, in a stable order.
-	ServicesForRoles(ctx context.Context, roles []string) ([]wire.Service, error)
+	ServicesForRoles(ctx context.Context, roles []string) ([]control.Service, error)
 	// RouterOnline records a router's hello: it is online, with this version and failure domain.
-	RouterOnline(ctx context.Context, id string, hello wire.Hello, at time.Time) error
+	RouterOnline(ctx context.Context, id string, hello control.Hello, at time.Time) error
 	// RouterHeartbeat records liveness and the router's per-service health.
-	RouterHeartbeat(ctx context.Context, id string, health []wire.ServiceHealth, at time.Time) error
+	RouterHeartbeat(ctx context.Context, id string, health []control.ServiceHealth, at time.Time) error
 	// RouterOffline records that the router's control channel ended.
 	RouterOffline(ctx context.Context, id string, at time.Time) error
 	// MarkStaleOffline records offline every router still recorded online whose last_seen is
@@ -60,7 +60,7 @@ type Backend interface {
 // HubBackend serves standalone hubs: the policy snapshot they route by and their certificates.
 type HubBackend interface {
 	// HubSnapshot returns the current snapshot (services, routers, identities, policies).
-	HubSnapshot(ctx context.Context) (wire.HubSnapshot, error)
+	HubSnapshot(ctx context.Context) (control.HubSnapshot, error)
 	// IssueHubCertificate issues ztna://hub/<routerID> for the PEM CSR's key, refusing a router
 	// without the hub role, and returns the PEM chain, leaf first.
 	IssueHubCertificate(ctx context.Context, routerID string, csrPEM []byte) ([]byte, error)
@@ -128,7 +128,7 @@ func New(cfg Config) *Server {
 		s.persistEvery = 5 * time.Second
 	}
 	s.tls = pki.MutualServerConfig(cfg.Cert, cfg.CA, s.authorize, api.KindRouter)
-	s.tls.NextProtos = []string{wire.ALPN}
+	s.tls.NextProtos = []string{control.ALPN}
 	return s
 }
 

@@ -1,4 +1,4 @@
-package fabriclink
+package hosting_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/fabric/fabrictest"
 	"github.com/ztna/ztna/internal/hub"
+	"github.com/ztna/ztna/router/hosting"
 	"github.com/ztna/ztna/router/targets"
 )
 
@@ -50,7 +51,7 @@ func TestFollowsTheHubList(t *testing.T) {
 	a, addrA := startHub(t, p, ctx)
 	b, addrB := startHub(t, p, ctx)
 	creds := p.Credentials(api.KindRouter, "r1")
-	l := New(Config{Cert: creds.Cert, CA: creds.CA, Hubs: []string{addrA, addrA, ""},
+	l := hosting.NewLinks(hosting.LinksConfig{Cert: creds.Cert, CA: creds.CA, Hubs: []string{addrA, addrA, ""},
 		Dialer: &targets.Dialer{Targets: targets.NewSet(), Resolver: net.DefaultResolver}})
 	if got := l.Hubs(); !slices.Equal(got, []string{addrA}) {
 		t.Fatalf("Hubs() = %v after dedupe", got)

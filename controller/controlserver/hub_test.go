@@ -1,4 +1,4 @@
-package control_test
+package controlserver_test
 
 import (
 	"log/slog"
@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztna/ztna/controller/control"
-	"github.com/ztna/ztna/controller/control/controltest"
+	"github.com/ztna/ztna/controller/controlserver"
+	"github.com/ztna/ztna/controller/controlserver/controltest"
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -20,11 +20,11 @@ var fabricAddrs = []string{"hub-a.example:80", "hub-b.example:80"}
 type hubRig struct {
 	*controltest.Backend
 	hubs *controltest.Hubs
-	snap wire.HubSnapshot
+	snap control.HubSnapshot
 }
 
 // setPolicies replaces the snapshot's policies.
-func (h *hubRig) setPolicies(p ...wire.HubPolicy) {
+func (h *hubRig) setPolicies(p ...control.HubPolicy) {
 	h.snap.Policies = p
 	h.hubs.SetSnapshot(h.snap)
 }
@@ -37,33 +37,33 @@ func hubSetup(t *testing.T) (*hubRig, *controltest.Controller) {
 	}
 	b := controltest.NewBackend(ca, time.Hour)
 	h := &hubRig{Backend: b, hubs: controltest.NewHubs(b)}
-	h.snap = wire.HubSnapshot{Services: []wire.HubService{{Service: wire.Service{ID: "s1", Name: "db", Address: "db.test", Port: 5432}, RouterRoles: []string{"edge"}}},
-		Routers:    []wire.HubRouter{{ID: "r1", Roles: []string{"edge"}, Cost: 5}},
-		Identities: []wire.HubIdentity{{ID: "i1", Roles: []string{"apps"}}}}
+	h.snap = control.HubSnapshot{Services: []control.HubService{{Service: control.Service{ID: "s1", Name: "db", Address: "db.test", Port: 5432}, RouterRoles: []string{"edge"}}},
+		Routers:    []control.HubRouter{{ID: "r1", Roles: []string{"edge"}, Cost: 5}},
+		Identities: []control.HubIdentity{{ID: "i1", Roles: []string{"apps"}}}}
 	h.hubs.SetSnapshot(h.snap)
-	h.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
-	h.PutRouter(control.Router{ID: "h1", Name: "hub-1", Roles: []string{api.RoleHub}})
-	c := controltest.Start(t, b, "", control.Config{HeartbeatInterval: time.Second, Hubs: h.hubs, Fabric: fabricAddrs,
+	h.PutRouter(controlserver.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+	h.PutRouter(controlserver.Router{ID: "h1", Name: "hub-1", Roles: []string{api.RoleHub}})
+	c := controltest.Start(t, b, "", controlserver.Config{HeartbeatInterval: time.Second, Hubs: h.hubs, Fabric: fabricAddrs,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	return h, c
 }
 
 // dialAs opens a control connection as router id and sends hello.
-func dialAs(t *testing.T, h *hubRig, c *controltest.Controller, id string, hub bool) *wire.Conn {
+func dialAs(t *testing.T, h *hubRig, c *controltest.Controller, id string, hub bool) *control.Conn {
 	t.Helper()
 	conn, err := c.Dial(t, h.CA, controltest.RouterCertificate(t, h.CA, id, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Version: "v1", Hub: hub}); err != nil {
+	if err := conn.Send(control.TypeHello, 0, control.Hello{Protocol: control.ProtocolVersion, Version: "v1", Hub: hub}); err != nil {
 		t.Fatal(err)
 	}
 	return conn
 }
 
-func snapshotOf(t *testing.T, env wire.Envelope) wire.HubSnapshot {
+func snapshotOf(t *testing.T, env control.Envelope) control.HubSnapshot {
 	t.Helper()
-	var s wire.HubSnapshot
+	var s control.HubSnapshot
 	if err := env.Decode(&s); err != nil {
 		t.Fatal(err)
 	}
@@ -76,36 +76,36 @@ func snapshotOf(t *testing.T, env wire.Envelope) wire.HubSnapshot {
 func TestHubSessionGetsSnapshots(t *testing.T) {
 	h, c := hubSetup(t)
 	hub := dialAs(t, h, c, "h1", true)
-	var w wire.Welcome
-	if err := expect(t, hub, wire.TypeWelcome).Decode(&w); err != nil || !slices.Equal(w.Fabric, fabricAddrs) {
+	var w control.Welcome
+	if err := expect(t, hub, control.TypeWelcome).Decode(&w); err != nil || !slices.Equal(w.Fabric, fabricAddrs) {
 		t.Fatalf("welcome %+v (%v), want fabric %v", w, err, fabricAddrs)
 	}
-	if s := snapshotOf(t, expect(t, hub, wire.TypeHubSnapshot)); len(s.Services) != 1 || s.Routers[0].Cost != 5 || s.Identities[0].ID != "i1" || len(s.Policies) != 0 {
+	if s := snapshotOf(t, expect(t, hub, control.TypeHubSnapshot)); len(s.Services) != 1 || s.Routers[0].Cost != 5 || s.Identities[0].ID != "i1" || len(s.Policies) != 0 {
 		t.Fatalf("first snapshot %+v", s)
 	}
-	expect(t, hub, wire.TypeAssignment)
+	expect(t, hub, control.TypeAssignment)
 
 	router := dialAs(t, h, c, "r1", false)
-	expect(t, router, wire.TypeWelcome)
-	expect(t, router, wire.TypeAssignment)
+	expect(t, router, control.TypeWelcome)
+	expect(t, router, control.TypeAssignment)
 
 	begin := time.Now()
-	h.setPolicies(wire.HubPolicy{IdentityRoles: []string{"apps"}, ServiceNames: []string{"db"}})
-	s := snapshotOf(t, expect(t, hub, wire.TypeHubSnapshot))
+	h.setPolicies(control.HubPolicy{IdentityRoles: []string{"apps"}, ServiceNames: []string{"db"}})
+	s := snapshotOf(t, expect(t, hub, control.TypeHubSnapshot))
 	if len(s.Policies) != 1 || s.Policies[0].ServiceNames[0] != "db" {
 		t.Fatalf("snapshot after the policy change: %+v", s)
 	}
 	t.Logf("policy change reached the hub in %v", time.Since(begin))
 
 	// The plain router hears nothing about it (a heartbeat ack is the next thing it gets).
-	router.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now()})
-	expect(t, router, wire.TypeHeartbeatAck)
+	router.Send(control.TypeHeartbeat, 0, control.Heartbeat{SentAt: time.Now()})
+	expect(t, router, control.TypeHeartbeatAck)
 
 	// An unchanged snapshot is not sent again: after a no-op change, the next message is the ack.
 	h.setPolicies(s.Policies...)
 	time.Sleep(100 * time.Millisecond)
-	hub.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now()})
-	expect(t, hub, wire.TypeHeartbeatAck)
+	hub.Send(control.TypeHeartbeat, 0, control.Heartbeat{SentAt: time.Now()})
+	expect(t, hub, control.TypeHeartbeatAck)
 }
 
 // TestHubCertificate: a hub session gets ztna://hub/<its id> for its CSR; a router that is not a
@@ -121,12 +121,12 @@ func TestHubCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	hub := dialAs(t, h, c, "h1", true)
-	expect(t, hub, wire.TypeWelcome)
-	expect(t, hub, wire.TypeHubSnapshot)
-	expect(t, hub, wire.TypeAssignment)
-	hub.Send(wire.TypeRenew, 3, wire.Renew{CSR: string(csr), Kind: wire.CertKindHub})
-	var r wire.Renewed
-	if env := expect(t, hub, wire.TypeRenewed); env.ID != 3 || env.Decode(&r) != nil || r.Error != "" {
+	expect(t, hub, control.TypeWelcome)
+	expect(t, hub, control.TypeHubSnapshot)
+	expect(t, hub, control.TypeAssignment)
+	hub.Send(control.TypeRenew, 3, control.Renew{CSR: string(csr), Kind: control.CertKindHub})
+	var r control.Renewed
+	if env := expect(t, hub, control.TypeRenewed); env.ID != 3 || env.Decode(&r) != nil || r.Error != "" {
 		t.Fatalf("renewed %d %s", env.ID, env.Body)
 	}
 	cert, err := pki.TLSCertificate([]byte(r.Certificate), key)
@@ -138,12 +138,12 @@ func TestHubCertificate(t *testing.T) {
 	}
 
 	router := dialAs(t, h, c, "r1", false)
-	expect(t, router, wire.TypeWelcome)
-	expect(t, router, wire.TypeAssignment)
-	for _, kind := range []string{wire.CertKindHub, "controller"} {
-		router.Send(wire.TypeRenew, 4, wire.Renew{CSR: string(csr), Kind: kind})
-		var r wire.Renewed
-		if env := expect(t, router, wire.TypeRenewed); env.Decode(&r) != nil || r.Error == "" || r.Certificate != "" {
+	expect(t, router, control.TypeWelcome)
+	expect(t, router, control.TypeAssignment)
+	for _, kind := range []string{control.CertKindHub, "controller"} {
+		router.Send(control.TypeRenew, 4, control.Renew{CSR: string(csr), Kind: kind})
+		var r control.Renewed
+		if env := expect(t, router, control.TypeRenewed); env.Decode(&r) != nil || r.Error == "" || r.Certificate != "" {
 			t.Fatalf("kind %s: renewed %s", kind, env.Body)
 		}
 	}
@@ -154,18 +154,18 @@ func TestHubCertificate(t *testing.T) {
 func TestHubRoleRequired(t *testing.T) {
 	h, c := hubSetup(t)
 	conn := dialAs(t, h, c, "r1", true)
-	var e wire.Error
-	if err := expect(t, conn, wire.TypeError).Decode(&e); err != nil || !strings.Contains(e.Message, `lacks the role "hub"`) {
+	var e control.Error
+	if err := expect(t, conn, control.TypeError).Decode(&e); err != nil || !strings.Contains(e.Message, `lacks the role "hub"`) {
 		t.Fatalf("error %q (%v)", e.Message, err)
 	}
 
 	hub := dialAs(t, h, c, "h1", true)
-	expect(t, hub, wire.TypeWelcome)
-	expect(t, hub, wire.TypeHubSnapshot)
-	expect(t, hub, wire.TypeAssignment)
-	h.PutRouter(control.Router{ID: "h1", Name: "hub-1", Roles: []string{"edge"}})
+	expect(t, hub, control.TypeWelcome)
+	expect(t, hub, control.TypeHubSnapshot)
+	expect(t, hub, control.TypeAssignment)
+	h.PutRouter(controlserver.Router{ID: "h1", Name: "hub-1", Roles: []string{"edge"}})
 	last := closedWithin(t, hub, 2*time.Second)
-	if last.Type != wire.TypeError || last.Decode(&e) != nil || !strings.Contains(e.Message, "lacks the role") {
+	if last.Type != control.TypeError || last.Decode(&e) != nil || !strings.Contains(e.Message, "lacks the role") {
 		t.Fatalf("last message before close: %s %s", last.Type, last.Body)
 	}
 }
@@ -177,9 +177,9 @@ func TestHubsRefusedWithoutBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Hub: true})
-	var e wire.Error
-	if err := expect(t, conn, wire.TypeError).Decode(&e); err != nil || !strings.Contains(e.Message, "does not serve standalone hubs") {
+	conn.Send(control.TypeHello, 0, control.Hello{Protocol: control.ProtocolVersion, Hub: true})
+	var e control.Error
+	if err := expect(t, conn, control.TypeError).Decode(&e); err != nil || !strings.Contains(e.Message, "does not serve standalone hubs") {
 		t.Fatalf("error %q (%v)", e.Message, err)
 	}
 }

@@ -4,7 +4,7 @@
 // within a second while no dial asks the controller anything. Backend gives the control
 // channel the same snapshot for standalone hubs (`ztna-router run --hub`) and issues their hub
 // certificates.
-package hub
+package embeddedhub
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/fabric"
-	ihub "github.com/ztna/ztna/internal/hub"
+	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/hubnode"
 	"github.com/ztna/ztna/internal/pki"
 )
@@ -102,7 +102,7 @@ func New(cfg Config) *Embedded {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	node := hubnode.New(ihub.Config{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
+	node := hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
 		Logger: cfg.Logger, Metrics: cfg.Metrics})
 	return &Embedded{store: cfg.Store, node: node, log: cfg.Logger}
 }

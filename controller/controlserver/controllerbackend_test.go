@@ -1,4 +1,4 @@
-package control_test
+package controlserver_test
 
 import (
 	"context"
@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/controller"
-	"github.com/ztna/ztna/controller/control"
-	"github.com/ztna/ztna/controller/control/controltest"
+	"github.com/ztna/ztna/controller/controlserver"
+	"github.com/ztna/ztna/controller/controlserver/controltest"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/store/sqlite"
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -45,22 +45,22 @@ func TestControllerBackend(t *testing.T) {
 	if err := st.CreateService(ctx, &api.Service{Name: "other", Address: "o.test", Port: 1, RouterRoles: []string{"hub"}}); err != nil {
 		t.Fatal(err)
 	}
-	c := controltest.StartWith(t, ca, b, "", control.Config{HeartbeatInterval: 100 * time.Millisecond, LastSeenInterval: 200 * time.Millisecond,
+	c := controltest.StartWith(t, ca, b, "", controlserver.Config{HeartbeatInterval: 100 * time.Millisecond, LastSeenInterval: 200 * time.Millisecond,
 		Logger: log})
 
 	conn, err := c.Dial(t, ca, controltest.RouterCertificate(t, ca, r.ID, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Version: "v2.0.0", FailureDomain: "gcp/europe-west1-b",
-		Image: &wire.Attestation{RouterVersion: "v2.0.0", HardeningProfile: "ztna-default"}})
-	expect(t, conn, wire.TypeWelcome)
-	var a wire.Assignment
-	if err := expect(t, conn, wire.TypeAssignment).Decode(&a); err != nil {
+	conn.Send(control.TypeHello, 0, control.Hello{Protocol: control.ProtocolVersion, Version: "v2.0.0", FailureDomain: "gcp/europe-west1-b",
+		Image: &control.Attestation{RouterVersion: "v2.0.0", HardeningProfile: "ztna-default"}})
+	expect(t, conn, control.TypeWelcome)
+	var a control.Assignment
+	if err := expect(t, conn, control.TypeAssignment).Decode(&a); err != nil {
 		t.Fatal(err)
 	}
 	if len(a.Services) != 1 || a.Services[0].ID != svc.ID || a.Services[0].Protocol != "tcp" ||
-		len(a.Services[0].PortRanges) != 1 || a.Services[0].PortRanges[0] != (wire.PortRange{From: 8000, To: 8010}) {
+		len(a.Services[0].PortRanges) != 1 || a.Services[0].PortRanges[0] != (control.PortRange{From: 8000, To: 8010}) {
 		t.Fatalf("assignment %+v", a)
 	}
 	got, err := st.GetRouter(ctx, r.ID)
@@ -72,8 +72,8 @@ func TestControllerBackend(t *testing.T) {
 		t.Fatalf("router after hello: %+v", got)
 	}
 
-	conn.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{Services: []wire.ServiceHealth{{ServiceID: svc.ID, ServiceName: "db", Resolvable: true, Error: "refused"}}})
-	expect(t, conn, wire.TypeHeartbeatAck)
+	conn.Send(control.TypeHeartbeat, 0, control.Heartbeat{Services: []control.ServiceHealth{{ServiceID: svc.ID, ServiceName: "db", Resolvable: true, Error: "refused"}}})
+	expect(t, conn, control.TypeHeartbeatAck)
 	got, _ = st.GetRouter(ctx, r.ID)
 	if len(got.Services) != 1 || got.Services[0].Name != "db" || !got.Services[0].Resolvable || got.Services[0].Reachable {
 		t.Fatalf("health %+v", got.Services)
@@ -83,18 +83,18 @@ func TestControllerBackend(t *testing.T) {
 	if _, err := st.UpdateService(ctx, svc.ID, func(s *api.Service) error { s.Port = 5433; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := expect(t, conn, wire.TypeAssignment).Decode(&a); err != nil || a.Services[0].Port != 5433 {
+	if err := expect(t, conn, control.TypeAssignment).Decode(&a); err != nil || a.Services[0].Port != 5433 {
 		t.Fatalf("updated assignment %+v %v", a, err)
 	}
 
 	// Renewal goes through the issuer.
 	key, _ := pki.GenerateKey()
 	csr, _ := pki.NewCSR(key, "x")
-	conn.Send(wire.TypeRenew, 1, wire.Renew{CSR: string(csr)})
-	var rn wire.Renewed
+	conn.Send(control.TypeRenew, 1, control.Renew{CSR: string(csr)})
+	var rn control.Renewed
 	for {
 		env := expect(t, conn, anyType)
-		if env.Type == wire.TypeRenewed {
+		if env.Type == control.TypeRenewed {
 			env.Decode(&rn)
 			break
 		}
@@ -114,9 +114,9 @@ func TestControllerBackend(t *testing.T) {
 	var revoked bool
 	for !revoked {
 		env := expect(t, conn, anyType)
-		revoked = env.Type == wire.TypeRevoked
+		revoked = env.Type == control.TypeRevoked
 	}
 }
 
 // anyType makes expect accept whatever arrives.
-const anyType wire.Type = ""
+const anyType control.Type = ""

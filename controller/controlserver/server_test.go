@@ -1,4 +1,4 @@
-package control_test
+package controlserver_test
 
 import (
 	"log/slog"
@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztna/ztna/controller/control"
-	"github.com/ztna/ztna/controller/control/controltest"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/controller/controlserver"
+	"github.com/ztna/ztna/controller/controlserver/controltest"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -22,28 +22,28 @@ func setup(t *testing.T) (*controltest.Backend, *controltest.Controller) {
 		t.Fatal(err)
 	}
 	b := controltest.NewBackend(ca, time.Hour)
-	b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
-	return b, controltest.Start(t, b, "", control.Config{HeartbeatInterval: heartbeat, LastSeenInterval: 2 * heartbeat,
+	b.PutRouter(controlserver.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+	return b, controltest.Start(t, b, "", controlserver.Config{HeartbeatInterval: heartbeat, LastSeenInterval: 2 * heartbeat,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 }
 
 // hello dials as router r1 and completes the hello/welcome exchange.
-func hello(t *testing.T, b *controltest.Backend, c *controltest.Controller, lifetime time.Duration) *wire.Conn {
+func hello(t *testing.T, b *controltest.Backend, c *controltest.Controller, lifetime time.Duration) *control.Conn {
 	t.Helper()
 	conn, err := c.Dial(t, b.CA, controltest.RouterCertificate(t, b.CA, "r1", lifetime))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Version: "v1"}); err != nil {
+	if err := conn.Send(control.TypeHello, 0, control.Hello{Protocol: control.ProtocolVersion, Version: "v1"}); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, conn, wire.TypeWelcome)
-	expect(t, conn, wire.TypeAssignment)
+	expect(t, conn, control.TypeWelcome)
+	expect(t, conn, control.TypeAssignment)
 	return conn
 }
 
 // expect reads the next message and checks its type ("" accepts any).
-func expect(t *testing.T, conn *wire.Conn, typ wire.Type) wire.Envelope {
+func expect(t *testing.T, conn *control.Conn, typ control.Type) control.Envelope {
 	t.Helper()
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	env, err := conn.Receive()
@@ -58,10 +58,10 @@ func expect(t *testing.T, conn *wire.Conn, typ wire.Type) wire.Envelope {
 
 // closedWithin waits until the server closes conn, skipping other messages, and returns the
 // message that preceded the close (if any).
-func closedWithin(t *testing.T, conn *wire.Conn, d time.Duration) wire.Envelope {
+func closedWithin(t *testing.T, conn *control.Conn, d time.Duration) control.Envelope {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	var last wire.Envelope
+	var last control.Envelope
 	for {
 		conn.SetReadDeadline(deadline)
 		env, err := conn.Receive()
@@ -79,12 +79,12 @@ func TestRefusesBadHello(t *testing.T) {
 	b, c := setup(t)
 	tests := []struct {
 		name string
-		typ  wire.Type
+		typ  control.Type
 		body any
 		want string
 	}{
-		{"old protocol", wire.TypeHello, wire.Hello{Protocol: 0, Version: "v0"}, "upgrade the router"},
-		{"heartbeat first", wire.TypeHeartbeat, wire.Heartbeat{}, "first message must be hello"},
+		{"old protocol", control.TypeHello, control.Hello{Protocol: 0, Version: "v0"}, "upgrade the router"},
+		{"heartbeat first", control.TypeHeartbeat, control.Heartbeat{}, "first message must be hello"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,8 +93,8 @@ func TestRefusesBadHello(t *testing.T) {
 				t.Fatal(err)
 			}
 			conn.Send(tt.typ, 0, tt.body)
-			var e wire.Error
-			if err := expect(t, conn, wire.TypeError).Decode(&e); err != nil || !strings.Contains(e.Message, tt.want) {
+			var e control.Error
+			if err := expect(t, conn, control.TypeError).Decode(&e); err != nil || !strings.Contains(e.Message, tt.want) {
 				t.Fatalf("error %q (%v), want mention of %q", e.Message, err, tt.want)
 			}
 			if b.Status("r1").Online {
@@ -108,7 +108,7 @@ func TestUnknownRouterRefusedAtHandshake(t *testing.T) {
 	b, c := setup(t)
 	conn, err := c.Dial(t, b.CA, controltest.RouterCertificate(t, b.CA, "ghost", time.Hour))
 	if err == nil {
-		conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion})
+		conn.Send(control.TypeHello, 0, control.Hello{Protocol: control.ProtocolVersion})
 		_, err = conn.Receive()
 	}
 	if err == nil || !strings.Contains(err.Error(), "bad certificate") {
@@ -123,7 +123,7 @@ func TestSilentRouterGoesOffline(t *testing.T) {
 		t.Fatal("not online after hello")
 	}
 	// Send nothing more: after HeartbeatMisses intervals the controller gives up.
-	closedWithin(t, conn, heartbeat*wire.HeartbeatMisses+time.Second)
+	closedWithin(t, conn, heartbeat*control.HeartbeatMisses+time.Second)
 	waitOffline(t, b, time.Second)
 }
 
@@ -141,9 +141,9 @@ func waitOffline(t *testing.T, b *controltest.Backend, d time.Duration) {
 func TestHeartbeatsRecordHealth(t *testing.T) {
 	b, c := setup(t)
 	conn := hello(t, b, c, time.Hour)
-	h := []wire.ServiceHealth{{ServiceID: "s", ServiceName: "db", Address: "db.test", Port: 5432, Resolvable: true, Reachable: false, Error: "refused"}}
-	conn.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now(), Services: h})
-	expect(t, conn, wire.TypeHeartbeatAck)
+	h := []control.ServiceHealth{{ServiceID: "s", ServiceName: "db", Address: "db.test", Port: 5432, Resolvable: true, Reachable: false, Error: "refused"}}
+	conn.Send(control.TypeHeartbeat, 0, control.Heartbeat{SentAt: time.Now(), Services: h})
+	expect(t, conn, control.TypeHeartbeatAck)
 	got := b.Status("r1").Health
 	if len(got) != 1 || got[0].ServiceName != "db" || !got[0].Resolvable || got[0].Reachable {
 		t.Fatalf("recorded health %+v", got)
@@ -161,13 +161,13 @@ func TestExpiredCertificateEndsSession(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(heartbeat):
-				conn.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now()})
+				conn.Send(control.TypeHeartbeat, 0, control.Heartbeat{SentAt: time.Now()})
 			}
 		}
 	}()
 	last := closedWithin(t, conn, 3*time.Second)
-	var e wire.Error
-	if last.Type != wire.TypeError || last.Decode(&e) != nil || !strings.Contains(e.Message, "certificate expired") {
+	var e control.Error
+	if last.Type != control.TypeError || last.Decode(&e) != nil || !strings.Contains(e.Message, "certificate expired") {
 		t.Fatalf("last message before close: %s %s", last.Type, last.Body)
 	}
 }
@@ -175,9 +175,9 @@ func TestExpiredCertificateEndsSession(t *testing.T) {
 func TestRenewRefusesGarbage(t *testing.T) {
 	b, c := setup(t)
 	conn := hello(t, b, c, time.Hour)
-	conn.Send(wire.TypeRenew, 7, wire.Renew{CSR: "not a csr"})
-	env := expect(t, conn, wire.TypeRenewed)
-	var r wire.Renewed
+	conn.Send(control.TypeRenew, 7, control.Renew{CSR: "not a csr"})
+	env := expect(t, conn, control.TypeRenewed)
+	var r control.Renewed
 	if env.ID != 7 || env.Decode(&r) != nil || !strings.Contains(r.Error, "CERTIFICATE REQUEST") || r.Certificate != "" {
 		t.Fatalf("renewed %d %s", env.ID, env.Body)
 	}
@@ -200,7 +200,7 @@ func TestReconnectReplacesOldSession(t *testing.T) {
 func TestStaleRoutersMarkedOffline(t *testing.T) {
 	b, c := setup(t)
 	// A router left "online" by a controller that crashed an hour ago...
-	b.PutRouter(control.Router{ID: "r2"})
+	b.PutRouter(controlserver.Router{ID: "r2"})
 	b.SetStatus("r2", controltest.Status{Online: true, LastSeen: time.Now().Add(-time.Hour)})
 	// ...and one with a live session that keeps sending (unchanged) heartbeats.
 	conn := hello(t, b, c, time.Hour)
@@ -212,11 +212,11 @@ func TestStaleRoutersMarkedOffline(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(heartbeat):
-				conn.Send(wire.TypeHeartbeat, 0, wire.Heartbeat{SentAt: time.Now()})
+				conn.Send(control.TypeHeartbeat, 0, control.Heartbeat{SentAt: time.Now()})
 			}
 		}
 	}()
-	time.Sleep(2 * heartbeat * control.StaleAfter * 2)
+	time.Sleep(2 * heartbeat * controlserver.StaleAfter * 2)
 	if b.Status("r2").Online {
 		t.Fatal("stale router still online")
 	}
@@ -243,18 +243,18 @@ func TestWelcomeListsEndpoints(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := controltest.NewBackend(ca, time.Hour)
-			b.PutRouter(control.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
-			c := controltest.Start(t, b, "", control.Config{HeartbeatInterval: heartbeat, Control: tt.control,
+			b.PutRouter(controlserver.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
+			c := controltest.Start(t, b, "", controlserver.Config{HeartbeatInterval: heartbeat, Control: tt.control,
 				Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 			conn, err := c.Dial(t, b.CA, controltest.RouterCertificate(t, b.CA, "r1", time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := conn.Send(wire.TypeHello, 0, wire.Hello{Protocol: wire.ProtocolVersion, Version: "v1"}); err != nil {
+			if err := conn.Send(control.TypeHello, 0, control.Hello{Protocol: control.ProtocolVersion, Version: "v1"}); err != nil {
 				t.Fatal(err)
 			}
-			env := expect(t, conn, wire.TypeWelcome)
-			var w wire.Welcome
+			env := expect(t, conn, control.TypeWelcome)
+			var w control.Welcome
 			if err := env.Decode(&w); err != nil || !slices.Equal(w.Control, tt.control) {
 				t.Fatalf("welcome %s (%v), want control %v", env.Body, err, tt.control)
 			}

@@ -16,9 +16,9 @@ import (
 	"github.com/ztna/ztna/internal/e2e"
 	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/fabric/fabrictest"
-	"github.com/ztna/ztna/internal/hosting"
 	"github.com/ztna/ztna/internal/nettest"
 	"github.com/ztna/ztna/router/dnstest"
+	"github.com/ztna/ztna/router/hosting"
 	"github.com/ztna/ztna/router/resolve"
 	"github.com/ztna/ztna/router/targets"
 )

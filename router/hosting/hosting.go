@@ -26,9 +26,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ztna/ztna/internal/backoff"
 	"github.com/ztna/ztna/internal/e2e"
 	"github.com/ztna/ztna/internal/fabric"
-	"github.com/ztna/ztna/router/backoff"
 	"github.com/ztna/ztna/router/targets"
 )
 

@@ -1,4 +1,4 @@
-package control
+package controlserver
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -21,7 +21,7 @@ import (
 type session struct {
 	s      *Server
 	id     string
-	conn   *wire.Conn
+	conn   *control.Conn
 	log    *slog.Logger
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -32,7 +32,7 @@ type session struct {
 
 	// What the backend last got from a heartbeat (used by the reader goroutine only).
 	persistedAt     time.Time
-	persistedHealth []wire.ServiceHealth
+	persistedHealth []control.ServiceHealth
 }
 
 // poke asks the session to re-check its router and assignment; pokes coalesce.
@@ -56,7 +56,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	if err != nil { // MutualServerConfig already checked it; this cannot fail
 		return
 	}
-	conn := wire.NewConn(tc)
+	conn := control.NewConn(tc)
 	log := s.log.With("router_id", id, "remote", nc.RemoteAddr().String())
 
 	env, err := conn.Receive()
@@ -64,15 +64,15 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		log.Warn("no hello from router", "error", err)
 		return
 	}
-	var hello wire.Hello
-	if env.Type != wire.TypeHello {
+	var hello control.Hello
+	if env.Type != control.TypeHello {
 		err = fmt.Errorf("first message must be hello, got %s", env.Type)
-	} else if err = env.Decode(&hello); err == nil && hello.Protocol != wire.ProtocolVersion {
-		err = fmt.Errorf("router speaks control protocol %d, this controller speaks %d: upgrade the router", hello.Protocol, wire.ProtocolVersion)
+	} else if err = env.Decode(&hello); err == nil && hello.Protocol != control.ProtocolVersion {
+		err = fmt.Errorf("router speaks control protocol %d, this controller speaks %d: upgrade the router", hello.Protocol, control.ProtocolVersion)
 	}
 	if err != nil {
 		log.Warn("refusing router", "error", err)
-		conn.Send(wire.TypeError, 0, wire.Error{Message: err.Error()})
+		conn.Send(control.TypeError, 0, control.Error{Message: err.Error()})
 		return
 	}
 	router, err := s.backend.Router(ctx, id)
@@ -83,7 +83,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	if hello.Hub {
 		if err := s.hubAllowed(router); err != nil {
 			log.Warn("refusing hub", "error", err)
-			conn.Send(wire.TypeError, 0, wire.Error{Message: err.Error()})
+			conn.Send(control.TypeError, 0, control.Error{Message: err.Error()})
 			return
 		}
 	}
@@ -104,12 +104,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 
 	if err := s.backend.RouterOnline(sctx, id, hello, now); err != nil {
 		log.Error("cannot record router online", "error", err)
-		conn.Send(wire.TypeError, 0, wire.Error{Message: "controller cannot record the session; retry later"})
+		conn.Send(control.TypeError, 0, control.Error{Message: "controller cannot record the session; retry later"})
 		return
 	}
 	log.Info("router online", "name", router.Name, "version", hello.Version, "failure_domain", hello.FailureDomain, "hub", hello.Hub)
 	nc.SetDeadline(time.Time{})
-	if err := conn.Send(wire.TypeWelcome, 0, wire.Welcome{RouterID: id, Name: router.Name, Roles: router.Roles,
+	if err := conn.Send(control.TypeWelcome, 0, control.Welcome{RouterID: id, Name: router.Name, Roles: router.Roles,
 		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC(), Fabric: s.fabric, Control: s.control}); err != nil {
 		return
 	}
@@ -129,14 +129,14 @@ func (s *Server) hubAllowed(r Router) error {
 }
 
 // refuse ends a session whose router is gone (revoked) or cannot be looked up.
-func (s *Server) refuse(conn *wire.Conn, log *slog.Logger, err error) {
+func (s *Server) refuse(conn *control.Conn, log *slog.Logger, err error) {
 	if errors.Is(err, ErrRouterNotFound) {
 		log.Info("router deleted: revoking its session")
-		conn.Send(wire.TypeRevoked, 0, wire.Revoked{Reason: "the router was deleted from the controller"})
+		conn.Send(control.TypeRevoked, 0, control.Revoked{Reason: "the router was deleted from the controller"})
 		return
 	}
 	log.Error("cannot look up router", "error", err)
-	conn.Send(wire.TypeError, 0, wire.Error{Message: "controller cannot look up this router; retry later"})
+	conn.Send(control.TypeError, 0, control.Error{Message: "controller cannot look up this router; retry later"})
 }
 
 // drop unregisters a finished session and records the router offline unless a newer session
@@ -167,8 +167,8 @@ func (ss *session) run(ctx context.Context) {
 
 	// push sends the router its assignment (and a hub its snapshot) when it changed; false
 	// ends the session.
-	var sent []wire.Service
-	var sentSnap *wire.HubSnapshot
+	var sent []control.Service
+	var sentSnap *control.HubSnapshot
 	push := func() bool {
 		r, err := ss.s.backend.Router(ctx, ss.id)
 		if errors.Is(err, ErrRouterNotFound) {
@@ -182,7 +182,7 @@ func (ss *session) run(ctx context.Context) {
 		if ss.hub {
 			if err := ss.s.hubAllowed(r); err != nil {
 				ss.log.Warn("closing hub session", "error", err)
-				ss.conn.Send(wire.TypeError, 0, wire.Error{Message: err.Error()})
+				ss.conn.Send(control.TypeError, 0, control.Error{Message: err.Error()})
 				return false
 			}
 			if !ss.pushSnapshot(ctx, &sentSnap) {
@@ -195,12 +195,12 @@ func (ss *session) run(ctx context.Context) {
 			return true // keep the session; the next change or reconnect retries
 		}
 		if services == nil {
-			services = []wire.Service{}
+			services = []control.Service{}
 		}
 		if sent != nil && reflect.DeepEqual(services, sent) {
 			return true
 		}
-		if err := ss.conn.Send(wire.TypeAssignment, 0, wire.Assignment{Services: services}); err != nil {
+		if err := ss.conn.Send(control.TypeAssignment, 0, control.Assignment{Services: services}); err != nil {
 			return false
 		}
 		sent = services
@@ -234,14 +234,14 @@ func (ss *session) run(ctx context.Context) {
 				continue
 			}
 			ss.log.Warn("router certificate expired without renewal: closing its session")
-			ss.conn.Send(wire.TypeError, 0, wire.Error{Message: "your certificate expired; the controller closes sessions of expired certificates"})
+			ss.conn.Send(control.TypeError, 0, control.Error{Message: "your certificate expired; the controller closes sessions of expired certificates"})
 			return
 		}
 	}
 }
 
 // pushSnapshot sends the hub snapshot unless it equals *sent; false ends the session.
-func (ss *session) pushSnapshot(ctx context.Context, sent **wire.HubSnapshot) bool {
+func (ss *session) pushSnapshot(ctx context.Context, sent **control.HubSnapshot) bool {
 	snap, err := ss.s.hubs.HubSnapshot(ctx)
 	if err != nil {
 		ss.log.Error("cannot read the hub snapshot", "error", err)
@@ -250,7 +250,7 @@ func (ss *session) pushSnapshot(ctx context.Context, sent **wire.HubSnapshot) bo
 	if *sent != nil && reflect.DeepEqual(snap, **sent) {
 		return true
 	}
-	if err := ss.conn.Send(wire.TypeHubSnapshot, 0, snap); err != nil {
+	if err := ss.conn.Send(control.TypeHubSnapshot, 0, snap); err != nil {
 		ss.log.Error("cannot send the hub snapshot", "error", err)
 		return false
 	}
@@ -262,7 +262,7 @@ func (ss *session) pushSnapshot(ctx context.Context, sent **wire.HubSnapshot) bo
 
 // read handles the router's messages until the connection ends or goes silent.
 func (ss *session) read(ctx context.Context) error {
-	silence := ss.s.interval * wire.HeartbeatMisses
+	silence := ss.s.interval * control.HeartbeatMisses
 	for {
 		ss.conn.SetReadDeadline(time.Now().Add(silence))
 		env, err := ss.conn.Receive()
@@ -274,21 +274,21 @@ func (ss *session) read(ctx context.Context) error {
 			return err
 		}
 		switch env.Type {
-		case wire.TypeHeartbeat:
-			var hb wire.Heartbeat
+		case control.TypeHeartbeat:
+			var hb control.Heartbeat
 			if err := env.Decode(&hb); err != nil {
 				return err
 			}
 			ss.heartbeat(ctx, hb)
-			if err := ss.conn.Send(wire.TypeHeartbeatAck, 0, wire.HeartbeatAck{ServerTime: time.Now().UTC()}); err != nil {
+			if err := ss.conn.Send(control.TypeHeartbeatAck, 0, control.HeartbeatAck{ServerTime: time.Now().UTC()}); err != nil {
 				return err
 			}
-		case wire.TypeRenew:
-			var r wire.Renew
+		case control.TypeRenew:
+			var r control.Renew
 			if err := env.Decode(&r); err != nil {
 				return err
 			}
-			if err := ss.conn.Send(wire.TypeRenewed, env.ID, ss.renew(ctx, r)); err != nil {
+			if err := ss.conn.Send(control.TypeRenewed, env.ID, ss.renew(ctx, r)); err != nil {
 				return err
 			}
 		default:
@@ -299,7 +299,7 @@ func (ss *session) read(ctx context.Context) error {
 
 // heartbeat records a heartbeat when the health changed or the last write is persistEvery old:
 // writing every heartbeat of every router would turn liveness into a database load problem.
-func (ss *session) heartbeat(ctx context.Context, hb wire.Heartbeat) {
+func (ss *session) heartbeat(ctx context.Context, hb control.Heartbeat) {
 	now := time.Now()
 	if reflect.DeepEqual(hb.Services, ss.persistedHealth) && now.Sub(ss.persistedAt) < ss.s.persistEvery {
 		return
@@ -313,42 +313,42 @@ func (ss *session) heartbeat(ctx context.Context, hb wire.Heartbeat) {
 	ss.persistedAt, ss.persistedHealth = now, hb.Services
 }
 
-func (ss *session) renew(ctx context.Context, r wire.Renew) wire.Renewed {
+func (ss *session) renew(ctx context.Context, r control.Renew) control.Renewed {
 	switch r.Kind {
 	case "", api.KindRouter:
-	case wire.CertKindHub:
+	case control.CertKindHub:
 		return ss.hubCertificate(ctx, r)
 	default:
-		return wire.Renewed{Error: fmt.Sprintf("unknown certificate kind %q", r.Kind)}
+		return control.Renewed{Error: fmt.Sprintf("unknown certificate kind %q", r.Kind)}
 	}
 	chain, err := ss.s.backend.IssueRouterCertificate(ctx, ss.id, []byte(r.CSR))
 	if err != nil {
 		ss.log.Warn("certificate renewal refused", "error", err)
-		return wire.Renewed{Error: err.Error()}
+		return control.Renewed{Error: err.Error()}
 	}
 	leaf, err := pki.ParseCertPEM(chain)
 	if err != nil {
 		ss.log.Error("issued certificate does not parse", "error", err)
-		return wire.Renewed{Error: "controller issued an unreadable certificate"}
+		return control.Renewed{Error: "controller issued an unreadable certificate"}
 	}
 	ss.mu.Lock()
 	ss.expires = leaf.NotAfter
 	ss.mu.Unlock()
 	ss.log.Info("router certificate renewed", "expires", leaf.NotAfter.UTC())
-	return wire.Renewed{Certificate: string(chain)}
+	return control.Renewed{Certificate: string(chain)}
 }
 
 // hubCertificate issues a hub session its fabric certificate. It does not move the session's
 // expiry, which follows the router certificate the session authenticated with.
-func (ss *session) hubCertificate(ctx context.Context, r wire.Renew) wire.Renewed {
+func (ss *session) hubCertificate(ctx context.Context, r control.Renew) control.Renewed {
 	if !ss.hub {
-		return wire.Renewed{Error: "hub certificates are issued only to routers running as hubs (hello with hub set)"}
+		return control.Renewed{Error: "hub certificates are issued only to routers running as hubs (hello with hub set)"}
 	}
 	chain, err := ss.s.hubs.IssueHubCertificate(ctx, ss.id, []byte(r.CSR))
 	if err != nil {
 		ss.log.Warn("hub certificate refused", "error", err)
-		return wire.Renewed{Error: err.Error()}
+		return control.Renewed{Error: err.Error()}
 	}
 	ss.log.Info("hub certificate issued")
-	return wire.Renewed{Certificate: string(chain)}
+	return control.Renewed{Certificate: string(chain)}
 }

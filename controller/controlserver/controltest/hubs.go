@@ -6,44 +6,44 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/ztna/ztna/controller/control"
+	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/internal/api"
-	wire "github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
-// Hubs is an in-memory control.HubBackend next to a Backend: a snapshot the test sets, and hub
+// Hubs is an in-memory controlserver.HubBackend next to a Backend: a snapshot the test sets, and hub
 // certificates for the Backend's routers that hold the hub role.
 type Hubs struct {
 	b *Backend
 
 	mu   sync.Mutex
-	snap wire.HubSnapshot
+	snap control.HubSnapshot
 }
 
 // NewHubs returns hub support for b with an empty snapshot.
 func NewHubs(b *Backend) *Hubs { return &Hubs{b: b} }
 
 // SetSnapshot replaces the snapshot and tells the server that only hubs are concerned.
-func (h *Hubs) SetSnapshot(s wire.HubSnapshot) {
+func (h *Hubs) SetSnapshot(s control.HubSnapshot) {
 	h.mu.Lock()
 	h.snap = s
 	h.mu.Unlock()
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
 	for _, ch := range h.b.subs {
-		ch <- control.Change{HubsOnly: true}
+		ch <- controlserver.Change{HubsOnly: true}
 	}
 }
 
-// HubSnapshot implements control.HubBackend.
-func (h *Hubs) HubSnapshot(context.Context) (wire.HubSnapshot, error) {
+// HubSnapshot implements controlserver.HubBackend.
+func (h *Hubs) HubSnapshot(context.Context) (control.HubSnapshot, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.snap, nil
 }
 
-// IssueHubCertificate implements control.HubBackend.
+// IssueHubCertificate implements controlserver.HubBackend.
 func (h *Hubs) IssueHubCertificate(ctx context.Context, id string, csrPEM []byte) ([]byte, error) {
 	r, err := h.b.Router(ctx, id)
 	if err != nil {

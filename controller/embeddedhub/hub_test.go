@@ -1,4 +1,4 @@
-package hub_test
+package embeddedhub_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ztna/ztna/controller/hub"
+	"github.com/ztna/ztna/controller/embeddedhub"
 	"github.com/ztna/ztna/controller/issuer"
 	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/controller/store/sqlite"
@@ -53,7 +53,7 @@ func TestSnapshot(t *testing.T) {
 	if err := st.CreateServicePolicy(context.Background(), &api.ServicePolicy{Name: "p", IdentityRoles: []string{"apps"}, ServiceNames: []string{"db"}}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := hub.Snapshot(context.Background(), st)
+	s, err := embeddedhub.Snapshot(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestAffects(t *testing.T) {
 		{store.Change{Collection: store.Keys, Op: store.OpCreate}, false},
 	}
 	for _, tt := range tests {
-		if got := hub.Affects(tt.c); got != tt.want {
+		if got := embeddedhub.Affects(tt.c); got != tt.want {
 			t.Errorf("Affects(%+v) = %v", tt.c, got)
 		}
 	}
@@ -136,7 +136,7 @@ func TestEmbeddedFollowsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	e := hub.New(hub.Config{Store: st, Cert: pki.NewCertSlot(cert), CA: ca.Cert, Metrics: reg})
+	e := embeddedhub.New(embeddedhub.Config{Store: st, Cert: pki.NewCertSlot(cert), CA: ca.Cert, Metrics: reg})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestIssueHubCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &hub.Backend{Store: st, CA: ca, Lifetime: time.Hour}
+	b := &embeddedhub.Backend{Store: st, CA: ca, Lifetime: time.Hour}
 	edge := populate(t, st)
 	h := &api.Router{Name: "hub-1", Roles: []string{api.RoleHub}}
 	if err := st.CreateRouter(ctx, h); err != nil {
@@ -214,7 +214,7 @@ func TestIssueHubCertificate(t *testing.T) {
 	if kind, id, err := pki.Identity(cert.Leaf); err != nil || kind != api.KindHub || id != h.ID {
 		t.Fatalf("issued %s/%s (%v)", kind, id, err)
 	}
-	if _, err := b.IssueHubCertificate(ctx, edge.ID, csr); !errors.Is(err, hub.ErrNotHub) {
+	if _, err := b.IssueHubCertificate(ctx, edge.ID, csr); !errors.Is(err, embeddedhub.ErrNotHub) {
 		t.Errorf("router without the hub role: %v", err)
 	}
 	if _, err := b.IssueHubCertificate(ctx, "ghost", csr); !errors.Is(err, issuer.ErrSubjectGone) {

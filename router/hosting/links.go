@@ -1,10 +1,4 @@
-// Package fabriclink is the router's data-plane component: it keeps a fabric link to every hub
-// — those the router starts with (the controller's last list, else the enrolled one) until the
-// controller's control channel names the current ones —
-// reconnecting with backoff, and serves the streams hubs open over them (internal/hosting): the
-// end-to-end handshake as responder, then a connection to the target through the router's
-// dialer, which reaches assigned targets only.
-package fabriclink
+package hosting
 
 import (
 	"context"
@@ -17,26 +11,28 @@ import (
 
 	"github.com/ztna/ztna/internal/e2e"
 	"github.com/ztna/ztna/internal/fabric"
-	"github.com/ztna/ztna/internal/hosting"
 	"github.com/ztna/ztna/internal/pki"
 )
 
-// Config configures the fabric links of one router.
-type Config struct {
+// LinksConfig configures the fabric links of one router.
+type LinksConfig struct {
 	Cert *pki.CertSlot     // the router's certificate; renewals replace it in place
 	CA   *x509.Certificate // the network CA
 	// Hubs are the fabric addresses (host:port) known at start (daemon.Router.Hubs: the
 	// controller's last list, else the enrolled configuration's).
 	Hubs []string
 	// Dialer reaches the router's assigned targets and refuses everything else.
-	Dialer  hosting.TargetDialer
+	Dialer  TargetDialer
 	Logger  *slog.Logger
 	Metrics prometheus.Registerer // nil: no metrics
 }
 
-// Links is the component. SetHubs may be called at any time, before or during Run.
+// Links is the router daemon's component around Host: it keeps a fabric link to every hub —
+// those the router starts with (the controller's last list, else the enrolled one) until the
+// controller's control channel names the current ones. SetHubs may be called at any time,
+// before or during Run.
 type Links struct {
-	host *hosting.Host
+	host *Host
 	log  *slog.Logger
 
 	mu      sync.Mutex
@@ -44,12 +40,12 @@ type Links struct {
 	changed chan struct{} // capacity 1: "hubs changed"
 }
 
-// New builds the component; nothing is dialled before Run.
-func New(cfg Config) *Links {
+// NewLinks builds the component; nothing is dialled before Run.
+func NewLinks(cfg LinksConfig) *Links {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	host := hosting.New(hosting.Config{
+	host := New(Config{
 		Endpoint: e2e.NewEndpoint(cfg.Cert, cfg.CA),
 		Dialer:   cfg.Dialer,
 		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}},
