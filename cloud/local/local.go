@@ -37,7 +37,7 @@ import (
 
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
-	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/internal/procid"
 )
 
@@ -198,7 +198,7 @@ func saveState(dir string, st state) error {
 	if err != nil {
 		return err
 	}
-	return pki.WriteFileAtomic(filepath.Join(dir, stateFile), append(b, '\n'), 0o600)
+	return atomicfile.Write(filepath.Join(dir, stateFile), append(b, '\n'), 0o600)
 }
 
 // lock serialises creates and deletes under the state root across processes (Terraform
@@ -283,7 +283,7 @@ func (d *Driver) start(ctx context.Context, spec cloud.HostSpec, dir string) (cl
 		StateDir: dir, RouterDir: filepath.Join(dir, routerDir), KeyFile: filepath.Join(dir, keyFile),
 		LogFile: filepath.Join(dir, logFile), FailureDomain: failureDomain(spec.Name).String(),
 	}
-	if err := pki.WriteFileAtomic(l.KeyFile, cloud.UserData(spec.RegistrationKey), 0o600); err != nil {
+	if err := atomicfile.Write(l.KeyFile, cloud.UserData(spec.RegistrationKey), 0o600); err != nil {
 		return cloud.Host{}, fmt.Errorf("local: write the key file: %w", err)
 	}
 	st := state{Name: spec.Name, Image: spec.Image, Isolation: d.opts.Isolation, Created: time.Now().UTC()}

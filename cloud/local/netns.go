@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/atomicfile"
 )
 
 // run executes a command, feeding stdin, and returns its combined output in the error.
@@ -124,7 +124,7 @@ func setupNamespace(ctx context.Context, c netConfig, nsRules, hostRules string,
 		if err := os.MkdirAll(filepath.Join("/etc/netns", ns), 0o755); err != nil {
 			return err
 		}
-		if err := pki.WriteFileAtomic(filepath.Join("/etc/netns", ns, "resolv.conf"), []byte(conf.String()), 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join("/etc/netns", ns, "resolv.conf"), []byte(conf.String()), 0o644); err != nil {
 			return err
 		}
 	}

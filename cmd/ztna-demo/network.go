@@ -22,6 +22,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/internal/procid"
 )
 
@@ -81,26 +82,13 @@ func loadState(dir string) (state, error) {
 	return st, nil
 }
 
-// saveState writes the state atomically (temp file + rename).
+// saveState replaces the state file atomically, so down always finds what up built.
 func saveState(dir string, st state) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".demo-*.json")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, stateFile))
+	return atomicfile.Write(filepath.Join(dir, stateFile), append(b, '\n'), 0o600)
 }
 
 func upCommand() *cobra.Command {
