@@ -22,7 +22,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,7 +37,9 @@ import (
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
 	"github.com/ztna/ztna/internal/atomicfile"
+	"github.com/ztna/ztna/internal/netns"
 	"github.com/ztna/ztna/internal/procid"
+	"github.com/ztna/ztna/internal/statefile"
 )
 
 // Isolation says how a local router host is confined.
@@ -182,23 +183,15 @@ const (
 )
 
 func loadState(dir string) (state, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if err != nil {
-		return state{}, err
+	st, err := statefile.Load[state](filepath.Join(dir, stateFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return st, fmt.Errorf("local: %w (delete the directory to start over)", err)
 	}
-	var st state
-	if err := json.Unmarshal(b, &st); err != nil {
-		return state{}, fmt.Errorf("local: %s is corrupt: %w (delete the directory to start over)", filepath.Join(dir, stateFile), err)
-	}
-	return st, nil
+	return st, err
 }
 
 func saveState(dir string, st state) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(filepath.Join(dir, stateFile), append(b, '\n'), 0o600)
+	return statefile.Save(filepath.Join(dir, stateFile), st)
 }
 
 // lock serialises creates and deletes under the state root across processes (Terraform
@@ -224,7 +217,8 @@ func netNames(dir string) (netConfig, uint32) {
 	sum := sha256.Sum256([]byte(dir))
 	id := hex.EncodeToString(sum[:4])
 	return netConfig{
-		Namespace: "ztna-" + id, HostVeth: "zt" + id + "h", NSVeth: "zt" + id + "n", HostTable: "ztna_" + id,
+		Veth:      netns.Veth{Namespace: "ztna-" + id, HostVeth: "zt" + id + "h", NSVeth: "zt" + id + "n"},
+		HostTable: "ztna_" + id,
 	}, binary.BigEndian.Uint32(sum[4:8])
 }
 
@@ -419,7 +413,7 @@ func (d *Driver) host(ctx context.Context, dir string, st state) cloud.Host {
 	}
 	if st.Net != nil {
 		h.PrivateAddress = st.Net.NSAddr.String()
-		if !namespaceExists(st.Net.Namespace) {
+		if !netns.Exists(st.Net.Namespace) {
 			h.Drift = append(h.Drift, fmt.Sprintf("network namespace %s is gone", st.Net.Namespace))
 		} else if !namespaceFirewallIntact(ctx, st.Net.Namespace) {
 			h.Drift = append(h.Drift, fmt.Sprintf("nftables table inet %s in namespace %s is gone: the router is not confined", nsTable, st.Net.Namespace))

@@ -10,20 +10,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 )
 
 // Write replaces path with data, with mode perm (exactly: the umask does not apply).
-func Write(path string, data []byte, perm fs.FileMode) error {
+func Write(path string, data []byte, perm os.FileMode) error {
 	return WriteFrom(path, bytes.NewReader(data), perm)
 }
 
 // WriteFrom replaces path with everything r yields, streamed (a disk image is not held in
 // memory). When r or the disk fails, path is left as it was and no temporary file remains.
-func WriteFrom(path string, r io.Reader, perm fs.FileMode) (err error) {
+func WriteFrom(path string, r io.Reader, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
