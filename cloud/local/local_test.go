@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/miekg/dns"
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
@@ -32,7 +34,7 @@ func TestMain(m *testing.M) {
 	case "dns":
 		os.Exit(lookup(os.Args[1]))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // fails the tests when a goroutine outlives them
 }
 
 // fakeRouter proves it got the key (by writing what it read next to it) and, when asked,

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/miekg/dns"
 
 	"github.com/ztna/ztna/internal/api"
@@ -29,7 +31,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // fails the tests when a goroutine outlives them
 }
 
 func startServe(t *testing.T) (dnsAddr, httpAddr string) {
