@@ -2,15 +2,11 @@ package client_test
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"testing"
 
 	"go.uber.org/goleak"
 
 	"github.com/ztna/ztna/client"
-	"github.com/ztna/ztna/internal/control"
-	"github.com/ztna/ztna/tests/dataplane/stack"
 )
 
 // TestMain fails the package's tests when a goroutine outlives them.
@@ -22,11 +18,7 @@ func TestMain(m *testing.M) {
 // the SDK's goroutines left: not the hub links, not the handshake's ephemeral key pool, not a
 // stream's; nor do the hub and router keep any for the closed client.
 func TestCloseLeavesNothingRunning(t *testing.T) {
-	s := stack.Start(t, stack.Options{Hubs: 1})
-	svc := stack.Service("svc", "127.0.0.1", stack.Serve(t, stack.Echo))
-	target := net.JoinHostPort(svc.Address, strconv.Itoa(svc.Port))
-	s.StartRouter("r1", []control.Service{svc}, nil)
-	s.Update(stack.Policy([]control.Service{svc}, []string{"r1"}, []string{"i1"}))
+	s, _, target := echoStack(t, 1)
 	before := goleak.IgnoreCurrent() // the stack's own goroutines, running before the client
 
 	c, err := client.New(client.Config{Cert: s.Identity("i1"), CA: s.PKI.CA.Cert, Hubs: s.HubAddrs})
