@@ -44,12 +44,18 @@ func echo(t *testing.T, c *client.Client, target string) error {
 	return nil
 }
 
-func TestFailsOverBetweenHubs(t *testing.T) {
-	s := stack.Start(t, stack.Options{Hubs: 2})
-	svc := stack.Service("svc", "127.0.0.1", stack.Serve(t, stack.Echo))
-	target := net.JoinHostPort(svc.Address, strconv.Itoa(svc.Port))
+// echoStack starts a data plane of hubs hubs and router r1 hosting an echo service, svc, that
+// identity i1 may dial at target.
+func echoStack(t *testing.T, hubs int) (s *stack.Stack, svc control.Service, target string) {
+	s = stack.Start(t, stack.Options{Hubs: hubs})
+	svc = stack.Service("svc", "127.0.0.1", stack.Serve(t, stack.Echo))
 	s.StartRouter("r1", []control.Service{svc}, nil)
 	s.Update(stack.Policy([]control.Service{svc}, []string{"r1"}, []string{"i1"}))
+	return s, svc, net.JoinHostPort(svc.Address, strconv.Itoa(svc.Port))
+}
+
+func TestFailsOverBetweenHubs(t *testing.T) {
+	s, svc, target := echoStack(t, 2)
 
 	c, err := client.New(client.Config{Cert: s.Identity("i1"), CA: s.PKI.CA.Cert,
 		Hubs: []string{deadAddr(t), s.HubAddrs[0], s.HubAddrs[1]}})

@@ -92,7 +92,7 @@ func TestRenewalKeepsDialing(t *testing.T) {
 			t.Fatalf("%d renewals in %v with %v certificates, want at least 3\n%s", renewals(), time.Since(begin), lifetime, clientLogs)
 		}
 		if err := echo(t, c, n.Target); err != nil {
-			t.Fatalf("dial %d after %v (certificate expires %v): %v", dials, time.Since(begin), id.Certificate().NotAfter.Sub(time.Now()), err)
+			t.Fatalf("dial %d after %v (certificate expires %v): %v", dials, time.Since(begin), time.Until(id.Certificate().NotAfter), err)
 		}
 		dials++
 		if dials%20 == 0 {

@@ -22,7 +22,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,8 +36,10 @@ import (
 
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
-	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/atomicfile"
+	"github.com/ztna/ztna/internal/netns"
 	"github.com/ztna/ztna/internal/procid"
+	"github.com/ztna/ztna/internal/statefile"
 )
 
 // Isolation says how a local router host is confined.
@@ -182,23 +183,15 @@ const (
 )
 
 func loadState(dir string) (state, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if err != nil {
-		return state{}, err
+	st, err := statefile.Load[state](filepath.Join(dir, stateFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return st, fmt.Errorf("local: %w (delete the directory to start over)", err)
 	}
-	var st state
-	if err := json.Unmarshal(b, &st); err != nil {
-		return state{}, fmt.Errorf("local: %s is corrupt: %w (delete the directory to start over)", filepath.Join(dir, stateFile), err)
-	}
-	return st, nil
+	return st, err
 }
 
 func saveState(dir string, st state) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	return pki.WriteFileAtomic(filepath.Join(dir, stateFile), append(b, '\n'), 0o600)
+	return statefile.Save(filepath.Join(dir, stateFile), st)
 }
 
 // lock serialises creates and deletes under the state root across processes (Terraform
@@ -224,7 +217,8 @@ func netNames(dir string) (netConfig, uint32) {
 	sum := sha256.Sum256([]byte(dir))
 	id := hex.EncodeToString(sum[:4])
 	return netConfig{
-		Namespace: "ztna-" + id, HostVeth: "zt" + id + "h", NSVeth: "zt" + id + "n", HostTable: "ztna_" + id,
+		Veth:      netns.Veth{Namespace: "ztna-" + id, HostVeth: "zt" + id + "h", NSVeth: "zt" + id + "n"},
+		HostTable: "ztna_" + id,
 	}, binary.BigEndian.Uint32(sum[4:8])
 }
 
@@ -283,7 +277,7 @@ func (d *Driver) start(ctx context.Context, spec cloud.HostSpec, dir string) (cl
 		StateDir: dir, RouterDir: filepath.Join(dir, routerDir), KeyFile: filepath.Join(dir, keyFile),
 		LogFile: filepath.Join(dir, logFile), FailureDomain: failureDomain(spec.Name).String(),
 	}
-	if err := pki.WriteFileAtomic(l.KeyFile, cloud.UserData(spec.RegistrationKey), 0o600); err != nil {
+	if err := atomicfile.Write(l.KeyFile, cloud.UserData(spec.RegistrationKey), 0o600); err != nil {
 		return cloud.Host{}, fmt.Errorf("local: write the key file: %w", err)
 	}
 	st := state{Name: spec.Name, Image: spec.Image, Isolation: d.opts.Isolation, Created: time.Now().UTC()}
@@ -419,7 +413,7 @@ func (d *Driver) host(ctx context.Context, dir string, st state) cloud.Host {
 	}
 	if st.Net != nil {
 		h.PrivateAddress = st.Net.NSAddr.String()
-		if !namespaceExists(st.Net.Namespace) {
+		if !netns.Exists(st.Net.Namespace) {
 			h.Drift = append(h.Drift, fmt.Sprintf("network namespace %s is gone", st.Net.Namespace))
 		} else if !namespaceFirewallIntact(ctx, st.Net.Namespace) {
 			h.Drift = append(h.Drift, fmt.Sprintf("nftables table inet %s in namespace %s is gone: the router is not confined", nsTable, st.Net.Namespace))

@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/miekg/dns"
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
+	"github.com/ztna/ztna/internal/netns"
 )
 
 const testKey = "ztna-key-v1.eyJpZCI6InJrLTEiLCJzZWNyZXQiOiJzM2NyM3QifQ"
@@ -31,7 +34,7 @@ func TestMain(m *testing.M) {
 	case "dns":
 		os.Exit(lookup(os.Args[1]))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // fails the tests when a goroutine outlives them
 }
 
 // fakeRouter proves it got the key (by writing what it read next to it) and, when asked,
@@ -253,8 +256,8 @@ func TestOptionErrors(t *testing.T) {
 }
 
 func TestRulesets(t *testing.T) {
-	c := netConfig{Namespace: "ztna-01020304", HostVeth: "zt01020304h", NSVeth: "zt01020304n", HostTable: "ztna_01020304",
-		HostAddr: netip.MustParseAddr("10.231.0.1"), NSAddr: netip.MustParseAddr("10.231.0.2")}
+	c := netConfig{HostTable: "ztna_01020304", Veth: netns.Veth{Namespace: "ztna-01020304", HostVeth: "zt01020304h", NSVeth: "zt01020304n",
+		HostAddr: netip.MustParseAddr("10.231.0.1"), NSAddr: netip.MustParseAddr("10.231.0.2")}}
 	r := rules(t, egress.Input{
 		Controllers: []egress.ControllerEndpoint{{Host: "127.0.0.1", Ports: []uint16{41000, 41001, 41002}}},
 		DNSServers:  []string{"127.0.0.1:5353"},

@@ -1,44 +1,24 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/atomicfile"
+	"github.com/ztna/ztna/internal/netns"
 )
-
-// run executes a command, feeding stdin, and returns its combined output in the error.
-func run(ctx context.Context, stdin string, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
-	}
-	return nil
-}
 
 // checkNetnsTools fails early, with what to install, when the commands are missing.
 func checkNetnsTools() error {
-	if os.Geteuid() != 0 {
-		return errors.New(`isolation "netns" needs root (network namespaces, veth, nftables): run as root or use isolation "none"`)
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("isolation \"netns\" needs the %q command: install iproute2 and nftables (scripts/deps.sh)", tool)
-		}
+	if err := netns.CheckTools(); err != nil {
+		return fmt.Errorf(`isolation "netns": %w; or use isolation "none"`, err)
 	}
 	return nil
 }
@@ -85,34 +65,25 @@ func allocate(pool netip.Prefix, seed uint32) (hostAddr, nsAddr netip.Addr, err 
 // firewall is in place before any process runs in it.
 func setupNamespace(ctx context.Context, c netConfig, nsRules, hostRules string, dnsServers []netip.Addr) error {
 	ns := c.Namespace
-	steps := [][]string{
-		{"ip", "netns", "add", ns},
-		{"ip", "-n", ns, "link", "set", "lo", "up"},
-		{"ip", "link", "add", c.HostVeth, "type", "veth", "peer", "name", c.NSVeth, "netns", ns},
-		{"ip", "addr", "add", c.HostAddr.String() + "/30", "dev", c.HostVeth},
-		{"ip", "link", "set", c.HostVeth, "up"},
-		{"ip", "-n", ns, "addr", "add", c.NSAddr.String() + "/30", "dev", c.NSVeth},
-		{"ip", "-n", ns, "link", "set", c.NSVeth, "up"},
-		{"ip", "-n", ns, "route", "add", "default", "via", c.HostAddr.String()},
+	if err := c.Veth.Create(ctx); err != nil {
+		return err
 	}
-	for _, s := range steps {
-		if err := run(ctx, "", s[0], s[1:]...); err != nil {
-			return err
-		}
+	if err := netns.Run(ctx, "", "ip", "-n", ns, "route", "add", "default", "via", c.HostAddr.String()); err != nil {
+		return err
 	}
 	// Inside the namespace nftables is loaded before anything else runs there.
-	if err := run(ctx, nsRules, "ip", "netns", "exec", ns, "nft", "-f", "-"); err != nil {
+	if err := netns.Run(ctx, nsRules, "ip", "netns", "exec", ns, "nft", "-f", "-"); err != nil {
 		return fmt.Errorf("load the namespace firewall: %w", err)
 	}
 	// Translated loopback connections keep a 127.0.0.1 source until masqueraded, and arrive
 	// on the host for 127.0.0.1: both ends must accept loopback addresses on the veth.
-	if err := run(ctx, "", "ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet"); err != nil {
+	if err := netns.Run(ctx, "", "ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet"); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", c.HostVeth, "route_localnet"), []byte("1\n"), 0o644); err != nil {
 		return fmt.Errorf("enable route_localnet on %s: %w", c.HostVeth, err)
 	}
-	if err := run(ctx, hostRules, "nft", "-f", "-"); err != nil {
+	if err := netns.Run(ctx, hostRules, "nft", "-f", "-"); err != nil {
 		return fmt.Errorf("load the host-side table: %w", err)
 	}
 	if len(dnsServers) > 0 {
@@ -124,7 +95,7 @@ func setupNamespace(ctx context.Context, c netConfig, nsRules, hostRules string,
 		if err := os.MkdirAll(filepath.Join("/etc/netns", ns), 0o755); err != nil {
 			return err
 		}
-		if err := pki.WriteFileAtomic(filepath.Join("/etc/netns", ns, "resolv.conf"), []byte(conf.String()), 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join("/etc/netns", ns, "resolv.conf"), []byte(conf.String()), 0o644); err != nil {
 			return err
 		}
 	}
@@ -136,13 +107,13 @@ func setupNamespace(ctx context.Context, c netConfig, nsRules, hostRules string,
 func teardownNamespace(ctx context.Context, c netConfig) error {
 	var errs []error
 	if tableExists(ctx, c.HostTable) {
-		if err := run(ctx, "", "nft", "delete", "table", "ip", c.HostTable); err != nil {
+		if err := netns.Run(ctx, "", "nft", "delete", "table", "ip", c.HostTable); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if namespaceExists(c.Namespace) {
+	if netns.Exists(c.Namespace) {
 		// Deleting the namespace destroys its veth end, and with it the host end.
-		if err := run(ctx, "", "ip", "netns", "del", c.Namespace); err != nil {
+		if err := netns.Run(ctx, "", "ip", "netns", "del", c.Namespace); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -152,7 +123,7 @@ func teardownNamespace(ctx context.Context, c netConfig) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if interfaceExists(c.HostVeth) {
-		if err := run(ctx, "", "ip", "link", "del", c.HostVeth); err != nil && interfaceExists(c.HostVeth) {
+		if err := netns.Run(ctx, "", "ip", "link", "del", c.HostVeth); err != nil && interfaceExists(c.HostVeth) {
 			errs = append(errs, err)
 		}
 	}
@@ -167,16 +138,11 @@ func interfaceExists(name string) bool {
 	return err == nil
 }
 
-func namespaceExists(ns string) bool {
-	_, err := os.Stat(filepath.Join("/run/netns", ns))
-	return err == nil
-}
-
 func tableExists(ctx context.Context, table string) bool {
-	return run(ctx, "", "nft", "list", "table", "ip", table) == nil
+	return netns.Run(ctx, "", "nft", "list", "table", "ip", table) == nil
 }
 
 // namespaceFirewallIntact reports whether the namespace still has its nftables table.
 func namespaceFirewallIntact(ctx context.Context, ns string) bool {
-	return run(ctx, "", "ip", "netns", "exec", ns, "nft", "list", "table", "inet", nsTable) == nil
+	return netns.Run(ctx, "", "ip", "netns", "exec", ns, "nft", "list", "table", "inet", nsTable) == nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
+	"github.com/ztna/ztna/internal/netns"
 )
 
 func requireNetns(t *testing.T) {
@@ -144,7 +145,7 @@ func TestNetnsIsolation(t *testing.T) {
 
 func assertNetworkGone(t *testing.T, c netConfig) {
 	t.Helper()
-	if namespaceExists(c.Namespace) {
+	if netns.Exists(c.Namespace) {
 		t.Errorf("namespace %s left", c.Namespace)
 	}
 	if _, err := net.InterfaceByName(c.HostVeth); err == nil {

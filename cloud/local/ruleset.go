@@ -7,16 +7,14 @@ import (
 	"strings"
 
 	"github.com/ztna/ztna/cloud/egress"
+	"github.com/ztna/ztna/internal/netns"
 )
 
 // netConfig is one namespace's plumbing: a veth pair with a /30, and the nftables tables
 // inside the namespace and on the host.
 type netConfig struct {
-	Namespace string     `json:"namespace"`
-	HostVeth  string     `json:"host_veth"`
-	NSVeth    string     `json:"ns_veth"`
-	HostAddr  netip.Addr `json:"host_addr"`
-	NSAddr    netip.Addr `json:"ns_addr"`
+	// Veth is embedded so host.json keeps its flat fields (namespace, host_veth, ...).
+	netns.Veth
 	// HostTable is the host-side nftables table (ip family) that maps loopback targets.
 	HostTable string `json:"host_table"`
 }

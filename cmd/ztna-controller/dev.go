@@ -14,6 +14,7 @@ import (
 
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -100,7 +101,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			}
 			env := fmt.Sprintf("ZTNA_ADDR=%s\nZTNA_TOKEN=%s\nZTNA_CA_FINGERPRINT=%s\nZTNA_CA_FILE=%s\nZTNA_CONTROL_ADDR=%s\nZTNA_FABRIC_ADDR=%s\n",
 				edgeURL, token, c.CA.Fingerprint(), filepath.Join(dir, pki.CACertFile), ports.Control, ports.Fabric)
-			if err := pki.WriteFileAtomic(filepath.Join(dir, devEnvFile), []byte(env), 0o600); err != nil {
+			if err := atomicfile.Write(filepath.Join(dir, devEnvFile), []byte(env), 0o600); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -169,7 +170,7 @@ func loadOrPickPorts(dir string, flags devPorts) (devPorts, error) {
 	}
 	if changed {
 		b, _ := json.MarshalIndent(p, "", "  ")
-		if err := pki.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
+		if err := atomicfile.Write(path, append(b, '\n'), 0o600); err != nil {
 			return p, err
 		}
 	}
@@ -190,7 +191,7 @@ func loadOrCreateToken(path string) (string, error) {
 		return readToken(path)
 	}
 	tok := "ztna_" + rand.Text() + rand.Text() // 2×130 random bits
-	if err := pki.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return tok, nil

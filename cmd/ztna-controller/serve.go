@@ -82,15 +82,6 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return l, nil
 }
 
-// hostOf returns the host part of a listen address ("" for ":443").
-func hostOf(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return ""
-	}
-	return h
-}
-
 func portOf(addr string) string {
 	_, p, err := net.SplitHostPort(addr)
 	if err != nil {

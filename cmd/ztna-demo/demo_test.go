@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/miekg/dns"
 
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/netns"
 )
 
 // TestMain lets 'up' start this test binary as the demo server: up runs its own executable
@@ -28,7 +31,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // fails the tests when a goroutine outlives them
 }
 
 func startServe(t *testing.T) (dnsAddr, httpAddr string) {
@@ -187,7 +190,7 @@ func TestUpDown(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
 		t.Fatalf("up printed %q: %v", out.String(), err)
 	}
-	if st.FQDN != "svc.corp.example" || st.ServiceAddr.String() != "10.233.0.14" || st.DNSServer != "10.233.0.14:53" || !namespaceExists(ns) {
+	if st.FQDN != "svc.corp.example" || st.NSAddr.String() != "10.233.0.14" || st.DNSServer != "10.233.0.14:53" || !netns.Exists(ns) {
 		t.Fatalf("state = %+v", st)
 	}
 
@@ -228,7 +231,7 @@ func TestUpDown(t *testing.T) {
 	if err := down(); err != nil {
 		t.Fatal(err)
 	}
-	if namespaceExists(ns) {
+	if netns.Exists(ns) {
 		t.Error("namespace left after down")
 	}
 	if exec.Command("nft", "list", "table", "inet", "ztna_demo_unit").Run() == nil || st.Table != "ztna_demo_unit" {

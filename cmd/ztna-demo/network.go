@@ -22,7 +22,9 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
+	"github.com/ztna/ztna/internal/netns"
 	"github.com/ztna/ztna/internal/procid"
+	"github.com/ztna/ztna/internal/statefile"
 )
 
 // Defaults of the demo network. The subnet is a /30: the host end of the veth and the
@@ -56,51 +58,24 @@ func namesOf(namespace string) (names, error) {
 
 // state is what up built, in <state dir>/demo.json; down removes exactly this.
 type state struct {
-	Namespace   string         `json:"namespace"`
-	Table       string         `json:"table"`
-	HostVeth    string         `json:"host_veth"`
-	HostAddr    netip.Addr     `json:"host_addr"`
-	ServiceAddr netip.Addr     `json:"service_addr"`
-	FQDN        string         `json:"fqdn"`
-	DNSServer   string         `json:"dns_server"`
-	URL         string         `json:"url"`
-	Process     procid.Process `json:"process"`
+	// Veth is the namespace and its veth pair; the DNS server and the service listen on its
+	// namespace end, NSAddr (ns_addr).
+	netns.Veth
+	Table     string         `json:"table"`
+	FQDN      string         `json:"fqdn"`
+	DNSServer string         `json:"dns_server"`
+	URL       string         `json:"url"`
+	Process   procid.Process `json:"process"`
 	// Linked are router veths whose forwarding link-router turned on; down turns it off.
 	Linked []string `json:"linked_interfaces,omitempty"`
 }
 
 func loadState(dir string) (state, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if err != nil {
-		return state{}, err
-	}
-	var st state
-	if err := json.Unmarshal(b, &st); err != nil {
-		return state{}, fmt.Errorf("%s is corrupt: %w", filepath.Join(dir, stateFile), err)
-	}
-	return st, nil
+	return statefile.Load[state](filepath.Join(dir, stateFile))
 }
 
-// saveState writes the state atomically (temp file + rename).
 func saveState(dir string, st state) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".demo-*.json")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, stateFile))
+	return statefile.Save(filepath.Join(dir, stateFile), st)
 }
 
 func upCommand() *cobra.Command {
@@ -138,18 +113,13 @@ func printState(w io.Writer, st state, asEnv bool) error {
 		return enc.Encode(st)
 	}
 	_, err := fmt.Fprintf(w, "DEMO_FQDN=%s\nDEMO_DNS_SERVER=%s\nDEMO_SERVICE_ADDR=%s\nDEMO_URL=%s\nDEMO_NAMESPACE=%s\nDEMO_TABLE=%s\n",
-		st.FQDN, st.DNSServer, st.ServiceAddr, st.URL, st.Namespace, st.Table)
+		st.FQDN, st.DNSServer, st.NSAddr, st.URL, st.Namespace, st.Table)
 	return err
 }
 
 func checkRoot() error {
-	if os.Geteuid() != 0 {
-		return errors.New("the demo network needs root (network namespaces, veth, nftables): run as root")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("the %q command is missing: install iproute2 and nftables (scripts/deps.sh)", tool)
-		}
+	if err := netns.CheckTools(); err != nil {
+		return fmt.Errorf("the demo network: %w", err)
 	}
 	return nil
 }
@@ -173,7 +143,7 @@ func up(ctx context.Context, dir, namespace, subnet, fqdn string) (state, error)
 		return state{}, err
 	}
 	if old, err := loadState(dir); err == nil {
-		if old.Process.Alive() && namespaceExists(old.Namespace) {
+		if old.Process.Alive() && netns.Exists(old.Namespace) {
 			return old, nil
 		}
 		if err := teardown(ctx, dir, old); err != nil {
@@ -188,11 +158,12 @@ func up(ctx context.Context, dir, namespace, subnet, fqdn string) (state, error)
 	}
 	hostAddr := prefix.Addr().Next()
 	st := state{
-		Namespace: namespace, Table: n.table, HostVeth: n.hostVeth, HostAddr: hostAddr, ServiceAddr: hostAddr.Next(), FQDN: fqdn,
+		Veth:  netns.Veth{Namespace: namespace, HostVeth: n.hostVeth, NSVeth: n.nsVeth, HostAddr: hostAddr, NSAddr: hostAddr.Next()},
+		Table: n.table, FQDN: fqdn,
 	}
-	st.DNSServer = netip.AddrPortFrom(st.ServiceAddr, dnsPort).String()
+	st.DNSServer = netip.AddrPortFrom(st.NSAddr, dnsPort).String()
 	st.URL = fmt.Sprintf("http://%s/", fqdn)
-	if namespaceExists(namespace) {
+	if netns.Exists(namespace) {
 		return state{}, fmt.Errorf("network namespace %s exists and is not this demo's (no %s in %s): remove it (ip netns del %s) or choose --namespace", namespace, stateFile, dir, namespace)
 	}
 	if err := checkFree(prefix); err != nil {
@@ -230,19 +201,6 @@ func checkFree(p netip.Prefix) error {
 	return nil
 }
 
-func run(ctx context.Context, stdin, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
-	}
-	return nil
-}
-
 // hostRuleset refuses every connection the host's own processes start into the demo network
 // except DNS queries to the customer DNS server: a router host's firewall is built from
 // addresses, so whoever creates it resolves the service names with the routers' DNS server.
@@ -261,31 +219,15 @@ table inet %[1]s {
 }
 
 func build(ctx context.Context, st state, subnet netip.Prefix) error {
-	ns := st.Namespace
-	n, err := namesOf(ns)
-	if err != nil {
+	if err := st.Veth.Create(ctx); err != nil {
 		return err
-	}
-	steps := [][]string{
-		{"ip", "netns", "add", ns},
-		{"ip", "-n", ns, "link", "set", "lo", "up"},
-		{"ip", "link", "add", st.HostVeth, "type", "veth", "peer", "name", n.nsVeth, "netns", ns},
-		{"ip", "addr", "add", st.HostAddr.String() + "/30", "dev", st.HostVeth},
-		{"ip", "link", "set", st.HostVeth, "up"},
-		{"ip", "-n", ns, "addr", "add", st.ServiceAddr.String() + "/30", "dev", n.nsVeth},
-		{"ip", "-n", ns, "link", "set", n.nsVeth, "up"},
-	}
-	for _, s := range steps {
-		if err := run(ctx, "", s[0], s[1:]...); err != nil {
-			return err
-		}
 	}
 	// Replies from the namespace to routers are forwarded by the host: only this interface
 	// (and the router veths link-router names) forwards, the host's ip_forward stays as it is.
 	if err := setForwarding(st.HostVeth, true); err != nil {
 		return err
 	}
-	return run(ctx, hostRuleset(st.Table, subnet, st.ServiceAddr), "nft", "-f", "-")
+	return netns.Run(ctx, hostRuleset(st.Table, subnet, st.NSAddr), "nft", "-f", "-")
 }
 
 func setForwarding(iface string, on bool) error {
@@ -297,11 +239,6 @@ func setForwarding(iface string, on bool) error {
 		return fmt.Errorf("set forwarding on %s: %w", iface, err)
 	}
 	return nil
-}
-
-func namespaceExists(ns string) bool {
-	_, err := os.Stat(filepath.Join("/run/netns", ns))
-	return ns != "" && err == nil
 }
 
 // spawnServer starts 'ztna-demo serve' inside the namespace, detached in its own session so it
@@ -318,8 +255,8 @@ func spawnServer(dir string, st state) (procid.Process, error) {
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", st.Namespace, self, "serve",
 		"--dns", st.DNSServer,
-		"--http", netip.AddrPortFrom(st.ServiceAddr, httpPort).String(),
-		"--name", st.FQDN, "--answer", st.ServiceAddr.String(),
+		"--http", netip.AddrPortFrom(st.NSAddr, httpPort).String(),
+		"--name", st.FQDN, "--answer", st.NSAddr.String(),
 		"--ready-file", filepath.Join(dir, readyFile))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -381,16 +318,16 @@ func teardown(ctx context.Context, dir string, st state) error {
 	if st.Process.Alive() {
 		errs = append(errs, fmt.Errorf("demo server process %d did not stop", st.Process.PID))
 	}
-	if st.Table != "" && run(ctx, "", "nft", "list", "table", "inet", st.Table) == nil {
-		errs = append(errs, run(ctx, "", "nft", "delete", "table", "inet", st.Table))
+	if st.Table != "" && netns.Run(ctx, "", "nft", "list", "table", "inet", st.Table) == nil {
+		errs = append(errs, netns.Run(ctx, "", "nft", "delete", "table", "inet", st.Table))
 	}
-	if namespaceExists(st.Namespace) {
-		errs = append(errs, run(ctx, "", "ip", "netns", "del", st.Namespace))
+	if netns.Exists(st.Namespace) {
+		errs = append(errs, netns.Run(ctx, "", "ip", "netns", "del", st.Namespace))
 	}
 	// Deleting the namespace destroys the veth pair, asynchronously: the host end may still
 	// be listed, or already gone, by now.
 	if _, err := net.InterfaceByName(st.HostVeth); err == nil && st.HostVeth != "" {
-		if err := run(ctx, "", "ip", "link", "del", st.HostVeth); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
+		if err := netns.Run(ctx, "", "ip", "link", "del", st.HostVeth); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
 			errs = append(errs, err)
 		}
 	}

@@ -38,11 +38,11 @@ Useful as an SSH ProxyCommand:  ssh -o ProxyCommand='ztna dial %h:%p' admin@host
 			if err != nil {
 				return err
 			}
-			c, _, err := overlayClient(cmd.Context(), identity, log)
+			c, _, closeOverlay, err := overlayClient(cmd.Context(), identity, log)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer closeOverlay()
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			conn, err := c.Dial(ctx, args[0])
 			cancel()

@@ -47,22 +47,29 @@ func TestPipe(t *testing.T) {
 		n, _ := io.Copy(io.Discard, c)
 		io.WriteString(c, "got "+strconv.FormatInt(n, 10))
 	}
+	// stdin left open: pipe returns without waiting for it (the command exits then), and the
+	// subtest's end closes it, which ends pipe's reader of it.
+	openStdin := func(t *testing.T) io.Reader {
+		r, w := io.Pipe()
+		t.Cleanup(func() { w.Close() })
+		return r
+	}
 	for _, tc := range []struct {
 		name    string
 		serve   func(*net.TCPConn)
-		in      func() io.Reader
+		in      func(*testing.T) io.Reader
 		cancel  bool
 		wantOut string
 		wantErr string
 	}{
 		{
 			name: "stdin's end is passed on and the answer still arrives", serve: countThenClose,
-			in: func() io.Reader { return strings.NewReader(strings.Repeat("x", 1<<20)) }, wantOut: "got 1048576",
+			in: func(*testing.T) io.Reader { return strings.NewReader(strings.Repeat("x", 1<<20)) }, wantOut: "got 1048576",
 		},
 		{
 			name:  "the service ending first ends dial while stdin is still open",
 			serve: func(c *net.TCPConn) { io.WriteString(c, "bye") },
-			in:    func() io.Reader { r, _ := io.Pipe(); return r }, wantOut: "bye",
+			in:    openStdin, wantOut: "bye",
 		},
 		{
 			name: "a reset is an error, not a clean end",
@@ -72,12 +79,12 @@ func TestPipe(t *testing.T) {
 				c.SetLinger(0)
 				c.Close()
 			},
-			in: func() io.Reader { r, _ := io.Pipe(); return r }, wantOut: "partial", wantErr: "broke",
+			in: openStdin, wantOut: "partial", wantErr: "broke",
 		},
 		{
 			name:  "an interrupt ends it",
 			serve: func(c *net.TCPConn) { io.Copy(io.Discard, c) },
-			in:    func() io.Reader { r, _ := io.Pipe(); return r }, cancel: true, wantErr: "interrupted",
+			in:    openStdin, cancel: true, wantErr: "interrupted",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,7 +95,7 @@ func TestPipe(t *testing.T) {
 				time.AfterFunc(100*time.Millisecond, cancel)
 			}
 			var out bytes.Buffer
-			err := pipeWithin(t, 5*time.Second, ctx, s, tc.in(), &out)
+			err := pipeWithin(t, 5*time.Second, ctx, s, tc.in(t), &out)
 			if out.String() != tc.wantOut {
 				t.Errorf("stdout %q, want %q", out.String(), tc.wantOut)
 			}

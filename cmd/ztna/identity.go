@@ -149,24 +149,34 @@ func identityFlag(cmd *cobra.Command, path *string) {
 }
 
 // overlayClient loads the identity file and returns an SDK client for its hubs. Until ctx
-// ends the identity's certificate is renewed in the background and the file rewritten
-// (atomically, 0600), so a long-running command never outlives its certificate and a restart
-// starts from the renewed one.
-func overlayClient(ctx context.Context, path string, log *slog.Logger) (*client.Client, *client.Identity, error) {
-	path, err := identityPath(path)
+// ends or closeOverlay is called the identity's certificate is renewed in the background and
+// the file rewritten (atomically, 0600), so a long-running command never outlives its
+// certificate and a restart starts from the renewed one. closeOverlay stops the renewals,
+// waits for them to end and closes the client: nothing of the overlay is left running.
+func overlayClient(ctx context.Context, path string, log *slog.Logger) (c *client.Client, id *client.Identity, closeOverlay func(), err error) {
+	path, err = identityPath(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	id, err := client.LoadIdentity(path, client.IdentityOptions{Logger: log})
+	id, err = client.LoadIdentity(path, client.IdentityOptions{Logger: log})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	c, err := client.New(id.Config())
+	c, err = client.New(id.Config())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	go id.KeepRenewed(ctx) // logs what went wrong; dials keep working until the certificate expires
-	return c, id, nil
+	ctx, cancel := context.WithCancel(ctx)
+	renewing := make(chan struct{})
+	go func() {
+		defer close(renewing)
+		id.KeepRenewed(ctx) // logs what went wrong; dials keep working until the certificate expires
+	}()
+	return c, id, func() {
+		cancel()
+		<-renewing
+		c.Close()
+	}, nil
 }
 
 func identityPath(path string) (string, error) {

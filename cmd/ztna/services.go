@@ -35,11 +35,11 @@ not listed: to this identity they do not exist.`,
 			if err != nil {
 				return err
 			}
-			c, _, err := overlayClient(cmd.Context(), identity, log)
+			c, _, closeOverlay, err := overlayClient(cmd.Context(), identity, log)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer closeOverlay()
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			list, err := c.Services(ctx)

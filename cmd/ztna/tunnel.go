@@ -74,11 +74,11 @@ list is being read successfully) are served on that address; keep it on loopback
 					return fmt.Errorf("%w: pass --upstream host:port", err)
 				}
 			}
-			c, id, err := overlayClient(cmd.Context(), identity, log)
+			c, id, closeOverlay, err := overlayClient(cmd.Context(), identity, log)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer closeOverlay()
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 				prometheus.NewGaugeFunc(prometheus.GaugeOpts{

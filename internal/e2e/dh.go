@@ -6,7 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"io"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudflare/circl/dh/x25519"
@@ -110,21 +110,17 @@ func generateX25519(rng io.Reader) (*dhKey, noise.DHKey, error) {
 // GenerateKeypair returns the handshake's ephemeral key: a spare generated ahead of time when
 // there is one.
 func (d *handshakeDH) GenerateKeypair(rng io.Reader) (noise.DHKey, error) {
-	spareOnce.Do(func() { go fillSpares() })
 	var k *dhKey
 	select {
 	case k = <-spareKeys:
-		if len(spareKeys) < cap(spareKeys)/2 {
-			select {
-			case refillSpares <- struct{}{}:
-			default: // a refill is already due
-			}
-		}
 	default:
 		var err error
 		if k, err = newDHKey(rng); err != nil {
 			return noise.DHKey{}, err
 		}
+	}
+	if len(spareKeys) < cap(spareKeys)/2 {
+		refillSpares()
 	}
 	d.keys = append(d.keys, k)
 	return k.noiseKey(), nil
@@ -138,25 +134,39 @@ func (d *handshakeDH) GenerateKeypair(rng io.Reader) (noise.DHKey, error) {
 // taken: the handshake that took the key is still running, and on a small machine its other
 // work — the router's target dial, running alongside its key agreement — needs the other CPU
 // then. (Refilling at once put the dial after the key agreement: ~100 µs more per new stream.)
+//
+// The filler goroutine exits once the pool is full, so a process that stops making handshakes
+// (a client after Close) has nothing of this package left running; the next handshake that
+// finds the pool half empty starts a new one.
 var (
-	spareKeys    = make(chan *dhKey, 16)
-	refillSpares = make(chan struct{}, 1)
-	spareOnce    sync.Once
+	spareKeys = make(chan *dhKey, 16)
+	filling   atomic.Bool // a filler goroutine is on its way or running
 )
 
 const refillDelay = 2 * time.Millisecond
 
+// refillSpares starts a filler unless one is already on its way.
+func refillSpares() {
+	if filling.CompareAndSwap(false, true) {
+		go fillSpares()
+	}
+}
+
 func fillSpares() {
-	for {
-		for len(spareKeys) < cap(spareKeys) {
-			k, err := newDHKey(rand.Reader)
-			if err != nil { // the system's randomness failed: handshakes generate their own
-				break
-			}
-			spareKeys <- k
+	time.Sleep(refillDelay)
+	// Only the filler adds keys, so the pool cannot fill up between the check and the send.
+	for len(spareKeys) < cap(spareKeys) {
+		k, err := newDHKey(rand.Reader)
+		if err != nil { // the system's randomness failed: handshakes generate their own
+			filling.Store(false)
+			return
 		}
-		<-refillSpares
-		time.Sleep(refillDelay)
+		spareKeys <- k
+	}
+	filling.Store(false)
+	// Keys taken after the last check found no filler to start: look again.
+	if len(spareKeys) < cap(spareKeys)/2 {
+		refillSpares()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flynn/noise"
+	"go.uber.org/goleak"
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/fabric/fabrictest"
@@ -217,4 +218,7 @@ func TestSpareKeysRefill(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// A full pool has no filler left running: a process that stops making handshakes (a
+	// client after Close) keeps no goroutine of this package.
+	goleak.VerifyNone(t)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/apiclient"
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/internal/regkey"
 )
@@ -166,7 +167,7 @@ func Router(ctx context.Context, key, stateDir string, force bool, opts Options)
 		{CAFile, res.CAPEM, 0o644},
 		{ConfigFile, append(cfg, '\n'), 0o644},
 	} {
-		if err := pki.WriteFileAtomic(filepath.Join(stateDir, f.name), f.data, f.perm); err != nil {
+		if err := atomicfile.Write(filepath.Join(stateDir, f.name), f.data, f.perm); err != nil {
 			return nil, fmt.Errorf("write %s: %w", f.name, err)
 		}
 	}
@@ -209,7 +210,7 @@ func (f *IdentityFile) Write(path string) error {
 	if err != nil {
 		return err
 	}
-	return pki.WriteFileAtomic(path, append(b, '\n'), 0o600)
+	return atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
 // LogValue keeps the private key out of logs: only the identity's id, name and expiry.

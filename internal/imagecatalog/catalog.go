@@ -15,10 +15,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ztna/ztna/internal/atomicfile"
 )
 
 // FormatVersion is the catalog format this package writes. Files with a newer version are
@@ -270,5 +273,11 @@ func (c *Catalog) Save(path string) error {
 	if err := c.Encode(&buf); err != nil {
 		return fmt.Errorf("image catalog %s: %w", path, err)
 	}
-	return writeFileAtomic(path, buf.Bytes(), 0o644)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("image catalog %s: %w", path, err)
+	}
+	if err := atomicfile.Write(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("image catalog: %w", err)
+	}
+	return nil
 }

@@ -25,6 +25,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ztna/ztna/internal/atomicfile"
 )
 
 // URIScheme is the scheme of the URI SAN that names a certificate's kind and id.
@@ -125,10 +127,10 @@ func LoadOrCreateCA(dir, commonName string) (ca *CA, created bool, err error) {
 		return nil, false, err
 	}
 	// Key first: a crash in between leaves no certificate, so the next start recreates both.
-	if err := WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 		return nil, false, err
 	}
-	if err := WriteFileAtomic(certPath, ca.CertPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certPath, ca.CertPEM, 0o644); err != nil {
 		return nil, false, err
 	}
 	return ca, true, nil

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
-	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/router/controlclient"
 )
 
@@ -92,5 +92,5 @@ func (l learnedList) save(dir string, cfg api.EnrolledConfig, list []string) err
 	if err != nil {
 		return err
 	}
-	return pki.WriteFileAtomic(filepath.Join(dir, l.file), append(raw, '\n'), 0o600)
+	return atomicfile.Write(filepath.Join(dir, l.file), append(raw, '\n'), 0o600)
 }

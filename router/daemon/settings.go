@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/router/resolve"
 )
 
@@ -57,5 +57,5 @@ func SaveSettings(dir string, s Settings) error {
 	if err != nil {
 		return err
 	}
-	return pki.WriteFileAtomic(filepath.Join(dir, SettingsFile), append(raw, '\n'), 0o644)
+	return atomicfile.Write(filepath.Join(dir, SettingsFile), append(raw, '\n'), 0o644)
 }

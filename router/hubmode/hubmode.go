@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/internal/backoff"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/fabric"
@@ -115,7 +116,7 @@ func (h *Hub) Update(s control.HubSnapshot) {
 	h.node.Update(s)
 	raw, err := json.Marshal(s)
 	if err == nil {
-		err = pki.WriteFileAtomic(filepath.Join(h.cfg.StateDir, SnapshotFile), raw, 0o600)
+		err = atomicfile.Write(filepath.Join(h.cfg.StateDir, SnapshotFile), raw, 0o600)
 	}
 	if err != nil {
 		h.log.Warn("cannot save the policy snapshot; a restart without the controller would serve nobody", "error", err)
@@ -177,7 +178,7 @@ func (h *Hub) certifyOnce(ctx context.Context) error {
 	if err := h.install(chain); err != nil {
 		return fmt.Errorf("controller issued an unusable hub certificate: %w", err)
 	}
-	if err := pki.WriteFileAtomic(filepath.Join(h.cfg.StateDir, CertFile), chain, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(h.cfg.StateDir, CertFile), chain, 0o644); err != nil {
 		h.log.Warn("cannot save the hub certificate", "error", err)
 	}
 	h.log.Info("hub certificate installed", "expires", h.slot.Get().Leaf.NotAfter.UTC())
@@ -243,7 +244,7 @@ func loadOrCreateKey(path string) (crypto.Signer, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := pki.WriteFileAtomic(path, pemKey, 0o600); err != nil {
+		if err := atomicfile.Write(path, pemKey, 0o600); err != nil {
 			return nil, fmt.Errorf("save hub key: %w", err)
 		}
 		return key, nil

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/enroll"
 	"github.com/ztna/ztna/internal/pki"
@@ -179,13 +180,13 @@ func (id *Identity) Install(chainPEM []byte) error {
 	}
 	id.mu.Lock()
 	defer id.mu.Unlock()
-	if err := pki.WriteFileAtomic(filepath.Join(id.Dir, CertFile), chainPEM, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(id.Dir, CertFile), chainPEM, 0o644); err != nil {
 		return fmt.Errorf("save renewed certificate: %w", err)
 	}
 	cfg := id.Config // a copy: Config is read concurrently and only its expiry changes on disk
 	cfg.CertExpiresAt = cert.Leaf.NotAfter.UTC()
 	if raw, err := json.MarshalIndent(cfg, "", "  "); err == nil {
-		if err := pki.WriteFileAtomic(filepath.Join(id.Dir, ConfigFile), append(raw, '\n'), 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join(id.Dir, ConfigFile), append(raw, '\n'), 0o644); err != nil {
 			return fmt.Errorf("save config: %w", err)
 		}
 	}

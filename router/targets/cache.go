@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/internal/control"
-	"github.com/ztna/ztna/internal/pki"
 )
 
 // CacheFile is where a router keeps its last assignment inside its state directory, so that
@@ -26,7 +26,7 @@ func Save(dir string, services []control.Service) error {
 	if err != nil {
 		return err
 	}
-	return pki.WriteFileAtomic(filepath.Join(dir, CacheFile), append(raw, '\n'), 0o600)
+	return atomicfile.Write(filepath.Join(dir, CacheFile), append(raw, '\n'), 0o600)
 }
 
 // Load reads the assignment saved in dir; found is false when there is none yet.

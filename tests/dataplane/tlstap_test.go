@@ -29,9 +29,8 @@ type tapListener struct {
 
 type tapConn struct {
 	net.Conn
-	mu       sync.Mutex
-	in, out  bytes.Buffer // in: peer → hub, out: hub → peer
-	recorded bool
+	mu      sync.Mutex
+	in, out bytes.Buffer // in: peer → hub, out: hub → peer
 }
 
 func (l *tapListener) Accept() (net.Conn, error) {

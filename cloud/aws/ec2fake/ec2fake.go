@@ -48,7 +48,6 @@ type Instance struct {
 	RootEncrypted                                              bool
 	Tags                                                       map[string]string
 	VolumeTags                                                 map[string]string
-	describes                                                  int
 }
 
 // Subnet is a subnet.

@@ -166,9 +166,9 @@ func permsX(ps []Permission) []permX {
 		}
 		for _, r := range p.Ranges {
 			if bytes.ContainsRune([]byte(r.CIDR), ':') {
-				px.Ranges6 = append(px.Ranges6, range6X{r.CIDR, r.Description})
+				px.Ranges6 = append(px.Ranges6, range6X(r))
 			} else {
-				px.Ranges = append(px.Ranges, rangeX{r.CIDR, r.Description})
+				px.Ranges = append(px.Ranges, rangeX(r))
 			}
 		}
 		out = append(out, px)

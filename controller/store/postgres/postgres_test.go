@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ztna/ztna/controller/store"
@@ -17,7 +19,13 @@ import (
 	"github.com/ztna/ztna/internal/api"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// TestMain runs the tests against a PostgreSQL server (pgtest) and fails them when a goroutine
+// outlives them (a change-feed listener, a pool's connection).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(withPostgres{m}) }
+
+type withPostgres struct{ m *testing.M }
+
+func (p withPostgres) Run() int { return pgtest.Main(p.m) }
 
 func open(t *testing.T, dsn string) *Store {
 	t.Helper()

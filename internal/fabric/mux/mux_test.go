@@ -260,8 +260,11 @@ func TestSessionCloseFailsStreams(t *testing.T) {
 	cs, _ := c.OpenStream()
 	cs.Write([]byte{1})
 	ss, _ := s.AcceptStream()
+	if _, err := ss.Read(make([]byte, 2)); err != nil {
+		t.Fatalf("read the byte written: %v", err)
+	}
 	readErr := make(chan error, 1)
-	go func() { _, err := ss.Read(make([]byte, 2)); _, err = ss.Read(make([]byte, 1)); readErr <- err }()
+	go func() { _, err := ss.Read(make([]byte, 1)); readErr <- err }()
 	c.Close()
 	select {
 	case err := <-readErr:

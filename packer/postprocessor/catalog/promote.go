@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/azure"
+	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/internal/imagecatalog"
 )
 
@@ -159,17 +159,9 @@ func copyFile(src, dir string) (string, error) {
 		return "", err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(src)+".tmp-*")
+	fi, err := in.Stat()
 	if err != nil {
 		return "", err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	return dst, os.Rename(tmp.Name(), dst)
+	return dst, atomicfile.WriteFrom(dst, in, fi.Mode().Perm())
 }

@@ -2,7 +2,6 @@ package ztnaprovider
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -109,5 +108,5 @@ func waitRouterStatus(t *testing.T, id, status string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatal(fmt.Sprintf("router %s still %q after 30s, want %q", id, last, status))
+	t.Fatalf("router %s still %q after 30s, want %q", id, last, status)
 }

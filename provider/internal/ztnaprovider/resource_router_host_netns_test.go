@@ -31,7 +31,7 @@ type demoNetwork struct {
 	bin, dir    string
 	FQDN        string `json:"fqdn"`
 	DNSServer   string `json:"dns_server"`
-	ServiceAddr string `json:"service_addr"`
+	ServiceAddr string `json:"ns_addr"`
 }
 
 func startDemoNetwork(t *testing.T) *demoNetwork {
