@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ztna/ztna/internal/testenv"
 )
 
 func fakeRouter(t *testing.T) string {
@@ -18,6 +20,7 @@ func fakeRouter(t *testing.T) string {
 }
 
 func TestBuildDeb(t *testing.T) {
+	testenv.Integration(t, "dpkg-deb")
 	if _, err := exec.LookPath("dpkg-deb"); err != nil {
 		t.Skip("dpkg-deb not installed")
 	}

@@ -17,9 +17,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/miekg/dns"
+
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
 	"github.com/ztna/ztna/internal/netns"
+	"github.com/ztna/ztna/internal/testenv"
 )
 
 const testKey = "ztna-key-v1.eyJpZCI6InJrLTEiLCJzZWNyZXQiOiJzM2NyM3QifQ"
@@ -149,6 +151,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestProcessLifecycle(t *testing.T) {
+	testenv.Integration(t, "router processes")
 	d := newDriver(t, Options{Command: routerCommand(t, ""), StartupGrace: 100 * time.Millisecond})
 	ctx := context.Background()
 	spec := cloud.HostSpec{Name: "edge-a", RegistrationKey: testKey, Image: "ztna-router 1.0", Egress: rules(t, egress.Input{})}
@@ -223,6 +226,7 @@ func TestProcessLifecycle(t *testing.T) {
 }
 
 func TestStartupFailure(t *testing.T) {
+	testenv.Integration(t, "a router command")
 	// A shell that exits at once: the test binary itself starts too slowly under -race for a
 	// short grace period.
 	exit := []string{"/bin/sh", "-c", "echo 'router: invalid flag --bogus'; exit 2"}
@@ -352,6 +356,7 @@ func TestAllocateSkipsUsedAddresses(t *testing.T) {
 // RouterCommand bootstraps from the key file, then becomes the run process (exec), so the
 // tracked pid is the router's.
 func TestRouterCommand(t *testing.T) {
+	testenv.Integration(t, "router processes")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "ztna-router")
 	calls := filepath.Join(dir, "calls")

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
 	"github.com/ztna/ztna/internal/netns"
+	"github.com/ztna/ztna/internal/testenv"
 )
 
 func requireNetns(t *testing.T) {
@@ -65,6 +67,7 @@ func inNamespace(t *testing.T, ns, role, arg string) (bool, string) {
 }
 
 func TestNetnsIsolation(t *testing.T) {
+	testenv.Integration(t, "network namespaces and router processes")
 	requireNetns(t)
 	allowed := lineServer(t, "127.0.0.1:0")
 	blocked := lineServer(t, "127.0.0.1:0")
@@ -161,6 +164,7 @@ func assertNetworkGone(t *testing.T, c netConfig) {
 
 // Two namespaced hosts get distinct addresses, and a dead one is rebuilt by Create.
 func TestNetnsTwoHostsAndRestart(t *testing.T) {
+	testenv.Integration(t, "network namespaces and router processes")
 	requireNetns(t)
 	ctrl := lineServer(t, "127.0.0.1:0")
 	d := newDriver(t, Options{Command: routerCommand(t, ""), Isolation: IsolationNetns, StartupGrace: 100 * time.Millisecond})

@@ -32,8 +32,8 @@ func main() {
 	}
 }
 
-// pluginVersion turns the build version into the semantic version Packer requires. Builds from
-// an untagged tree (version "dev" or a commit hash) report 0.0.0-dev.
+// pluginVersion hands the build's semantic version (internal/version) to Packer, which requires
+// one; a version linked in by hand that is none reports 0.0.0-dev.
 func pluginVersion(v string) *pluginversion.PluginVersion {
 	sv, err := goversion.NewSemver(strings.TrimPrefix(v, "v"))
 	if err != nil || len(sv.Segments()) != 3 {

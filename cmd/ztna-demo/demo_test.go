@@ -22,6 +22,7 @@ import (
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/netns"
+	"github.com/ztna/ztna/internal/testenv"
 )
 
 // TestMain lets 'up' start this test binary as the demo server: up runs its own executable
@@ -171,6 +172,7 @@ func requireRoot(t *testing.T) {
 // query the customer DNS but not connect to the service, that link-router accepts only router
 // veths, and that down leaves nothing behind.
 func TestUpDown(t *testing.T) {
+	testenv.Integration(t, "a network namespace and the demo processes")
 	requireRoot(t)
 	dir := t.TempDir()
 	const ns, subnet = "ztna-demo-unit", "10.233.0.12/30"

@@ -2,7 +2,7 @@
 # by ztna-router over SSH, recorded in the image catalog for the ztna_image Terraform data source.
 #
 #   packer init examples/packer/aws.pkr.hcl
-#   packer build -var router_binary=bin/ztna-router -var router_version=1.2.3 examples/packer/aws.pkr.hcl
+#   packer build -var router_binary=bin/ztna-router -var router_version=$(make -s version) examples/packer/aws.pkr.hcl
 #
 # Promote it later with promote.pkr.hcl (copy + share into the prod account).
 

@@ -2,7 +2,7 @@
 # recorded in the image catalog.
 #
 #   az login; packer build -var subscription_id=... -var resource_group=ztna-images \
-#     -var router_binary=bin/ztna-router -var router_version=1.2.3 examples/packer/azure.pkr.hcl
+#     -var router_binary=bin/ztna-router -var router_version=$(make -s version) examples/packer/azure.pkr.hcl
 
 packer {
   required_plugins {

@@ -2,7 +2,7 @@
 # recorded in the image catalog (GCP images are global: no region).
 #
 #   packer build -var project=my-build-project -var router_binary=bin/ztna-router \
-#     -var router_version=1.2.3 examples/packer/gcp.pkr.hcl
+#     -var router_version=$(make -s version) examples/packer/gcp.pkr.hcl
 
 packer {
   required_plugins {

@@ -2,7 +2,7 @@
 # Debian from mmdebstrap, provisioned in a chroot, recorded in the image catalog.
 #
 #   packer init examples/packer/local.pkr.hcl   # or: packer plugins install --path bin/packer-plugin-ztna github.com/ztna/ztna
-#   sudo packer build -var router_binary=bin/ztna-router -var router_version=1.2.3 examples/packer/local.pkr.hcl
+#   sudo packer build -var router_binary=bin/ztna-router -var router_version=$(make -s version) examples/packer/local.pkr.hcl
 #
 # Boot it with the registration key in /etc/ztna/registration-key (see packer/docs/builder-local.md).
 

@@ -42,10 +42,11 @@ var ErrWriteClosed = errors.New("e2e: write after close")
 // a write that fails part-way (a write deadline, a broken link) leaves the stream unusable
 // for writing, and every later Write returns the same error.
 type Conn struct {
-	raw    net.Conn
-	peer   Peer
-	target string
-	rekey  bool // both ends rekey every rekeyFrames frames
+	raw        net.Conn
+	peer       Peer
+	target     string
+	rekey      bool // both ends rekey every rekeyEvery frames
+	rekeyEvery uint64
 
 	rmu   sync.Mutex
 	recv  *noise.CipherState
@@ -75,36 +76,37 @@ type Conn struct {
 
 // handshakeFlushDelay is how long the client's last handshake message waits for the first write
 // to travel with. A client that neither reads nor writes within it sends the message alone.
-var handshakeFlushDelay = 2 * time.Millisecond
+const handshakeFlushDelay = 2 * time.Millisecond
 
 // probeSize is how much ReadFrom reads from a socket that was idle: enough for most requests
 // and replies of interactive protocols in one system call, small enough to keep in every Conn.
 const probeSize = 2048
 
-func newConn(raw net.Conn, peer Peer, target string, send, recv *noise.CipherState, caps byte) *Conn {
-	return &Conn{raw: raw, peer: peer, target: target, send: send, recv: recv, short: true, rekey: caps&capRekey != 0}
+func newConn(raw net.Conn, peer Peer, target string, send, recv *noise.CipherState, caps byte, rekeyEvery uint64) *Conn {
+	return &Conn{raw: raw, peer: peer, target: target, send: send, recv: recv, short: true, rekey: caps&capRekey != 0, rekeyEvery: rekeyEvery}
 }
 
 // rekeyFrames is how many frames each direction carries under one key when both ends agreed to
-// rekey: 64 GiB of full frames, far inside AES-GCM's limit. A variable for the tests.
-var rekeyFrames uint64 = 1 << 20
+// rekey: 64 GiB of full frames, far inside AES-GCM's limit.
+const rekeyFrames uint64 = 1 << 20
 
 // sealFrame appends the encryption of pt to out and moves to the next key on schedule.
 func (c *Conn) sealFrame(out, pt []byte) ([]byte, error) {
 	out, err := c.send.Encrypt(out, nil, pt)
-	if err == nil && c.rekey && c.send.Nonce()%rekeyFrames == 0 {
+	if err == nil && c.rekey && c.send.Nonce()%c.rekeyEvery == 0 {
 		c.send.Rekey()
 	}
 	return out, err
 }
 
-// holdHandshake makes msg (length-prefixed) the first bytes of the next write.
-func (c *Conn) holdHandshake(msg []byte) {
+// holdHandshake makes msg (length-prefixed) the first bytes of the next write, or sends it
+// alone after delay.
+func (c *Conn) holdHandshake(msg []byte, delay time.Duration) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.hsMsg = msg
 	c.hsPending.Store(true)
-	c.hsTimer = time.AfterFunc(handshakeFlushDelay, func() {
+	c.hsTimer = time.AfterFunc(delay, func() {
 		// The timer may wait for the write lock: whoever holds it sends the message or has
 		// sent it (a ReadFrom sends it before waiting for its source), and a holder that sends
 		// nothing — holdHandshake itself, on a busy machine — lets go soon.
@@ -273,7 +275,7 @@ func (c *Conn) readFrameBody(n int) ([]byte, error) {
 // stream.
 func (c *Conn) open(ct, dst []byte) ([]byte, error) {
 	pt, err := c.recv.Decrypt(dst, nil, ct)
-	if err == nil && c.rekey && c.recv.Nonce()%rekeyFrames == 0 {
+	if err == nil && c.rekey && c.recv.Nonce()%c.rekeyEvery == 0 {
 		c.recv.Rekey()
 	}
 	if err != nil {

@@ -444,14 +444,15 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // sends it alone at once, and a client that does neither sends it after handshakeFlushDelay.
 func TestLastHandshakeMessageTiming(t *testing.T) {
 	p := fabrictest.New(t)
-	client := endpoint(p, api.KindIdentity, "i1")
 	router := endpoint(p, api.KindRouter, "r1")
 	// start returns the client's conn, its write counter, and the router's conn once the router
-	// has the last handshake message.
-	start := func(t *testing.T) (*Conn, *countingConn, <-chan *Conn) {
+	// has the last handshake message. The client holds that message for flushDelay at the most.
+	start := func(t *testing.T, flushDelay time.Duration) (*Conn, *countingConn, <-chan *Conn) {
 		t.Helper()
 		a, b := tcpPair(t)
 		craw := &countingConn{Conn: a}
+		client := endpoint(p, api.KindIdentity, "i1")
+		client.flushDelay = flushDelay
 		in, hello, err := client.Initiate("db:5432")
 		if err != nil {
 			t.Fatal(err)
@@ -479,9 +480,7 @@ func TestLastHandshakeMessageTiming(t *testing.T) {
 		return cc, craw, routed
 	}
 	t.Run("with the first write", func(t *testing.T) {
-		defer func(d time.Duration) { handshakeFlushDelay = d }(handshakeFlushDelay)
-		handshakeFlushDelay = time.Hour
-		cc, craw, routed := start(t)
+		cc, craw, routed := start(t, time.Hour)
 		if _, err := cc.Write([]byte("hello")); err != nil {
 			t.Fatal(err)
 		}
@@ -498,9 +497,7 @@ func TestLastHandshakeMessageTiming(t *testing.T) {
 		}
 	})
 	t.Run("server speaks first", func(t *testing.T) {
-		defer func(d time.Duration) { handshakeFlushDelay = d }(handshakeFlushDelay)
-		handshakeFlushDelay = time.Hour
-		cc, _, routed := start(t)
+		cc, _, routed := start(t, time.Hour)
 		go func() {
 			if rc := <-routed; rc != nil {
 				rc.Write([]byte("220 banner"))
@@ -516,18 +513,17 @@ func TestLastHandshakeMessageTiming(t *testing.T) {
 	// write lock while it waits for the socket, and reads the stream in another goroutine: with
 	// a server that speaks first, the local socket stays idle until the banner arrives.
 	t.Run("relay, server speaks first", func(t *testing.T) {
-		defer func(d time.Duration) { handshakeFlushDelay = d }(handshakeFlushDelay)
-		handshakeFlushDelay = time.Hour
-		cc, _, routed := start(t)
+		cc, _, routed := start(t, time.Hour)
 		local, program := tcpPair(t)
 		go cc.ReadFrom(local) // the program sends nothing before the banner
-		go func() {
-			if rc := <-routed; rc != nil {
-				rc.Write([]byte("220 banner"))
-			}
-		}()
-		time.Sleep(10 * time.Millisecond) // let ReadFrom take the write lock first
+		// Only ReadFrom sends the last handshake message (the timer is an hour away), and
+		// does so holding the write lock it keeps while it waits for the idle program.
+		rc := <-routed
+		if rc == nil {
+			return
+		}
 		go cc.WriteTo(local)
+		rc.Write([]byte("220 banner"))
 		program.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 10)
 		if _, err := io.ReadFull(program, buf); err != nil || string(buf) != "220 banner" {
@@ -535,12 +531,10 @@ func TestLastHandshakeMessageTiming(t *testing.T) {
 		}
 	})
 	t.Run("relay, client speaks first", func(t *testing.T) {
-		defer func(d time.Duration) { handshakeFlushDelay = d }(handshakeFlushDelay)
-		handshakeFlushDelay = time.Hour
-		cc, craw, routed := start(t)
+		cc, craw, routed := start(t, time.Hour)
 		local, program := tcpPair(t)
 		program.Write([]byte("EHLO"))
-		time.Sleep(10 * time.Millisecond) // the request is in the socket before the copy starts
+		nettest.WaitReadable(t, local) // the request is in the socket before the copy starts
 		go cc.ReadFrom(local)
 		rc := <-routed
 		if rc == nil {
@@ -555,7 +549,7 @@ func TestLastHandshakeMessageTiming(t *testing.T) {
 		}
 	})
 	t.Run("idle client", func(t *testing.T) {
-		_, craw, routed := start(t)
+		_, craw, routed := start(t, handshakeFlushDelay)
 		select {
 		case <-routed:
 		case <-time.After(3 * time.Second):
@@ -571,9 +565,6 @@ func TestLastHandshakeMessageTiming(t *testing.T) {
 // capability on either side still connects, without rekeying: old clients send an empty hello
 // payload, old routers ignore it and send no capabilities trailer.
 func TestRekeyCapability(t *testing.T) {
-	old := rekeyFrames
-	rekeyFrames = 3
-	t.Cleanup(func() { rekeyFrames = old })
 	p := fabrictest.New(t)
 	for _, tc := range []struct {
 		name                   string
@@ -587,6 +578,7 @@ func TestRekeyCapability(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			client, router := endpoint(p, api.KindIdentity, "i1"), endpoint(p, api.KindRouter, "r1")
 			client.caps, router.caps = tc.clientCaps, tc.routerCaps
+			client.rekeyFrames, router.rekeyFrames = 3, 3
 			a, b := tcpPair(t)
 			cc, rc, cerr, rerr := handshake(t, client, router, "db:5432", "db:5432", a, b)
 			if cerr != nil || rerr != nil {

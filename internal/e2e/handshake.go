@@ -84,6 +84,10 @@ type Endpoint struct {
 	cert  *pki.CertSlot
 	roots *x509.CertPool
 	caps  byte // capabilities this end announces (tests clear them to act as an earlier version)
+	// The schedules of this end's connections; fields rather than package variables so that
+	// tests that shorten them run in parallel with the rest.
+	flushDelay  time.Duration // see Conn.holdHandshake
+	rekeyFrames uint64        // see Conn.sealFrame
 
 	mu     sync.Mutex
 	forCrt *tls.Certificate // the certificate local was built from
@@ -104,7 +108,7 @@ type local struct {
 func NewEndpoint(slot *pki.CertSlot, ca *x509.Certificate) *Endpoint {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	return &Endpoint{cert: slot, roots: roots, caps: allCaps, cache: verifyCache{m: map[[32]byte]cached{}}, peers: peerStatics{m: map[string][]byte{}}}
+	return &Endpoint{cert: slot, roots: roots, caps: allCaps, flushDelay: handshakeFlushDelay, rekeyFrames: rekeyFrames, cache: verifyCache{m: map[[32]byte]cached{}}, peers: peerStatics{m: map[string][]byte{}}}
 }
 
 // current returns the static key bound to the slot's current certificate, binding a new one
@@ -421,8 +425,8 @@ func (in *Initiator) Finish(raw net.Conn, reply []byte) (*Conn, error) {
 		return nil, err
 	}
 	binary.BigEndian.PutUint16(msg3, uint16(len(msg3)-2))
-	c := newConn(raw, peer, in.target, send, recv, caps)
-	c.holdHandshake(msg3)
+	c := newConn(raw, peer, in.target, send, recv, caps, in.e.rekeyFrames)
+	c.holdHandshake(msg3, in.e.flushDelay)
 	return c, nil
 }
 
@@ -495,5 +499,5 @@ func (r *Responder) Finish(raw net.Conn) (*Conn, error) {
 	if peer.ID == r.identity {
 		r.e.peers.put(r.identity, r.hs.PeerStatic())
 	}
-	return newConn(raw, peer, r.target, send, recv, r.caps), nil
+	return newConn(raw, peer, r.target, send, recv, r.caps, r.e.rekeyFrames), nil
 }

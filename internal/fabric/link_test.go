@@ -408,7 +408,8 @@ func bulkWindow(t *testing.T, via func(hub string) string, n int) int {
 	data := make([]byte, n)
 	rand.Read(data)
 	p := fabrictest.New(t)
-	ka := fabric.LinkConfig{KeepaliveInterval: 50 * time.Millisecond, KeepaliveTimeout: time.Second}
+	// The timeout is generous: under -race on a loaded machine a 1 s one closed the link mid-transfer.
+	ka := fabric.LinkConfig{KeepaliveInterval: 50 * time.Millisecond, KeepaliveTimeout: 10 * time.Second}
 	hubCfg := ka
 	hubCfg.Credentials = p.Credentials(api.KindHub, "hub1")
 	h := listenHub(t, hubCfg)
@@ -429,6 +430,7 @@ func bulkWindow(t *testing.T, via func(hub string) string, n int) int {
 	type received struct {
 		data   []byte
 		window int
+		err    error
 	}
 	got := make(chan received, 1)
 	go func() {
@@ -439,8 +441,8 @@ func bulkWindow(t *testing.T, via func(hub string) string, n int) int {
 		}
 		fabric.ReadRequest(s)
 		fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK})
-		b, _ := io.ReadAll(s)
-		got <- received{b, s.(*mux.Stream).Window()}
+		b, err := io.ReadAll(s)
+		got <- received{b, s.(*mux.Stream).Window(), err}
 	}()
 	s, _, err := hub.Open(context.Background(), &fabric.Request{Op: fabric.OpDial, Target: "bulk:1"})
 	if err != nil {
@@ -450,7 +452,7 @@ func bulkWindow(t *testing.T, via func(hub string) string, n int) int {
 	s.Close()
 	r := <-got
 	if !bytes.Equal(r.data, data) {
-		t.Fatalf("received %d of %d bytes, or different ones", len(r.data), len(data))
+		t.Fatalf("received %d of %d bytes, or different ones (%v)", len(r.data), len(data), r.err)
 	}
 	t.Logf("window %d MiB; round trip %v, least %v", r.window>>20, router.RTT(), router.BaseRTT())
 	return r.window

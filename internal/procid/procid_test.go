@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ztna/ztna/internal/testenv"
 )
 
 func TestAliveFollowsTheProcessNotThePID(t *testing.T) {
@@ -23,6 +25,7 @@ func TestAliveFollowsTheProcessNotThePID(t *testing.T) {
 }
 
 func TestStopSessionEndsTheProcess(t *testing.T) {
+	testenv.Integration(t, "a sleep process")
 	cmd := exec.Command("sleep", "60")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

@@ -74,8 +74,9 @@ const (
 
 // updateAfter is how many records this end seals under one key before updating it: far inside
 // the AES-GCM limit (2^24.5). A peer that has sent askAfter records under one key (crypto/tls
-// never updates by itself) is asked to update. Variables for the tests.
-var (
+// never updates by itself) is asked to update. Every Conn starts with these (tests shorten a
+// Conn's own schedule).
+const (
 	updateAfter uint64 = 1 << 23
 	askAfter           = 2 * updateAfter
 )
@@ -93,6 +94,8 @@ type Conn struct {
 	state    tls.ConnectionState
 	isClient bool
 	lastRead atomic.Int64 // sinceBase() when bytes last arrived
+
+	updateAfter, askAfter uint64 // the key update schedule, see the constants
 
 	// Set by the reader, acted on by the next write: the peer asked for a key update; this end
 	// wants to ask the peer for one.
@@ -121,7 +124,7 @@ var base = time.Now()
 func sinceBase() int64 { return int64(time.Since(base)) }
 
 func newConn(raw net.Conn, state tls.ConnectionState, in, out *half, leftover []byte, client bool) *Conn {
-	c := &Conn{raw: raw, rc: sockread.RawConn(raw), state: state, in: in, out: out, isClient: client}
+	c := &Conn{raw: raw, rc: sockread.RawConn(raw), state: state, in: in, out: out, isClient: client, updateAfter: updateAfter, askAfter: askAfter}
 	c.lastRead.Store(sinceBase())
 	if len(leftover) > 0 {
 		buf := c.probe[:]
@@ -256,7 +259,7 @@ func (c *Conn) process(hdr, body, dst []byte, direct bool, want int) (int, error
 		return 0, alertErr(alertBadRecordMAC, "record failed authentication (corrupted or forged on the way)")
 	}
 	c.in.seq++
-	if c.in.seq-c.askedAt >= askAfter {
+	if c.in.seq-c.askedAt >= c.askAfter {
 		// The peer does not update its key by itself: ask it to, now rather than with the next
 		// write, which a connection that only reads may never make.
 		c.askedAt = c.in.seq
@@ -471,7 +474,7 @@ func (c *Conn) WriteBuffers(v [][]byte) (int, error) {
 			out = c.seal(out, typeApplicationData, b[:k])
 			b = b[k:]
 			n += k
-			if c.out.seq >= updateAfter {
+			if c.out.seq >= c.updateAfter {
 				out = c.sealKeyUpdate(out, false)
 			}
 		}

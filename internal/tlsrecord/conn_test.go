@@ -169,20 +169,23 @@ func TestReadFullDecryptsInPlace(t *testing.T) {
 	}
 }
 
-// withUpdateAfter lowers the key update schedule for one test.
-func withUpdateAfter(t *testing.T, n uint64) {
-	u, a := updateAfter, askAfter
-	updateAfter, askAfter = n, 2*n
-	t.Cleanup(func() { updateAfter, askAfter = u, a })
+// setUpdateAfter changes the key update schedule of those ends that are this package's Conns,
+// before any record crosses.
+func setUpdateAfter(n uint64, ends ...end) {
+	for _, e := range ends {
+		if c, ok := e.(*Conn); ok {
+			c.updateAfter, c.askAfter = n, 2*n
+		}
+	}
 }
 
 // This end updates its sending key on schedule and a crypto/tls reader follows; a crypto/tls
 // writer, which never updates by itself, is asked to and does; this package's reader follows.
 func TestKeyUpdates(t *testing.T) {
-	withUpdateAfter(t, 8)
 	for _, cb := range combos {
 		t.Run(cb.name, func(t *testing.T) {
 			c, s := pair(t, cb.oursClient, cb.oursServer)
+			setUpdateAfter(8, c, s)
 			ours := c
 			if !cb.oursClient {
 				ours = s
@@ -218,7 +221,7 @@ func TestKeyUpdates(t *testing.T) {
 			if bytes.Equal(o.in.secret, secretsBefore[0]) {
 				t.Error("the receiving key was never updated: the peer was not asked, or ignored it")
 			}
-			if o.out.seq > updateAfter || o.in.seq > askAfter+updateAfter {
+			if o.out.seq > o.updateAfter || o.in.seq > o.askAfter+o.updateAfter {
 				t.Errorf("keys used beyond the schedule: out %d, in %d records", o.out.seq, o.in.seq)
 			}
 		})
@@ -227,8 +230,8 @@ func TestKeyUpdates(t *testing.T) {
 
 // A peer that goes on sending under one key past AES-GCM's limit, asked or not, is cut off.
 func TestRecordLimitEnforced(t *testing.T) {
-	withUpdateAfter(t, 1<<62) // the writer here would otherwise update on its own
 	w, sc := fixedWriter(t)
+	setUpdateAfter(1<<62, w) // the writer here would otherwise update on its own
 	lim := w.out.suite.recordLimit
 	w.out.seq = lim - 1 // as if lim-1 records had crossed
 	w.Write(bytes.Repeat([]byte{1}, 3*maxPlaintext))
@@ -595,18 +598,19 @@ func TestFatalAlertReachesPeer(t *testing.T) {
 
 // Every TLS 1.3 suite round-trips, including through a key update.
 func TestAllSuites(t *testing.T) {
-	withUpdateAfter(t, 3)
 	for _, su := range suites {
 		in, _ := newHalf(su, bytes.Repeat([]byte{7}, su.hash().Size()))
 		out, _ := newHalf(su, bytes.Repeat([]byte{7}, su.hash().Size()))
 		sc := &streamConn{r: bytes.NewReader(nil)}
 		w := newConn(sc, tls.ConnectionState{}, out, out, nil, false)
+		setUpdateAfter(3, w)
 		msg := make([]byte, 10*maxPlaintext+9)
 		rand.Read(msg)
 		if _, err := w.Write(msg); err != nil {
 			t.Fatal(err)
 		}
 		r := newConn(&streamConn{r: bytes.NewReader(sc.out.Bytes())}, tls.ConnectionState{}, in, in, nil, true)
+		setUpdateAfter(3, r)
 		got, err := io.ReadAll(r)
 		if !bytes.Equal(got, msg) || !errors.Is(err, io.ErrUnexpectedEOF) && err != nil {
 			t.Fatalf("%s: %d of %d bytes, %v", tls.CipherSuiteName(su.id), len(got), len(msg), err)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/ztna/ztna/internal/testenv"
 )
 
 // Addresses on the veth link (TEST-NET-1, never routed anywhere).
@@ -34,9 +36,11 @@ type Pair struct {
 
 var seq atomic.Int64
 
-// New creates the namespaces and removes them when the test ends. Without root it skips the test.
+// New creates the namespaces and removes them when the test ends. Without root, and under
+// -short, it skips the test.
 func New(t testing.TB) *Pair {
 	t.Helper()
+	testenv.Integration(t, "network namespaces")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
 	}

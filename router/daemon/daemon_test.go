@@ -91,9 +91,8 @@ func TestRouterLifecycle(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if saved, found, _ := targets.Load(st.Dir); !found || len(saved) != 1 {
-		t.Fatalf("assignment not saved: %v %v", saved, found)
-	}
+	// Saved after it is installed (controlclient.Client.OnAssignment): wait, do not assume.
+	wait("assignment saved", func() bool { saved, _, _ := targets.Load(st.Dir); return len(saved) == 1 })
 	c, err := r.Dialer.Dial(ctx, "127.0.0.1", open)
 	if err != nil {
 		t.Fatalf("dial assigned target: %v", err)

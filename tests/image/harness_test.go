@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ztna/ztna/internal/testenv"
 )
 
 var (
@@ -62,12 +64,14 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(relayEnv); addr != "" {
 		os.Exit(relay(addr)) // spawned by QEMU for a guest connection (boot_test.go)
 	}
-	code, err := setup(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tests/image:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
+	os.Exit(testenv.Main("packer, terraform and QEMU", func() int {
+		code, err := setup(m)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tests/image:", err)
+			return 1
+		}
+		return code
+	}))
 }
 
 func setup(m *testing.M) (int, error) {

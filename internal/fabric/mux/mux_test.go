@@ -377,7 +377,11 @@ func TestServeStreams(t *testing.T) {
 	c, s := sessions(t, DefaultConfig())
 	early, _ := c.OpenStream()
 	early.Write([]byte("a"))
-	time.Sleep(20 * time.Millisecond) // queued for AcceptStream before the handler exists
+	for deadline := time.Now().Add(5 * time.Second); len(s.accept) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // the early stream is queued before the handler exists
+			t.Fatal("the early stream never reached the accept queue")
+		}
+	}
 	served := make(chan string, 4)
 	done := make(chan error, 1)
 	go func() {

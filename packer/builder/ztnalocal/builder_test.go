@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ztna/ztna/internal/testenv"
 	"github.com/ztna/ztna/packer/internal/spectest"
 )
 
@@ -93,6 +94,7 @@ func TestCacheKey(t *testing.T) {
 }
 
 func TestRemoveUnmountedRefusesMountedTrees(t *testing.T) {
+	testenv.Integration(t, "mount and umount")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/testenv"
 	"github.com/ztna/ztna/packer/internal/spectest"
 	"github.com/ztna/ztna/packer/nftest"
 )
@@ -194,6 +195,7 @@ func TestSysctlFileFormat(t *testing.T) {
 }
 
 func TestInstallScriptIsValidShell(t *testing.T) {
+	testenv.Integration(t, "sh")
 	for _, lockdown := range []bool{false, true} {
 		script, err := installScript("/tmp/ztna-provision-x", lockdown, "1.2.3")
 		if err != nil {

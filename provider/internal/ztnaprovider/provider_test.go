@@ -2,6 +2,7 @@ package ztnaprovider
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,6 +40,10 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	flag.Parse() // testing.Short reads the flags
+	if testing.Short() {
+		os.Unsetenv("TF_ACC") // -short runs no terraform, whatever the environment says
+	}
 	if os.Getenv("TF_ACC") == "" {
 		return m.Run() // acceptance tests skip themselves
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/ztna/ztna/internal/enroll"
 	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/internal/pki"
+	"github.com/ztna/ztna/internal/testenv"
 )
 
 // Binaries are the commands (of cmd/) the harness runs; a TestMain may change the list before
@@ -44,8 +45,12 @@ var Binaries = []string{"ztna-controller", "ztna-router"}
 var binDir string
 
 // Main builds the binaries unless $ZTNA_BIN_DIR has them, runs the tests and cleans up; call
-// it from TestMain.
+// it from TestMain. Every test of such a package runs processes: under -short none runs.
 func Main(m *testing.M) int {
+	return testenv.Main("ztna processes", func() int { return run(m) })
+}
+
+func run(m *testing.M) int {
 	binDir = os.Getenv("ZTNA_BIN_DIR")
 	if !hasBinaries(binDir) {
 		tmp, err := os.MkdirTemp("", "ztna-harness-bin")
