@@ -55,6 +55,24 @@ const (
 	DefaultKeepaliveTimeout  = 10 * time.Second
 )
 
+// Bounds of a configured link timeout: at least four keepalive intervals, so that a link is
+// never closed before it has been reported unhealthy; at most an hour, past which a dead router
+// would hold its streams (and their target sessions) for longer than anyone waits.
+const (
+	MinKeepaliveTimeout = 4 * DefaultKeepaliveInterval
+	MaxKeepaliveTimeout = time.Hour
+)
+
+// CheckLinkTimeout refuses a configured link timeout (the key or flag named key) outside the
+// bounds; zero, the default, passes.
+func CheckLinkTimeout(key string, d time.Duration) error {
+	if d != 0 && (d < MinKeepaliveTimeout || d > MaxKeepaliveTimeout) {
+		return fmt.Errorf("%s %v: want between %v and %v (default %v); it bounds the silence a link rides out before its streams are cut",
+			key, d, MinKeepaliveTimeout, MaxKeepaliveTimeout, DefaultKeepaliveTimeout)
+	}
+	return nil
+}
+
 // ErrSilent closes a link whose peer sent nothing for the keepalive timeout.
 var ErrSilent = errors.New("fabric: peer silent beyond the keepalive timeout")
 
