@@ -59,8 +59,9 @@ func NewLinks(cfg LinksConfig) *Links {
 	return &Links{host: host, log: cfg.Logger, hubs: dedupe(cfg.Hubs), changed: make(chan struct{}, 1)}
 }
 
-// SetHubs replaces the hub list (the controller's current one). An empty list is ignored: a
-// router with no hub could serve nobody, so it keeps the hubs it knows.
+// SetHubs replaces the hub list (the controller's current one, from each welcome) and makes
+// the links that are down redial at once (Host.Relink). An empty list is ignored: a router with
+// no hub could serve nobody, so it keeps the hubs it knows.
 func (l *Links) SetHubs(addrs []string) {
 	addrs = dedupe(addrs)
 	if len(addrs) == 0 {
@@ -70,6 +71,7 @@ func (l *Links) SetHubs(addrs []string) {
 	same := slices.Equal(addrs, l.hubs)
 	l.hubs = addrs
 	l.mu.Unlock()
+	l.host.Relink()
 	if same {
 		return
 	}
