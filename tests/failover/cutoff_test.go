@@ -3,7 +3,6 @@ package failover_test
 import (
 	"context"
 	"net"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -21,23 +20,10 @@ import (
 // the service alone once the other router is killed.
 func TestRouterCutOffSilently(t *testing.T) {
 	ns := netcut.New(t)
-	free := func() string {
-		ln := ns.HostListen(t)
-		defer ln.Close()
-		return ln.Addr().String()
-	}
-	// The control channel and the embedded hub listen on the host's end of the link, where the
-	// router in the namespace reaches them; the edge API stays on loopback.
-	c := harness.StartController(t, "--control-addr", free(), "--fabric-addr", free())
+	c := controllerFor(t, ns)
 	tg := startTarget(t, ns.HostAddr)
-	ipPath, err := exec.LookPath("ip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, dir := c.EnrolRouter(t, "inside", "edge")
-	argv := ns.Exec(harness.Bin("ztna-router"), "run", "--state-dir", dir, "--local-addr", net.JoinHostPort(ns.NSAddr, "9100"))
-	inside := &harness.Router{Proc: harness.Start(t, ipPath, argv[1:]...), ID: id, StateDir: dir, Local: net.JoinHostPort(ns.NSAddr, "9100")}
-	harness.WaitFor(t, 15*time.Second, "router inside links to the embedded hub", func() bool { return c.RouterLinked(id) })
+	inside := routerInside(t, c, ns, "inside")
+	id := inside.ID
 	outside := c.StartRouter(t, "outside", []string{"edge"})
 	cl := service(t, c, ns.HostAddr, tg.port)
 	waitAssigned(t, inside, outside)
