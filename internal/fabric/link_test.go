@@ -353,19 +353,7 @@ func (b *blackhole) Resume() {
 // the path comes back before that, the link is Healthy again and an open stream carries on
 // with every byte intact.
 func TestLinkRidesOutSilenceShorterThanTimeout(t *testing.T) {
-	p := fabrictest.New(t)
-	ka := fabric.LinkConfig{KeepaliveInterval: 50 * time.Millisecond, KeepaliveTimeout: 3 * time.Second}
-	hubCfg := ka
-	hubCfg.Credentials = p.Credentials(api.KindHub, "hub1")
-	h := listenHub(t, hubCfg)
-	bh := newBlackhole(t, h.addr)
-	routerCfg := ka
-	routerCfg.Credentials = p.Credentials(api.KindRouter, "r1")
-	router, err := dial(t, bh.addr, routerCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := <-h.links
+	hub, router, bh := linkThroughBlackhole(t, 3*time.Second)
 	go router.ServeStreams(func(s net.Conn) {
 		if _, err := fabric.ReadRequest(s); err != nil {
 			s.Close()
@@ -428,20 +416,27 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func TestKeepaliveMeasuresRTTAndDetectsSilence(t *testing.T) {
+// linkThroughBlackhole links a router to a hub across a blackhole, with keepalives every 50 ms
+// and timeout, and returns both ends.
+func linkThroughBlackhole(t *testing.T, timeout time.Duration) (hub, router *fabric.Link, bh *blackhole) {
+	t.Helper()
 	p := fabrictest.New(t)
-	ka := fabric.LinkConfig{KeepaliveInterval: 50 * time.Millisecond, KeepaliveTimeout: 300 * time.Millisecond}
+	ka := fabric.LinkConfig{KeepaliveInterval: 50 * time.Millisecond, KeepaliveTimeout: timeout}
 	hubCfg := ka
 	hubCfg.Credentials = p.Credentials(api.KindHub, "hub1")
 	h := listenHub(t, hubCfg)
-	bh := newBlackhole(t, h.addr)
+	bh = newBlackhole(t, h.addr)
 	routerCfg := ka
 	routerCfg.Credentials = p.Credentials(api.KindRouter, "r1")
 	router, err := dial(t, bh.addr, routerCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := <-h.links
+	return <-h.links, router, bh
+}
+
+func TestKeepaliveMeasuresRTTAndDetectsSilence(t *testing.T) {
+	hub, router, bh := linkThroughBlackhole(t, 300*time.Millisecond)
 
 	deadline := time.Now().Add(2 * time.Second)
 	for hub.RTT() == 0 || router.RTT() == 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ztna/ztna/controller/store/postgres/pgtest"
+	"github.com/ztna/ztna/internal/nettest"
 	"github.com/ztna/ztna/tests/dataplane/harness"
 )
 
@@ -22,31 +23,21 @@ import (
 // when the router resets the TCP side, PostgreSQL sees its client go, as it would on TCP.
 func unixForwarder(t *testing.T, sock string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("unix", sock)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			t.Cleanup(func() { c.Close(); u.Close() })
-			ended := make(chan struct{}, 2)
-			for _, p := range [][2]net.Conn{{c, u}, {u, c}} {
-				go func() { io.Copy(p[0], p[1]); ended <- struct{}{} }()
-			}
-			go func() { <-ended; c.Close(); u.Close() }()
+	return nettest.Serve(t, func(c net.Conn) {
+		u, err := net.Dial("unix", sock)
+		if err != nil {
+			c.Close()
+			return
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+		t.Cleanup(func() { c.Close(); u.Close() })
+		ended := make(chan struct{}, 2)
+		for _, p := range [][2]net.Conn{{c, u}, {u, c}} {
+			go func() { io.Copy(p[0], p[1]); ended <- struct{}{} }()
+		}
+		<-ended
+		c.Close()
+		u.Close()
+	}).Port
 }
 
 // TestFrozenRouterLeavesNoDatabaseSession: a client holds a PostgreSQL transaction open through
