@@ -49,6 +49,9 @@ func routerInside(t *testing.T, c *harness.Controller, ns *netcut.Namespace, nam
 // 15 s blackout, beyond the 10 s default link timeout, cuts every one with an error, never a
 // clean end of stream.
 func TestBlipKeepsStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: integration test (real processes)")
+	}
 	ns := netcut.New(t)
 	c := controllerFor(t, ns)
 	tg := startTarget(t, ns.HostAddr)

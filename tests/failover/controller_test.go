@@ -105,6 +105,9 @@ func TestControllerKilledHeadless(t *testing.T) {
 // control channel is up (the welcome lists them): the first dial through the embedded hub
 // succeeds within 1 s of the control channel being back, not when the backoff comes round.
 func TestControllerRestartRelinksAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: integration test (real processes)")
+	}
 	c := harness.StartController(t)
 	tg := startTarget(t, "127.0.0.1")
 	r := c.StartRouter(t, "edge-1", []string{"edge"})
