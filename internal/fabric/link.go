@@ -143,7 +143,8 @@ type Link struct {
 	pingMu  sync.Mutex
 	pending [8]uint64
 	npend   int
-	probe   uint64 // the ping sent as the link came up (see keepalive)
+	probe   uint64      // the ping sent as the link came up (see keepalive)
+	pinging atomic.Bool // a keepalive ping is being written
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -400,8 +401,15 @@ func (l *Link) keepalive() {
 			l.closeWith(fmt.Errorf("%w (%s, %v)", ErrSilent, l.peer, l.cfg.KeepaliveTimeout))
 			return
 		}
-		// A write blocked behind a full send window must not delay the silence check above.
-		go ping(false)
+		// A write blocked behind a full send window must not delay the silence check above; while
+		// one is blocked (a stalled path, for up to the timeout) another adds nothing, and
+		// skipping it keeps a long timeout from piling up a goroutine every interval.
+		if l.pinging.CompareAndSwap(false, true) {
+			go func() {
+				defer l.pinging.Store(false)
+				ping(false)
+			}()
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -601,4 +602,48 @@ func TestForgedPongsDoNotCount(t *testing.T) {
 	if hub.RTT() != 0 || hub.BaseRTT() != 0 {
 		t.Fatalf("forged pongs counted: RTT %v, least %v", hub.RTT(), hub.BaseRTT())
 	}
+}
+
+// TestStalledLinkPingsDoNotPileUp: on a stalled path (data written into it, nothing getting
+// through) a ping blocks behind the data until the link times out; the keepalive sends no
+// further ping while one is blocked, so a long timeout does not pile up a goroutine per interval.
+func TestStalledLinkPingsDoNotPileUp(t *testing.T) {
+	hub, router, bh := linkThroughBlackhole(t, 30*time.Second)
+	go router.ServeStreams(func(s net.Conn) {
+		if _, err := fabric.ReadRequest(s); err != nil {
+			s.Close()
+			return
+		}
+		fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK})
+		io.Copy(io.Discard, s)
+	})
+	var streams []net.Conn
+	for range 8 {
+		s, _, err := hub.Open(context.Background(), &fabric.Request{Op: fabric.OpDial, Target: "ok:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	bh.Pause()
+	// More than the TCP buffers on both sides of the blackhole hold: the session's 32 MiB.
+	for _, s := range streams {
+		go func() {
+			buf := make([]byte, 1<<20)
+			for {
+				if _, err := s.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	waitUntil(t, 5*time.Second, "the hub sees the path stalled", func() bool { return !hub.Healthy() })
+	before := runtime.NumGoroutine()
+	time.Sleep(40 * 50 * time.Millisecond) // forty keepalive intervals
+	grown := runtime.NumGoroutine() - before
+	t.Logf("goroutines over 40 keepalive intervals on a stalled link: %+d", grown)
+	if grown > 5 {
+		t.Errorf("%d more goroutines after 40 keepalive intervals on a stalled link", grown)
+	}
+	bh.Resume()
 }
