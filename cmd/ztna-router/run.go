@@ -35,9 +35,10 @@ It links out to every hub the controller lists (fabric port) and carries the str
 to assigned targets only. A link that goes silent takes no new streams after 1.5 s (hubs send
 new dials to another router at once) and is closed, cutting its streams and resetting their
 target connections, only after --link-timeout: a shorter network blip costs no open stream.
-Whenever the control channel comes up, links that are down are redialled at once. The controller's last lists of control endpoints and hubs are kept in
-<state-dir>/controllers.json and hubs.json, so that a router restarted while the controller is
-down still reaches hubs added after its enrolment.
+Whenever the control channel comes up, links that are down are redialled at once. The
+controller's last lists of control endpoints and hubs are kept in <state-dir>/controllers.json
+and hubs.json, so that a router restarted while the controller is down still reaches hubs added
+after its enrolment.
 
 With --hub the router runs as a standalone hub instead (operator side): it listens on --listen
 for fabric links from routers and client identities, gets its hub certificate and the policy
