@@ -15,6 +15,7 @@ import (
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/internal/atomicfile"
+	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -38,7 +39,7 @@ type devPorts struct {
 func devCommand() *cobra.Command {
 	var (
 		dataDir, edgeAddr, controlAddr, fabricAddr, metricsAddr, logFormat, logLevel string
-		certLifetime, heartbeat                                                      time.Duration
+		certLifetime, heartbeat, linkTimeout                                         time.Duration
 		hubs                                                                         []string
 	)
 	cmd := &cobra.Command{
@@ -56,6 +57,9 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
   set -a; . /tmp/ztna/ztna.env; set +a`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := fabric.CheckLinkTimeout("--link-timeout", linkTimeout); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
 			logger, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
 			if err != nil {
 				return err
@@ -87,6 +91,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				hosts:             []string{"127.0.0.1", "localhost"},
 				certLifetime:      certLifetime,
 				heartbeatInterval: heartbeat,
+				linkTimeout:       linkTimeout,
 				logger:            logger,
 			}
 			c, done, err := start(cmd.Context(), s)
@@ -131,6 +136,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 	f.StringSliceVar(&hubs, "hub", nil, "fabric address (host:port) of a standalone hub (ztna-router run --hub) to list to routers and identities after the embedded one; repeatable")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default: a free 127.0.0.1 port, kept)")
 	f.DurationVar(&certLifetime, "cert-lifetime", pki.DefaultCertLifetime, "lifetime of router and identity certificates (e.g. 30s for renewal tests)")
+	f.DurationVar(&linkTimeout, "link-timeout", fabric.DefaultKeepaliveTimeout, "embedded hub: how long a link may stay silent before it is closed and its streams are cut (run: fabric.link_timeout)")
 	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -45,7 +46,10 @@ type fileConfig struct {
 	TokenFile         string        `yaml:"token_file"`
 	CertLifetime      time.Duration `yaml:"cert_lifetime"`
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	Log               struct {
+	Fabric            struct {
+		LinkTimeout time.Duration `yaml:"link_timeout"`
+	} `yaml:"fabric"`
+	Log struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
@@ -83,6 +87,10 @@ const configReference = `Configuration keys (YAML):
                                 # admin bearer token of the management API (required, >= 16 chars)
   cert_lifetime: 24h            # lifetime of router and identity certificates (renewed over control)
   heartbeat_interval: 1s        # how often routers report on the control channel
+  fabric:
+    link_timeout: 10s           # embedded hub: how long a router's or identity's link may stay silent
+                                # before it is closed and its streams are cut (new dials avoid it
+                                # after 1.5 s); routers and standalone hubs: ztna-router run --link-timeout
   log:
     format: json                # json or text
     level: info                 # debug, info, warn or error
@@ -97,6 +105,7 @@ func defaultFileConfig() fileConfig {
 	c.TokenFile = "/etc/ztna-controller/admin-token"
 	c.CertLifetime = pki.DefaultCertLifetime
 	c.HeartbeatInterval = time.Second
+	c.Fabric.LinkTimeout = fabric.DefaultKeepaliveTimeout
 	c.Log.Format, c.Log.Level = "json", "info"
 	return c
 }
@@ -149,6 +158,9 @@ func (c *fileConfig) validate() error {
 	}
 	if c.HeartbeatInterval < 100*time.Millisecond {
 		add("heartbeat_interval: %v is too short; use at least 100ms", c.HeartbeatInterval)
+	}
+	if err := fabric.CheckLinkTimeout("fabric.link_timeout:", c.Fabric.LinkTimeout); err != nil {
+		add("%v", err)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: bad config:\n  %s", errUsage, strings.Join(problems, "\n  "))
@@ -212,7 +224,7 @@ through any replica reaches the routers connected to every other.
 					controller.PlaneMetrics: fc.Listen.Metrics,
 				},
 				advertise: fc.endpoints(), hosts: fc.Hosts, certLifetime: fc.CertLifetime,
-				heartbeatInterval: fc.HeartbeatInterval, logger: logger,
+				heartbeatInterval: fc.HeartbeatInterval, linkTimeout: fc.Fabric.LinkTimeout, logger: logger,
 			}
 			c, done, err := start(cmd.Context(), s)
 			if err != nil {

@@ -76,6 +76,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"CA secret with sqlite", "hosts: [a]\nstore:\n  ca_secret_file: /s\n", "store.ca_secret_file"},
 		{"short lifetime", "hosts: [a]\ncert_lifetime: 10ms\n", "cert_lifetime"},
 		{"bad duration", "hosts: [a]\ncert_lifetime: soon\n", "soon"},
+		{"short link timeout", "hosts: [a]\nfabric:\n  link_timeout: 1s\n", "fabric.link_timeout: 1s: want between 2s and 1h0m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := rootCommand()

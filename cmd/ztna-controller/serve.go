@@ -28,6 +28,7 @@ type settings struct {
 	hosts             []string
 	certLifetime      time.Duration
 	heartbeatInterval time.Duration
+	linkTimeout       time.Duration // the embedded hub's; zero: fabric's default
 	logger            *slog.Logger
 }
 
@@ -69,7 +70,7 @@ func attachComponents(c *controller.Controller, s settings) {
 		Logger:            s.logger.With("plane", "control"),
 	}))
 	c.Attach(controller.PlaneFabric, embeddedhub.New(embeddedhub.Config{
-		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, Metrics: c.Registry,
+		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, LinkTimeout: s.linkTimeout, Metrics: c.Registry,
 		Logger: s.logger.With("plane", "fabric"),
 	}))
 }

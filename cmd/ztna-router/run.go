@@ -19,7 +19,7 @@ import (
 func runCommand() *cobra.Command {
 	var (
 		stateDir, localAddr, attestation, listen string
-		healthInterval                           time.Duration
+		healthInterval, linkTimeout              time.Duration
 		asHub                                    bool
 		settings                                 daemon.Settings
 		logs                                     logging.Flags
@@ -32,9 +32,13 @@ hosts the services assigned to this router's roles, checks that each one resolve
 connections, and serves /healthz, /readyz and /metrics on --local-addr (loopback by default).
 
 It links out to every hub the controller lists (fabric port) and carries the streams hubs open
-to assigned targets only. The controller's last lists of control endpoints and hubs are kept in
-<state-dir>/controllers.json and hubs.json, so that a router restarted while the controller is
-down still reaches hubs added after its enrolment.
+to assigned targets only. A link that goes silent takes no new streams after 1.5 s (hubs send
+new dials to another router at once) and is closed, cutting its streams and resetting their
+target connections, only after --link-timeout: a shorter network blip costs no open stream.
+Whenever the control channel comes up, links that are down are redialled at once. The
+controller's last lists of control endpoints and hubs are kept in <state-dir>/controllers.json
+and hubs.json, so that a router restarted while the controller is down still reaches hubs added
+after its enrolment.
 
 With --hub the router runs as a standalone hub instead (operator side): it listens on --listen
 for fabric links from routers and client identities, gets its hub certificate and the policy
@@ -48,6 +52,9 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("listen") && !asHub {
 				return errors.New("--listen is the fabric listen address of a hub: add --hub, or drop --listen")
+			}
+			if err := fabric.CheckLinkTimeout("--link-timeout", linkTimeout); err != nil {
+				return err
 			}
 			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
@@ -70,7 +77,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			}
 			if asHub {
 				h, err := hubmode.New(hubmode.Config{StateDir: stateDir, Listen: listen, RouterID: r.Identity.ID(), CA: r.Identity.CA,
-					Certifier: r.Control, Logger: log.With("component", "hub"), Metrics: r.Registry})
+					Certifier: r.Control, LinkTimeout: linkTimeout, Logger: log.With("component", "hub"), Metrics: r.Registry})
 				if err != nil {
 					return err
 				}
@@ -79,7 +86,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 				r.Add("hub", h)
 			} else {
 				links := hosting.NewLinks(hosting.LinksConfig{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
-					Dialer: r.Dialer, Logger: log.With("component", "fabric"), Metrics: r.Registry})
+					Dialer: r.Dialer, LinkTimeout: linkTimeout, Logger: log.With("component", "fabric"), Metrics: r.Registry})
 				r.FollowHubs(links.SetHubs)
 				r.Add("fabric links", links)
 			}
@@ -94,6 +101,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	f.DurationVar(&healthInterval, "health-interval", 10*time.Second, "how often to check every assigned service")
 	f.BoolVar(&asHub, "hub", false, "run as a standalone hub (the router needs the role hub) instead of linking to hubs")
 	f.StringVar(&listen, "listen", net.JoinHostPort("", strconv.Itoa(fabric.DefaultPort)), "fabric listen address of the hub (--hub only; a port below 1024 needs CAP_NET_BIND_SERVICE)")
+	f.DurationVar(&linkTimeout, "link-timeout", fabric.DefaultKeepaliveTimeout, "how long a fabric link may stay silent before it is closed and its streams are cut (new streams avoid it after 1.5 s); set the same on routers and hubs (controller: fabric.link_timeout)")
 	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
 	logs.Register(cmd.Flags(), "info")
 	return cmd

@@ -85,6 +85,9 @@ type Config struct {
 	Store store.Store
 	Cert  *pki.CertSlot     // the controller's hub certificate (ztna://hub/<name>)
 	CA    *x509.Certificate // the network CA
+	// LinkTimeout is how long a router's or identity's link may stay silent before it is
+	// closed and its streams are cut (fabric.link_timeout). Zero means fabric's default.
+	LinkTimeout time.Duration
 	// Metrics receives the hub's metrics (links, dials, per-router health and cost).
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -103,7 +106,7 @@ func New(cfg Config) *Embedded {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	node := hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
-		Logger: cfg.Logger, Metrics: cfg.Metrics})
+		KeepaliveTimeout: cfg.LinkTimeout, Logger: cfg.Logger, Metrics: cfg.Metrics})
 	return &Embedded{store: cfg.Store, node: node, log: cfg.Logger}
 }
 

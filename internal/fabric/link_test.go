@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -275,11 +276,13 @@ func TestRequestResponseEncoding(t *testing.T) {
 
 // blackhole forwards TCP between a client and a server until cut() is called; after that it
 // silently drops everything in both directions without closing anything, like a firewall that
-// starts dropping packets.
+// starts dropping packets. Pause holds everything instead, until Resume: a blip after which
+// the path comes back.
 type blackhole struct {
-	addr string
-	mu   sync.Mutex
-	cut  bool
+	addr   string
+	mu     sync.Mutex
+	cut    bool
+	paused chan struct{} // closed by Resume; nil while not paused
 }
 
 func newBlackhole(t *testing.T, target string) *blackhole {
@@ -316,8 +319,11 @@ func (b *blackhole) pipe(dst, src net.Conn) {
 			return
 		}
 		b.mu.Lock()
-		cut := b.cut
+		cut, paused := b.cut, b.paused
 		b.mu.Unlock()
+		if paused != nil {
+			<-paused
+		}
 		if !cut {
 			dst.Write(buf[:n])
 		}
@@ -330,20 +336,108 @@ func (b *blackhole) Cut() {
 	b.mu.Unlock()
 }
 
-func TestKeepaliveMeasuresRTTAndDetectsSilence(t *testing.T) {
+func (b *blackhole) Pause() {
+	b.mu.Lock()
+	b.paused = make(chan struct{})
+	b.mu.Unlock()
+}
+
+func (b *blackhole) Resume() {
+	b.mu.Lock()
+	close(b.paused)
+	b.paused = nil
+	b.mu.Unlock()
+}
+
+// TestLinkRidesOutSilenceShorterThanTimeout: a link whose path goes silent stops being Healthy
+// after three keepalive intervals (no new streams), but is closed only after the timeout: when
+// the path comes back before that, the link is Healthy again and an open stream carries on
+// with every byte intact.
+func TestLinkRidesOutSilenceShorterThanTimeout(t *testing.T) {
+	hub, router, bh := linkThroughBlackhole(t, 3*time.Second)
+	go router.ServeStreams(func(s net.Conn) {
+		if _, err := fabric.ReadRequest(s); err != nil {
+			s.Close()
+			return
+		}
+		fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK})
+		io.Copy(s, s)
+		s.Close()
+	})
+	s, _, err := hub.Open(context.Background(), &fabric.Request{Op: fabric.OpDial, Target: "ok:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	echo := func(round int) {
+		t.Helper()
+		msg := bytes.Repeat([]byte{byte(round)}, 64<<10)
+		s.SetDeadline(time.Now().Add(5 * time.Second))
+		go s.Write(msg)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo round %d: %v, intact=%v", round, err, bytes.Equal(got, msg))
+		}
+	}
+	echo(1)
+
+	bh.Pause()
+	paused := time.Now()
+	for hub.Healthy() {
+		if time.Since(paused) > 2*time.Second {
+			t.Fatal("the hub still considers a silent router healthy")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	unhealthyAfter := time.Since(paused)
+	// Silent for well past unhealthy, still short of the timeout.
+	time.Sleep(time.Second)
+	select {
+	case <-hub.Done():
+		t.Fatalf("link closed %v into a silence shorter than the timeout: %v", time.Since(paused), hub.Err())
+	default:
+	}
+	bh.Resume()
+	echo(2)
+	if hub.Err() != nil || router.Err() != nil {
+		t.Fatalf("link closed: hub %v, router %v", hub.Err(), router.Err())
+	}
+	waitUntil(t, 2*time.Second, "the link healthy again", func() bool { return hub.Healthy() && router.Healthy() })
+	t.Logf("silent for %v: unhealthy after %v, link kept", time.Since(paused).Round(time.Millisecond), unhealthyAfter.Round(time.Millisecond))
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// linkThroughBlackhole links a router to a hub across a blackhole, with keepalives every 50 ms
+// and timeout, and returns both ends.
+func linkThroughBlackhole(t *testing.T, timeout time.Duration) (hub, router *fabric.Link, bh *blackhole) {
+	t.Helper()
 	p := fabrictest.New(t)
-	ka := fabric.LinkConfig{KeepaliveInterval: 50 * time.Millisecond, KeepaliveTimeout: 300 * time.Millisecond}
+	ka := fabric.LinkConfig{KeepaliveInterval: 50 * time.Millisecond, KeepaliveTimeout: timeout}
 	hubCfg := ka
 	hubCfg.Credentials = p.Credentials(api.KindHub, "hub1")
 	h := listenHub(t, hubCfg)
-	bh := newBlackhole(t, h.addr)
+	bh = newBlackhole(t, h.addr)
 	routerCfg := ka
 	routerCfg.Credentials = p.Credentials(api.KindRouter, "r1")
 	router, err := dial(t, bh.addr, routerCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := <-h.links
+	return <-h.links, router, bh
+}
+
+func TestKeepaliveMeasuresRTTAndDetectsSilence(t *testing.T) {
+	hub, router, bh := linkThroughBlackhole(t, 300*time.Millisecond)
 
 	deadline := time.Now().Add(2 * time.Second)
 	for hub.RTT() == 0 || router.RTT() == 0 {
@@ -510,4 +604,48 @@ func TestForgedPongsDoNotCount(t *testing.T) {
 	if hub.RTT() != 0 || hub.BaseRTT() != 0 {
 		t.Fatalf("forged pongs counted: RTT %v, least %v", hub.RTT(), hub.BaseRTT())
 	}
+}
+
+// TestStalledLinkPingsDoNotPileUp: on a stalled path (data written into it, nothing getting
+// through) a ping blocks behind the data until the link times out; the keepalive sends no
+// further ping while one is blocked, so a long timeout does not pile up a goroutine per interval.
+func TestStalledLinkPingsDoNotPileUp(t *testing.T) {
+	hub, router, bh := linkThroughBlackhole(t, 30*time.Second)
+	go router.ServeStreams(func(s net.Conn) {
+		if _, err := fabric.ReadRequest(s); err != nil {
+			s.Close()
+			return
+		}
+		fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK})
+		io.Copy(io.Discard, s)
+	})
+	var streams []net.Conn
+	for range 8 {
+		s, _, err := hub.Open(context.Background(), &fabric.Request{Op: fabric.OpDial, Target: "ok:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	bh.Pause()
+	// More than the TCP buffers on both sides of the blackhole hold: the session's 32 MiB.
+	for _, s := range streams {
+		go func() {
+			buf := make([]byte, 1<<20)
+			for {
+				if _, err := s.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	waitUntil(t, 5*time.Second, "the hub sees the path stalled", func() bool { return !hub.Healthy() })
+	before := runtime.NumGoroutine()
+	time.Sleep(40 * 50 * time.Millisecond) // forty keepalive intervals
+	grown := runtime.NumGoroutine() - before
+	t.Logf("goroutines over 40 keepalive intervals on a stalled link: %+d", grown)
+	if grown > 5 {
+		t.Errorf("%d more goroutines after 40 keepalive intervals on a stalled link", grown)
+	}
+	bh.Resume()
 }

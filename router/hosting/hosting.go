@@ -56,8 +56,9 @@ type Host struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	mu   sync.Mutex
-	hubs map[string]context.CancelFunc // hub address → stops its link loop
+	mu     sync.Mutex
+	hubs   map[string]context.CancelFunc // hub address → stops its link loop
+	relink chan struct{}                 // closed and replaced by Relink
 }
 
 // New returns a Host; nothing runs until SetHubs or Serve.
@@ -71,7 +72,8 @@ func New(cfg Config) *Host {
 	if cfg.Link.Logger == nil {
 		cfg.Link.Logger = cfg.Logger
 	}
-	return &Host{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Metrics), hubs: map[string]context.CancelFunc{}}
+	return &Host{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Metrics), hubs: map[string]context.CancelFunc{},
+		relink: make(chan struct{})}
 }
 
 // SetHubs keeps one link to each hub address, reconnecting with backoff and jitter, and drops
@@ -96,10 +98,30 @@ func (h *Host) SetHubs(ctx context.Context, addrs []string) {
 	}
 }
 
+// Relink makes every hub link that is down redial now, its retry delay reset: the control
+// channel just came up (or a welcome listed the hubs), so a hub that restarted with the
+// controller is most likely back too. Waiting out the backoff instead (up to 10 s) kept dials
+// through a restarted controller's embedded hub failing for 6.4 s after its control channel
+// was back.
+func (h *Host) Relink() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	close(h.relink)
+	h.relink = make(chan struct{})
+}
+
+func (h *Host) relinked() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.relink
+}
+
 // maintain dials addr and serves the link until ctx ends, redialing whenever the link drops.
 func (h *Host) maintain(ctx context.Context, addr string) {
 	bo := backoff.New(100*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
+		// Taken before the dial, so that a Relink during a dial that fails is not missed.
+		relink := h.relinked()
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		link, err := fabric.Dial(dctx, addr, h.cfg.Link)
 		cancel()
@@ -107,6 +129,8 @@ func (h *Host) maintain(ctx context.Context, addr string) {
 			h.log.Warn("cannot link to hub", "hub", addr, "err", err)
 			select {
 			case <-ctx.Done():
+			case <-relink:
+				bo.Reset()
 			case <-time.After(bo.Next()):
 			}
 			continue

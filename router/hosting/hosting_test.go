@@ -223,3 +223,41 @@ func TestFailuresAreNotCleanEnds(t *testing.T) {
 		t.Fatal("target connection left open after the client aborted")
 	}
 }
+
+// TestLostLinkResetsTargets: when the router's link to the hub is lost (here the hub closes it;
+// a keepalive timeout ends it the same way), the target connections of the streams it carried
+// are reset at once: no target-side session outlives the client's error.
+func TestLostLinkResetsTargets(t *testing.T) {
+	arrived, targetErr := make(chan struct{}), make(chan error, 1)
+	observing := listen(t, func(c net.Conn) {
+		if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+			targetErr <- err
+			return
+		}
+		close(arrived)
+		_, err := io.Copy(io.Discard, c)
+		targetErr <- err
+	})
+	e := start(t, []control.Service{service("127.0.0.1", observing)}, net.DefaultResolver)
+	conn, err := e.open(hostPort("127.0.0.1", observing), "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("BEGIN")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-arrived:
+	case err := <-targetErr:
+		t.Fatalf("target: %v", err)
+	}
+	e.link.Close()
+	select {
+	case err := <-targetErr:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("target saw %v after the link was lost, want a connection reset", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("target connection left open after the router's link was lost")
+	}
+}

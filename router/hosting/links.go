@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -22,9 +23,12 @@ type LinksConfig struct {
 	// controller's last list, else the enrolled configuration's).
 	Hubs []string
 	// Dialer reaches the router's assigned targets and refuses everything else.
-	Dialer  TargetDialer
-	Logger  *slog.Logger
-	Metrics prometheus.Registerer // nil: no metrics
+	Dialer TargetDialer
+	// LinkTimeout is how long a link may stay silent before it is closed and its streams are
+	// cut (--link-timeout). Zero means fabric's default.
+	LinkTimeout time.Duration
+	Logger      *slog.Logger
+	Metrics     prometheus.Registerer // nil: no metrics
 }
 
 // Links is the router daemon's component around Host: it keeps a fabric link to every hub —
@@ -48,15 +52,16 @@ func NewLinks(cfg LinksConfig) *Links {
 	host := New(Config{
 		Endpoint: e2e.NewEndpoint(cfg.Cert, cfg.CA),
 		Dialer:   cfg.Dialer,
-		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}},
+		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}, KeepaliveTimeout: cfg.LinkTimeout},
 		Logger:   cfg.Logger,
 		Metrics:  cfg.Metrics,
 	})
 	return &Links{host: host, log: cfg.Logger, hubs: dedupe(cfg.Hubs), changed: make(chan struct{}, 1)}
 }
 
-// SetHubs replaces the hub list (the controller's current one). An empty list is ignored: a
-// router with no hub could serve nobody, so it keeps the hubs it knows.
+// SetHubs replaces the hub list (the controller's current one, from each welcome) and makes
+// the links that are down redial at once (Host.Relink). An empty list is ignored: a router with
+// no hub could serve nobody, so it keeps the hubs it knows.
 func (l *Links) SetHubs(addrs []string) {
 	addrs = dedupe(addrs)
 	if len(addrs) == 0 {
@@ -66,6 +71,7 @@ func (l *Links) SetHubs(addrs []string) {
 	same := slices.Equal(addrs, l.hubs)
 	l.hubs = addrs
 	l.mu.Unlock()
+	l.host.Relink()
 	if same {
 		return
 	}

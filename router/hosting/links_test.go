@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,4 +74,63 @@ func TestFollowsTheHubList(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run returned %v", err)
 	}
+}
+
+// refusingListener drops every connection it accepts while refuse is set (the router's link
+// attempt fails in the TLS handshake, as against a hub that is still starting), counting them.
+type refusingListener struct {
+	net.Listener
+	refuse  atomic.Bool
+	refused atomic.Int32
+}
+
+func (l *refusingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.refuse.Load() {
+			return c, err
+		}
+		c.Close()
+		l.refused.Add(1)
+	}
+}
+
+// TestRelinksAtOnceWhenTheHubsAreListedAgain: a router whose hub kept refusing is backing off
+// for 1.6–3.2 s after the sixth attempt; when the control channel's welcome lists the hubs again
+// (SetHubs with the same list), it redials at once instead of waiting that out.
+func TestRelinksAtOnceWhenTheHubsAreListedAgain(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := fabrictest.New(t)
+	h := hub.New(hub.Config{Credentials: p.Credentials(api.KindHub, "h")})
+	h.Update(hub.Snapshot{Routers: []hub.Router{{ID: "r1"}}})
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &refusingListener{Listener: inner}
+	ln.refuse.Store(true)
+	go h.Serve(ctx, ln)
+	addr := inner.Addr().String()
+	creds := p.Credentials(api.KindRouter, "r1")
+	l := hosting.NewLinks(hosting.LinksConfig{Cert: creds.Cert, CA: creds.CA, Hubs: []string{addr},
+		Dialer: &targets.Dialer{Targets: targets.NewSet(), Resolver: net.DefaultResolver}})
+	go l.Run(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for ln.refused.Load() < 6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d link attempts in 20 s", ln.refused.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ln.refuse.Store(false)
+	told := time.Now()
+	l.SetHubs([]string{addr})
+	for !linked(h) {
+		if time.Since(told) > time.Second {
+			t.Fatalf("not linked %v after the hubs were listed again (the backoff alone would take at least 1.6 s)", time.Since(told).Round(time.Millisecond))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("linked %v after the hubs were listed again", time.Since(told).Round(time.Millisecond))
 }

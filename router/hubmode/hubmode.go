@@ -54,8 +54,11 @@ type Config struct {
 	RouterID  string            // the router's id: the hub certificate must name it
 	CA        *x509.Certificate // the network CA
 	Certifier Certifier
-	Logger    *slog.Logger
-	Metrics   prometheus.Registerer // nil: no metrics
+	// LinkTimeout is how long a link may stay silent before it is closed and its streams are
+	// cut (--link-timeout). Zero means fabric's default.
+	LinkTimeout time.Duration
+	Logger      *slog.Logger
+	Metrics     prometheus.Registerer // nil: no metrics
 }
 
 // Hub is the component.
@@ -86,7 +89,8 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(h.expiry)
 	}
-	h.node = hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: h.slot, CA: cfg.CA}, Logger: cfg.Logger, Metrics: cfg.Metrics})
+	h.node = hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: h.slot, CA: cfg.CA}, KeepaliveTimeout: cfg.LinkTimeout,
+		Logger: cfg.Logger, Metrics: cfg.Metrics})
 	if raw, err := os.ReadFile(filepath.Join(cfg.StateDir, CertFile)); err == nil {
 		if err := h.install(raw); err != nil {
 			h.log.Warn("ignoring the saved hub certificate", "error", err)

@@ -98,3 +98,70 @@ func TestControllerKilledHeadless(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerRestartRelinksAtOnce: a router's link to the controller's embedded hub is down
+// for as long as the controller, 20 s, long enough for the router's link retries to back off to
+// several seconds. When the controller is back, the router redials its hubs as soon as its
+// control channel is up (the welcome lists them): the first dial through the embedded hub
+// succeeds within 1 s of the control channel being back, not when the backoff comes round.
+func TestControllerRestartRelinksAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: integration test (real processes)")
+	}
+	c := harness.StartController(t)
+	tg := startTarget(t, "127.0.0.1")
+	r := c.StartRouter(t, "edge-1", []string{"edge"})
+	cl := service(t, c, "127.0.0.1", tg.port) // knows only the embedded hub
+	waitAssigned(t, r)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(tg.port))
+	waitDialsArrive(t, cl, addr, "through the embedded hub", func(tag string) bool { return tg.arrivedVia(tag) != "" })
+
+	c.Proc.Kill()
+	harness.WaitFor(t, 15*time.Second, "the router notices its control channel is down", func() bool {
+		return r.Metric("ztna_router_control_connected") == 0
+	})
+	time.Sleep(20 * time.Second)
+
+	// Watch the control channel and dial through the embedded hub from before the restart on,
+	// so that neither moment is missed while Restart waits for the API.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	controlBack := make(chan time.Time, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if r.Metric("ztna_router_control_connected") == 1 {
+				controlBack <- time.Now()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	dialed := make(chan time.Time, 1)
+	go func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			if probe(cl, addr, "restart-"+strconv.Itoa(i)) == nil {
+				dialed <- time.Now()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	restarted := time.Now()
+	c.Restart(t)
+	var back, first time.Time
+	select {
+	case back = <-controlBack:
+	case <-ctx.Done():
+		t.Fatal("the router's control channel is not back 60 s after the restart")
+	}
+	select {
+	case first = <-dialed:
+	case <-ctx.Done():
+		t.Fatal("no dial through the embedded hub succeeded within 60 s of the restart")
+	}
+	t.Logf("after the restart: control channel back in %v, first dial through the embedded hub %v after that",
+		back.Sub(restarted).Round(time.Millisecond), first.Sub(back).Round(time.Millisecond))
+	if d := first.Sub(back); d > time.Second {
+		t.Errorf("the first dial through the embedded hub succeeded %v after the control channel was back; the target is 1 s", d.Round(time.Millisecond))
+	}
+}

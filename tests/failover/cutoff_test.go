@@ -3,7 +3,6 @@ package failover_test
 import (
 	"context"
 	"net"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -16,28 +15,16 @@ import (
 
 // TestRouterCutOffSilently: two routers host one service, the preferred one inside its own
 // network namespace (veth to the host). Its packets start being dropped (nftables, nothing is
-// reset) while identities keep dialing: new dials succeed on the other router within 3 s. When
-// the cut is lifted the router links again by itself, the API shows it online, and it carries
-// the service alone once the other router is killed.
+// reset) while identities keep dialing: new dials succeed on the other router within 3 s, while
+// the silent router's link stays open, unhealthy, for the cut's 5 s (within the link timeout).
+// When the cut is lifted its link is healthy again, the API shows it online, and it carries the
+// service alone once the other router is killed.
 func TestRouterCutOffSilently(t *testing.T) {
 	ns := netcut.New(t)
-	free := func() string {
-		ln := ns.HostListen(t)
-		defer ln.Close()
-		return ln.Addr().String()
-	}
-	// The control channel and the embedded hub listen on the host's end of the link, where the
-	// router in the namespace reaches them; the edge API stays on loopback.
-	c := harness.StartController(t, "--control-addr", free(), "--fabric-addr", free())
+	c := controllerFor(t, ns)
 	tg := startTarget(t, ns.HostAddr)
-	ipPath, err := exec.LookPath("ip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, dir := c.EnrolRouter(t, "inside", "edge")
-	argv := ns.Exec(harness.Bin("ztna-router"), "run", "--state-dir", dir, "--local-addr", net.JoinHostPort(ns.NSAddr, "9100"))
-	inside := &harness.Router{Proc: harness.Start(t, ipPath, argv[1:]...), ID: id, StateDir: dir, Local: net.JoinHostPort(ns.NSAddr, "9100")}
-	harness.WaitFor(t, 15*time.Second, "router inside links to the embedded hub", func() bool { return c.RouterLinked(id) })
+	inside := routerInside(t, c, ns, "inside")
+	id := inside.ID
 	outside := c.StartRouter(t, "outside", []string{"edge"})
 	cl := service(t, c, ns.HostAddr, tg.port)
 	waitAssigned(t, inside, outside)
@@ -67,10 +54,14 @@ func TestRouterCutOffSilently(t *testing.T) {
 	if c.RouterLinked(id) {
 		t.Errorf("the hub still counts a healthy link from the cut-off router 5 s after the cut")
 	}
+	// Unhealthy (no new streams) is not closed (streams cut): 5 s is within the link timeout.
+	if n := c.Metric(`ztna_hub_router_link_count{healthy="false",router="` + id + `"}`); n != 1 {
+		t.Errorf("the hub has %v unhealthy links from the cut-off router 5 s after the cut, want 1: the link timeout is 10 s", n)
+	}
 
 	restored := time.Now()
 	ns.Restore(t)
-	relinked := harness.WaitFor(t, 30*time.Second, "the router links again after the cut is lifted", func() bool { return c.RouterLinked(id) })
+	relinked := harness.WaitFor(t, 30*time.Second, "the router's link is healthy again after the cut is lifted", func() bool { return c.RouterLinked(id) })
 	harness.WaitFor(t, 30*time.Second, "the API shows the router online", func() bool {
 		r, err := c.API.GetRouter(context.Background(), id)
 		return err == nil && r.Status == api.RouterOnline

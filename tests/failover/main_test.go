@@ -16,16 +16,24 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ztna/ztna/client"
+	"github.com/ztna/ztna/controller/store/postgres/pgtest"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/tests/dataplane/harness"
 	"github.com/ztna/ztna/tests/failover/openloop"
 )
 
-func TestMain(m *testing.M) { os.Exit(harness.Main(m)) }
+// TestMain starts PostgreSQL (a target in TestFrozenRouterLeavesNoDatabaseSession) and builds
+// the binaries (unless $ZTNA_BIN_DIR has them).
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(withBinaries{m})) }
+
+type withBinaries struct{ m *testing.M }
+
+func (w withBinaries) Run() int { return harness.Main(w.m) }
 
 // target is a real TCP service: each connection starts with a tag line, after which everything
 // is echoed back. It remembers on which of its addresses each tag arrived, which tells the test
@@ -168,17 +176,28 @@ func dialLoad(ctx context.Context, c *client.Client, addr string, interval time.
 // stream is a long-lived stream echoing 4 KiB rounds until stopped, then half-closing and
 // expecting a clean end of stream with nothing more.
 type stream struct {
-	tag    string
-	rounds int
-	err    error     // nil: every byte came back and the stream ended cleanly
-	failed time.Time // when err happened
-	done   chan struct{}
+	tag      string
+	deadline time.Duration // bounds each read and write
+	rounds   int
+	progress atomic.Int64 // rounds, for reading while the stream runs
+	err      error        // nil: every byte came back and the stream ended cleanly
+	failed   time.Time    // when err happened
+	done     chan struct{}
 }
+
+// roundsDone is how many rounds came back intact so far.
+func (s *stream) roundsDone() int { return int(s.progress.Load()) }
 
 // errSilentEnd marks a stream that ended without an error before it was done: a truncation.
 var errSilentEnd = errors.New("stream ended silently (clean end of stream) before it was done")
 
 func openStream(t *testing.T, c *client.Client, addr, tag string, stop <-chan struct{}) *stream {
+	t.Helper()
+	return openStreamWithin(t, c, addr, tag, stop, 10*time.Second)
+}
+
+// openStreamWithin is openStream with deadline bounding each read and write.
+func openStreamWithin(t *testing.T, c *client.Client, addr, tag string, stop <-chan struct{}, deadline time.Duration) *stream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -189,7 +208,7 @@ func openStream(t *testing.T, c *client.Client, addr, tag string, stop <-chan st
 	if _, err := io.WriteString(conn, tag+"\n"); err != nil {
 		t.Fatal(err)
 	}
-	s := &stream{tag: tag, done: make(chan struct{})}
+	s := &stream{tag: tag, deadline: deadline, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		defer conn.Close()
@@ -206,7 +225,7 @@ func (s *stream) run(conn net.Conn, stop <-chan struct{}) error {
 	for {
 		select {
 		case <-stop:
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.SetDeadline(time.Now().Add(s.deadline))
 			if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
 				return err
 			}
@@ -221,7 +240,7 @@ func (s *stream) run(conn net.Conn, stop <-chan struct{}) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 		msg := bytes.Repeat([]byte(fmt.Sprintf("%s round %d|", s.tag, s.rounds)), 1<<12)[:len(got)]
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn.SetDeadline(time.Now().Add(s.deadline))
 		if _, err := conn.Write(msg); err != nil {
 			return err
 		}
@@ -238,5 +257,6 @@ func (s *stream) run(conn net.Conn, stop <-chan struct{}) error {
 			return fmt.Errorf("round %d: echo differs from what was sent", s.rounds)
 		}
 		s.rounds++
+		s.progress.Store(int64(s.rounds))
 	}
 }
