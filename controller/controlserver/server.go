@@ -31,6 +31,10 @@ type Router struct {
 	ID    string
 	Name  string
 	Roles []string
+	// EnrolledAt is when the router's latest enrolment consumed its registration key (zero:
+	// never enrolled). Certificates issued before it are superseded (pki.Superseded): a router
+	// re-enrolled with a new key leaves its old certificate without a session or renewal.
+	EnrolledAt time.Time
 }
 
 // Backend is the controller state the control channel reads and writes.

@@ -3,6 +3,7 @@ package fabric
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -93,11 +94,12 @@ func muxConfig(rtt func() time.Duration) mux.Config {
 
 // Link is an established fabric connection carrying streams.
 type Link struct {
-	peer Peer
-	cfg  LinkConfig
-	sess *mux.Session
-	conn net.Conn // the TCP connection under TLS, for addresses
-	tc   *tlsrecord.Conn
+	peer     Peer
+	peerCert *x509.Certificate // the peer's verified leaf certificate
+	cfg      LinkConfig
+	sess     *mux.Session
+	conn     net.Conn // the TCP connection under TLS, for addresses
+	tc       *tlsrecord.Conn
 
 	ctrl   *mux.Stream
 	ctrlMu sync.Mutex // serialises pings and pongs on ctrl
@@ -172,11 +174,12 @@ func establish(ctx context.Context, raw net.Conn, tlsCfg *tls.Config, cfg LinkCo
 	if err != nil {
 		return nil, err
 	}
-	peer, err := peerOf(tc.ConnectionState())
+	cs := tc.ConnectionState()
+	peer, err := peerOf(cs)
 	if err != nil {
 		return nil, err
 	}
-	l := &Link{peer: peer, cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
+	l := &Link{peer: peer, peerCert: cs.PeerCertificates[0], cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
 	if client {
 		l.sess, err = mux.Client(tc, muxConfig(l.BaseRTT))
 	} else {
@@ -398,6 +401,9 @@ func (l *Link) closeWith(err error) {
 
 // Peer is the authenticated other end.
 func (l *Link) Peer() Peer { return l.peer }
+
+// PeerCertificate is the leaf certificate the peer authenticated with.
+func (l *Link) PeerCertificate() *x509.Certificate { return l.peerCert }
 
 // RemoteAddr is the network address of the other end.
 func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }

@@ -120,6 +120,10 @@ func New(cfg Config) *Hub {
 // ErrNotListed refuses a link from a router or identity the current snapshot does not list.
 var ErrNotListed = errors.New("not in the hub's policy snapshot (deleted at the controller?)")
 
+// ErrSuperseded refuses a link whose router certificate was issued before the router's latest
+// enrolment.
+var ErrSuperseded = errors.New("certificate superseded: the router was enrolled again since it was issued")
+
 // authorizeLink admits at link setup only peers the current snapshot admits, then asks
 // cfg.Authorize.
 func (h *Hub) authorizeLink(kind, id string) error {
@@ -151,10 +155,10 @@ func (h *Hub) Update(s Snapshot) {
 			}
 		}
 	}
-	for peer, links := range h.links {
-		if !ix.admits(peer) {
-			for l := range links {
-				cut = append(cut, func() { h.cutLink(l) })
+	for _, links := range h.links {
+		for l := range links {
+			if err := ix.admitLink(l); err != nil {
+				cut = append(cut, func() { h.cutLink(l, err) })
 			}
 		}
 	}
@@ -175,9 +179,9 @@ func (h *Hub) cutStream(identity string, r *relayed) {
 	r.router.Close()
 }
 
-func (h *Hub) cutLink(l *fabric.Link) {
+func (h *Hub) cutLink(l *fabric.Link, why error) {
 	peer := l.Peer()
-	h.log.Info("link cut: no longer in the policy snapshot", "peer", peer.String())
+	h.log.Info("link cut: no longer in the policy snapshot", "peer", peer.String(), "err", why)
 	h.metrics.linksRevoked.WithLabelValues(peer.Kind).Inc()
 	l.Close()
 }
@@ -225,8 +229,10 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	defer stop()
 	defer link.Close()
 	peer := link.Peer()
-	if !h.register(link) { // a snapshot installed during the handshake no longer lists it
-		h.log.Info("link refused", "peer", peer.String(), "remote", link.RemoteAddr().String(), "err", ErrNotListed)
+	// Refused after the handshake: superseded (the authorizer sees no certificate), or a
+	// snapshot installed during the handshake no longer lists it.
+	if err := h.register(link); err != nil {
+		h.log.Info("link refused", "peer", peer.String(), "remote", link.RemoteAddr().String(), "err", err)
 		return
 	}
 	defer h.unregister(link)
@@ -245,13 +251,13 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	h.log.Info("link down", "peer", peer.String(), "err", link.Err())
 }
 
-// register lists a new link, unless the current snapshot does not admit its peer.
-func (h *Hub) register(l *fabric.Link) bool {
+// register lists a new link, unless the current snapshot does not admit it.
+func (h *Hub) register(l *fabric.Link) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	peer := l.Peer()
-	if !h.ix.Load().admits(peer) {
-		return false
+	if err := h.ix.Load().admitLink(l); err != nil {
+		return err
 	}
 	if h.links[peer] == nil {
 		h.links[peer] = map[*fabric.Link]struct{}{}
@@ -260,7 +266,7 @@ func (h *Hub) register(l *fabric.Link) bool {
 	if peer.Kind == api.KindRouter {
 		h.routers[peer.ID] = append(h.routers[peer.ID], l)
 	}
-	return true
+	return nil
 }
 
 func (h *Hub) unregister(l *fabric.Link) {
