@@ -16,7 +16,6 @@ import (
 
 	"github.com/ztna/ztna/internal/fabric/mux"
 	"github.com/ztna/ztna/internal/pki"
-	"github.com/ztna/ztna/internal/tlsrecord"
 )
 
 // Multiplexer tuning.
@@ -67,6 +66,17 @@ type LinkConfig struct {
 	// packet capture can be decrypted (Wireshark) — for debugging only. It never exposes
 	// end-to-end encrypted stream contents: those stay ciphertext inside the link.
 	KeyLog io.Writer
+	// Records chooses what carries the TLS records after the handshake; empty: RecordsEnv's
+	// value, else RecordsTLSRecord.
+	Records Records
+}
+
+func (c LinkConfig) check() error {
+	if err := c.Credentials.check(); err != nil {
+		return err
+	}
+	_, err := c.records()
+	return err
 }
 
 func (c *LinkConfig) defaults() {
@@ -94,12 +104,13 @@ func muxConfig(rtt func() time.Duration) mux.Config {
 
 // Link is an established fabric connection carrying streams.
 type Link struct {
+	records  Records
 	peer     Peer
 	peerCert *x509.Certificate // the peer's verified leaf certificate
 	cfg      LinkConfig
 	sess     *mux.Session
 	conn     net.Conn // the TCP connection under TLS, for addresses
-	tc       *tlsrecord.Conn
+	tc       recordConn
 
 	ctrl   *mux.Stream
 	ctrlMu sync.Mutex // serialises pings and pongs on ctrl
@@ -164,13 +175,11 @@ func Accept(ctx context.Context, conn net.Conn, cfg LinkConfig) (*Link, error) {
 
 func establish(ctx context.Context, raw net.Conn, tlsCfg *tls.Config, cfg LinkConfig, client bool) (*Link, error) {
 	cfg.defaults()
-	var tc *tlsrecord.Conn
-	var err error
-	if client {
-		tc, err = tlsrecord.Client(ctx, raw, tlsCfg)
-	} else {
-		tc, err = tlsrecord.Server(ctx, raw, tlsCfg)
+	rec, err := cfg.records()
+	if err != nil {
+		return nil, err
 	}
+	tc, err := handshake(ctx, raw, tlsCfg, client, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +188,7 @@ func establish(ctx context.Context, raw net.Conn, tlsCfg *tls.Config, cfg LinkCo
 	if err != nil {
 		return nil, err
 	}
-	l := &Link{peer: peer, peerCert: cs.PeerCertificates[0], cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
+	l := &Link{records: rec, peer: peer, peerCert: cs.PeerCertificates[0], cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
 	if client {
 		l.sess, err = mux.Client(tc, muxConfig(l.BaseRTT))
 	} else {
@@ -401,6 +410,9 @@ func (l *Link) closeWith(err error) {
 
 // Peer is the authenticated other end.
 func (l *Link) Peer() Peer { return l.peer }
+
+// Records says what carries the link's TLS records.
+func (l *Link) Records() Records { return l.records }
 
 // PeerCertificate is the leaf certificate the peer authenticated with.
 func (l *Link) PeerCertificate() *x509.Certificate { return l.peerCert }

@@ -59,6 +59,8 @@ type Config struct {
 	Metrics     prometheus.Registerer // nil: no metrics
 	// KeyLog receives the links' TLS secrets (debugging only; see fabric.LinkConfig.KeyLog).
 	KeyLog io.Writer
+	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records).
+	Records fabric.Records
 }
 
 // Hub relays client streams to routers.
@@ -103,7 +105,7 @@ func New(cfg Config) *Hub {
 		linkCfg: fabric.LinkConfig{
 			Credentials: cfg.Credentials, Logger: cfg.Logger,
 			KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveTimeout: cfg.KeepaliveTimeout,
-			KeyLog: cfg.KeyLog,
+			KeyLog: cfg.KeyLog, Records: cfg.Records,
 		},
 		log:     cfg.Logger,
 		metrics: newMetrics(cfg.Metrics),
@@ -236,7 +238,7 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 		return
 	}
 	defer h.unregister(link)
-	h.log.Info("link up", "peer", peer.String(), "remote", link.RemoteAddr().String())
+	h.log.Info("link up", "peer", peer.String(), "remote", link.RemoteAddr().String(), "records", link.Records())
 	switch peer.Kind {
 	case api.KindRouter:
 		h.metrics.routerLinks.Inc()
