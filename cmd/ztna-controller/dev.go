@@ -14,6 +14,7 @@ import (
 
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -37,6 +38,7 @@ type devPorts struct {
 func devCommand() *cobra.Command {
 	var (
 		dataDir, edgeAddr, controlAddr, fabricAddr, metricsAddr, logFormat, logLevel string
+		records                                                                      string
 		certLifetime, heartbeat                                                      time.Duration
 		hubs                                                                         []string
 	)
@@ -58,6 +60,9 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			logger, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
 			if err != nil {
 				return err
+			}
+			if _, err := fabric.ParseRecords(records); err != nil {
+				return fmt.Errorf("%w: --fabric-records: %w", errUsage, err)
 			}
 			dir, err := filepath.Abs(dataDir)
 			if err != nil {
@@ -86,6 +91,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				hosts:             []string{"127.0.0.1", "localhost"},
 				certLifetime:      certLifetime,
 				heartbeatInterval: heartbeat,
+				fabricRecords:     fabric.Records(records),
 				logger:            logger,
 			}
 			c, done, err := start(cmd.Context(), s)
@@ -135,6 +141,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 	f.StringVar(&metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default: a free 127.0.0.1 port, kept)")
 	f.DurationVar(&certLifetime, "cert-lifetime", pki.DefaultCertLifetime, "lifetime of router and identity certificates (e.g. 30s for renewal tests)")
 	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")
+	f.StringVar(&records, "fabric-records", "", "what carries the embedded hub's TLS records: tlsrecord or crypto-tls (crypto/tls's own); default $"+fabric.RecordsEnv+", else tlsrecord")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -45,6 +46,7 @@ type fileConfig struct {
 	TokenFile         string        `yaml:"token_file"`
 	CertLifetime      time.Duration `yaml:"cert_lifetime"`
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	FabricRecords     string        `yaml:"fabric_records"`
 	Log               struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
@@ -83,6 +85,8 @@ const configReference = `Configuration keys (YAML):
                                 # admin bearer token of the management API (required, >= 16 chars)
   cert_lifetime: 24h            # lifetime of router and identity certificates (renewed over control)
   heartbeat_interval: 1s        # how often routers report on the control channel
+  fabric_records: ""            # what carries the embedded hub's TLS records: tlsrecord or crypto-tls
+                                # (crypto/tls's own, the way back); default $ZTNA_FABRIC_RECORDS, else tlsrecord
   log:
     format: json                # json or text
     level: info                 # debug, info, warn or error
@@ -125,6 +129,11 @@ func (c *fileConfig) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen.Metrics); c.Listen.Metrics != "" && err != nil {
 		add("listen.metrics: %q is not host:port (e.g. \"127.0.0.1:9262\"; \"\" turns metrics off)", c.Listen.Metrics)
+	}
+	if c.FabricRecords != "" {
+		if _, err := fabric.ParseRecords(c.FabricRecords); err != nil {
+			add("fabric_records: %v", err)
+		}
 	}
 	switch c.Store.Driver {
 	case driverSQLite:
@@ -212,7 +221,7 @@ through any replica reaches the routers connected to every other.
 					controller.PlaneMetrics: fc.Listen.Metrics,
 				},
 				advertise: fc.endpoints(), hosts: fc.Hosts, certLifetime: fc.CertLifetime,
-				heartbeatInterval: fc.HeartbeatInterval, logger: logger,
+				heartbeatInterval: fc.HeartbeatInterval, fabricRecords: fabric.Records(fc.FabricRecords), logger: logger,
 			}
 			c, done, err := start(cmd.Context(), s)
 			if err != nil {

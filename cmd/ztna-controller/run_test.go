@@ -76,6 +76,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"CA secret with sqlite", "hosts: [a]\nstore:\n  ca_secret_file: /s\n", "store.ca_secret_file"},
 		{"short lifetime", "hosts: [a]\ncert_lifetime: 10ms\n", "cert_lifetime"},
 		{"bad duration", "hosts: [a]\ncert_lifetime: soon\n", "soon"},
+		{"bad fabric records", "hosts: [a]\nfabric_records: openssl\n", `fabric_records: fabric records "openssl": want "tlsrecord" or "crypto-tls"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := rootCommand()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -19,6 +20,7 @@ import (
 func runCommand() *cobra.Command {
 	var (
 		stateDir, localAddr, attestation, listen string
+		records                                  string
 		healthInterval                           time.Duration
 		asHub                                    bool
 		settings                                 daemon.Settings
@@ -49,6 +51,11 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			if cmd.Flags().Changed("listen") && !asHub {
 				return errors.New("--listen is the fabric listen address of a hub: add --hub, or drop --listen")
 			}
+			if records != "" {
+				if _, err := fabric.ParseRecords(records); err != nil {
+					return fmt.Errorf("--fabric-records: %w", err)
+				}
+			}
 			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -70,7 +77,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			}
 			if asHub {
 				h, err := hubmode.New(hubmode.Config{StateDir: stateDir, Listen: listen, RouterID: r.Identity.ID(), CA: r.Identity.CA,
-					Certifier: r.Control, Logger: log.With("component", "hub"), Metrics: r.Registry})
+					Certifier: r.Control, Logger: log.With("component", "hub"), Metrics: r.Registry, Records: fabric.Records(records)})
 				if err != nil {
 					return err
 				}
@@ -79,7 +86,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 				r.Add("hub", h)
 			} else {
 				links := hosting.NewLinks(hosting.LinksConfig{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
-					Dialer: r.Dialer, Logger: log.With("component", "fabric"), Metrics: r.Registry})
+					Dialer: r.Dialer, Logger: log.With("component", "fabric"), Metrics: r.Registry, Records: fabric.Records(records)})
 				r.FollowHubs(links.SetHubs)
 				r.Add("fabric links", links)
 			}
@@ -94,6 +101,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	f.DurationVar(&healthInterval, "health-interval", 10*time.Second, "how often to check every assigned service")
 	f.BoolVar(&asHub, "hub", false, "run as a standalone hub (the router needs the role hub) instead of linking to hubs")
 	f.StringVar(&listen, "listen", net.JoinHostPort("", strconv.Itoa(fabric.DefaultPort)), "fabric listen address of the hub (--hub only; a port below 1024 needs CAP_NET_BIND_SERVICE)")
+	f.StringVar(&records, "fabric-records", "", "what carries the fabric links' TLS records: tlsrecord or crypto-tls (crypto/tls's own, the way back); default $"+fabric.RecordsEnv+", else tlsrecord")
 	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
 	logs.Register(cmd.Flags(), "info")
 	return cmd

@@ -95,6 +95,8 @@ type Config struct {
 	// Metrics receives the hub's metrics (links, dials, per-router health and cost).
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
+	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records).
+	Records fabric.Records
 }
 
 // Embedded is the controller's hub: a controller.Component for the fabric plane.
@@ -110,7 +112,7 @@ func New(cfg Config) *Embedded {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	node := hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
-		Logger: cfg.Logger, Metrics: cfg.Metrics})
+		Logger: cfg.Logger, Metrics: cfg.Metrics, Records: cfg.Records})
 	return &Embedded{store: cfg.Store, node: node, log: cfg.Logger}
 }
 
