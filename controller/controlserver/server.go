@@ -56,8 +56,8 @@ type Backend interface {
 	// the PEM chain, leaf first.
 	IssueRouterCertificate(ctx context.Context, id string, csrPEM []byte) ([]byte, error)
 	// Subscribe returns a channel that receives a Change after every change to routers' names or
-	// roles, deletions, and changes to services (not after status writes); it is closed when ctx
-	// ends.
+	// roles, deletions, enrolments (a session whose certificate one superseded is revoked), and
+	// changes to services (not after status writes); it is closed when ctx ends.
 	Subscribe(ctx context.Context) <-chan Change
 }
 
