@@ -57,6 +57,9 @@ type Config struct {
 	KeepaliveInterval time.Duration // zero: fabric defaults
 	KeepaliveTimeout  time.Duration
 	Logger            *slog.Logger
+	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records; empty:
+	// the ZTNA_FABRIC_RECORDS environment variable, else tlsrecord).
+	Records fabric.Records
 }
 
 // Client dials services. It is safe for concurrent use.
@@ -111,7 +114,7 @@ func New(cfg Config) (*Client, error) {
 		linkCfg: fabric.LinkConfig{
 			Credentials:       fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
 			KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveTimeout: cfg.KeepaliveTimeout,
-			Logger: cfg.Logger,
+			Logger: cfg.Logger, Records: cfg.Records,
 		},
 		ep: e2e.NewEndpoint(cfg.Cert, cfg.CA),
 	}

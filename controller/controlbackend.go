@@ -31,7 +31,11 @@ func (b *controlBackend) Router(ctx context.Context, id string) (controlserver.R
 	if err != nil {
 		return controlserver.Router{}, err
 	}
-	return controlserver.Router{ID: r.ID, Name: r.Name, Roles: r.Roles}, nil
+	enrolled, err := store.LatestEnrolments(ctx, b.c.Store, api.KindRouter)
+	if err != nil {
+		return controlserver.Router{}, err
+	}
+	return controlserver.Router{ID: r.ID, Name: r.Name, Roles: r.Roles, EnrolledAt: enrolled[r.ID]}, nil
 }
 
 func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) ([]control.Service, error) {
@@ -98,8 +102,8 @@ func (b *controlBackend) IssueRouterCertificate(ctx context.Context, id string, 
 	return iss.ChainPEM, nil
 }
 
-// Subscribe turns store changes into assignment changes: a router's own edits concern that
-// router (and hubs); service changes concern every router; identity and policy changes concern
+// Subscribe turns store changes into assignment changes: a router's own edits and enrolments
+// (which supersede its earlier certificates) concern that router (and hubs); service changes concern every router; identity and policy changes concern
 // hubs only; status reports concern nobody.
 func (b *controlBackend) Subscribe(ctx context.Context) <-chan controlserver.Change {
 	in := b.c.Store.Subscribe(ctx)
@@ -114,6 +118,12 @@ func (b *controlBackend) Subscribe(ctx context.Context) <-chan controlserver.Cha
 			case ch.Collection == store.Services, ch.Collection == store.All:
 			case ch.Collection == store.Identities, ch.Collection == store.ServicePolicies:
 				c.HubsOnly = true
+			case ch.Collection == store.Keys && ch.Op == store.OpUpdate:
+				k, err := b.c.Store.GetKey(ctx, ch.ID)
+				if err != nil || k.Kind != api.KindRouter || k.UsedAt == nil {
+					continue // revoked, deleted meanwhile, or an identity's token
+				}
+				c.RouterID = k.SubjectID
 			default:
 				continue
 			}

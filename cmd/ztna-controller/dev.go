@@ -39,6 +39,7 @@ type devPorts struct {
 func devCommand() *cobra.Command {
 	var (
 		dataDir, edgeAddr, controlAddr, fabricAddr, metricsAddr, logFormat, logLevel string
+		records                                                                      string
 		certLifetime, heartbeat, linkTimeout                                         time.Duration
 		hubs                                                                         []string
 	)
@@ -47,7 +48,7 @@ func devCommand() *cobra.Command {
 		Short: "Start a zero-config local controller on loopback",
 		Long: `dev starts a controller for development and tests, with nothing to configure.
 
-On its first start it creates, in --data-dir: the network CA (ca.pem, ca-key.pem 0600), an
+On its first start it creates, in --data-dir (made 0700, its files 0600, also when it exists): the network CA (ca.pem, ca-key.pem 0600), an
 SQLite store (ztna.db), an admin token (admin-token, 0600), and picks free loopback ports for
 the edge API, control channel, fabric and metrics (dev-ports.json). It writes ztna.env (0600) with
 ZTNA_ADDR, ZTNA_TOKEN, ZTNA_CA_FINGERPRINT and ZTNA_CA_FILE, and prints the endpoints.
@@ -64,12 +65,15 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			if err != nil {
 				return err
 			}
+			if _, err := fabric.ParseRecords(records); err != nil {
+				return fmt.Errorf("%w: --fabric-records: %w", errUsage, err)
+			}
 			dir, err := filepath.Abs(dataDir)
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return fmt.Errorf("create data dir: %w", err)
+			if err := privateDataDir(dir); err != nil {
+				return err
 			}
 			ports, err := loadOrPickPorts(dir, devPorts{Edge: edgeAddr, Control: controlAddr, Fabric: fabricAddr, Metrics: metricsAddr})
 			if err != nil {
@@ -92,6 +96,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				certLifetime:      certLifetime,
 				heartbeatInterval: heartbeat,
 				linkTimeout:       linkTimeout,
+				fabricRecords:     fabric.Records(records),
 				logger:            logger,
 			}
 			c, done, err := start(cmd.Context(), s)
@@ -107,6 +112,10 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			env := fmt.Sprintf("ZTNA_ADDR=%s\nZTNA_TOKEN=%s\nZTNA_CA_FINGERPRINT=%s\nZTNA_CA_FILE=%s\nZTNA_CONTROL_ADDR=%s\nZTNA_FABRIC_ADDR=%s\n",
 				edgeURL, token, c.CA.Fingerprint(), filepath.Join(dir, pki.CACertFile), ports.Control, ports.Fabric)
 			if err := atomicfile.Write(filepath.Join(dir, devEnvFile), []byte(env), 0o600); err != nil {
+				return err
+			}
+			// Again, for what the controller created since: ca.pem, the store's -wal and -shm.
+			if err := tightenFiles(dir); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -138,9 +147,54 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 	f.DurationVar(&certLifetime, "cert-lifetime", pki.DefaultCertLifetime, "lifetime of router and identity certificates (e.g. 30s for renewal tests)")
 	f.DurationVar(&linkTimeout, "link-timeout", fabric.DefaultKeepaliveTimeout, "embedded hub: how long a link may stay silent before it is closed and its streams are cut (run: fabric.link_timeout)")
 	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")
+	f.StringVar(&records, "fabric-records", "", "what carries the embedded hub's TLS records: tlsrecord or crypto-tls (crypto/tls's own); default $"+fabric.RecordsEnv+", else tlsrecord")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// privateDataDir creates dir 0700, or makes an existing one 0700, and its files 0600: the
+// directory holds the CA key, the admin token and the store with every object, and a dir
+// created by hand (or by an earlier version) may be 0755 with 0644 files. The store file is
+// created 0600 before SQLite opens it, because SQLite gives its -wal and -shm files the
+// database file's permissions.
+func privateDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("make data dir %s private: %w", dir, err)
+	}
+	db, err := os.OpenFile(filepath.Join(dir, devStoreFile), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create store file: %w", err)
+	}
+	db.Close()
+	return tightenFiles(dir)
+}
+
+// tightenFiles makes every regular file directly in dir 0600 that is readable or writable by
+// others.
+func tightenFiles(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed meanwhile (SQLite's -shm at close)
+		} else if err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() || info.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(filepath.Join(dir, e.Name()), 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("make %s private: %w", e.Name(), err)
+		}
+	}
+	return nil
 }
 
 // loadOrPickPorts returns the saved ports, filling (and saving) those not saved yet from

@@ -46,6 +46,7 @@ type fileConfig struct {
 	TokenFile         string        `yaml:"token_file"`
 	CertLifetime      time.Duration `yaml:"cert_lifetime"`
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	FabricRecords     string        `yaml:"fabric_records"`
 	Fabric            struct {
 		LinkTimeout time.Duration `yaml:"link_timeout"`
 	} `yaml:"fabric"`
@@ -91,6 +92,8 @@ const configReference = `Configuration keys (YAML):
     link_timeout: 10s           # embedded hub: how long a router's or identity's link may stay silent
                                 # before it is closed and its streams are cut (new dials avoid it
                                 # after 1.5 s); routers and standalone hubs: ztna-router run --link-timeout
+  fabric_records: ""            # what carries the embedded hub's TLS records: tlsrecord or crypto-tls
+                                # (crypto/tls's own, the way back); default $ZTNA_FABRIC_RECORDS, else tlsrecord
   log:
     format: json                # json or text
     level: info                 # debug, info, warn or error
@@ -134,6 +137,11 @@ func (c *fileConfig) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen.Metrics); c.Listen.Metrics != "" && err != nil {
 		add("listen.metrics: %q is not host:port (e.g. \"127.0.0.1:9262\"; \"\" turns metrics off)", c.Listen.Metrics)
+	}
+	if c.FabricRecords != "" {
+		if _, err := fabric.ParseRecords(c.FabricRecords); err != nil {
+			add("fabric_records: %v", err)
+		}
 	}
 	switch c.Store.Driver {
 	case driverSQLite:
@@ -224,7 +232,7 @@ through any replica reaches the routers connected to every other.
 					controller.PlaneMetrics: fc.Listen.Metrics,
 				},
 				advertise: fc.endpoints(), hosts: fc.Hosts, certLifetime: fc.CertLifetime,
-				heartbeatInterval: fc.HeartbeatInterval, linkTimeout: fc.Fabric.LinkTimeout, logger: logger,
+				heartbeatInterval: fc.HeartbeatInterval, linkTimeout: fc.Fabric.LinkTimeout, fabricRecords: fabric.Records(fc.FabricRecords), logger: logger,
 			}
 			c, done, err := start(cmd.Context(), s)
 			if err != nil {

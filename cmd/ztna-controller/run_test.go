@@ -77,6 +77,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"short lifetime", "hosts: [a]\ncert_lifetime: 10ms\n", "cert_lifetime"},
 		{"bad duration", "hosts: [a]\ncert_lifetime: soon\n", "soon"},
 		{"short link timeout", "hosts: [a]\nfabric:\n  link_timeout: 1s\n", "fabric.link_timeout: 1s: want between 2s and 1h0m0s"},
+		{"bad fabric records", "hosts: [a]\nfabric_records: openssl\n", `fabric_records: fabric records "openssl": want "tlsrecord" or "crypto-tls"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := rootCommand()

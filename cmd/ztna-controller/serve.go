@@ -14,6 +14,7 @@ import (
 	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/embeddedhub"
+	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/logging"
 )
 
@@ -29,6 +30,7 @@ type settings struct {
 	certLifetime      time.Duration
 	heartbeatInterval time.Duration
 	linkTimeout       time.Duration // the embedded hub's; zero: fabric's default
+	fabricRecords     fabric.Records
 	logger            *slog.Logger
 }
 
@@ -70,7 +72,7 @@ func attachComponents(c *controller.Controller, s settings) {
 		Logger:            s.logger.With("plane", "control"),
 	}))
 	c.Attach(controller.PlaneFabric, embeddedhub.New(embeddedhub.Config{
-		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, LinkTimeout: s.linkTimeout, Metrics: c.Registry,
+		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, LinkTimeout: s.linkTimeout, Metrics: c.Registry, Records: s.fabricRecords,
 		Logger: s.logger.With("plane", "fabric"),
 	}))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -19,6 +20,7 @@ import (
 func runCommand() *cobra.Command {
 	var (
 		stateDir, localAddr, attestation, listen string
+		records                                  string
 		healthInterval, linkTimeout              time.Duration
 		asHub                                    bool
 		settings                                 daemon.Settings
@@ -56,6 +58,11 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			if err := fabric.CheckLinkTimeout("--link-timeout", linkTimeout); err != nil {
 				return err
 			}
+			if records != "" {
+				if _, err := fabric.ParseRecords(records); err != nil {
+					return fmt.Errorf("--fabric-records: %w", err)
+				}
+			}
 			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -77,7 +84,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			}
 			if asHub {
 				h, err := hubmode.New(hubmode.Config{StateDir: stateDir, Listen: listen, RouterID: r.Identity.ID(), CA: r.Identity.CA,
-					Certifier: r.Control, LinkTimeout: linkTimeout, Logger: log.With("component", "hub"), Metrics: r.Registry})
+					Certifier: r.Control, LinkTimeout: linkTimeout, Logger: log.With("component", "hub"), Metrics: r.Registry, Records: fabric.Records(records)})
 				if err != nil {
 					return err
 				}
@@ -86,7 +93,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 				r.Add("hub", h)
 			} else {
 				links := hosting.NewLinks(hosting.LinksConfig{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
-					Dialer: r.Dialer, LinkTimeout: linkTimeout, Logger: log.With("component", "fabric"), Metrics: r.Registry})
+					Dialer: r.Dialer, LinkTimeout: linkTimeout, Logger: log.With("component", "fabric"), Metrics: r.Registry, Records: fabric.Records(records)})
 				r.FollowHubs(links.SetHubs)
 				r.Add("fabric links", links)
 			}
@@ -102,6 +109,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	f.BoolVar(&asHub, "hub", false, "run as a standalone hub (the router needs the role hub) instead of linking to hubs")
 	f.StringVar(&listen, "listen", net.JoinHostPort("", strconv.Itoa(fabric.DefaultPort)), "fabric listen address of the hub (--hub only; a port below 1024 needs CAP_NET_BIND_SERVICE)")
 	f.DurationVar(&linkTimeout, "link-timeout", fabric.DefaultKeepaliveTimeout, "how long a fabric link may stay silent before it is closed and its streams are cut (new streams avoid it after 1.5 s); set the same on routers and hubs (controller: fabric.link_timeout)")
+	f.StringVar(&records, "fabric-records", "", "what carries the fabric links' TLS records: tlsrecord or crypto-tls (crypto/tls's own, the way back); default $"+fabric.RecordsEnv+", else tlsrecord")
 	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
 	logs.Register(cmd.Flags(), "info")
 	return cmd

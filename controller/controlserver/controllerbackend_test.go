@@ -2,6 +2,7 @@ package controlserver_test
 
 import (
 	"context"
+	"crypto"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,8 @@ func TestControllerBackend(t *testing.T) {
 	c := controltest.StartWith(t, ca, b, "", controlserver.Config{HeartbeatInterval: 100 * time.Millisecond, LastSeenInterval: 200 * time.Millisecond,
 		Logger: log})
 
-	conn, err := c.Dial(t, ca, controltest.RouterCertificate(t, ca, r.ID, time.Hour))
+	cert := controltest.RouterCertificate(t, ca, r.ID, time.Hour)
+	conn, err := c.Dial(t, ca, cert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,9 +89,8 @@ func TestControllerBackend(t *testing.T) {
 		t.Fatalf("updated assignment %+v %v", a, err)
 	}
 
-	// Renewal goes through the issuer.
-	key, _ := pki.GenerateKey()
-	csr, _ := pki.NewCSR(key, "x")
+	// Renewal goes through the issuer, for the router's own key.
+	csr, _ := pki.NewCSR(cert.PrivateKey.(crypto.Signer), "x")
 	conn.Send(control.TypeRenew, 1, control.Renew{CSR: string(csr)})
 	var rn control.Renewed
 	for {

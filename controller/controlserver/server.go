@@ -31,6 +31,10 @@ type Router struct {
 	ID    string
 	Name  string
 	Roles []string
+	// EnrolledAt is when the router's latest enrolment consumed its registration key (zero:
+	// never enrolled). Certificates issued before it are superseded (pki.Superseded): a router
+	// re-enrolled with a new key leaves its old certificate without a session or renewal.
+	EnrolledAt time.Time
 }
 
 // Backend is the controller state the control channel reads and writes.
@@ -52,8 +56,8 @@ type Backend interface {
 	// the PEM chain, leaf first.
 	IssueRouterCertificate(ctx context.Context, id string, csrPEM []byte) ([]byte, error)
 	// Subscribe returns a channel that receives a Change after every change to routers' names or
-	// roles, deletions, and changes to services (not after status writes); it is closed when ctx
-	// ends.
+	// roles, deletions, enrolments (a session whose certificate one superseded is revoked), and
+	// changes to services (not after status writes); it is closed when ctx ends.
 	Subscribe(ctx context.Context) <-chan Change
 }
 

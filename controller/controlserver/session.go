@@ -2,6 +2,7 @@ package controlserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -27,8 +28,11 @@ type session struct {
 	cancel context.CancelFunc
 	hub    bool // runs as a standalone hub: gets snapshots and a hub certificate
 
+	key crypto.PublicKey // the key of the certificate the session authenticated with: renewals keep it
+
 	mu      sync.Mutex
 	expires time.Time // NotAfter of the router's newest certificate
+	issued  time.Time // and when it was issued: once superseded by an enrolment, the session ends
 
 	// What the backend last got from a heartbeat (used by the reader goroutine only).
 	persistedAt     time.Time
@@ -80,6 +84,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		s.refuse(conn, log, err)
 		return
 	}
+	// Refused before it can replace a session: an old certificate must not kick the
+	// re-enrolled router off.
+	if pki.Superseded(pki.IssuedAt(leaf), router.EnrolledAt) {
+		s.revokeSuperseded(conn, log, pki.IssuedAt(leaf), router.EnrolledAt)
+		return
+	}
 	if hello.Hub {
 		if err := s.hubAllowed(router); err != nil {
 			log.Warn("refusing hub", "error", err)
@@ -92,7 +102,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	defer cancel()
 	now := time.Now()
 	ss := &session{s: s, id: id, conn: conn, log: log, kick: make(chan struct{}, 1), cancel: cancel, hub: hello.Hub,
-		expires: leaf.NotAfter, persistedAt: now}
+		key: leaf.PublicKey, expires: leaf.NotAfter, issued: pki.IssuedAt(leaf), persistedAt: now}
 	s.mu.Lock()
 	if old := s.sessions[id]; old != nil {
 		log.Info("router reconnected; closing its previous session")
@@ -139,6 +149,29 @@ func (s *Server) refuse(conn *control.Conn, log *slog.Logger, err error) {
 	conn.Send(control.TypeError, 0, control.Error{Message: "controller cannot look up this router; retry later"})
 }
 
+// revokeSuperseded ends the session of a certificate issued (at issued) before the router's
+// latest enrolment: that certificate will never be accepted again, so the router is told it
+// is revoked (ztna-router run exits 3) instead of retrying.
+func (s *Server) revokeSuperseded(conn *control.Conn, log *slog.Logger, issued, enrolled time.Time) {
+	log.Warn("refusing a superseded router certificate", "issued_at", issued.UTC(), "enrolled_at", enrolled.UTC())
+	conn.Send(control.TypeRevoked, 0, control.Revoked{Reason: fmt.Sprintf(
+		"this certificate was issued at %s, before the router was enrolled again at %s: only the newer enrolment's certificate is accepted",
+		issued.UTC().Format(time.RFC3339), enrolled.UTC().Format(time.RFC3339))})
+}
+
+// superseded reports whether the session's newest certificate predates the router's latest
+// enrolment, ending the session if so.
+func (ss *session) superseded(r Router) bool {
+	ss.mu.Lock()
+	issued := ss.issued
+	ss.mu.Unlock()
+	if !pki.Superseded(issued, r.EnrolledAt) {
+		return false
+	}
+	ss.s.revokeSuperseded(ss.conn, ss.log, issued, r.EnrolledAt)
+	return true
+}
+
 // drop unregisters a finished session and records the router offline unless a newer session
 // already took over.
 func (s *Server) drop(ss *session) {
@@ -178,6 +211,9 @@ func (ss *session) run(ctx context.Context) {
 		if err != nil {
 			ss.log.Error("cannot look up router", "error", err)
 			return ctx.Err() == nil // keep the session; the next change retries
+		}
+		if ss.superseded(r) {
+			return false
 		}
 		if ss.hub {
 			if err := ss.s.hubAllowed(r); err != nil {
@@ -321,6 +357,10 @@ func (ss *session) renew(ctx context.Context, r control.Renew) control.Renewed {
 	default:
 		return control.Renewed{Error: fmt.Sprintf("unknown certificate kind %q", r.Kind)}
 	}
+	if err := ss.renewable(ctx, []byte(r.CSR)); err != nil {
+		ss.log.Warn("certificate renewal refused", "error", err)
+		return control.Renewed{Error: err.Error()}
+	}
 	chain, err := ss.s.backend.IssueRouterCertificate(ctx, ss.id, []byte(r.CSR))
 	if err != nil {
 		ss.log.Warn("certificate renewal refused", "error", err)
@@ -332,10 +372,35 @@ func (ss *session) renew(ctx context.Context, r control.Renew) control.Renewed {
 		return control.Renewed{Error: "controller issued an unreadable certificate"}
 	}
 	ss.mu.Lock()
-	ss.expires = leaf.NotAfter
+	ss.expires, ss.issued = leaf.NotAfter, pki.IssuedAt(leaf)
 	ss.mu.Unlock()
 	ss.log.Info("router certificate renewed", "expires", leaf.NotAfter.UTC())
 	return control.Renewed{Certificate: string(chain)}
+}
+
+// renewable refuses a router renewal for another key than the session's certificate's (a
+// router renews for the key it enrolled with; a new key takes a new enrolment) and one whose
+// session's certificate an enrolment superseded since the session began.
+func (ss *session) renewable(ctx context.Context, csrPEM []byte) error {
+	csr, err := pki.ParseCSR(csrPEM)
+	if err != nil {
+		return err
+	}
+	if !pki.PublicKeysEqual(ss.key, csr.PublicKey) {
+		return errors.New("router renewal keeps the router's key: the CSR must be for the key of the certificate this session authenticated with (a new key takes a new enrolment)")
+	}
+	r, err := ss.s.backend.Router(ctx, ss.id)
+	if err != nil {
+		return fmt.Errorf("cannot check the router: %w", err)
+	}
+	ss.mu.Lock()
+	issued := ss.issued
+	ss.mu.Unlock()
+	if pki.Superseded(issued, r.EnrolledAt) {
+		ss.poke() // the session loop revokes the session
+		return errors.New("certificate superseded: the router was enrolled again since this certificate was issued")
+	}
+	return nil
 }
 
 // hubCertificate issues a hub session its fabric certificate. It does not move the session's

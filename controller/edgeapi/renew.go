@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/controller/issuer"
+	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/pki"
 )
@@ -124,27 +125,19 @@ func (s *Server) renewingIdentity(r *http.Request, now time.Time) (string, *api.
 
 // supersededBy refuses a certificate issued before the identity's latest enrolment: after an
 // enrolment token is reissued and used (say, because a host or its key was lost), certificates
-// from the earlier enrolment expire rather than renew. An enrolment consumes its token before
-// the certificate is issued, so the enrolment's own certificate and its renewals pass; the
-// second of slack covers certificate times being whole seconds.
+// from the earlier enrolment expire rather than renew (pki.Superseded).
 func (s *Server) supersededBy(r *http.Request, id string) (*api.Problem, error) {
-	keys, err := s.store.ListKeys(r.Context(), api.KindIdentity)
+	enrolled, err := store.LatestEnrolments(r.Context(), s.store, api.KindIdentity)
 	if err != nil {
 		return nil, err
 	}
-	var latest time.Time
-	for _, k := range keys {
-		if k.SubjectID == id && k.UsedAt != nil && k.UsedAt.After(latest) {
-			latest = *k.UsedAt
-		}
-	}
-	issued := pki.IssuedAt(r.TLS.PeerCertificates[0])
-	if latest.IsZero() || !issued.Add(time.Second).Before(latest) {
+	leaf, latest := r.TLS.PeerCertificates[0], enrolled[id]
+	if !pki.Superseded(pki.IssuedAt(leaf), latest) {
 		return nil, nil
 	}
 	return &api.Problem{Type: api.ProblemCertInvalid, Title: "Certificate superseded", Status: http.StatusUnauthorized,
 		Detail: fmt.Sprintf("this certificate of identity %s was issued at %s, before the identity was enrolled again at %s; use the identity file of the newer enrolment",
-			id, issued.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))}, nil
+			id, pki.IssuedAt(leaf).UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))}, nil
 }
 
 func identityDeleted(id string) *api.Problem {

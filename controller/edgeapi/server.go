@@ -4,6 +4,7 @@
 package edgeapi
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -142,25 +144,31 @@ func (s *Server) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(h[:], s.tokenHash[:]) == 1
 }
 
-// decode reads one JSON object into v, rejecting unknown fields, trailing data and bodies
-// over maxBody; the problem names the offending field where JSON allows it.
+// decode reads one JSON object into v (a pointer), rejecting unknown fields, field names that
+// match only case-insensitively, duplicate keys, a null body, trailing data and bodies over
+// maxBody; the problem names the offending field where JSON allows it. Every route's body
+// goes through it.
 func decode(w http.ResponseWriter, r *http.Request, v any) *api.Problem {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &api.Problem{Type: api.ProblemTooLarge, Title: "Request too large", Status: http.StatusRequestEntityTooLarge,
+			Detail: fmt.Sprintf("the body exceeds %d bytes", maxBody)}
+	} else if err != nil {
+		return malformed("cannot read the body: "+err.Error(), nil)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if _, extra := dec.Token(); extra != io.EOF {
 			return malformed("the body must hold exactly one JSON object", nil)
 		}
-		return nil
+		return strictFields(data, reflect.TypeOf(v))
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	var tooBig *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooBig):
-		return &api.Problem{Type: api.ProblemTooLarge, Title: "Request too large", Status: http.StatusRequestEntityTooLarge,
-			Detail: fmt.Sprintf("the body exceeds %d bytes", maxBody)}
 	case errors.Is(err, io.EOF):
 		return malformed("the body is empty; send a JSON object", nil)
 	case errors.As(err, &syn):

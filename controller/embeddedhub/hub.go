@@ -29,7 +29,7 @@ import (
 )
 
 // Snapshot reads what a hub needs from the store: every service (with its router roles),
-// router (roles, cost), identity (roles) and service policy.
+// router (roles, cost, latest enrolment), identity (roles) and service policy.
 func Snapshot(ctx context.Context, st store.Store) (control.HubSnapshot, error) {
 	snap := control.HubSnapshot{Services: []control.HubService{}, Routers: []control.HubRouter{},
 		Identities: []control.HubIdentity{}, Policies: []control.HubPolicy{}}
@@ -48,8 +48,12 @@ func Snapshot(ctx context.Context, st store.Store) (control.HubSnapshot, error) 
 	if err != nil {
 		return snap, err
 	}
+	enrolled, err := store.LatestEnrolments(ctx, st, api.KindRouter)
+	if err != nil {
+		return snap, err
+	}
 	for _, r := range routers {
-		snap.Routers = append(snap.Routers, control.HubRouter{ID: r.ID, Roles: r.Roles, Cost: r.Cost})
+		snap.Routers = append(snap.Routers, control.HubRouter{ID: r.ID, Roles: r.Roles, Cost: r.Cost, EnrolledAt: enrolled[r.ID]})
 	}
 	identities, err := st.ListIdentities(ctx)
 	if err != nil {
@@ -68,14 +72,17 @@ func Snapshot(ctx context.Context, st store.Store) (control.HubSnapshot, error) 
 	return snap, nil
 }
 
-// Affects reports whether a store change can change a hub snapshot: anything but keys and
-// the status reports routers send.
+// Affects reports whether a store change can change a hub snapshot: anything but the status
+// reports routers send and keys created or deleted (a key used is a router's enrolment, a
+// key revoked is cheaper to rebuild for than to tell apart).
 func Affects(c store.Change) bool {
 	switch c.Collection {
 	case store.Services, store.Identities, store.ServicePolicies, store.All:
 		return true
 	case store.Routers:
 		return c.Op != store.OpState
+	case store.Keys:
+		return c.Op == store.OpUpdate
 	}
 	return false
 }
@@ -91,6 +98,8 @@ type Config struct {
 	// Metrics receives the hub's metrics (links, dials, per-router health and cost).
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
+	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records).
+	Records fabric.Records
 }
 
 // Embedded is the controller's hub: a controller.Component for the fabric plane.
@@ -106,7 +115,7 @@ func New(cfg Config) *Embedded {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	node := hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
-		KeepaliveTimeout: cfg.LinkTimeout, Logger: cfg.Logger, Metrics: cfg.Metrics})
+		KeepaliveTimeout: cfg.LinkTimeout, Logger: cfg.Logger, Metrics: cfg.Metrics, Records: cfg.Records})
 	return &Embedded{store: cfg.Store, node: node, log: cfg.Logger}
 }
 

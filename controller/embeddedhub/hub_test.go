@@ -85,6 +85,7 @@ func TestAffects(t *testing.T) {
 		{store.Change{Collection: store.All}, true},
 		{store.Change{Collection: store.Routers, Op: store.OpState}, false},
 		{store.Change{Collection: store.Keys, Op: store.OpCreate}, false},
+		{store.Change{Collection: store.Keys, Op: store.OpUpdate}, true}, // a router enrolled again
 	}
 	for _, tt := range tests {
 		if got := embeddedhub.Affects(tt.c); got != tt.want {

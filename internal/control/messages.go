@@ -216,11 +216,14 @@ type HubService struct {
 	RouterRoles []string `json:"router_roles"`
 }
 
-// HubRouter is a router with its roles and operator-set static cost (milliseconds).
+// HubRouter is a router with its roles, operator-set static cost (milliseconds) and the time
+// of its latest enrolment: hubs refuse links with certificates issued before it
+// (pki.Superseded). Zero (absent: never enrolled, or an earlier controller) refuses none.
 type HubRouter struct {
-	ID    string   `json:"id"`
-	Roles []string `json:"roles"`
-	Cost  int      `json:"cost,omitempty"`
+	ID         string    `json:"id"`
+	Roles      []string  `json:"roles"`
+	Cost       int       `json:"cost,omitempty"`
+	EnrolledAt time.Time `json:"enrolled_at,omitzero"`
 }
 
 // HubIdentity is a client identity with its roles.

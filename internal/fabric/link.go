@@ -3,6 +3,7 @@ package fabric
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/ztna/ztna/internal/fabric/mux"
 	"github.com/ztna/ztna/internal/pki"
-	"github.com/ztna/ztna/internal/tlsrecord"
 )
 
 // Multiplexer tuning.
@@ -93,6 +93,17 @@ type LinkConfig struct {
 	// packet capture can be decrypted (Wireshark) — for debugging only. It never exposes
 	// end-to-end encrypted stream contents: those stay ciphertext inside the link.
 	KeyLog io.Writer
+	// Records chooses what carries the TLS records after the handshake; empty: RecordsEnv's
+	// value, else RecordsTLSRecord.
+	Records Records
+}
+
+func (c LinkConfig) check() error {
+	if err := c.Credentials.check(); err != nil {
+		return err
+	}
+	_, err := c.records()
+	return err
 }
 
 func (c *LinkConfig) defaults() {
@@ -120,11 +131,13 @@ func muxConfig(rtt func() time.Duration) mux.Config {
 
 // Link is an established fabric connection carrying streams.
 type Link struct {
-	peer Peer
-	cfg  LinkConfig
-	sess *mux.Session
-	conn net.Conn // the TCP connection under TLS, for addresses
-	tc   *tlsrecord.Conn
+	records  Records
+	peer     Peer
+	peerCert *x509.Certificate // the peer's verified leaf certificate
+	cfg      LinkConfig
+	sess     *mux.Session
+	conn     net.Conn // the TCP connection under TLS, for addresses
+	tc       recordConn
 
 	ctrl   *mux.Stream
 	ctrlMu sync.Mutex // serialises pings and pongs on ctrl
@@ -190,21 +203,20 @@ func Accept(ctx context.Context, conn net.Conn, cfg LinkConfig) (*Link, error) {
 
 func establish(ctx context.Context, raw net.Conn, tlsCfg *tls.Config, cfg LinkConfig, client bool) (*Link, error) {
 	cfg.defaults()
-	var tc *tlsrecord.Conn
-	var err error
-	if client {
-		tc, err = tlsrecord.Client(ctx, raw, tlsCfg)
-	} else {
-		tc, err = tlsrecord.Server(ctx, raw, tlsCfg)
-	}
+	rec, err := cfg.records()
 	if err != nil {
 		return nil, err
 	}
-	peer, err := peerOf(tc.ConnectionState())
+	tc, err := handshake(ctx, raw, tlsCfg, client, rec)
 	if err != nil {
 		return nil, err
 	}
-	l := &Link{peer: peer, cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
+	cs := tc.ConnectionState()
+	peer, err := peerOf(cs)
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{records: rec, peer: peer, peerCert: cs.PeerCertificates[0], cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
 	tuneTCP(raw, cfg.KeepaliveTimeout)
 	if client {
 		l.sess, err = mux.Client(tc, muxConfig(l.BaseRTT))
@@ -434,6 +446,12 @@ func (l *Link) closeWith(err error) {
 
 // Peer is the authenticated other end.
 func (l *Link) Peer() Peer { return l.peer }
+
+// Records says what carries the link's TLS records.
+func (l *Link) Records() Records { return l.records }
+
+// PeerCertificate is the leaf certificate the peer authenticated with.
+func (l *Link) PeerCertificate() *x509.Certificate { return l.peerCert }
 
 // RemoteAddr is the network address of the other end.
 func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }

@@ -59,6 +59,8 @@ type Config struct {
 	Metrics     prometheus.Registerer // nil: no metrics
 	// KeyLog receives the links' TLS secrets (debugging only; see fabric.LinkConfig.KeyLog).
 	KeyLog io.Writer
+	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records).
+	Records fabric.Records
 }
 
 // Hub relays client streams to routers.
@@ -103,7 +105,7 @@ func New(cfg Config) *Hub {
 		linkCfg: fabric.LinkConfig{
 			Credentials: cfg.Credentials, Logger: cfg.Logger,
 			KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveTimeout: cfg.KeepaliveTimeout,
-			KeyLog: cfg.KeyLog,
+			KeyLog: cfg.KeyLog, Records: cfg.Records,
 		},
 		log:     cfg.Logger,
 		metrics: newMetrics(cfg.Metrics),
@@ -119,6 +121,10 @@ func New(cfg Config) *Hub {
 
 // ErrNotListed refuses a link from a router or identity the current snapshot does not list.
 var ErrNotListed = errors.New("not in the hub's policy snapshot (deleted at the controller?)")
+
+// ErrSuperseded refuses a link whose router certificate was issued before the router's latest
+// enrolment.
+var ErrSuperseded = errors.New("certificate superseded: the router was enrolled again since it was issued")
 
 // authorizeLink admits at link setup only peers the current snapshot admits, then asks
 // cfg.Authorize.
@@ -151,10 +157,10 @@ func (h *Hub) Update(s Snapshot) {
 			}
 		}
 	}
-	for peer, links := range h.links {
-		if !ix.admits(peer) {
-			for l := range links {
-				cut = append(cut, func() { h.cutLink(l) })
+	for _, links := range h.links {
+		for l := range links {
+			if err := ix.admitLink(l); err != nil {
+				cut = append(cut, func() { h.cutLink(l, err) })
 			}
 		}
 	}
@@ -175,9 +181,9 @@ func (h *Hub) cutStream(identity string, r *relayed) {
 	r.router.Close()
 }
 
-func (h *Hub) cutLink(l *fabric.Link) {
+func (h *Hub) cutLink(l *fabric.Link, why error) {
 	peer := l.Peer()
-	h.log.Info("link cut: no longer in the policy snapshot", "peer", peer.String())
+	h.log.Info("link cut: no longer in the policy snapshot", "peer", peer.String(), "err", why)
 	h.metrics.linksRevoked.WithLabelValues(peer.Kind).Inc()
 	l.Close()
 }
@@ -225,12 +231,14 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	defer stop()
 	defer link.Close()
 	peer := link.Peer()
-	if !h.register(link) { // a snapshot installed during the handshake no longer lists it
-		h.log.Info("link refused", "peer", peer.String(), "remote", link.RemoteAddr().String(), "err", ErrNotListed)
+	// Refused after the handshake: superseded (the authorizer sees no certificate), or a
+	// snapshot installed during the handshake no longer lists it.
+	if err := h.register(link); err != nil {
+		h.log.Info("link refused", "peer", peer.String(), "remote", link.RemoteAddr().String(), "err", err)
 		return
 	}
 	defer h.unregister(link)
-	h.log.Info("link up", "peer", peer.String(), "remote", link.RemoteAddr().String())
+	h.log.Info("link up", "peer", peer.String(), "remote", link.RemoteAddr().String(), "records", link.Records())
 	switch peer.Kind {
 	case api.KindRouter:
 		h.metrics.routerLinks.Inc()
@@ -245,13 +253,13 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	h.log.Info("link down", "peer", peer.String(), "err", link.Err())
 }
 
-// register lists a new link, unless the current snapshot does not admit its peer.
-func (h *Hub) register(l *fabric.Link) bool {
+// register lists a new link, unless the current snapshot does not admit it.
+func (h *Hub) register(l *fabric.Link) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	peer := l.Peer()
-	if !h.ix.Load().admits(peer) {
-		return false
+	if err := h.ix.Load().admitLink(l); err != nil {
+		return err
 	}
 	if h.links[peer] == nil {
 		h.links[peer] = map[*fabric.Link]struct{}{}
@@ -260,7 +268,7 @@ func (h *Hub) register(l *fabric.Link) bool {
 	if peer.Kind == api.KindRouter {
 		h.routers[peer.ID] = append(h.routers[peer.ID], l)
 	}
-	return true
+	return nil
 }
 
 func (h *Hub) unregister(l *fabric.Link) {

@@ -5,10 +5,12 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/internal/target"
 )
 
@@ -29,11 +31,13 @@ type Service struct {
 }
 
 // Router is a router that may host services, with its operator-set static cost (in
-// milliseconds, added to the link's round-trip time when routing).
+// milliseconds, added to the link's round-trip time when routing) and its latest enrolment:
+// links with a certificate issued before EnrolledAt are refused (zero refuses none).
 type Router struct {
-	ID    string
-	Roles []string
-	Cost  int
+	ID         string
+	Roles      []string
+	Cost       int
+	EnrolledAt time.Time
 }
 
 // Identity is a client identity and its roles.
@@ -52,7 +56,7 @@ type Policy struct {
 type index struct {
 	byAddr  map[string][]*service // normalised address → services at that address
 	allowed map[string][]*service // identity id → services it may dial, by name; every listed identity has a key
-	routers map[string]bool       // listed router ids
+	routers map[string]time.Time  // listed router ids → latest enrolment
 	// fromController: built from a snapshot Update installed, not the empty one New starts with.
 	fromController bool
 }
@@ -68,9 +72,9 @@ type hostRef struct {
 }
 
 func compile(s Snapshot) *index {
-	ix := &index{byAddr: map[string][]*service{}, allowed: map[string][]*service{}, routers: map[string]bool{}}
+	ix := &index{byAddr: map[string][]*service{}, allowed: map[string][]*service{}, routers: map[string]time.Time{}}
 	for _, r := range s.Routers {
-		ix.routers[r.ID] = true
+		ix.routers[r.ID] = r.EnrolledAt
 	}
 	byName := map[string]*service{}
 	for _, in := range s.Services {
@@ -147,9 +151,24 @@ func (ix *index) admits(peer fabric.Peer) bool {
 		_, listed := ix.allowed[peer.ID]
 		return listed
 	case api.KindRouter:
-		return ix.routers[peer.ID]
+		_, listed := ix.routers[peer.ID]
+		return listed
 	}
 	return true
+}
+
+// admitLink is admits for a link's peer (ErrNotListed) and, for a router, its certificate:
+// one issued before the router's latest enrolment (the router was enrolled again, with a new
+// key, say after its host was lost) is ErrSuperseded.
+func (ix *index) admitLink(l *fabric.Link) error {
+	peer := l.Peer()
+	if !ix.admits(peer) {
+		return ErrNotListed
+	}
+	if peer.Kind == api.KindRouter && pki.Superseded(pki.IssuedAt(l.PeerCertificate()), ix.routers[peer.ID]) {
+		return ErrSuperseded
+	}
+	return nil
 }
 
 // visible lists the services identity may dial.

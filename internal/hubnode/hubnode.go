@@ -109,7 +109,7 @@ func Convert(s control.HubSnapshot) hub.Snapshot {
 		out.Services = append(out.Services, hub.Service{Service: svc.Service, RouterRoles: svc.RouterRoles})
 	}
 	for _, r := range s.Routers {
-		out.Routers = append(out.Routers, hub.Router{ID: r.ID, Roles: r.Roles, Cost: r.Cost})
+		out.Routers = append(out.Routers, hub.Router{ID: r.ID, Roles: r.Roles, Cost: r.Cost, EnrolledAt: r.EnrolledAt})
 	}
 	for _, i := range s.Identities {
 		out.Identities = append(out.Identities, hub.Identity{ID: i.ID, Roles: i.Roles})

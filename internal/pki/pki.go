@@ -45,6 +45,16 @@ const clockSkew = time.Minute
 // backdated by a fixed skew).
 func IssuedAt(c *x509.Certificate) time.Time { return c.NotBefore.Add(clockSkew) }
 
+// Superseded reports whether a certificate issued at issued (IssuedAt) came before its subject's latest enrolment at
+// enrolledAt (zero: no enrolment recorded): such a certificate belongs to an earlier
+// enrolment (a lost host, a leaked key) and is refused wherever the subject authenticates.
+// An enrolment is recorded before its certificate is issued, so the enrolment's own
+// certificate and its renewals pass; the second of slack covers certificate times being
+// whole seconds.
+func Superseded(issued, enrolledAt time.Time) bool {
+	return !enrolledAt.IsZero() && issued.Add(time.Second).Before(enrolledAt)
+}
+
 // CA is the network certificate authority.
 type CA struct {
 	Cert    *x509.Certificate
@@ -174,7 +184,7 @@ func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA key: %w", err)
 	}
-	if !publicKeysEqual(key.Public(), cert.PublicKey) {
+	if !PublicKeysEqual(key.Public(), cert.PublicKey) {
 		return nil, errors.New("the CA key does not belong to the CA certificate")
 	}
 	return &CA{Cert: cert, CertPEM: EncodeCert(cert.Raw), key: key}, nil
@@ -312,7 +322,8 @@ func randomSerial() *big.Int {
 	return n
 }
 
-func publicKeysEqual(a, b crypto.PublicKey) bool {
+// PublicKeysEqual reports whether a and b are the same public key.
+func PublicKeysEqual(a, b crypto.PublicKey) bool {
 	ka, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ka.Equal(b)
 }

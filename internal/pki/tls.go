@@ -73,7 +73,7 @@ func TLSCertificate(chainPEM []byte, key crypto.Signer) (*tls.Certificate, error
 	if err != nil {
 		return nil, err
 	}
-	if !publicKeysEqual(key.Public(), certs[0].PublicKey) {
+	if !PublicKeysEqual(key.Public(), certs[0].PublicKey) {
 		return nil, errors.New("private key does not match the certificate")
 	}
 	c := &tls.Certificate{PrivateKey: key, Leaf: certs[0]}

@@ -29,6 +29,8 @@ type LinksConfig struct {
 	LinkTimeout time.Duration
 	Logger      *slog.Logger
 	Metrics     prometheus.Registerer // nil: no metrics
+	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records).
+	Records fabric.Records
 }
 
 // Links is the router daemon's component around Host: it keeps a fabric link to every hub —
@@ -52,7 +54,7 @@ func NewLinks(cfg LinksConfig) *Links {
 	host := New(Config{
 		Endpoint: e2e.NewEndpoint(cfg.Cert, cfg.CA),
 		Dialer:   cfg.Dialer,
-		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}, KeepaliveTimeout: cfg.LinkTimeout},
+		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}, KeepaliveTimeout: cfg.LinkTimeout, Records: cfg.Records},
 		Logger:   cfg.Logger,
 		Metrics:  cfg.Metrics,
 	})

@@ -59,6 +59,7 @@ type Config struct {
 	LinkTimeout time.Duration
 	Logger      *slog.Logger
 	Metrics     prometheus.Registerer // nil: no metrics
+	Records     fabric.Records        // what carries the links' TLS records (fabric.LinkConfig.Records)
 }
 
 // Hub is the component.
@@ -90,7 +91,7 @@ func New(cfg Config) (*Hub, error) {
 		cfg.Metrics.MustRegister(h.expiry)
 	}
 	h.node = hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: h.slot, CA: cfg.CA}, KeepaliveTimeout: cfg.LinkTimeout,
-		Logger: cfg.Logger, Metrics: cfg.Metrics})
+		Logger: cfg.Logger, Metrics: cfg.Metrics, Records: cfg.Records})
 	if raw, err := os.ReadFile(filepath.Join(cfg.StateDir, CertFile)); err == nil {
 		if err := h.install(raw); err != nil {
 			h.log.Warn("ignoring the saved hub certificate", "error", err)

@@ -5,10 +5,14 @@ package controltest
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
+	"net/url"
 	"slices"
 	"sync"
 	"testing"
@@ -58,6 +62,16 @@ func (b *Backend) PutRouter(r controlserver.Router) {
 	b.routers[r.ID] = r
 	b.mu.Unlock()
 	b.notify(r.ID)
+}
+
+// EnrolQuietly records router id as enrolled again at at without telling the sessions, as a
+// change feed that has not delivered the enrolment yet.
+func (b *Backend) EnrolQuietly(id string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.routers[id]
+	r.EnrolledAt = at
+	b.routers[id] = r
 }
 
 // DeleteRouter deletes a router.
@@ -311,4 +325,42 @@ func (c *Controller) Dial(t testing.TB, ca *pki.CA, cert *tls.Certificate) (*con
 	}
 	t.Cleanup(func() { nc.Close() })
 	return control.NewConn(nc), nil
+}
+
+// RouterCertificateIssuedAt is RouterCertificate as if issued at issued (NotBefore backdated by
+// the same skew the CA uses), for tests of what an enrolment since then supersedes: the CA
+// issues as of now only.
+func RouterCertificateIssuedAt(t testing.TB, ca *pki.CA, id string, issued time.Time, lifetime time.Duration) *tls.Certificate {
+	t.Helper()
+	key, err := pki.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKeyPEM, err := ca.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := pki.ParseKeyPEM(caKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(issued.UnixNano()),
+		NotBefore:    issued.Add(-time.Minute), NotAfter: issued.Add(lifetime),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs:        []*url.URL{pki.URI(api.KindRouter, id)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.TLSCertificate(append(pki.EncodeCert(der), ca.CertPEM...), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pki.IssuedAt(cert.Leaf); !got.Equal(issued.Truncate(time.Second)) {
+		t.Fatalf("certificate issued at %v, want %v (the CA's skew changed?)", got, issued)
+	}
+	return cert
 }
