@@ -107,7 +107,8 @@ func (e *registrationKeyEphemeral) Open(ctx context.Context, req ephemeral.OpenR
 	m.ExpiresAt = timeString(&out.ExpiresAt)
 	resp.Diagnostics.Append(resp.Result.Set(ctx, &m)...)
 	if m.RevokeUnused.IsNull() || m.RevokeUnused.ValueBool() {
-		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyID, []byte(`"`+out.ID+`"`))...)
+		b, _ := json.Marshal(out.ID)
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyID, b)...)
 	}
 }
 

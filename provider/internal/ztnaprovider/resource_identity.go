@@ -96,7 +96,7 @@ func (r *identityResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				"replaced by a new one whenever `token_keepers` or `token_ttl` changes. To keep the token out of state, use the "+
 				"`ztna_identity_enrollment_token` ephemeral resource instead.",
 				"To hand the identity a token again (token expired unused, certificate expired, or after import), "+
-					"change `token_keepers`."),
+					"change `token_keepers`, or use `ztna_identity_enrollment_token`."),
 			"token_expires_at": expiresAtAttribute("enrolment token"),
 			"enrolled": schema.BoolAttribute{
 				Computed:            true,
