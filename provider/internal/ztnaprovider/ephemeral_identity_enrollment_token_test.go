@@ -86,8 +86,8 @@ resource "terraform_data" "enroll" {
 	// Every run reissued a token (the apply once: its plan had no identity id yet; then 3
 	// plans) and every one but the token the provisioner used was revoked when its run closed.
 	log := controller.Log()
-	reissued := len(regexp.MustCompile(`identity enrolment token reissued" identity_id=` + f.Config.ID).FindAllString(log, -1))
-	revoked := len(regexp.MustCompile(`identity enrolment token revoked" identity_id=` + f.Config.ID).FindAllString(log, -1))
+	reissued := len(regexp.MustCompile(`identity enrolment token reissued" identity_id=`+f.Config.ID).FindAllString(log, -1))
+	revoked := len(regexp.MustCompile(`identity enrolment token revoked" identity_id=`+f.Config.ID).FindAllString(log, -1))
 	if reissued != 4 || revoked != reissued-1 {
 		t.Fatalf("%d tokens reissued, %d revoked at close: want 4 and 3", reissued, revoked)
 	}
