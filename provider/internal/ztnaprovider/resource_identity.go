@@ -187,14 +187,21 @@ func reissuesToken(plan, state identityModel) bool {
 	return keepers || ttl
 }
 
-// ModifyPlan plans a new enrolment token (unknown until apply) when token_keepers or
-// token_ttl change; otherwise the token and its expiry keep their state values.
+// ModifyPlan records the identity's roles for the policies planned after it, and plans a new
+// enrolment token (unknown until apply) when token_keepers or token_ttl change; otherwise the
+// token and its expiry keep their state values.
 func (r *identityResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
+	if req.Plan.Raw.IsNull() {
 		return
 	}
 	var plan, state identityModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if r.data != nil && !plan.Roles.IsUnknown() {
+		r.data.planned.addIdentityRoles(knownStrings(plan.Roles))
+	}
+	if req.State.Raw.IsNull() {
+		return
+	}
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() || !reissuesToken(plan, state) {
 		return
