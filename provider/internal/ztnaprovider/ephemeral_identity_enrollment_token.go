@@ -2,7 +2,6 @@ package ztnaprovider
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral/schema"
@@ -17,10 +16,6 @@ var (
 	_ ephemeral.EphemeralResourceWithConfigure = (*identityTokenEphemeral)(nil)
 	_ ephemeral.EphemeralResourceWithClose     = (*identityTokenEphemeral)(nil)
 )
-
-// privateIdentityID is where Open leaves, for Close, the id of the identity whose token to
-// revoke.
-const privateIdentityID = "identity_id"
 
 // identityTokenEphemeral hands out an identity's enrolment token without it resting in state
 // or in a plan file: a write-only attribute only carries a value into a provider, so a token
@@ -102,19 +97,14 @@ func (e *identityTokenEphemeral) Open(ctx context.Context, req ephemeral.OpenReq
 	m.Token = types.StringValue(out.EnrollmentToken)
 	m.ExpiresAt = timeString(&out.TokenExpiresAt)
 	resp.Diagnostics.Append(resp.Result.Set(ctx, &m)...)
-	if m.RevokeUnused.IsNull() || m.RevokeUnused.ValueBool() {
-		b, _ := json.Marshal(id)
-		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateIdentityID, b)...)
-	}
+	markForRevoke(ctx, resp, m.RevokeUnused, id)
 }
 
 // Close revokes the identity's unused tokens: the one Open reissued, unless it enrolled
 // someone during the run (Terraform closes after every consumer in the run is done).
 func (e *identityTokenEphemeral) Close(ctx context.Context, req ephemeral.CloseRequest, resp *ephemeral.CloseResponse) {
-	raw, diags := req.Private.GetKey(ctx, privateIdentityID)
-	resp.Diagnostics.Append(diags...)
-	var id string
-	if raw == nil || json.Unmarshal(raw, &id) != nil || id == "" {
+	id := toRevoke(ctx, req, &resp.Diagnostics)
+	if id == "" {
 		return // revoke_unused = false
 	}
 	client := e.data.requireClient(&resp.Diagnostics)

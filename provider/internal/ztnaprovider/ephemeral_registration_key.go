@@ -2,7 +2,6 @@ package ztnaprovider
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral/schema"
@@ -17,9 +16,6 @@ var (
 	_ ephemeral.EphemeralResourceWithConfigure = (*registrationKeyEphemeral)(nil)
 	_ ephemeral.EphemeralResourceWithClose     = (*registrationKeyEphemeral)(nil)
 )
-
-// privateKeyID is where Open leaves the id of the key it minted for Close.
-const privateKeyID = "key_id"
 
 // registrationKeyEphemeral mints a key that Terraform never writes to state or plan files:
 // the way to hand a key to a write-only attribute (a secret store's value_wo, a router host's
@@ -106,20 +102,15 @@ func (e *registrationKeyEphemeral) Open(ctx context.Context, req ephemeral.OpenR
 	m.Key = types.StringValue(out.Key)
 	m.ExpiresAt = timeString(&out.ExpiresAt)
 	resp.Diagnostics.Append(resp.Result.Set(ctx, &m)...)
-	if m.RevokeUnused.IsNull() || m.RevokeUnused.ValueBool() {
-		b, _ := json.Marshal(out.ID)
-		resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyID, b)...)
-	}
+	markForRevoke(ctx, resp, m.RevokeUnused, out.ID)
 }
 
 // Close revokes the key if nothing enrolled with it during the run. Terraform closes an
 // ephemeral resource after every consumer in the run is done, so an unused key here is one
 // that a plan minted, or that an apply handed to nothing that enrolled.
 func (e *registrationKeyEphemeral) Close(ctx context.Context, req ephemeral.CloseRequest, resp *ephemeral.CloseResponse) {
-	raw, diags := req.Private.GetKey(ctx, privateKeyID)
-	resp.Diagnostics.Append(diags...)
-	var id string
-	if raw == nil || json.Unmarshal(raw, &id) != nil || id == "" {
+	id := toRevoke(ctx, req, &resp.Diagnostics)
+	if id == "" {
 		return // revoke_unused = false, or nothing was minted
 	}
 	client := e.data.requireClient(&resp.Diagnostics)
