@@ -367,6 +367,24 @@ func TestReissueIdentityToken(t *testing.T) {
 		t.Fatalf("expired reissued token: %v", err)
 	}
 
+	// Revoked unused tokens are refused at enrolment; the enrolled identity stays enrolled.
+	revoked, err := e.client.ReissueIdentityToken(ctx, id.ID, api.IdentityTokenReissue{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.client.RevokeIdentityTokens(ctx, id.ID); err != nil || got.ID != id.ID || !got.Enrolled {
+		t.Fatalf("revoke tokens: %+v, %v", got, err)
+	}
+	if _, err := enroll.Identity(ctx, revoked.EnrollmentToken, filepath.Join(t.TempDir(), "revoked.json"), false, enroll.Options{}); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("token after revoke: %v, want revoked", err)
+	}
+	if st, p := e.raw(t, http.MethodPost, "/v1/identities/nosuchidentity/enrollment-token/revoke", testToken, ``); st != http.StatusNotFound || p.Type != api.ProblemNotFound {
+		t.Fatalf("revoke tokens of an unknown identity: %d %+v", st, p)
+	}
+	if st, _ := e.raw(t, http.MethodPost, "/v1/identities/"+id.ID+"/enrollment-token/revoke", "", ``); st != http.StatusUnauthorized {
+		t.Fatalf("revoke tokens without the admin token: %d", st)
+	}
+
 	if st, p := e.raw(t, http.MethodPost, "/v1/identities/"+id.ID+"/enrollment-token", testToken, `{"token_ttl_seconds": -5}`); st != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Field != "token_ttl_seconds" {
 		t.Fatalf("bad ttl: %d %+v", st, p)
 	}

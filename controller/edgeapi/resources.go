@@ -2,6 +2,7 @@ package edgeapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -153,6 +154,31 @@ func (s *Server) reissueIdentityToken(ctx context.Context, id string, in *api.Id
 	}
 	v.EnrollmentToken = s.keyString(tok, secret)
 	s.log.InfoContext(ctx, "identity enrolment token reissued", "identity_id", v.ID, "token_id", tok.ID, "token_expires_at", tok.ExpiresAt)
+	return v, nil
+}
+
+// revokeIdentityTokens revokes every unused enrolment token of an identity, so that a token
+// handed out for one enrolment that did not happen (Terraform's ephemeral token at the end
+// of a run) cannot be used later. A token used meanwhile stays used.
+func (s *Server) revokeIdentityTokens(ctx context.Context, id string) (*api.Identity, error) {
+	v, err := s.store.GetIdentity(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	toks, err := s.store.ListKeys(ctx, api.KindIdentity)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, k := range toks {
+		if k.SubjectID != id || k.State(now) != api.KeyUnused {
+			continue
+		}
+		if _, err := s.store.RevokeKey(ctx, k.ID); err != nil && !errors.Is(err, store.ErrKeyUsed) {
+			return nil, err
+		}
+		s.log.InfoContext(ctx, "identity enrolment token revoked", "identity_id", id, "token_id", k.ID)
+	}
 	return v, nil
 }
 

@@ -132,6 +132,9 @@ func (s *Server) routes() []route {
 	rs = append(rs, route{method: http.MethodPost, pattern: "/v1/identities/{id}/enrollment-token", tag: "identities", auth: true,
 		summary: "Reissue an identity's one-time enrolment token ({} for the default ttl): revokes its earlier unused tokens; only this response contains the token. Enrolling with it issues a certificate for a new key under the same id; certificates issued earlier stay valid until they expire but are no longer renewed",
 		in:      api.IdentityTokenReissue{}, out: api.Identity{}, status: http.StatusOK, handle: handleUpdate[api.IdentityTokenReissue](s, s.reissueIdentityToken)})
+	rs = append(rs, route{method: http.MethodPost, pattern: "/v1/identities/{id}/enrollment-token/revoke", tag: "identities", auth: true,
+		summary: "Revoke an identity's unused enrolment tokens (used ones and certificates are not touched)",
+		out:     api.Identity{}, status: http.StatusOK, handle: handleGet(s, s.revokeIdentityTokens)})
 
 	const keys, key = "/v1/registration-keys", "/v1/registration-keys/{id}"
 	rs = append(rs,

@@ -54,7 +54,7 @@ func PrepareIdentity(v *api.Identity, token *Key) {
 	v.EnrollmentToken = ""
 	token.Kind = api.KindIdentity
 	PrepareKey(token)
-	v.TokenExpiresAt = token.ExpiresAt
+	v.TokenExpiresAt, v.TokenTTLSeconds = token.ExpiresAt, token.TTLSeconds
 }
 
 // PrepareReissue readies an identity's replacement enrolment token and records its expiry on
@@ -63,7 +63,7 @@ func PrepareReissue(v *api.Identity, token *Key) {
 	token.Kind = api.KindIdentity
 	token.SubjectID = v.ID
 	PrepareKey(token)
-	v.TokenExpiresAt = token.ExpiresAt
+	v.TokenExpiresAt, v.TokenTTLSeconds = token.ExpiresAt, token.TTLSeconds
 	v.UpdatedAt = Now()
 }
 

@@ -163,7 +163,9 @@ type ServiceUpdate struct {
 
 // Identity is a client (an integration runtime) that dials services. EnrollmentToken is
 // only set in the responses of create and of POST /v1/identities/{id}/enrollment-token; it
-// works like a registration key of kind identity.
+// works like a registration key of kind identity. TokenTTLSeconds is the lifetime its latest
+// token was minted with (0 for identities stored before it was recorded), so that a
+// configuration's token_ttl can be read back.
 type Identity struct {
 	ID              string    `json:"id"`
 	Name            string    `json:"name"`
@@ -171,6 +173,7 @@ type Identity struct {
 	Enrolled        bool      `json:"enrolled"`
 	EnrollmentToken string    `json:"enrollment_token,omitempty"`
 	TokenExpiresAt  time.Time `json:"token_expires_at"`
+	TokenTTLSeconds int       `json:"token_ttl_seconds"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
 }

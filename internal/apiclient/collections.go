@@ -81,6 +81,11 @@ func (c *Client) UpdateIdentity(ctx context.Context, id string, in api.IdentityU
 func (c *Client) ReissueIdentityToken(ctx context.Context, id string, in api.IdentityTokenReissue) (*api.Identity, error) {
 	return send[api.Identity](ctx, c, http.MethodPost, idPath("identities", id)+"/enrollment-token", in)
 }
+
+// RevokeIdentityTokens revokes the identity's unused enrolment tokens.
+func (c *Client) RevokeIdentityTokens(ctx context.Context, id string) (*api.Identity, error) {
+	return send[api.Identity](ctx, c, http.MethodPost, idPath("identities", id)+"/enrollment-token/revoke", nil)
+}
 func (c *Client) DeleteIdentity(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, idPath("identities", id), nil, nil)
 }

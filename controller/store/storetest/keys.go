@@ -225,6 +225,9 @@ func testIdentityToken(t *testing.T, s store.Store) {
 	if stored.Kind != api.KindIdentity || stored.SubjectID != id.ID {
 		t.Fatalf("stored token %+v", stored)
 	}
+	if gi, _ := s.GetIdentity(ctx, id.ID); gi.TokenTTLSeconds != tok.TTLSeconds {
+		t.Fatalf("stored token_ttl_seconds %d, want the token's %d", gi.TokenTTLSeconds, tok.TTLSeconds)
+	}
 	_, err = s.ConsumeKey(ctx, tok.ID, time.Now())
 	must(t, err)
 	if gi, _ := s.GetIdentity(ctx, id.ID); !gi.Enrolled {
@@ -267,8 +270,8 @@ func testReissueIdentityToken(t *testing.T, s store.Store) {
 	if got.ID != id.ID || !got.TokenExpiresAt.Equal(next.ExpiresAt) || !got.Enrolled || got.EnrollmentToken != "" {
 		t.Fatalf("identity after reissue %+v, want same id, token_expires_at %s, still enrolled", got, next.ExpiresAt)
 	}
-	if gi, _ := s.GetIdentity(ctx, id.ID); !gi.TokenExpiresAt.Equal(next.ExpiresAt) {
-		t.Fatalf("stored token_expires_at %s, want %s", gi.TokenExpiresAt, next.ExpiresAt)
+	if gi, _ := s.GetIdentity(ctx, id.ID); !gi.TokenExpiresAt.Equal(next.ExpiresAt) || gi.TokenTTLSeconds != next.TTLSeconds {
+		t.Fatalf("stored token_expires_at %s, token_ttl_seconds %d, want %s, %d", gi.TokenExpiresAt, gi.TokenTTLSeconds, next.ExpiresAt, next.TTLSeconds)
 	}
 	states := map[string]string{first.ID: api.KeyRevoked, used.ID: api.KeyUsed, next.ID: api.KeyUnused}
 	for kid, want := range states {

@@ -4,7 +4,8 @@ resource "ztna_router" "edge" {
 }
 
 # A key that never lands in state or in a plan file. Terraform mints a new one on every
-# plan and apply; unused keys expire after ttl, so keep it short.
+# plan and apply, and revokes it at the end of the run if nothing enrolled with it (the
+# router host below enrols during the apply).
 ephemeral "ztna_registration_key" "edge" {
   router_id = ztna_router.edge.id
   ttl       = "30m"
@@ -24,10 +25,17 @@ resource "ztna_router_host" "edge" {
   }
 }
 
-# ... or a secret store's write-only value that a router VM reads at first boot, e.g.
+# ... or a secret store's write-only value that a router VM reads at first boot. Such a
+# consumer enrols after Terraform finishes, so its key must outlive the run:
+#
+#   ephemeral "ztna_registration_key" "boot" {
+#     router_id     = ztna_router.edge.id
+#     ttl           = "30m"
+#     revoke_unused = false # expires unused after ttl instead
+#   }
 #
 #   resource "google_secret_manager_secret_version" "edge_key" {
 #     secret                 = google_secret_manager_secret.edge_key.id
-#     secret_data_wo         = ephemeral.ztna_registration_key.edge.key
+#     secret_data_wo         = ephemeral.ztna_registration_key.boot.key
 #     secret_data_wo_version = 1
 #   }

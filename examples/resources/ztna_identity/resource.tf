@@ -11,7 +11,8 @@ resource "ztna_identity" "runtime" {
   }
 }
 
-# Run `ztna identity enroll --token <token>` on the runtime's host within the hour.
+# Run `ztna identity enroll --token <token>` on the runtime's host within the hour. This token
+# rests in state; the ztna_identity_enrollment_token ephemeral resource hands one out that does not.
 output "runtime_enrollment_token" {
   value     = ztna_identity.runtime.enrollment_token
   sensitive = true

@@ -23,6 +23,7 @@ import (
 type clientData struct {
 	client  *apiclient.Client
 	address string
+	planned plannedObjects
 }
 
 // configured extracts clientData from a Configure request. Terraform calls Configure once
@@ -126,6 +127,18 @@ func setStrings(ctx context.Context, s interface {
 		return out
 	}
 	diags.Append(s.ElementsAs(ctx, &out, false)...)
+	return out
+}
+
+// knownStrings is the known elements of a set or list of strings that may hold unknown ones
+// at plan time (an element computed by another resource); unknown and null ones are left out.
+func knownStrings(s interface{ Elements() []attr.Value }) []string {
+	var out []string
+	for _, e := range s.Elements() {
+		if v, ok := e.(types.String); ok && !v.IsUnknown() && !v.IsNull() {
+			out = append(out, v.ValueString())
+		}
+	}
 	return out
 }
 

@@ -20,7 +20,8 @@ import (
 )
 
 // TestAccRegistrationKeyEphemeral: the ephemeral resource mints a working key that is not in
-// ztna's state. The test echoes it into the echo provider's state only to inspect it.
+// ztna's state. The test echoes it into the echo provider's state only to inspect it; with
+// revoke_unused = false the key outlives the run.
 func TestAccRegistrationKeyEphemeral(t *testing.T) {
 	needController(t)
 	router := uniqueName("edge")
@@ -34,8 +35,9 @@ func TestAccRegistrationKeyEphemeral(t *testing.T) {
 		Steps: []resource.TestStep{{
 			Config: routerConfig(router, `[]`) + `
 ephemeral "ztna_registration_key" "test" {
-  router_id = ztna_router.test.id
-  ttl       = "15m"
+  router_id     = ztna_router.test.id
+  ttl           = "15m"
+  revoke_unused = false
 }
 provider "echo" {
   data = ephemeral.ztna_registration_key.test
@@ -67,4 +69,66 @@ resource "echo" "key" {}
 			),
 		}},
 	})
+}
+
+// TestAccRegistrationKeyEphemeral_plansLeaveNoLiveKeys: every plan opens the ephemeral
+// resource and so mints a key; Close revokes each one nothing enrolled with, so six plans
+// leave no unused key of the router. With revoke_unused = false the same six plans leave six
+// (what the count would be without Close).
+func TestAccRegistrationKeyEphemeral_plansLeaveNoLiveKeys(t *testing.T) {
+	needController(t)
+	t.Parallel()
+	client := apiClient(t)
+	ctx := context.Background()
+	router := uniqueName("plans")
+	keys := func(routerID string) map[string]int {
+		all, err := client.ListRegistrationKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, k := range all {
+			if k.RouterID == routerID {
+				n[k.State]++
+			}
+		}
+		return n
+	}
+	config := func(revoke string) string {
+		return routerConfig(router, `[]`) + fmt.Sprintf(`
+ephemeral "ztna_registration_key" "test" {
+  router_id     = ztna_router.test.id
+  ttl           = "15m"
+  revoke_unused = %s
+}
+`, revoke)
+	}
+	cli := newTerraformCLI(t, config("null"))
+	cli.run(false, "apply", "-auto-approve")
+	routerID := ""
+	if rs, err := client.ListRouters(ctx); err == nil {
+		for _, r := range rs {
+			if r.Name == router {
+				routerID = r.ID
+			}
+		}
+	}
+	if routerID == "" {
+		t.Fatalf("router %s not created", router)
+	}
+	t.Cleanup(func() { cli.run(false, "destroy", "-auto-approve") })
+	for range 6 {
+		cli.run(false, "plan")
+	}
+	if n := keys(routerID); n[api.KeyUnused] != 0 || n[api.KeyRevoked] < 7 {
+		t.Fatalf("after an apply and 6 plans: keys by state %v, want 0 unused and at least 7 revoked", n)
+	}
+
+	cli.write("main.tf", requiredProviders+config("false"))
+	for range 6 {
+		cli.run(false, "plan")
+	}
+	if n := keys(routerID); n[api.KeyUnused] != 6 {
+		t.Fatalf("after 6 plans with revoke_unused = false: keys by state %v, want 6 unused", n)
+	}
 }

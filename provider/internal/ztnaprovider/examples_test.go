@@ -25,8 +25,8 @@ func TestAccExamplesValidate(t *testing.T) {
 			}
 		}
 	}
-	// provider + 6 resources + 5 data sources + 1 ephemeral resource + 1 guide
-	if len(dirs) < 14 {
+	// provider + 6 resources + 5 data sources + 2 ephemeral resources + 1 guide
+	if len(dirs) < 15 {
 		t.Fatalf("found only %d example directories under %s: %v", len(dirs), root, dirs)
 	}
 	for _, dir := range dirs {

@@ -185,5 +185,6 @@ func (p *ztnaProvider) DataSources(context.Context) []func() datasource.DataSour
 func (p *ztnaProvider) EphemeralResources(context.Context) []func() ephemeral.EphemeralResource {
 	return []func() ephemeral.EphemeralResource{
 		newRegistrationKeyEphemeralResource,
+		newIdentityEnrollmentTokenEphemeralResource,
 	}
 }

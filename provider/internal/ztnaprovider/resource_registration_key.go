@@ -82,8 +82,12 @@ func (r *registrationKeyResource) Schema(_ context.Context, _ resource.SchemaReq
 				ElementType: types.StringType,
 				Optional:    true,
 				MarkdownDescription: "Arbitrary values that, when changed, replace the key with a new one " +
-					"(for example a rotation date, or the id of the VM that consumes the key).",
-				PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+					"(for example a rotation date, or the id of the VM that consumes the key). The controller does not " +
+					"know them, so an import cannot read them back: the first apply after an import records the " +
+					"configured keepers in place instead of replacing the imported key.",
+				PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplaceIf(keepersReplace,
+					"Replaces the key when keepers change, except when keepers are set on an imported key.",
+					"Replaces the key when keepers change, except when keepers are set on an imported key.")},
 			},
 			"key": createOnlySecretAttribute("The registration key (`ztna-key-v1.…`) to pass to `ztna-router enroll`.",
 				"To hand a router a key again, change `keepers` (or `terraform apply -replace`) to mint a new one."),
@@ -176,6 +180,15 @@ func (r *registrationKeyResource) ModifyPlan(ctx context.Context, req resource.M
 			"Terraform will create a new key; pass the new key to the router.", state.ID.ValueString(), state.RouterID.ValueString(), why))
 }
 
+// keepersReplace replaces the key when keepers change, but not when they are first set on an
+// imported key (state has neither keepers nor the key): the import could not know them, and a
+// replacement would revoke a key that may be about to enrol a router.
+func keepersReplace(ctx context.Context, req planmodifier.MapRequest, resp *mapplanmodifier.RequiresReplaceIfFuncResponse) {
+	var key types.String
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("key"), &key)...)
+	resp.RequiresReplace = !(req.StateValue.IsNull() && key.IsNull())
+}
+
 func unknownOf(attr string) any {
 	if attr == "used" {
 		return types.BoolUnknown()
@@ -183,8 +196,8 @@ func unknownOf(attr string) any {
 	return types.StringUnknown()
 }
 
-// Update is never reached with a change to apply: every configurable attribute forces a new
-// key. It only carries the plan over, as Terraform requires.
+// Update records keepers set on an imported key (see keepersReplace); every other change forces
+// a new key. It carries the plan over, as Terraform requires.
 func (r *registrationKeyResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	var plan registrationKeyModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)

@@ -47,6 +47,19 @@ func TestAccRouter_lifecycle(t *testing.T) {
 				ImportStateVerify: true,
 			},
 			{
+				// An import block, then plan: a no-op.
+				ResourceName:    "ztna_router.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+			},
+			{
+				// -generate-config-out writes HCL that plans as a no-op import.
+				ResourceName:    "ztna_router.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				GenerateConfig:  true,
+			},
+			{
 				Config: routerConfig(name+"-renamed", `["customer-a", "customer-b"]`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router.test", plancheck.ResourceActionUpdate)},

@@ -159,8 +159,8 @@ func (r *serviceResource) Configure(_ context.Context, req resource.ConfigureReq
 	r.data = configured(req.ProviderData, &resp.Diagnostics)
 }
 
-// ModifyPlan warns when the routers that would host the service span fewer than two failure
-// domains. It looks at the routers the controller knows now, so the warning shows up at plan
+// ModifyPlan records the service's name for the policies planned after it, and warns when
+// the routers that would host the service span fewer than two failure domains. It looks at the routers the controller knows now, so the warning shows up at plan
 // time, before anything is created.
 func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() || r.data == nil || r.data.client == nil {
@@ -168,7 +168,13 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 	var plan serviceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() || plan.RouterRoles.IsUnknown() || plan.Name.IsUnknown() {
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if !plan.Name.IsUnknown() {
+		r.data.planned.addService(plan.Name.ValueString())
+	}
+	if plan.RouterRoles.IsUnknown() || plan.Name.IsUnknown() {
 		return
 	}
 	roles := setStrings(ctx, plan.RouterRoles, &resp.Diagnostics)

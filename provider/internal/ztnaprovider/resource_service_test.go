@@ -54,6 +54,19 @@ func TestAccService_lifecycle(t *testing.T) {
 				ImportStateVerify: true,
 			},
 			{
+				// An import block, then plan: a no-op.
+				ResourceName:    "ztna_service.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+			},
+			{
+				// -generate-config-out writes HCL that plans as a no-op import.
+				ResourceName:    "ztna_service.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				GenerateConfig:  true,
+			},
+			{
 				Config: serviceConfig(name, "10.20.30.40", 15432, `port_ranges = ["8000-8010", "9000-9000"]
   protocol    = "udp"`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
