@@ -20,6 +20,7 @@ import (
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/apiclient"
+	"github.com/ztna/ztna/internal/backoff"
 	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/internal/regkey"
 )
@@ -45,12 +46,18 @@ type Result struct {
 type Options struct {
 	Logger  *slog.Logger  // nil discards
 	Timeout time.Duration // per edge endpoint; 0 means 30 s
+	// RetryFor is how long Enroll keeps retrying, with backoff, while no endpoint answered
+	// (transport errors, 503): 0 means 1 minute, negative means one round only.
+	RetryFor time.Duration
 }
 
 // Enroll runs the enrolment exchange for a key of kind wantKind ("router" or "identity")
 // and returns the verified result without writing anything. It tries the key's edge
 // endpoints in order until one answers; a refusal (used, expired, revoked key ...) or a
-// pinning failure from an endpoint is final for that endpoint and reported.
+// pinning failure from an endpoint is final for that endpoint and reported. While no endpoint
+// answers it retries, with the same private key and CSR: a reply lost after the controller
+// consumed the key is then answered as the same enrolment (the controller recognises the
+// public key), instead of the one-time key being used up for nothing.
 func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, error) {
 	log := opts.Logger
 	if log == nil {
@@ -75,6 +82,33 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
+	retryFor := opts.RetryFor
+	if retryFor == 0 {
+		retryFor = time.Minute
+	}
+	deadline := time.Now().Add(retryFor)
+	bo := backoff.New(500*time.Millisecond, 10*time.Second)
+	for {
+		res, err := enrollOnce(ctx, log, k, priv, csr, wantKind, timeout)
+		if !apiclient.Temporary(err) {
+			return res, err
+		}
+		delay := bo.Next()
+		if time.Now().Add(delay).After(deadline) {
+			return nil, err
+		}
+		log.Warn("no controller endpoint answered the enrolment; retrying with the same key and CSR", "error", err, "retry_in", delay.Round(time.Millisecond).String())
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+	}
+}
+
+// enrollOnce tries each edge endpoint once. Its error is temporary (apiclient.Temporary)
+// only when no endpoint answered.
+func enrollOnce(ctx context.Context, log *slog.Logger, k *regkey.Key, priv crypto.Signer, csr []byte, wantKind string, timeout time.Duration) (*Result, error) {
 	var errs []error
 	for _, edge := range k.Edge {
 		client, err := apiclient.New(edge, "", k.CA, apiclient.WithTimeout(timeout))
@@ -86,7 +120,7 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 		client.CloseIdleConnections() // one request per endpoint: keep nothing open
 		if err != nil {
 			var apiErr *apiclient.Error
-			if errors.As(err, &apiErr) {
+			if errors.As(err, &apiErr) && !apiclient.Temporary(err) {
 				// The controller decided; another endpoint of the same controller would agree.
 				return nil, fmt.Errorf("enrolment refused by %s: %s", edge, apiErr.Problem.Detail)
 			}
