@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
-	"github.com/ztna/ztna/internal/enroll"
 	"github.com/ztna/ztna/internal/backoff"
+	"github.com/ztna/ztna/internal/enroll"
 )
 
 // KeepRenewed renews the certificate at about two thirds of its life — at a random point
