@@ -89,8 +89,8 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 	deadline := time.Now().Add(retryFor)
 	bo := backoff.New(500*time.Millisecond, 10*time.Second)
 	for {
-		res, err := enrollOnce(ctx, log, k, priv, csr, wantKind, timeout)
-		if !apiclient.Temporary(err) {
+		res, unanswered, err := enrollOnce(ctx, log, k, priv, csr, wantKind, timeout)
+		if !unanswered {
 			return res, err
 		}
 		delay := bo.Next()
@@ -106,14 +106,14 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 	}
 }
 
-// enrollOnce tries each edge endpoint once. Its error is temporary (apiclient.Temporary)
-// only when no endpoint answered.
-func enrollOnce(ctx context.Context, log *slog.Logger, k *regkey.Key, priv crypto.Signer, csr []byte, wantKind string, timeout time.Duration) (*Result, error) {
+// enrollOnce tries each edge endpoint once; unanswered reports that none answered (each
+// failed with an apiclient.Temporary error), so that trying again may succeed.
+func enrollOnce(ctx context.Context, log *slog.Logger, k *regkey.Key, priv crypto.Signer, csr []byte, wantKind string, timeout time.Duration) (res *Result, unanswered bool, err error) {
 	var errs []error
 	for _, edge := range k.Edge {
 		client, err := apiclient.New(edge, "", k.CA, apiclient.WithTimeout(timeout))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		log.Info("enrolling", "edge", edge, "key", k)
 		resp, err := client.Enroll(ctx, api.EnrollRequest{Key: k.Encode(), CSR: string(csr)})
@@ -122,7 +122,7 @@ func enrollOnce(ctx context.Context, log *slog.Logger, k *regkey.Key, priv crypt
 			var apiErr *apiclient.Error
 			if errors.As(err, &apiErr) && !apiclient.Temporary(err) {
 				// The controller decided; another endpoint of the same controller would agree.
-				return nil, fmt.Errorf("enrolment refused by %s: %s", edge, apiErr.Problem.Detail)
+				return nil, false, fmt.Errorf("enrolment refused by %s: %s", edge, apiErr.Problem.Detail)
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", edge, err))
 			log.Warn("edge endpoint failed", "edge", edge, "err", err)
@@ -130,12 +130,12 @@ func enrollOnce(ctx context.Context, log *slog.Logger, k *regkey.Key, priv crypt
 		}
 		res, err := verify(resp, priv, k.CA, wantKind)
 		if err != nil {
-			return nil, fmt.Errorf("%s answered with an unusable enrolment: %w", edge, err)
+			return nil, false, fmt.Errorf("%s answered with an unusable enrolment: %w", edge, err)
 		}
 		log.Info("enrolled", "kind", res.Config.Kind, "id", res.Config.ID, "name", res.Config.Name, "cert_expires_at", res.Config.CertExpiresAt)
-		return res, nil
+		return res, false, nil
 	}
-	return nil, fmt.Errorf("enrolment failed on every controller endpoint: %w", errors.Join(errs...))
+	return nil, true, fmt.Errorf("enrolment failed on every controller endpoint: %w", errors.Join(errs...))
 }
 
 // verify checks that the response is for our key, from the pinned CA, and names an entity of
