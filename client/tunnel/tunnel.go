@@ -105,6 +105,7 @@ type Tunnel struct {
 	lastOK   time.Time
 	lastErr  error
 	watching bool // the hub is pushing the service list
+	draining bool // Drain: listeners stay closed
 	closed   bool
 
 	closeOnce sync.Once
@@ -264,11 +265,62 @@ func (t *Tunnel) Healthy() bool {
 	return !t.closed && (t.watching || time.Since(t.lastOK) < 3*t.cfg.Refresh+t.cfg.DialTimeout)
 }
 
-// Close stops the DNS server, closes every listener and connection, and waits for the
-// tunnel's goroutines. Concurrent and repeated calls wait for the first to finish.
+// Close stops the DNS server, closes every listener, resets every open connection and waits
+// for the tunnel's goroutines. Concurrent and repeated calls wait for the first to finish.
+// An open connection is reset (locally a TCP RST, on the overlay a stream without its
+// end-of-stream marker), never closed cleanly: a program reading until end of stream must
+// not take a cut download for a complete one.
 func (t *Tunnel) Close() error {
 	t.closeOnce.Do(t.shutdown)
 	return t.closeErr
+}
+
+// Drain stops accepting connections (the listeners close, so new ones are refused; DNS keeps
+// answering) and waits until the open connections have ended or ctx ends, then closes the
+// tunnel as Close does, resetting what is still open. It reports how many connections were
+// reset.
+func (t *Tunnel) Drain(ctx context.Context) int {
+	t.mu.Lock()
+	t.draining = true
+	for _, s := range t.served {
+		for port, ln := range s.listeners {
+			ln.Close()
+			delete(s.listeners, port)
+		}
+	}
+	t.metrics.listeners.Set(0)
+	open := t.localConns()
+	t.mu.Unlock()
+	if open > 0 {
+		t.log.Info("draining: no new connections; waiting for open ones to end", "open", open)
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for open > 0 {
+		select {
+		case <-ctx.Done():
+			t.log.Warn("drain time is up; resetting the connections still open", "open", open)
+			t.Close()
+			return open
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		open = t.localConns()
+		t.mu.Unlock()
+	}
+	t.Close()
+	return 0
+}
+
+// localConns counts the programs' connections being carried; t.mu is held.
+func (t *Tunnel) localConns() int {
+	n := 0
+	for c := range t.conns {
+		if _, ok := c.(*net.TCPConn); ok {
+			n++
+		}
+	}
+	return n
 }
 
 func (t *Tunnel) shutdown() {
@@ -280,7 +332,7 @@ func (t *Tunnel) shutdown() {
 		t.unserve(name)
 	}
 	for c := range t.conns {
-		c.Close()
+		reset(c)
 	}
 	t.mu.Unlock()
 	var errs []error
@@ -329,7 +381,7 @@ func (t *Tunnel) refreshLoop() {
 func (t *Tunnel) pushed(list []client.Service) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
+	if t.closed || t.draining {
 		return
 	}
 	t.watching = true
@@ -351,7 +403,7 @@ func (t *Tunnel) refresh() error {
 	list, err := t.cfg.Overlay.Services(ctx)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
+	if t.closed || t.draining {
 		return nil
 	}
 	if err := t.noteListed(err); err != nil {
@@ -642,6 +694,20 @@ func (t *Tunnel) carry(c *net.TCPConn, target string) {
 	t.log.Debug("connection opened", "target", target, "client", c.RemoteAddr().String())
 	if err := Relay(c, rs); err != nil && t.ctx.Err() == nil {
 		t.log.Debug("connection failed", "target", target, "err", err)
+	}
+}
+
+// reset ends a connection without a clean end: a TCP reset for a program's connection, an
+// aborted stream (no end-of-stream marker) on the overlay.
+func reset(c net.Conn) {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		c.SetLinger(0)
+		c.Close()
+	case aborter:
+		c.Abort()
+	default:
+		c.Close()
 	}
 }
 

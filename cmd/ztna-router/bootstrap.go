@@ -82,7 +82,8 @@ at another metadata endpoint (tests, proxies).`,
 			if err := waitForEdge(ctx, log, key); err != nil {
 				return err
 			}
-			return enrollRouter(ctx, cmd.OutOrStdout(), log, key, stateDir, settings, false, 30*time.Second)
+			return enrollRouter(ctx, cmd.OutOrStdout(), key, stateDir, settings, false,
+				enroll.Options{Logger: log, Timeout: 30 * time.Second, RetryFor: timeout})
 		},
 	}
 	f := cmd.Flags()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +24,7 @@ func enrollCommand() *cobra.Command {
 		settings               daemon.Settings
 		force                  bool
 		timeout                time.Duration
+		retryFor               time.Duration
 		logs                   logging.Flags
 	)
 	cmd := &cobra.Command{
@@ -54,7 +54,8 @@ in the process list.
 			if strings.TrimSpace(key) == "" {
 				return errors.New("no registration key: pass --key KEY or --key-file FILE")
 			}
-			return enrollRouter(cmd.Context(), cmd.OutOrStdout(), log, strings.TrimSpace(key), stateDir, settings, force, timeout)
+			return enrollRouter(cmd.Context(), cmd.OutOrStdout(), strings.TrimSpace(key), stateDir, settings, force,
+				enroll.Options{Logger: log, Timeout: timeout, RetryFor: retryFor})
 		},
 	}
 	f := cmd.Flags()
@@ -65,6 +66,7 @@ in the process list.
 	f.StringVar(&settings.DNSServer, "dns-server", "", "DNS server (host:port) for service names; default: the host's resolver")
 	f.BoolVar(&force, "force", false, "replace an existing enrolment in --state-dir")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "timeout of the enrolment request")
+	f.DurationVar(&retryFor, "retry-for", time.Minute, "keep retrying this long while no controller endpoint answers (same key and CSR: a lost reply does not use the key up)")
 	cmd.MarkFlagsMutuallyExclusive("key", "key-file")
 	logs.Register(cmd.Flags(), "info")
 	return cmd
@@ -72,7 +74,7 @@ in the process list.
 
 // enrollRouter validates the local settings first (a key works once: nothing that could fail
 // afterwards may depend on the key), saves them, and enrols.
-func enrollRouter(ctx context.Context, out io.Writer, log *slog.Logger, key, stateDir string, settings daemon.Settings, force bool, timeout time.Duration) error {
+func enrollRouter(ctx context.Context, out io.Writer, key, stateDir string, settings daemon.Settings, force bool, opts enroll.Options) error {
 	if err := settings.Validate(); err != nil {
 		return err
 	}
@@ -85,7 +87,7 @@ func enrollRouter(ctx context.Context, out io.Writer, log *slog.Logger, key, sta
 	if err := daemon.SaveSettings(stateDir, settings); err != nil {
 		return fmt.Errorf("save router settings: %w", err)
 	}
-	cfg, err := enroll.Router(ctx, key, stateDir, force, enroll.Options{Logger: log, Timeout: timeout})
+	cfg, err := enroll.Router(ctx, key, stateDir, force, opts)
 	if err != nil {
 		return err
 	}

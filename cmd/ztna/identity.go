@@ -32,7 +32,7 @@ func identityEnrollCommand() *cobra.Command {
 	var (
 		token, tokenFile, out string
 		force                 bool
-		timeout               time.Duration
+		timeout, retryFor     time.Duration
 		logs                  logging.Flags
 	)
 	cmd := &cobra.Command{
@@ -68,7 +68,7 @@ Prefer --token-file: a --token on the command line is visible to other local use
 			if token == "" {
 				return errors.New("no enrolment token: pass --token TOKEN or --token-file FILE")
 			}
-			cfg, err := enroll.Identity(cmd.Context(), token, out, force, enroll.Options{Logger: log, Timeout: timeout})
+			cfg, err := enroll.Identity(cmd.Context(), token, out, force, enroll.Options{Logger: log, Timeout: timeout, RetryFor: retryFor})
 			if err != nil {
 				return err
 			}
@@ -83,6 +83,7 @@ Prefer --token-file: a --token on the command line is visible to other local use
 	f.StringVar(&out, "out", "", "identity file to write (mode 0600)")
 	f.BoolVar(&force, "force", false, "replace an existing identity file")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "timeout of the enrolment request, per controller endpoint")
+	f.DurationVar(&retryFor, "retry-for", time.Minute, "keep retrying this long while no controller endpoint answers (same key and CSR: a lost reply does not use the token up)")
 	cmd.MarkFlagsMutuallyExclusive("token", "token-file")
 	logs.Register(cmd.Flags(), "warn")
 	return cmd

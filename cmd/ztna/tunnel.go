@@ -27,7 +27,7 @@ const resolvConf = "/etc/resolv.conf"
 func tunnelCommand() *cobra.Command {
 	var (
 		identity, dnsListen, upstream, pool, metricsListen string
-		refresh                                            time.Duration
+		refresh, drain                                     time.Duration
 		maxPorts                                           int
 		logs                                               logging.Flags
 	)
@@ -53,6 +53,10 @@ rewritten (atomically, 0600); the link to the hub and open connections carry on 
 Point programs at the DNS server, e.g. a resolv.conf 'nameserver' line (which needs port 53:
 --dns-listen 127.0.0.53:53 as root or with CAP_NET_BIND_SERVICE), a systemd-resolved or dnsmasq
 forwarding rule for the service domains, or the program's own resolver setting.
+
+On SIGTERM or SIGINT the tunnel drains: its listeners close (new connections are refused),
+open connections may finish for --drain, and those still open then are reset — the program
+sees a connection reset, never a clean end of a stream that did not end.
 
 With --metrics-listen, /metrics (Prometheus, ztna_tunnel_*) and /healthz (200 while the service
 list is being read successfully) are served on that address; keep it on loopback.`,
@@ -85,7 +89,8 @@ list is being read successfully) are served on that address; keep it on loopback
 					Name: "ztna_tunnel_identity_cert_expiry_timestamp_seconds",
 					Help: "When the identity's current certificate expires (unix seconds); renewals move it on.",
 				}, func() float64 { return float64(id.Certificate().NotAfter.Unix()) }))
-			t, err := tunnel.Start(cmd.Context(), tunnel.Config{
+			// The tunnel outlives the signal by the drain time: it stops on Drain, not on ctx.
+			t, err := tunnel.Start(context.WithoutCancel(cmd.Context()), tunnel.Config{
 				Overlay: c, DNSListen: dnsListen, Upstream: upstream, Pool: prefix,
 				Refresh: refresh, MaxPortsPerName: maxPorts, Logger: log, Registerer: reg,
 			})
@@ -103,7 +108,12 @@ list is being read successfully) are served on that address; keep it on loopback
 			printNames(cmd.OutOrStdout(), t, upstream)
 			log.Info("tunnel running", "dns", t.DNSAddr(), "upstream", upstream, "address_pool", prefix.String())
 			<-cmd.Context().Done()
-			log.Info("tunnel stopping")
+			log.Info("tunnel stopping", "drain", drain.String())
+			ctx, cancel := context.WithTimeout(context.Background(), drain)
+			defer cancel()
+			if n := t.Drain(ctx); n > 0 {
+				log.Warn("tunnel stopped; open connections were reset, not closed, so their programs see an error rather than a clean end", "reset", n)
+			}
 			return nil
 		},
 	}
@@ -114,6 +124,7 @@ list is being read successfully) are served on that address; keep it on loopback
 	f.StringVar(&pool, "address-pool", tunnel.DefaultPool.String(), "IPv4 prefix the local service addresses are taken from")
 	f.DurationVar(&refresh, "refresh", 500*time.Millisecond, "how often the service list is re-read while the hub's push is down")
 	f.IntVar(&maxPorts, "max-ports-per-name", 1024, "most ports listened on per service name (large port ranges are cut, with a warning)")
+	f.DurationVar(&drain, "drain", 5*time.Second, "on SIGTERM/SIGINT, refuse new connections and let open ones finish for this long, then reset the rest (0: reset at once)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9263); off when empty")
 	logs.Register(cmd.Flags(), "info")
 	return cmd

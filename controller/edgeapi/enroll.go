@@ -2,7 +2,10 @@ package edgeapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -19,7 +22,10 @@ func enrollProblem(status int, typ, title, detail string) *api.Problem {
 // enroll exchanges a registration key (or enrolment token) and a CSR for a certificate.
 // Everything that can be checked without writing — key format, secret, state, CSR — is
 // checked first, so a refused request changes nothing; the key is then consumed in one
-// transaction, of which exactly one concurrent request wins.
+// transaction, of which exactly one concurrent request wins. The key is consumed before the
+// certificate is issued and the reply sent, so a reply can be lost after the key is used: a
+// retry with the same public key within store.EnrolmentRetryWindow is that same enrolment and
+// gets a certificate again; any other public key is refused as key-used.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	rec := &problemRecorder{ResponseWriter: w}
 	s.enrollInner(rec, r)
@@ -64,18 +70,24 @@ func (s *Server) enrollInner(w *problemRecorder, r *http.Request) {
 		writeProblem(w, unknown)
 		return
 	}
-	now := time.Now()
-	if p := keyStateProblem(stored.Kind, stored.State(now)); p != nil {
-		s.log.InfoContext(ctx, "enrolment refused", "key_id", key.ID, "reason", p.Type)
-		writeProblem(w, p)
-		return
-	}
 	csr, err := issuer.ParseCSR([]byte(req.CSR))
 	if err != nil {
 		writeProblem(w, csrProblem(err))
 		return
 	}
-	consumed, err := s.store.ConsumeKey(ctx, stored.ID, now)
+	usedBy, err := publicKeyHash(csr.PublicKey)
+	if err != nil {
+		writeProblem(w, csrProblem(err))
+		return
+	}
+	now := time.Now()
+	retry := stored.RetryOf(usedBy, now)
+	if p := keyStateProblem(stored.Kind, stored.State(now)); p != nil && !retry {
+		s.log.InfoContext(ctx, "enrolment refused", "key_id", key.ID, "reason", p.Type)
+		writeProblem(w, p)
+		return
+	}
+	consumed, err := s.store.ConsumeKey(ctx, stored.ID, now, usedBy)
 	if err != nil {
 		if p := keyErrorProblem(stored.Kind, err); p != nil {
 			s.log.InfoContext(ctx, "enrolment refused", "key_id", key.ID, "reason", p.Type)
@@ -100,7 +112,11 @@ func (s *Server) enrollInner(w *problemRecorder, r *http.Request) {
 		return
 	}
 	cfg.CertExpiresAt = issued.Cert.NotAfter
-	s.log.InfoContext(ctx, "enrolled", "kind", consumed.Kind, "id", consumed.SubjectID, "key_id", consumed.ID, "cert_expires_at", issued.Cert.NotAfter)
+	msg := "enrolled"
+	if retry {
+		msg = "enrolment retried: the reply to its first attempt was lost; certificate issued again for the same key"
+	}
+	s.log.InfoContext(ctx, msg, "kind", consumed.Kind, "id", consumed.SubjectID, "key_id", consumed.ID, "cert_expires_at", issued.Cert.NotAfter)
 	writeJSON(w, http.StatusOK, api.EnrollResponse{Certificate: string(issued.ChainPEM), CA: string(s.issuer.CA.CertPEM), Config: *cfg})
 }
 
@@ -123,6 +139,16 @@ func (s *Server) enrolledConfig(ctx context.Context, kind, subjectID string) (*a
 		cfg.Name, cfg.Roles = id.Name, id.Roles
 	}
 	return cfg, nil
+}
+
+// publicKeyHash is the SHA-256 of a public key's PKIX DER: what store.Key.UsedBy records.
+func publicKeyHash(pub any) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("public key of the CSR: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return sum[:], nil
 }
 
 func csrProblem(err error) *api.Problem {

@@ -25,7 +25,11 @@ type env struct {
 	logs   *logging.Buffer
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { t.Helper(); return startAdvertising(t, "") }
+
+// startAdvertising starts the controller with edge, when not empty, as the edge endpoint that
+// keys carry (a proxy in front of it).
+func startAdvertising(t *testing.T, edge string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -35,10 +39,14 @@ func start(t *testing.T) *env {
 	}
 	logs := &logging.Buffer{}
 	addr := freeAddr(t)
+	advertised := "https://" + addr
+	if edge != "" {
+		advertised = "https://" + edge
+	}
 	c, err := controller.New(controller.Config{
 		CADir: dir, Store: st, Token: testToken,
 		Listen:    map[controller.Plane]string{controller.PlaneEdge: addr},
-		Advertise: edgeapi.Endpoints{Edge: []string{"https://" + addr}, Control: []string{"127.0.0.1:1"}, Fabric: []string{"127.0.0.1:2"}},
+		Advertise: edgeapi.Endpoints{Edge: []string{advertised}, Control: []string{"127.0.0.1:1"}, Fabric: []string{"127.0.0.1:2"}},
 		Hosts:     []string{"127.0.0.1"}, CertLifetime: time.Hour,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

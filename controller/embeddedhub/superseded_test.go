@@ -30,7 +30,7 @@ func TestEmbeddedRefusesSupersededRouter(t *testing.T) {
 		if err := st.CreateKey(ctx, k); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.ConsumeKey(ctx, k.ID, at); err != nil {
+		if _, err := st.ConsumeKey(ctx, k.ID, at, []byte(k.ID)); err != nil {
 			t.Fatal(err)
 		}
 	}

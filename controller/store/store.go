@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,7 +56,24 @@ type Key struct {
 	ExpiresAt  time.Time
 	Revoked    bool
 	UsedAt     *time.Time
-	CreatedAt  time.Time
+	// UsedBy is the SHA-256 of the public key (PKIX DER) the key enrolled: a retry with the
+	// same public key soon after is the same enrolment, whose reply was lost (RetryOf).
+	UsedBy    []byte
+	CreatedAt time.Time
+}
+
+// EnrolmentRetryWindow is how long after its use a key still answers a retry of the same
+// enrolment (same public key). A reply lost to a timeout, a proxy or a controller crash used
+// to cost the one-time key; the retry now gets a certificate for the key it already enrolled.
+// The window bounds how long a stolen key plus the victim's CSR could mint certificates for
+// the victim's own public key, which are useless without its private key.
+const EnrolmentRetryWindow = 10 * time.Minute
+
+// RetryOf reports whether an enrolment with the public key hashed as usedBy, at now, repeats
+// the enrolment that used k.
+func (k *Key) RetryOf(usedBy []byte, now time.Time) bool {
+	return k.UsedAt != nil && len(k.UsedBy) > 0 && subtle.ConstantTimeCompare(k.UsedBy, usedBy) == 1 &&
+		now.Before(k.UsedAt.Add(EnrolmentRetryWindow)) && !k.Revoked
 }
 
 // State derives the key's api state at now.
@@ -109,11 +127,13 @@ type Store interface {
 	// RevokeKey marks an unused key revoked; a used key cannot be revoked (ErrKeyUsed).
 	RevokeKey(ctx context.Context, id string) (*Key, error)
 	DeleteKey(ctx context.Context, id string) error
-	// ConsumeKey atomically marks an unused, unrevoked, unexpired key used at now and its
-	// subject enrolled (a router's status leaves "unenrolled"; an identity becomes enrolled).
-	// Exactly one of any number of concurrent calls for one key succeeds; the others get
-	// ErrKeyUsed. ErrKeyRevoked, ErrKeyExpired or ErrNotFound otherwise.
-	ConsumeKey(ctx context.Context, id string, now time.Time) (*Key, error)
+	// ConsumeKey atomically marks an unused, unrevoked, unexpired key used at now by the
+	// public key hashed as usedBy (Key.UsedBy) and its subject enrolled (a router's status
+	// leaves "unenrolled"; an identity becomes enrolled). Exactly one of any number of
+	// concurrent calls for one key consumes it; the others get ErrKeyUsed, except a retry of
+	// that same enrolment (Key.RetryOf), which gets the used key back and changes nothing.
+	// ErrKeyRevoked, ErrKeyExpired or ErrNotFound otherwise.
+	ConsumeKey(ctx context.Context, id string, now time.Time, usedBy []byte) (*Key, error)
 
 	// Services. Update works like UpdateRouter.
 	CreateService(ctx context.Context, s *api.Service) error

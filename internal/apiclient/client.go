@@ -84,6 +84,25 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("controller answered %d: %s", e.StatusCode, e.Problem.Error())
 }
 
+// Temporary reports whether a request that failed with err may succeed if sent again
+// unchanged: the controller was not reached or its answer was lost (a transport error), or it
+// said so (503, store unavailable; 502/504 from a proxy in front of it). A refusal or a bug
+// (any other status) is final.
+func Temporary(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return true
+	}
+	switch e.StatusCode {
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 func statusIs(err error, code int) bool {
 	var e *Error
 	return errors.As(err, &e) && e.StatusCode == code

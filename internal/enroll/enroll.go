@@ -21,6 +21,7 @@ import (
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/apiclient"
 	"github.com/ztna/ztna/internal/atomicfile"
+	"github.com/ztna/ztna/internal/backoff"
 	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/internal/regkey"
 )
@@ -46,12 +47,18 @@ type Result struct {
 type Options struct {
 	Logger  *slog.Logger  // nil discards
 	Timeout time.Duration // per edge endpoint; 0 means 30 s
+	// RetryFor is how long Enroll keeps retrying, with backoff, while no endpoint answered
+	// (transport errors, 503): 0 means 1 minute, negative means one round only.
+	RetryFor time.Duration
 }
 
 // Enroll runs the enrolment exchange for a key of kind wantKind ("router" or "identity")
 // and returns the verified result without writing anything. It tries the key's edge
 // endpoints in order until one answers; a refusal (used, expired, revoked key ...) or a
-// pinning failure from an endpoint is final for that endpoint and reported.
+// pinning failure from an endpoint is final for that endpoint and reported. While no endpoint
+// answers it retries, with the same private key and CSR: a reply lost after the controller
+// consumed the key is then answered as the same enrolment (the controller recognises the
+// public key), instead of the one-time key being used up for nothing.
 func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, error) {
 	log := opts.Logger
 	if log == nil {
@@ -76,20 +83,47 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
+	retryFor := opts.RetryFor
+	if retryFor == 0 {
+		retryFor = time.Minute
+	}
+	deadline := time.Now().Add(retryFor)
+	bo := backoff.New(500*time.Millisecond, 10*time.Second)
+	for {
+		res, unanswered, err := enrollOnce(ctx, log, k, priv, csr, wantKind, timeout)
+		if !unanswered {
+			return res, err
+		}
+		delay := bo.Next()
+		if time.Now().Add(delay).After(deadline) {
+			return nil, err
+		}
+		log.Warn("no controller endpoint answered the enrolment; retrying with the same key and CSR", "error", err, "retry_in", delay.Round(time.Millisecond).String())
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+	}
+}
+
+// enrollOnce tries each edge endpoint once; unanswered reports that none answered (each
+// failed with an apiclient.Temporary error), so that trying again may succeed.
+func enrollOnce(ctx context.Context, log *slog.Logger, k *regkey.Key, priv crypto.Signer, csr []byte, wantKind string, timeout time.Duration) (res *Result, unanswered bool, err error) {
 	var errs []error
 	for _, edge := range k.Edge {
 		client, err := apiclient.New(edge, "", k.CA, apiclient.WithTimeout(timeout))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		log.Info("enrolling", "edge", edge, "key", k)
 		resp, err := client.Enroll(ctx, api.EnrollRequest{Key: k.Encode(), CSR: string(csr)})
 		client.CloseIdleConnections() // one request per endpoint: keep nothing open
 		if err != nil {
 			var apiErr *apiclient.Error
-			if errors.As(err, &apiErr) {
+			if errors.As(err, &apiErr) && !apiclient.Temporary(err) {
 				// The controller decided; another endpoint of the same controller would agree.
-				return nil, fmt.Errorf("enrolment refused by %s: %s", edge, apiErr.Problem.Detail)
+				return nil, false, fmt.Errorf("enrolment refused by %s: %s", edge, apiErr.Problem.Detail)
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", edge, err))
 			log.Warn("edge endpoint failed", "edge", edge, "err", err)
@@ -97,12 +131,12 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 		}
 		res, err := verify(resp, priv, k.CA, wantKind)
 		if err != nil {
-			return nil, fmt.Errorf("%s answered with an unusable enrolment: %w", edge, err)
+			return nil, false, fmt.Errorf("%s answered with an unusable enrolment: %w", edge, err)
 		}
 		log.Info("enrolled", "kind", res.Config.Kind, "id", res.Config.ID, "name", res.Config.Name, "cert_expires_at", res.Config.CertExpiresAt)
-		return res, nil
+		return res, false, nil
 	}
-	return nil, fmt.Errorf("enrolment failed on every controller endpoint: %w", errors.Join(errs...))
+	return nil, true, fmt.Errorf("enrolment failed on every controller endpoint: %w", errors.Join(errs...))
 }
 
 // verify checks that the response is for our key, from the pinned CA, and names an entity of

@@ -12,12 +12,12 @@ import (
 	"github.com/ztna/ztna/internal/api"
 )
 
-const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, expires_at, revoked, used_at, created_at`
+const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, expires_at, revoked, used_at, used_by, created_at`
 
 func scanKey(row pgx.Row) (*store.Key, error) {
 	var k store.Key
 	var used *time.Time
-	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &k.ExpiresAt, &k.Revoked, &used, &k.CreatedAt); err != nil {
+	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &k.ExpiresAt, &k.Revoked, &used, &k.UsedBy, &k.CreatedAt); err != nil {
 		return nil, err
 	}
 	k.ExpiresAt, k.CreatedAt = utc(k.ExpiresAt), utc(k.CreatedAt)
@@ -63,7 +63,7 @@ func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
 }
 
 func insertKey(ctx context.Context, tx pgx.Tx, k *store.Key) error {
-	_, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, false, NULL, $7)`,
+	_, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, false, NULL, NULL, $7)`,
 		k.ID, k.Kind, k.SubjectID, k.SecretHash, k.TTLSeconds, k.ExpiresAt, k.CreatedAt)
 	return err
 }
@@ -141,7 +141,7 @@ func (s *Store) DeleteKey(ctx context.Context, id string) error {
 // queue on row locks taken in the same order as every other writer (subject first, then its
 // keys, like DeleteRouter), and the state is checked on the locked, latest row: the first
 // caller consumes the key, every later one sees it used.
-func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*store.Key, error) {
+func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time, usedBy []byte) (*store.Key, error) {
 	var out *store.Key
 	err := s.write(ctx, func(tx pgx.Tx) (changes []store.Change, err error) {
 		// Unlocked first read: which subject to lock.
@@ -151,14 +151,14 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*stor
 		}
 		switch k.Kind {
 		case api.KindRouter:
-			out, changes, err = consumeFor(ctx, tx, routers, k.SubjectID, id, now, store.OpState, func(r *api.Router) {
+			out, changes, err = consumeFor(ctx, tx, routers, k.SubjectID, id, now, usedBy, store.OpState, func(r *api.Router) {
 				if r.Status == api.RouterUnenrolled {
 					r.Status = api.RouterOffline
 				}
 			})
 			return changes, err
 		case api.KindIdentity:
-			out, changes, err = consumeFor(ctx, tx, identities, k.SubjectID, id, now, store.OpUpdate, func(i *api.Identity) {
+			out, changes, err = consumeFor(ctx, tx, identities, k.SubjectID, id, now, usedBy, store.OpUpdate, func(i *api.Identity) {
 				i.Enrolled = true
 			})
 			return changes, err
@@ -172,14 +172,14 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*stor
 }
 
 // consumeFor locks the key's subject, consumes the key and marks the subject enrolled.
-func consumeFor[T any](ctx context.Context, tx pgx.Tx, d docTable[T], subjectID, keyID string, now time.Time, op string, enrol func(*T)) (*store.Key, []store.Change, error) {
+func consumeFor[T any](ctx context.Context, tx pgx.Tx, d docTable[T], subjectID, keyID string, now time.Time, usedBy []byte, op string, enrol func(*T)) (*store.Key, []store.Change, error) {
 	v, err := d.get(ctx, tx, subjectID, "FOR UPDATE")
 	if err != nil {
 		return nil, nil, subjectGone(keyID, err)
 	}
-	k, err := consume(ctx, tx, keyID, now)
-	if err != nil {
-		return nil, nil, err
+	k, retry, err := consume(ctx, tx, keyID, now, usedBy)
+	if err != nil || retry {
+		return k, nil, err // a retry of the enrolment that used the key changes nothing
 	}
 	enrol(v)
 	if err := d.save(ctx, tx, v); err != nil {
@@ -197,26 +197,30 @@ func subjectGone(id string, err error) error {
 	return err
 }
 
-// consume locks the key, checks its state at now and marks it used.
-func consume(ctx context.Context, tx pgx.Tx, id string, now time.Time) (*store.Key, error) {
-	k, err := getKey(ctx, tx, id, "FOR UPDATE")
+// consume locks the key, checks its state at now and marks it used; retry reports a repeat of
+// the enrolment that used it (store.Key.RetryOf), for which nothing is written.
+func consume(ctx context.Context, tx pgx.Tx, id string, now time.Time, usedBy []byte) (k *store.Key, retry bool, err error) {
+	k, err = getKey(ctx, tx, id, "FOR UPDATE")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	switch k.State(now) {
 	case api.KeyUsed:
-		return nil, fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyUsed, k.UsedAt.Format(time.RFC3339))
+		if k.RetryOf(usedBy, now) {
+			return k, true, nil
+		}
+		return nil, false, fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyUsed, k.UsedAt.Format(time.RFC3339))
 	case api.KeyRevoked:
-		return nil, fmt.Errorf("registration key %s: %w", id, store.ErrKeyRevoked)
+		return nil, false, fmt.Errorf("registration key %s: %w", id, store.ErrKeyRevoked)
 	case api.KeyExpired:
-		return nil, fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyExpired, k.ExpiresAt.Format(time.RFC3339))
+		return nil, false, fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyExpired, k.ExpiresAt.Format(time.RFC3339))
 	}
 	usedAt := now.UTC().Truncate(time.Microsecond)
-	if _, err := tx.Exec(ctx, `UPDATE keys SET used_at = $1 WHERE id = $2`, usedAt, id); err != nil {
-		return nil, err
+	if _, err := tx.Exec(ctx, `UPDATE keys SET used_at = $1, used_by = $2 WHERE id = $3`, usedAt, usedBy, id); err != nil {
+		return nil, false, err
 	}
-	k.UsedAt = &usedAt
-	return k, nil
+	k.UsedAt, k.UsedBy = &usedAt, usedBy
+	return k, false, nil
 }
 
 // ReissueIdentityToken implements store.Store. Locking the identity first serialises it

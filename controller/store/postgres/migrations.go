@@ -54,4 +54,7 @@ CREATE TABLE network_ca (
 	created_at TIMESTAMPTZ NOT NULL
 );
 `,
+	// 2: the public key a used key enrolled (store.Key.UsedBy), so that a retry of that
+	// enrolment after a lost reply is answered instead of refused.
+	`ALTER TABLE keys ADD COLUMN used_by BYTEA;`,
 }

@@ -12,13 +12,13 @@ import (
 	"github.com/ztna/ztna/internal/api"
 )
 
-const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, expires_at, revoked, used_at, created_at`
+const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, expires_at, revoked, used_at, used_by, created_at`
 
 func scanKey(row interface{ Scan(...any) error }) (*store.Key, error) {
 	var k store.Key
 	var expires, created int64
 	var used sql.NullInt64
-	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &expires, &k.Revoked, &used, &created); err != nil {
+	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &expires, &k.Revoked, &used, &k.UsedBy, &created); err != nil {
 		return nil, err
 	}
 	k.ExpiresAt, k.CreatedAt = fromMicros(expires), fromMicros(created)
@@ -65,7 +65,7 @@ func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
 }
 
 func insertKey(ctx context.Context, tx *sql.Tx, k *store.Key) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?)`,
 		k.ID, k.Kind, k.SubjectID, k.SecretHash, k.TTLSeconds, micros(k.ExpiresAt), micros(k.CreatedAt))
 	return err
 }
@@ -142,7 +142,7 @@ func (s *Store) DeleteKey(ctx context.Context, id string) error {
 // ConsumeKey implements store.Store. The single writer connection and IMMEDIATE
 // transactions serialise concurrent calls, and the conditional UPDATE makes the check and the
 // consumption one step.
-func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*store.Key, error) {
+func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time, usedBy []byte) (*store.Key, error) {
 	var out *store.Key
 	var changed []store.Change
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -152,6 +152,10 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*stor
 		}
 		switch k.State(now) {
 		case api.KeyUsed:
+			if k.RetryOf(usedBy, now) {
+				out = k
+				return nil
+			}
 			return fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyUsed, k.UsedAt.Format(time.RFC3339))
 		case api.KeyRevoked:
 			return fmt.Errorf("registration key %s: %w", id, store.ErrKeyRevoked)
@@ -159,14 +163,14 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time) (*stor
 			return fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyExpired, k.ExpiresAt.Format(time.RFC3339))
 		}
 		usedAt := now.UTC().Truncate(time.Microsecond)
-		res, err := tx.ExecContext(ctx, `UPDATE keys SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked = 0`, micros(usedAt), id)
+		res, err := tx.ExecContext(ctx, `UPDATE keys SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL AND revoked = 0`, micros(usedAt), usedBy, id)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("registration key %s: %w", id, store.ErrKeyUsed)
 		}
-		k.UsedAt = &usedAt
+		k.UsedAt, k.UsedBy = &usedAt, usedBy
 		out = k
 		changed = append(changed, store.Change{Collection: store.Keys, Op: store.OpUpdate, ID: id})
 		switch k.Kind {

@@ -46,4 +46,7 @@ CREATE TABLE keys (
 );
 CREATE INDEX keys_subject ON keys (kind, subject_id);
 `,
+	// 2: the public key a used key enrolled (store.Key.UsedBy), so that a retry of that
+	// enrolment after a lost reply is answered instead of refused.
+	`ALTER TABLE keys ADD COLUMN used_by BLOB;`,
 }

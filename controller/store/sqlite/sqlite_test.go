@@ -82,11 +82,11 @@ func TestConsumeKeyOnceUnderContention(t *testing.T) {
 	k, _ := newKey(t, s, r.ID, time.Hour)
 	var wins, used atomic.Int32
 	var wg sync.WaitGroup
-	for range 50 {
+	for i := range 50 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.ConsumeKey(ctx, k.ID, time.Now())
+			_, err := s.ConsumeKey(ctx, k.ID, time.Now(), []byte{byte(i)})
 			switch {
 			case err == nil:
 				wins.Add(1)
@@ -114,21 +114,21 @@ func TestKeyStates(t *testing.T) {
 	s.CreateRouter(ctx, r)
 	expired, _ := newKey(t, s, r.ID, time.Millisecond)
 	time.Sleep(5 * time.Millisecond)
-	if _, err := s.ConsumeKey(ctx, expired.ID, time.Now()); !errors.Is(err, store.ErrKeyExpired) {
+	if _, err := s.ConsumeKey(ctx, expired.ID, time.Now(), []byte("enroller")); !errors.Is(err, store.ErrKeyExpired) {
 		t.Fatalf("expired: %v", err)
 	}
 	revoked, _ := newKey(t, s, r.ID, time.Hour)
 	if _, err := s.RevokeKey(ctx, revoked.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ConsumeKey(ctx, revoked.ID, time.Now()); !errors.Is(err, store.ErrKeyRevoked) {
+	if _, err := s.ConsumeKey(ctx, revoked.ID, time.Now(), []byte("enroller")); !errors.Is(err, store.ErrKeyRevoked) {
 		t.Fatalf("revoked: %v", err)
 	}
-	if _, err := s.ConsumeKey(ctx, "unknown", time.Now()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ConsumeKey(ctx, "unknown", time.Now(), []byte("enroller")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown: %v", err)
 	}
 	used, _ := newKey(t, s, r.ID, time.Hour)
-	s.ConsumeKey(ctx, used.ID, time.Now())
+	s.ConsumeKey(ctx, used.ID, time.Now(), []byte("enroller"))
 	if _, err := s.RevokeKey(ctx, used.ID); !errors.Is(err, store.ErrKeyUsed) {
 		t.Fatalf("revoke used: %v", err)
 	}
@@ -155,7 +155,7 @@ func TestIdentityTokenAndReopen(t *testing.T) {
 	if tok.SubjectID != id.ID || tok.Kind != api.KindIdentity || !id.TokenExpiresAt.Equal(tok.ExpiresAt) {
 		t.Fatalf("token not linked: %+v %+v", tok, id)
 	}
-	if _, err := s.ConsumeKey(ctx, tok.ID, time.Now()); err != nil {
+	if _, err := s.ConsumeKey(ctx, tok.ID, time.Now(), []byte("enroller")); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

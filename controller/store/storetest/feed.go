@@ -43,7 +43,7 @@ func testFeed(t *testing.T, s store.Store) {
 	must(t, s.DeleteKey(ctx, k.ID))
 	expect(t, ch, c(store.Keys, store.OpDelete, k.ID))
 	k2 := newRouterKey(t, s, r.ID, time.Hour)
-	_, err = s.ConsumeKey(ctx, k2.ID, time.Now())
+	_, err = s.ConsumeKey(ctx, k2.ID, time.Now(), enroller)
 	must(t, err)
 	expect(t, ch, c(store.Keys, store.OpCreate, k2.ID), c(store.Keys, store.OpUpdate, k2.ID), c(store.Routers, store.OpState, r.ID))
 
@@ -51,7 +51,7 @@ func testFeed(t *testing.T, s store.Store) {
 	tok := newToken(time.Hour)
 	must(t, s.CreateIdentity(ctx, id, tok))
 	expect(t, ch, c(store.Identities, store.OpCreate, id.ID), c(store.Keys, store.OpCreate, tok.ID))
-	_, err = s.ConsumeKey(ctx, tok.ID, time.Now())
+	_, err = s.ConsumeKey(ctx, tok.ID, time.Now(), enroller)
 	must(t, err)
 	expect(t, ch, c(store.Keys, store.OpUpdate, tok.ID), c(store.Identities, store.OpUpdate, id.ID))
 	_, err = s.UpdateIdentity(ctx, id.ID, func(i *api.Identity) error { i.Roles = []string{"x"}; return nil })
@@ -100,7 +100,7 @@ func testFeedSkipsFailedWrites(t *testing.T, s store.Store) {
 	r := newRouter(t, s, "r")
 	must(t, s.CreateIdentity(ctx, &api.Identity{Name: "i"}, newToken(time.Hour)))
 	used := newRouterKey(t, s, r.ID, time.Hour)
-	_, err := s.ConsumeKey(ctx, used.ID, time.Now())
+	_, err := s.ConsumeKey(ctx, used.ID, time.Now(), enroller)
 	must(t, err)
 	setup := newRouter(t, s, "setup-done")
 	for c := next(t, ch); c.ID != setup.ID; c = next(t, ch) {
@@ -125,7 +125,7 @@ func testFeedSkipsFailedWrites(t *testing.T, s store.Store) {
 		{"key for unknown router", func() error {
 			return s.CreateKey(ctx, &store.Key{Kind: api.KindRouter, SubjectID: store.NewID(), ExpiresAt: time.Now()})
 		}},
-		{"consume used", func() error { _, err := s.ConsumeKey(ctx, used.ID, time.Now()); return err }},
+		{"consume used", func() error { _, err := s.ConsumeKey(ctx, used.ID, time.Now(), otherEnroller); return err }},
 		{"revoke used", func() error { _, err := s.RevokeKey(ctx, used.ID); return err }},
 		{"state of unknown router", func() error { return s.SetRouterState(ctx, store.NewID(), store.RouterState{}) }},
 	} {

@@ -127,7 +127,8 @@ func testKeyStates(t *testing.T, s store.Store) {
 		name    string
 		revoke  bool
 		use     bool
-		at      time.Duration // when ConsumeKey runs, after creation
+		at      time.Duration // when ConsumeKey runs, after creation (retry: after the first use)
+		retry   bool          // the second ConsumeKey repeats the first's public key
 		wantErr error
 	}{
 		{name: "unused", at: 0},
@@ -138,6 +139,10 @@ func testKeyStates(t *testing.T, s store.Store) {
 		{name: "revoked and expired", revoke: true, at: 2 * ttl, wantErr: store.ErrKeyRevoked},
 		{name: "used", use: true, wantErr: store.ErrKeyUsed},
 		{name: "used and expired", use: true, at: 2 * ttl, wantErr: store.ErrKeyUsed},
+		// A retry of the enrolment that used the key (its reply lost) gets the key back...
+		{name: "retried by the same public key", use: true, retry: true, at: store.EnrolmentRetryWindow - time.Second},
+		// ...but only for store.EnrolmentRetryWindow after its use.
+		{name: "retried too late", use: true, retry: true, at: store.EnrolmentRetryWindow, wantErr: store.ErrKeyUsed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := newRouter(t, s, "r-"+store.NewID()[:8])
@@ -150,13 +155,20 @@ func testKeyStates(t *testing.T, s store.Store) {
 				}
 			}
 			if c.use {
-				_, err := s.ConsumeKey(ctx, k.ID, k.CreatedAt)
+				_, err := s.ConsumeKey(ctx, k.ID, k.CreatedAt, enroller)
 				must(t, err)
 			}
 			before, _ := s.GetKey(ctx, k.ID)
 			beforeRouter, _ := s.GetRouter(ctx, r.ID)
 			now := k.ExpiresAt.Add(c.at - ttl)
-			got, err := s.ConsumeKey(ctx, k.ID, now)
+			if c.retry {
+				now = before.UsedAt.Add(c.at) // the window runs from the first use
+			}
+			by := otherEnroller
+			if c.retry || !c.use {
+				by = enroller
+			}
+			got, err := s.ConsumeKey(ctx, k.ID, now, by)
 			if c.wantErr != nil {
 				if !errors.Is(err, c.wantErr) {
 					t.Fatalf("consume: %v, want %v", err, c.wantErr)
@@ -170,6 +182,12 @@ func testKeyStates(t *testing.T, s store.Store) {
 			}
 			must(t, err)
 			want := now.UTC().Truncate(time.Microsecond)
+			if c.retry { // the retry is the first use: nothing changes
+				want = *before.UsedAt
+				if after, _ := s.GetKey(ctx, k.ID); !sameKey(before, after) || !bytes.Equal(after.UsedBy, enroller) {
+					t.Fatalf("a retried enrolment changed the key: %+v -> %+v", before, after)
+				}
+			}
 			if got.UsedAt == nil || !got.UsedAt.Equal(want) || got.ID != k.ID || got.SubjectID != r.ID {
 				t.Fatalf("consume returned %+v, want used at %v", got, want)
 			}
@@ -186,7 +204,7 @@ func testKeyStates(t *testing.T, s store.Store) {
 		})
 	}
 	t.Run("unknown", func(t *testing.T) {
-		if _, err := s.ConsumeKey(ctx, store.NewID(), time.Now()); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.ConsumeKey(ctx, store.NewID(), time.Now(), enroller); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("consume unknown key: %v, want ErrNotFound", err)
 		}
 	})
@@ -196,7 +214,7 @@ func testKeyStates(t *testing.T, s store.Store) {
 		online := api.RouterOnline
 		must(t, s.SetRouterState(ctx, r.ID, store.RouterState{Status: &online}))
 		k := newRouterKey(t, s, r.ID, ttl)
-		_, err := s.ConsumeKey(ctx, k.ID, time.Now())
+		_, err := s.ConsumeKey(ctx, k.ID, time.Now(), enroller)
 		must(t, err)
 		if gr, _ := s.GetRouter(ctx, r.ID); gr.Status != api.RouterOnline {
 			t.Fatalf("status %q, want online", gr.Status)
@@ -206,7 +224,7 @@ func testKeyStates(t *testing.T, s store.Store) {
 
 func sameKey(a, b *store.Key) bool {
 	return a.ID == b.ID && a.Revoked == b.Revoked && (a.UsedAt == nil) == (b.UsedAt == nil) &&
-		(a.UsedAt == nil || a.UsedAt.Equal(*b.UsedAt)) && a.ExpiresAt.Equal(b.ExpiresAt)
+		(a.UsedAt == nil || a.UsedAt.Equal(*b.UsedAt)) && a.ExpiresAt.Equal(b.ExpiresAt) && bytes.Equal(a.UsedBy, b.UsedBy)
 }
 
 // testIdentityToken: an identity and its enrolment token are created together (or not at
@@ -228,12 +246,12 @@ func testIdentityToken(t *testing.T, s store.Store) {
 	if gi, _ := s.GetIdentity(ctx, id.ID); gi.TokenTTLSeconds != tok.TTLSeconds {
 		t.Fatalf("stored token_ttl_seconds %d, want the token's %d", gi.TokenTTLSeconds, tok.TTLSeconds)
 	}
-	_, err = s.ConsumeKey(ctx, tok.ID, time.Now())
+	_, err = s.ConsumeKey(ctx, tok.ID, time.Now(), enroller)
 	must(t, err)
 	if gi, _ := s.GetIdentity(ctx, id.ID); !gi.Enrolled {
 		t.Fatal("consuming the token did not enrol the identity")
 	}
-	if _, err := s.ConsumeKey(ctx, tok.ID, time.Now()); !errors.Is(err, store.ErrKeyUsed) {
+	if _, err := s.ConsumeKey(ctx, tok.ID, time.Now(), otherEnroller); !errors.Is(err, store.ErrKeyUsed) {
 		t.Fatalf("second use of the token: %v, want ErrKeyUsed", err)
 	}
 	// A refused identity leaves no token behind.
@@ -257,7 +275,7 @@ func testReissueIdentityToken(t *testing.T, s store.Store) {
 	used := newToken(time.Hour)
 	_, err := s.ReissueIdentityToken(ctx, id.ID, used)
 	must(t, err)
-	_, err = s.ConsumeKey(ctx, used.ID, time.Now())
+	_, err = s.ConsumeKey(ctx, used.ID, time.Now(), enroller)
 	must(t, err)
 
 	next := newToken(2 * time.Hour)
@@ -281,12 +299,12 @@ func testReissueIdentityToken(t *testing.T, s store.Store) {
 			t.Errorf("token %s: state %s, want %s", kid, st, want)
 		}
 	}
-	if _, err := s.ConsumeKey(ctx, first.ID, time.Now()); !errors.Is(err, store.ErrKeyRevoked) {
+	if _, err := s.ConsumeKey(ctx, first.ID, time.Now(), enroller); !errors.Is(err, store.ErrKeyRevoked) {
 		t.Fatalf("earlier token after reissue: %v, want ErrKeyRevoked", err)
 	}
-	_, err = s.ConsumeKey(ctx, next.ID, time.Now())
+	_, err = s.ConsumeKey(ctx, next.ID, time.Now(), enroller)
 	must(t, err)
-	if _, err := s.ConsumeKey(ctx, next.ID, time.Now()); !errors.Is(err, store.ErrKeyUsed) {
+	if _, err := s.ConsumeKey(ctx, next.ID, time.Now(), otherEnroller); !errors.Is(err, store.ErrKeyUsed) {
 		t.Fatalf("second use of the reissued token: %v, want ErrKeyUsed", err)
 	}
 
@@ -313,7 +331,7 @@ func testConsumeKeyOnce(t *testing.T, a, b store.Store) {
 			t.Error(err)
 		}
 	}, func(i int) {
-		_, err := pick(i, a, b).ConsumeKey(ctx, k.ID, time.Now())
+		_, err := pick(i, a, b).ConsumeKey(ctx, k.ID, time.Now(), enrollerN(i))
 		switch {
 		case err == nil:
 			wins.Add(1)
@@ -344,7 +362,7 @@ func testConsumeManyKeys(t *testing.T, a, b store.Store) {
 			t.Error(err)
 		}
 	}, func(i int) {
-		if _, err := pick(i, a, b).ConsumeKey(ctx, keys[i].ID, time.Now()); err != nil {
+		if _, err := pick(i, a, b).ConsumeKey(ctx, keys[i].ID, time.Now(), enroller); err != nil {
 			t.Errorf("consume key %d: %v", i, err)
 		}
 	})

@@ -186,7 +186,7 @@ func testPersistence(t *testing.T, open func(*testing.T) store.Store) {
 	must(t, s.CreateRouter(ctx, r))
 	k := newRouterKey(t, s, r.ID, time.Hour)
 	spare := newRouterKey(t, s, r.ID, time.Hour)
-	_, err := s.ConsumeKey(ctx, k.ID, time.Now())
+	_, err := s.ConsumeKey(ctx, k.ID, time.Now(), enroller)
 	must(t, err)
 	sv := &api.Service{Name: "db", Address: "10.0.0.5", Port: 5432, Protocol: api.ProtocolTCP, RouterRoles: []string{"edge"}}
 	must(t, s.CreateService(ctx, sv))
@@ -207,10 +207,10 @@ func testPersistence(t *testing.T, open func(*testing.T) store.Store) {
 		t.Fatalf("used key after restart: %+v %v", gk, err)
 	}
 	// A key issued before the restart still works, once.
-	if _, err := s2.ConsumeKey(ctx, spare.ID, time.Now()); err != nil {
+	if _, err := s2.ConsumeKey(ctx, spare.ID, time.Now(), enroller); err != nil {
 		t.Fatalf("key issued before the restart: %v", err)
 	}
-	if _, err := s2.ConsumeKey(ctx, spare.ID, time.Now()); !errors.Is(err, store.ErrKeyUsed) {
+	if _, err := s2.ConsumeKey(ctx, spare.ID, time.Now(), otherEnroller); !errors.Is(err, store.ErrKeyUsed) {
 		t.Fatalf("second use after restart: %v, want ErrKeyUsed", err)
 	}
 	if gs, err := s2.GetService(ctx, sv.ID); err != nil || gs.Address != "10.0.0.5" {

@@ -8,6 +8,8 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -75,6 +77,18 @@ func RunShared(t *testing.T, b Shared) {
 
 // deadline bounds every wait for a change.
 const deadline = 2 * time.Second
+
+// enroller and otherEnroller stand for the hashes of two public keys that enrol with a key
+// (store.Key.UsedBy); enrollerN(i) gives concurrent contenders keys of their own.
+var (
+	enroller      = enrollerN(-1)
+	otherEnroller = enrollerN(-2)
+)
+
+func enrollerN(i int) []byte {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("public key %d", i)))
+	return sum[:]
+}
 
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
