@@ -2,6 +2,7 @@ package ztnaprovider
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,6 +78,14 @@ func TestAccRouterHost_gcp(t *testing.T) {
 	bootGCE(t, fake)
 	name := hostTestName("edge-gcp")
 	config := gcpHostConfig(name, fake.URL)
+	withSvc := config + fmt.Sprintf(`
+resource "ztna_service" "api" {
+  name         = "%[1]s-api"
+  address      = "10.40.0.3"
+  port         = 443
+  router_roles = [%[1]q]
+}
+`, name)
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -97,6 +106,45 @@ func TestAccRouterHost_gcp(t *testing.T) {
 					checkCloudRouterOnline(t),
 					checkNoKeyInState,
 				),
+			},
+			{
+				// A service is added; the host was planned before it existed on the controller.
+				Config: withSvc,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionNoop)},
+				},
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// The next plan adds its firewall rule in place: same instance.
+				Config: withSvc,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkGCPInstanceCreates(fake, 1),
+					checkGCPEgressTo(fake, name, "10.40.0.3/32", "tcp:443"),
+					checkCloudRouterOnline(t),
+				),
+			},
+			{
+				// An allow rule widened out of band to everything is drift, patched back in place.
+				PreConfig: func() {
+					for _, fw := range fake.Firewalls() {
+						if fw.GetName() == "ztna-"+name+"-egress-1" {
+							fw.Allowed = []*computepb.Allowed{{IPProtocol: proto.String("all")}}
+							fake.AddFirewallOutOfBand("prod", fw)
+						}
+					}
+				},
+				Config: withSvc,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("firewall_drift"), knownvalue.ListSizeExact(0)),
+				},
+				Check: resource.ComposeTestCheckFunc(checkGCPInstanceCreates(fake, 1), checkGCPEgressTo(fake, name, "10.40.0.3/32", "tcp:443")),
 			},
 			{
 				PreConfig: func() { fake.DeleteFirewallOutOfBand("prod", "ztna-"+name+"-deny-ingress") },
@@ -159,6 +207,49 @@ func checkGCPHost(fake *computefake.Server, name string) resource.TestCheckFunc 
 		}
 		if !denyIngress {
 			return fmt.Errorf("no deny-all ingress rule at priority 0 among %d rules", len(fake.Firewalls()))
+		}
+		return nil
+	}
+}
+
+// checkGCPInstanceCreates checks how many instances.insert calls the fake has seen.
+func checkGCPInstanceCreates(fake *computefake.Server, want int) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		n := 0
+		for _, r := range fake.Requests() {
+			if r.Method == "POST" && strings.Contains(r.Path, "/instances") {
+				n++
+			}
+		}
+		if n != want {
+			return fmt.Errorf("%d instance inserts, want %d: the host was replaced", n, want)
+		}
+		return nil
+	}
+}
+
+// checkGCPEgressTo checks that the host has exactly one allow rule of destination cidr, and
+// that it allows just what (protocol:ports).
+func checkGCPEgressTo(fake *computefake.Server, name, cidr, what string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		var found []string
+		for _, fw := range fake.Firewalls() {
+			if !strings.HasPrefix(fw.GetName(), "ztna-"+name+"-egress-") {
+				continue
+			}
+			var allowed []string
+			for _, a := range fw.GetAllowed() {
+				allowed = append(allowed, a.GetIPProtocol()+":"+strings.Join(a.GetPorts(), ","))
+			}
+			if strings.Join(fw.GetDestinationRanges(), ",") == cidr {
+				found = append(found, strings.Join(allowed, " "))
+			}
+			if slices.ContainsFunc(fw.GetAllowed(), func(a *computepb.Allowed) bool { return a.GetIPProtocol() == "all" }) {
+				return fmt.Errorf("rule %s allows all protocols", fw.GetName())
+			}
+		}
+		if len(found) != 1 || found[0] != what {
+			return fmt.Errorf("allow rules to %s: %v, want [%s]", cidr, found, what)
 		}
 		return nil
 	}

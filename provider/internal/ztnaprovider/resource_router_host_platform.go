@@ -51,6 +51,10 @@ type hostDriver interface {
 	Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, error)
 	Read(ctx context.Context, id string) (cloud.Host, error)
 	Delete(ctx context.Context, id string) error
+	// UpdateEgress makes the host's firewall exactly the allowlist, in place (the VM or
+	// process is not touched); EgressDrift lists how it differs from the allowlist now.
+	UpdateEgress(ctx context.Context, id string, rules []egress.Rule) error
+	EgressDrift(ctx context.Context, id string, rules []egress.Rule) ([]string, error)
 }
 
 func closeDriver(d hostDriver) {
@@ -584,6 +588,7 @@ func importedModel(ctx context.Context, id string) (*routerHostModel, error) {
 		FailureDomain:   types.StringNull(),
 		EgressAllowlist: types.ListNull(types.StringType),
 		Drift:           types.ListValueMust(types.StringType, nil),
+		FirewallDrift:   types.ListValueMust(types.StringType, nil),
 		Timeouts:        timeoutsNull(),
 	}
 	var diags diag.Diagnostics
