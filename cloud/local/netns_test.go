@@ -211,6 +211,9 @@ func TestNetnsTwoHostsAndRestart(t *testing.T) {
 // removes it. (The inserted rule opens every destination but the host's loopback, which
 // needs the NAT rules of an allowed port.)
 func TestNetnsEgressInPlace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: network namespaces and nftables")
+	}
 	requireNetns(t)
 	first := lineServer(t, "127.0.0.1:0")
 	second := lineServer(t, "127.0.0.1:0")
