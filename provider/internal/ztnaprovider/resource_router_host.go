@@ -444,7 +444,7 @@ func (r *routerHostResource) planReplacement(p platform, plan, state *routerHost
 		"tags":        !plan.Tags.Equal(state.Tags),
 		"local":       !plan.Local.Equal(state.Local),
 		"aws":         !plan.AWS.Equal(state.AWS),
-		"gcp":         !plan.GCP.Equal(state.GCP),
+		"gcp":         !withoutWriteOnly(plan.GCP).Equal(withoutWriteOnly(state.GCP)),
 		"azure":       !plan.Azure.Equal(state.Azure),
 	}
 	for attr, c := range changed {
@@ -499,6 +499,7 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 		return
 	}
 	resp.Diagnostics.Append(p.complete(ctx, &plan, true)...)
+	resp.Diagnostics.Append(configCredentials(ctx, p, req.Config)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -706,11 +707,17 @@ func (m *routerHostModel) setHost(p platform, h cloud.Host) {
 
 // recordedDriver decodes the platform block of a host in state and opens its driver; nil means
 // the diagnostics say why not. The DNS servers resolve the allowlist's names (local hosts).
-func recordedDriver(ctx context.Context, state *routerHostModel, diags *diag.Diagnostics) (platform, hostDriver) {
+// config, when there is one (Update), carries the write-only credentials.
+func recordedDriver(ctx context.Context, state *routerHostModel, config *tfsdk.Config, diags *diag.Diagnostics) (platform, hostDriver) {
 	p, d := platformOf(ctx, state)
 	diags.Append(d...)
 	if diags.HasError() {
 		return nil, nil
+	}
+	if config != nil {
+		if diags.Append(configCredentials(ctx, p, *config)...); diags.HasError() {
+			return nil, nil
+		}
 	}
 	drv, err := p.driver(ctx, tflogLogger(ctx), listStrings(state.DNSServers))
 	if err != nil {
@@ -726,7 +733,7 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	p, drv := recordedDriver(ctx, &state, &resp.Diagnostics)
+	p, drv := recordedDriver(ctx, &state, nil, &resp.Diagnostics)
 	if drv == nil {
 		return
 	}
@@ -743,6 +750,7 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 	}
 	instanceType := state.InstanceType
 	state.setHost(p, host)
+	state.GCP = withoutWriteOnly(state.GCP)
 	if p.isLocal() && !instanceType.IsNull() {
 		state.InstanceType = instanceType
 	}
@@ -811,7 +819,7 @@ func (r *routerHostResource) Update(ctx context.Context, req resource.UpdateRequ
 		plan.EgressAllowlist = stringList(ruleStrings(rules))
 	}
 	if !plan.EgressAllowlist.Equal(state.EgressAllowlist) || len(listStrings(state.FirewallDrift)) > 0 {
-		_, drv := recordedDriver(ctx, &plan, &resp.Diagnostics)
+		_, drv := recordedDriver(ctx, &plan, &req.Config, &resp.Diagnostics)
 		if drv == nil {
 			return
 		}
@@ -853,7 +861,7 @@ func (r *routerHostResource) Delete(ctx context.Context, req resource.DeleteRequ
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, drv := recordedDriver(ctx, &state, &resp.Diagnostics)
+	_, drv := recordedDriver(ctx, &state, nil, &resp.Diagnostics)
 	if drv == nil {
 		return
 	}

@@ -66,8 +66,10 @@ resource "ztna_router_host" "test" {
 // TestAccRouterHost_gcp runs the GCP platform's Terraform path against the Compute Engine fake
 // (the real REST client): default tier e2-standard-2, the key only in instance metadata, a
 // deny-all ingress rule ahead of everything and no ingress allow, the router booted from the
-// metadata comes online; a firewall rule deleted out of band replaces the host; destroy
-// removes the instance and every rule.
+// metadata comes online; the write-only access token is not in state and a new one changes
+// nothing; a service added later reaches the firewall in place (same instance) and a rule
+// widened out of band is patched back; a firewall rule deleted out of band replaces the host;
+// destroy removes the instance and every rule.
 func TestAccRouterHost_gcp(t *testing.T) {
 	needController(t)
 	fake := computefake.New()
@@ -76,6 +78,8 @@ func TestAccRouterHost_gcp(t *testing.T) {
 	fake.AddSubnetwork("projects/prod/regions/europe-west1/subnetworks/routers")
 	fake.AddImage("prod", &computepb.Image{Name: proto.String("ztna-router-1-2-0"), Family: proto.String("ztna-router")})
 	bootGCE(t, fake)
+	// Refresh and destroy take their token from the environment (gcp.access_token is write-only).
+	t.Setenv(EnvGCPAccessToken, "ya29.env-token")
 	name := hostTestName("edge-gcp")
 	config := gcpHostConfig(name, fake.URL)
 	withSvc := config + fmt.Sprintf(`
@@ -99,6 +103,8 @@ resource "ztna_service" "api" {
 						knownvalue.StringExact("projects/prod/zones/europe-west1-b/instances/"+name)),
 					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("id"),
 						knownvalue.StringExact("gcp:projects/prod/zones/europe-west1-b/instances/"+name)),
+					// Write-only: the token never rests in state.
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("gcp").AtMapKey("access_token"), knownvalue.Null()),
 				},
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttrWith("ztna_router_host.test", "failure_domain", capture(&first)),
@@ -106,6 +112,13 @@ resource "ztna_service" "api" {
 					checkCloudRouterOnline(t),
 					checkNoKeyInState,
 				),
+			},
+			{
+				// A new access token (gcloud's last an hour) changes nothing.
+				Config: strings.Replace(config, "ya29.test-token", "ya29.next-hour", 1),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionNoop)},
+				},
 			},
 			{
 				// A service is added; the host was planned before it existed on the controller.
