@@ -54,6 +54,10 @@ type HostSpec struct {
 	Egress []egress.Rule
 	// Tags are added to every object created; the driver adds TagManagedBy and TagRouterHost.
 	Tags map[string]string
+	// RouterID is the router the key enrols, when known. A local host restarted in place keeps
+	// its saved enrolment only for the same router: a router re-created under a new id (the
+	// old one deleted, its certificate revoked) enrols afresh with the new key.
+	RouterID string
 }
 
 // LogValue keeps the registration key out of logs even when a whole spec is logged.

@@ -167,6 +167,7 @@ func New(opts Options) (*Driver, error) {
 // state is the driver's record of a host, <state dir>/host.json.
 type state struct {
 	Name      string         `json:"name"`
+	RouterID  string         `json:"router_id,omitempty"`
 	Image     string         `json:"image,omitempty"`
 	Isolation Isolation      `json:"isolation"`
 	Process   procid.Process `json:"process"`
@@ -242,8 +243,8 @@ func machineName() string {
 }
 
 // Create starts the router process for spec. A host of the same name whose process has exited
-// (drift) is restarted in place and keeps its enrolled router state, so it needs no new key;
-// a running one is an error.
+// (drift) is restarted in place and keeps its enrolled router state, so it needs no new key
+// (unless spec names another router than the saved one); a running one is an error.
 func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, error) {
 	if err := spec.Validate(); err != nil {
 		return cloud.Host{}, err
@@ -261,6 +262,14 @@ func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, e
 		if old.Net != nil {
 			if err := teardownNamespace(ctx, *old.Net); err != nil {
 				return cloud.Host{}, fmt.Errorf("local: clean up the exited host's namespace: %w", err)
+			}
+		}
+		if spec.RouterID != "" && old.RouterID != spec.RouterID {
+			// The saved enrolment is another router's (deleted and re-created, its certificate
+			// revoked): enrol with the new key instead of restarting with it.
+			d.log.DebugContext(ctx, "discarding the enrolment of another router", "host", spec.Name, "was", old.RouterID, "now", spec.RouterID)
+			if err := os.RemoveAll(filepath.Join(dir, routerDir)); err != nil {
+				return cloud.Host{}, fmt.Errorf("local: remove the old router state: %w", err)
 			}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -291,7 +300,7 @@ func (d *Driver) start(ctx context.Context, spec cloud.HostSpec, dir string) (cl
 	if err := pki.WriteFileAtomic(l.KeyFile, cloud.UserData(spec.RegistrationKey), 0o600); err != nil {
 		return cloud.Host{}, fmt.Errorf("local: write the key file: %w", err)
 	}
-	st := state{Name: spec.Name, Image: spec.Image, Isolation: d.opts.Isolation, Created: time.Now().UTC()}
+	st := state{Name: spec.Name, RouterID: spec.RouterID, Image: spec.Image, Isolation: d.opts.Isolation, Created: time.Now().UTC()}
 	argv := d.opts.Command(l)
 	if len(argv) == 0 {
 		return cloud.Host{}, errors.New("local: the router command is empty")

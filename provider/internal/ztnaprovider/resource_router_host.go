@@ -354,6 +354,8 @@ func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.Modify
 		r.planReplacement(p, &plan, &state, resp)
 		if len(resp.RequiresReplace) == 0 {
 			r.planAllowlist(ctx, &plan, &state, req.Config, resp)
+		} else {
+			r.checkReplacementKey(ctx, &plan, &state, resp)
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
@@ -461,6 +463,33 @@ func (r *routerHostResource) planReplacement(p platform, plan, state *routerHost
 	}
 }
 
+// checkReplacementKey refuses, at plan time, a replacement that would enrol with a stateful
+// key already used: apply would destroy the working host and the new one would be refused
+// ("key was already used"), leaving the router offline.
+func (r *routerHostResource) checkReplacementKey(ctx context.Context, plan, state *routerHostModel, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || r.data.client == nil || plan.RegistrationKey.IsUnknown() || plan.RegistrationKey.IsNull() {
+		return // a write-only key (fresh every run) or a key replaced in this run
+	}
+	k, err := regkey.Parse(plan.RegistrationKey.ValueString())
+	if err != nil {
+		return // ValidateConfig and apply report it
+	}
+	stored, err := r.data.client.GetRegistrationKey(ctx, k.ID)
+	if err != nil || stored.State == api.KeyUnused {
+		return
+	}
+	var changed []string
+	for _, p := range resp.RequiresReplace {
+		changed = append(changed, p.String())
+	}
+	resp.Diagnostics.AddAttributeError(path.Root("registration_key"), "Router host "+plan.Name.ValueString()+" cannot be replaced with its registration key",
+		fmt.Sprintf("The host must be replaced (%s), and the new host enrols again, but its registration key %s is %s: the "+
+			"current host would be destroyed and the new one refused. Give the host a fresh key: pass "+
+			"ephemeral.ztna_registration_key.<name>.key to registration_key_wo (a new key on every run), or add a keepers "+
+			"entry to the ztna_registration_key that changes with the host (for example the image) so the key is "+
+			"replaced too.", strings.Join(changed, ", "), k.ID, stored.State))
+}
+
 // registrationKey is the key from whichever argument carries it; the write-only one is only
 // in the configuration.
 func registrationKey(ctx context.Context, plan *routerHostModel, config interface {
@@ -520,6 +549,7 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 		Image:           plan.Image.ValueString(),
 		Egress:          rules,
 		Tags:            mapStrings(ctx, plan.Tags, &resp.Diagnostics),
+		RouterID:        plan.RouterID.ValueString(),
 	}
 	if !p.isLocal() {
 		// Only an instance type from the configuration is explicit; otherwise the plan holds

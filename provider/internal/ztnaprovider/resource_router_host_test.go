@@ -773,3 +773,57 @@ func TestInstanceType(t *testing.T) {
 		}
 	}
 }
+
+// TestAccRouterHost_safeReplacement: a change that replaces a host whose stateful key was
+// used fails at plan time, naming the fix, and nothing is destroyed; a router deleted outside
+// Terraform (its certificate revoked) heals in one apply: router, key and host are created
+// again and the host enrols with the new key instead of its saved, revoked enrolment.
+func TestAccRouterHost_safeReplacement(t *testing.T) {
+	needController(t)
+	t.Parallel()
+	root := t.TempDir()
+	name := hostTestName("edge-safe")
+	bin := hostTestBinary(t, "ztna-router")
+	config := localHostConfig(name, root, bin, "", "")
+	var routerID string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check:  resource.TestCheckResourceAttrWith("ztna_router.test", "id", capture(&routerID)),
+			},
+			{
+				// A new image label replaces the host; the key in state is used.
+				Config:      localHostConfig(name, root, bin, "", `image = "v2"`),
+				ExpectError: expectError("cannot be replaced with its registration key", "is used", "registration_key_wo", "keepers"),
+			},
+			{
+				// The failed plan destroyed nothing: the same router is still online.
+				PreConfig: func() { waitRouterStatus(t, routerID, api.RouterOnline) },
+				Config:    config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionNoop)},
+				},
+			},
+			{
+				// The router is deleted behind Terraform's back: one apply heals everything.
+				PreConfig: func() {
+					if err := apiClient(t).DeleteRouter(context.Background(), routerID); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: config,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router.test", "id", func(id string) error {
+						if id == routerID {
+							return fmt.Errorf("router %s was not re-created", id)
+						}
+						waitRouterStatus(t, id, api.RouterOnline)
+						return nil
+					}),
+				),
+			},
+		},
+	})
+}
