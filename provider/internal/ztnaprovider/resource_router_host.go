@@ -104,7 +104,7 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"changes to the instance that break the egress-only model (an ingress rule, a detached or deleted " +
 			"firewall) show up in `drift` and force a replacement.\n\n" +
 			"The egress allowlist follows the services the router hosts: when a service is added, changed or removed " +
-			"(or `egress` or `dns_servers` change), the plan shows `egress_allowlist` changing and apply updates the " +
+			"(or `egress`, or `dns_servers` on clouds, change), the plan shows `egress_allowlist` changing and apply updates the " +
 			"firewall in place — nftables in the namespace, security group rules, VPC firewall rules, NSG rules — " +
 			"without touching the VM or the router process. Any other difference between the firewall and the " +
 			"allowlist (a rule added or changed outside Terraform) shows up in `firewall_drift` and is repaired in " +
