@@ -54,6 +54,10 @@ type HostSpec struct {
 	Egress []egress.Rule
 	// Tags are added to every object created; the driver adds TagManagedBy and TagRouterHost.
 	Tags map[string]string
+	// RouterID is the router the key enrols, when known. A local host restarted in place keeps
+	// its saved enrolment only for the same router: a router re-created under a new id (the
+	// old one deleted, its certificate revoked) enrols afresh with the new key.
+	RouterID string
 }
 
 // LogValue keeps the registration key out of logs even when a whole spec is logged.
@@ -225,4 +229,33 @@ type Image struct {
 	Name   string
 	// Created is the platform's creation timestamp (RFC 3339), empty when unknown.
 	Created string
+}
+
+// EgressDiff describes how a firewall's egress allows (have) differ from the ones it should
+// have (want), both in a platform's canonical rule form: an allow it lacks, and any allow
+// beyond the allowlist — the latter is what widens a host's egress, so it is never ignored.
+func EgressDiff(firewall string, want, have []string) []string {
+	left := map[string]int{}
+	for _, w := range want {
+		left[w]++
+	}
+	var extra []string
+	for _, h := range have {
+		if left[h] > 0 {
+			left[h]--
+		} else {
+			extra = append(extra, h)
+		}
+	}
+	var drift []string
+	for _, w := range want {
+		if left[w] > 0 {
+			left[w]--
+			drift = append(drift, fmt.Sprintf("%s lacks the egress allow %s", firewall, w))
+		}
+	}
+	for _, e := range extra {
+		drift = append(drift, fmt.Sprintf("%s allows egress %s, which is not in the allowlist", firewall, e))
+	}
+	return drift
 }

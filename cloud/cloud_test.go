@@ -108,3 +108,23 @@ func TestFailureDomainFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestEgressDiff(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		want, have []string
+		drift      []string
+	}{
+		{"equal, any order", []string{"a", "b"}, []string{"b", "a"}, nil},
+		{"missing", []string{"a", "b"}, []string{"a"}, []string{"fw lacks the egress allow b"}},
+		{"extra", []string{"a"}, []string{"a", "all 0.0.0.0/0"}, []string{"fw allows egress all 0.0.0.0/0, which is not in the allowlist"}},
+		{"duplicate counts", []string{"a"}, []string{"a", "a"}, []string{"fw allows egress a, which is not in the allowlist"}},
+		{"both", []string{"a"}, []string{"b"}, []string{"fw lacks the egress allow a", "fw allows egress b, which is not in the allowlist"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := EgressDiff("fw", tc.want, tc.have); fmt.Sprint(got) != fmt.Sprint(tc.drift) {
+				t.Fatalf("EgressDiff = %q, want %q", got, tc.drift)
+			}
+		})
+	}
+}

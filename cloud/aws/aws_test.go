@@ -253,3 +253,34 @@ func TestCreateValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestEgressInPlace: the security group's egress rules follow the allowlist through
+// Authorize/RevokeSecurityGroupEgress, the instance untouched, and an out-of-band allow-all
+// egress rule is drift that the next update revokes.
+func TestEgressInPlace(t *testing.T) {
+	d, fake := newTestDriver(t)
+	h := clouddrivertest.CheckEgressUpdate(t, d, testSpec(t, "low-med"))
+	if n := len(fake.Instances()); n != 1 {
+		t.Fatalf("%d instances after the egress update, want the one", n)
+	}
+	g := fake.Groups()[0]
+	got := renderPerms(g.Egress)
+	if !strings.Contains(got, "tcp 8443-8443 10.30.0.5/32") || strings.Contains(got, "8000-8100") {
+		t.Fatalf("egress rules after the update:\n%s", got)
+	}
+	clouddrivertest.CheckDriftRepaired(t, d, h.ID, clouddrivertest.ChangedEgress(t), func() {
+		fake.AddEgressOutOfBand(g.ID, ec2fake.Permission{Protocol: "-1", Ranges: []ec2fake.Range{{CIDR: "0.0.0.0/0"}}})
+	}, "security group "+g.ID+" allows egress all 0.0.0.0/0")
+	runs := 0
+	for _, r := range fake.Requests() {
+		switch r.Action {
+		case "RunInstances":
+			runs++
+		case "TerminateInstances", "ModifyInstanceAttribute", "StopInstances":
+			t.Errorf("the egress update called %s", r.Action)
+		}
+	}
+	if runs != 1 {
+		t.Errorf("%d RunInstances calls, want 1", runs)
+	}
+}

@@ -2,6 +2,7 @@ package aws
 
 import (
 	"net/netip"
+	"slices"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -49,4 +50,84 @@ func egressPermissions(rules []egress.Rule) []types.IpPermission {
 		out[i] = *perms[k]
 	}
 	return out
+}
+
+// egressEntry is one destination of one security group egress permission: the unit EC2
+// authorises and revokes.
+type egressEntry struct {
+	perm types.IpPermission // with exactly one range
+	key  string             // canonical form, "tcp 0.0.0.0/0:443" or "all 0.0.0.0/0"
+}
+
+// egressEntries flattens permissions (as rendered, or as EC2 describes them) into entries.
+func egressEntries(perms []types.IpPermission) []egressEntry {
+	var out []egressEntry
+	for _, p := range perms {
+		proto := awssdk.ToString(p.IpProtocol)
+		ports := ""
+		if proto == "-1" {
+			proto = "all"
+		} else if p.FromPort != nil && p.ToPort != nil {
+			ports = egress.PortRange{From: uint16(*p.FromPort), To: uint16(*p.ToPort)}.String()
+		}
+		key := func(cidr string) string {
+			if ports == "" {
+				return proto + " " + cidr
+			}
+			return proto + " " + cidr + ":" + ports
+		}
+		one := types.IpPermission{IpProtocol: p.IpProtocol, FromPort: p.FromPort, ToPort: p.ToPort}
+		for _, r := range p.IpRanges {
+			e := one
+			e.IpRanges = []types.IpRange{r}
+			out = append(out, egressEntry{e, key(awssdk.ToString(r.CidrIp))})
+		}
+		for _, r := range p.Ipv6Ranges {
+			e := one
+			e.Ipv6Ranges = []types.Ipv6Range{r}
+			out = append(out, egressEntry{e, key(awssdk.ToString(r.CidrIpv6))})
+		}
+		// Prefix lists and group references are destinations too: anything beyond the
+		// allowlist widens the host's egress.
+		for _, pl := range p.PrefixListIds {
+			e := one
+			e.PrefixListIds = []types.PrefixListId{pl}
+			out = append(out, egressEntry{e, key("prefix-list " + awssdk.ToString(pl.PrefixListId))})
+		}
+		for _, g := range p.UserIdGroupPairs {
+			e := one
+			e.UserIdGroupPairs = []types.UserIdGroupPair{g}
+			out = append(out, egressEntry{e, key("security-group " + awssdk.ToString(g.GroupId))})
+		}
+	}
+	return out
+}
+
+func entryKeys(es []egressEntry) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.key
+	}
+	return out
+}
+
+// egressChanges compares a group's egress permissions with the allowlist: the entries to
+// authorise and the ones to revoke.
+func egressChanges(have []types.IpPermission, rules []egress.Rule) (add, remove []types.IpPermission) {
+	want := egressEntries(egressPermissions(rules))
+	live := egressEntries(have)
+	in := func(es []egressEntry, key string) bool {
+		return slices.ContainsFunc(es, func(e egressEntry) bool { return e.key == key })
+	}
+	for _, w := range want {
+		if !in(live, w.key) {
+			add = append(add, w.perm)
+		}
+	}
+	for _, l := range live {
+		if !in(want, l.key) {
+			remove = append(remove, l.perm)
+		}
+	}
+	return add, remove
 }

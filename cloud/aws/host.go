@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/egress"
 	"github.com/ztna/ztna/cloud/sizing"
 )
 
@@ -357,4 +358,51 @@ func tagValue(tags []types.Tag, key string) string {
 		}
 	}
 	return ""
+}
+
+// hostGroup is the one security group created for an instance.
+func (d *Driver) hostGroup(ctx context.Context, id string) (types.SecurityGroup, error) {
+	groups, err := d.hostGroups(ctx, id)
+	if err != nil {
+		return types.SecurityGroup{}, err
+	}
+	if len(groups) != 1 {
+		return types.SecurityGroup{}, fmt.Errorf("aws: instance %s has %d ztna security groups, want 1: the host must be replaced", id, len(groups))
+	}
+	return groups[0], nil
+}
+
+// UpdateEgress makes the egress rules of the host's security group the allowlist, in place:
+// missing rules are authorised before extra ones are revoked, so an allowed destination is
+// never cut off on the way. The instance is not touched.
+func (d *Driver) UpdateEgress(ctx context.Context, id string, rules []egress.Rule) error {
+	g, err := d.hostGroup(ctx, id)
+	if err != nil {
+		return err
+	}
+	add, remove := egressChanges(g.IpPermissionsEgress, rules)
+	if len(add) > 0 {
+		if _, err := d.ec2.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: g.GroupId, IpPermissions: add}); err != nil {
+			return d.apiError("AuthorizeSecurityGroupEgress", err)
+		}
+	}
+	if len(remove) > 0 {
+		if _, err := d.ec2.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: g.GroupId, IpPermissions: remove}); err != nil {
+			return d.apiError("RevokeSecurityGroupEgress", err)
+		}
+	}
+	d.log.DebugContext(ctx, "updated security group egress", "group", *g.GroupId, "authorized", len(add), "revoked", len(remove))
+	return nil
+}
+
+// EgressDrift lists how the egress rules of the host's security group differ from the
+// allowlist: rules it lacks, and every rule beyond it (an out-of-band allow-all included).
+func (d *Driver) EgressDrift(ctx context.Context, id string, rules []egress.Rule) ([]string, error) {
+	groups, err := d.hostGroups(ctx, id)
+	if err != nil || len(groups) != 1 {
+		return nil, err // Read reports a missing group
+	}
+	g := groups[0]
+	return cloud.EgressDiff("security group "+*g.GroupId,
+		entryKeys(egressEntries(egressPermissions(rules))), entryKeys(egressEntries(g.IpPermissionsEgress))), nil
 }

@@ -216,3 +216,31 @@ func TestImageReference(t *testing.T) {
 		t.Errorf("bad image: %v", err)
 	}
 }
+
+// TestEgressInPlace: the NSG's rules follow the allowlist (one put of the NSG), the VM and
+// NIC untouched, and an outbound allow-all added out of band is drift the next update removes.
+func TestEgressInPlace(t *testing.T) {
+	fake := newFake()
+	d := newTestDriver(t, fake, nil)
+	h := clouddrivertest.CheckEgressUpdate(t, d, testSpec(t, "low-med"))
+	got := renderRules(fake.NSGs()["routers/edge-a-nsg"].Properties.SecurityRules)
+	if !strings.Contains(got, "Tcp 10.30.0.5/32 [8443]") || strings.Contains(got, "8000-8100") {
+		t.Fatalf("NSG rules after the update:\n%s", got)
+	}
+	vmPuts := 0
+	for _, r := range fake.Requests() {
+		if r.Method == "PUT" && (strings.Contains(r.URL, "/virtualMachines/") || strings.Contains(r.URL, "/networkInterfaces/")) {
+			vmPuts++
+		}
+	}
+	if vmPuts != 2 {
+		t.Errorf("%d VM and NIC puts, want the 2 of Create", vmPuts)
+	}
+	clouddrivertest.CheckDriftRepaired(t, d, h.ID, clouddrivertest.ChangedEgress(t), func() {
+		fake.AddInboundRuleOutOfBand("routers", "edge-a-nsg", &armnetwork.SecurityRule{Name: to.Ptr("allow-all-out"), Properties: &armnetwork.SecurityRulePropertiesFormat{
+			Direction: to.Ptr(armnetwork.SecurityRuleDirectionOutbound), Access: to.Ptr(armnetwork.SecurityRuleAccessAllow), Priority: to.Ptr(int32(90)),
+			Protocol: to.Ptr(armnetwork.SecurityRuleProtocolAsterisk), SourceAddressPrefix: to.Ptr("*"), SourcePortRange: to.Ptr("*"),
+			DestinationAddressPrefix: to.Ptr("*"), DestinationPortRange: to.Ptr("*"),
+		}})
+	}, "allow-all-out: Outbound Allow 90")
+}

@@ -394,3 +394,83 @@ func val[T any](p *T) T {
 	}
 	return *p
 }
+
+// ruleKey is what an NSG rule enforces, in one string, so rules compare by effect.
+func ruleKey(r *armnetwork.SecurityRule) string {
+	p := r.Properties
+	if p == nil {
+		return val(r.Name) + ": (no properties)"
+	}
+	ports := []string{val(p.DestinationPortRange)}
+	for _, pr := range p.DestinationPortRanges {
+		ports = append(ports, val(pr))
+	}
+	dst := []string{val(p.DestinationAddressPrefix)}
+	for _, a := range p.DestinationAddressPrefixes {
+		dst = append(dst, val(a))
+	}
+	src := []string{val(p.SourceAddressPrefix)}
+	for _, a := range p.SourceAddressPrefixes {
+		src = append(src, val(a))
+	}
+	return fmt.Sprintf("%s: %s %s %d %s src=%v dst=%v ports=%v", val(r.Name), val(p.Direction), val(p.Access), val(p.Priority),
+		val(p.Protocol), strings.Fields(strings.Join(src, " ")), strings.Fields(strings.Join(dst, " ")), strings.Fields(strings.Join(ports, " ")))
+}
+
+func ruleKeys(rules []*armnetwork.SecurityRule) []string {
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = ruleKey(r)
+	}
+	return out
+}
+
+// UpdateEgress makes the host's NSG rules the allowlist, in place: the NSG is put again with
+// the new rule list, which Azure applies as one change to the NSG (no window without rules);
+// the VM and NIC are not touched.
+func (d *Driver) UpdateEgress(ctx context.Context, id string, rules []egress.Rule) error {
+	name, err := d.parseID(id)
+	if err != nil {
+		return err
+	}
+	want, err := securityRules(name, rules)
+	if err != nil {
+		return err
+	}
+	rg := d.opts.ResourceGroup
+	nsg, err := d.nsgs.Get(ctx, rg, NSGName(name), nil)
+	if err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("azure: network security group %s is missing: the host must be replaced", NSGName(name))
+		}
+		return d.apiError("SecurityGroups.Get", err)
+	}
+	if len(cloud.EgressDiff("", ruleKeys(want), ruleKeys(nsg.Properties.SecurityRules))) == 0 {
+		return nil
+	}
+	nsg.Properties.SecurityRules = want
+	p, err := d.nsgs.BeginCreateOrUpdate(ctx, rg, NSGName(name), nsg.SecurityGroup, nil)
+	_, err = done(ctx, d, "SecurityGroups.CreateOrUpdate", p, err)
+	return err
+}
+
+// EgressDrift lists how the host's NSG rules differ from the allowlist's: rules missing or
+// changed, and rules beyond it.
+func (d *Driver) EgressDrift(ctx context.Context, id string, rules []egress.Rule) ([]string, error) {
+	name, err := d.parseID(id)
+	if err != nil {
+		return nil, err
+	}
+	want, err := securityRules(name, rules)
+	if err != nil {
+		return nil, err
+	}
+	nsg, err := d.nsgs.Get(ctx, d.opts.ResourceGroup, NSGName(name), nil)
+	if isNotFound(err) {
+		return nil, nil // Read reports the missing NSG
+	}
+	if err != nil {
+		return nil, d.apiError("SecurityGroups.Get", err)
+	}
+	return cloud.EgressDiff("network security group "+NSGName(name), ruleKeys(want), ruleKeys(nsg.Properties.SecurityRules)), nil
+}

@@ -254,3 +254,42 @@ func TestInvalidLabels(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestEgressInPlace: the firewall rules follow the allowlist (insert, patch, delete), the
+// instance untouched, and an allow rule of the host widened out of band is drift that the
+// next update patches back.
+func TestEgressInPlace(t *testing.T) {
+	d, fake := newTestDriver(t)
+	h := clouddrivertest.CheckEgressUpdate(t, d, testSpec(t, "low-med"))
+	const want = `ztna-edge-a-deny-egress EGRESS 101 dst=[0.0.0.0/0] tags=[ztna-router-edge-a] denied=[all]
+ztna-edge-a-deny-ingress INGRESS 0 src=[0.0.0.0/0] tags=[ztna-router-edge-a] denied=[all]
+ztna-edge-a-egress-1 EGRESS 100 dst=[10.20.0.0/16] tags=[ztna-router-edge-a] allowed=[tcp:5432]
+ztna-edge-a-egress-2 EGRESS 100 dst=[0.0.0.0/0] tags=[ztna-router-edge-a] allowed=[tcp:80,443,6262 udp:80,443,6262]
+ztna-edge-a-egress-3 EGRESS 100 dst=[10.30.0.5/32] tags=[ztna-router-edge-a] allowed=[tcp:8443]`
+	if got := renderFirewalls(fake.Firewalls()); got != want {
+		t.Fatalf("firewalls after the update:\n%s\nwant:\n%s", got, want)
+	}
+	var inserts, patches int
+	for _, r := range fake.Requests() {
+		switch {
+		case r.Method == "PATCH":
+			patches++
+		case r.Method == "POST" && strings.HasSuffix(r.Path, "/instances"):
+			inserts++
+		case r.Method == "DELETE" && strings.Contains(r.Path, "/instances/"):
+			t.Errorf("the egress update deleted the instance: %s", r.Path)
+		}
+	}
+	if inserts != 1 || patches != 1 {
+		t.Errorf("%d instance inserts and %d firewall patches, want 1 and 1 (egress-2 loses the name's ports)", inserts, patches)
+	}
+	clouddrivertest.CheckDriftRepaired(t, d, h.ID, clouddrivertest.ChangedEgress(t), func() {
+		for _, fw := range fake.Firewalls() {
+			if fw.GetName() == "ztna-edge-a-egress-1" {
+				fw.DestinationRanges = []string{"0.0.0.0/0"}
+				fw.Allowed = []*computepb.Allowed{{IPProtocol: proto.String("all")}}
+				fake.AddFirewallOutOfBand("prod", fw)
+			}
+		}
+	}, "ztna-edge-a-egress-1: EGRESS 100 allow all: dst=[0.0.0.0/0]")
+}

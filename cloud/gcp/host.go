@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	compute "cloud.google.com/go/compute/apiv1"
 	"cloud.google.com/go/compute/apiv1/computepb"
 	"github.com/ztna/ztna/cloud"
 	"github.com/ztna/ztna/cloud/egress"
@@ -344,4 +345,131 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 		}
 	}
 	return d.deleteFirewalls(ctx, name)
+}
+
+// firewallKey is what a firewall rule enforces, in one string, so that rules compare by
+// effect: direction, priority, what it allows or denies, where, and on which instances.
+func firewallKey(fw *computepb.Firewall) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %d", fw.GetDirection(), fw.GetPriority())
+	for _, a := range fw.GetAllowed() {
+		fmt.Fprintf(&b, " allow %s:%s", a.GetIPProtocol(), strings.Join(a.GetPorts(), ","))
+	}
+	for _, a := range fw.GetDenied() {
+		fmt.Fprintf(&b, " deny %s:%s", a.GetIPProtocol(), strings.Join(a.GetPorts(), ","))
+	}
+	fmt.Fprintf(&b, " dst=%v src=%v tags=%v accounts=%v disabled=%t", fw.GetDestinationRanges(), fw.GetSourceRanges(),
+		fw.GetTargetTags(), fw.GetTargetServiceAccounts(), fw.GetDisabled())
+	return b.String()
+}
+
+// plannedFirewalls renders the allowlist for a host whose rules are live: an allow rule for
+// a destination range that already has one keeps that rule's name, so changing ports patches
+// the rule in place and adding a destination inserts a rule without renumbering the others
+// (no allowed destination is ever cut off on the way).
+func plannedFirewalls(host, network string, rules []egress.Rule, live []*computepb.Firewall) []*computepb.Firewall {
+	want := firewallRules(host, network, rules)
+	byDst := map[string]string{}
+	used := map[string]bool{}
+	for _, fw := range live {
+		if strings.HasPrefix(fw.GetName(), firewallPrefix(host)+"egress-") {
+			byDst[strings.Join(fw.GetDestinationRanges(), ",")] = fw.GetName()
+			used[fw.GetName()] = true
+		}
+	}
+	next := 1
+	for _, fw := range want {
+		if fw.GetDirection() != computepb.Firewall_EGRESS.String() || len(fw.GetAllowed()) == 0 {
+			continue
+		}
+		if name, ok := byDst[strings.Join(fw.GetDestinationRanges(), ",")]; ok {
+			fw.Name = proto.String(name)
+			continue
+		}
+		for used[fmt.Sprintf("%segress-%d", firewallPrefix(host), next)] {
+			next++
+		}
+		fw.Name = proto.String(fmt.Sprintf("%segress-%d", firewallPrefix(host), next))
+		used[fw.GetName()] = true
+	}
+	return want
+}
+
+// UpdateEgress makes the host's firewall rules the allowlist, in place: new rules are
+// inserted and changed ones patched (firewalls.patch) before rules no longer wanted are
+// deleted. The instance is not touched.
+func (d *Driver) UpdateEgress(ctx context.Context, id string, rules []egress.Rule) error {
+	_, _, name, err := parseID(id)
+	if err != nil {
+		return err
+	}
+	live, err := d.listFirewalls(ctx, name)
+	if err != nil {
+		return err
+	}
+	byName := map[string]*computepb.Firewall{}
+	for _, fw := range live {
+		byName[fw.GetName()] = fw
+	}
+	want := plannedFirewalls(name, d.networkURL(), rules, live)
+	keep := map[string]bool{}
+	for _, fw := range want {
+		keep[fw.GetName()] = true
+		old, ok := byName[fw.GetName()]
+		switch {
+		case !ok:
+			op, err := d.firewalls.Insert(ctx, &computepb.InsertFirewallRequest{Project: d.opts.Project, FirewallResource: fw})
+			if err = d.finish(ctx, op, err, "firewalls.insert"); err != nil {
+				return err
+			}
+		case firewallKey(old) != firewallKey(fw):
+			op, err := d.firewalls.Patch(ctx, &computepb.PatchFirewallRequest{Project: d.opts.Project, Firewall: fw.GetName(), FirewallResource: fw})
+			if err = d.finish(ctx, op, err, "firewalls.patch"); err != nil {
+				return err
+			}
+		}
+	}
+	for _, fw := range live {
+		if keep[fw.GetName()] {
+			continue
+		}
+		op, err := d.firewalls.Delete(ctx, &computepb.DeleteFirewallRequest{Project: d.opts.Project, Firewall: fw.GetName()})
+		if isNotFound(err) {
+			continue
+		}
+		if err = d.finish(ctx, op, err, "firewalls.delete"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish waits for an operation, or turns the call's error into an APIError.
+func (d *Driver) finish(ctx context.Context, op *compute.Operation, err error, rpc string) error {
+	if err != nil {
+		return d.apiError(rpc, err)
+	}
+	return d.wait(ctx, op, rpc)
+}
+
+// EgressDrift lists how the host's firewall rules differ from the allowlist: rules missing
+// or changed, and rules of the host beyond it.
+func (d *Driver) EgressDrift(ctx context.Context, id string, rules []egress.Rule) ([]string, error) {
+	_, _, name, err := parseID(id)
+	if err != nil {
+		return nil, err
+	}
+	live, err := d.listFirewalls(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	key := func(fw *computepb.Firewall) string { return fw.GetName() + ": " + firewallKey(fw) }
+	var want, have []string
+	for _, fw := range plannedFirewalls(name, d.networkURL(), rules, live) {
+		want = append(want, key(fw))
+	}
+	for _, fw := range live {
+		have = append(have, key(fw))
+	}
+	return cloud.EgressDiff("the firewall rules of "+name, want, have), nil
 }

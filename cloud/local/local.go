@@ -168,11 +168,17 @@ func New(opts Options) (*Driver, error) {
 // state is the driver's record of a host, <state dir>/host.json.
 type state struct {
 	Name      string         `json:"name"`
+	RouterID  string         `json:"router_id,omitempty"`
 	Image     string         `json:"image,omitempty"`
 	Isolation Isolation      `json:"isolation"`
 	Process   procid.Process `json:"process"`
 	Net       *netConfig     `json:"net,omitempty"`
-	Created   time.Time      `json:"created"`
+	// Egress is the allowlist the namespace firewall implements (rule strings, names
+	// resolved), and Firewall what nft listed right after loading it: Read compares the live
+	// listing with it, so any rule added, changed or removed out of band is drift.
+	Egress   []string  `json:"egress,omitempty"`
+	Firewall string    `json:"firewall,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 const (
@@ -231,8 +237,8 @@ func machineName() string {
 }
 
 // Create starts the router process for spec. A host of the same name whose process has exited
-// (drift) is restarted in place and keeps its enrolled router state, so it needs no new key;
-// a running one is an error.
+// (drift) is restarted in place and keeps its enrolled router state, so it needs no new key
+// (unless spec names another router than the saved one); a running one is an error.
 func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, error) {
 	if err := spec.Validate(); err != nil {
 		return cloud.Host{}, err
@@ -250,6 +256,14 @@ func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, e
 		if old.Net != nil {
 			if err := teardownNamespace(ctx, *old.Net); err != nil {
 				return cloud.Host{}, fmt.Errorf("local: clean up the exited host's namespace: %w", err)
+			}
+		}
+		if spec.RouterID != "" && old.RouterID != spec.RouterID {
+			// The saved enrolment is another router's (deleted and re-created, its certificate
+			// revoked): enrol with the new key instead of restarting with it.
+			d.log.DebugContext(ctx, "discarding the enrolment of another router", "host", spec.Name, "was", old.RouterID, "now", spec.RouterID)
+			if err := os.RemoveAll(filepath.Join(dir, routerDir)); err != nil {
+				return cloud.Host{}, fmt.Errorf("local: remove the old router state: %w", err)
 			}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -280,17 +294,21 @@ func (d *Driver) start(ctx context.Context, spec cloud.HostSpec, dir string) (cl
 	if err := atomicfile.Write(l.KeyFile, cloud.UserData(spec.RegistrationKey), 0o600); err != nil {
 		return cloud.Host{}, fmt.Errorf("local: write the key file: %w", err)
 	}
-	st := state{Name: spec.Name, Image: spec.Image, Isolation: d.opts.Isolation, Created: time.Now().UTC()}
+	st := state{Name: spec.Name, RouterID: spec.RouterID, Image: spec.Image, Isolation: d.opts.Isolation, Created: time.Now().UTC()}
 	argv := d.opts.Command(l)
 	if len(argv) == 0 {
 		return cloud.Host{}, errors.New("local: the router command is empty")
 	}
 	if d.opts.Isolation == IsolationNetns {
-		c, err := d.buildNamespace(ctx, dir, spec.Egress)
+		c, resolved, err := d.buildNamespace(ctx, dir, spec.Egress)
 		if err != nil {
 			return cloud.Host{}, err
 		}
 		st.Net, l.Namespace = &c, c.Namespace
+		if st.Firewall, err = namespaceFirewall(ctx, c.Namespace); err != nil {
+			return cloud.Host{}, errors.Join(err, d.teardown(ctx, st))
+		}
+		st.Egress = ruleStrings(resolved)
 		argv = append([]string{"ip", "netns", "exec", c.Namespace}, argv...)
 	}
 	proc, err := d.spawn(argv, l)
@@ -320,36 +338,132 @@ func failureDomain(name string) cloud.FailureDomain {
 	return cloud.FailureDomain{Cloud: "local", Region: machineName(), Zone: name}
 }
 
-func (d *Driver) buildNamespace(ctx context.Context, dir string, rules []egress.Rule) (netConfig, error) {
+func (d *Driver) buildNamespace(ctx context.Context, dir string, rules []egress.Rule) (netConfig, []egress.Rule, error) {
 	c, seed := netNames(dir)
 	// A namespace of the same name is a leftover of a crashed create: start from scratch.
 	if err := teardownNamespace(ctx, c); err != nil {
-		return c, fmt.Errorf("local: remove leftover namespace %s: %w", c.Namespace, err)
+		return c, nil, fmt.Errorf("local: remove leftover namespace %s: %w", c.Namespace, err)
 	}
+	resolved, err := d.resolve(ctx, rules)
+	if err != nil {
+		return c, nil, err
+	}
+	if c.HostAddr, c.NSAddr, err = allocate(d.opts.AddressPool, seed); err != nil {
+		return c, nil, fmt.Errorf("local: %w", err)
+	}
+	nsRules, hostRules, err := rulesets(c, resolved)
+	if err != nil {
+		return c, nil, err
+	}
+	if err := setupNamespace(ctx, c, nsRules, hostRules, d.opts.DNSServers); err != nil {
+		return c, nil, errors.Join(fmt.Errorf("local: build namespace %s: %w", c.Namespace, err), teardownNamespace(ctx, c))
+	}
+	return c, resolved, nil
+}
+
+// resolve turns the allowlist's names into addresses (the namespace firewall matches
+// addresses) and checks that the namespace's resolvers stay reachable.
+func (d *Driver) resolve(ctx context.Context, rules []egress.Rule) ([]egress.Rule, error) {
 	resolved, err := egress.ResolveNames(ctx, d.opts.Resolver, rules)
 	if err != nil {
-		return c, fmt.Errorf("local: %w", err)
+		return nil, fmt.Errorf("local: %w", err)
 	}
 	for _, s := range d.opts.DNSServers {
 		if !allowsDNS(resolved, s) {
-			return c, fmt.Errorf("local: DNS server %s is not in the egress allowlist: add it to the DNS servers of the egress rules", s)
+			return nil, fmt.Errorf("local: DNS server %s is not in the egress allowlist: add it to the DNS servers of the egress rules", s)
 		}
 	}
-	if c.HostAddr, c.NSAddr, err = allocate(d.opts.AddressPool, seed); err != nil {
-		return c, fmt.Errorf("local: %w", err)
+	return resolved, nil
+}
+
+func rulesets(c netConfig, resolved []egress.Rule) (nsRules, hostRules string, err error) {
+	if nsRules, err = namespaceRuleset(c, resolved); err != nil {
+		return "", "", fmt.Errorf("local: %w", err)
 	}
-	nsRules, err := namespaceRuleset(c, resolved)
+	if hostRules, err = hostRuleset(c, resolved); err != nil {
+		return "", "", fmt.Errorf("local: %w", err)
+	}
+	return nsRules, hostRules, nil
+}
+
+func ruleStrings(rules []egress.Rule) []string {
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = r.String()
+	}
+	return out
+}
+
+// UpdateEgress makes the namespace firewall of a host the allowlist rules, in place: both
+// nftables tables are reloaded, each in one atomic transaction (nft -f), while the router
+// keeps running; established connections stay (conntrack outlives the reload) and a
+// connection the new allowlist refuses cannot start. Names are resolved again here. A host
+// without isolation has no firewall: nothing to do.
+func (d *Driver) UpdateEgress(ctx context.Context, id string, rules []egress.Rule) error {
+	unlock, err := d.lock()
 	if err != nil {
-		return c, fmt.Errorf("local: %w", err)
+		return err
 	}
-	hostRules, err := hostRuleset(c, resolved)
+	defer unlock()
+	st, err := loadState(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("local: router host %s: %w", id, cloud.ErrNotFound)
+	}
+	if err != nil || st.Net == nil {
+		return err
+	}
+	if !netns.Exists(st.Net.Namespace) {
+		return fmt.Errorf("local: network namespace %s of %s is gone: the host must be replaced", st.Net.Namespace, id)
+	}
+	resolved, err := d.resolve(ctx, rules)
 	if err != nil {
-		return c, fmt.Errorf("local: %w", err)
+		return err
 	}
-	if err := setupNamespace(ctx, c, nsRules, hostRules, d.opts.DNSServers); err != nil {
-		return c, errors.Join(fmt.Errorf("local: build namespace %s: %w", c.Namespace, err), teardownNamespace(ctx, c))
+	nsRules, hostRules, err := rulesets(*st.Net, resolved)
+	if err != nil {
+		return err
 	}
-	return c, nil
+	// Host side first: a new loopback port is mapped before the namespace may use it.
+	if err := netns.Run(ctx, hostRules, "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("local: reload the host-side table: %w", err)
+	}
+	if err := netns.Run(ctx, nsRules, "ip", "netns", "exec", st.Net.Namespace, "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("local: reload the namespace firewall: %w", err)
+	}
+	if st.Firewall, err = namespaceFirewall(ctx, st.Net.Namespace); err != nil {
+		return err
+	}
+	st.Egress = ruleStrings(resolved)
+	d.log.DebugContext(ctx, "updated namespace firewall", "host", st.Name, "rules", len(resolved))
+	return saveState(id, st)
+}
+
+// EgressDrift lists how the host's namespace firewall differs from the allowlist rules: a
+// firewall loaded from another allowlist, and any change made to it since it was loaded (a
+// rule inserted, changed or deleted). Empty for a host without isolation.
+func (d *Driver) EgressDrift(ctx context.Context, id string, rules []egress.Rule) ([]string, error) {
+	st, err := loadState(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("local: router host %s: %w", id, cloud.ErrNotFound)
+	}
+	if err != nil || st.Net == nil || !netns.Exists(st.Net.Namespace) {
+		return nil, err // a missing namespace is Read's drift
+	}
+	var drift []string
+	if resolved, err := egress.ResolveNames(ctx, d.opts.Resolver, rules); err == nil {
+		drift = cloud.EgressDiff("namespace firewall "+st.Net.Namespace, ruleStrings(resolved), st.Egress)
+	} else {
+		drift = append(drift, fmt.Sprintf("the allowlist's names do not resolve (%v): the namespace firewall keeps its rules", err))
+	}
+	live, err := namespaceFirewall(ctx, st.Net.Namespace)
+	if err != nil {
+		return drift, nil // the table is gone: Read reports it
+	}
+	if st.Firewall != "" && live != st.Firewall {
+		drift = append(drift, fmt.Sprintf("nftables table inet %s in namespace %s was changed outside Terraform:\n%s",
+			nsTable, st.Net.Namespace, lineDiff(st.Firewall, live)))
+	}
+	return drift, nil
 }
 
 func allowsDNS(rules []egress.Rule, server netip.Addr) bool {

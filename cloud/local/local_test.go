@@ -383,3 +383,49 @@ func TestRouterCommand(t *testing.T) {
 		t.Errorf("tracked process is %q, want the run process", comm)
 	}
 }
+
+// TestRestartForAnotherRouter: a host restarted for the router it was enrolled as keeps its
+// enrolment; restarted for another router (the old one deleted and re-created under a new
+// id, its certificate revoked) it starts without the saved enrolment, so the router enrols
+// with the new key.
+func TestRestartForAnotherRouter(t *testing.T) {
+	d := newDriver(t, Options{Command: routerCommand(t, ""), StartupGrace: 100 * time.Millisecond})
+	ctx := context.Background()
+	spec := cloud.HostSpec{Name: "edge-r", RegistrationKey: testKey, RouterID: "router-1", Egress: rules(t, egress.Input{})}
+	identity := ""
+	restart := func(spec cloud.HostSpec) {
+		t.Helper()
+		st, err := loadState(filepath.Join(d.opts.StateRoot, spec.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(st.Process.PID, syscall.SIGKILL)
+		waitFor(t, "the killed process to be reported gone", func() bool {
+			_, err := d.Read(ctx, filepath.Join(d.opts.StateRoot, spec.Name))
+			return errors.Is(err, cloud.ErrNotFound)
+		})
+		if _, err := d.Create(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := d.Create(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Delete(ctx, h.ID) })
+	identity = filepath.Join(h.ID, "router", "cert.pem")
+	os.WriteFile(identity, []byte("enrolled as router-1"), 0o600)
+
+	restart(spec)
+	if b, _ := os.ReadFile(identity); string(b) != "enrolled as router-1" {
+		t.Fatal("a restart for the same router lost its enrolment")
+	}
+	spec.RouterID = "router-2"
+	restart(spec)
+	if _, err := os.Stat(identity); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a restart for another router kept the old enrolment (%v)", err)
+	}
+	if st, _ := loadState(h.ID); st.RouterID != "router-2" {
+		t.Errorf("host.json names router %q, want router-2", st.RouterID)
+	}
+}

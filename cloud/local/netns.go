@@ -1,12 +1,14 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -140,6 +142,45 @@ func interfaceExists(name string) bool {
 
 func tableExists(ctx context.Context, table string) bool {
 	return netns.Run(ctx, "", "nft", "list", "table", "ip", table) == nil
+}
+
+// namespaceFirewall is nft's listing of the namespace's table: the canonical form of what
+// the kernel enforces, so that equal listings are equal firewalls.
+func namespaceFirewall(ctx context.Context, ns string) (string, error) {
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "nft", "list", "table", "inet", nsTable)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("local: list the firewall of namespace %s: %w: %s", ns, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// lineDiff lists the lines only one of two listings has, "+ " for added and "- " for removed.
+func lineDiff(want, have string) string {
+	count := map[string]int{}
+	for _, l := range strings.Split(want, "\n") {
+		count[strings.TrimSpace(l)]++
+	}
+	var added []string
+	for _, l := range strings.Split(have, "\n") {
+		l = strings.TrimSpace(l)
+		if count[l] > 0 {
+			count[l]--
+		} else {
+			added = append(added, "+ "+l)
+		}
+	}
+	var removed []string
+	for _, l := range strings.Split(want, "\n") {
+		l = strings.TrimSpace(l)
+		if count[l] > 0 {
+			count[l]--
+			removed = append(removed, "- "+l)
+		}
+	}
+	return strings.Join(append(added, removed...), "\n")
 }
 
 // namespaceFirewallIntact reports whether the namespace still has its nftables table.

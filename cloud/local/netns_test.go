@@ -209,3 +209,80 @@ func TestNetnsTwoHostsAndRestart(t *testing.T) {
 		assertNetworkGone(t, c)
 	}
 }
+
+// TestNetnsEgressInPlace: a new allowlist reaches the running namespace without a restart
+// (same process, same namespace): the added target becomes reachable and the removed one not;
+// an accept rule inserted into the namespace's chain out of band is drift, and the next update
+// removes it. (The inserted rule opens every destination but the host's loopback, which
+// needs the NAT rules of an allowed port.)
+func TestNetnsEgressInPlace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: network namespaces and nftables")
+	}
+	requireNetns(t)
+	first := lineServer(t, "127.0.0.1:0")
+	second := lineServer(t, "127.0.0.1:0")
+	d := newDriver(t, Options{Command: routerCommand(t, ":7071"), Isolation: IsolationNetns, StartupGrace: 200 * time.Millisecond})
+	ctx := context.Background()
+	allow := func(port uint16) []egress.Rule {
+		return rules(t, egress.Input{Controllers: []egress.ControllerEndpoint{{Host: "127.0.0.1", Ports: []uint16{port}}}})
+	}
+	h, err := d.Create(ctx, cloud.HostSpec{Name: "edge-up", RegistrationKey: testKey, Egress: allow(first)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Delete(ctx, h.ID) })
+	st, err := loadState(h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := st.Net.Namespace
+	reachable := func(port uint16) bool {
+		ok, _ := inNamespace(t, ns, "dial", fmt.Sprintf("127.0.0.1:%d", port))
+		return ok
+	}
+	if !reachable(first) || reachable(second) {
+		t.Fatal("before the update: want the first target only")
+	}
+	if drift, err := d.EgressDrift(ctx, h.ID, allow(first)); err != nil || len(drift) != 0 {
+		t.Fatalf("drift of a new host = %q, %v", drift, err)
+	}
+
+	if err := d.UpdateEgress(ctx, h.ID, allow(second)); err != nil {
+		t.Fatal(err)
+	}
+	if reachable(first) || !reachable(second) {
+		t.Error("after the update: want the second target only")
+	}
+	after, err := loadState(h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Process != st.Process || !after.Process.Alive() || *after.Net != *st.Net {
+		t.Errorf("the update restarted the router or rebuilt the namespace: %+v, was %+v", after, st)
+	}
+	if drift, err := d.EgressDrift(ctx, h.ID, allow(second)); err != nil || len(drift) != 0 {
+		t.Fatalf("drift after the update = %q, %v", drift, err)
+	}
+	if drift, _ := d.EgressDrift(ctx, h.ID, allow(first)); len(drift) == 0 {
+		t.Error("no drift against the old allowlist")
+	}
+
+	// Someone opens the namespace with an accept-all rule at the top of its output chain.
+	if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "insert", "rule", "inet", nsTable, "output", "accept").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	drift, err := d.EgressDrift(ctx, h.ID, allow(second))
+	if err != nil || len(drift) != 1 || !strings.Contains(drift[0], "changed outside Terraform") || !strings.Contains(drift[0], "+ accept") {
+		t.Fatalf("drift with an inserted accept rule = %q, %v", drift, err)
+	}
+	if err := d.UpdateEgress(ctx, h.ID, allow(second)); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := namespaceFirewall(ctx, ns); strings.Contains(live, "\t\taccept\n") {
+		t.Errorf("the update left the inserted accept rule:\n%s", live)
+	}
+	if drift, err := d.EgressDrift(ctx, h.ID, allow(second)); err != nil || len(drift) != 0 {
+		t.Fatalf("drift after the repair = %q, %v", drift, err)
+	}
+}

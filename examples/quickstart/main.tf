@@ -92,7 +92,8 @@ resource "ztna_router_host" "edge" {
     create = "2m"
   }
 
-  # The allowlist is computed at creation: the service's target must exist by then.
+  # The allowlist follows the services in place; depending on this one lets the first apply
+  # create the host with its target already allowed.
   depends_on = [ztna_service.app]
 }
 

@@ -193,6 +193,14 @@ func (s *Server) AddIngressOutOfBand(id string, p Permission) {
 	s.groups[id].Ingress = append(s.groups[id].Ingress, p)
 }
 
+// AddEgressOutOfBand adds an egress rule as if someone ran AuthorizeSecurityGroupEgress by hand
+// (for example -1 to 0.0.0.0/0).
+func (s *Server) AddEgressOutOfBand(id string, p Permission) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.groups[id].Egress = append(s.groups[id].Egress, p)
+}
+
 type apiErr struct {
 	status        int
 	code, message string

@@ -272,6 +272,20 @@ func (s *Server) createNSG(_ context.Context, rg, name string, p armnetwork.Secu
 	if !s.groups[rg] {
 		return failNow[armnetwork.SecurityGroupsClientCreateOrUpdateResponse](http.StatusNotFound, "ResourceGroupNotFound")
 	}
+	// A put replaces the whole rule list; as on Azure, two rules of one direction cannot share
+	// a priority, and custom priorities are 100-4096.
+	prios := map[string]bool{}
+	for _, r := range p.Properties.SecurityRules {
+		rp := r.Properties
+		if rp == nil || rp.Priority == nil || *rp.Priority < 100 || *rp.Priority > 4096 {
+			return failNow[armnetwork.SecurityGroupsClientCreateOrUpdateResponse](http.StatusBadRequest, "SecurityRuleInvalidPriority")
+		}
+		k := fmt.Sprintf("%s/%d", *rp.Direction, *rp.Priority)
+		if prios[k] {
+			return failNow[armnetwork.SecurityGroupsClientCreateOrUpdateResponse](http.StatusBadRequest, "SecurityRuleParameterPriorityAlreadyTaken")
+		}
+		prios[k] = true
+	}
 	p.ID, p.Name = to.Ptr(s.id(rg, "Microsoft.Network", "networkSecurityGroups", name)), to.Ptr(name)
 	for _, r := range p.Properties.SecurityRules {
 		r.ID = to.Ptr(*p.ID + "/securityRules/" + *r.Name)

@@ -19,6 +19,7 @@ import (
 	"cloud.google.com/go/compute/apiv1/computepb"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Request is one API call as received.
@@ -84,6 +85,7 @@ func New() *Server {
 	handle("POST "+p+"/global/firewalls", "firewalls.insert", s.insertFirewall)
 	handle("GET "+p+"/global/firewalls", "firewalls.list", s.listFirewalls)
 	handle("DELETE "+p+"/global/firewalls/{name}", "firewalls.delete", s.deleteFirewall)
+	handle("PATCH "+p+"/global/firewalls/{name}", "firewalls.patch", s.patchFirewall)
 	handle("GET "+p+"/global/images/family/{family}", "images.getFromFamily", s.imageFromFamily)
 	handle("GET "+p+"/global/images/{name}", "images.get", s.getImage)
 	handle("POST "+p+"/global/images", "images.insert", s.insertImage)
@@ -432,6 +434,57 @@ func (s *Server) listFirewalls(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, list)
+}
+
+// patchFirewall applies a JSON merge patch, as the API does: the fields the patch sets
+// replace the rule's (lists whole); the name, network and direction cannot change.
+func (s *Server) patchFirewall(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("project") + "/" + r.PathValue("name")
+	fw, ok := s.firewalls[key]
+	if !ok {
+		notFound(w, "projects/"+r.PathValue("project")+"/global/firewalls/"+r.PathValue("name"))
+		return
+	}
+	patch := &computepb.Firewall{}
+	if !readResource(w, r, patch) {
+		return
+	}
+	switch {
+	case patch.Name != nil && patch.GetName() != fw.GetName():
+		writeError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'resource.name': the name of a firewall cannot be changed.")
+		return
+	case patch.Network != nil && resourcePath(patch.GetNetwork()) != resourcePath(fw.GetNetwork()):
+		writeError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'resource.network': the network of a firewall cannot be changed.")
+		return
+	case patch.Direction != nil && patch.GetDirection() != fw.GetDirection():
+		writeError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'resource.direction': the direction of a firewall cannot be changed.")
+		return
+	}
+	next := proto.Clone(fw).(*computepb.Firewall)
+	patch.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		next.ProtoReflect().Set(fd, v)
+		return true
+	})
+	if len(patch.GetAllowed()) > 0 {
+		next.Denied = nil
+	}
+	if len(patch.GetDenied()) > 0 {
+		next.Allowed = nil
+	}
+	if (len(next.GetAllowed()) == 0) == (len(next.GetDenied()) == 0) {
+		writeError(w, http.StatusBadRequest, "invalid", "Exactly one of 'allowed' or 'denied' must be specified.")
+		return
+	}
+	if !s.operation(w, r, "firewalls.patch", fw.GetSelfLink()) {
+		s.firewalls[key] = next
+	}
+}
+
+// AddFirewallOutOfBand inserts a firewall rule as if someone created it in the console.
+func (s *Server) AddFirewallOutOfBand(project string, fw *computepb.Firewall) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.firewalls[project+"/"+fw.GetName()] = fw
 }
 
 func (s *Server) deleteFirewall(w http.ResponseWriter, r *http.Request) {

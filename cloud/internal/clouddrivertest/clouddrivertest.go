@@ -77,3 +77,86 @@ func CheckAPIError(t testing.TB, err error, code string, want ...string) {
 		}
 	}
 }
+
+// EgressDriver is a driver that updates a host's firewall in place.
+type EgressDriver interface {
+	Driver
+	UpdateEgress(ctx context.Context, id string, rules []egress.Rule) error
+	EgressDrift(ctx context.Context, id string, rules []egress.Rule) ([]string, error)
+}
+
+// ChangedEgress is Spec's allowlist after a service was added (10.30.0.5 port 8443) and one
+// removed (api.internal.example).
+func ChangedEgress(t testing.TB) []egress.Rule {
+	t.Helper()
+	rules, err := egress.Compute(egress.Input{
+		Controllers: []egress.ControllerEndpoint{{Host: "ctrl.example.com"}},
+		Services: []egress.ServiceTarget{
+			{Address: "10.20.0.0/16", Ports: []egress.PortRange{egress.Port(5432)}},
+			{Address: "10.30.0.5", Ports: []egress.PortRange{egress.Port(8443)}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules
+}
+
+// CheckEgressUpdate creates a host of spec, changes its allowlist to ChangedEgress in place
+// and checks that the firewall is then exactly the new allowlist (no drift against it, drift
+// against the old one) while the instance stays the same. It returns the host.
+func CheckEgressUpdate(t testing.TB, d EgressDriver, spec cloud.HostSpec) cloud.Host {
+	t.Helper()
+	ctx := context.Background()
+	h := Create(t, d, spec)
+	if drift, err := d.EgressDrift(ctx, h.ID, spec.Egress); err != nil || len(drift) != 0 {
+		t.Fatalf("drift of a new host = %q, %v; want none", drift, err)
+	}
+	changed := ChangedEgress(t)
+	if err := d.UpdateEgress(ctx, h.ID, changed); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := d.EgressDrift(ctx, h.ID, changed); err != nil || len(drift) != 0 {
+		t.Fatalf("drift after the update = %q, %v; want none", drift, err)
+	}
+	drift, err := d.EgressDrift(ctx, h.ID, spec.Egress)
+	if err != nil || len(drift) == 0 {
+		t.Fatalf("drift against the old allowlist = %q, %v; want the changed rules", drift, err)
+	}
+	after, err := d.Read(ctx, h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ID != h.ID || after.PrivateAddress != h.PrivateAddress || len(after.Drift) != 0 {
+		t.Fatalf("host after the egress update = %+v, want %+v unchanged", after, h)
+	}
+	// A second update with the same rules changes nothing and succeeds.
+	if err := d.UpdateEgress(ctx, h.ID, changed); err != nil {
+		t.Fatalf("repeated update: %v", err)
+	}
+	return h
+}
+
+// CheckDriftRepaired checks that what widen did to the host's firewall out of band shows as
+// drift naming each of want, and that UpdateEgress removes it.
+func CheckDriftRepaired(t testing.TB, d EgressDriver, id string, rules []egress.Rule, widen func(), want ...string) {
+	t.Helper()
+	ctx := context.Background()
+	widen()
+	drift, err := d.EgressDrift(ctx, id, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(drift, "\n")
+	for _, w := range want {
+		if !strings.Contains(joined, w) {
+			t.Errorf("drift %q does not name %q", drift, w)
+		}
+	}
+	if err := d.UpdateEgress(ctx, id, rules); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := d.EgressDrift(ctx, id, rules); err != nil || len(drift) != 0 {
+		t.Fatalf("drift after the repair = %q, %v; want none", drift, err)
+	}
+}

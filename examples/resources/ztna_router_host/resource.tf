@@ -54,7 +54,8 @@ resource "ztna_router_host" "edge" {
     create = "20m"
   }
 
-  # The allowlist is computed when the host is created: create the services first.
+  # The allowlist follows the services in place; depending on them lets a first apply create
+  # the host with their targets already allowed.
   depends_on = [ztna_service.db]
 }
 

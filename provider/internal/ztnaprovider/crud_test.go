@@ -69,7 +69,7 @@ func routerState(t *testing.T) tfsdk.State {
 	m := routerModel{
 		ID: types.StringValue("r1"), Name: types.StringValue("edge"), Roles: stringSet([]string{"a"}),
 		Cost: types.Int64Value(0), Status: types.StringValue("unenrolled"), Version: types.StringValue(""),
-		LastSeen: types.StringNull(), FailureDomain: types.StringValue(""),
+		FailureDomain: types.StringValue(""),
 	}
 	if d := state.Set(ctx, &m); d.HasError() {
 		t.Fatal(d)

@@ -26,8 +26,11 @@ type routerDataSource struct{ data *clientData }
 
 func newRouterDataSource() datasource.DataSource { return &routerDataSource{} }
 
+// routerDataModel adds what the resource leaves out of state: last_seen changes with every
+// heartbeat.
 type routerDataModel struct {
 	routerModel
+	LastSeen    types.String `tfsdk:"last_seen"`
 	Attestation types.String `tfsdk:"attestation"`
 }
 
@@ -88,6 +91,7 @@ func (d *routerDataSource) Read(ctx context.Context, req datasource.ReadRequest,
 		return
 	}
 	m.fromAPI(r)
+	m.LastSeen = timeString(r.LastSeen)
 	m.Attestation = types.StringNull()
 	if len(r.Attestation) > 0 && string(r.Attestation) != "null" {
 		compact, _ := json.Marshal(r.Attestation)

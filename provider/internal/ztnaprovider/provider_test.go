@@ -2,6 +2,7 @@ package ztnaprovider
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -195,13 +196,29 @@ func (c *terraformCLI) write(name, content string) {
 // run returns combined output; wantErr says whether a non-zero exit is expected.
 func (c *terraformCLI) run(wantErr bool, args ...string) string {
 	c.t.Helper()
+	code, out := c.exitCode(args...)
+	if (code != 0) != wantErr {
+		c.t.Fatalf("terraform %s: exit code %d, want error=%v\n%s", strings.Join(args, " "), code, wantErr, out)
+	}
+	return out
+}
+
+// exitCode runs terraform and returns its exit code and output, for commands whose exit code
+// carries meaning (plan -detailed-exitcode).
+func (c *terraformCLI) exitCode(args ...string) (int, string) {
+	c.t.Helper()
 	cmd := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), append(args[:1:1], append([]string{"-no-color"}, args[1:]...)...)...)
 	cmd.Dir, cmd.Env = c.dir, c.env
 	out, err := cmd.CombinedOutput()
-	if (err != nil) != wantErr {
-		c.t.Fatalf("terraform %s: err=%v, want error=%v\n%s", strings.Join(args, " "), err, wantErr, out)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
 	}
-	return string(out)
+	c.t.Fatalf("terraform %s: %v", strings.Join(args, " "), err)
+	return -1, ""
 }
 
 // planFails checks that config fails at plan time with an error holding each of phrases: bad

@@ -204,7 +204,6 @@ func TestAccRegistrationKey_usedByEnrollment(t *testing.T) {
 					status(api.RouterOnline),
 					statecheck.ExpectKnownValue("ztna_router.test", tfjsonpath.New("failure_domain"), knownvalue.StringExact("test/zone-a")),
 					statecheck.ExpectKnownValue("ztna_router.test", tfjsonpath.New("version"), knownvalue.NotNull()),
-					statecheck.ExpectKnownValue("ztna_router.test", tfjsonpath.New("last_seen"), knownvalue.NotNull()),
 				},
 			},
 			{

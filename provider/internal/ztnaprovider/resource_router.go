@@ -29,7 +29,6 @@ type routerModel struct {
 	Cost          types.Int64  `tfsdk:"cost"`
 	Status        types.String `tfsdk:"status"`
 	Version       types.String `tfsdk:"version"`
-	LastSeen      types.String `tfsdk:"last_seen"`
 	FailureDomain types.String `tfsdk:"failure_domain"`
 }
 
@@ -40,7 +39,6 @@ func (m *routerModel) fromAPI(r *api.Router) {
 	m.Cost = types.Int64Value(int64(r.Cost))
 	m.Status = types.StringValue(r.Status)
 	m.Version = types.StringValue(r.Version)
-	m.LastSeen = timeString(r.LastSeen)
 	m.FailureDomain = types.StringValue(r.FailureDomain)
 }
 
@@ -52,7 +50,10 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "An edge router as the controller knows it. Creating it reserves the router's identity; " +
 			"a `ztna_registration_key` for it lets a `ztna-router` process enrol as this router. " +
-			"`status`, `version`, `last_seen` and `failure_domain` are reported by the router and refreshed on every plan.",
+			"`status`, `version` and `failure_domain` are reported by the router and refreshed on every plan. What changes " +
+			"while nothing happens (when the controller last heard from the router) is not kept in state, so an idle " +
+			"stack's `terraform plan -refresh-only` finds no changes: read it with the `ztna_router` data source or " +
+			"`ztna status`.",
 		Attributes: map[string]schema.Attribute{
 			"id":   idAttribute("router"),
 			"name": nameAttribute("router"),
@@ -72,10 +73,6 @@ func (r *routerResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			"version": schema.StringAttribute{
 				Computed:            true,
 				MarkdownDescription: "Software version the router last reported (empty before it first connects).",
-			},
-			"last_seen": schema.StringAttribute{
-				Computed:            true,
-				MarkdownDescription: "When the controller last heard from the router (RFC 3339), null if never.",
 			},
 			"failure_domain": schema.StringAttribute{
 				Computed: true,

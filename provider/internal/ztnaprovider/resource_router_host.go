@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -77,6 +78,7 @@ type routerHostModel struct {
 	FailureDomain            types.String   `tfsdk:"failure_domain"`
 	EgressAllowlist          types.List     `tfsdk:"egress_allowlist"`
 	Drift                    types.List     `tfsdk:"drift"`
+	FirewallDrift            types.List     `tfsdk:"firewall_drift"`
 	Timeouts                 timeouts.Value `tfsdk:"timeouts"`
 }
 
@@ -99,13 +101,18 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"host, and the declared `egress` blocks — and receives its registration key only through instance " +
 			"metadata (user data, custom data, a 0600 key file locally). Create waits until the router reports " +
 			"`online` to the controller. A host deleted or stopped outside Terraform is planned for creation again; " +
-			"changes to the firewall or instance that break the egress-only model show up in `drift` and force a " +
-			"replacement.\n\n" +
-			"Every argument except `timeouts` takes effect only when the host is created, so changing one replaces " +
+			"changes to the instance that break the egress-only model (an ingress rule, a detached or deleted " +
+			"firewall) show up in `drift` and force a replacement.\n\n" +
+			"The egress allowlist follows the services the router hosts: when a service is added, changed or removed " +
+			"(or `egress`, or `dns_servers` on clouds, change), the plan shows `egress_allowlist` changing and apply updates the " +
+			"firewall in place — nftables in the namespace, security group rules, VPC firewall rules, NSG rules — " +
+			"without touching the VM or the router process. Any other difference between the firewall and the " +
+			"allowlist (a rule added or changed outside Terraform) shows up in `firewall_drift` and is repaired in " +
+			"place by the next apply.\n\n" +
+			"The other arguments except `timeouts` take effect only when the host is created, so changing one replaces " +
 			"the host. A replacement host enrols again, which needs an unused key: use `registration_key_wo` with the " +
 			"`ztna_registration_key` ephemeral resource (a fresh key on every run), or rotate the " +
-			"`ztna_registration_key` with `keepers`. Declare `depends_on` on the `ztna_service`s the router hosts so " +
-			"their targets are in the allowlist when the host is created.",
+			"`ztna_registration_key` with `keepers`.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
@@ -199,16 +206,25 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"egress_allowlist": schema.ListAttribute{
 				ElementType: types.StringType,
 				Computed:    true,
-				MarkdownDescription: "The outbound allowlist the host's firewall was created with, one `protocol destination:ports` " +
-					"rule per element. Nothing inbound is allowed.",
+				MarkdownDescription: "The outbound allowlist the host's firewall enforces, one `protocol destination:ports` " +
+					"rule per element: the controller endpoints, `dns_servers`, the targets of the services the router " +
+					"hosts and the `egress` blocks. Planned again on every run (the services on the controller may have " +
+					"changed) and applied in place. Nothing inbound is allowed.",
 				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+			},
+			"firewall_drift": schema.ListAttribute{
+				ElementType: types.StringType,
+				Computed:    true,
+				MarkdownDescription: "Differences between the host's firewall and `egress_allowlist` found when the host was " +
+					"read: an allow missing, or any allow beyond the allowlist (an accept rule inserted into the namespace's " +
+					"nftables chains, an extra security group rule). The next apply repairs them in place.",
 			},
 			"drift": schema.ListAttribute{
 				ElementType: types.StringType,
 				Computed:    true,
-				MarkdownDescription: "Changes made outside Terraform that break the egress-only model (an added ingress rule, a " +
-					"deleted firewall, a removed namespace firewall). Empty when the host is as created; anything here " +
-					"forces a replacement.",
+				MarkdownDescription: "Changes made outside Terraform that break the egress-only model and cannot be repaired " +
+					"in place (an added ingress rule, a deleted or detached firewall, a removed namespace firewall). Empty " +
+					"when the host is as created; anything here forces a replacement.",
 			},
 		},
 		Blocks: map[string]schema.Block{
@@ -328,96 +344,68 @@ func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.Modify
 		}
 	}
 	plan.Drift = types.ListValueMust(types.StringType, nil)
+	plan.FirewallDrift = types.ListValueMust(types.StringType, nil)
 	if !req.State.Raw.IsNull() {
 		var state routerHostModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if resp.Diagnostics.HasError() {
 			return
 		}
-		r.planReplacement(&plan, &state, resp)
+		r.planReplacement(p, &plan, &state, resp)
 		if len(resp.RequiresReplace) == 0 {
-			r.warnUncoveredServices(ctx, &state, resp)
+			r.planAllowlist(ctx, &plan, &state, req.Config, resp)
+		} else {
+			r.checkReplacementKey(ctx, &plan, &state, resp)
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
-// warnUncoveredServices warns when services the router hosts now have targets the host's
-// firewall, built at creation, does not allow: the router cannot reach them until the host is
-// replaced. (Replacing it on its own would need a fresh key, so it is left to the user.)
-func (r *routerHostResource) warnUncoveredServices(ctx context.Context, state *routerHostModel, resp *resource.ModifyPlanResponse) {
-	if r.data == nil || r.data.client == nil || state.EgressAllowlist.IsNull() || state.EgressAllowlist.IsUnknown() {
+// planAllowlist plans the host's allowlist from what the controller has now (services come
+// and go without the host's configuration changing), so a changed service set is an in-place
+// update of egress_allowlist; firewall drift found by Read is planned away the same way.
+func (r *routerHostResource) planAllowlist(ctx context.Context, plan, state *routerHostModel, config tfsdk.Config, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || r.data.client == nil || plan.RouterID.IsUnknown() || hasUnknownValues(plan.DNSServers, plan.Egress) {
+		return // the allowlist is planned from state; apply computes it
+	}
+	key, keyPath := registrationKey(ctx, plan, config, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() || key == "" {
+		// An unknown key (a key resource created in this run): its controller endpoints are
+		// not known yet; the allowlist in state stays until a later plan.
 		return
 	}
-	router, err := r.data.client.GetRouter(ctx, state.RouterID.ValueString())
-	if err != nil {
-		return // Read reports what is wrong with the router
-	}
-	services, err := r.data.client.ListServices(ctx)
-	if err != nil {
+	rules, ok := r.allowlist(ctx, r.data.client, plan, key, keyPath, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	targets, err := serviceTargets(services, router.Roles)
-	if err != nil {
-		return
+	plan.EgressAllowlist = stringList(ruleStrings(rules))
+	if drift := listStrings(state.FirewallDrift); len(drift) > 0 {
+		resp.Diagnostics.AddAttributeWarning(path.Root("firewall_drift"), "Router host "+state.Name.ValueString()+"'s firewall drifted",
+			"Changed outside Terraform: "+strings.Join(drift, "; ")+". Apply makes the firewall the allowlist again, in place.")
 	}
-	missing, err := uncovered(targets, listStrings(state.EgressAllowlist))
-	if err != nil || len(missing) == 0 {
-		return
-	}
-	resp.Diagnostics.AddAttributeWarning(path.Root("egress_allowlist"), "Router host "+state.Name.ValueString()+" cannot reach all its services",
-		"The host's egress allowlist was computed when it was created and does not allow "+strings.Join(missing, ", ")+
-			", targets of services its router hosts now. Replace the host to rebuild its firewall "+
-			"(terraform apply -replace=<address of this ztna_router_host>, with an unused registration key), "+
-			"or declare depends_on on the services so new hosts are created after them.")
 }
 
-// uncovered returns the service target rules that no rule of the allowlist allows.
-func uncovered(targets []egress.ServiceTarget, allowlist []string) ([]string, error) {
-	var want []egress.Rule
-	for _, t := range targets {
-		protos := t.Protocols
-		if len(protos) == 0 {
-			protos = []egress.Protocol{egress.TCP}
+func hasUnknownValues(values ...attr.Value) bool {
+	for _, v := range values {
+		if v.IsUnknown() {
+			return true
 		}
-		for _, p := range protos {
-			for _, pr := range t.Ports {
-				want = append(want, egress.Rule{Destination: t.Address, Protocol: p, Ports: pr})
+		if l, ok := v.(types.List); ok {
+			for _, e := range l.Elements() {
+				if e.IsUnknown() {
+					return true
+				}
+				if o, ok := e.(types.Object); ok {
+					for _, a := range o.Attributes() {
+						if a.IsUnknown() {
+							return true
+						}
+					}
+				}
 			}
 		}
 	}
-	want, err := egress.Normalize(want)
-	if err != nil {
-		return nil, err
-	}
-	have, err := parseRules(allowlist)
-	if err != nil {
-		return nil, err
-	}
-	var missing []string
-	for _, w := range want {
-		covered := false
-		for _, h := range have {
-			if coversDestination(h, w) && h.Protocol == w.Protocol && h.Ports.From <= w.Ports.From && w.Ports.To <= h.Ports.To {
-				covered = true
-				break
-			}
-		}
-		if !covered {
-			missing = append(missing, w.String())
-		}
-	}
-	return missing, nil
-}
-
-// coversDestination: the same name, or a prefix that contains the other.
-func coversDestination(h, w egress.Rule) bool {
-	hp, hIsAddr := h.Prefix()
-	wp, wIsAddr := w.Prefix()
-	if !hIsAddr || !wIsAddr {
-		return h.Destination == w.Destination
-	}
-	return hp.Bits() <= wp.Bits() && hp.Contains(wp.Addr())
+	return false
 }
 
 // parseRules reads egress_allowlist elements back: "tcp 10.0.0.0/8:5432", "udp name:8000-8100".
@@ -438,7 +426,10 @@ func parseRules(list []string) ([]egress.Rule, error) {
 	return out, nil
 }
 
-func (r *routerHostResource) planReplacement(plan, state *routerHostModel, resp *resource.ModifyPlanResponse) {
+// planReplacement replaces the host when an argument that only takes effect at creation
+// changed. The allowlist's inputs (egress blocks, and DNS servers on clouds, where the VM's
+// resolver is the network's) are applied in place instead.
+func (r *routerHostResource) planReplacement(p platform, plan, state *routerHostModel, resp *resource.ModifyPlanResponse) {
 	if state.RouterID.IsNull() {
 		return // imported: the next apply records the configuration without touching the host
 	}
@@ -450,13 +441,13 @@ func (r *routerHostResource) planReplacement(plan, state *routerHostModel, resp 
 		"size":                        !plan.Size.Equal(state.Size),
 		"instance_type":               !plan.InstanceType.Equal(state.InstanceType),
 		"image":                       !plan.Image.Equal(state.Image),
-		"dns_servers":                 !plan.DNSServers.Equal(state.DNSServers),
-		"tags":                        !plan.Tags.Equal(state.Tags),
-		"egress":                      !plan.Egress.Equal(state.Egress),
-		"local":                       !plan.Local.Equal(state.Local),
-		"aws":                         !plan.AWS.Equal(state.AWS),
-		"gcp":                         !plan.GCP.Equal(state.GCP),
-		"azure":                       !plan.Azure.Equal(state.Azure),
+		// A local router is started with its first DNS server.
+		"dns_servers": p.isLocal() && !plan.DNSServers.Equal(state.DNSServers),
+		"tags":        !plan.Tags.Equal(state.Tags),
+		"local":       !plan.Local.Equal(state.Local),
+		"aws":         !plan.AWS.Equal(state.AWS),
+		"gcp":         !withoutWriteOnly(plan.GCP).Equal(withoutWriteOnly(state.GCP)),
+		"azure":       !plan.Azure.Equal(state.Azure),
 	}
 	for attr, c := range changed {
 		if c {
@@ -470,6 +461,33 @@ func (r *routerHostResource) planReplacement(plan, state *routerHostModel, resp 
 				"and needs an unused registration key (registration_key_wo with the ztna_registration_key ephemeral resource "+
 				"provides one on every run; otherwise rotate the ztna_registration_key's keepers).")
 	}
+}
+
+// checkReplacementKey refuses, at plan time, a replacement that would enrol with a stateful
+// key already used: apply would destroy the working host and the new one would be refused
+// ("key was already used"), leaving the router offline.
+func (r *routerHostResource) checkReplacementKey(ctx context.Context, plan, state *routerHostModel, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || r.data.client == nil || plan.RegistrationKey.IsUnknown() || plan.RegistrationKey.IsNull() {
+		return // a write-only key (fresh every run) or a key replaced in this run
+	}
+	k, err := regkey.Parse(plan.RegistrationKey.ValueString())
+	if err != nil {
+		return // ValidateConfig and apply report it
+	}
+	stored, err := r.data.client.GetRegistrationKey(ctx, k.ID)
+	if err != nil || stored.State == api.KeyUnused {
+		return
+	}
+	var changed []string
+	for _, p := range resp.RequiresReplace {
+		changed = append(changed, p.String())
+	}
+	resp.Diagnostics.AddAttributeError(path.Root("registration_key"), "Router host "+plan.Name.ValueString()+" cannot be replaced with its registration key",
+		fmt.Sprintf("The host must be replaced (%s), and the new host enrols again, but its registration key %s is %s: the "+
+			"current host would be destroyed and the new one refused. Give the host a fresh key: pass "+
+			"ephemeral.ztna_registration_key.<name>.key to registration_key_wo (a new key on every run), or add a keepers "+
+			"entry to the ztna_registration_key that changes with the host (for example the image) so the key is "+
+			"replaced too.", strings.Join(changed, ", "), k.ID, stored.State))
 }
 
 // registrationKey is the key from whichever argument carries it; the write-only one is only
@@ -510,6 +528,7 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 		return
 	}
 	resp.Diagnostics.Append(p.complete(ctx, &plan, true)...)
+	resp.Diagnostics.Append(configCredentials(ctx, p, req.Config)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -530,6 +549,7 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 		Image:           plan.Image.ValueString(),
 		Egress:          rules,
 		Tags:            mapStrings(ctx, plan.Tags, &resp.Diagnostics),
+		RouterID:        plan.RouterID.ValueString(),
 	}
 	if !p.isLocal() {
 		// Only an instance type from the configuration is explicit; otherwise the plan holds
@@ -716,14 +736,20 @@ func (m *routerHostModel) setHost(p platform, h cloud.Host) {
 }
 
 // recordedDriver decodes the platform block of a host in state and opens its driver; nil means
-// the diagnostics say why not. Read and Delete pass no DNS servers: they never start a router.
-func recordedDriver(ctx context.Context, state *routerHostModel, diags *diag.Diagnostics) (platform, hostDriver) {
+// the diagnostics say why not. The DNS servers resolve the allowlist's names (local hosts).
+// config, when there is one (Update), carries the write-only credentials.
+func recordedDriver(ctx context.Context, state *routerHostModel, config *tfsdk.Config, diags *diag.Diagnostics) (platform, hostDriver) {
 	p, d := platformOf(ctx, state)
 	diags.Append(d...)
 	if diags.HasError() {
 		return nil, nil
 	}
-	drv, err := p.driver(ctx, tflogLogger(ctx), nil)
+	if config != nil {
+		if diags.Append(configCredentials(ctx, p, *config)...); diags.HasError() {
+			return nil, nil
+		}
+	}
+	drv, err := p.driver(ctx, tflogLogger(ctx), listStrings(state.DNSServers))
 	if err != nil {
 		diags.AddError("Cannot use the "+p.name()+" platform", err.Error())
 		return nil, nil
@@ -737,7 +763,7 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	p, drv := recordedDriver(ctx, &state, &resp.Diagnostics)
+	p, drv := recordedDriver(ctx, &state, nil, &resp.Diagnostics)
 	if drv == nil {
 		return
 	}
@@ -754,6 +780,7 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 	}
 	instanceType := state.InstanceType
 	state.setHost(p, host)
+	state.GCP = withoutWriteOnly(state.GCP)
 	if p.isLocal() && !instanceType.IsNull() {
 		state.InstanceType = instanceType
 	}
@@ -765,11 +792,36 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 			state.Image = types.StringValue(host.Image)
 		}
 	}
+	state.FirewallDrift = types.ListValueMust(types.StringType, nil)
+	if !state.EgressAllowlist.IsNull() && !state.EgressAllowlist.IsUnknown() {
+		drift, ok := firewallDrift(ctx, drv, &state, &resp.Diagnostics)
+		if !ok {
+			return
+		}
+		state.FirewallDrift = drift
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
-// Update only records new timeouts, or adopts the configuration of an imported host: every
-// other change replaces the host (ModifyPlan).
+// firewallDrift asks the driver how the host's firewall differs from the allowlist in m.
+func firewallDrift(ctx context.Context, drv hostDriver, m *routerHostModel, diags *diag.Diagnostics) (types.List, bool) {
+	rules, err := parseRules(listStrings(m.EgressAllowlist))
+	if err != nil {
+		diags.AddAttributeError(path.Root("egress_allowlist"), "Invalid egress allowlist in state", err.Error())
+		return types.List{}, false
+	}
+	drift, err := drv.EgressDrift(ctx, m.InstanceID.ValueString(), rules)
+	if err != nil {
+		diags.AddError("Cannot read the firewall of router host "+m.Name.ValueString(), err.Error())
+		return types.List{}, false
+	}
+	return types.ListValueMust(types.StringType, stringList(drift).Elements()), true
+}
+
+// Update applies what changes in place: the egress allowlist (services added or removed,
+// egress blocks, DNS servers on clouds) and repairs of firewall drift go to the host's
+// firewall, without touching the VM or process; timeouts and the configuration of an
+// imported host are recorded. Everything else replaces the host (ModifyPlan).
 func (r *routerHostResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	var plan, state routerHostModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
@@ -777,13 +829,52 @@ func (r *routerHostResource) Update(ctx context.Context, req resource.UpdateRequ
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if plan.EgressAllowlist.IsUnknown() {
-		// An imported host: the allowlist it was created with is not recorded anywhere.
-		plan.EgressAllowlist = types.ListNull(types.StringType)
-	}
 	if plan.InstanceType.IsUnknown() {
 		plan.InstanceType = state.InstanceType
 	}
+	if plan.EgressAllowlist.IsUnknown() {
+		// Not planned (the key was unknown at plan time): compute it now.
+		client := r.data.requireClient(&resp.Diagnostics)
+		if client == nil {
+			return
+		}
+		key, keyPath := registrationKey(ctx, &plan, req.Config, &resp.Diagnostics)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		rules, ok := r.allowlist(ctx, client, &plan, key, keyPath, &resp.Diagnostics)
+		if !ok {
+			return
+		}
+		plan.EgressAllowlist = stringList(ruleStrings(rules))
+	}
+	if !plan.EgressAllowlist.Equal(state.EgressAllowlist) || len(listStrings(state.FirewallDrift)) > 0 {
+		_, drv := recordedDriver(ctx, &plan, &req.Config, &resp.Diagnostics)
+		if drv == nil {
+			return
+		}
+		defer closeDriver(drv)
+		rules, err := parseRules(listStrings(plan.EgressAllowlist))
+		if err != nil {
+			resp.Diagnostics.AddError("Invalid egress allowlist", err.Error())
+			return
+		}
+		tflog.Info(ctx, "updating the router host's firewall in place", map[string]any{"host": plan.Name.ValueString(), "egress_rules": len(rules)})
+		if err := drv.UpdateEgress(ctx, plan.InstanceID.ValueString(), rules); err != nil {
+			resp.Diagnostics.AddError("Cannot update the firewall of router host "+plan.Name.ValueString(), err.Error())
+			return
+		}
+		drift, ok := firewallDrift(ctx, drv, &plan, &resp.Diagnostics)
+		if !ok {
+			return
+		}
+		if n := len(drift.Elements()); n > 0 {
+			resp.Diagnostics.AddError("Router host "+plan.Name.ValueString()+"'s firewall is not its allowlist after the update",
+				strings.Join(listStrings(drift), "; "))
+			return
+		}
+	}
+	plan.FirewallDrift = types.ListValueMust(types.StringType, nil)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -800,7 +891,7 @@ func (r *routerHostResource) Delete(ctx context.Context, req resource.DeleteRequ
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, drv := recordedDriver(ctx, &state, &resp.Diagnostics)
+	_, drv := recordedDriver(ctx, &state, nil, &resp.Diagnostics)
 	if drv == nil {
 		return
 	}

@@ -111,6 +111,14 @@ func TestAccRouterHost_aws(t *testing.T) {
 	bootEC2(t, fake)
 	name := hostTestName("edge-aws")
 	config := awsHostConfig(name, fake.URL, "")
+	withCache := config + fmt.Sprintf(`
+resource "ztna_service" "cache" {
+  name         = "%[1]s-cache"
+  address      = "10.20.0.9"
+  port         = 6379
+  router_roles = [%[1]q]
+}
+`, name)
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -128,6 +136,43 @@ func TestAccRouterHost_aws(t *testing.T) {
 					checkAWSHost(t, fake, name, "c6i.xlarge"),
 					checkCloudRouterOnline(t),
 					checkNoKeyInState,
+				),
+			},
+			{
+				// A service is added; the host was planned before it existed on the controller.
+				Config: withCache,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionNoop)},
+				},
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// The next plan updates the security group in place: same instance, new rule.
+				Config: withCache,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", same(&first)),
+					checkGroupEgress(t, fake, name, "tcp 6379-6379 10.20.0.9/32", true),
+					checkCloudRouterOnline(t),
+				),
+			},
+			{
+				// An allow-all egress rule added out of band is drift, revoked in place.
+				PreConfig: func() {
+					fake.AddEgressOutOfBand(hostGroup(t, fake, name).ID, ec2fake.Permission{Protocol: "-1", Ranges: []ec2fake.Range{{CIDR: "0.0.0.0/0"}}})
+				},
+				Config: withCache,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("firewall_drift"), knownvalue.ListSizeExact(0)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", same(&first)),
+					checkGroupEgress(t, fake, name, "-1 0-0 0.0.0.0/0", false),
 				),
 			},
 			{
@@ -335,5 +380,32 @@ func TestAccRouterHost_awsErrors(t *testing.T) {
 				},
 			})
 		})
+	}
+}
+
+// same checks that an attribute still has the value captured earlier.
+func same(was *string) func(string) error {
+	return func(v string) error {
+		if v != *was {
+			return fmt.Errorf("changed from %q to %q: the host was replaced", *was, v)
+		}
+		return nil
+	}
+}
+
+// checkGroupEgress checks whether the host's security group has an egress rule (rendered
+// "protocol from-to cidr").
+func checkGroupEgress(t *testing.T, fake *ec2fake.Server, name, rule string, want bool) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		var have []string
+		for _, p := range hostGroup(t, fake, name).Egress {
+			for _, r := range p.Ranges {
+				have = append(have, fmt.Sprintf("%s %d-%d %s", p.Protocol, p.From, p.To, r.CIDR))
+			}
+		}
+		if slices.Contains(have, rule) != want {
+			return fmt.Errorf("security group egress %v: has %q = %v, want %v", have, rule, !want, want)
+		}
+		return nil
 	}
 }

@@ -2,6 +2,7 @@ package ztnaprovider
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,8 +66,10 @@ resource "ztna_router_host" "test" {
 // TestAccRouterHost_gcp runs the GCP platform's Terraform path against the Compute Engine fake
 // (the real REST client): default tier e2-standard-2, the key only in instance metadata, a
 // deny-all ingress rule ahead of everything and no ingress allow, the router booted from the
-// metadata comes online; a firewall rule deleted out of band replaces the host; destroy
-// removes the instance and every rule.
+// metadata comes online; the write-only access token is not in state and a new one changes
+// nothing; a service added later reaches the firewall in place (same instance) and a rule
+// widened out of band is patched back; a firewall rule deleted out of band replaces the host;
+// destroy removes the instance and every rule.
 func TestAccRouterHost_gcp(t *testing.T) {
 	needController(t)
 	fake := computefake.New()
@@ -75,8 +78,18 @@ func TestAccRouterHost_gcp(t *testing.T) {
 	fake.AddSubnetwork("projects/prod/regions/europe-west1/subnetworks/routers")
 	fake.AddImage("prod", &computepb.Image{Name: proto.String("ztna-router-1-2-0"), Family: proto.String("ztna-router")})
 	bootGCE(t, fake)
+	// Refresh and destroy take their token from the environment (gcp.access_token is write-only).
+	t.Setenv(EnvGCPAccessToken, "ya29.env-token")
 	name := hostTestName("edge-gcp")
 	config := gcpHostConfig(name, fake.URL)
+	withSvc := config + fmt.Sprintf(`
+resource "ztna_service" "api" {
+  name         = "%[1]s-api"
+  address      = "10.40.0.3"
+  port         = 443
+  router_roles = [%[1]q]
+}
+`, name)
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -90,6 +103,8 @@ func TestAccRouterHost_gcp(t *testing.T) {
 						knownvalue.StringExact("projects/prod/zones/europe-west1-b/instances/"+name)),
 					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("id"),
 						knownvalue.StringExact("gcp:projects/prod/zones/europe-west1-b/instances/"+name)),
+					// Write-only: the token never rests in state.
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("gcp").AtMapKey("access_token"), knownvalue.Null()),
 				},
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttrWith("ztna_router_host.test", "failure_domain", capture(&first)),
@@ -97,6 +112,52 @@ func TestAccRouterHost_gcp(t *testing.T) {
 					checkCloudRouterOnline(t),
 					checkNoKeyInState,
 				),
+			},
+			{
+				// A new access token (gcloud's last an hour) changes nothing.
+				Config: strings.Replace(config, "ya29.test-token", "ya29.next-hour", 1),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionNoop)},
+				},
+			},
+			{
+				// A service is added; the host was planned before it existed on the controller.
+				Config: withSvc,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionNoop)},
+				},
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// The next plan adds its firewall rule in place: same instance.
+				Config: withSvc,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkGCPInstanceCreates(fake, 1),
+					checkGCPEgressTo(fake, name, "10.40.0.3/32", "tcp:443"),
+					checkCloudRouterOnline(t),
+				),
+			},
+			{
+				// An allow rule widened out of band to everything is drift, patched back in place.
+				PreConfig: func() {
+					for _, fw := range fake.Firewalls() {
+						if fw.GetName() == "ztna-"+name+"-egress-1" {
+							fw.Allowed = []*computepb.Allowed{{IPProtocol: proto.String("all")}}
+							fake.AddFirewallOutOfBand("prod", fw)
+						}
+					}
+				},
+				Config: withSvc,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("firewall_drift"), knownvalue.ListSizeExact(0)),
+				},
+				Check: resource.ComposeTestCheckFunc(checkGCPInstanceCreates(fake, 1), checkGCPEgressTo(fake, name, "10.40.0.3/32", "tcp:443")),
 			},
 			{
 				PreConfig: func() { fake.DeleteFirewallOutOfBand("prod", "ztna-"+name+"-deny-ingress") },
@@ -159,6 +220,49 @@ func checkGCPHost(fake *computefake.Server, name string) resource.TestCheckFunc 
 		}
 		if !denyIngress {
 			return fmt.Errorf("no deny-all ingress rule at priority 0 among %d rules", len(fake.Firewalls()))
+		}
+		return nil
+	}
+}
+
+// checkGCPInstanceCreates checks how many instances.insert calls the fake has seen.
+func checkGCPInstanceCreates(fake *computefake.Server, want int) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		n := 0
+		for _, r := range fake.Requests() {
+			if r.Method == "POST" && strings.Contains(r.Path, "/instances") {
+				n++
+			}
+		}
+		if n != want {
+			return fmt.Errorf("%d instance inserts, want %d: the host was replaced", n, want)
+		}
+		return nil
+	}
+}
+
+// checkGCPEgressTo checks that the host has exactly one allow rule of destination cidr, and
+// that it allows just what (protocol:ports).
+func checkGCPEgressTo(fake *computefake.Server, name, cidr, what string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		var found []string
+		for _, fw := range fake.Firewalls() {
+			if !strings.HasPrefix(fw.GetName(), "ztna-"+name+"-egress-") {
+				continue
+			}
+			var allowed []string
+			for _, a := range fw.GetAllowed() {
+				allowed = append(allowed, a.GetIPProtocol()+":"+strings.Join(a.GetPorts(), ","))
+			}
+			if strings.Join(fw.GetDestinationRanges(), ",") == cidr {
+				found = append(found, strings.Join(allowed, " "))
+			}
+			if slices.ContainsFunc(fw.GetAllowed(), func(a *computepb.Allowed) bool { return a.GetIPProtocol() == "all" }) {
+				return fmt.Errorf("rule %s allows all protocols", fw.GetName())
+			}
+		}
+		if len(found) != 1 || found[0] != what {
+			return fmt.Errorf("allow rules to %s: %v, want [%s]", cidr, found, what)
 		}
 		return nil
 	}

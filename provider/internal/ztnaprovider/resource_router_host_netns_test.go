@@ -70,7 +70,26 @@ func (d *demoNetwork) link(addrs ...string) error {
 }
 
 func netnsHostsConfig(name, root, routerBin, dnsServer, fqdn string) string {
-	config := fmt.Sprintf(`
+	return netnsHostsConfigWith(name, root, routerBin, dnsServer, fqdn, "")
+}
+
+// netnsHostsConfigWith adds a second service at secondAddr (host:port) when it is not empty.
+func netnsHostsConfigWith(name, root, routerBin, dnsServer, fqdn, secondAddr string) string {
+	services := "[ztna_service.app.name]"
+	second := ""
+	if secondAddr != "" {
+		host, port, _ := net.SplitHostPort(secondAddr)
+		services = "[ztna_service.app.name, ztna_service.second.name]"
+		second = fmt.Sprintf(`
+resource "ztna_service" "second" {
+  name         = "${local.name}-second"
+  address      = %q
+  port         = %s
+  router_roles = [local.name]
+}
+`, host, port)
+	}
+	config := second + fmt.Sprintf(`
 locals {
   name = %[1]q
 }
@@ -90,14 +109,14 @@ resource "ztna_identity" "client" {
 resource "ztna_service_policy" "client_to_app" {
   name           = "${local.name}-client-to-app"
   identity_roles = ["${local.name}-client"]
-  service_names  = [ztna_service.app.name]
+  service_names  = %[3]s
 }
 
 output "identity_token" {
   value     = ztna_identity.client.enrollment_token
   sensitive = true
 }
-`, name, fqdn)
+`, name, fqdn, services)
 	// Two routers with the service's role, each on its own isolated host.
 	for _, h := range []string{"a", "b"} {
 		config += fmt.Sprintf(`
@@ -132,7 +151,11 @@ resource "ztna_router_host" %[1]q {
 // service in the demo network: the service answers through the overlay (ztna dial from the
 // host), while connections into either router namespace fail and the host cannot reach the
 // service directly. A second plan is empty (checked by the framework after every step). A
-// killed router process is planned for creation and restored by the next apply.
+// killed router process is planned for creation and restored by the next apply. A service
+// added to the running pair reaches both namespace firewalls in place (the plan after it shows
+// in-place updates of the two hosts and nothing else, no router restarts) and answers through
+// the overlay; an accept rule inserted into a namespace's chain shows as drift and is removed
+// in place.
 func TestAccRouterHost_netns(t *testing.T) {
 	needController(t)
 	if os.Geteuid() != 0 {
@@ -144,6 +167,9 @@ func TestAccRouterHost_netns(t *testing.T) {
 	config := netnsHostsConfig(name, root, hostTestBinary(t, "ztna-router"), demo.DNSServer, demo.FQDN)
 	identity := filepath.Join(t.TempDir(), "client.identity")
 	var killedPID int
+	second := startSecondService(t, demo)
+	withSecond := netnsHostsConfigWith(name, root, hostTestBinary(t, "ztna-router"), demo.DNSServer, demo.FQDN, second)
+	var pids map[string][]int
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
@@ -192,6 +218,68 @@ func TestAccRouterHost_netns(t *testing.T) {
 						return nil
 					},
 					checkOverlay(t, demo, identity),
+				),
+			},
+			{
+				// A service is added. The hosts were planned before it existed on the controller,
+				// so their firewalls follow on the next plan.
+				PreConfig: func() { pids = hostRouterPIDs(t, root, name) },
+				Config:    withSecond,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("ztna_service.second", plancheck.ResourceActionCreate),
+						plancheck.ExpectResourceAction("ztna_router_host.a", plancheck.ResourceActionNoop),
+						plancheck.ExpectResourceAction("ztna_router_host.b", plancheck.ResourceActionNoop),
+					},
+				},
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// ... in place: both hosts' allowlists change, nothing is created or destroyed.
+				Config: withSecond,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("ztna_router_host.a", plancheck.ResourceActionUpdate),
+						plancheck.ExpectResourceAction("ztna_router_host.b", plancheck.ResourceActionUpdate),
+						onlyUpdates{},
+					},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkSamePIDs(t, root, name, &pids),
+					checkNamespaceAllows(t, second),
+					checkSecondService(t, identity, second),
+					checkOverlay(t, demo, identity),
+				),
+			},
+			{
+				// An accept rule inserted into host a's namespace firewall: drift, repaired in place.
+				PreConfig: func() {
+					ns := hostNamespace(t, filepath.Join(root, name+"-a"))
+					if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "insert", "rule", "inet", "ztna", "output", "accept").CombinedOutput(); err != nil {
+						t.Fatalf("nft insert: %v: %s", err, out)
+					}
+				},
+				Config: withSecond,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("ztna_router_host.a", plancheck.ResourceActionUpdate),
+						plancheck.ExpectResourceAction("ztna_router_host.b", plancheck.ResourceActionNoop),
+						onlyUpdates{},
+					},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_router_host.a", tfjsonpath.New("firewall_drift"), knownvalue.ListSizeExact(0)),
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkSamePIDs(t, root, name, &pids),
+					func(*terraform.State) error {
+						ns := hostNamespace(t, filepath.Join(root, name+"-a"))
+						out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "ztna", "output").CombinedOutput()
+						if err != nil || regexp.MustCompile(`(?m)^\s+accept$`).Match(out) {
+							return fmt.Errorf("host a's output chain after the repair (%v):\n%s", err, out)
+						}
+						return nil
+					},
 				),
 			},
 		},
@@ -340,4 +428,110 @@ func servedStreams(t *testing.T, hosts ...map[string]string) int {
 		}
 	}
 	return total
+}
+
+// startSecondService runs a second HTTP service in the demo network (port 8080 of its
+// service address) and returns its address.
+func startSecondService(t *testing.T, demo *demoNetwork) string {
+	t.Helper()
+	addr := net.JoinHostPort(demo.ServiceAddr, "8080")
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command("ip", "netns", "exec", "ztna-demo-acc", demo.bin, "serve", "--dns", "127.0.0.1:5399",
+		"--http", addr, "--name", "second."+demo.FQDN, "--answer", demo.ServiceAddr, "--ready-file", ready)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second demo service did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// hostRouterPIDs are the router processes of hosts a and b.
+func hostRouterPIDs(t *testing.T, root, name string) map[string][]int {
+	out := map[string][]int{}
+	for _, h := range []string{"a", "b"} {
+		out[h] = routerProcesses(filepath.Join(root, name+"-"+h))
+		if len(out[h]) != 1 {
+			t.Fatalf("router processes of host %s: %v", h, out[h])
+		}
+	}
+	return out
+}
+
+// checkSamePIDs: no router was restarted since pids were taken.
+func checkSamePIDs(t *testing.T, root, name string, pids *map[string][]int) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		for h, was := range *pids {
+			if now := routerProcesses(filepath.Join(root, name+"-"+h)); len(now) != 1 || now[0] != was[0] {
+				return fmt.Errorf("host %s's router was restarted: pid %v, was %v", h, now, was)
+			}
+		}
+		return nil
+	}
+}
+
+// hostNamespace is the network namespace a host's router runs in.
+func hostNamespace(t *testing.T, dir string) string {
+	t.Helper()
+	pids := routerProcesses(dir)
+	if len(pids) != 1 {
+		t.Fatalf("router processes of %s: %v", dir, pids)
+	}
+	ns, err := exec.Command("ip", "netns", "identify", strconv.Itoa(pids[0])).Output()
+	if err != nil {
+		t.Fatalf("ip netns identify %d: %v", pids[0], err)
+	}
+	return strings.TrimSpace(string(ns))
+}
+
+// checkNamespaceAllows: both hosts' namespace firewalls accept the target now.
+func checkNamespaceAllows(t *testing.T, target string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		host, port, _ := net.SplitHostPort(target)
+		want := fmt.Sprintf("ip daddr %s tcp dport %s accept", host, port)
+		for _, h := range []string{"a", "b"} {
+			ns := hostNamespace(t, hostAttrs(s, h)["instance_id"])
+			out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "ztna", "output").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), want) {
+				return fmt.Errorf("host %s's output chain lacks %q (%v):\n%s", h, want, err, out)
+			}
+		}
+		return nil
+	}
+}
+
+// checkSecondService requests the second service through the overlay once both routers reach it.
+func checkSecondService(t *testing.T, identity, target string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		if err := waitServiceReachable(t, s.RootModule().Resources["ztna_service.second"].Primary.ID, 2); err != nil {
+			return err
+		}
+		cmd := exec.Command(hostTestBinary(t, "ztna"), "dial", target, "--identity", identity, "--timeout", "10s")
+		cmd.Stdin = strings.NewReader("GET / HTTP/1.0\r\nHost: second\r\n\r\n")
+		out, err := cmd.Output()
+		if err != nil || !strings.Contains(string(out), "200 OK") {
+			return fmt.Errorf("ztna dial %s: %v: %s%s", target, err, out, exitStderr(err))
+		}
+		return nil
+	}
+}
+
+// onlyUpdates fails a plan that creates, replaces or destroys anything.
+type onlyUpdates struct{}
+
+func (onlyUpdates) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	for _, rc := range req.Plan.ResourceChanges {
+		if rc.Change.Actions.Create() || rc.Change.Actions.Delete() || rc.Change.Actions.Replace() {
+			resp.Error = fmt.Errorf("%s is planned to %v; want in-place updates only", rc.Address, rc.Change.Actions)
+			return
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -31,6 +32,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
@@ -51,6 +53,10 @@ type hostDriver interface {
 	Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, error)
 	Read(ctx context.Context, id string) (cloud.Host, error)
 	Delete(ctx context.Context, id string) error
+	// UpdateEgress makes the host's firewall exactly the allowlist, in place (the VM or
+	// process is not touched); EgressDrift lists how it differs from the allowlist now.
+	UpdateEgress(ctx context.Context, id string, rules []egress.Rule) error
+	EgressDrift(ctx context.Context, id string, rules []egress.Rule) ([]string, error)
 }
 
 func closeDriver(d hostDriver) {
@@ -399,6 +405,36 @@ func (p *awsPlatform) driver(ctx context.Context, log *slog.Logger, _ []string) 
 
 // ---- gcp --------------------------------------------------------------------------------
 
+// EnvGCPAccessToken is the OAuth 2 access token for GCP operations without a configuration
+// (refresh, destroy), the variable the google provider reads too.
+const EnvGCPAccessToken = "GOOGLE_OAUTH_ACCESS_TOKEN"
+
+// configCredentials takes the write-only credentials of the platform block from the
+// configuration (they are null in plan and state).
+func configCredentials(ctx context.Context, p platform, config tfsdk.Config) diag.Diagnostics {
+	g, ok := p.(*gcpPlatform)
+	if !ok {
+		return nil
+	}
+	return config.GetAttribute(ctx, path.Root("gcp").AtName("access_token"), &g.AccessToken)
+}
+
+// withoutWriteOnly returns a platform block with its write-only values null: state written by
+// earlier versions of the provider kept gcp.access_token, and comparing it with a plan (where
+// it is always null) would replace the host.
+func withoutWriteOnly(block types.Object) types.Object {
+	if block.IsNull() || block.IsUnknown() {
+		return block
+	}
+	attrs := block.Attributes()
+	if _, ok := attrs["access_token"]; !ok {
+		return block
+	}
+	attrs = maps.Clone(attrs)
+	attrs["access_token"] = types.StringNull()
+	return types.ObjectValueMust(block.AttributeTypes(context.Background()), attrs)
+}
+
 type gcpPlatform struct {
 	Project        types.String `tfsdk:"project"`
 	Zone           types.String `tfsdk:"zone"`
@@ -436,8 +472,11 @@ func gcpBlock() schema.SingleNestedBlock {
 				Validators:          []validator.String{validURL},
 			},
 			"access_token": schema.StringAttribute{
-				Optional: true, Sensitive: true,
-				MarkdownDescription: "OAuth 2 access token (e.g. from `gcloud auth print-access-token`). Default: Application Default Credentials.",
+				Optional: true, Sensitive: true, WriteOnly: true,
+				MarkdownDescription: "OAuth 2 access token (e.g. from `gcloud auth print-access-token`), write-only (Terraform " +
+					"1.11+): never stored in state or plan, so a new token every hour changes nothing. It is used when the " +
+					"host is created or updated; reading and deleting the host use the `" + EnvGCPAccessToken + "` " +
+					"environment variable, else Application Default Credentials, as do all operations when it is not set.",
 			},
 		},
 	}
@@ -456,10 +495,14 @@ func (p *gcpPlatform) complete(_ context.Context, m *routerHostModel, _ bool) di
 
 func (p *gcpPlatform) driver(ctx context.Context, log *slog.Logger, _ []string) (hostDriver, error) {
 	var opts []option.ClientOption
-	if t := p.AccessToken.ValueString(); t != "" {
+	t := p.AccessToken.ValueString()
+	if t == "" {
+		t = os.Getenv(EnvGCPAccessToken)
+	}
+	if t != "" {
 		opts = append(opts, option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: t})))
 	}
-	return gcp.New(ctx, gcp.Options{
+	drv, err := gcp.New(ctx, gcp.Options{
 		Project:        p.Project.ValueString(),
 		Zone:           p.Zone.ValueString(),
 		Network:        p.Network.ValueString(),
@@ -469,6 +512,12 @@ func (p *gcpPlatform) driver(ctx context.Context, log *slog.Logger, _ []string) 
 		ClientOptions:  opts,
 		Logger:         log,
 	})
+	if err != nil && t == "" {
+		// gcp.access_token is write-only: refresh and destroy never see it.
+		return nil, fmt.Errorf("%w. Set the %s environment variable (gcloud auth print-access-token) or Application "+
+			"Default Credentials (gcloud auth application-default login): refresh and destroy do not see gcp.access_token", err, EnvGCPAccessToken)
+	}
+	return drv, err
 }
 
 // ---- azure ------------------------------------------------------------------------------
@@ -584,6 +633,7 @@ func importedModel(ctx context.Context, id string) (*routerHostModel, error) {
 		FailureDomain:   types.StringNull(),
 		EgressAllowlist: types.ListNull(types.StringType),
 		Drift:           types.ListValueMust(types.StringType, nil),
+		FirewallDrift:   types.ListValueMust(types.StringType, nil),
 		Timeouts:        timeoutsNull(),
 	}
 	var diags diag.Diagnostics

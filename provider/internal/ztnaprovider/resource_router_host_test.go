@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -646,38 +645,9 @@ func TestAccQuickstartExampleValidates(t *testing.T) {
 	cli.run(false, "validate")
 }
 
-func TestUncovered(t *testing.T) {
-	allowlist := []string{"tcp 10.0.0.0/8:5432", "tcp db.internal:8000-8100", "udp 2001:db8::/32:53", "tcp 127.0.0.1/32:4443"}
-	for _, tc := range []struct {
-		name    string
-		targets []egress.ServiceTarget
-		want    []string
-	}{
-		{"inside a CIDR", []egress.ServiceTarget{{Address: "10.1.2.3", Ports: []egress.PortRange{egress.Port(5432)}}}, nil},
-		{"inside a port range", []egress.ServiceTarget{{Address: "DB.internal", Ports: []egress.PortRange{{From: 8010, To: 8020}}}}, nil},
-		{"IPv6 destination", []egress.ServiceTarget{{Address: "2001:db8::1", Ports: []egress.PortRange{egress.Port(53)}, Protocols: []egress.Protocol{egress.UDP}}}, nil},
-		{"other port", []egress.ServiceTarget{{Address: "10.1.2.3", Ports: []egress.PortRange{egress.Port(5433)}}}, []string{"tcp 10.1.2.3/32:5433"}},
-		{"range reaching beyond", []egress.ServiceTarget{{Address: "db.internal", Ports: []egress.PortRange{{From: 8090, To: 8110}}}}, []string{"tcp db.internal:8090-8110"}},
-		{"other protocol", []egress.ServiceTarget{{Address: "10.1.2.3", Ports: []egress.PortRange{egress.Port(5432)}, Protocols: []egress.Protocol{egress.UDP}}}, []string{"udp 10.1.2.3/32:5432"}},
-		{"new name", []egress.ServiceTarget{{Address: "api.internal", Ports: []egress.PortRange{egress.Port(443)}}}, []string{"tcp api.internal:443"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := uncovered(tc.targets, allowlist)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("uncovered = %v, want %v", got, tc.want)
-			}
-		})
-	}
-	if _, err := uncovered(nil, []string{"tcp-10.0.0.0/8"}); err == nil {
-		t.Error("a malformed allowlist rule was accepted")
-	}
-}
-
-// TestAccRouterHost_serviceAddedLater: a service added after the host was created is not in
-// its firewall; the plan says so and how to fix it.
+// TestAccRouterHost_serviceAddedLater: a service added after the host was created reaches the
+// host's allowlist in place: the next plan shows an in-place update of egress_allowlist only
+// (the process keeps running, its instance id stays), and after apply the plan is empty.
 func TestAccRouterHost_serviceAddedLater(t *testing.T) {
 	needController(t)
 	t.Parallel()
@@ -686,9 +656,7 @@ func TestAccRouterHost_serviceAddedLater(t *testing.T) {
 	cli := newTerraformCLI(t, host)
 	cli.run(false, "apply", "-auto-approve", "-input=false")
 	t.Cleanup(func() { cli.run(false, "destroy", "-auto-approve", "-input=false") })
-	if out := cli.run(false, "plan", "-input=false"); strings.Contains(out, "cannot reach") {
-		t.Fatalf("warning before any service exists:\n%s", out)
-	}
+	before := stateAttr(t, cli, "ztna_router_host.test", "instance_id")
 	cli.write("main.tf", requiredProviders+host+fmt.Sprintf(`
 resource "ztna_service" "late" {
   name         = "%[1]s-late"
@@ -699,9 +667,43 @@ resource "ztna_service" "late" {
 `, name))
 	cli.run(false, "apply", "-auto-approve", "-input=false")
 	out := cli.run(false, "plan", "-input=false")
-	if !expectError("Router host "+name+" cannot reach all its services", "does not allow tcp 10.9.8.7/32:5432", "-replace").MatchString(out) {
-		t.Fatalf("plan does not warn about the uncovered service:\n%s", out)
+	for _, want := range []string{"ztna_router_host.test will be updated in-place", `+ "tcp 10.9.8.7/32:5432"`, "Plan: 0 to add, 1 to change, 0 to destroy"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("plan after adding a service lacks %q:\n%s", want, out)
+		}
 	}
+	cli.run(false, "apply", "-auto-approve", "-input=false")
+	if out := cli.run(false, "plan", "-input=false", "-detailed-exitcode"); !strings.Contains(out, "No changes") {
+		t.Fatalf("plan after the in-place update is not empty:\n%s", out)
+	}
+	if after := stateAttr(t, cli, "ztna_router_host.test", "instance_id"); before == "" || after != before {
+		t.Fatalf("the host was replaced: instance %q, was %q", after, before)
+	}
+}
+
+// stateAttr is a string attribute of a resource in the CLI's state (terraform show -json).
+func stateAttr(t *testing.T, cli *terraformCLI, address, name string) string {
+	t.Helper()
+	var st struct {
+		Values struct {
+			RootModule struct {
+				Resources []struct {
+					Address string         `json:"address"`
+					Values  map[string]any `json:"values"`
+				} `json:"resources"`
+			} `json:"root_module"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(cli.run(false, "show", "-json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range st.Values.RootModule.Resources {
+		if r.Address == address {
+			v, _ := r.Values[name].(string)
+			return v
+		}
+	}
+	return ""
 }
 
 // TestAccRouterHost_keyNotLogged: with TF_LOG=trace for terraform and the provider (the local
@@ -770,4 +772,58 @@ func TestInstanceType(t *testing.T) {
 			t.Errorf("%s: instance type %q, %v; want %q", tc.p.name(), got, err, tc.want)
 		}
 	}
+}
+
+// TestAccRouterHost_safeReplacement: a change that replaces a host whose stateful key was
+// used fails at plan time, naming the fix, and nothing is destroyed; a router deleted outside
+// Terraform (its certificate revoked) heals in one apply: router, key and host are created
+// again and the host enrols with the new key instead of its saved, revoked enrolment.
+func TestAccRouterHost_safeReplacement(t *testing.T) {
+	needController(t)
+	t.Parallel()
+	root := t.TempDir()
+	name := hostTestName("edge-safe")
+	bin := hostTestBinary(t, "ztna-router")
+	config := localHostConfig(name, root, bin, "", "")
+	var routerID string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check:  resource.TestCheckResourceAttrWith("ztna_router.test", "id", capture(&routerID)),
+			},
+			{
+				// A new image label replaces the host; the key in state is used.
+				Config:      localHostConfig(name, root, bin, "", `image = "v2"`),
+				ExpectError: expectError("cannot be replaced with its registration key", "is used", "registration_key_wo", "keepers"),
+			},
+			{
+				// The failed plan destroyed nothing: the same router is still online.
+				PreConfig: func() { waitRouterStatus(t, routerID, api.RouterOnline) },
+				Config:    config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionNoop)},
+				},
+			},
+			{
+				// The router is deleted behind Terraform's back: one apply heals everything.
+				PreConfig: func() {
+					if err := apiClient(t).DeleteRouter(context.Background(), routerID); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: config,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router.test", "id", func(id string) error {
+						if id == routerID {
+							return fmt.Errorf("router %s was not re-created", id)
+						}
+						waitRouterStatus(t, id, api.RouterOnline)
+						return nil
+					}),
+				),
+			},
+		},
+	})
 }

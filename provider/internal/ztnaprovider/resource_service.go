@@ -3,6 +3,7 @@ package ztnaprovider
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -43,18 +44,28 @@ type serviceModel struct {
 	FailureDomains types.Set    `tfsdk:"failure_domains"`
 }
 
-// serviceRouteType is one element of the computed routers list.
-var serviceRouteType = types.ObjectType{AttrTypes: map[string]attr.Type{
-	"router_id":      types.StringType,
-	"router_name":    types.StringType,
-	"status":         types.StringType,
-	"failure_domain": types.StringType,
-	"resolvable":     types.BoolType,
-	"reachable":      types.BoolType,
-	"checked_at":     types.StringType,
-}}
+// serviceRouteType is one element of the resource's computed routers list; the data source's
+// elements add checked_at (serviceRouteReportType), which changes on every health check and
+// so stays out of resource state.
+var (
+	serviceRouteType = types.ObjectType{AttrTypes: map[string]attr.Type{
+		"router_id":      types.StringType,
+		"router_name":    types.StringType,
+		"status":         types.StringType,
+		"failure_domain": types.StringType,
+		"resolvable":     types.BoolType,
+		"reachable":      types.BoolType,
+	}}
+	serviceRouteReportType = types.ObjectType{AttrTypes: func() map[string]attr.Type {
+		m := maps.Clone(serviceRouteType.AttrTypes)
+		m["checked_at"] = types.StringType
+		return m
+	}()}
+)
 
-func (m *serviceModel) fromAPI(s *api.Service, diags *diag.Diagnostics) {
+// fromAPI copies a service into the model; withCheckedAt adds when each router last checked
+// (data source only).
+func (m *serviceModel) fromAPI(s *api.Service, withCheckedAt bool, diags *diag.Diagnostics) {
 	m.ID = types.StringValue(s.ID)
 	m.Name = types.StringValue(s.Name)
 	m.Address = types.StringValue(s.Address)
@@ -62,22 +73,29 @@ func (m *serviceModel) fromAPI(s *api.Service, diags *diag.Diagnostics) {
 	m.PortRanges = stringSet(s.PortRanges)
 	m.Protocol = types.StringValue(s.Protocol)
 	m.RouterRoles = stringSet(s.RouterRoles)
+	routeType := serviceRouteType
+	if withCheckedAt {
+		routeType = serviceRouteReportType
+	}
 	routes := make([]attr.Value, 0, len(s.Routers))
 	for _, r := range s.Routers {
-		v, d := types.ObjectValue(serviceRouteType.AttrTypes, map[string]attr.Value{
+		values := map[string]attr.Value{
 			"router_id":      types.StringValue(r.RouterID),
 			"router_name":    types.StringValue(r.RouterName),
 			"status":         types.StringValue(r.Status),
 			"failure_domain": types.StringValue(r.FailureDomain),
 			"resolvable":     types.BoolValue(r.Resolvable),
 			"reachable":      types.BoolValue(r.Reachable),
-			"checked_at":     timeString(r.CheckedAt),
-		})
+		}
+		if withCheckedAt {
+			values["checked_at"] = timeString(r.CheckedAt)
+		}
+		v, d := types.ObjectValue(routeType.AttrTypes, values)
 		diags.Append(d...)
 		routes = append(routes, v)
 	}
 	var d diag.Diagnostics
-	m.Routers, d = types.ListValue(serviceRouteType, routes)
+	m.Routers, d = types.ListValue(routeType, routes)
 	diags.Append(d...)
 	m.FailureDomains = stringSet(failureDomains(s.Routers))
 }
@@ -134,8 +152,10 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			},
 			"router_roles": rolesAttribute("Routers holding any of these roles host the service.", true),
 			"routers": schema.ListNestedAttribute{
-				Computed:            true,
-				MarkdownDescription: "The routers currently selected to host the service and what each last reported about it.",
+				Computed: true,
+				MarkdownDescription: "The routers currently selected to host the service and what each last reported about it. " +
+					"When each last checked changes on every health check and is not kept in state (an idle stack's " +
+					"`terraform plan -refresh-only` finds no changes): read it with the `ztna_service` data source or `ztna status`.",
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 					"router_id":      schema.StringAttribute{Computed: true, MarkdownDescription: "Router id."},
 					"router_name":    schema.StringAttribute{Computed: true, MarkdownDescription: "Router name."},
@@ -143,7 +163,6 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"failure_domain": schema.StringAttribute{Computed: true, MarkdownDescription: "Failure domain the router reported, `cloud/region/zone`."},
 					"resolvable":     schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the router could resolve `address`."},
 					"reachable":      schema.BoolAttribute{Computed: true, MarkdownDescription: "Whether the router could connect to the target."},
-					"checked_at":     schema.StringAttribute{Computed: true, MarkdownDescription: "When the router last checked (RFC 3339), null if never."},
 				}},
 			},
 			"failure_domains": schema.SetAttribute{
@@ -246,7 +265,7 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 
 func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	readObject(ctx, r.data, req, resp, "service", (*apiclient.Client).GetService, func(state *serviceModel, out *api.Service) {
-		state.fromAPI(out, &resp.Diagnostics)
+		state.fromAPI(out, false, &resp.Diagnostics)
 	})
 }
 
@@ -274,7 +293,7 @@ type stateSetter interface {
 
 func (r *serviceResource) save(ctx context.Context, out *api.Service, state stateSetter, diags *diag.Diagnostics) {
 	var m serviceModel
-	m.fromAPI(out, diags)
+	m.fromAPI(out, false, diags)
 	diags.Append(state.Set(ctx, &m)...)
 }
 
