@@ -24,7 +24,16 @@ type names struct {
 	byAddr map[netip.Addr]string // for PTR queries
 }
 
-type nameTable struct{ p atomic.Pointer[names] }
+type nameTable struct {
+	p atomic.Pointer[names]
+	// known: a service list was read (or loaded from the saved one). Until then the tunnel
+	// cannot tell service names from others, so it answers SERVFAIL rather than send service
+	// names upstream, and resolvers fall back where they are configured to.
+	known atomic.Bool
+}
+
+func (t *nameTable) markListed()  { t.known.Store(true) }
+func (t *nameTable) listed() bool { return t.known.Load() }
 
 func (t *nameTable) load() *names {
 	if n := t.p.Load(); n != nil {
@@ -49,6 +58,13 @@ func canonical(host string) string { return strings.ToLower(dns.Fqdn(host)) }
 // are never in the table, so they get whatever the upstream says about them, exactly like any
 // name the overlay does not know: the tunnel does not tell which names exist in the overlay.
 func (t *Tunnel) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	if !t.names.listed() {
+		t.metrics.dnsQueries.WithLabelValues("servfail_no_list").Inc()
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeServerFailure)
+		w.WriteMsg(m)
+		return
+	}
 	if len(r.Question) == 1 && r.Question[0].Qclass == dns.ClassINET && !r.Response && r.Opcode == dns.OpcodeQuery {
 		if m := t.answer(r); m != nil {
 			t.metrics.dnsQueries.WithLabelValues("local").Inc()

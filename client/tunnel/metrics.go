@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ztna_tunnel_connections_total", Help: "Accepted connections by outcome (relayed, dial_failed)."}, []string{"result"}),
 		dnsQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ztna_tunnel_dns_queries_total", Help: "DNS queries by answer (local, forwarded, failed)."}, []string{"answer"}),
+			Name: "ztna_tunnel_dns_queries_total", Help: "DNS queries by answer (local, forwarded, failed, servfail_no_list: before any service list is known)."}, []string{"answer"}),
 		refreshFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ztna_tunnel_refresh_failures_total", Help: "Failed reads of the identity's service list."}),
 	}

@@ -17,12 +17,16 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -34,6 +38,7 @@ import (
 
 	"github.com/ztna/ztna/client"
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/atomicfile"
 )
 
 // Overlay is what the tunnel needs from the SDK (*client.Client).
@@ -81,8 +86,12 @@ type Config struct {
 	// MaxPortsPerName bounds the listeners of one service name; zero means 1024. Ports beyond
 	// it are not served, and a warning names them.
 	MaxPortsPerName int
-	Logger          *slog.Logger          // nil discards
-	Registerer      prometheus.Registerer // nil: metrics are kept but not registered
+	// SavedList is a file that keeps the last service list read from the hub (0600, replaced
+	// atomically on every change), so that a tunnel started while the hub is unreachable
+	// serves the names it served before; "" keeps nothing.
+	SavedList  string
+	Logger     *slog.Logger          // nil discards
+	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 }
 
 // Tunnel is a running tunnel. Stop it with Close.
@@ -104,8 +113,10 @@ type Tunnel struct {
 	warned   map[string]bool // conditions already logged, so a refresh loop does not repeat them
 	lastOK   time.Time
 	lastErr  error
-	watching bool // the hub is pushing the service list
-	draining bool // Drain: listeners stay closed
+	saved    []byte // the list as last written to SavedList
+	fromSave bool   // serving the saved list: the hub has not answered since start
+	watching bool   // the hub is pushing the service list
+	draining bool   // Drain: listeners stay closed
 	closed   bool
 
 	closeOnce sync.Once
@@ -174,8 +185,15 @@ func Start(ctx context.Context, cfg Config) (*Tunnel, error) {
 		return nil, fmt.Errorf("the upstream resolver %s is this tunnel's own DNS address: name another resolver", cfg.Upstream)
 	}
 	if err := t.refresh(); err != nil {
-		t.Close()
-		return nil, err
+		if !hubUnreachable(err) {
+			t.Close() // a refusal (say, of the identity) is final
+			return nil, err
+		}
+		if t.loadSaved() {
+			log.Warn("the hub cannot be reached; serving the saved service list and retrying", "saved_list", cfg.SavedList, "err", err)
+		} else {
+			log.Warn("the hub cannot be reached and no service list is saved; answering every query with SERVFAIL until the hub answers", "err", err)
+		}
 	}
 	t.wg.Add(1)
 	go t.refreshLoop()
@@ -243,6 +261,8 @@ type Status struct {
 	LastRefresh time.Time // last successful read (or push) of the service list
 	LastError   error     // of the last read, nil when it succeeded
 	Watching    bool      // the hub is pushing changes to the service list
+	Listed      bool      // a service list is known (from the hub or saved): else DNS answers SERVFAIL
+	FromSaved   bool      // the names come from the saved list: the hub has not answered yet
 	Names       map[string]netip.Addr
 }
 
@@ -250,7 +270,8 @@ type Status struct {
 func (t *Tunnel) Status() Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st := Status{LastRefresh: t.lastOK, LastError: t.lastErr, Watching: t.watching, Names: map[string]netip.Addr{}}
+	st := Status{LastRefresh: t.lastOK, LastError: t.lastErr, Watching: t.watching, Names: map[string]netip.Addr{},
+		Listed: t.names.listed(), FromSaved: t.fromSave}
 	for name, s := range t.served {
 		st.Names[name] = s.addr
 	}
@@ -262,7 +283,7 @@ func (t *Tunnel) Status() Status {
 func (t *Tunnel) Healthy() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return !t.closed && (t.watching || time.Since(t.lastOK) < 3*t.cfg.Refresh+t.cfg.DialTimeout)
+	return !t.closed && !t.fromSave && (t.watching || time.Since(t.lastOK) < 3*t.cfg.Refresh+t.cfg.DialTimeout)
 }
 
 // Close stops the DNS server, closes every listener, resets every open connection and waits
@@ -387,6 +408,7 @@ func (t *Tunnel) pushed(list []client.Service) {
 	t.watching = true
 	t.noteListed(nil)
 	t.apply(t.want(list))
+	t.save(list)
 }
 
 func (t *Tunnel) setWatching(on bool) {
@@ -410,7 +432,59 @@ func (t *Tunnel) refresh() error {
 		return err
 	}
 	t.apply(t.want(list))
+	t.save(list)
 	return nil
+}
+
+// hubUnreachable reports whether reading the service list failed for want of a hub (refused
+// or timed-out connections, no route), as opposed to a hub's answer such as a refused
+// identity.
+func hubUnreachable(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
+		errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &op) && op.Op == "dial")
+}
+
+// save writes list to SavedList when it differs from what was written last; t.mu is held.
+func (t *Tunnel) save(list []client.Service) {
+	t.fromSave = false
+	if t.cfg.SavedList == "" {
+		return
+	}
+	b, err := json.Marshal(list)
+	if err != nil || bytes.Equal(b, t.saved) {
+		return
+	}
+	if err := atomicfile.Write(t.cfg.SavedList, b, 0o600); err != nil {
+		t.warnOnce("save", "cannot save the service list; a restart while the hub is unreachable will serve no names", "path", t.cfg.SavedList, "err", err)
+		return
+	}
+	t.saved = b
+}
+
+// loadSaved serves the saved service list, if there is one.
+func (t *Tunnel) loadSaved() bool {
+	if t.cfg.SavedList == "" {
+		return false
+	}
+	b, err := os.ReadFile(t.cfg.SavedList)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.log.Warn("cannot read the saved service list", "path", t.cfg.SavedList, "err", err)
+		}
+		return false
+	}
+	var list []client.Service
+	if err := json.Unmarshal(b, &list); err != nil {
+		t.log.Warn("the saved service list is not readable; ignoring it", "path", t.cfg.SavedList, "err", err)
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.apply(t.want(list))
+	t.names.markListed()
+	t.saved, t.fromSave = b, true
+	return true
 }
 
 // noteListed records the outcome of reading the service list; t.mu is held.
@@ -425,6 +499,7 @@ func (t *Tunnel) noteListed(err error) error {
 		t.log.Info("service list readable again")
 	}
 	t.lastOK = time.Now()
+	t.names.markListed()
 	return nil
 }
 

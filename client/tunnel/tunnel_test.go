@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -614,4 +615,71 @@ func TestWatchUnsupportedFallsBackToPolling(t *testing.T) {
 	if tun.Status().Watching {
 		t.Fatal("reports watching without a push")
 	}
+}
+
+// hubDown is how the SDK fails while no hub can be reached.
+var hubDown = fmt.Errorf("ztna: list services: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+
+// TestStartsWithoutAHub: a tunnel that starts while the hub is unreachable serves the names of
+// its saved list (or, with none, answers SERVFAIL), says why it is not healthy, and takes up
+// the hub's list as soon as the hub answers.
+func TestStartsWithoutAHub(t *testing.T) {
+	upstream := dnstest.Start(t, map[string]string{"www.elsewhere.example": "192.0.2.7"}).Addr
+	saved := filepath.Join(t.TempDir(), "app.identity.services")
+	db := client.Service{Name: "db", Address: "prod-db.customerdomain.me", Port: 5432, Protocol: "tcp"}
+
+	// First run, hub up: the list is saved (0600).
+	f := &fakeOverlay{}
+	f.set([]client.Service{db}, nil)
+	first, err := Start(context.Background(), Config{Overlay: f, DNSListen: "127.0.0.1:0", Upstream: upstream, SavedList: saved, Refresh: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	if fi, err := os.Stat(saved); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("saved list: %v %v, want a 0600 file", fi, err)
+	}
+
+	t.Run("saved list", func(t *testing.T) {
+		down := &fakeOverlay{listErr: hubDown}
+		tun, err := Start(context.Background(), Config{Overlay: down, DNSListen: "127.0.0.1:0", Upstream: upstream, SavedList: saved, Refresh: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("start with the hub down: %v", err)
+		}
+		defer tun.Close()
+		if r := query(t, tun, "udp", db.Address, dns.TypeA); len(r.Answer) != 1 {
+			t.Fatalf("saved name not served: %v", r)
+		}
+		if st := tun.Status(); !st.FromSaved || tun.Healthy() {
+			t.Fatalf("status %+v healthy %v: want serving the saved list, not healthy", st, tun.Healthy())
+		}
+		// The hub answers, with a new list: the tunnel follows it.
+		api := client.Service{Name: "api", Address: "api.customerdomain.me", Port: 443, Protocol: "tcp"}
+		down.set([]client.Service{api}, nil)
+		down.failListing(nil)
+		waitFor(t, 5*time.Second, "the hub's list", func() bool {
+			return len(query(t, tun, "udp", api.Address, dns.TypeA).Answer) == 1 && tun.Healthy()
+		})
+	})
+
+	t.Run("nothing saved", func(t *testing.T) {
+		down := &fakeOverlay{listErr: hubDown}
+		tun, err := Start(context.Background(), Config{Overlay: down, DNSListen: "127.0.0.1:0", Upstream: upstream,
+			SavedList: filepath.Join(t.TempDir(), "none"), Refresh: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("start with the hub down: %v", err)
+		}
+		defer tun.Close()
+		for _, name := range []string{db.Address, "www.elsewhere.example"} {
+			if r := query(t, tun, "udp", name, dns.TypeA); r.Rcode != dns.RcodeServerFailure {
+				t.Fatalf("%s before any list: rcode %s, want SERVFAIL", name, dns.RcodeToString[r.Rcode])
+			}
+		}
+		down.set([]client.Service{db}, nil)
+		down.failListing(nil)
+		waitFor(t, 5*time.Second, "the hub's list", func() bool { return len(query(t, tun, "udp", db.Address, dns.TypeA).Answer) == 1 })
+		if r := query(t, tun, "udp", "www.elsewhere.example", dns.TypeA); len(r.Answer) != 1 {
+			t.Fatalf("other names not forwarded once listed: %v", r)
+		}
+	})
 }

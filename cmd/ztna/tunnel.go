@@ -54,6 +54,11 @@ Point programs at the DNS server, e.g. a resolv.conf 'nameserver' line (which ne
 --dns-listen 127.0.0.53:53 as root or with CAP_NET_BIND_SERVICE), a systemd-resolved or dnsmasq
 forwarding rule for the service domains, or the program's own resolver setting.
 
+The service list is saved next to the identity (<identity>.services, 0600). A tunnel started
+while the hub cannot be reached serves the saved names and keeps retrying; with nothing saved it
+answers every query SERVFAIL until the hub answers, so that resolvers configured with a fallback
+use it, and service names never leak upstream.
+
 On SIGTERM or SIGINT the tunnel drains: its listeners close (new connections are refused),
 open connections may finish for --drain, and those still open then are reset — the program
 sees a connection reset, never a clean end of a stream that did not end.
@@ -78,7 +83,12 @@ list is being read successfully) are served on that address; keep it on loopback
 					return fmt.Errorf("%w: pass --upstream host:port", err)
 				}
 			}
-			c, id, closeOverlay, err := overlayClient(cmd.Context(), identity, log)
+			path, err := identityPath(identity)
+			if err != nil {
+				return err
+			}
+			savedList := path + ".services"
+			c, id, closeOverlay, err := overlayClient(cmd.Context(), path, log)
 			if err != nil {
 				return err
 			}
@@ -92,7 +102,7 @@ list is being read successfully) are served on that address; keep it on loopback
 			// The tunnel outlives the signal by the drain time: it stops on Drain, not on ctx.
 			t, err := tunnel.Start(context.WithoutCancel(cmd.Context()), tunnel.Config{
 				Overlay: c, DNSListen: dnsListen, Upstream: upstream, Pool: prefix,
-				Refresh: refresh, MaxPortsPerName: maxPorts, Logger: log, Registerer: reg,
+				Refresh: refresh, MaxPortsPerName: maxPorts, Logger: log, Registerer: reg, SavedList: savedList,
 			})
 			if err != nil {
 				return err
@@ -159,6 +169,12 @@ func serveMetrics(addr string, reg *prometheus.Registry, t *tunnel.Tunnel, log *
 		if !t.Healthy() {
 			st := t.Status()
 			msg := "service list not read recently"
+			switch {
+			case !st.Listed:
+				msg = "no service list yet: the hub has not answered and none is saved; DNS answers SERVFAIL"
+			case st.FromSaved:
+				msg = "serving the saved service list: the hub has not answered since the tunnel started"
+			}
 			if st.LastError != nil {
 				msg += ": " + st.LastError.Error()
 			}

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
+	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/router/dnstest"
 	"github.com/ztna/ztna/tests/dataplane/harness"
@@ -125,4 +129,54 @@ func readAll(t *testing.T, addr netip.AddrPort) (chan []byte, chan error) {
 		ended <- err
 	}()
 	return got, ended
+}
+
+// TestTunnelStartsWhileTheControllerIsDown: a workload host that boots during a controller
+// outage. The tunnel serves DNS from the service list it saved next to the identity, and the
+// first connection through it works within 2 s of the controller being back.
+func TestTunnelStartsWhileTheControllerIsDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: real processes")
+	}
+	ctx := context.Background()
+	c := harness.StartController(t)
+	const fqdn = "echo.customer.test"
+	customerDNS := dnstest.Start(t, map[string]string{fqdn: "127.0.0.1"})
+	port := stack.Serve(t, stack.Echo)
+	c.StartRouter(t, "edge-1", []string{"edge"}, "--dns-server", customerDNS.Addr)
+	if _, err := c.API.CreateService(ctx, api.ServiceCreate{Name: "echo", Address: fqdn, Port: port, RouterRoles: []string{"edge"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.API.CreateServicePolicy(ctx, api.ServicePolicyCreate{Name: "apps-echo", IdentityRoles: []string{"apps"}, ServiceNames: []string{"echo"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, idFile := c.NewIdentity(t, "app", "apps")
+	upstream := dnstest.Start(t, nil)
+
+	first := startTunnel(t, idFile, upstream.Addr)
+	harness.WaitFor(t, 5*time.Second, "the service name", func() bool { a, _ := first.lookup(t, fqdn); return a.IsValid() })
+	first.Terminate(t, 10*time.Second)
+
+	c.Proc.Kill()
+	tun := startTunnel(t, idFile, upstream.Addr, "--drain", "0")
+	addr, rcode := tun.lookup(t, fqdn)
+	if !addr.IsValid() {
+		t.Fatalf("with the controller down the tunnel does not serve the saved name (rcode %s):\n%s", dns.RcodeToString[rcode], tun.Output())
+	}
+	c.Restart(t)
+	took := harness.WaitFor(t, 2*time.Second, "the first connection after the controller is back", func() bool {
+		conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), time.Second)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(time.Second))
+		if _, err := conn.Write([]byte("ping")); err != nil {
+			return false
+		}
+		b := make([]byte, 4)
+		_, err = io.ReadFull(conn, b)
+		return err == nil && string(b) == "ping"
+	})
+	t.Logf("first echo through the tunnel %v after the controller's API answered again", took.Round(time.Millisecond))
 }
