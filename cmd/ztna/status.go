@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -121,7 +122,7 @@ func printStatus(w io.Writer, st *controllerStatus, now time.Time) error {
 		if len(routes) == 0 {
 			routes = []string{"none: no router has a role in " + strings.Join(s.RouterRoles, ",")}
 		}
-		target := s.Address + ":" + strconv.Itoa(s.Port)
+		target := net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
 		if len(s.PortRanges) > 0 {
 			target += "," + strings.Join(s.PortRanges, ",")
 		}

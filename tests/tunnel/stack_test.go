@@ -349,3 +349,41 @@ func TestTunnelCarriesServerFirstProtocols(t *testing.T) {
 		t.Fatalf("after the banner: %q %v", echo, err)
 	}
 }
+
+// Every spelling of an authorised IPv6 target reaches it, an unauthorised one is refused, and
+// the target is printed as [addr]:port.
+func TestDialIPv6TargetAnySpelling(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go stack.Echo(c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	c := newCustomer(t)
+	v6 := stack.Service("v6", "::1", port)
+	c.router(t, "r1", v6)
+	c.s.Update(policy([]control.Service{v6}, "r1"))
+	id := c.identityFile(t, "app")
+	p := strconv.Itoa(port)
+	for _, spelling := range []string{"[::1]:" + p, "[0:0:0:0:0:0:0:1]:" + p, "[0000::0001]:" + p} {
+		r := ztna(t, []byte("hello v6\n"), "dial", "--identity", id, spelling)
+		if r.code != 0 || r.stdout != "hello v6\n" {
+			t.Errorf("dial %s: exit %d stdout %q stderr %s", spelling, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := ztna(t, []byte("x"), "dial", "--identity", id, "[::2]:"+p); r.code == 0 || !strings.Contains(r.stderr, "not authorized") {
+		t.Errorf("dial an unauthorised IPv6 target: exit %d stderr %q", r.code, r.stderr)
+	}
+	if r := ztna(t, nil, "services", "--identity", id); !strings.Contains(r.stdout, "::1") {
+		t.Errorf("services: %q", r.stdout)
+	}
+}
