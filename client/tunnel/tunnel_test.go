@@ -617,8 +617,8 @@ func TestWatchUnsupportedFallsBackToPolling(t *testing.T) {
 	}
 }
 
-// hubDown is how the SDK fails while no hub can be reached.
-var hubDown = fmt.Errorf("ztna: list services: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+// errHubDown is how the SDK fails while no hub can be reached.
+var errHubDown = fmt.Errorf("ztna: list services: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
 
 // TestStartsWithoutAHub: a tunnel that starts while the hub is unreachable serves the names of
 // its saved list (or, with none, answers SERVFAIL), says why it is not healthy, and takes up
@@ -641,7 +641,7 @@ func TestStartsWithoutAHub(t *testing.T) {
 	}
 
 	t.Run("saved list", func(t *testing.T) {
-		down := &fakeOverlay{listErr: hubDown}
+		down := &fakeOverlay{listErr: errHubDown}
 		tun, err := Start(context.Background(), Config{Overlay: down, DNSListen: "127.0.0.1:0", Upstream: upstream, SavedList: saved, Refresh: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatalf("start with the hub down: %v", err)
@@ -663,7 +663,7 @@ func TestStartsWithoutAHub(t *testing.T) {
 	})
 
 	t.Run("nothing saved", func(t *testing.T) {
-		down := &fakeOverlay{listErr: hubDown}
+		down := &fakeOverlay{listErr: errHubDown}
 		tun, err := Start(context.Background(), Config{Overlay: down, DNSListen: "127.0.0.1:0", Upstream: upstream,
 			SavedList: filepath.Join(t.TempDir(), "none"), Refresh: 50 * time.Millisecond})
 		if err != nil {
