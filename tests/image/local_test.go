@@ -213,6 +213,10 @@ func TestLocalImage(t *testing.T) {
 		}
 	})
 
+	t.Run("patched", func(t *testing.T) {
+		checkPatched(t, root)
+	})
+
 	t.Run("first boot state", func(t *testing.T) {
 		if h := readFile(t, root, "etc/hostname"); h != "ztna-router\n" {
 			t.Errorf("hostname %q, want the builder's hostname ztna-router", h)

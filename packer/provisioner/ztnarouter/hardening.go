@@ -102,3 +102,26 @@ func attestation(a control.Attestation) ([]byte, error) {
 	}
 	return append(out, '\n'), nil
 }
+
+// autoUpgradesConf renders /etc/apt/apt.conf.d/52ztna-auto-upgrades, the image's patch policy:
+// a daily unattended security upgrade, and a reboot right after a run that needs one (Debian's
+// 50unattended-upgrades limits the run to the security suite). Services restart as their
+// packages' maintainer scripts say (ztna-router's postinst restarts the router); the reboot
+// covers what a restart cannot (kernel, libc).
+func autoUpgradesConf(enabled, reboot bool) []byte {
+	var b strings.Builder
+	b.WriteString("// Written by the ztna-router Packer provisioner: the image's patch policy.\n")
+	if !enabled {
+		b.WriteString("APT::Periodic::Update-Package-Lists \"0\";\nAPT::Periodic::Unattended-Upgrade \"0\";\n")
+		return []byte(b.String())
+	}
+	b.WriteString("APT::Periodic::Update-Package-Lists \"1\";\nAPT::Periodic::Unattended-Upgrade \"1\";\n")
+	b.WriteString("Unattended-Upgrade::Remove-Unused-Kernel-Packages \"true\";\n")
+	fmt.Fprintf(&b, "Unattended-Upgrade::Automatic-Reboot \"%t\";\n", reboot)
+	if reboot {
+		// "now": right after the run, which apt-daily-upgrade.timer spreads over an hour, so
+		// the routers of one network do not all reboot at the same minute.
+		b.WriteString("Unattended-Upgrade::Automatic-Reboot-Time \"now\";\n")
+	}
+	return []byte(b.String())
+}

@@ -64,6 +64,18 @@ type Config struct {
 	SSHAllowFrom []string `mapstructure:"ssh_allow_from"`
 	// Run the installation with `sudo -n` (cloud builders log in as an unprivileged user).
 	UseSudo bool `mapstructure:"use_sudo"`
+	// Bring every package up to the mirror's current version (apt-get update, then upgrade
+	// with new dependencies such as a new kernel ABI) before installing the router, and fail
+	// the build when a package is still behind the security suite. Default true.
+	UpgradePackages config.Trilean `mapstructure:"upgrade_packages"`
+	// Install and enable unattended-upgrades, so the image applies Debian security updates
+	// daily (apt-daily-upgrade.timer: 06:00 plus up to an hour's random delay). Default true;
+	// false disables the daily run.
+	UnattendedUpgrades config.Trilean `mapstructure:"unattended_upgrades"`
+	// Reboot right after a daily run whose updates need it (kernel, libc: the
+	// /run/reboot-required flag), so routers of one network reboot at different moments of
+	// the timer's random hour. Default true; false leaves the reboot to the operator.
+	AutomaticReboot config.Trilean `mapstructure:"automatic_reboot"`
 
 	ctx interpolate.Context
 }
@@ -180,17 +192,6 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	}
 	lockdown := !c.SSHLockdown.False()
 	profile := hardeningProfile(lockdown, p.sshFrom)
-	image, err := attestation(control.Attestation{
-		RouterVersion:    strings.TrimPrefix(c.RouterVersion, "v"),
-		HardeningProfile: profile,
-		BuildTime:        p.now(),
-		BaseImage:        base,
-		Cloud:            c.Cloud,
-		ProvisionerRunID: runID,
-	})
-	if err != nil {
-		return err
-	}
 	ruleset, err := nftablesRuleset(p.sshFrom)
 	if err != nil {
 		return err
@@ -199,7 +200,11 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	if err != nil {
 		return err
 	}
-	script, err := installScript(staging, lockdown, strings.TrimPrefix(c.RouterVersion, "v"))
+	upgrade := !c.UpgradePackages.False()
+	script, err := installScript(installParams{
+		Staging: staging, SSHLockdown: lockdown, Version: strings.TrimPrefix(c.RouterVersion, "v"),
+		Upgrade: upgrade, UnattendedUpgrades: !c.UnattendedUpgrades.False(),
+	})
 	if err != nil {
 		return err
 	}
@@ -217,7 +222,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		{"sysctl.conf", sysctlConf},
 		{"sshd-lockdown.conf", sshdLockdown},
 		{"metadata-source.conf", metadataDropIn(c.MetadataSource)},
-		{"image.json", image},
+		{"auto-upgrades.conf", autoUpgradesConf(!c.UnattendedUpgrades.False(), !c.AutomaticReboot.False())},
 		{"install.sh", script},
 	}
 	for _, u := range uploads {
@@ -225,11 +230,96 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 			return fmt.Errorf("uploading %s: %w", u.name, err)
 		}
 	}
-	cmd := "sh " + path.Join(staging, "install.sh")
-	if c.UseSudo {
-		cmd = "sudo -n " + cmd
+	if err := run(ctx, ui, comm, p.sudo("sh "+path.Join(staging, "install.sh"))); err != nil {
+		return err
 	}
-	return run(ctx, ui, comm, cmd)
+
+	pkgs, err := p.packageSet(ui, comm, path.Join(staging, "inventory"), upgrade)
+	if err != nil {
+		return err
+	}
+	image, err := attestation(control.Attestation{
+		RouterVersion:    strings.TrimPrefix(c.RouterVersion, "v"),
+		HardeningProfile: profile,
+		BuildTime:        p.now(),
+		BaseImage:        base,
+		Cloud:            c.Cloud,
+		ProvisionerRunID: runID,
+		Packages:         pkgs,
+	})
+	if err != nil {
+		return err
+	}
+	if err := comm.Upload(path.Join(staging, "image.json"), bytes.NewReader(image), nil); err != nil {
+		return fmt.Errorf("uploading image.json: %w", err)
+	}
+	return run(ctx, ui, comm, p.sudo(fmt.Sprintf("sh -c 'install -D -m 0644 %[1]s/image.json %[2]s && rm -rf %[1]s'", staging, control.AttestationPath)))
+}
+
+func (p *Provisioner) sudo(cmd string) string {
+	if p.config.UseSudo {
+		return "sudo -n " + cmd
+	}
+	return cmd
+}
+
+// packageSet reads the inventory install.sh left in dir (dpkg status, the security suite's
+// Packages index and InRelease) and summarises it for the attestation. After an upgrade, a
+// package still behind the security suite (held, or its update needs a removal) fails the build.
+func (p *Provisioner) packageSet(ui packersdk.Ui, comm packersdk.Communicator, dir string, upgraded bool) (*control.PackageSet, error) {
+	download := func(name string) ([]byte, error) {
+		var buf bytes.Buffer
+		if err := comm.Download(path.Join(dir, name), &buf); err != nil {
+			return nil, fmt.Errorf("reading the package inventory %s: %w", name, err)
+		}
+		return buf.Bytes(), nil
+	}
+	status, err := download("status")
+	if err != nil {
+		return nil, err
+	}
+	installed, err := installedPackages(bytes.NewReader(status))
+	if err != nil {
+		return nil, err
+	}
+	set := &control.PackageSet{Count: len(installed), Digest: packagesDigest(installed)}
+	release, err := download("security-InRelease")
+	if err != nil || len(release) == 0 {
+		msg := "the image has no Debian security suite in its apt sources: it cannot be patched (add <suite>-security to the base image's sources.list)"
+		if upgraded {
+			return nil, errors.New(msg)
+		}
+		ui.Error("warning: " + msg)
+		return set, nil
+	}
+	if set.SecurityIndexDate, err = releaseDate(release); err != nil {
+		return nil, fmt.Errorf("security suite InRelease: %w", err)
+	}
+	set.SecurityIndexDate = set.SecurityIndexDate.UTC()
+	index, err := download("security-Packages")
+	if err != nil {
+		return nil, err
+	}
+	current, behind, err := securityStatus(installed, bytes.NewReader(index))
+	if err != nil {
+		return nil, err
+	}
+	if len(behind) > 0 {
+		msg := fmt.Sprintf("%d packages are behind the security suite of %s: %s", len(behind), set.SecurityIndexDate.Format(time.RFC3339), strings.Join(behind, ", "))
+		if upgraded {
+			return nil, errors.New(msg + " (held packages? the upgrade could not install them)")
+		}
+		ui.Error("warning: " + msg + " (upgrade_packages = false)")
+	}
+	set.SecurityUpdates = len(current)
+	set.NewestSecurityUpdate = newestSecurityUpdate(installed, current, func(pkg string) ([]byte, error) {
+		var buf bytes.Buffer
+		err := comm.Download("/usr/share/doc/"+pkg+"/changelog.Debian.gz", &buf)
+		return buf.Bytes(), err
+	})
+	ui.Say(fmt.Sprintf("%d packages (%s), %d at their security suite version, security suite of %s",
+		set.Count, set.Digest, set.SecurityUpdates, set.SecurityIndexDate.Format(time.RFC3339)))
+	return set, nil
 }
 
 // routerDeb returns the package to install: router_deb as is, or router_binary packaged.
@@ -252,13 +342,18 @@ func (p *Provisioner) routerDeb(ui packersdk.Ui) ([]byte, error) {
 
 var installTmpl = template.Must(template.New("install").Parse(installTemplate))
 
-func installScript(staging string, sshLockdown bool, version string) ([]byte, error) {
+// installParams fill files/install.sh.tmpl.
+type installParams struct {
+	Staging            string
+	SSHLockdown        bool
+	Version            string
+	Upgrade            bool
+	UnattendedUpgrades bool
+}
+
+func installScript(params installParams) ([]byte, error) {
 	var buf bytes.Buffer
-	err := installTmpl.Execute(&buf, struct {
-		Staging     string
-		SSHLockdown bool
-		Version     string
-	}{staging, sshLockdown, version})
+	err := installTmpl.Execute(&buf, params)
 	return buf.Bytes(), err
 }
 

@@ -28,6 +28,9 @@ type FlatConfig struct {
 	SSHLockdown         *bool             `mapstructure:"ssh_lockdown" cty:"ssh_lockdown" hcl:"ssh_lockdown"`
 	SSHAllowFrom        []string          `mapstructure:"ssh_allow_from" cty:"ssh_allow_from" hcl:"ssh_allow_from"`
 	UseSudo             *bool             `mapstructure:"use_sudo" cty:"use_sudo" hcl:"use_sudo"`
+	UpgradePackages     *bool             `mapstructure:"upgrade_packages" cty:"upgrade_packages" hcl:"upgrade_packages"`
+	UnattendedUpgrades  *bool             `mapstructure:"unattended_upgrades" cty:"unattended_upgrades" hcl:"unattended_upgrades"`
+	AutomaticReboot     *bool             `mapstructure:"automatic_reboot" cty:"automatic_reboot" hcl:"automatic_reboot"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -60,6 +63,9 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"ssh_lockdown":               &hcldec.AttrSpec{Name: "ssh_lockdown", Type: cty.Bool, Required: false},
 		"ssh_allow_from":             &hcldec.AttrSpec{Name: "ssh_allow_from", Type: cty.List(cty.String), Required: false},
 		"use_sudo":                   &hcldec.AttrSpec{Name: "use_sudo", Type: cty.Bool, Required: false},
+		"upgrade_packages":           &hcldec.AttrSpec{Name: "upgrade_packages", Type: cty.Bool, Required: false},
+		"unattended_upgrades":        &hcldec.AttrSpec{Name: "unattended_upgrades", Type: cty.Bool, Required: false},
+		"automatic_reboot":           &hcldec.AttrSpec{Name: "automatic_reboot", Type: cty.Bool, Required: false},
 	}
 	return s
 }

@@ -194,18 +194,53 @@ func TestSysctlFileFormat(t *testing.T) {
 }
 
 func TestInstallScriptIsValidShell(t *testing.T) {
-	for _, lockdown := range []bool{false, true} {
-		script, err := installScript("/tmp/ztna-provision-x", lockdown, "1.2.3")
+	for _, params := range []installParams{
+		{Staging: "/tmp/ztna-provision-x", Version: "1.2.3"},
+		{Staging: "/tmp/ztna-provision-x", Version: "1.2.3", SSHLockdown: true, Upgrade: true, UnattendedUpgrades: true},
+	} {
+		script, err := installScript(params)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command("sh", "-n")
 		cmd.Stdin = strings.NewReader(string(script))
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("sh -n (lockdown=%v): %v\n%s", lockdown, err, out)
+			t.Errorf("sh -n (%+v): %v\n%s", params, err, out)
 		}
-		if got := strings.Contains(string(script), "sshd_config.d"); got != lockdown {
-			t.Errorf("lockdown=%v but script touches sshd: %v", lockdown, got)
+		for what, marker := range map[string]struct {
+			want bool
+			text string
+		}{
+			"sshd lock-down":      {params.SSHLockdown, "sshd_config.d"},
+			"upgrade":             {params.Upgrade, "--with-new-pkgs upgrade"},
+			"unattended-upgrades": {params.UnattendedUpgrades, `need="$need unattended-upgrades"`},
+		} {
+			if got := strings.Contains(string(script), marker.text); got != marker.want {
+				t.Errorf("%+v: script has %s = %v", params, what, got)
+			}
+		}
+	}
+}
+
+func TestAutoUpgradesConf(t *testing.T) {
+	for _, tt := range []struct {
+		enabled, reboot bool
+		want, not       []string
+	}{
+		{true, true, []string{`Unattended-Upgrade "1"`, `Automatic-Reboot "true"`, `Automatic-Reboot-Time "now"`}, nil},
+		{true, false, []string{`Unattended-Upgrade "1"`, `Automatic-Reboot "false"`}, []string{"Reboot-Time"}},
+		{false, true, []string{`Unattended-Upgrade "0"`, `Update-Package-Lists "0"`}, []string{"Reboot"}},
+	} {
+		got := string(autoUpgradesConf(tt.enabled, tt.reboot))
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("enabled=%v reboot=%v: lacks %s:\n%s", tt.enabled, tt.reboot, w, got)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(got, n) {
+				t.Errorf("enabled=%v reboot=%v: has %s:\n%s", tt.enabled, tt.reboot, n, got)
+			}
 		}
 	}
 }
