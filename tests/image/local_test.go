@@ -137,7 +137,7 @@ func TestLocalImage(t *testing.T) {
 		unit := readFile(t, root, "usr/lib/systemd/system/ztna-router.service")
 		for _, want := range []string{"User=ztna-router", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
 			"PrivateTmp=yes", "CapabilityBoundingSet=\n", "AmbientCapabilities=\n", "StateDirectory=ztna-router",
-			"ConditionPathExists=/var/lib/ztna-router/config.json"} {
+			"ConditionPathExists=/var/lib/ztna-router/config.json", "RestartPreventExitStatus=3\n"} {
 			if !strings.Contains(unit, want) {
 				t.Errorf("ztna-router.service lacks %q", strings.TrimSpace(want))
 			}
@@ -158,11 +158,47 @@ func TestLocalImage(t *testing.T) {
 			t.Errorf("ztna-router user %q: want a system user (uid 1-999) with /usr/sbin/nologin", user)
 		}
 		dropIn := readFile(t, root, "etc/systemd/system/ztna-router-bootstrap.service.d/10-metadata-source.conf")
-		for _, want := range []string{"ZTNA_METADATA_SOURCE=file", "LoadCredential=registration-key:/etc/ztna/registration-key"} {
+		for _, want := range []string{"ZTNA_METADATA_SOURCE=file", "LoadCredential=registration-key:/etc/ztna/registration-key",
+			"ExecStartPost=+/bin/rm -f /etc/ztna/registration-key"} {
 			if !strings.Contains(dropIn, want) {
 				t.Errorf("metadata drop-in lacks %q:\n%s", want, dropIn)
 			}
 		}
+	})
+
+	t.Run("first boot retried", func(t *testing.T) {
+		unit := readFile(t, root, "usr/lib/systemd/system/ztna-router-bootstrap.service")
+		for _, want := range []string{"Restart=on-failure\n", "StartLimitIntervalSec=0\n", "OnSuccess=ztna-router.service\n"} {
+			if !strings.Contains(unit, want) {
+				t.Errorf("ztna-router-bootstrap.service lacks %q", strings.TrimSpace(want))
+			}
+		}
+	})
+
+	t.Run("package", func(t *testing.T) {
+		// dpkg's database in the image: the pre-release maps to a version that sorts before
+		// the release, and the package depends on the glibc its binary needs.
+		status := readFile(t, root, "var/lib/dpkg/status")
+		i := strings.Index(status, "Package: ztna-router\n")
+		if i < 0 {
+			t.Fatal("ztna-router not in the image's dpkg database")
+		}
+		stanza, _, _ := strings.Cut(status[i:], "\n\n")
+		for _, want := range []string{"Version: 0.1.0~test\n", "libc6 (>= 2."} {
+			if !strings.Contains(stanza, want) {
+				t.Errorf("ztna-router's dpkg entry lacks %q:\n%s", want, stanza)
+			}
+		}
+	})
+
+	t.Run("resolver and clock", func(t *testing.T) {
+		resolved := readFile(t, root, "etc/systemd/resolved.conf.d/50-ztna.conf")
+		for _, want := range []string{"LLMNR=no\n", "MulticastDNS=no\n"} {
+			if !strings.Contains(resolved, want) {
+				t.Errorf("resolved drop-in lacks %q:\n%s", want, resolved)
+			}
+		}
+		readFile(t, root, "etc/systemd/timesyncd.conf.d/50-ztna.conf")
 	})
 
 	t.Run("nftables drops inbound", func(t *testing.T) {

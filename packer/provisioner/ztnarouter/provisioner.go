@@ -43,8 +43,11 @@ type Config struct {
 	RouterBinary string `mapstructure:"router_binary"`
 	// Path of a ready ztna-router .deb (from packaging/nfpm.yaml) to install instead.
 	RouterDeb string `mapstructure:"router_deb"`
-	// Version of the router. Becomes the package version and is recorded in the attestation;
-	// with router_deb it must equal the package's version.
+	// Version of the router: what `ztna-router version` prints (the build's one version
+	// string, e.g. 1.2.3 or v1.3.0-rc1); the installation fails when the binary says otherwise.
+	// It is recorded in the attestation and mapped to the package version (1.3.0-rc1 becomes
+	// 1.3.0~rc1, which dpkg sorts before 1.3.0); with router_deb the package must have that
+	// version.
 	RouterVersion string `mapstructure:"router_version" required:"true"`
 	// Debian architecture of the image: amd64 (default) or arm64.
 	Arch string `mapstructure:"arch"`
@@ -62,6 +65,10 @@ type Config struct {
 	// CIDRs allowed to reach SSH (tcp/22) through the image firewall. Default: none, so the
 	// image accepts no inbound connection at all.
 	SSHAllowFrom []string `mapstructure:"ssh_allow_from"`
+	// NTP servers of systemd-timesyncd (certificates need the right time). Default: the
+	// cloud's time service (aws 169.254.169.123, gcp metadata.google.internal), Debian's pool
+	// otherwise; the image's egress allowlist must allow udp/123 to them.
+	NTPServers []string `mapstructure:"ntp_servers"`
 	// Run the installation with `sudo -n` (cloud builders log in as an unprivileged user).
 	UseSudo bool `mapstructure:"use_sudo"`
 	// Bring every package up to the mirror's current version (apt-get update, then upgrade
@@ -96,7 +103,14 @@ var (
 	metadataSources = []string{"aws", "gcp", "azure", "file"}
 )
 
-var routerVersion = regexp.MustCompile(`^v?[0-9][A-Za-z0-9.+~-]*$`)
+// defaultNTPServers are the clouds' own time services, reachable from any instance at a
+// link-local or metadata address; elsewhere timesyncd keeps Debian's pool.
+var defaultNTPServers = map[string][]string{
+	"aws": {"169.254.169.123"},
+	"gcp": {"metadata.google.internal"},
+}
+
+var ntpServer = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$`)
 
 // ConfigSpec returns the HCL2 spec of Config.
 func (p *Provisioner) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
@@ -129,8 +143,10 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 			errs = append(errs, fmt.Errorf("%s %s: not a regular file", name, file))
 		}
 	}
-	if !routerVersion.MatchString(c.RouterVersion) {
-		errs = append(errs, fmt.Errorf("router_version %q: required, a version such as 1.2.3 or v1.2.3-rc1", c.RouterVersion))
+	if c.RouterVersion == "" {
+		errs = append(errs, errors.New("router_version: required, the version the router binary reports (ztna-router version), such as 1.2.3 or v1.3.0-rc1"))
+	} else if _, err := packaging.DebVersion(c.RouterVersion); err != nil {
+		errs = append(errs, fmt.Errorf("router_version: %w", err))
 	}
 	if c.Arch == "" {
 		c.Arch = "amd64"
@@ -149,6 +165,14 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 	}
 	if !slices.Contains(metadataSources, c.MetadataSource) {
 		errs = append(errs, fmt.Errorf("metadata_source %q: must be one of %s", c.MetadataSource, strings.Join(metadataSources, ", ")))
+	}
+	if c.NTPServers == nil {
+		c.NTPServers = defaultNTPServers[c.Cloud]
+	}
+	for i, server := range c.NTPServers {
+		if !ntpServer.MatchString(server) {
+			errs = append(errs, fmt.Errorf("ntp_servers[%d] %q: a host name or IP address", i, server))
+		}
 	}
 	sshFrom, err := parseCIDRs(c.SSHAllowFrom)
 	if err != nil {
@@ -201,8 +225,12 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		return err
 	}
 	upgrade := !c.UpgradePackages.False()
+	debVersion, err := packaging.DebVersion(c.RouterVersion)
+	if err != nil {
+		return err
+	}
 	script, err := installScript(installParams{
-		Staging: staging, SSHLockdown: lockdown, Version: strings.TrimPrefix(c.RouterVersion, "v"),
+		Staging: staging, SSHLockdown: lockdown, Version: strings.TrimPrefix(c.RouterVersion, "v"), DebVersion: debVersion,
 		Upgrade: upgrade, UnattendedUpgrades: !c.UnattendedUpgrades.False(),
 	})
 	if err != nil {
@@ -223,6 +251,8 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		{"sshd-lockdown.conf", sshdLockdown},
 		{"metadata-source.conf", metadataDropIn(c.MetadataSource)},
 		{"auto-upgrades.conf", autoUpgradesConf(!c.UnattendedUpgrades.False(), !c.AutomaticReboot.False())},
+		{"resolved.conf", resolvedConf},
+		{"timesyncd.conf", timesyncdConf(c.NTPServers)},
 		{"install.sh", script},
 	}
 	for _, u := range uploads {
@@ -238,15 +268,16 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	if err != nil {
 		return err
 	}
-	image, err := attestation(control.Attestation{
+	att := control.Attestation{
 		RouterVersion:    strings.TrimPrefix(c.RouterVersion, "v"),
 		HardeningProfile: profile,
-		BuildTime:        p.now(),
+		BuildTime:        p.now().UTC().Truncate(time.Second),
 		BaseImage:        base,
 		Cloud:            c.Cloud,
 		ProvisionerRunID: runID,
 		Packages:         pkgs,
-	})
+	}
+	image, err := attestation(att)
 	if err != nil {
 		return err
 	}
@@ -344,9 +375,11 @@ var installTmpl = template.Must(template.New("install").Parse(installTemplate))
 
 // installParams fill files/install.sh.tmpl.
 type installParams struct {
-	Staging            string
-	SSHLockdown        bool
+	Staging     string
+	SSHLockdown bool
+	// Version is what the router binary must report, DebVersion the package's version.
 	Version            string
+	DebVersion         string
 	Upgrade            bool
 	UnattendedUpgrades bool
 }

@@ -68,6 +68,35 @@ func TestPrepareDefaults(t *testing.T) {
 	if p.config.SSHLockdown.False() {
 		t.Error("ssh_lockdown must default to on")
 	}
+	if p.config.NTPServers != nil {
+		t.Errorf("ntp_servers for local = %q, want Debian's pool (none set)", p.config.NTPServers)
+	}
+}
+
+// Each cloud's own time service is the default NTP server; set servers replace it.
+func TestNTPServers(t *testing.T) {
+	for _, tt := range []struct {
+		cloud string
+		set   []string
+		want  string
+	}{
+		{"aws", nil, "NTP=169.254.169.123\n"},
+		{"gcp", nil, "NTP=metadata.google.internal\n"},
+		{"azure", nil, "# No ntp_servers"},
+		{"aws", []string{"ntp1.example.com", "192.0.2.123"}, "NTP=ntp1.example.com 192.0.2.123\n"},
+	} {
+		var p Provisioner
+		raw := map[string]interface{}{"router_binary": fakeRouter(t), "router_version": "1.0.0", "cloud": tt.cloud}
+		if tt.set != nil {
+			raw["ntp_servers"] = tt.set
+		}
+		if err := p.Prepare(raw); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(timesyncdConf(p.config.NTPServers)); !strings.Contains(got, tt.want) {
+			t.Errorf("%s %v: timesyncd.conf lacks %q:\n%s", tt.cloud, tt.set, tt.want, got)
+		}
+	}
 }
 
 func TestPrepareRejects(t *testing.T) {
@@ -78,15 +107,17 @@ func TestPrepareRejects(t *testing.T) {
 		want []string
 	}{
 		{"nothing", map[string]interface{}{},
-			[]string{"router_binary or router_deb: one is required", `router_version "": required`, `cloud "": must be one of aws, gcp, azure, local`}},
+			[]string{"router_binary or router_deb: one is required", `router_version: required`, `cloud "": must be one of aws, gcp, azure, local`}},
 		{"both sources", map[string]interface{}{"router_binary": bin, "router_deb": bin, "router_version": "1", "cloud": "gcp"},
 			[]string{"set only one"}},
 		{"missing binary", map[string]interface{}{"router_binary": "/nonexistent/ztna-router", "router_version": "1", "cloud": "gcp"},
 			[]string{"router_binary: stat /nonexistent/ztna-router"}},
 		{"bad enums", map[string]interface{}{"router_binary": bin, "router_version": "latest", "cloud": "ibm", "arch": "i386", "metadata_source": "vault"},
-			[]string{`router_version "latest"`, `cloud "ibm"`, `arch "i386"`, `metadata_source "vault"`}},
+			[]string{`router_version: router version "latest": not a semantic version`, `cloud "ibm"`, `arch "i386"`, `metadata_source "vault"`}},
 		{"bad cidr", map[string]interface{}{"router_binary": bin, "router_version": "1", "cloud": "aws", "ssh_allow_from": []string{"10.0.0.1/8"}},
 			[]string{`ssh_allow_from[0] "10.0.0.1/8": host bits set; did you mean 10.0.0.0/8?`}},
+		{"bad ntp server", map[string]interface{}{"router_binary": bin, "router_version": "1.0.0", "cloud": "aws", "ntp_servers": []string{"pool.ntp.org", "a b"}},
+			[]string{`ntp_servers[1] "a b": a host name or IP address`}},
 		{"not a cidr", map[string]interface{}{"router_binary": bin, "router_version": "1", "cloud": "aws", "ssh_allow_from": []string{"office"}},
 			[]string{`ssh_allow_from[0] "office": not a CIDR`}},
 	}
@@ -153,7 +184,8 @@ func TestMetadataDropIn(t *testing.T) {
 		t.Errorf("aws drop-in:\n%s", aws)
 	}
 	file := string(metadataDropIn("file"))
-	for _, want := range []string{"LoadCredential=registration-key:/etc/ztna/registration-key\n", "ZTNA_BOOTSTRAP_ARGS=--key-file=%d/registration-key\n"} {
+	for _, want := range []string{"LoadCredential=registration-key:/etc/ztna/registration-key\n", "ZTNA_BOOTSTRAP_ARGS=--key-file=%d/registration-key\n",
+		"ExecStartPost=+/bin/rm -f /etc/ztna/registration-key\n"} {
 		if !strings.Contains(file, want) {
 			t.Errorf("file drop-in lacks %q:\n%s", want, file)
 		}
@@ -195,8 +227,8 @@ func TestSysctlFileFormat(t *testing.T) {
 
 func TestInstallScriptIsValidShell(t *testing.T) {
 	for _, params := range []installParams{
-		{Staging: "/tmp/ztna-provision-x", Version: "1.2.3"},
-		{Staging: "/tmp/ztna-provision-x", Version: "1.2.3", SSHLockdown: true, Upgrade: true, UnattendedUpgrades: true},
+		{Staging: "/tmp/ztna-provision-x", Version: "1.2.3", DebVersion: "1.2.3"},
+		{Staging: "/tmp/ztna-provision-x", Version: "1.3.0-rc1", DebVersion: "1.3.0~rc1", SSHLockdown: true, Upgrade: true, UnattendedUpgrades: true},
 	} {
 		script, err := installScript(params)
 		if err != nil {
