@@ -39,6 +39,7 @@ func devCommand() *cobra.Command {
 		dataDir, edgeAddr, controlAddr, fabricAddr, metricsAddr, logFormat, logLevel string
 		certLifetime, heartbeat                                                      time.Duration
 		hubs                                                                         []string
+		attestationKeyFiles                                                          []string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -74,6 +75,10 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			if err != nil {
 				return err
 			}
+			attKeys, err := loadAttestationKeys(attestationKeyFiles)
+			if err != nil {
+				return fmt.Errorf("--attestation-key: %w", err)
+			}
 			edgeURL := "https://" + ports.Edge
 			s := settings{
 				name:    "dev",
@@ -85,6 +90,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				advertise:         edgeapi.Endpoints{Edge: []string{edgeURL}, Control: []string{ports.Control}, Fabric: append([]string{ports.Fabric}, hubs...)},
 				hosts:             []string{"127.0.0.1", "localhost"},
 				certLifetime:      certLifetime,
+				attestationKeys:   attKeys,
 				heartbeatInterval: heartbeat,
 				logger:            logger,
 			}
@@ -130,6 +136,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 	f.StringSliceVar(&hubs, "hub", nil, "fabric address (host:port) of a standalone hub (ztna-router run --hub) to list to routers and identities after the embedded one; repeatable")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default: a free 127.0.0.1 port, kept)")
 	f.DurationVar(&certLifetime, "cert-lifetime", pki.DefaultCertLifetime, "lifetime of router and identity certificates (e.g. 30s for renewal tests)")
+	f.StringSliceVar(&attestationKeyFiles, "attestation-key", nil, "PEM file of a trusted image build key (Ed25519 PUBLIC KEY); routers whose attestation it signed are reported attestation_verified; repeatable")
 	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/ztna/ztna/controller/control"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/hub"
+	wire "github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/logging"
 )
 
@@ -27,6 +29,7 @@ type settings struct {
 	advertise         edgeapi.Endpoints
 	hosts             []string
 	certLifetime      time.Duration
+	attestationKeys   wire.TrustedKeys
 	heartbeatInterval time.Duration
 	logger            *slog.Logger
 }
@@ -40,7 +43,7 @@ func start(ctx context.Context, s settings) (*controller.Controller, <-chan erro
 	}
 	c, err := controller.New(controller.Config{
 		CADir: s.dataDir, CA: ca, Name: s.name, Store: st, Token: s.token, Listen: s.listen,
-		Advertise: s.advertise, Hosts: s.hosts, CertLifetime: s.certLifetime, Logger: s.logger,
+		Advertise: s.advertise, Hosts: s.hosts, CertLifetime: s.certLifetime, AttestationKeys: s.attestationKeys, Logger: s.logger,
 	})
 	if err != nil {
 		st.Close()
@@ -119,4 +122,21 @@ func readSecretFile(what, path string, minLen int) (string, error) {
 		return "", fmt.Errorf("%w: %s %s must hold a secret of at least %d characters", errUsage, what, path, minLen)
 	}
 	return secret, nil
+}
+
+// loadAttestationKeys reads the trusted image build keys from PEM files.
+func loadAttestationKeys(files []string) (wire.TrustedKeys, error) {
+	keys := wire.TrustedKeys{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		k, err := wire.ParseTrustedKeys(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		maps.Copy(keys, k)
+	}
+	return keys, nil
 }

@@ -25,6 +25,12 @@ variable "router_version" {
   description = "Version of that router, e.g. 1.2.3."
 }
 
+variable "attestation_key_file" {
+  type        = string
+  default     = ""
+  description = "Ed25519 private key (PEM PKCS#8: openssl genpkey -algorithm ed25519) that signs the image's attestation; controllers trust its public key with attestation_keys. Empty: unsigned."
+}
+
 variable "output_directory" {
   type    = string
   default = "output-ztna-router-local"
@@ -57,9 +63,10 @@ build {
   sources = ["source.ztna-local.router"]
 
   provisioner "ztna-router" {
-    router_binary  = var.router_binary
-    router_version = var.router_version
-    cloud          = "local" # first boot reads the key from /etc/ztna/registration-key
+    router_binary        = var.router_binary
+    router_version       = var.router_version
+    cloud                = "local" # first boot reads the key from /etc/ztna/registration-key
+    attestation_key_file = var.attestation_key_file
   }
 
   post-processor "ztna-catalog" {

@@ -79,6 +79,9 @@ type Attestation struct {
 	// Packages is the image's Debian package set at build time; absent in images built before
 	// it was recorded.
 	Packages *PackageSet `json:"packages,omitempty"`
+	// Signature is the build's signature of the rest (SignedBytes); absent when the build
+	// had no signing key.
+	Signature *AttestationSignature `json:"signature,omitempty"`
 }
 
 // PackageSet summarises the Debian packages installed in an image.

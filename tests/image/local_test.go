@@ -3,8 +3,12 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,8 +30,10 @@ const RouterVersion = "0.1.0-test"
 // tests of this package.
 type builtImage struct {
 	dir, path, catalog string
-	started            time.Time
-	err                error
+	// buildKey is the public key of the key that signed the image's attestation.
+	buildKey ed25519.PublicKey
+	started  time.Time
+	err      error
 }
 
 var (
@@ -54,6 +60,11 @@ func localImage(t *testing.T) builtImage {
 		}
 		built.dir = dir
 		built.catalog = filepath.Join(dir, "images.json")
+		keyFile := filepath.Join(dir, "build.key")
+		if built.buildKey, err = writeBuildKey(keyFile); err != nil {
+			built.err = err
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 		defer cancel()
 		out, err := packer(ctx, []string{"PACKER_CACHE_DIR=" + cache}, "build",
@@ -61,6 +72,7 @@ func localImage(t *testing.T) builtImage {
 			"-var", "router_version="+RouterVersion,
 			"-var", "output_directory="+filepath.Join(dir, "output"),
 			"-var", "catalog_path="+built.catalog,
+			"-var", "attestation_key_file="+keyFile,
 			"examples/packer/local.pkr.hcl")
 		if err != nil {
 			built.err = fmt.Errorf("packer build: %w\n%s", err, out)
@@ -247,6 +259,11 @@ func TestLocalImage(t *testing.T) {
 		if a.ProvisionerRunID == "" {
 			t.Error("provisioner_run_id empty: Packer's run UUID should be recorded")
 		}
+		// Signed by the build key, as the controller checks it.
+		trusted := control.TrustedKeys{control.AttestationKeyID(img.buildKey): img.buildKey}
+		if got := trusted.Verify(&a); got != control.AttestationVerified {
+			t.Errorf("attestation signature: %s, want verified by the build key", got)
+		}
 	})
 
 	t.Run("patched", func(t *testing.T) {
@@ -293,4 +310,17 @@ func readFile(t *testing.T, root, rel string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// writeBuildKey writes a new Ed25519 attestation signing key as the provisioner reads it.
+func writeBuildKey(path string) (ed25519.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return pub, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }

@@ -69,6 +69,10 @@ type Config struct {
 	// cloud's time service (aws 169.254.169.123, gcp metadata.google.internal), Debian's pool
 	// otherwise; the image's egress allowlist must allow udp/123 to them.
 	NTPServers []string `mapstructure:"ntp_servers"`
+	// PEM PKCS#8 Ed25519 private key that signs /etc/ztna/image.json (openssl genpkey
+	// -algorithm ed25519); controllers given its public key (--attestation-key) report the
+	// router's attestation as verified. Unset: the attestation is unsigned.
+	AttestationKeyFile string `mapstructure:"attestation_key_file"`
 	// Run the installation with `sudo -n` (cloud builders log in as an unprivileged user).
 	UseSudo bool `mapstructure:"use_sudo"`
 	// Bring every package up to the mirror's current version (apt-get update, then upgrade
@@ -91,6 +95,8 @@ type Config struct {
 type Provisioner struct {
 	config  Config
 	sshFrom []netip.Prefix
+	// signer signs the attestation; nil leaves it unsigned.
+	signer Signer
 	// now is the clock for the attestation's build time; tests pin it.
 	now func() time.Time
 }
@@ -172,6 +178,13 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 	for i, server := range c.NTPServers {
 		if !ntpServer.MatchString(server) {
 			errs = append(errs, fmt.Errorf("ntp_servers[%d] %q: a host name or IP address", i, server))
+		}
+	}
+	if c.AttestationKeyFile != "" {
+		if signer, err := loadKeyFile(c.AttestationKeyFile); err != nil {
+			errs = append(errs, err)
+		} else {
+			p.signer = signer
 		}
 	}
 	sshFrom, err := parseCIDRs(c.SSHAllowFrom)
@@ -276,6 +289,12 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		Cloud:            c.Cloud,
 		ProvisionerRunID: runID,
 		Packages:         pkgs,
+	}
+	if p.signer != nil {
+		if err := sign(ctx, p.signer, &att); err != nil {
+			return err
+		}
+		ui.Say("Attestation signed with " + p.signer.KeyID())
 	}
 	image, err := attestation(att)
 	if err != nil {

@@ -28,6 +28,7 @@ type FlatConfig struct {
 	SSHLockdown         *bool             `mapstructure:"ssh_lockdown" cty:"ssh_lockdown" hcl:"ssh_lockdown"`
 	SSHAllowFrom        []string          `mapstructure:"ssh_allow_from" cty:"ssh_allow_from" hcl:"ssh_allow_from"`
 	NTPServers          []string          `mapstructure:"ntp_servers" cty:"ntp_servers" hcl:"ntp_servers"`
+	AttestationKeyFile  *string           `mapstructure:"attestation_key_file" cty:"attestation_key_file" hcl:"attestation_key_file"`
 	UseSudo             *bool             `mapstructure:"use_sudo" cty:"use_sudo" hcl:"use_sudo"`
 	UpgradePackages     *bool             `mapstructure:"upgrade_packages" cty:"upgrade_packages" hcl:"upgrade_packages"`
 	UnattendedUpgrades  *bool             `mapstructure:"unattended_upgrades" cty:"unattended_upgrades" hcl:"unattended_upgrades"`
@@ -64,6 +65,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"ssh_lockdown":               &hcldec.AttrSpec{Name: "ssh_lockdown", Type: cty.Bool, Required: false},
 		"ssh_allow_from":             &hcldec.AttrSpec{Name: "ssh_allow_from", Type: cty.List(cty.String), Required: false},
 		"ntp_servers":                &hcldec.AttrSpec{Name: "ntp_servers", Type: cty.List(cty.String), Required: false},
+		"attestation_key_file":       &hcldec.AttrSpec{Name: "attestation_key_file", Type: cty.String, Required: false},
 		"use_sudo":                   &hcldec.AttrSpec{Name: "use_sudo", Type: cty.Bool, Required: false},
 		"upgrade_packages":           &hcldec.AttrSpec{Name: "upgrade_packages", Type: cty.Bool, Required: false},
 		"unattended_upgrades":        &hcldec.AttrSpec{Name: "unattended_upgrades", Type: cty.Bool, Required: false},

@@ -1,7 +1,11 @@
 package ztnarouter
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -306,5 +310,47 @@ func TestRulesetSSHAllowFrom(t *testing.T) {
 	}
 	if err := pair.Connect(pair.Peer, nftest.PeerAltAddr, nftest.RouterAddr+":22", time.Second); err == nil {
 		t.Error("SSH from an address outside ssh_allow_from got through")
+	}
+}
+
+// The attestation the provisioner signs verifies with the controller's check against the
+// build key, also after being written as the image's file and read back.
+func TestSignedAttestation(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	keyFile := filepath.Join(t.TempDir(), "build.key")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	var p Provisioner
+	if err := p.Prepare(map[string]interface{}{"router_binary": fakeRouter(t), "router_version": "1.0.0", "cloud": "local", "attestation_key_file": keyFile}); err != nil {
+		t.Fatal(err)
+	}
+	a := control.Attestation{RouterVersion: "1.0.0", HardeningProfile: "ztna-v2", BuildTime: time.Now().UTC().Truncate(time.Second), BaseImage: "debian-12"}
+	if err := sign(t.Context(), p.signer, &a); err != nil {
+		t.Fatal(err)
+	}
+	out, err := attestation(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read control.Attestation
+	if err := json.Unmarshal(out, &read); err != nil {
+		t.Fatal(err)
+	}
+	trusted := control.TrustedKeys{control.AttestationKeyID(pub): pub}
+	if got := trusted.Verify(&read); got != control.AttestationVerified {
+		t.Errorf("signed attestation: %s, want verified", got)
+	}
+
+	for content, want := range map[string]string{
+		"not pem": "want a PEM PRIVATE KEY",
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2}})): "attestation_key_file",
+	} {
+		bad := filepath.Join(t.TempDir(), "bad.key")
+		os.WriteFile(bad, []byte(content), 0o600)
+		var p Provisioner
+		err := p.Prepare(map[string]interface{}{"router_binary": fakeRouter(t), "router_version": "1.0.0", "cloud": "local", "attestation_key_file": bad})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("key %q: %v, want %q", content, err, want)
+		}
 	}
 }
