@@ -209,10 +209,12 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	if _, ok := state.GetOk(multistep.StateHalted); ok {
 		return nil, errors.New("build was halted")
 	}
+	attestation, _ := state.Get("attestation").(string)
 	return &Artifact{
-		path:      state.Get("image_path").(string),
-		format:    c.Format,
-		baseImage: state.Get("base_image").(string),
-		generated: state.Get("generated_data").(map[string]interface{}),
+		path:        state.Get("image_path").(string),
+		format:      c.Format,
+		baseImage:   state.Get("base_image").(string),
+		generated:   state.Get("generated_data").(map[string]interface{}),
+		attestation: attestation,
 	}, nil
 }
