@@ -22,6 +22,9 @@ import (
 	"time"
 )
 
+// builtDirs are the image builds' directories, removed when the tests end.
+var builtDirs []string
+
 var (
 	repoRoot string // the module root, where tools/go.mod and examples/ live
 	binDir   string // ztna-router, packer-plugin-ztna, terraform-provider-ztna
@@ -89,8 +92,8 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("installing the plugin: %w\n%s", err, out)
 	}
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
+	for _, dir := range builtDirs {
+		os.RemoveAll(dir)
 	}
 	return code, nil
 }

@@ -37,54 +37,72 @@ type builtImage struct {
 }
 
 var (
-	buildOnce sync.Once
-	built     builtImage
+	buildOnce, sshBuildOnce sync.Once
+	built, sshBuilt         builtImage
 )
 
 // localImage builds the example once per test binary run.
 func localImage(t *testing.T) builtImage {
 	t.Helper()
-	needRoot(t)
-	router := bin(t, "ztna-router")
-	buildOnce.Do(func() {
-		built.started = time.Now().UTC().Truncate(time.Second)
-		cache, err := imageCache()
-		if err != nil {
-			built.err = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "ztna-image-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.dir = dir
-		built.catalog = filepath.Join(dir, "images.json")
-		keyFile := filepath.Join(dir, "build.key")
-		if built.buildKey, err = writeBuildKey(keyFile); err != nil {
-			built.err = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-		defer cancel()
-		out, err := packer(ctx, []string{"PACKER_CACHE_DIR=" + cache}, "build",
-			"-var", "router_binary="+router,
-			"-var", "router_version="+RouterVersion,
-			"-var", "output_directory="+filepath.Join(dir, "output"),
-			"-var", "catalog_path="+built.catalog,
-			"-var", "attestation_key_file="+keyFile,
-			"examples/packer/local.pkr.hcl")
-		if err != nil {
-			built.err = fmt.Errorf("packer build: %w\n%s", err, out)
-			return
-		}
-		built.path = filepath.Join(dir, "output", "ztna-router.qcow2")
-		t.Logf("packer build examples/packer/local.pkr.hcl took %s", time.Since(built.started).Round(time.Second))
-	})
+	buildOnce.Do(func() { built = buildImage(t) })
 	if built.err != nil {
 		t.Fatal(built.err)
 	}
 	return built
+}
+
+// sshImage builds the example with openssh-server once per test binary run.
+func sshImage(t *testing.T) builtImage {
+	t.Helper()
+	sshBuildOnce.Do(func() {
+		sshBuilt = buildImage(t, "-var", `extra_packages=["openssh-server"]`, "-var", `ssh_allow_from=["192.0.2.0/24"]`)
+	})
+	if sshBuilt.err != nil {
+		t.Fatal(sshBuilt.err)
+	}
+	return sshBuilt
+}
+
+// buildImage runs packer build examples/packer/local.pkr.hcl with vars.
+func buildImage(t *testing.T, vars ...string) (b builtImage) {
+	t.Helper()
+	needRoot(t)
+	router := bin(t, "ztna-router")
+	b.started = time.Now().UTC().Truncate(time.Second)
+	cache, err := imageCache()
+	if err != nil {
+		b.err = err
+		return b
+	}
+	dir, err := os.MkdirTemp("", "ztna-image-")
+	if err != nil {
+		b.err = err
+		return b
+	}
+	builtDirs = append(builtDirs, dir)
+	b.dir = dir
+	b.catalog = filepath.Join(dir, "images.json")
+	keyFile := filepath.Join(dir, "build.key")
+	if b.buildKey, err = writeBuildKey(keyFile); err != nil {
+		b.err = err
+		return b
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	args := append([]string{"build",
+		"-var", "router_binary=" + router,
+		"-var", "router_version=" + RouterVersion,
+		"-var", "output_directory=" + filepath.Join(dir, "output"),
+		"-var", "catalog_path=" + b.catalog,
+		"-var", "attestation_key_file=" + keyFile}, vars...)
+	out, err := packer(ctx, []string{"PACKER_CACHE_DIR=" + cache}, append(args, "examples/packer/local.pkr.hcl")...)
+	if err != nil {
+		b.err = fmt.Errorf("packer build %v: %w\n%s", vars, err, out)
+		return b
+	}
+	b.path = filepath.Join(dir, "output", "ztna-router.qcow2")
+	t.Logf("packer build examples/packer/local.pkr.hcl %v took %s", vars, time.Since(b.started).Round(time.Second))
+	return b
 }
 
 // mountImage converts the qcow2 image to raw, attaches it read-only and mounts its root
@@ -323,4 +341,40 @@ func writeBuildKey(path string) (ed25519.PublicKey, error) {
 		return nil, err
 	}
 	return pub, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// TestLocalImageSSH: with openssh-server the image carries no SSH host key — each VM makes its
+// own on first boot (ztna-ssh-hostkeys.service, before ssh.service), so two VMs from the image
+// differ — sshd accepted the locked-down configuration at build time (in the chroot, where
+// /run/sshd and host keys are missing), and SSH is let in from ssh_allow_from only.
+func TestLocalImageSSH(t *testing.T) {
+	img := sshImage(t)
+	root := mountImage(t, img.path)
+	if keys, _ := filepath.Glob(filepath.Join(root, "etc/ssh/ssh_host_*")); len(keys) > 0 {
+		t.Errorf("host keys baked into the image: %v", keys)
+	}
+	if _, err := os.Stat(filepath.Join(root, "run/sshd")); err == nil {
+		t.Error("the build left /run/sshd in the image")
+	}
+	out, err := exec.Command("systemctl", "--root="+root, "is-enabled", "ztna-ssh-hostkeys.service").CombinedOutput()
+	if got := strings.TrimSpace(string(out)); err != nil || got != "enabled" {
+		t.Errorf("ztna-ssh-hostkeys.service is-enabled = %q (%v)", got, err)
+	}
+	if _, err := exec.LookPath("systemd-analyze"); err == nil {
+		if out, err := exec.Command("systemd-analyze", "verify", "--root="+root, "--man=no", "ztna-ssh-hostkeys.service").CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+	}
+	if !strings.Contains(readFile(t, root, "etc/ssh/sshd_config.d/00-ztna-lockdown.conf"), "PasswordAuthentication no") {
+		t.Error("sshd lock-down missing")
+	}
+	if !strings.Contains(readFile(t, root, "etc/nftables.conf"), "tcp dport 22 ip saddr { 192.0.2.0/24 } accept") {
+		t.Error("nftables does not let SSH in from ssh_allow_from")
+	}
+	unit := readFile(t, root, "etc/systemd/system/ztna-ssh-hostkeys.service")
+	for _, want := range []string{"ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key\n", "Before=ssh.service\n", "ExecStart=/usr/bin/ssh-keygen -A\n"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("ztna-ssh-hostkeys.service lacks %q", strings.TrimSpace(want))
+		}
+	}
 }

@@ -28,7 +28,7 @@ var basePackages = []string{
 
 // recipeVersion changes whenever the bootstrap commands below change, so cached root filesystems
 // built by an older recipe are not reused.
-const recipeVersion = "2"
+const recipeVersion = "3"
 
 // essentialHook runs before the kernel is installed: an initramfs with only the virtio and ext4
 // modules builds in seconds instead of minutes and is all a KVM guest needs.
@@ -38,7 +38,8 @@ echo MODULES=list > "$1/etc/initramfs-tools/conf.d/ztna-local.conf"
 printf '%s\n' virtio_pci virtio_blk virtio_scsi virtio_net ext4 > "$1/etc/initramfs-tools/modules"`
 
 // customizeHook configures the base system: DHCP on every Ethernet link, resolved's stub as the
-// resolver, a locked root account, an empty machine-id so every VM gets its own, and without
+// resolver, a locked root account, no SSH host keys (extra_packages = ["openssh-server"] makes
+// them; each VM makes its own), an empty machine-id so every VM gets its own, and without
 // the unsafe-io setting that only speeds up the bootstrap.
 const customizeHook = `set -e
 rm -f "$1/etc/dpkg/dpkg.cfg.d/99mmdebstrap"
@@ -47,6 +48,7 @@ printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n' > "$1/etc/systemd/netwo
 chroot "$1" systemctl enable systemd-networkd.service systemd-resolved.service systemd-timesyncd.service
 ln -sf ../run/systemd/resolve/stub-resolv.conf "$1/etc/resolv.conf"
 chroot "$1" passwd --lock root
+rm -f "$1"/etc/ssh/ssh_host_*
 : > "$1/etc/machine-id"`
 
 // stepRootfs unpacks the base root filesystem into a fresh directory, bootstrapping it with

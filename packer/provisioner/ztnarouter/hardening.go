@@ -29,6 +29,8 @@ var (
 	installTemplate string
 	//go:embed files/resolved.conf
 	resolvedConf []byte
+	//go:embed files/ssh-hostkeys.service
+	sshHostKeysUnit []byte
 )
 
 var nftablesTmpl = template.Must(template.New("nftables").Funcs(template.FuncMap{"join": strings.Join}).Parse(nftablesTemplate))

@@ -265,6 +265,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		{"metadata-source.conf", metadataDropIn(c.MetadataSource)},
 		{"auto-upgrades.conf", autoUpgradesConf(!c.UnattendedUpgrades.False(), !c.AutomaticReboot.False())},
 		{"resolved.conf", resolvedConf},
+		{"ssh-hostkeys.service", sshHostKeysUnit},
 		{"timesyncd.conf", timesyncdConf(c.NTPServers)},
 		{"install.sh", script},
 	}
