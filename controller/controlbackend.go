@@ -61,6 +61,11 @@ func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) (
 func (b *controlBackend) RouterOnline(ctx context.Context, id string, hello control.Hello, at time.Time) error {
 	online := api.RouterOnline
 	st := store.RouterState{Status: &online, LastSeen: &at, Version: &hello.Version, FailureDomain: &hello.FailureDomain}
+	verdict := b.c.cfg.AttestationKeys.Verify(hello.Image)
+	b.c.attestations.WithLabelValues(string(verdict)).Inc()
+	if verdict != control.AttestationVerified {
+		b.c.log.Warn("router attestation not verified", "router_id", id, "reason", string(verdict))
+	}
 	if hello.Image != nil {
 		raw, err := json.Marshal(hello.Image)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/ztna/ztna/controller/issuer"
 	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -68,7 +69,10 @@ type Config struct {
 	Hosts []string
 	// CertLifetime is the lifetime of router and identity certificates.
 	CertLifetime time.Duration
-	Logger       *slog.Logger
+	// AttestationKeys are the trusted build keys: a router whose image attestation one of them
+	// signed is reported attestation_verified.
+	AttestationKeys control.TrustedKeys
+	Logger          *slog.Logger
 }
 
 // Controller is an assembled controller.
@@ -84,7 +88,9 @@ type Controller struct {
 	Edge           *edgeapi.Server
 	// Registry holds the controller's Prometheus metrics; attached components add theirs.
 	Registry *prometheus.Registry
-	log      *slog.Logger
+	// attestations counts routers' hellos by the verdict on their attestation.
+	attestations *prometheus.CounterVec
+	log          *slog.Logger
 
 	mu         sync.Mutex
 	components map[Plane]Component
@@ -123,6 +129,10 @@ func New(cfg Config) (*Controller, error) {
 		components: map[Plane]Component{},
 		addrs:      map[Plane]net.Addr{},
 		ready:      make(chan struct{}),
+		attestations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ztna_controller_router_attestations_total",
+			Help: "Router hellos by the verdict on the image attestation: verified, unsigned, untrusted_key, bad_signature, missing.",
+		}, []string{"result"}),
 	}
 	if c.ControllerCert, err = c.serverCert(api.KindController); err != nil {
 		return nil, err
@@ -130,12 +140,13 @@ func New(cfg Config) (*Controller, error) {
 	if c.HubCert, err = c.serverCert(api.KindHub); err != nil {
 		return nil, err
 	}
-	c.Edge, err = edgeapi.New(edgeapi.Config{Store: cfg.Store, Issuer: c.Issuer, Token: cfg.Token, Endpoints: cfg.Advertise, Logger: cfg.Logger})
+	c.Edge, err = edgeapi.New(edgeapi.Config{Store: cfg.Store, Issuer: c.Issuer, Token: cfg.Token, Endpoints: cfg.Advertise,
+		AttestationKeys: cfg.AttestationKeys, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 	c.components[PlaneEdge] = &httpsComponent{handler: c.Edge, cert: c.ControllerCert, log: cfg.Logger}
-	c.Registry = newRegistry(cfg.Store, c.Edge.Collectors()...)
+	c.Registry = newRegistry(cfg.Store, append(c.Edge.Collectors(), c.attestations)...)
 	if cfg.Listen[PlaneMetrics] != "" {
 		c.components[PlaneMetrics] = newMetricsComponent(c.Registry)
 	}

@@ -42,6 +42,7 @@ func devCommand() *cobra.Command {
 		records                                                                      string
 		certLifetime, heartbeat, linkTimeout                                         time.Duration
 		hubs                                                                         []string
+		attestationKeyFiles                                                          []string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -83,6 +84,10 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			if err != nil {
 				return err
 			}
+			attKeys, err := loadAttestationKeys(attestationKeyFiles)
+			if err != nil {
+				return fmt.Errorf("--attestation-key: %w", err)
+			}
 			edgeURL := "https://" + ports.Edge
 			s := settings{
 				name:    "dev",
@@ -94,6 +99,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				advertise:         edgeapi.Endpoints{Edge: []string{edgeURL}, Control: []string{ports.Control}, Fabric: append([]string{ports.Fabric}, hubs...)},
 				hosts:             []string{"127.0.0.1", "localhost"},
 				certLifetime:      certLifetime,
+				attestationKeys:   attKeys,
 				heartbeatInterval: heartbeat,
 				linkTimeout:       linkTimeout,
 				fabricRecords:     fabric.Records(records),
@@ -146,6 +152,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 	f.StringVar(&metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default: a free 127.0.0.1 port, kept)")
 	f.DurationVar(&certLifetime, "cert-lifetime", pki.DefaultCertLifetime, "lifetime of router and identity certificates (e.g. 30s for renewal tests)")
 	f.DurationVar(&linkTimeout, "link-timeout", fabric.DefaultKeepaliveTimeout, "embedded hub: how long a link may stay silent before it is closed and its streams are cut (run: fabric.link_timeout)")
+	f.StringSliceVar(&attestationKeyFiles, "attestation-key", nil, "PEM file of a trusted image build key (Ed25519 PUBLIC KEY); routers whose attestation it signed are reported attestation_verified; repeatable")
 	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")
 	f.StringVar(&records, "fabric-records", "", "what carries the embedded hub's TLS records: tlsrecord or crypto-tls (crypto/tls's own); default $"+fabric.RecordsEnv+", else tlsrecord")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")

@@ -44,6 +44,7 @@ type fileConfig struct {
 		CASecretFile string `yaml:"ca_secret_file"`
 	} `yaml:"store"`
 	TokenFile         string        `yaml:"token_file"`
+	AttestationKeys   []string      `yaml:"attestation_keys"`
 	CertLifetime      time.Duration `yaml:"cert_lifetime"`
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	FabricRecords     string        `yaml:"fabric_records"`
@@ -86,6 +87,8 @@ const configReference = `Configuration keys (YAML):
                                 # which then lives in the database (created by the first replica), not in data_dir
   token_file: /etc/ztna-controller/admin-token
                                 # admin bearer token of the management API (required, >= 16 chars)
+  attestation_keys: []          # PEM files of trusted image build keys (Ed25519 PUBLIC KEY): routers whose
+                                # image attestation one of them signed are reported attestation_verified
   cert_lifetime: 24h            # lifetime of router and identity certificates (renewed over control)
   heartbeat_interval: 1s        # how often routers report on the control channel
   fabric:
@@ -218,6 +221,10 @@ through any replica reaches the routers connected to every other.
 			if err != nil {
 				return err
 			}
+			attKeys, err := loadAttestationKeys(fc.AttestationKeys)
+			if err != nil {
+				return fmt.Errorf("%w: attestation_keys: %w", errUsage, err)
+			}
 			if err := os.MkdirAll(fc.DataDir, 0o700); err != nil {
 				return fmt.Errorf("create data_dir: %w", err)
 			}
@@ -231,7 +238,7 @@ through any replica reaches the routers connected to every other.
 					controller.PlaneEdge: fc.Listen.Edge, controller.PlaneControl: fc.Listen.Control, controller.PlaneFabric: fc.Listen.Fabric,
 					controller.PlaneMetrics: fc.Listen.Metrics,
 				},
-				advertise: fc.endpoints(), hosts: fc.Hosts, certLifetime: fc.CertLifetime,
+				advertise: fc.endpoints(), hosts: fc.Hosts, certLifetime: fc.CertLifetime, attestationKeys: attKeys,
 				heartbeatInterval: fc.HeartbeatInterval, linkTimeout: fc.Fabric.LinkTimeout, fabricRecords: fabric.Records(fc.FabricRecords), logger: logger,
 			}
 			c, done, err := start(cmd.Context(), s)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/embeddedhub"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/logging"
 )
@@ -28,6 +30,7 @@ type settings struct {
 	advertise         edgeapi.Endpoints
 	hosts             []string
 	certLifetime      time.Duration
+	attestationKeys   control.TrustedKeys
 	heartbeatInterval time.Duration
 	linkTimeout       time.Duration // the embedded hub's; zero: fabric's default
 	fabricRecords     fabric.Records
@@ -43,7 +46,7 @@ func start(ctx context.Context, s settings) (*controller.Controller, <-chan erro
 	}
 	c, err := controller.New(controller.Config{
 		CADir: s.dataDir, CA: ca, Name: s.name, Store: st, Token: s.token, Listen: s.listen,
-		Advertise: s.advertise, Hosts: s.hosts, CertLifetime: s.certLifetime, Logger: s.logger,
+		Advertise: s.advertise, Hosts: s.hosts, CertLifetime: s.certLifetime, AttestationKeys: s.attestationKeys, Logger: s.logger,
 	})
 	if err != nil {
 		st.Close()
@@ -113,4 +116,21 @@ func readSecretFile(what, path string, minLen int) (string, error) {
 		return "", fmt.Errorf("%w: %s %s must hold a secret of at least %d characters", errUsage, what, path, minLen)
 	}
 	return secret, nil
+}
+
+// loadAttestationKeys reads the trusted image build keys from PEM files.
+func loadAttestationKeys(files []string) (control.TrustedKeys, error) {
+	keys := control.TrustedKeys{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		k, err := control.ParseTrustedKeys(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		maps.Copy(keys, k)
+	}
+	return keys, nil
 }

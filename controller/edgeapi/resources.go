@@ -2,6 +2,7 @@ package edgeapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/ztna/ztna/controller/policy"
 	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/regkey"
 )
 
@@ -23,20 +25,48 @@ func (s *Server) createRouter(ctx context.Context, in *api.RouterCreate) (*api.R
 }
 
 func (s *Server) getRouter(ctx context.Context, id string) (*api.Router, error) {
-	return s.store.GetRouter(ctx, id)
+	r, err := s.store.GetRouter(ctx, id)
+	if err == nil {
+		s.checkAttestation(r)
+	}
+	return r, err
 }
 
 func (s *Server) listRouters(ctx context.Context) ([]api.Router, error) {
-	return s.store.ListRouters(ctx)
+	rs, err := s.store.ListRouters(ctx)
+	for i := range rs {
+		s.checkAttestation(&rs[i])
+	}
+	return rs, err
 }
 
 func (s *Server) updateRouter(ctx context.Context, id string, in *api.RouterUpdate) (*api.Router, error) {
-	return s.store.UpdateRouter(ctx, id, func(r *api.Router) error {
+	r, err := s.store.UpdateRouter(ctx, id, func(r *api.Router) error {
 		setIf(&r.Name, in.Name)
 		setIf(&r.Roles, in.Roles)
 		setIf(&r.Cost, in.Cost)
 		return nil
 	})
+	if err == nil {
+		s.checkAttestation(r)
+	}
+	return r, err
+}
+
+// checkAttestation fills in the verdict on the router's reported attestation. It is checked
+// when read, so a build key added to or removed from the configuration applies at once.
+func (s *Server) checkAttestation(r *api.Router) {
+	status := control.AttestationMissing
+	if len(r.Attestation) > 0 {
+		var a control.Attestation
+		if err := json.Unmarshal(r.Attestation, &a); err != nil {
+			status = control.AttestationBadSignature
+		} else {
+			status = s.attKeys.Verify(&a)
+		}
+	}
+	r.AttestationVerified = status == control.AttestationVerified
+	r.AttestationReason = string(status)
 }
 
 // Services.

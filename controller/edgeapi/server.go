@@ -20,6 +20,7 @@ import (
 	"github.com/ztna/ztna/controller/issuer"
 	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/control"
 )
 
 // maxBody bounds request bodies; the largest legitimate one is a CSR.
@@ -40,7 +41,9 @@ type Config struct {
 	// Token is the admin bearer token; only its hash is kept.
 	Token     string
 	Endpoints Endpoints
-	Logger    *slog.Logger
+	// AttestationKeys are the trusted build keys routers' attestations are checked against.
+	AttestationKeys control.TrustedKeys
+	Logger          *slog.Logger
 }
 
 // Server is the edge API's http.Handler.
@@ -49,6 +52,7 @@ type Server struct {
 	issuer    *issuer.Issuer
 	tokenHash [32]byte
 	endpoints Endpoints
+	attKeys   control.TrustedKeys
 	log       *slog.Logger
 	mux       *http.ServeMux
 	metrics   *metrics
@@ -67,6 +71,7 @@ func New(cfg Config) (*Server, error) {
 		issuer:    cfg.Issuer,
 		tokenHash: sha256.Sum256([]byte(cfg.Token)),
 		endpoints: cfg.Endpoints,
+		attKeys:   cfg.AttestationKeys,
 		log:       cfg.Logger,
 		mux:       http.NewServeMux(),
 		metrics:   newMetrics(),

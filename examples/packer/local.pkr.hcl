@@ -25,6 +25,23 @@ variable "router_version" {
   description = "Version of that router, e.g. 1.2.3."
 }
 
+variable "attestation_key_file" {
+  type        = string
+  default     = ""
+  description = "Ed25519 private key (PEM PKCS#8: openssl genpkey -algorithm ed25519) that signs the image's attestation; controllers trust its public key with attestation_keys. Empty: unsigned."
+}
+
+variable "extra_packages" {
+  type        = list(string)
+  default     = []
+  description = "Debian packages added to the base, e.g. [\"openssh-server\"] (then set ssh_allow_from to reach it)."
+}
+
+variable "ssh_allow_from" {
+  type    = list(string)
+  default = []
+}
+
 variable "output_directory" {
   type    = string
   default = "output-ztna-router-local"
@@ -50,6 +67,7 @@ source "ztna-local" "router" {
   output_directory = var.output_directory
   format           = var.format
   disk_size        = "2G"
+  extra_packages   = var.extra_packages
   hostname         = "ztna-router"
 }
 
@@ -57,9 +75,11 @@ build {
   sources = ["source.ztna-local.router"]
 
   provisioner "ztna-router" {
-    router_binary  = var.router_binary
-    router_version = var.router_version
-    cloud          = "local" # first boot reads the key from /etc/ztna/registration-key
+    router_binary        = var.router_binary
+    router_version       = var.router_version
+    cloud                = "local" # first boot reads the key from /etc/ztna/registration-key
+    attestation_key_file = var.attestation_key_file
+    ssh_allow_from       = var.ssh_allow_from
   }
 
   post-processor "ztna-catalog" {

@@ -67,8 +67,13 @@ type Router struct {
 	FailureDomain string          `json:"failure_domain"`
 	Services      []ServiceHealth `json:"services"`
 	Attestation   json.RawMessage `json:"attestation,omitempty"`
-	CreatedAt     time.Time       `json:"created_at"`
-	UpdatedAt     time.Time       `json:"updated_at"`
+	// AttestationVerified: Attestation is signed by one of the controller's trusted build
+	// keys (--attestation-key). AttestationReason says why not: unsigned, untrusted_key,
+	// bad_signature or missing (no attestation reported); "verified" when it is.
+	AttestationVerified bool      `json:"attestation_verified"`
+	AttestationReason   string    `json:"attestation_reason"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
 }
 
 // ServiceHealth is what one router last reported about one service assigned to it.

@@ -76,6 +76,36 @@ type Attestation struct {
 	BaseImage        string    `json:"base_image"`
 	Cloud            string    `json:"cloud,omitempty"`
 	ProvisionerRunID string    `json:"provisioner_run_id,omitempty"`
+	// Packages is the image's Debian package set at build time; absent in images built before
+	// it was recorded.
+	Packages *PackageSet `json:"packages,omitempty"`
+	// Signature is the build's signature of the rest (SignedBytes); absent when the build
+	// had no signing key.
+	Signature *AttestationSignature `json:"signature,omitempty"`
+}
+
+// PackageSet summarises the Debian packages installed in an image.
+type PackageSet struct {
+	// Count is the number of installed packages.
+	Count int `json:"count"`
+	// Digest is "sha256:" and the hex SHA-256 of the sorted "name:arch version" lines of the
+	// installed packages: equal digests mean equal package versions.
+	Digest string `json:"digest"`
+	// SecurityIndexDate is the Date of the -security suite index the build compared the image
+	// with: every security update published before it is included. Zero when the build
+	// had no security suite (upgrade_packages = false on a base without one).
+	SecurityIndexDate time.Time `json:"security_index_date,omitzero"`
+	// SecurityUpdates counts the installed packages at their security suite version.
+	SecurityUpdates int `json:"security_updates"`
+	// NewestSecurityUpdate is the most recently published of those, by its changelog.
+	NewestSecurityUpdate *SecurityUpdate `json:"newest_security_update,omitempty"`
+}
+
+// SecurityUpdate is one installed package version from the security suite.
+type SecurityUpdate struct {
+	Package   string    `json:"package"`
+	Version   string    `json:"version"`
+	Published time.Time `json:"published"`
 }
 
 // AttestationPath is where images carry their attestation file.

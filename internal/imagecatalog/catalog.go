@@ -9,9 +9,12 @@ package imagecatalog
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -26,7 +29,10 @@ import (
 
 // FormatVersion is the catalog format this package writes. Files with a newer version are
 // refused rather than rewritten, so an old writer cannot drop fields it does not know.
-const FormatVersion = 1
+//
+// Version 2 added checksum and attestation_digest: a version 1 reader would refuse them as
+// unknown fields, a version 1 writer would drop them.
+const FormatVersion = 2
 
 // Clouds a catalog entry may name. "local" is a disk image built by the ztna-local builder.
 var Clouds = []string{"aws", "gcp", "azure", "local"}
@@ -61,7 +67,33 @@ type Image struct {
 	// image it was copied from; both empty for an image built directly.
 	PromotedFrom  string `json:"promoted_from,omitempty"`
 	SourceImageID string `json:"source_image_id,omitempty"`
+	// Checksum is "sha256:<hex>" of a local disk image file, taken when it was recorded;
+	// promotion refuses a file that no longer matches it. (Cloud images are immutable cloud
+	// objects named by their id.)
+	Checksum string `json:"checksum,omitempty"`
+	// AttestationDigest is "sha256:<hex>" of the image's /etc/ztna/image.json as built, when
+	// the builder reports it (ztna-local).
+	AttestationDigest string `json:"attestation_digest,omitempty"`
 }
+
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// FileDigest is the "sha256:<hex>" digest of a file's content.
+func FileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return Digest(h), nil
+}
+
+// Digest formats a finished SHA-256 hash as "sha256:<hex>".
+func Digest(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
 
 var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62})$`)
 
@@ -98,6 +130,11 @@ func (img Image) Validate() error {
 	}
 	if img.PromotedFrom != "" && img.PromotedFrom == img.Environment {
 		errs = append(errs, fmt.Errorf("promoted_from %q: an image cannot be promoted to the environment it comes from", img.PromotedFrom))
+	}
+	for _, d := range []struct{ name, value string }{{"checksum", img.Checksum}, {"attestation_digest", img.AttestationDigest}} {
+		if d.value != "" && !digestPattern.MatchString(d.value) {
+			errs = append(errs, fmt.Errorf("%s %q: want sha256:<64 hex digits>", d.name, d.value))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -165,7 +165,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"wrong type", `{"version": "one"}`, "invalid JSON at line 1"},
 		{"unknown field", `{"version": 1, "imagez": []}`, `unknown field "imagez"`},
 		{"no version", `{"images": []}`, `"version" missing`},
-		{"newer version", `{"version": 2, "images": []}`, "format version 2 is newer than this build understands (1)"},
+		{"newer version", `{"version": 3, "images": []}`, "format version 3 is newer than this build understands (2)"},
 		{"invalid entry", `{"version": 1, "images": [{"cloud":"aws"}]}`, "images[0]: "},
 		{"duplicate", `{"version": 1, "images": [` + valid + `,` + valid + `]}`, "images[1]: a second entry for aws/us-east-1/dev"},
 		{"trailing", `{"version": 1, "images": []} {}`, "trailing data"},

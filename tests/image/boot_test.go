@@ -2,7 +2,9 @@ package image
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -59,7 +61,7 @@ func TestImageBootEnrol(t *testing.T) {
 		t.Fatalf("qemu-system-x86_64 not installed (scripts/deps.sh image): %v", err)
 	}
 	img := localImage(t)
-	ctl := startController(t, bin(t, "ztna-controller"))
+	ctl := startController(t, bin(t, "ztna-controller"), img.buildKey)
 
 	ctx := context.Background()
 	router, err := ctl.api.CreateRouter(ctx, api.RouterCreate{Name: "image-boot", Roles: []string{"edge"}})
@@ -100,6 +102,9 @@ func TestImageBootEnrol(t *testing.T) {
 	}
 	if a.RouterVersion != RouterVersion || a.Cloud != "local" || !strings.HasPrefix(a.BaseImage, "debian-bookworm-amd64-") {
 		t.Errorf("controller got attestation %+v, want the image's (router %s, local, debian-bookworm base)", a, RouterVersion)
+	}
+	if !got.AttestationVerified || got.AttestationReason != "verified" {
+		t.Errorf("attestation_verified %v (%s): the image is signed by the build key the controller trusts", got.AttestationVerified, got.AttestationReason)
 	}
 	k, err := ctl.api.GetRegistrationKey(ctx, key.ID)
 	if err != nil || k.State != api.KeyUsed {
@@ -167,9 +172,16 @@ type controllerProc struct {
 	log   *logging.Buffer
 }
 
-func startController(t *testing.T, binary string) *controllerProc {
+// startController runs ztna-controller trusting buildKey's image attestations.
+func startController(t *testing.T, binary string, buildKey ed25519.PublicKey) *controllerProc {
 	t.Helper()
 	dir := t.TempDir()
+	der, err := x509.MarshalPKIXPublicKey(buildKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "build-key.pem")
+	write(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
 	ports := freePorts(t, 3)
 	token := make([]byte, 24)
 	rand.Read(token)
@@ -185,10 +197,11 @@ listen:
   metrics: ""
 hosts: ["%s", "127.0.0.1"]
 token_file: %s
+attestation_keys: [%q]
 log:
   format: text
   level: info
-`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], guestControllerAddr, tokenFile))
+`, filepath.Join(dir, "data"), ports[0], ports[1], ports[2], guestControllerAddr, tokenFile, keyFile))
 	log := new(logging.Buffer)
 	cmd := exec.Command(binary, "run", "--config", config)
 	cmd.Stdout, cmd.Stderr = log, log

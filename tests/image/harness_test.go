@@ -24,6 +24,9 @@ import (
 	"github.com/ztna/ztna/internal/testenv"
 )
 
+// builtDirs are the image builds' directories, removed when the tests end.
+var builtDirs []string
+
 var (
 	repoRoot string // the module root, where tools/go.mod and examples/ live
 	binDir   string // ztna-router, packer-plugin-ztna, terraform-provider-ztna
@@ -93,24 +96,29 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("installing the plugin: %w\n%s", err, out)
 	}
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
+	for _, dir := range builtDirs {
+		os.RemoveAll(dir)
 	}
 	return code, nil
 }
 
 // binary puts name into binDir: the `make build` one from $ZTNA_BIN_DIR, else a fresh build.
+// The router is always built here, as `make build` builds it (PIE) but reporting RouterVersion,
+// the version the images are baked with: the provisioner checks the binary reports it.
 func binary(name, pkg string) error {
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return err
 	}
 	dst := filepath.Join(binDir, name)
-	if dir := os.Getenv("ZTNA_BIN_DIR"); dir != "" {
+	args := []string{"build", "-o", dst}
+	if name == "ztna-router" {
+		args = append(args, "-buildmode=pie", "-ldflags=-s -w -bindnow -X github.com/ztna/ztna/internal/version.Version="+RouterVersion)
+	} else if dir := os.Getenv("ZTNA_BIN_DIR"); dir != "" {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			return os.Symlink(filepath.Join(dir, name), dst)
 		}
 	}
-	cmd := exec.Command("go", "build", "-o", dst, pkg)
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, out)

@@ -11,6 +11,8 @@ type Artifact struct {
 	format    string
 	baseImage string
 	generated map[string]interface{}
+	// attestation is the image's /etc/ztna/image.json.
+	attestation string
 }
 
 // BuilderId identifies the builder that made the artifact.
@@ -26,9 +28,12 @@ func (a *Artifact) String() string {
 	return fmt.Sprintf("%s disk image %s (base %s)", a.format, a.path, a.baseImage)
 }
 
-// State exposes the generated data (SourceImageName) and the image format to post-processors.
+// State exposes the generated data (SourceImageName), the image format and the image's
+// attestation (/etc/ztna/image.json, "" without the ztna-router provisioner) to post-processors.
 func (a *Artifact) State(name string) interface{} {
 	switch name {
+	case "attestation":
+		return a.attestation
 	case "generated_data":
 		return a.generated
 	case "format":

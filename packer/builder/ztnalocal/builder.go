@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/packer-plugin-sdk/common"
@@ -32,10 +33,15 @@ const BuilderID = "ztna.local"
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
 
-	// Debian suite to bootstrap. Default "bookworm".
+	// Debian suite to bootstrap. Default "bookworm". The image is built from the suite, its
+	// -updates suite (from mirror) and its -security suite (from security_mirror), and keeps
+	// all three in its sources.list so unattended-upgrades can patch it.
 	Suite string `mapstructure:"suite"`
-	// Debian mirror. Default "http://deb.debian.org/debian".
+	// Debian mirror for the suite and its -updates suite. Default "http://deb.debian.org/debian".
 	Mirror string `mapstructure:"mirror"`
+	// Debian security mirror for the -security suite. Default
+	// "http://deb.debian.org/debian-security".
+	SecurityMirror string `mapstructure:"security_mirror"`
 	// Packages installed on top of the minimal base (systemd, networkd/resolved, nftables, the
 	// cloud kernel and GRUB).
 	ExtraPackages []string `mapstructure:"extra_packages"`
@@ -49,9 +55,14 @@ type Config struct {
 	ImageName string `mapstructure:"image_name"`
 	// Host name of the image. Default "ztna-router".
 	Hostname string `mapstructure:"hostname"`
-	// Where bootstrapped root filesystems are cached, keyed by suite, mirror and packages.
-	// Default: the Packer cache directory ($PACKER_CACHE_DIR) under "ztna-local".
+	// Where bootstrapped root filesystems are cached, keyed by suite, mirrors, packages and the
+	// UTC day of the bootstrap: a cached base is reused on the day it was made only, and the
+	// provisioner's upgrade brings it up to date with the mirror. Default: the Packer cache
+	// directory ($PACKER_CACHE_DIR) under "ztna-local".
 	CacheDir string `mapstructure:"cache_dir"`
+	// Bootstrap a new base root filesystem even when today's is cached (e.g. right after a
+	// Debian security advisory). Default false.
+	RefreshBase bool `mapstructure:"refresh_base"`
 
 	ctx interpolate.Context
 }
@@ -87,6 +98,7 @@ func (b *Builder) Prepare(raws ...interface{}) (generatedVars []string, warnings
 	c := &b.config
 	setDefault(&c.Suite, "bookworm")
 	setDefault(&c.Mirror, "http://deb.debian.org/debian")
+	setDefault(&c.SecurityMirror, "http://deb.debian.org/debian-security")
 	setDefault(&c.Format, "qcow2")
 	setDefault(&c.DiskSize, "2G")
 	setDefault(&c.OutputDir, "output-"+c.PackerBuildName)
@@ -102,8 +114,10 @@ func (b *Builder) Prepare(raws ...interface{}) (generatedVars []string, warnings
 	if !regexp.MustCompile(`^[a-z]+$`).MatchString(c.Suite) {
 		errs = append(errs, fmt.Errorf("suite %q: a Debian suite name such as bookworm", c.Suite))
 	}
-	if !strings.HasPrefix(c.Mirror, "http://") && !strings.HasPrefix(c.Mirror, "https://") {
-		errs = append(errs, fmt.Errorf("mirror %q: must be an http:// or https:// URL", c.Mirror))
+	for _, m := range []struct{ name, url string }{{"mirror", c.Mirror}, {"security_mirror", c.SecurityMirror}} {
+		if !strings.HasPrefix(m.url, "http://") && !strings.HasPrefix(m.url, "https://") || strings.ContainsAny(m.url, " \t\n") {
+			errs = append(errs, fmt.Errorf("%s %q: must be an http:// or https:// URL", m.name, m.url))
+		}
 	}
 	for i, p := range c.ExtraPackages {
 		if !packageName.MatchString(p) {
@@ -177,7 +191,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 
 	steps := []multistep.Step{
 		&commonsteps.StepOutputDir{Force: c.PackerForce, Path: c.OutputDir},
-		&stepRootfs{config: c},
+		&stepRootfs{config: c, now: time.Now},
 	}
 	steps = append(steps, chrootSteps()...)
 	steps = append(steps, &stepFinalizeRootfs{config: c}, &stepDisk{config: c})
@@ -195,10 +209,12 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	if _, ok := state.GetOk(multistep.StateHalted); ok {
 		return nil, errors.New("build was halted")
 	}
+	attestation, _ := state.Get("attestation").(string)
 	return &Artifact{
-		path:      state.Get("image_path").(string),
-		format:    c.Format,
-		baseImage: state.Get("base_image").(string),
-		generated: state.Get("generated_data").(map[string]interface{}),
+		path:        state.Get("image_path").(string),
+		format:      c.Format,
+		baseImage:   state.Get("base_image").(string),
+		generated:   state.Get("generated_data").(map[string]interface{}),
+		attestation: attestation,
 	}, nil
 }

@@ -20,6 +20,7 @@ type FlatConfig struct {
 	PackerSensitiveVars []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
 	Suite               *string           `mapstructure:"suite" cty:"suite" hcl:"suite"`
 	Mirror              *string           `mapstructure:"mirror" cty:"mirror" hcl:"mirror"`
+	SecurityMirror      *string           `mapstructure:"security_mirror" cty:"security_mirror" hcl:"security_mirror"`
 	ExtraPackages       []string          `mapstructure:"extra_packages" cty:"extra_packages" hcl:"extra_packages"`
 	Format              *string           `mapstructure:"format" cty:"format" hcl:"format"`
 	DiskSize            *string           `mapstructure:"disk_size" cty:"disk_size" hcl:"disk_size"`
@@ -27,6 +28,7 @@ type FlatConfig struct {
 	ImageName           *string           `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
 	Hostname            *string           `mapstructure:"hostname" cty:"hostname" hcl:"hostname"`
 	CacheDir            *string           `mapstructure:"cache_dir" cty:"cache_dir" hcl:"cache_dir"`
+	RefreshBase         *bool             `mapstructure:"refresh_base" cty:"refresh_base" hcl:"refresh_base"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -51,6 +53,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
 		"suite":                      &hcldec.AttrSpec{Name: "suite", Type: cty.String, Required: false},
 		"mirror":                     &hcldec.AttrSpec{Name: "mirror", Type: cty.String, Required: false},
+		"security_mirror":            &hcldec.AttrSpec{Name: "security_mirror", Type: cty.String, Required: false},
 		"extra_packages":             &hcldec.AttrSpec{Name: "extra_packages", Type: cty.List(cty.String), Required: false},
 		"format":                     &hcldec.AttrSpec{Name: "format", Type: cty.String, Required: false},
 		"disk_size":                  &hcldec.AttrSpec{Name: "disk_size", Type: cty.String, Required: false},
@@ -58,6 +61,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"image_name":                 &hcldec.AttrSpec{Name: "image_name", Type: cty.String, Required: false},
 		"hostname":                   &hcldec.AttrSpec{Name: "hostname", Type: cty.String, Required: false},
 		"cache_dir":                  &hcldec.AttrSpec{Name: "cache_dir", Type: cty.String, Required: false},
+		"refresh_base":               &hcldec.AttrSpec{Name: "refresh_base", Type: cty.Bool, Required: false},
 	}
 	return s
 }

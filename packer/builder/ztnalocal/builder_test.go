@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ztna/ztna/internal/testenv"
 	"github.com/ztna/ztna/packer/internal/spectest"
@@ -33,7 +34,8 @@ cache_dir        = "/var/cache/ztna"
 	if c.Format != "raw" || c.DiskSize != "3072M" || len(c.ExtraPackages) != 2 || c.Hostname != "edge-1" || c.CacheDir != "/var/cache/ztna" {
 		t.Errorf("decoded %+v", c)
 	}
-	if c.Suite != "bookworm" || c.Mirror != "http://deb.debian.org/debian" || c.ImageName != "ztna-router" {
+	if c.Suite != "bookworm" || c.Mirror != "http://deb.debian.org/debian" || c.SecurityMirror != "http://deb.debian.org/debian-security" ||
+		c.ImageName != "ztna-router" || c.RefreshBase {
 		t.Errorf("defaults: %+v", c)
 	}
 	if len(vars) != 1 || vars[0] != "SourceImageName" {
@@ -44,13 +46,13 @@ cache_dir        = "/var/cache/ztna"
 func TestPrepareRejects(t *testing.T) {
 	var b Builder
 	_, _, err := b.Prepare(map[string]interface{}{
-		"suite": "Bookworm 12", "mirror": "ftp://mirror", "extra_packages": []string{"ok-pkg", "rm -rf"},
+		"suite": "Bookworm 12", "mirror": "ftp://mirror", "security_mirror": "http://a b", "extra_packages": []string{"ok-pkg", "rm -rf"},
 		"format": "vmdk", "disk_size": "2T", "image_name": "a/b", "hostname": "Edge_1",
 	})
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{`suite "Bookworm 12"`, `mirror "ftp://mirror"`, `extra_packages[1] "rm -rf"`,
+	for _, want := range []string{`suite "Bookworm 12"`, `mirror "ftp://mirror"`, `security_mirror "http://a b"`, `extra_packages[1] "rm -rf"`,
 		`format "vmdk": must be qcow2 or raw`, `disk_size "2T"`, `image_name "a/b"`, `hostname "Edge_1"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -74,22 +76,57 @@ func TestDiskBytes(t *testing.T) {
 // The cache key changes with anything that changes the bootstrapped root filesystem, and only
 // then, so a cached tarball is never reused for a different configuration.
 func TestCacheKey(t *testing.T) {
-	base := Config{Suite: "bookworm", Mirror: "http://deb.debian.org/debian", ExtraPackages: []string{"curl", "jq"}}
+	base := Config{Suite: "bookworm", Mirror: "http://deb.debian.org/debian", SecurityMirror: "http://deb.debian.org/debian-security", ExtraPackages: []string{"curl", "jq"}}
 	key := func(c Config) string { return (&stepRootfs{config: &c}).cacheKey() }
 	same := base
 	same.ExtraPackages = []string{"jq", "curl", "curl"}
-	same.DiskSize, same.Hostname = "8G", "other"
+	same.DiskSize, same.Hostname, same.RefreshBase = "8G", "other", true
 	if key(base) != key(same) {
-		t.Error("package order, duplicates, disk size or hostname changed the cache key")
+		t.Error("package order, duplicates, disk size, hostname or refresh_base changed the cache key")
 	}
-	for name, c := range map[string]Config{
-		"suite":    {Suite: "trixie", Mirror: base.Mirror, ExtraPackages: base.ExtraPackages},
-		"mirror":   {Suite: base.Suite, Mirror: "http://mirror.example/debian", ExtraPackages: base.ExtraPackages},
-		"packages": {Suite: base.Suite, Mirror: base.Mirror, ExtraPackages: []string{"curl"}},
+	for name, change := range map[string]func(*Config){
+		"suite":           func(c *Config) { c.Suite = "trixie" },
+		"mirror":          func(c *Config) { c.Mirror = "http://mirror.example/debian" },
+		"security_mirror": func(c *Config) { c.SecurityMirror = "http://mirror.example/debian-security" },
+		"packages":        func(c *Config) { c.ExtraPackages = []string{"curl"} },
 	} {
+		c := base
+		change(&c)
 		if key(c) == key(base) {
 			t.Errorf("changing the %s kept the cache key", name)
 		}
+	}
+}
+
+// A cached base is used on the UTC day it was bootstrapped only.
+func TestCacheExpiresDaily(t *testing.T) {
+	c := Config{Suite: "bookworm", Mirror: "http://deb.debian.org/debian", SecurityMirror: "http://deb.debian.org/debian-security", CacheDir: "/cache"}
+	at := func(ts string) string {
+		tm, err := time.Parse(time.RFC3339, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return (&stepRootfs{config: &c, now: func() time.Time { return tm }}).tarball()
+	}
+	morning, evening, next := at("2026-12-07T00:10:00Z"), at("2026-12-07T23:50:00+00:00"), at("2026-12-08T00:10:00Z")
+	if morning != evening {
+		t.Errorf("same day, different entries: %s, %s", morning, evening)
+	}
+	if morning == next {
+		t.Errorf("the next day reuses %s", morning)
+	}
+	if want := "/cache/debian-bookworm-amd64-20261207-"; !strings.HasPrefix(morning, want) {
+		t.Errorf("tarball %s, want the day in its name (%s...)", morning, want)
+	}
+}
+
+// The image is bootstrapped from, and keeps, the suite with its -updates and -security suites.
+func TestSources(t *testing.T) {
+	c := Config{Suite: "bookworm", Mirror: "http://m.example/debian", SecurityMirror: "http://s.example/debian-security"}
+	got := strings.Join(sources(&c), "\n")
+	want := "deb http://m.example/debian bookworm main\ndeb http://m.example/debian bookworm-updates main\ndeb http://s.example/debian-security bookworm-security main"
+	if got != want {
+		t.Errorf("sources:\n%s\nwant:\n%s", got, want)
 	}
 }
 

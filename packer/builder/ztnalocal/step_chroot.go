@@ -71,6 +71,12 @@ func (s *stepFinalizeRootfs) Run(ctx context.Context, state multistep.StateBag) 
 		os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("127.0.0.1\tlocalhost\n127.0.1.1\t"+name+"\n::1\tlocalhost ip6-localhost ip6-loopback\n"), 0o644))
 	// Every VM must generate its own machine-id on first boot.
 	errs = append(errs, os.WriteFile(filepath.Join(root, "etc/machine-id"), nil, 0o444))
+	// The provisioner's attestation, for the artifact (ztna-catalog records its digest).
+	if att, err := os.ReadFile(filepath.Join(root, "etc/ztna/image.json")); err == nil {
+		state.Put("attestation", string(att))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
 	for _, dir := range []string{"tmp", "var/tmp", "var/cache/apt/archives", "var/lib/apt/lists"} {
 		errs = append(errs, emptyDir(filepath.Join(root, dir)))
 	}

@@ -9,6 +9,9 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -23,6 +26,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
 	"github.com/ztna/ztna/cloud/azure"
+	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/imagecatalog"
 	"github.com/ztna/ztna/packer/internal/clouds"
 )
@@ -47,8 +51,9 @@ type Config struct {
 	BaseImage string `mapstructure:"base_image"`
 	// Hardening profile recorded by the ztna-router provisioner, e.g. ztna-v2+ssh-lockdown.
 	HardeningProfile string `mapstructure:"hardening_profile"`
-	// Account owning the image (AWS account id, GCP project, Azure subscription). Default: the
-	// GCP project of a googlecompute artifact.
+	// Account owning the image (AWS account id, GCP project, Azure subscription). For GCP it
+	// is the project the image is in (and named under): set it to googlecompute's
+	// image_project_id when that is not the build's project_id. Default: the build's project.
 	Account string `mapstructure:"account"`
 
 	// Promote the image recorded for this environment to `environment` instead of recording the
@@ -77,8 +82,9 @@ type Config struct {
 	AzureGalleryImageVersion string `mapstructure:"azure_gallery_image_version"`
 	// Azure promotion: regions the version is replicated to. Default: the source's region.
 	AzureReplicationRegions []string `mapstructure:"azure_replication_regions"`
-	// Local promotion: directory the disk image is copied to. Default: the catalog records the
-	// same file under the new environment.
+	// Local promotion: directory the disk image is copied to (as <name>-<12 hex of its
+	// digest>.<ext>, checked against the catalog's checksum). Default: images/<environment>
+	// next to the catalog.
 	LocalTargetDirectory string `mapstructure:"local_target_directory"`
 
 	clouds.Access `mapstructure:",squash"`
@@ -243,15 +249,24 @@ func (p *PostProcessor) fromArtifact(a packersdk.Artifact) ([]imagecatalog.Image
 		RouterVersion: strings.TrimPrefix(c.RouterVersion, "v"), HardeningProfile: c.HardeningProfile,
 		BuildTime: p.now().UTC().Truncate(time.Second), BaseImage: base,
 	}
+	if raw, ok := a.State("attestation").(string); ok && raw != "" {
+		if err := fromAttestation(&entry, []byte(raw)); err != nil {
+			return nil, err
+		}
+	}
 	switch cloud {
 	case "aws":
 		return awsEntries(entry, a.Id())
 	case "gcp":
-		if project, ok := a.State("ProjectId").(string); ok && project != "" {
+		// googlecompute reports the build's project; an image created in another project
+		// (image_project_id) is named there: account says which.
+		project := entry.Account
+		if project == "" {
+			project, _ = a.State("ProjectId").(string)
+		}
+		if project != "" {
 			entry.ImageID = fmt.Sprintf("projects/%s/global/images/%s", project, a.Id())
-			if entry.Account == "" {
-				entry.Account = project
-			}
+			entry.Account = project
 		} else {
 			entry.ImageID = a.Id()
 		}
@@ -261,6 +276,9 @@ func (p *PostProcessor) fromArtifact(a packersdk.Artifact) ([]imagecatalog.Image
 			return nil, err
 		}
 		entry.ImageID = path
+		if entry.Checksum, err = imagecatalog.FileDigest(path); err != nil {
+			return nil, fmt.Errorf("ztna-catalog: checksum of %s: %w", path, err)
+		}
 	default:
 		entry.ImageID = a.Id()
 	}
@@ -281,4 +299,24 @@ func awsEntries(entry imagecatalog.Image, id string) ([]imagecatalog.Image, erro
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// fromAttestation takes what the image itself attests (the builder reports its
+// /etc/ztna/image.json): hardening profile, build time and the file's digest. A router_version
+// that contradicts the image's is an error.
+func fromAttestation(entry *imagecatalog.Image, raw []byte) error {
+	var a control.Attestation
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return fmt.Errorf("ztna-catalog: the image's attestation: %w", err)
+	}
+	if entry.RouterVersion != "" && entry.RouterVersion != a.RouterVersion {
+		return fmt.Errorf("ztna-catalog: router_version %s, but the image's attestation says %s", entry.RouterVersion, a.RouterVersion)
+	}
+	if entry.HardeningProfile != "" && entry.HardeningProfile != a.HardeningProfile {
+		return fmt.Errorf("ztna-catalog: hardening_profile %s, but the image's attestation says %s", entry.HardeningProfile, a.HardeningProfile)
+	}
+	sum := sha256.Sum256(raw)
+	entry.RouterVersion, entry.HardeningProfile, entry.BuildTime = a.RouterVersion, a.HardeningProfile, a.BuildTime.UTC()
+	entry.AttestationDigest = "sha256:" + hex.EncodeToString(sum[:])
+	return nil
 }

@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +34,14 @@ func (a artifact) Id() string                    { return a.id }
 func (a artifact) String() string                { return a.id }
 func (a artifact) State(name string) interface{} { return a.state[name] }
 func (a artifact) Destroy() error                { return nil }
-func (a artifact) with(k string, v any) artifact { a.state = map[string]interface{}{k: v}; return a }
+func (a artifact) with(k string, v any) artifact {
+	state := map[string]interface{}{k: v}
+	for k, v := range a.state {
+		state[k] = v
+	}
+	a.state = state
+	return a
+}
 func newPP(t *testing.T, raw map[string]interface{}) *PostProcessor {
 	t.Helper()
 	p := &PostProcessor{now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }}
@@ -97,6 +106,8 @@ func TestConfigureRejects(t *testing.T) {
 
 func TestRecordArtifacts(t *testing.T) {
 	localImage := filepath.Join(t.TempDir(), "ztna-router.qcow2")
+	os.WriteFile(localImage, []byte("disk"), 0o644)
+	diskSum := sha256.Sum256([]byte("disk"))
 	tests := []struct {
 		name     string
 		raw      map[string]interface{}
@@ -110,12 +121,15 @@ func TestRecordArtifacts(t *testing.T) {
 		{"googlecompute", map[string]interface{}{"base_image": "debian-12-bookworm-v20260110"},
 			artifact{builderID: googleCompute, id: "ztna-router-1-2-3"}.with("ProjectId", "build-proj"),
 			[]imagecatalog.Image{{Cloud: "gcp", ImageID: "projects/build-proj/global/images/ztna-router-1-2-3", Account: "build-proj"}}, ""},
+		{"googlecompute with image_project_id", map[string]interface{}{"base_image": "debian-12-bookworm-v20260110", "account": "images-proj"},
+			artifact{builderID: googleCompute, id: "ztna-router-1-2-3"}.with("ProjectId", "build-proj"),
+			[]imagecatalog.Image{{Cloud: "gcp", ImageID: "projects/images-proj/global/images/ztna-router-1-2-3", Account: "images-proj"}}, ""},
 		{"azure-arm", map[string]interface{}{"base_image": "Debian:debian-12:12-gen2:latest", "region": "westeurope"},
 			artifact{builderID: azureARM, id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/ztna-router-1.2.3"},
 			[]imagecatalog.Image{{Cloud: "azure", Region: "westeurope", ImageID: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/ztna-router-1.2.3"}}, ""},
 		{"ztna-local reports its base", map[string]interface{}{},
 			artifact{builderID: ztnaLocal, id: localImage}.with("base_image", "debian-bookworm-amd64-20260101-abc"),
-			[]imagecatalog.Image{{Cloud: "local", ImageID: localImage, BaseImage: "debian-bookworm-amd64-20260101-abc"}}, ""},
+			[]imagecatalog.Image{{Cloud: "local", ImageID: localImage, BaseImage: "debian-bookworm-amd64-20260101-abc", Checksum: "sha256:" + hex.EncodeToString(diskSum[:])}}, ""},
 		{"unknown builder", map[string]interface{}{"base_image": "x"}, artifact{builderID: "foo.bar", id: "x"}, nil, `cannot tell the cloud of a "foo.bar" artifact: set cloud`},
 		{"no base image", map[string]interface{}{}, artifact{builderID: amazonEBS, id: "eu-west-1:ami-1"}, nil, "base_image: not set"},
 		{"bad amazon id", map[string]interface{}{"base_image": "x"}, artifact{builderID: amazonEBS, id: "ami-1"}, nil, "not region:ami-id pairs"},
@@ -152,6 +166,9 @@ func TestRecordArtifacts(t *testing.T) {
 				got, err := cat.Lookup(w.Cloud, w.Region, "dev")
 				if err != nil {
 					t.Fatal(err)
+				}
+				if got.Checksum != w.Checksum {
+					t.Errorf("checksum %q, want %q", got.Checksum, w.Checksum)
 				}
 				if got.ImageID != w.ImageID || got.RouterVersion != "1.2.3" || got.HardeningProfile != "ztna-v2" || got.BuildTime.IsZero() {
 					t.Errorf("entry %+v, want image %s router 1.2.3", got, w.ImageID)
@@ -287,17 +304,104 @@ func TestPromoteAzureCreatesGalleryVersion(t *testing.T) {
 	}
 }
 
+// Local promotion is a copy checked against the recorded digest: prod gets a file of its own,
+// which a later rebuild of dev does not touch, and an artifact changed since it was recorded is
+// refused.
 func TestPromoteLocalCopiesFile(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "output", "ztna-router.qcow2")
+	os.MkdirAll(filepath.Dir(src), 0o755)
+	catalog := filepath.Join(dir, "images.json")
+	build := func(content string) {
+		t.Helper()
+		os.WriteFile(src, []byte(content), 0o644)
+		p := newPP(t, map[string]interface{}{"catalog_path": catalog, "environment": "dev", "router_version": "1.2.3"})
+		if _, _, _, err := p.PostProcess(context.Background(), ui, artifact{builderID: ztnaLocal, id: src}.with("base_image", "debian-12")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookup := func(env string) imagecatalog.Image {
+		t.Helper()
+		cat, err := imagecatalog.Load(catalog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := cat.Lookup("local", "", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	build("disk v1")
+	dev := lookup("dev")
+	if want, _ := imagecatalog.FileDigest(src); dev.Checksum != want {
+		t.Fatalf("dev checksum %q, want %q", dev.Checksum, want)
+	}
+
+	// Default target: images/prod next to the catalog.
+	prod := promoteToProd(t, catalog, map[string]interface{}{"cloud": "local"})
+	wantPath := filepath.Join(dir, "images", "prod", "ztna-router-"+strings.TrimPrefix(dev.Checksum, "sha256:")[:12]+".qcow2")
+	if prod.ImageID != wantPath || prod.Checksum != dev.Checksum || prod.SourceImageID != src {
+		t.Errorf("promoted %+v, want a copy at %s with dev's checksum", prod, wantPath)
+	}
+
+	build("disk v2") // a rebuild of dev
+	if got := lookup("prod"); got.ImageID != prod.ImageID || got.Checksum != prod.Checksum {
+		t.Errorf("prod after rebuilding dev: %+v, want %+v", got, prod)
+	}
+	if b, _ := os.ReadFile(prod.ImageID); string(b) != "disk v1" {
+		t.Errorf("prod's file holds %q after rebuilding dev", b)
+	}
+	if sum, _ := imagecatalog.FileDigest(prod.ImageID); sum != prod.Checksum {
+		t.Errorf("prod's file digest %s, catalog %s", sum, prod.Checksum)
+	}
+
+	// dev's file altered after it was recorded: promotion refuses and prod stays.
+	os.WriteFile(src, []byte("disk v2 with a backdoor"), 0o644)
+	p := newPP(t, map[string]interface{}{"catalog_path": catalog, "environment": "prod", "promote_from": "dev", "cloud": "local"})
+	_, _, _, err := p.PostProcess(context.Background(), ui, nil)
+	if err == nil || !strings.Contains(err.Error(), "is not the image the catalog recorded") {
+		t.Fatalf("promoting a tampered artifact: %v", err)
+	}
+	if got := lookup("prod"); got.ImageID != prod.ImageID || got.Checksum != prod.Checksum {
+		t.Errorf("prod after a refused promotion: %+v", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "images", "prod", ".*tmp*")); len(left) > 0 {
+		t.Errorf("refused promotion left %v", left)
+	}
+}
+
+func TestPromoteLocalWithoutChecksumRefused(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "ztna-router.qcow2")
 	os.WriteFile(src, []byte("disk"), 0o644)
 	path := seed(t, imagecatalog.Image{Cloud: "local", ImageID: src})
-	dir := t.TempDir()
-	img := promoteToProd(t, path, map[string]interface{}{"cloud": "local", "local_target_directory": dir})
-	if img.ImageID != filepath.Join(dir, "ztna-router.qcow2") {
-		t.Errorf("promoted to %s", img.ImageID)
+	p := newPP(t, map[string]interface{}{"catalog_path": path, "environment": "prod", "promote_from": "dev", "cloud": "local", "local_target_directory": t.TempDir()})
+	if _, _, _, err := p.PostProcess(context.Background(), ui, nil); err == nil || !strings.Contains(err.Error(), "has no checksum in the catalog") {
+		t.Fatalf("err = %v", err)
 	}
-	if b, err := os.ReadFile(img.ImageID); err != nil || string(b) != "disk" {
-		t.Errorf("copy: %q %v", b, err)
+}
+
+// The ztna-local artifact reports the image's attestation: the entry takes its hardening
+// profile, build time and digest, and a router_version that contradicts it is refused.
+func TestRecordFromAttestation(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "ztna-router.qcow2")
+	os.WriteFile(img, []byte("disk"), 0o644)
+	att := `{"router_version":"1.2.3","hardening_profile":"ztna-v2+ssh-lockdown","build_time":"2026-12-07T10:00:00Z","base_image":"debian-12"}`
+	a := artifact{builderID: ztnaLocal, id: img}.with("base_image", "debian-12").with("attestation", att)
+	catalog := filepath.Join(t.TempDir(), "c.json")
+	p := newPP(t, map[string]interface{}{"catalog_path": catalog, "environment": "dev", "router_version": "v1.2.3"})
+	if _, _, _, err := p.PostProcess(context.Background(), ui, a); err != nil {
+		t.Fatal(err)
+	}
+	cat, _ := imagecatalog.Load(catalog)
+	e, _ := cat.Lookup("local", "", "dev")
+	sum := sha256.Sum256([]byte(att))
+	if e.HardeningProfile != "ztna-v2+ssh-lockdown" || !e.BuildTime.Equal(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)) || e.AttestationDigest != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Errorf("entry %+v", e)
+	}
+	p = newPP(t, map[string]interface{}{"catalog_path": catalog, "environment": "dev", "router_version": "1.2.4"})
+	if _, _, _, err := p.PostProcess(context.Background(), ui, a); err == nil || !strings.Contains(err.Error(), "router_version 1.2.4, but the image's attestation says 1.2.3") {
+		t.Errorf("contradicting router_version: %v", err)
 	}
 }
 

@@ -2,7 +2,10 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,13 +114,15 @@ func (p *PostProcessor) promote(ctx context.Context, ui packersdk.Ui) ([]imageca
 		}
 		dst.ImageID, dst.Account = img.ID, c.AzureSubscriptionID
 	case "local":
-		if c.LocalTargetDirectory != "" {
-			path, err := copyFile(src.ImageID, c.LocalTargetDirectory)
-			if err != nil {
-				return nil, fmt.Errorf("ztna-catalog: copying %s: %w", src.ImageID, err)
-			}
-			dst.ImageID = path
+		dir := c.LocalTargetDirectory
+		if dir == "" {
+			dir = filepath.Join(filepath.Dir(c.CatalogPath), "images", c.Environment)
 		}
+		path, err := promoteLocal(src, dir)
+		if err != nil {
+			return nil, fmt.Errorf("ztna-catalog: %w", err)
+		}
+		dst.ImageID = path
 	}
 	return []imagecatalog.Image{dst}, nil
 }
@@ -142,19 +147,25 @@ func gcpName(name string) string {
 	return strings.ToLower(strings.NewReplacer(".", "-", "_", "-", "+", "-").Replace(name))
 }
 
-// copyFile copies a disk image into dir atomically and returns the new path.
-func copyFile(src, dir string) (string, error) {
+// promoteLocal copies the recorded disk image into dir, under a name carrying its digest
+// (ztna-router-<12 hex>.qcow2), so the promoted environment has a file of its own that a
+// rebuild of the source environment cannot change. The copy is checked against the catalog's
+// checksum as it is made: a file that changed since it was recorded (rebuilt, tampered) is
+// refused and nothing is written.
+func promoteLocal(src imagecatalog.Image, dir string) (string, error) {
+	if src.Checksum == "" {
+		return "", fmt.Errorf("%s has no checksum in the catalog (recorded by an older ztna-catalog): build it again before promoting", src.ImageID)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	dst, err := filepath.Abs(filepath.Join(dir, filepath.Base(src)))
+	ext := filepath.Ext(src.ImageID)
+	hexSum := strings.TrimPrefix(src.Checksum, "sha256:")
+	dst, err := filepath.Abs(filepath.Join(dir, strings.TrimSuffix(filepath.Base(src.ImageID), ext)+"-"+hexSum[:12]+ext))
 	if err != nil {
 		return "", err
 	}
-	if dst == src {
-		return dst, nil
-	}
-	in, err := os.Open(src)
+	in, err := os.Open(src.ImageID)
 	if err != nil {
 		return "", err
 	}
@@ -163,5 +174,28 @@ func copyFile(src, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return dst, atomicfile.WriteFrom(dst, in, fi.Mode().Perm())
+	h := sha256.New()
+	verified := &digestCheck{r: io.TeeReader(in, h), h: h, want: src.Checksum, id: src.ImageID}
+	if err := atomicfile.WriteFrom(dst, verified, fi.Mode().Perm()); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// digestCheck passes r on and fails its end of file, so that the copy is not kept, when what
+// was read does not hash to want.
+type digestCheck struct {
+	r        io.Reader
+	h        hash.Hash
+	want, id string
+}
+
+func (d *digestCheck) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err == io.EOF {
+		if got := imagecatalog.Digest(d.h); got != d.want {
+			return n, fmt.Errorf("%s is not the image the catalog recorded (%s, recorded %s): it was rebuilt or altered since; not promoting", d.id, got, d.want)
+		}
+	}
+	return n, err
 }

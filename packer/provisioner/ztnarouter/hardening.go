@@ -27,6 +27,10 @@ var (
 	sshdLockdown []byte
 	//go:embed files/install.sh.tmpl
 	installTemplate string
+	//go:embed files/resolved.conf
+	resolvedConf []byte
+	//go:embed files/ssh-hostkeys.service
+	sshHostKeysUnit []byte
 )
 
 var nftablesTmpl = template.Must(template.New("nftables").Funcs(template.FuncMap{"join": strings.Join}).Parse(nftablesTemplate))
@@ -86,6 +90,9 @@ func metadataDropIn(source string) []byte {
 	if source == "file" {
 		fmt.Fprintf(&b, "LoadCredential=registration-key:%s\n", KeyFilePath)
 		b.WriteString("Environment=ZTNA_BOOTSTRAP_ARGS=--key-file=%d/registration-key\n")
+		// The key is single-use: once enrolled, it has no business on the disk ("+": as root,
+		// the only step of the unit that is).
+		fmt.Fprintf(&b, "ExecStartPost=+/bin/rm -f %s\n", KeyFilePath)
 	}
 	return []byte(b.String())
 }
@@ -93,7 +100,8 @@ func metadataDropIn(source string) []byte {
 // KeyFilePath is where an image built for the "file" metadata source expects the key.
 const KeyFilePath = "/etc/ztna/registration-key"
 
-// attestation renders /etc/ztna/image.json.
+// attestation renders /etc/ztna/image.json. Provision truncates the build time before
+// signing; doing it here again changes nothing then.
 func attestation(a control.Attestation) ([]byte, error) {
 	a.BuildTime = a.BuildTime.UTC().Truncate(time.Second)
 	out, err := json.MarshalIndent(a, "", "  ")
@@ -101,4 +109,40 @@ func attestation(a control.Attestation) ([]byte, error) {
 		return nil, err
 	}
 	return append(out, '\n'), nil
+}
+
+// autoUpgradesConf renders /etc/apt/apt.conf.d/52ztna-auto-upgrades, the image's patch policy:
+// a daily unattended security upgrade, and a reboot right after a run that needs one (Debian's
+// 50unattended-upgrades limits the run to the security suite). Services restart as their
+// packages' maintainer scripts say (ztna-router's postinst restarts the router); the reboot
+// covers what a restart cannot (kernel, libc).
+func autoUpgradesConf(enabled, reboot bool) []byte {
+	var b strings.Builder
+	b.WriteString("// Written by the ztna-router Packer provisioner: the image's patch policy.\n")
+	if !enabled {
+		b.WriteString("APT::Periodic::Update-Package-Lists \"0\";\nAPT::Periodic::Unattended-Upgrade \"0\";\n")
+		return []byte(b.String())
+	}
+	b.WriteString("APT::Periodic::Update-Package-Lists \"1\";\nAPT::Periodic::Unattended-Upgrade \"1\";\n")
+	b.WriteString("Unattended-Upgrade::Remove-Unused-Kernel-Packages \"true\";\n")
+	fmt.Fprintf(&b, "Unattended-Upgrade::Automatic-Reboot \"%t\";\n", reboot)
+	if reboot {
+		// "now": right after the run, which apt-daily-upgrade.timer spreads over an hour, so
+		// the routers of one network do not all reboot at the same minute.
+		b.WriteString("Unattended-Upgrade::Automatic-Reboot-Time \"now\";\n")
+	}
+	return []byte(b.String())
+}
+
+// timesyncdConf renders /etc/systemd/timesyncd.conf.d/50-ztna.conf; without servers it only
+// says that Debian's pool applies.
+func timesyncdConf(servers []string) []byte {
+	var b strings.Builder
+	b.WriteString("# Written by the ztna-router Packer provisioner (ntp_servers).\n[Time]\n")
+	if len(servers) == 0 {
+		b.WriteString("# No ntp_servers: Debian's pool (FallbackNTP) applies.\n")
+	} else {
+		fmt.Fprintf(&b, "NTP=%s\n", strings.Join(servers, " "))
+	}
+	return []byte(b.String())
 }

@@ -43,8 +43,11 @@ type Config struct {
 	RouterBinary string `mapstructure:"router_binary"`
 	// Path of a ready ztna-router .deb (from packaging/nfpm.yaml) to install instead.
 	RouterDeb string `mapstructure:"router_deb"`
-	// Version of the router. Becomes the package version and is recorded in the attestation;
-	// with router_deb it must equal the package's version.
+	// Version of the router: what `ztna-router version` prints (the build's one version
+	// string, e.g. 1.2.3 or v1.3.0-rc1); the installation fails when the binary says otherwise.
+	// It is recorded in the attestation and mapped to the package version (1.3.0-rc1 becomes
+	// 1.3.0~rc1, which dpkg sorts before 1.3.0); with router_deb the package must have that
+	// version.
 	RouterVersion string `mapstructure:"router_version" required:"true"`
 	// Debian architecture of the image: amd64 (default) or arm64.
 	Arch string `mapstructure:"arch"`
@@ -62,8 +65,28 @@ type Config struct {
 	// CIDRs allowed to reach SSH (tcp/22) through the image firewall. Default: none, so the
 	// image accepts no inbound connection at all.
 	SSHAllowFrom []string `mapstructure:"ssh_allow_from"`
+	// NTP servers of systemd-timesyncd (certificates need the right time). Default: the
+	// cloud's time service (aws 169.254.169.123, gcp metadata.google.internal), Debian's pool
+	// otherwise; the image's egress allowlist must allow udp/123 to them.
+	NTPServers []string `mapstructure:"ntp_servers"`
+	// PEM PKCS#8 Ed25519 private key that signs /etc/ztna/image.json (openssl genpkey
+	// -algorithm ed25519); controllers given its public key (--attestation-key) report the
+	// router's attestation as verified. Unset: the attestation is unsigned.
+	AttestationKeyFile string `mapstructure:"attestation_key_file"`
 	// Run the installation with `sudo -n` (cloud builders log in as an unprivileged user).
 	UseSudo bool `mapstructure:"use_sudo"`
+	// Bring every package up to the mirror's current version (apt-get update, then upgrade
+	// with new dependencies such as a new kernel ABI) before installing the router, and fail
+	// the build when a package is still behind the security suite. Default true.
+	UpgradePackages config.Trilean `mapstructure:"upgrade_packages"`
+	// Install and enable unattended-upgrades, so the image applies Debian security updates
+	// daily (apt-daily-upgrade.timer: 06:00 plus up to an hour's random delay). Default true;
+	// false disables the daily run.
+	UnattendedUpgrades config.Trilean `mapstructure:"unattended_upgrades"`
+	// Reboot right after a daily run whose updates need it (kernel, libc: the
+	// /run/reboot-required flag), so routers of one network reboot at different moments of
+	// the timer's random hour. Default true; false leaves the reboot to the operator.
+	AutomaticReboot config.Trilean `mapstructure:"automatic_reboot"`
 
 	ctx interpolate.Context
 }
@@ -72,6 +95,8 @@ type Config struct {
 type Provisioner struct {
 	config  Config
 	sshFrom []netip.Prefix
+	// signer signs the attestation; nil leaves it unsigned.
+	signer Signer
 	// now is the clock for the attestation's build time; tests pin it.
 	now func() time.Time
 }
@@ -84,7 +109,14 @@ var (
 	metadataSources = []string{"aws", "gcp", "azure", "file"}
 )
 
-var routerVersion = regexp.MustCompile(`^v?[0-9][A-Za-z0-9.+~-]*$`)
+// defaultNTPServers are the clouds' own time services, reachable from any instance at a
+// link-local or metadata address; elsewhere timesyncd keeps Debian's pool.
+var defaultNTPServers = map[string][]string{
+	"aws": {"169.254.169.123"},
+	"gcp": {"metadata.google.internal"},
+}
+
+var ntpServer = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$`)
 
 // ConfigSpec returns the HCL2 spec of Config.
 func (p *Provisioner) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
@@ -117,8 +149,10 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 			errs = append(errs, fmt.Errorf("%s %s: not a regular file", name, file))
 		}
 	}
-	if !routerVersion.MatchString(c.RouterVersion) {
-		errs = append(errs, fmt.Errorf("router_version %q: required, a version such as 1.2.3 or v1.2.3-rc1", c.RouterVersion))
+	if c.RouterVersion == "" {
+		errs = append(errs, errors.New("router_version: required, the version the router binary reports (ztna-router version), such as 1.2.3 or v1.3.0-rc1"))
+	} else if _, err := packaging.DebVersion(c.RouterVersion); err != nil {
+		errs = append(errs, fmt.Errorf("router_version: %w", err))
 	}
 	if c.Arch == "" {
 		c.Arch = "amd64"
@@ -137,6 +171,21 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 	}
 	if !slices.Contains(metadataSources, c.MetadataSource) {
 		errs = append(errs, fmt.Errorf("metadata_source %q: must be one of %s", c.MetadataSource, strings.Join(metadataSources, ", ")))
+	}
+	if c.NTPServers == nil {
+		c.NTPServers = defaultNTPServers[c.Cloud]
+	}
+	for i, server := range c.NTPServers {
+		if !ntpServer.MatchString(server) {
+			errs = append(errs, fmt.Errorf("ntp_servers[%d] %q: a host name or IP address", i, server))
+		}
+	}
+	if c.AttestationKeyFile != "" {
+		if signer, err := loadKeyFile(c.AttestationKeyFile); err != nil {
+			errs = append(errs, err)
+		} else {
+			p.signer = signer
+		}
 	}
 	sshFrom, err := parseCIDRs(c.SSHAllowFrom)
 	if err != nil {
@@ -180,17 +229,6 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	}
 	lockdown := !c.SSHLockdown.False()
 	profile := hardeningProfile(lockdown, p.sshFrom)
-	image, err := attestation(control.Attestation{
-		RouterVersion:    strings.TrimPrefix(c.RouterVersion, "v"),
-		HardeningProfile: profile,
-		BuildTime:        p.now(),
-		BaseImage:        base,
-		Cloud:            c.Cloud,
-		ProvisionerRunID: runID,
-	})
-	if err != nil {
-		return err
-	}
 	ruleset, err := nftablesRuleset(p.sshFrom)
 	if err != nil {
 		return err
@@ -199,7 +237,15 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	if err != nil {
 		return err
 	}
-	script, err := installScript(staging, lockdown, strings.TrimPrefix(c.RouterVersion, "v"))
+	upgrade := !c.UpgradePackages.False()
+	debVersion, err := packaging.DebVersion(c.RouterVersion)
+	if err != nil {
+		return err
+	}
+	script, err := installScript(installParams{
+		Staging: staging, SSHLockdown: lockdown, Version: strings.TrimPrefix(c.RouterVersion, "v"), DebVersion: debVersion,
+		Upgrade: upgrade, UnattendedUpgrades: !c.UnattendedUpgrades.False(),
+	})
 	if err != nil {
 		return err
 	}
@@ -217,7 +263,10 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		{"sysctl.conf", sysctlConf},
 		{"sshd-lockdown.conf", sshdLockdown},
 		{"metadata-source.conf", metadataDropIn(c.MetadataSource)},
-		{"image.json", image},
+		{"auto-upgrades.conf", autoUpgradesConf(!c.UnattendedUpgrades.False(), !c.AutomaticReboot.False())},
+		{"resolved.conf", resolvedConf},
+		{"ssh-hostkeys.service", sshHostKeysUnit},
+		{"timesyncd.conf", timesyncdConf(c.NTPServers)},
 		{"install.sh", script},
 	}
 	for _, u := range uploads {
@@ -225,11 +274,103 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 			return fmt.Errorf("uploading %s: %w", u.name, err)
 		}
 	}
-	cmd := "sh " + path.Join(staging, "install.sh")
-	if c.UseSudo {
-		cmd = "sudo -n " + cmd
+	if err := run(ctx, ui, comm, p.sudo("sh "+path.Join(staging, "install.sh"))); err != nil {
+		return err
 	}
-	return run(ctx, ui, comm, cmd)
+
+	pkgs, err := p.packageSet(ui, comm, path.Join(staging, "inventory"), upgrade)
+	if err != nil {
+		return err
+	}
+	att := control.Attestation{
+		RouterVersion:    strings.TrimPrefix(c.RouterVersion, "v"),
+		HardeningProfile: profile,
+		BuildTime:        p.now().UTC().Truncate(time.Second),
+		BaseImage:        base,
+		Cloud:            c.Cloud,
+		ProvisionerRunID: runID,
+		Packages:         pkgs,
+	}
+	if p.signer != nil {
+		if err := sign(ctx, p.signer, &att); err != nil {
+			return err
+		}
+		ui.Say("Attestation signed with " + p.signer.KeyID())
+	}
+	image, err := attestation(att)
+	if err != nil {
+		return err
+	}
+	if err := comm.Upload(path.Join(staging, "image.json"), bytes.NewReader(image), nil); err != nil {
+		return fmt.Errorf("uploading image.json: %w", err)
+	}
+	return run(ctx, ui, comm, p.sudo(fmt.Sprintf("sh -c 'install -D -m 0644 %[1]s/image.json %[2]s && rm -rf %[1]s'", staging, control.AttestationPath)))
+}
+
+func (p *Provisioner) sudo(cmd string) string {
+	if p.config.UseSudo {
+		return "sudo -n " + cmd
+	}
+	return cmd
+}
+
+// packageSet reads the inventory install.sh left in dir (dpkg status, the security suite's
+// Packages index and InRelease) and summarises it for the attestation. After an upgrade, a
+// package still behind the security suite (held, or its update needs a removal) fails the build.
+func (p *Provisioner) packageSet(ui packersdk.Ui, comm packersdk.Communicator, dir string, upgraded bool) (*control.PackageSet, error) {
+	download := func(name string) ([]byte, error) {
+		var buf bytes.Buffer
+		if err := comm.Download(path.Join(dir, name), &buf); err != nil {
+			return nil, fmt.Errorf("reading the package inventory %s: %w", name, err)
+		}
+		return buf.Bytes(), nil
+	}
+	status, err := download("status")
+	if err != nil {
+		return nil, err
+	}
+	installed, err := installedPackages(bytes.NewReader(status))
+	if err != nil {
+		return nil, err
+	}
+	set := &control.PackageSet{Count: len(installed), Digest: packagesDigest(installed)}
+	release, err := download("security-InRelease")
+	if err != nil || len(release) == 0 {
+		msg := "the image has no Debian security suite in its apt sources: it cannot be patched (add <suite>-security to the base image's sources.list)"
+		if upgraded {
+			return nil, errors.New(msg)
+		}
+		ui.Error("warning: " + msg)
+		return set, nil
+	}
+	if set.SecurityIndexDate, err = releaseDate(release); err != nil {
+		return nil, fmt.Errorf("security suite InRelease: %w", err)
+	}
+	set.SecurityIndexDate = set.SecurityIndexDate.UTC()
+	index, err := download("security-Packages")
+	if err != nil {
+		return nil, err
+	}
+	current, behind, err := securityStatus(installed, bytes.NewReader(index))
+	if err != nil {
+		return nil, err
+	}
+	if len(behind) > 0 {
+		msg := fmt.Sprintf("%d packages are behind the security suite of %s: %s", len(behind), set.SecurityIndexDate.Format(time.RFC3339), strings.Join(behind, ", "))
+		if upgraded {
+			return nil, errors.New(msg + " (held packages? the upgrade could not install them)")
+		}
+		ui.Error("warning: " + msg + " (upgrade_packages = false)")
+	}
+	set.SecurityUpdates = len(current)
+	set.NewestSecurityUpdate = newestSecurityUpdate(installed, current, func(pkg string) ([]byte, error) {
+		var buf bytes.Buffer
+		err := comm.Download("/usr/share/doc/"+pkg+"/changelog.Debian.gz", &buf)
+		return buf.Bytes(), err
+	})
+	ui.Say(fmt.Sprintf("%d packages (%s), %d at their security suite version, security suite of %s",
+		set.Count, set.Digest, set.SecurityUpdates, set.SecurityIndexDate.Format(time.RFC3339)))
+	return set, nil
 }
 
 // routerDeb returns the package to install: router_deb as is, or router_binary packaged.
@@ -252,13 +393,20 @@ func (p *Provisioner) routerDeb(ui packersdk.Ui) ([]byte, error) {
 
 var installTmpl = template.Must(template.New("install").Parse(installTemplate))
 
-func installScript(staging string, sshLockdown bool, version string) ([]byte, error) {
+// installParams fill files/install.sh.tmpl.
+type installParams struct {
+	Staging     string
+	SSHLockdown bool
+	// Version is what the router binary must report, DebVersion the package's version.
+	Version            string
+	DebVersion         string
+	Upgrade            bool
+	UnattendedUpgrades bool
+}
+
+func installScript(params installParams) ([]byte, error) {
 	var buf bytes.Buffer
-	err := installTmpl.Execute(&buf, struct {
-		Staging     string
-		SSHLockdown bool
-		Version     string
-	}{staging, sshLockdown, version})
+	err := installTmpl.Execute(&buf, params)
 	return buf.Bytes(), err
 }
 

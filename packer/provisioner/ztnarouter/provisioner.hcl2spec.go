@@ -27,7 +27,12 @@ type FlatConfig struct {
 	BaseImage           *string           `mapstructure:"base_image" cty:"base_image" hcl:"base_image"`
 	SSHLockdown         *bool             `mapstructure:"ssh_lockdown" cty:"ssh_lockdown" hcl:"ssh_lockdown"`
 	SSHAllowFrom        []string          `mapstructure:"ssh_allow_from" cty:"ssh_allow_from" hcl:"ssh_allow_from"`
+	NTPServers          []string          `mapstructure:"ntp_servers" cty:"ntp_servers" hcl:"ntp_servers"`
+	AttestationKeyFile  *string           `mapstructure:"attestation_key_file" cty:"attestation_key_file" hcl:"attestation_key_file"`
 	UseSudo             *bool             `mapstructure:"use_sudo" cty:"use_sudo" hcl:"use_sudo"`
+	UpgradePackages     *bool             `mapstructure:"upgrade_packages" cty:"upgrade_packages" hcl:"upgrade_packages"`
+	UnattendedUpgrades  *bool             `mapstructure:"unattended_upgrades" cty:"unattended_upgrades" hcl:"unattended_upgrades"`
+	AutomaticReboot     *bool             `mapstructure:"automatic_reboot" cty:"automatic_reboot" hcl:"automatic_reboot"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -59,7 +64,12 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"base_image":                 &hcldec.AttrSpec{Name: "base_image", Type: cty.String, Required: false},
 		"ssh_lockdown":               &hcldec.AttrSpec{Name: "ssh_lockdown", Type: cty.Bool, Required: false},
 		"ssh_allow_from":             &hcldec.AttrSpec{Name: "ssh_allow_from", Type: cty.List(cty.String), Required: false},
+		"ntp_servers":                &hcldec.AttrSpec{Name: "ntp_servers", Type: cty.List(cty.String), Required: false},
+		"attestation_key_file":       &hcldec.AttrSpec{Name: "attestation_key_file", Type: cty.String, Required: false},
 		"use_sudo":                   &hcldec.AttrSpec{Name: "use_sudo", Type: cty.Bool, Required: false},
+		"upgrade_packages":           &hcldec.AttrSpec{Name: "upgrade_packages", Type: cty.Bool, Required: false},
+		"unattended_upgrades":        &hcldec.AttrSpec{Name: "unattended_upgrades", Type: cty.Bool, Required: false},
+		"automatic_reboot":           &hcldec.AttrSpec{Name: "automatic_reboot", Type: cty.Bool, Required: false},
 	}
 	return s
 }

@@ -1,7 +1,11 @@
 package ztnarouter
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -69,6 +73,35 @@ func TestPrepareDefaults(t *testing.T) {
 	if p.config.SSHLockdown.False() {
 		t.Error("ssh_lockdown must default to on")
 	}
+	if p.config.NTPServers != nil {
+		t.Errorf("ntp_servers for local = %q, want Debian's pool (none set)", p.config.NTPServers)
+	}
+}
+
+// Each cloud's own time service is the default NTP server; set servers replace it.
+func TestNTPServers(t *testing.T) {
+	for _, tt := range []struct {
+		cloud string
+		set   []string
+		want  string
+	}{
+		{"aws", nil, "NTP=169.254.169.123\n"},
+		{"gcp", nil, "NTP=metadata.google.internal\n"},
+		{"azure", nil, "# No ntp_servers"},
+		{"aws", []string{"ntp1.example.com", "192.0.2.123"}, "NTP=ntp1.example.com 192.0.2.123\n"},
+	} {
+		var p Provisioner
+		raw := map[string]interface{}{"router_binary": fakeRouter(t), "router_version": "1.0.0", "cloud": tt.cloud}
+		if tt.set != nil {
+			raw["ntp_servers"] = tt.set
+		}
+		if err := p.Prepare(raw); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(timesyncdConf(p.config.NTPServers)); !strings.Contains(got, tt.want) {
+			t.Errorf("%s %v: timesyncd.conf lacks %q:\n%s", tt.cloud, tt.set, tt.want, got)
+		}
+	}
 }
 
 func TestPrepareRejects(t *testing.T) {
@@ -79,15 +112,17 @@ func TestPrepareRejects(t *testing.T) {
 		want []string
 	}{
 		{"nothing", map[string]interface{}{},
-			[]string{"router_binary or router_deb: one is required", `router_version "": required`, `cloud "": must be one of aws, gcp, azure, local`}},
+			[]string{"router_binary or router_deb: one is required", `router_version: required`, `cloud "": must be one of aws, gcp, azure, local`}},
 		{"both sources", map[string]interface{}{"router_binary": bin, "router_deb": bin, "router_version": "1", "cloud": "gcp"},
 			[]string{"set only one"}},
 		{"missing binary", map[string]interface{}{"router_binary": "/nonexistent/ztna-router", "router_version": "1", "cloud": "gcp"},
 			[]string{"router_binary: stat /nonexistent/ztna-router"}},
 		{"bad enums", map[string]interface{}{"router_binary": bin, "router_version": "latest", "cloud": "ibm", "arch": "i386", "metadata_source": "vault"},
-			[]string{`router_version "latest"`, `cloud "ibm"`, `arch "i386"`, `metadata_source "vault"`}},
+			[]string{`router_version: router version "latest": not a semantic version`, `cloud "ibm"`, `arch "i386"`, `metadata_source "vault"`}},
 		{"bad cidr", map[string]interface{}{"router_binary": bin, "router_version": "1", "cloud": "aws", "ssh_allow_from": []string{"10.0.0.1/8"}},
 			[]string{`ssh_allow_from[0] "10.0.0.1/8": host bits set; did you mean 10.0.0.0/8?`}},
+		{"bad ntp server", map[string]interface{}{"router_binary": bin, "router_version": "1.0.0", "cloud": "aws", "ntp_servers": []string{"pool.ntp.org", "a b"}},
+			[]string{`ntp_servers[1] "a b": a host name or IP address`}},
 		{"not a cidr", map[string]interface{}{"router_binary": bin, "router_version": "1", "cloud": "aws", "ssh_allow_from": []string{"office"}},
 			[]string{`ssh_allow_from[0] "office": not a CIDR`}},
 	}
@@ -154,7 +189,8 @@ func TestMetadataDropIn(t *testing.T) {
 		t.Errorf("aws drop-in:\n%s", aws)
 	}
 	file := string(metadataDropIn("file"))
-	for _, want := range []string{"LoadCredential=registration-key:/etc/ztna/registration-key\n", "ZTNA_BOOTSTRAP_ARGS=--key-file=%d/registration-key\n"} {
+	for _, want := range []string{"LoadCredential=registration-key:/etc/ztna/registration-key\n", "ZTNA_BOOTSTRAP_ARGS=--key-file=%d/registration-key\n",
+		"ExecStartPost=+/bin/rm -f /etc/ztna/registration-key\n"} {
 		if !strings.Contains(file, want) {
 			t.Errorf("file drop-in lacks %q:\n%s", want, file)
 		}
@@ -196,18 +232,53 @@ func TestSysctlFileFormat(t *testing.T) {
 
 func TestInstallScriptIsValidShell(t *testing.T) {
 	testenv.Integration(t, "sh")
-	for _, lockdown := range []bool{false, true} {
-		script, err := installScript("/tmp/ztna-provision-x", lockdown, "1.2.3")
+	for _, params := range []installParams{
+		{Staging: "/tmp/ztna-provision-x", Version: "1.2.3", DebVersion: "1.2.3"},
+		{Staging: "/tmp/ztna-provision-x", Version: "1.3.0-rc1", DebVersion: "1.3.0~rc1", SSHLockdown: true, Upgrade: true, UnattendedUpgrades: true},
+	} {
+		script, err := installScript(params)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command("sh", "-n")
 		cmd.Stdin = strings.NewReader(string(script))
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("sh -n (lockdown=%v): %v\n%s", lockdown, err, out)
+			t.Errorf("sh -n (%+v): %v\n%s", params, err, out)
 		}
-		if got := strings.Contains(string(script), "sshd_config.d"); got != lockdown {
-			t.Errorf("lockdown=%v but script touches sshd: %v", lockdown, got)
+		for what, marker := range map[string]struct {
+			want bool
+			text string
+		}{
+			"sshd lock-down":      {params.SSHLockdown, "sshd_config.d"},
+			"upgrade":             {params.Upgrade, "--with-new-pkgs upgrade"},
+			"unattended-upgrades": {params.UnattendedUpgrades, `need="$need unattended-upgrades"`},
+		} {
+			if got := strings.Contains(string(script), marker.text); got != marker.want {
+				t.Errorf("%+v: script has %s = %v", params, what, got)
+			}
+		}
+	}
+}
+
+func TestAutoUpgradesConf(t *testing.T) {
+	for _, tt := range []struct {
+		enabled, reboot bool
+		want, not       []string
+	}{
+		{true, true, []string{`Unattended-Upgrade "1"`, `Automatic-Reboot "true"`, `Automatic-Reboot-Time "now"`}, nil},
+		{true, false, []string{`Unattended-Upgrade "1"`, `Automatic-Reboot "false"`}, []string{"Reboot-Time"}},
+		{false, true, []string{`Unattended-Upgrade "0"`, `Update-Package-Lists "0"`}, []string{"Reboot"}},
+	} {
+		got := string(autoUpgradesConf(tt.enabled, tt.reboot))
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("enabled=%v reboot=%v: lacks %s:\n%s", tt.enabled, tt.reboot, w, got)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(got, n) {
+				t.Errorf("enabled=%v reboot=%v: has %s:\n%s", tt.enabled, tt.reboot, n, got)
+			}
 		}
 	}
 }
@@ -241,5 +312,47 @@ func TestRulesetSSHAllowFrom(t *testing.T) {
 	}
 	if err := pair.Connect(pair.Peer, nftest.PeerAltAddr, nftest.RouterAddr+":22", time.Second); err == nil {
 		t.Error("SSH from an address outside ssh_allow_from got through")
+	}
+}
+
+// The attestation the provisioner signs verifies with the controller's check against the
+// build key, also after being written as the image's file and read back.
+func TestSignedAttestation(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	keyFile := filepath.Join(t.TempDir(), "build.key")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	var p Provisioner
+	if err := p.Prepare(map[string]interface{}{"router_binary": fakeRouter(t), "router_version": "1.0.0", "cloud": "local", "attestation_key_file": keyFile}); err != nil {
+		t.Fatal(err)
+	}
+	a := control.Attestation{RouterVersion: "1.0.0", HardeningProfile: "ztna-v2", BuildTime: time.Now().UTC().Truncate(time.Second), BaseImage: "debian-12"}
+	if err := sign(t.Context(), p.signer, &a); err != nil {
+		t.Fatal(err)
+	}
+	out, err := attestation(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read control.Attestation
+	if err := json.Unmarshal(out, &read); err != nil {
+		t.Fatal(err)
+	}
+	trusted := control.TrustedKeys{control.AttestationKeyID(pub): pub}
+	if got := trusted.Verify(&read); got != control.AttestationVerified {
+		t.Errorf("signed attestation: %s, want verified", got)
+	}
+
+	for content, want := range map[string]string{
+		"not pem": "want a PEM PRIVATE KEY",
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2}})): "attestation_key_file",
+	} {
+		bad := filepath.Join(t.TempDir(), "bad.key")
+		os.WriteFile(bad, []byte(content), 0o600)
+		var p Provisioner
+		err := p.Prepare(map[string]interface{}{"router_binary": fakeRouter(t), "router_version": "1.0.0", "cloud": "local", "attestation_key_file": bad})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("key %q: %v, want %q", content, err, want)
+		}
 	}
 }
