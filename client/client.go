@@ -40,6 +40,10 @@ var (
 	ErrTargetRefused = fabric.ErrTargetRefused
 	// ErrUnreachable: the routers could not resolve or reach the target.
 	ErrUnreachable = fabric.ErrUnreachable
+	// ErrLimitReached: a hub limit refused the stream or link (this identity has too many
+	// streams, setups, watches or links open there); the error names the limit. Other hubs are
+	// tried first.
+	ErrLimitReached = fabric.ErrLimitReached
 	// ErrNoHub: no hub could be reached.
 	ErrNoHub = errors.New("no hub reachable")
 )
@@ -235,7 +239,7 @@ func (c *Client) withHub(ctx context.Context, op func(context.Context, *fabric.L
 				return nil
 			}
 			var fe *fabric.Error
-			if errors.As(err, &fe) && fe.Code != fabric.NoRoute && fe.Code != fabric.Unavailable {
+			if errors.As(err, &fe) && fe.Code != fabric.NoRoute && fe.Code != fabric.Unavailable && fe.Code != fabric.LimitReached {
 				return err
 			}
 			if errors.Is(err, e2e.ErrHandshake) {

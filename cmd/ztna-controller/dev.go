@@ -8,12 +8,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -39,6 +41,7 @@ func devCommand() *cobra.Command {
 		dataDir, edgeAddr, controlAddr, fabricAddr, metricsAddr, logFormat, logLevel string
 		certLifetime, heartbeat                                                      time.Duration
 		hubs                                                                         []string
+		limits                                                                       = hub.DefaultLimits()
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -58,6 +61,9 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			logger, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
 			if err != nil {
 				return err
+			}
+			if err := limits.Validate(); err != nil {
+				return fmt.Errorf("%w: --fabric-%s", errUsage, strings.ReplaceAll(err.Error(), "_", "-"))
 			}
 			dir, err := filepath.Abs(dataDir)
 			if err != nil {
@@ -86,6 +92,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				hosts:             []string{"127.0.0.1", "localhost"},
 				certLifetime:      certLifetime,
 				heartbeatInterval: heartbeat,
+				fabricLimits:      limits,
 				logger:            logger,
 			}
 			c, done, err := start(cmd.Context(), s)
@@ -131,6 +138,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 	f.StringVar(&metricsAddr, "metrics-addr", "", "Prometheus /metrics listen address (default: a free 127.0.0.1 port, kept)")
 	f.DurationVar(&certLifetime, "cert-lifetime", pki.DefaultCertLifetime, "lifetime of router and identity certificates (e.g. 30s for renewal tests)")
 	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")
+	limits.RegisterFlags(f)
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

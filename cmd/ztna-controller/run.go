@@ -18,6 +18,7 @@ import (
 
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -45,6 +46,7 @@ type fileConfig struct {
 	TokenFile         string        `yaml:"token_file"`
 	CertLifetime      time.Duration `yaml:"cert_lifetime"`
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	FabricLimits      hub.Limits    `yaml:"fabric_limits"`
 	Log               struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
@@ -83,6 +85,17 @@ const configReference = `Configuration keys (YAML):
                                 # admin bearer token of the management API (required, >= 16 chars)
   cert_lifetime: 24h            # lifetime of router and identity certificates (renewed over control)
   heartbeat_interval: 1s        # how often routers report on the control channel
+  fabric_limits:                # what one client identity can make the embedded hub hold; each
+                                # refusal is a "limit reached" answer naming the key, counted in
+                                # ztna_hub_limit_refusals_total{limit=<key>}
+    streams_per_link: 4096      # streams open on one client link
+    streams_per_identity: 8192  # streams open across all of an identity's links
+    setups_per_link: 128        # streams of one link in setup (request, policy, router) at once
+    request_timeout: 5s         # how long a new stream may take to send its request
+    watches_per_link: 4         # service-list watches open on one link
+    links_per_identity: 8       # links one identity may have up at once
+    refusal_log_interval: 10s   # an identity's refusals: the first logged at once, the rest
+                                # summarised with counts once per interval
   log:
     format: json                # json or text
     level: info                 # debug, info, warn or error
@@ -97,6 +110,7 @@ func defaultFileConfig() fileConfig {
 	c.TokenFile = "/etc/ztna-controller/admin-token"
 	c.CertLifetime = pki.DefaultCertLifetime
 	c.HeartbeatInterval = time.Second
+	c.FabricLimits = hub.DefaultLimits()
 	c.Log.Format, c.Log.Level = "json", "info"
 	return c
 }
@@ -149,6 +163,9 @@ func (c *fileConfig) validate() error {
 	}
 	if c.HeartbeatInterval < 100*time.Millisecond {
 		add("heartbeat_interval: %v is too short; use at least 100ms", c.HeartbeatInterval)
+	}
+	if err := c.FabricLimits.Validate(); err != nil {
+		add("fabric_limits.%v", err)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: bad config:\n  %s", errUsage, strings.Join(problems, "\n  "))
@@ -212,7 +229,7 @@ through any replica reaches the routers connected to every other.
 					controller.PlaneMetrics: fc.Listen.Metrics,
 				},
 				advertise: fc.endpoints(), hosts: fc.Hosts, certLifetime: fc.CertLifetime,
-				heartbeatInterval: fc.HeartbeatInterval, logger: logger,
+				heartbeatInterval: fc.HeartbeatInterval, fabricLimits: fc.FabricLimits, logger: logger,
 			}
 			c, done, err := start(cmd.Context(), s)
 			if err != nil {

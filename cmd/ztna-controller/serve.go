@@ -14,6 +14,7 @@ import (
 	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/embeddedhub"
+	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/logging"
 )
 
@@ -28,6 +29,7 @@ type settings struct {
 	hosts             []string
 	certLifetime      time.Duration
 	heartbeatInterval time.Duration
+	fabricLimits      hub.Limits
 	logger            *slog.Logger
 }
 
@@ -69,7 +71,7 @@ func attachComponents(c *controller.Controller, s settings) {
 		Logger:            s.logger.With("plane", "control"),
 	}))
 	c.Attach(controller.PlaneFabric, embeddedhub.New(embeddedhub.Config{
-		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, Metrics: c.Registry,
+		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, Metrics: c.Registry, Limits: s.fabricLimits,
 		Logger: s.logger.With("plane", "fabric"),
 	}))
 }

@@ -2,13 +2,16 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/router/daemon"
 	"github.com/ztna/ztna/router/hosting"
@@ -22,6 +25,7 @@ func runCommand() *cobra.Command {
 		healthInterval                           time.Duration
 		asHub                                    bool
 		settings                                 daemon.Settings
+		limits                                   = hub.DefaultLimits()
 		logs                                     logging.Flags
 	)
 	cmd := &cobra.Command{
@@ -49,6 +53,9 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			if cmd.Flags().Changed("listen") && !asHub {
 				return errors.New("--listen is the fabric listen address of a hub: add --hub, or drop --listen")
 			}
+			if err := limits.Validate(); err != nil {
+				return fmt.Errorf("--fabric-%s", strings.ReplaceAll(err.Error(), "_", "-"))
+			}
 			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -70,7 +77,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			}
 			if asHub {
 				h, err := hubmode.New(hubmode.Config{StateDir: stateDir, Listen: listen, RouterID: r.Identity.ID(), CA: r.Identity.CA,
-					Certifier: r.Control, Logger: log.With("component", "hub"), Metrics: r.Registry})
+					Certifier: r.Control, Logger: log.With("component", "hub"), Metrics: r.Registry, Limits: limits})
 				if err != nil {
 					return err
 				}
@@ -94,6 +101,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	f.DurationVar(&healthInterval, "health-interval", 10*time.Second, "how often to check every assigned service")
 	f.BoolVar(&asHub, "hub", false, "run as a standalone hub (the router needs the role hub) instead of linking to hubs")
 	f.StringVar(&listen, "listen", net.JoinHostPort("", strconv.Itoa(fabric.DefaultPort)), "fabric listen address of the hub (--hub only; a port below 1024 needs CAP_NET_BIND_SERVICE)")
+	limits.RegisterFlags(f)
 	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
 	logs.Register(cmd.Flags(), "info")
 	return cmd

@@ -88,6 +88,8 @@ type Config struct {
 	// Metrics receives the hub's metrics (links, dials, per-router health and cost).
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
+	// Limits bound what one client identity can make the hub hold (zero fields: defaults).
+	Limits hub.Limits
 }
 
 // Embedded is the controller's hub: a controller.Component for the fabric plane.
@@ -103,7 +105,7 @@ func New(cfg Config) *Embedded {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	node := hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
-		Logger: cfg.Logger, Metrics: cfg.Metrics})
+		Logger: cfg.Logger, Metrics: cfg.Metrics, Limits: cfg.Limits})
 	return &Embedded{store: cfg.Store, node: node, log: cfg.Logger}
 }
 

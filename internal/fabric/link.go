@@ -66,6 +66,8 @@ type LinkConfig struct {
 	// packet capture can be decrypted (Wireshark) — for debugging only. It never exposes
 	// end-to-end encrypted stream contents: those stay ciphertext inside the link.
 	KeyLog io.Writer
+	// What the peer may make this end hold (see limits.go).
+	LinkLimits
 }
 
 func (c *LinkConfig) defaults() {
@@ -82,12 +84,13 @@ func (c *LinkConfig) defaults() {
 }
 
 // muxConfig tunes the multiplexer of a link; rtt is the link's base round trip.
-func muxConfig(rtt func() time.Duration) mux.Config {
+func muxConfig(rtt func() time.Duration, lim LinkLimits, peer Peer, accepted bool) mux.Config {
 	c := mux.DefaultConfig()
 	c.MaxFrame = MaxFrame
 	c.Window = streamWindow
 	c.MaxWindow, c.MaxSessionWindow = maxStreamWindow, maxSessionWindow
 	c.RTT, c.WindowGoal = rtt, windowGoal
+	lim.applyTo(&c, peer, accepted)
 	return c
 }
 
@@ -178,9 +181,9 @@ func establish(ctx context.Context, raw net.Conn, tlsCfg *tls.Config, cfg LinkCo
 	}
 	l := &Link{peer: peer, cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
 	if client {
-		l.sess, err = mux.Client(tc, muxConfig(l.BaseRTT))
+		l.sess, err = mux.Client(tc, muxConfig(l.BaseRTT, cfg.LinkLimits, peer, false))
 	} else {
-		l.sess, err = mux.Server(tc, muxConfig(l.BaseRTT))
+		l.sess, err = mux.Server(tc, muxConfig(l.BaseRTT, cfg.LinkLimits, peer, true))
 	}
 	if err != nil {
 		return nil, err
@@ -236,6 +239,10 @@ func (l *Link) acceptControl() error {
 	}
 	if req.Op != opControl {
 		return fmt.Errorf("first stream is op %d, want the control stream", req.Op)
+	}
+	if err := l.cfg.LinkLimits.admit(l.peer); err != nil {
+		WriteResponse(s, refusal(err))
+		return err
 	}
 	if err := WriteResponse(s, &Response{Code: OK}); err != nil {
 		return err

@@ -55,6 +55,8 @@ type Config struct {
 	SetupTimeout time.Duration
 	// MaxAttempts is how many routers one dial may try. Zero means 3.
 	MaxAttempts int
+	// Limits bound what one identity can make the hub hold; zero fields take DefaultLimits.
+	Limits Limits
 	Logger      *slog.Logger
 	Metrics     prometheus.Registerer // nil: no metrics
 	// KeyLog receives the links' TLS secrets (debugging only; see fabric.LinkConfig.KeyLog).
@@ -76,7 +78,20 @@ type Hub struct {
 	links   map[fabric.Peer]map[*fabric.Link]struct{} // every router and identity link
 	streams map[string]map[*relayed]struct{}          // identity → its relayed streams
 	changed chan struct{}                             // closed and replaced by each Update
+	clients map[string]*client                        // identity → what its links hold
+
+	refusals *refusalLog
 }
+
+// client is what one identity's links hold, against Limits.
+type client struct {
+	id      string
+	links   int // under Hub.mu, admitted links not yet down
+	streams slots
+}
+
+// linkSlots is what one client link holds, against Limits.
+type linkSlots struct{ setups, watches slots }
 
 // relayed is a stream being relayed, with the dial that authorised it.
 type relayed struct {
@@ -98,6 +113,7 @@ func New(cfg Config) *Hub {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	h := &Hub{
 		cfg: cfg,
 		linkCfg: fabric.LinkConfig{
@@ -111,6 +127,9 @@ func New(cfg Config) *Hub {
 		links:   map[fabric.Peer]map[*fabric.Link]struct{}{},
 		streams: map[string]map[*relayed]struct{}{},
 		changed: make(chan struct{}),
+		clients: map[string]*client{},
+
+		refusals: newRefusalLog(cfg.Logger, cfg.Limits.RefusalLogInterval),
 	}
 	h.linkCfg.Authorize = h.authorizeLink
 	h.ix.Store(compile(Snapshot{}))
@@ -193,6 +212,9 @@ func (h *Hub) current() (*index, <-chan struct{}) {
 func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go h.refusals.run(rctx)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -214,10 +236,25 @@ const linkSetupTimeout = 10 * time.Second
 
 // ServeConn runs one accepted connection as a fabric link until it or ctx ends.
 func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
+	var admitted *client // the identity whose link slot this link took
+	cfg := h.linkCfg
+	cfg.MaxStreams = h.cfg.Limits.StreamsPerLink
+	cfg.StreamRefused = func(p fabric.Peer) { h.limited(p.ID, limitStreamsPerLink) }
+	cfg.Admit = func(p fabric.Peer) error {
+		var err error
+		admitted, err = h.admit(p)
+		return err
+	}
 	sctx, cancel := context.WithTimeout(ctx, linkSetupTimeout)
-	link, err := fabric.Accept(sctx, c, h.linkCfg)
+	link, err := fabric.Accept(sctx, c, cfg)
 	cancel()
+	if admitted != nil {
+		defer h.release(admitted)
+	}
 	if err != nil {
+		if errors.Is(err, fabric.ErrLimitReached) {
+			return // admit counted and logged it
+		}
 		h.log.Info("link refused", "remote", c.RemoteAddr().String(), "err", err)
 		return
 	}
@@ -240,9 +277,55 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	case api.KindIdentity:
 		h.metrics.clientLinks.Inc()
 		defer h.metrics.clientLinks.Dec()
-		link.ServeStreams(func(s net.Conn) { h.handle(ctx, peer.ID, s) })
+		ls := &linkSlots{}
+		link.ServeStreams(func(s net.Conn) { h.handle(ctx, admitted, ls, peer.ID, s) })
 	}
 	h.log.Info("link down", "peer", peer.String(), "err", link.Err())
+}
+
+// admit takes one of an identity's link slots (routers have no such limit).
+func (h *Hub) admit(p fabric.Peer) (*client, error) {
+	if p.Kind != api.KindIdentity {
+		return nil, nil
+	}
+	h.mu.Lock()
+	c := h.clients[p.ID]
+	if c == nil {
+		c = &client{id: p.ID}
+		h.clients[p.ID] = c
+	}
+	ok := c.links < h.cfg.Limits.LinksPerIdentity
+	if ok {
+		c.links++
+	}
+	h.mu.Unlock()
+	if !ok {
+		h.limited(p.ID, limitLinksPerIdentity)
+		return nil, &fabric.Error{Code: fabric.LimitReached,
+			Message: fmt.Sprintf("identity %s has %d links up, its limit (%s)", p.ID, h.cfg.Limits.LinksPerIdentity, limitLinksPerIdentity)}
+	}
+	return c, nil
+}
+
+// release gives back the link slot admit took.
+func (h *Hub) release(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.links--; c.links == 0 {
+		delete(h.clients, c.id)
+	}
+}
+
+// limited counts and logs (rate-limited) a refusal by one of the Limits.
+func (h *Hub) limited(identity, limit string) {
+	h.metrics.limitRefusals.WithLabelValues(limit).Inc()
+	h.refusals.note(identity, limit, "refused: limit reached", "limit", limit)
+}
+
+// refuseLimit answers a stream that limit refused.
+func (h *Hub) refuseLimit(s net.Conn, identity, limit, msg string) {
+	h.limited(identity, limit)
+	h.refuse(s, &fabric.Error{Code: fabric.LimitReached, Message: msg + " (" + limit + ")"})
 }
 
 // register lists a new link, unless the current snapshot does not admit its peer.
@@ -371,14 +454,32 @@ func (h *Hub) candidates(svc *service) []candidate {
 	return out
 }
 
-// handle serves one stream a client opened.
-func (h *Hub) handle(ctx context.Context, identity string, s net.Conn) {
-	s.SetDeadline(time.Now().Add(h.cfg.SetupTimeout))
+// handle serves one stream a client opened: c and ls hold what the identity's links and this
+// link hold.
+func (h *Hub) handle(ctx context.Context, c *client, ls *linkSlots, identity string, s net.Conn) {
+	lim := &h.cfg.Limits
+	if !c.streams.take(lim.StreamsPerIdentity) {
+		h.refuseLimit(s, identity, limitStreamsPerIdentity, fmt.Sprintf("identity %s has %d streams open, its limit", identity, lim.StreamsPerIdentity))
+		return
+	}
+	defer c.streams.give()
+	if !ls.setups.take(lim.SetupsPerLink) {
+		h.refuseLimit(s, identity, limitSetupsPerLink, fmt.Sprintf("the link has %d stream setups in progress, its limit", lim.SetupsPerLink))
+		return
+	}
+	var once sync.Once
+	setupDone := func() { once.Do(ls.setups.give) }
+	defer setupDone()
+	s.SetDeadline(time.Now().Add(lim.RequestTimeout))
 	req, err := fabric.ReadRequest(s)
 	if err != nil {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			h.metrics.requestTimeouts.Inc()
+		}
 		s.Close()
 		return
 	}
+	s.SetDeadline(time.Now().Add(h.cfg.SetupTimeout))
 	ix := h.ix.Load()
 	switch req.Op {
 	case fabric.OpList:
@@ -386,8 +487,14 @@ func (h *Hub) handle(ctx context.Context, identity string, s net.Conn) {
 		fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: body})
 		s.Close()
 	case fabric.OpDial:
-		h.dial(ctx, ix, identity, req, s)
+		h.dial(ctx, ix, identity, req, s, setupDone)
 	case fabric.OpWatch:
+		setupDone()
+		if !ls.watches.take(lim.WatchesPerLink) {
+			h.refuseLimit(s, identity, limitWatchesPerLink, fmt.Sprintf("the link has %d watches open, its limit", lim.WatchesPerLink))
+			return
+		}
+		defer ls.watches.give()
 		h.watch(ctx, identity, s)
 	default:
 		h.refuse(s, &fabric.Error{Code: fabric.BadRequest, Message: fmt.Sprintf("unknown op %d", req.Op)})
@@ -432,10 +539,11 @@ func (h *Hub) refuse(s net.Conn, e *fabric.Error) {
 	s.Close()
 }
 
-func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.Request, s net.Conn) {
+// dial sets up a relayed stream; setupDone is called once the setup is over.
+func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.Request, s net.Conn, setupDone func()) {
 	svc, ok := ix.authorize(identity, req.Target)
 	if !ok {
-		h.log.Info("dial refused: no policy", "identity", identity, "target", req.Target)
+		h.refusals.note(identity, "no_policy", "dial refused: no policy", "target", req.Target)
 		h.refuse(s, &fabric.Error{Code: fabric.NotAuthorized, Message: fmt.Sprintf("identity %s may not dial %s", identity, req.Target)})
 		return
 	}
@@ -459,7 +567,7 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 			r := &relayed{target: req.Target, service: svc.Name, client: s, router: rs}
 			if !h.track(identity, r) {
 				rs.Close()
-				h.log.Info("dial refused: policy revoked during setup", "identity", identity, "target", req.Target)
+				h.refusals.note(identity, "revoked_during_setup", "dial refused: policy revoked during setup", "target", req.Target)
 				h.refuse(s, &fabric.Error{Code: fabric.NotAuthorized, Message: fmt.Sprintf("identity %s may not dial %s", identity, req.Target)})
 				return
 			}
@@ -470,6 +578,7 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 				return
 			}
 			h.metrics.dials.WithLabelValues(fabric.OK.String()).Inc()
+			setupDone()
 			s.SetDeadline(time.Time{})
 			h.relay(s, rs)
 			return
@@ -479,7 +588,7 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 			fe = &fabric.Error{Code: fabric.Unavailable, Message: err.Error()}
 		}
 		last = &fabric.Error{Code: fe.Code, Message: fmt.Sprintf("router %s: %s", c.id, fe.Message)}
-		h.log.Info("stream setup failed", "router", c.id, "service", svc.Name, "identity", identity, "err", err)
+		h.refusals.note(identity, "setup_failed", "stream setup failed", "router", c.id, "service", svc.Name, "err", err)
 		if fe.Code == fabric.BadRequest { // the client's request is at fault: every router would refuse it
 			break
 		}
@@ -567,6 +676,9 @@ type metrics struct {
 	active      prometheus.Gauge
 	watchers    prometheus.Gauge
 	dials       *prometheus.CounterVec
+	// What Limits refused, by limit; requests that did not arrive within RequestTimeout.
+	limitRefusals   *prometheus.CounterVec
+	requestTimeouts prometheus.Counter
 	// What snapshot updates cut.
 	streamsRevoked prometheus.Counter
 	linksRevoked   *prometheus.CounterVec
@@ -581,6 +693,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ztna_hub_dials_total", Help: "Client dials, by result.",
 		}, []string{"result"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ztna_hub_limit_refusals_total", Help: "Streams and links refused by a hub limit, by limit (its config key).",
+		}, []string{"limit"}),
+		requestTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ztna_hub_request_timeouts_total", Help: "Client streams closed because their request did not arrive within request_timeout.",
+		}),
 		streamsRevoked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ztna_hub_streams_revoked_total", Help: "Relayed streams cut because a new policy snapshot no longer authorised them.",
 		}),
@@ -589,7 +707,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.watchers, m.dials, m.streamsRevoked, m.linksRevoked)
+		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.watchers, m.dials, m.limitRefusals, m.requestTimeouts, m.streamsRevoked, m.linksRevoked)
 	}
 	return m
 }

@@ -55,6 +55,8 @@ type Config struct {
 	Certifier Certifier
 	Logger    *slog.Logger
 	Metrics   prometheus.Registerer // nil: no metrics
+	// Limits bound what one client identity can make the hub hold (zero fields: defaults).
+	Limits hub.Limits
 }
 
 // Hub is the component.
@@ -85,7 +87,7 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(h.expiry)
 	}
-	h.node = hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: h.slot, CA: cfg.CA}, Logger: cfg.Logger, Metrics: cfg.Metrics})
+	h.node = hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: h.slot, CA: cfg.CA}, Logger: cfg.Logger, Metrics: cfg.Metrics, Limits: cfg.Limits})
 	if raw, err := os.ReadFile(filepath.Join(cfg.StateDir, CertFile)); err == nil {
 		if err := h.install(raw); err != nil {
 			h.log.Warn("ignoring the saved hub certificate", "error", err)

@@ -80,6 +80,13 @@ type Config struct {
 	// ReadBuffer is the size of the buffered reader over the connection (unused when the
 	// connection is an ExactReader).
 	ReadBuffer int
+	// MaxStreams bounds the streams the peer has opened and not yet closed on both ends (zero:
+	// no bound). A stream opened beyond it is refused by the session's reader itself — no
+	// goroutine, no Stream, its payload dropped — with Refusal sent as its only data, then a
+	// fin; OnRefused, when set, is called for each.
+	MaxStreams int
+	Refusal    []byte
+	OnRefused  func()
 }
 
 // DefaultConfig is tuned for links that carry bulk data at over 1 GB/s.
@@ -103,6 +110,10 @@ func (c Config) check() error {
 		return errors.New("mux: accept backlog must be positive")
 	case c.ReadBuffer < headerSize:
 		return errors.New("mux: read buffer too small")
+	case c.MaxStreams < 0:
+		return errors.New("mux: max streams must not be negative")
+	case len(c.Refusal) > mergeLimit:
+		return fmt.Errorf("mux: refusal of %d bytes beyond %d", len(c.Refusal), mergeLimit)
 	}
 	return nil
 }
@@ -143,6 +154,7 @@ type Session struct {
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream
+	byPeer  int // streams in streams the peer opened (see Config.MaxStreams)
 	nextID  uint32
 	err     error         // why the session ended; set before die closes
 	handle  func(*Stream) // set by ServeStreams
@@ -390,8 +402,13 @@ func (s *Session) opened(id uint32, length int) error {
 		s.mu.Unlock()
 		return fmt.Errorf("mux: peer opened stream %d twice", id)
 	}
+	if s.cfg.MaxStreams > 0 && s.byPeer >= s.cfg.MaxStreams {
+		s.mu.Unlock()
+		return s.refuse(id, length)
+	}
 	st := newStream(s, id, true)
 	s.streams[id] = st
+	s.byPeer++
 	handle := s.handle
 	s.mu.Unlock()
 	if err := s.data(st, id, length); err != nil {
@@ -407,6 +424,24 @@ func (s *Session) opened(id uint32, length int) error {
 	case <-s.die:
 		return s.Err()
 	}
+}
+
+// refuse answers a stream opened beyond MaxStreams without ever listing it: later frames for
+// its id find no stream and are dropped. The reader itself writes the answer: a peer that
+// opens streams faster than it reads their refusals stalls its own link, nobody else's.
+func (s *Session) refuse(id uint32, length int) error {
+	if err := s.data(nil, id, length); err != nil {
+		return err
+	}
+	if s.cfg.OnRefused != nil {
+		s.cfg.OnRefused()
+	}
+	if len(s.cfg.Refusal) > 0 {
+		if err := s.writeFrame(typeData, id, len(s.cfg.Refusal), s.cfg.Refusal, nil); err != nil {
+			return err
+		}
+	}
+	return s.writeFrame(typeFin, id, 0, nil, nil)
 }
 
 // data reads a payload off the wire into the stream's queue. A payload for a stream that is

@@ -19,8 +19,9 @@ var ErrPeerClosed = errors.New("mux: stream closed by the peer")
 // Stream is one bidirectional byte stream of a session. It is a net.Conn. Close ends it in both
 // directions: the peer reads what was sent and then io.EOF, and its writes fail.
 type Stream struct {
-	s  *Session
-	id uint32
+	s      *Session
+	id     uint32
+	byPeer bool // the peer opened it: it counts against Config.MaxStreams
 
 	mu sync.Mutex
 	// Receive side.
@@ -55,7 +56,7 @@ type chunk struct {
 
 func newStream(s *Session, id uint32, byPeer bool) *Stream {
 	return &Stream{
-		s: s, id: id, opened: byPeer,
+		s: s, id: id, opened: byPeer, byPeer: byPeer,
 		window: s.cfg.Window, credit: s.cfg.Window, maxWin: s.cfg.Window, epochStart: time.Now(),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
 		rdl: newDeadline(), wdl: newDeadline(),
@@ -132,6 +133,9 @@ func (st *Stream) forget() {
 	st.s.mu.Lock()
 	if st.s.streams[st.id] == st {
 		delete(st.s.streams, st.id)
+		if st.byPeer {
+			st.s.byPeer--
+		}
 	}
 	st.s.mu.Unlock()
 }
