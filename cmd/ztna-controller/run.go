@@ -94,6 +94,9 @@ const configReference = `Configuration keys (YAML):
     request_timeout: 5s         # how long a new stream may take to send its request
     watches_per_link: 4         # service-list watches open on one link
     links_per_identity: 8       # links one identity may have up at once
+    stream_opens_per_second: 2000 # streams one identity may open per second, across its links
+    stream_open_burst: 1000     # streams it may open at once before that rate paces it (its links
+                                # are then read no faster: pacing costs the hub nothing)
     refusal_log_interval: 10s   # an identity's refusals: the first logged at once, the rest
                                 # summarised with counts once per interval
   log:

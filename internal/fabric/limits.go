@@ -3,6 +3,7 @@ package fabric
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/ztna/ztna/internal/fabric/mux"
 )
@@ -22,9 +23,17 @@ type LinkLimits struct {
 	// means DefaultMaxStreamsAccepted on a link Accept ran, DefaultMaxStreamsDialed on one Dial
 	// made; negative means no bound.
 	MaxStreams int
-	// StreamRefused, when set, is called for each stream MaxStreams refused (for a metric and
-	// a rate-limited log line; it runs on the link's reader, so it must not block).
-	StreamRefused func(Peer)
+	// MaxSetups bounds, on a link served by ServeStreams, the streams whose handler has not
+	// called SetUp yet (nor returned): beyond it, as beyond MaxStreams, the reader refuses new
+	// streams without a goroutine. Zero means no bound.
+	MaxSetups int
+	// StreamRefused, when set, is called for each stream a limit refused, setup saying which
+	// (for a metric and a rate-limited log line; it runs on the link's reader, so it must not
+	// block).
+	StreamRefused func(p Peer, setup bool)
+	// Pace, when set, is called on the link's reader before each stream the peer opens and may
+	// block to slow the peer down (see mux.Config.Pace).
+	Pace func()
 	// Admit, on the accepting side, may refuse a peer that verified (for example one that has
 	// too many links already) before the link is up: the peer's Dial fails with the *Error
 	// Admit returns (any other error is sent as Unavailable). Nil admits all.
@@ -35,19 +44,37 @@ func (lim LinkLimits) applyTo(c *mux.Config, peer Peer, accepted bool) {
 	n := lim.MaxStreams
 	switch {
 	case n < 0:
-		return
+		n = 0
 	case n == 0 && accepted:
 		n = DefaultMaxStreamsAccepted
 	case n == 0:
 		n = DefaultMaxStreamsDialed
 	}
 	c.MaxStreams = n
-	if accepted { // the peer opened the control stream too
+	if accepted && n > 0 { // the peer opened the control stream too
 		c.MaxStreams++
 	}
-	c.Refusal, _ = (&Response{Code: LimitReached, Message: fmt.Sprintf("the link has %d streams open, its limit", n)}).Marshal()
-	if f := lim.StreamRefused; f != nil {
-		c.OnRefused = func() { f(peer) }
+	c.MaxSetups = max(lim.MaxSetups, 0)
+	c.Pace = lim.Pace
+	streams, _ := (&Response{Code: LimitReached, Message: fmt.Sprintf("the link has %d streams open, its limit", n)}).Marshal()
+	setups, _ := (&Response{Code: LimitReached, Message: fmt.Sprintf("the link has %d stream setups in progress, its limit", c.MaxSetups)}).Marshal()
+	refused := lim.StreamRefused
+	c.Refuse = func(l mux.Limit) []byte {
+		if refused != nil {
+			refused(peer, l == mux.LimitSetups)
+		}
+		if l == mux.LimitSetups {
+			return setups
+		}
+		return streams
+	}
+}
+
+// SetUp ends the setup of a stream from ServeStreams: it no longer counts against MaxSetups
+// (a handler that returns ends it too).
+func SetUp(c net.Conn) {
+	if s, ok := c.(interface{ SetUp() }); ok {
+		s.SetUp()
 	}
 }
 

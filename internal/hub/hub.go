@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/fabric"
@@ -56,9 +57,9 @@ type Config struct {
 	// MaxAttempts is how many routers one dial may try. Zero means 3.
 	MaxAttempts int
 	// Limits bound what one identity can make the hub hold; zero fields take DefaultLimits.
-	Limits Limits
-	Logger      *slog.Logger
-	Metrics     prometheus.Registerer // nil: no metrics
+	Limits  Limits
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer // nil: no metrics
 	// KeyLog receives the links' TLS secrets (debugging only; see fabric.LinkConfig.KeyLog).
 	KeyLog io.Writer
 }
@@ -88,10 +89,16 @@ type client struct {
 	id      string
 	links   int // under Hub.mu, admitted links not yet down
 	streams slots
+	opens   *rate.Limiter // stream_opens_per_second
 }
 
-// linkSlots is what one client link holds, against Limits.
-type linkSlots struct{ setups, watches slots }
+// pace waits until the identity may open another stream.
+func (h *Hub) pace(c *client) {
+	if d := c.opens.Reserve().Delay(); d > 0 {
+		h.metrics.pacedOpens.Inc()
+		time.Sleep(d)
+	}
+}
 
 // relayed is a stream being relayed, with the dial that authorised it.
 type relayed struct {
@@ -237,12 +244,28 @@ const linkSetupTimeout = 10 * time.Second
 // ServeConn runs one accepted connection as a fabric link until it or ctx ends.
 func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	var admitted *client // the identity whose link slot this link took
+	var pacer atomic.Pointer[client]
 	cfg := h.linkCfg
+	cfg.Pace = func() { // the control stream opens before Admit: nothing to pace yet
+		if c := pacer.Load(); c != nil {
+			h.pace(c)
+		}
+	}
 	cfg.MaxStreams = h.cfg.Limits.StreamsPerLink
-	cfg.StreamRefused = func(p fabric.Peer) { h.limited(p.ID, limitStreamsPerLink) }
+	cfg.MaxSetups = h.cfg.Limits.SetupsPerLink
+	cfg.StreamRefused = func(p fabric.Peer, setup bool) {
+		if setup {
+			h.limited(p.ID, limitSetupsPerLink)
+		} else {
+			h.limited(p.ID, limitStreamsPerLink)
+		}
+	}
 	cfg.Admit = func(p fabric.Peer) error {
 		var err error
 		admitted, err = h.admit(p)
+		if admitted != nil {
+			pacer.Store(admitted)
+		}
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, linkSetupTimeout)
@@ -277,8 +300,8 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	case api.KindIdentity:
 		h.metrics.clientLinks.Inc()
 		defer h.metrics.clientLinks.Dec()
-		ls := &linkSlots{}
-		link.ServeStreams(func(s net.Conn) { h.handle(ctx, admitted, ls, peer.ID, s) })
+		watches := &slots{}
+		link.ServeStreams(func(s net.Conn) { h.handle(ctx, admitted, watches, peer.ID, s) })
 	}
 	h.log.Info("link down", "peer", peer.String(), "err", link.Err())
 }
@@ -291,7 +314,7 @@ func (h *Hub) admit(p fabric.Peer) (*client, error) {
 	h.mu.Lock()
 	c := h.clients[p.ID]
 	if c == nil {
-		c = &client{id: p.ID}
+		c = &client{id: p.ID, opens: rate.NewLimiter(rate.Limit(h.cfg.Limits.StreamOpensPerSecond), h.cfg.Limits.StreamOpenBurst)}
 		h.clients[p.ID] = c
 	}
 	ok := c.links < h.cfg.Limits.LinksPerIdentity
@@ -454,22 +477,15 @@ func (h *Hub) candidates(svc *service) []candidate {
 	return out
 }
 
-// handle serves one stream a client opened: c and ls hold what the identity's links and this
-// link hold.
-func (h *Hub) handle(ctx context.Context, c *client, ls *linkSlots, identity string, s net.Conn) {
+// handle serves one stream a client opened: c is what the identity's links hold, watches what
+// this link's watches hold. Its link counts it against setups_per_link until fabric.SetUp.
+func (h *Hub) handle(ctx context.Context, c *client, watches *slots, identity string, s net.Conn) {
 	lim := &h.cfg.Limits
 	if !c.streams.take(lim.StreamsPerIdentity) {
 		h.refuseLimit(s, identity, limitStreamsPerIdentity, fmt.Sprintf("identity %s has %d streams open, its limit", identity, lim.StreamsPerIdentity))
 		return
 	}
 	defer c.streams.give()
-	if !ls.setups.take(lim.SetupsPerLink) {
-		h.refuseLimit(s, identity, limitSetupsPerLink, fmt.Sprintf("the link has %d stream setups in progress, its limit", lim.SetupsPerLink))
-		return
-	}
-	var once sync.Once
-	setupDone := func() { once.Do(ls.setups.give) }
-	defer setupDone()
 	s.SetDeadline(time.Now().Add(lim.RequestTimeout))
 	req, err := fabric.ReadRequest(s)
 	if err != nil {
@@ -487,14 +503,14 @@ func (h *Hub) handle(ctx context.Context, c *client, ls *linkSlots, identity str
 		fabric.WriteResponse(s, &fabric.Response{Code: fabric.OK, Payload: body})
 		s.Close()
 	case fabric.OpDial:
-		h.dial(ctx, ix, identity, req, s, setupDone)
+		h.dial(ctx, ix, identity, req, s)
 	case fabric.OpWatch:
-		setupDone()
-		if !ls.watches.take(lim.WatchesPerLink) {
+		fabric.SetUp(s)
+		if !watches.take(lim.WatchesPerLink) {
 			h.refuseLimit(s, identity, limitWatchesPerLink, fmt.Sprintf("the link has %d watches open, its limit", lim.WatchesPerLink))
 			return
 		}
-		defer ls.watches.give()
+		defer watches.give()
 		h.watch(ctx, identity, s)
 	default:
 		h.refuse(s, &fabric.Error{Code: fabric.BadRequest, Message: fmt.Sprintf("unknown op %d", req.Op)})
@@ -539,8 +555,7 @@ func (h *Hub) refuse(s net.Conn, e *fabric.Error) {
 	s.Close()
 }
 
-// dial sets up a relayed stream; setupDone is called once the setup is over.
-func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.Request, s net.Conn, setupDone func()) {
+func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.Request, s net.Conn) {
 	svc, ok := ix.authorize(identity, req.Target)
 	if !ok {
 		h.refusals.note(identity, "no_policy", "dial refused: no policy", "target", req.Target)
@@ -578,7 +593,7 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 				return
 			}
 			h.metrics.dials.WithLabelValues(fabric.OK.String()).Inc()
-			setupDone()
+			fabric.SetUp(s)
 			s.SetDeadline(time.Time{})
 			h.relay(s, rs)
 			return
@@ -679,6 +694,7 @@ type metrics struct {
 	// What Limits refused, by limit; requests that did not arrive within RequestTimeout.
 	limitRefusals   *prometheus.CounterVec
 	requestTimeouts prometheus.Counter
+	pacedOpens      prometheus.Counter
 	// What snapshot updates cut.
 	streamsRevoked prometheus.Counter
 	linksRevoked   *prometheus.CounterVec
@@ -699,6 +715,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		requestTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ztna_hub_request_timeouts_total", Help: "Client streams closed because their request did not arrive within request_timeout.",
 		}),
+		pacedOpens: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ztna_hub_stream_opens_paced_total", Help: "Client stream opens delayed by stream_opens_per_second.",
+		}),
 		streamsRevoked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ztna_hub_streams_revoked_total", Help: "Relayed streams cut because a new policy snapshot no longer authorised them.",
 		}),
@@ -707,7 +726,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.watchers, m.dials, m.limitRefusals, m.requestTimeouts, m.streamsRevoked, m.linksRevoked)
+		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.watchers, m.dials, m.limitRefusals, m.requestTimeouts, m.pacedOpens, m.streamsRevoked, m.linksRevoked)
 	}
 	return m
 }

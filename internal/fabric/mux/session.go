@@ -80,14 +80,29 @@ type Config struct {
 	// ReadBuffer is the size of the buffered reader over the connection (unused when the
 	// connection is an ExactReader).
 	ReadBuffer int
-	// MaxStreams bounds the streams the peer has opened and not yet closed on both ends (zero:
-	// no bound). A stream opened beyond it is refused by the session's reader itself — no
-	// goroutine, no Stream, its payload dropped — with Refusal sent as its only data, then a
-	// fin; OnRefused, when set, is called for each.
+	// MaxStreams bounds the streams the peer has opened and not yet closed on both ends;
+	// MaxSetups bounds those of them whose handler (ServeStreams) has not yet called
+	// Stream.SetUp (zero: no bound). A stream opened beyond either is refused by the session's
+	// reader itself — no goroutine, no Stream, its payload dropped — with what Refuse returns
+	// as its only data, then a fin. Refuse runs on the reader (it may count, it must not
+	// block); nil sends only the fin.
 	MaxStreams int
-	Refusal    []byte
-	OnRefused  func()
+	MaxSetups  int
+	Refuse     func(Limit) []byte
+	// Pace, when set, is called on the reader before each stream the peer opens; it may block
+	// to slow a peer that opens streams too fast: meanwhile the session reads nothing more, so
+	// the peer's own sends back up, and pacing costs this end no work.
+	Pace func()
 }
+
+// Limit names what refused a stream (see Config.MaxStreams).
+type Limit int
+
+// Limits of a session.
+const (
+	LimitStreams Limit = iota // Config.MaxStreams
+	LimitSetups               // Config.MaxSetups
+)
 
 // DefaultConfig is tuned for links that carry bulk data at over 1 GB/s.
 func DefaultConfig() Config {
@@ -110,10 +125,8 @@ func (c Config) check() error {
 		return errors.New("mux: accept backlog must be positive")
 	case c.ReadBuffer < headerSize:
 		return errors.New("mux: read buffer too small")
-	case c.MaxStreams < 0:
-		return errors.New("mux: max streams must not be negative")
-	case len(c.Refusal) > mergeLimit:
-		return fmt.Errorf("mux: refusal of %d bytes beyond %d", len(c.Refusal), mergeLimit)
+	case c.MaxStreams < 0, c.MaxSetups < 0:
+		return errors.New("mux: stream limits must not be negative")
 	}
 	return nil
 }
@@ -155,6 +168,7 @@ type Session struct {
 	mu      sync.Mutex
 	streams map[uint32]*Stream
 	byPeer  int // streams in streams the peer opened (see Config.MaxStreams)
+	setups  int // of those, the ones whose handler has not called SetUp yet
 	nextID  uint32
 	err     error         // why the session ended; set before die closes
 	handle  func(*Stream) // set by ServeStreams
@@ -397,25 +411,39 @@ func (s *Session) opened(id uint32, length int) error {
 	if id%2 == s.nextID%2 {
 		return fmt.Errorf("mux: peer opened stream %d, which is ours to number", id)
 	}
+	if s.cfg.Pace != nil {
+		s.cfg.Pace()
+	}
 	s.mu.Lock()
 	if s.streams[id] != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("mux: peer opened stream %d twice", id)
 	}
-	if s.cfg.MaxStreams > 0 && s.byPeer >= s.cfg.MaxStreams {
+	handle := s.handle
+	switch {
+	case s.cfg.MaxStreams > 0 && s.byPeer >= s.cfg.MaxStreams:
 		s.mu.Unlock()
-		return s.refuse(id, length)
+		return s.refuse(id, length, LimitStreams)
+	case handle != nil && s.cfg.MaxSetups > 0 && s.setups >= s.cfg.MaxSetups:
+		s.mu.Unlock()
+		return s.refuse(id, length, LimitSetups)
 	}
 	st := newStream(s, id, true)
 	s.streams[id] = st
 	s.byPeer++
-	handle := s.handle
+	if handle != nil {
+		s.setups++
+		st.inSetup = true
+	}
 	s.mu.Unlock()
 	if err := s.data(st, id, length); err != nil {
 		return err
 	}
 	if handle != nil {
-		go handle(st)
+		go func() {
+			defer st.SetUp()
+			handle(st)
+		}()
 		return nil
 	}
 	select {
@@ -429,16 +457,15 @@ func (s *Session) opened(id uint32, length int) error {
 // refuse answers a stream opened beyond MaxStreams without ever listing it: later frames for
 // its id find no stream and are dropped. The reader itself writes the answer: a peer that
 // opens streams faster than it reads their refusals stalls its own link, nobody else's.
-func (s *Session) refuse(id uint32, length int) error {
+func (s *Session) refuse(id uint32, length int, why Limit) error {
 	if err := s.data(nil, id, length); err != nil {
 		return err
 	}
-	if s.cfg.OnRefused != nil {
-		s.cfg.OnRefused()
-	}
-	if len(s.cfg.Refusal) > 0 {
-		if err := s.writeFrame(typeData, id, len(s.cfg.Refusal), s.cfg.Refusal, nil); err != nil {
-			return err
+	if s.cfg.Refuse != nil {
+		if b := s.cfg.Refuse(why); len(b) > 0 {
+			if err := s.writeFrame(typeData, id, len(b), b, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return s.writeFrame(typeFin, id, 0, nil, nil)

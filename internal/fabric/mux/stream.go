@@ -22,6 +22,8 @@ type Stream struct {
 	s      *Session
 	id     uint32
 	byPeer bool // the peer opened it: it counts against Config.MaxStreams
+	// inSetup, under the session's mu: it counts against Config.MaxSetups until SetUp.
+	inSetup bool
 
 	mu sync.Mutex
 	// Receive side.
@@ -406,6 +408,18 @@ func (st *Stream) Close() error {
 		st.forget()
 	}
 	return nil
+}
+
+// SetUp tells the session that the stream's setup is over (its handler has its request and
+// answered it), so that it no longer counts against Config.MaxSetups. The session calls it
+// when the handler returns; calling it again does nothing.
+func (st *Stream) SetUp() {
+	st.s.mu.Lock()
+	if st.inSetup {
+		st.inSetup = false
+		st.s.setups--
+	}
+	st.s.mu.Unlock()
 }
 
 // ID is the stream's number on its session.
