@@ -27,10 +27,14 @@ type LinkLimits struct {
 	// called SetUp yet (nor returned): beyond it, as beyond MaxStreams, the reader refuses new
 	// streams without a goroutine. Zero means no bound.
 	MaxSetups int
-	// StreamRefused, when set, is called for each stream a limit refused, setup saying which
-	// (for a metric and a rate-limited log line; it runs on the link's reader, so it must not
+	// SharedStreams, when set, returns (once the handshake named the peer) the quota of
+	// streams that the peer's links share (a hub gives each identity one), refused the same
+	// way as beyond MaxStreams; nil: none.
+	SharedStreams func(Peer) *Quota
+	// StreamRefused, when set, is called for each stream a limit refused, with the limit (for
+	// a metric and a rate-limited log line; it runs on the link's reader, so it must not
 	// block).
-	StreamRefused func(p Peer, setup bool)
+	StreamRefused func(Peer, StreamLimit)
 	// Pace, when set, is called on the link's reader before each stream the peer opens and may
 	// block to slow the peer down (see mux.Config.Pace).
 	Pace func()
@@ -55,20 +59,42 @@ func (lim LinkLimits) applyTo(c *mux.Config, peer Peer, accepted bool) {
 		c.MaxStreams++
 	}
 	c.MaxSetups = max(lim.MaxSetups, 0)
+	if lim.SharedStreams != nil {
+		c.SharedStreams = lim.SharedStreams(peer)
+	}
 	c.Pace = lim.Pace
-	streams, _ := (&Response{Code: LimitReached, Message: fmt.Sprintf("the link has %d streams open, its limit", n)}).Marshal()
-	setups, _ := (&Response{Code: LimitReached, Message: fmt.Sprintf("the link has %d stream setups in progress, its limit", c.MaxSetups)}).Marshal()
+	answers := map[StreamLimit][]byte{}
+	for l, msg := range map[StreamLimit]string{
+		LimitStreams:       fmt.Sprintf("the link has %d streams open, its limit", n),
+		LimitSetups:        fmt.Sprintf("the link has %d stream setups in progress, its limit", c.MaxSetups),
+		LimitSharedStreams: fmt.Sprintf("%s has as many streams open across its links as it may", peer),
+	} {
+		answers[l], _ = (&Response{Code: LimitReached, Message: msg}).Marshal()
+	}
 	refused := lim.StreamRefused
 	c.Refuse = func(l mux.Limit) []byte {
 		if refused != nil {
-			refused(peer, l == mux.LimitSetups)
+			refused(peer, l)
 		}
-		if l == mux.LimitSetups {
-			return setups
-		}
-		return streams
+		return answers[l]
 	}
 }
+
+// StreamLimit names the limit that refused a stream.
+type StreamLimit = mux.Limit
+
+// Stream limits (see LinkLimits).
+const (
+	LimitStreams       = mux.LimitStreams
+	LimitSetups        = mux.LimitSetups
+	LimitSharedStreams = mux.LimitSharedStreams
+)
+
+// Quota is a bound shared by links (LinkLimits.SharedStreams).
+type Quota = mux.Quota
+
+// NewQuota returns a quota of max.
+func NewQuota(max int) *Quota { return mux.NewQuota(max) }
 
 // SetUp ends the setup of a stream from ServeStreams: it no longer counts against MaxSetups
 // (a handler that returns ends it too).

@@ -87,14 +87,20 @@ type Hub struct {
 // client is what one identity's links hold, against Limits.
 type client struct {
 	id      string
-	links   int // under Hub.mu, admitted links not yet down
-	streams slots
-	opens   *rate.Limiter // stream_opens_per_second
+	refs    int           // under Hub.mu: links set up or up that hold this entry
+	links   int           // under Hub.mu: of those, the ones admitted (links_per_identity)
+	streams *fabric.Quota // streams_per_identity, across its links
+	opens   *rate.Limiter // stream_opens_per_second, across its links
 }
+
+// paceQuantum is the least a paced link's reader sleeps: an open that is due sooner goes on
+// at once, in debt to the rate. Sleeping for every open instead, 10,000 opens a second cost
+// as many timer wake-ups.
+const paceQuantum = 5 * time.Millisecond
 
 // pace waits until the identity may open another stream.
 func (h *Hub) pace(c *client) {
-	if d := c.opens.Reserve().Delay(); d > 0 {
+	if d := c.opens.Reserve().Delay(); d >= paceQuantum {
 		h.metrics.pacedOpens.Inc()
 		time.Sleep(d)
 	}
@@ -243,36 +249,43 @@ const linkSetupTimeout = 10 * time.Second
 
 // ServeConn runs one accepted connection as a fabric link until it or ctx ends.
 func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
-	var admitted *client // the identity whose link slot this link took
-	var pacer atomic.Pointer[client]
+	// The identity's entry, held from the handshake on: its links share its stream quota and
+	// opening rate. admitted: the link took one of its link slots.
+	var held atomic.Pointer[client]
+	admitted := false
 	cfg := h.linkCfg
-	cfg.Pace = func() { // the control stream opens before Admit: nothing to pace yet
-		if c := pacer.Load(); c != nil {
-			h.pace(c)
-		}
-	}
 	cfg.MaxStreams = h.cfg.Limits.StreamsPerLink
 	cfg.MaxSetups = h.cfg.Limits.SetupsPerLink
-	cfg.StreamRefused = func(p fabric.Peer, setup bool) {
-		if setup {
-			h.limited(p.ID, limitSetupsPerLink)
-		} else {
-			h.limited(p.ID, limitStreamsPerLink)
+	cfg.SharedStreams = func(p fabric.Peer) *fabric.Quota {
+		if p.Kind != api.KindIdentity {
+			return nil
+		}
+		cl := h.hold(p.ID)
+		held.Store(cl)
+		return cl.streams
+	}
+	cfg.Pace = func() {
+		if cl := held.Load(); cl != nil {
+			h.pace(cl)
 		}
 	}
+	cfg.StreamRefused = func(p fabric.Peer, l fabric.StreamLimit) { h.limited(p.ID, streamLimitKey[l]) }
 	cfg.Admit = func(p fabric.Peer) error {
-		var err error
-		admitted, err = h.admit(p)
-		if admitted != nil {
-			pacer.Store(admitted)
+		cl := held.Load()
+		if cl == nil {
+			return nil
 		}
-		return err
+		if err := h.admit(cl); err != nil {
+			return err
+		}
+		admitted = true
+		return nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, linkSetupTimeout)
 	link, err := fabric.Accept(sctx, c, cfg)
 	cancel()
-	if admitted != nil {
-		defer h.release(admitted)
+	if cl := held.Load(); cl != nil {
+		defer h.unhold(cl, admitted)
 	}
 	if err != nil {
 		if errors.Is(err, fabric.ErrLimitReached) {
@@ -301,42 +314,52 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 		h.metrics.clientLinks.Inc()
 		defer h.metrics.clientLinks.Dec()
 		watches := &slots{}
-		link.ServeStreams(func(s net.Conn) { h.handle(ctx, admitted, watches, peer.ID, s) })
+		link.ServeStreams(func(s net.Conn) { h.handle(ctx, watches, peer.ID, s) })
 	}
 	h.log.Info("link down", "peer", peer.String(), "err", link.Err())
 }
 
-// admit takes one of an identity's link slots (routers have no such limit).
-func (h *Hub) admit(p fabric.Peer) (*client, error) {
-	if p.Kind != api.KindIdentity {
-		return nil, nil
-	}
+// hold returns the identity's entry, creating it, for one more link being set up.
+func (h *Hub) hold(id string) *client {
 	h.mu.Lock()
-	c := h.clients[p.ID]
+	defer h.mu.Unlock()
+	c := h.clients[id]
 	if c == nil {
-		c = &client{id: p.ID, opens: rate.NewLimiter(rate.Limit(h.cfg.Limits.StreamOpensPerSecond), h.cfg.Limits.StreamOpenBurst)}
-		h.clients[p.ID] = c
+		lim := &h.cfg.Limits
+		c = &client{id: id, streams: fabric.NewQuota(lim.StreamsPerIdentity),
+			opens: rate.NewLimiter(rate.Limit(lim.StreamOpensPerSecond), lim.StreamOpenBurst)}
+		h.clients[id] = c
 	}
+	c.refs++
+	return c
+}
+
+// unhold lets go of what hold and (when admitted) admit took.
+func (h *Hub) unhold(c *client, admitted bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if admitted {
+		c.links--
+	}
+	if c.refs--; c.refs == 0 {
+		delete(h.clients, c.id)
+	}
+}
+
+// admit takes one of an identity's link slots.
+func (h *Hub) admit(c *client) error {
+	h.mu.Lock()
 	ok := c.links < h.cfg.Limits.LinksPerIdentity
 	if ok {
 		c.links++
 	}
 	h.mu.Unlock()
 	if !ok {
-		h.limited(p.ID, limitLinksPerIdentity)
-		return nil, &fabric.Error{Code: fabric.LimitReached,
-			Message: fmt.Sprintf("identity %s has %d links up, its limit (%s)", p.ID, h.cfg.Limits.LinksPerIdentity, limitLinksPerIdentity)}
+		h.limited(c.id, limitLinksPerIdentity)
+		return &fabric.Error{Code: fabric.LimitReached,
+			Message: fmt.Sprintf("identity %s has %d links up, its limit (%s)", c.id, h.cfg.Limits.LinksPerIdentity, limitLinksPerIdentity)}
 	}
-	return c, nil
-}
-
-// release gives back the link slot admit took.
-func (h *Hub) release(c *client) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if c.links--; c.links == 0 {
-		delete(h.clients, c.id)
-	}
+	return nil
 }
 
 // limited counts and logs (rate-limited) a refusal by one of the Limits.
@@ -477,15 +500,11 @@ func (h *Hub) candidates(svc *service) []candidate {
 	return out
 }
 
-// handle serves one stream a client opened: c is what the identity's links hold, watches what
-// this link's watches hold. Its link counts it against setups_per_link until fabric.SetUp.
-func (h *Hub) handle(ctx context.Context, c *client, watches *slots, identity string, s net.Conn) {
+// handle serves one stream a client opened; watches is what this link's watches hold. The
+// link counts the stream against setups_per_link until fabric.SetUp, and against
+// streams_per_link and streams_per_identity until both ends closed it.
+func (h *Hub) handle(ctx context.Context, watches *slots, identity string, s net.Conn) {
 	lim := &h.cfg.Limits
-	if !c.streams.take(lim.StreamsPerIdentity) {
-		h.refuseLimit(s, identity, limitStreamsPerIdentity, fmt.Sprintf("identity %s has %d streams open, its limit", identity, lim.StreamsPerIdentity))
-		return
-	}
-	defer c.streams.give()
 	s.SetDeadline(time.Now().Add(lim.RequestTimeout))
 	req, err := fabric.ReadRequest(s)
 	if err != nil {

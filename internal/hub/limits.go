@@ -6,20 +6,21 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/ztna/ztna/internal/fabric"
 )
 
 // Limits bound what one client identity can make a hub hold, whatever it sends. Each refusal is
 // a LimitReached response naming the limit (its config key), counted in
 // ztna_hub_limit_refusals_total{limit=<key>}. The yaml keys are the controller's fabric_limits.
 type Limits struct {
-	// StreamsPerLink: streams open on one client link (refused by the link's reader itself,
-	// without a goroutine).
-	StreamsPerLink int `yaml:"streams_per_link"`
-	// StreamsPerIdentity: streams open across all of an identity's links.
+	// StreamsPerLink: streams open on one client link, StreamsPerIdentity across all of an
+	// identity's links (until both ends closed them), SetupsPerLink: streams of one link not
+	// yet past their setup (request, policy check, router attempts). All three are refused by
+	// the link's reader itself, before any goroutine starts for the stream.
+	StreamsPerLink     int `yaml:"streams_per_link"`
 	StreamsPerIdentity int `yaml:"streams_per_identity"`
-	// SetupsPerLink: streams of one link not yet past their setup (request, policy check,
-	// router attempts).
-	SetupsPerLink int `yaml:"setups_per_link"`
+	SetupsPerLink      int `yaml:"setups_per_link"`
 	// RequestTimeout: how long a new stream may take to send its request.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// WatchesPerLink: service-list watches (op 4) open on one link.
@@ -117,6 +118,13 @@ const (
 	limitWatchesPerLink     = "watches_per_link"
 	limitLinksPerIdentity   = "links_per_identity"
 )
+
+// streamLimitKey names the limits a link's reader enforces.
+var streamLimitKey = map[fabric.StreamLimit]string{
+	fabric.LimitStreams:       limitStreamsPerLink,
+	fabric.LimitSetups:        limitSetupsPerLink,
+	fabric.LimitSharedStreams: limitStreamsPerIdentity,
+}
 
 // slots counts what is held against a limit.
 type slots struct{ n atomic.Int32 }

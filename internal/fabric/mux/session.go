@@ -88,7 +88,10 @@ type Config struct {
 	// block); nil sends only the fin.
 	MaxStreams int
 	MaxSetups  int
-	Refuse     func(Limit) []byte
+	// SharedStreams, when set, bounds the streams the peers of every session sharing it have
+	// opened (for example all the links of one identity), refused the same way.
+	SharedStreams *Quota
+	Refuse        func(Limit) []byte
 	// Pace, when set, is called on the reader before each stream the peer opens; it may block
 	// to slow a peer that opens streams too fast: meanwhile the session reads nothing more, so
 	// the peer's own sends back up, and pacing costs this end no work.
@@ -100,9 +103,39 @@ type Limit int
 
 // Limits of a session.
 const (
-	LimitStreams Limit = iota // Config.MaxStreams
-	LimitSetups               // Config.MaxSetups
+	LimitStreams       Limit = iota // Config.MaxStreams
+	LimitSetups                     // Config.MaxSetups
+	LimitSharedStreams              // Config.SharedStreams
 )
+
+// Quota is a bound shared by sessions (see Config.SharedStreams).
+type Quota struct {
+	max int32
+	n   atomic.Int32
+}
+
+// NewQuota returns a quota of max.
+func NewQuota(max int) *Quota { return &Quota{max: int32(min(max, 1<<31-1))} }
+
+// InUse is how much of the quota is taken.
+func (q *Quota) InUse() int { return int(q.n.Load()) }
+
+func (q *Quota) take() bool {
+	if q == nil {
+		return true
+	}
+	if q.n.Add(1) > q.max {
+		q.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (q *Quota) give(n int) {
+	if q != nil && n > 0 {
+		q.n.Add(-int32(n))
+	}
+}
 
 // DefaultConfig is tuned for links that carry bulk data at over 1 GB/s.
 func DefaultConfig() Config {
@@ -310,6 +343,8 @@ func (s *Session) fail(err error) {
 		s.err = err
 		streams := s.streams
 		s.streams = map[uint32]*Stream{}
+		s.cfg.SharedStreams.give(s.byPeer)
+		s.byPeer = 0
 		s.mu.Unlock()
 		close(s.die)
 		s.conn.Close()
@@ -427,6 +462,9 @@ func (s *Session) opened(id uint32, length int) error {
 	case handle != nil && s.cfg.MaxSetups > 0 && s.setups >= s.cfg.MaxSetups:
 		s.mu.Unlock()
 		return s.refuse(id, length, LimitSetups)
+	case !s.cfg.SharedStreams.take():
+		s.mu.Unlock()
+		return s.refuse(id, length, LimitSharedStreams)
 	}
 	st := newStream(s, id, true)
 	s.streams[id] = st
@@ -461,14 +499,38 @@ func (s *Session) refuse(id uint32, length int, why Limit) error {
 	if err := s.data(nil, id, length); err != nil {
 		return err
 	}
+	var answer []byte
 	if s.cfg.Refuse != nil {
-		if b := s.cfg.Refuse(why); len(b) > 0 {
-			if err := s.writeFrame(typeData, id, len(b), b, nil); err != nil {
-				return err
-			}
-		}
+		answer = s.cfg.Refuse(why)
 	}
-	return s.writeFrame(typeFin, id, 0, nil, nil)
+	return s.writeRefusal(id, answer)
+}
+
+// writeRefusal sends answer (if any) and a fin on stream id in one write: one system call and
+// one TLS record, which is most of what a refusal costs.
+func (s *Session) writeRefusal(id uint32, answer []byte) error {
+	if len(answer) > mergeLimit-headerSize {
+		answer = answer[:mergeLimit-headerSize]
+	}
+	select {
+	case s.wlock <- struct{}{}:
+	case <-s.die:
+		return s.Err()
+	}
+	defer func() { <-s.wlock }()
+	b := s.scratch[:0]
+	if len(answer) > 0 {
+		b = binary.BigEndian.AppendUint32(b, uint32(typeData)<<24|uint32(len(answer)))
+		b = binary.BigEndian.AppendUint32(b, id)
+		b = append(b, answer...)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(typeFin)<<24)
+	b = binary.BigEndian.AppendUint32(b, id)
+	if _, err := s.conn.Write(b); err != nil {
+		s.fail(fmt.Errorf("mux: write: %w", err))
+		return err
+	}
+	return nil
 }
 
 // data reads a payload off the wire into the stream's queue. A payload for a stream that is

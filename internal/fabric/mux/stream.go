@@ -137,6 +137,7 @@ func (st *Stream) forget() {
 		delete(st.s.streams, st.id)
 		if st.byPeer {
 			st.s.byPeer--
+			st.s.cfg.SharedStreams.give(1)
 		}
 	}
 	st.s.mu.Unlock()
@@ -396,6 +397,10 @@ func (st *Stream) Close() error {
 	st.mu.Unlock()
 	notify(st.readable)
 	notify(st.writable)
+	// Until the peer closes its end too the stream stays listed: it should not also keep its
+	// deadline timers alive.
+	st.rdl.set(time.Time{})
+	st.wdl.set(time.Time{})
 
 	st.wmu.Lock() // after any Write in progress, which now returns
 	opened := st.opened
