@@ -23,9 +23,10 @@ type LinkLimits struct {
 	// means DefaultMaxStreamsAccepted on a link Accept ran, DefaultMaxStreamsDialed on one Dial
 	// made; negative means no bound.
 	MaxStreams int
-	// MaxSetups bounds, on a link served by ServeStreams, the streams whose handler has not
-	// called SetUp yet (nor returned): beyond it, as beyond MaxStreams, the reader refuses new
-	// streams without a goroutine. Zero means no bound.
+	// MaxSetups bounds the peer's streams not yet past their setup: with ServeStreams, those
+	// whose handler has not called SetUp yet (nor returned); a stream taken with AcceptStream
+	// counts until SetUp. Beyond it, as beyond MaxStreams, the reader refuses new streams
+	// without a goroutine. Zero means no bound.
 	MaxSetups int
 	// SharedStreams, when set, returns (once the handshake named the peer) the quota of
 	// streams that the peer's links share (a hub gives each identity one), refused the same

@@ -240,6 +240,8 @@ func (l *Link) acceptControl() error {
 	if req.Op != opControl {
 		return fmt.Errorf("first stream is op %d, want the control stream", req.Op)
 	}
+	s.LeaveQuota() // what a peer's links share is for its own streams
+	s.SetUp()
 	if err := l.cfg.LinkLimits.admit(l.peer); err != nil {
 		WriteResponse(s, refusal(err))
 		return err

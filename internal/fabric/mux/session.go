@@ -81,8 +81,8 @@ type Config struct {
 	// connection is an ExactReader).
 	ReadBuffer int
 	// MaxStreams bounds the streams the peer has opened and not yet closed on both ends;
-	// MaxSetups bounds those of them whose handler (ServeStreams) has not yet called
-	// Stream.SetUp (zero: no bound). A stream opened beyond either is refused by the session's
+	// MaxSetups bounds those of them not yet marked Stream.SetUp (zero: no bound): ServeStreams
+	// marks a stream when its handler returns, a user of AcceptStream must mark it itself. A stream opened beyond either is refused by the session's
 	// reader itself — no goroutine, no Stream, its payload dropped — with what Refuse returns
 	// as its only data, then a fin. Refuse runs on the reader (it may count, it must not
 	// block); nil sends only the fin.
@@ -201,6 +201,7 @@ type Session struct {
 	mu      sync.Mutex
 	streams map[uint32]*Stream
 	byPeer  int // streams in streams the peer opened (see Config.MaxStreams)
+	quota   int // of those, the ones that hold a slot of Config.SharedStreams
 	setups  int // of those, the ones whose handler has not called SetUp yet
 	nextID  uint32
 	err     error         // why the session ended; set before die closes
@@ -307,11 +308,17 @@ func (s *Session) ServeStreams(handle func(*Stream)) error {
 	for { // streams that were queued before the handler was set
 		select {
 		case st := <-s.accept:
-			go handle(st)
+			go serve(handle, st)
 		case <-s.die:
 			return s.Err()
 		}
 	}
+}
+
+// serve runs a ServeStreams handler; the stream's setup is over when it returns at the latest.
+func serve(handle func(*Stream), st *Stream) {
+	defer st.SetUp()
+	handle(st)
 }
 
 // NumStreams is the number of streams not yet closed by both ends.
@@ -343,8 +350,11 @@ func (s *Session) fail(err error) {
 		s.err = err
 		streams := s.streams
 		s.streams = map[uint32]*Stream{}
-		s.cfg.SharedStreams.give(s.byPeer)
-		s.byPeer = 0
+		s.cfg.SharedStreams.give(s.quota)
+		s.byPeer, s.quota, s.setups = 0, 0, 0
+		for _, st := range streams { // what they held is given back here, once
+			st.inQuota, st.inSetup = false, false
+		}
 		s.mu.Unlock()
 		close(s.die)
 		s.conn.Close()
@@ -459,7 +469,7 @@ func (s *Session) opened(id uint32, length int) error {
 	case s.cfg.MaxStreams > 0 && s.byPeer >= s.cfg.MaxStreams:
 		s.mu.Unlock()
 		return s.refuse(id, length, LimitStreams)
-	case handle != nil && s.cfg.MaxSetups > 0 && s.setups >= s.cfg.MaxSetups:
+	case s.cfg.MaxSetups > 0 && s.setups >= s.cfg.MaxSetups:
 		s.mu.Unlock()
 		return s.refuse(id, length, LimitSetups)
 	case !s.cfg.SharedStreams.take():
@@ -469,7 +479,11 @@ func (s *Session) opened(id uint32, length int) error {
 	st := newStream(s, id, true)
 	s.streams[id] = st
 	s.byPeer++
-	if handle != nil {
+	if s.cfg.SharedStreams != nil {
+		s.quota++
+		st.inQuota = true
+	}
+	if s.cfg.MaxSetups > 0 {
 		s.setups++
 		st.inSetup = true
 	}
@@ -478,10 +492,7 @@ func (s *Session) opened(id uint32, length int) error {
 		return err
 	}
 	if handle != nil {
-		go func() {
-			defer st.SetUp()
-			handle(st)
-		}()
+		go serve(handle, st)
 		return nil
 	}
 	select {

@@ -22,8 +22,9 @@ type Stream struct {
 	s      *Session
 	id     uint32
 	byPeer bool // the peer opened it: it counts against Config.MaxStreams
-	// inSetup, under the session's mu: it counts against Config.MaxSetups until SetUp.
-	inSetup bool
+	// Under the session's mu: it counts against Config.MaxSetups until SetUp, and against
+	// Config.SharedStreams until LeaveQuota or its end.
+	inSetup, inQuota bool
 
 	mu sync.Mutex
 	// Receive side.
@@ -137,8 +138,8 @@ func (st *Stream) forget() {
 		delete(st.s.streams, st.id)
 		if st.byPeer {
 			st.s.byPeer--
-			st.s.cfg.SharedStreams.give(1)
 		}
+		st.leaveQuota()
 	}
 	st.s.mu.Unlock()
 }
@@ -425,6 +426,23 @@ func (st *Stream) SetUp() {
 		st.s.setups--
 	}
 	st.s.mu.Unlock()
+}
+
+// LeaveQuota frees the stream's slot of Config.SharedStreams: a link's control stream, which
+// every link has, should not count against what the peer's links share.
+func (st *Stream) LeaveQuota() {
+	st.s.mu.Lock()
+	st.leaveQuota()
+	st.s.mu.Unlock()
+}
+
+// leaveQuota is LeaveQuota under the session's mu.
+func (st *Stream) leaveQuota() {
+	if st.inQuota {
+		st.inQuota = false
+		st.s.quota--
+		st.s.cfg.SharedStreams.give(1)
+	}
 }
 
 // ID is the stream's number on its session.
