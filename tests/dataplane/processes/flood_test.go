@@ -235,18 +235,15 @@ func p99(d []time.Duration) time.Duration {
 	return d[len(d)*99/100]
 }
 
-// baseline is the bystander's p99 dial time without a flood.
+// baseline is the bystander's p99 dial time without a flood, dialing as during one for as
+// long, so that it sees the machine's own hiccups too.
 func (fs *floodSite) baseline(t *testing.T) time.Duration {
 	t.Helper()
-	var d []time.Duration
-	for range 100 {
-		begin := time.Now()
-		if err := dialErr(fs.bystander, fs.target); err != nil {
-			t.Fatalf("bystander before the flood: %v", err)
-		}
-		d = append(d, time.Since(begin))
+	r := fs.during(t, func() error { time.Sleep(5 * time.Second); return nil })
+	if len(r.failed) > 0 || len(r.latencies) == 0 {
+		t.Fatalf("bystander before the flood: %v", r.failed)
 	}
-	return p99(d)
+	return p99(r.latencies)
 }
 
 // during runs attack while sampling the hub's RSS and goroutines and dialing as the bystander.
