@@ -23,6 +23,7 @@ func runCommand() *cobra.Command {
 	var (
 		stateDir, localAddr, attestation, listen string
 		healthInterval                           time.Duration
+		hubLinkStreams                           int
 		asHub                                    bool
 		settings                                 daemon.Settings
 		limits                                   = hub.DefaultLimits()
@@ -52,6 +53,9 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("listen") && !asHub {
 				return errors.New("--listen is the fabric listen address of a hub: add --hub, or drop --listen")
+			}
+			if hubLinkStreams < 1 {
+				return fmt.Errorf("--max-streams-per-hub-link %d: use at least 1", hubLinkStreams)
 			}
 			if err := limits.Validate(); err != nil {
 				return fmt.Errorf("--fabric-%s", strings.ReplaceAll(err.Error(), "_", "-"))
@@ -86,7 +90,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 				r.Add("hub", h)
 			} else {
 				links := hosting.NewLinks(hosting.LinksConfig{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
-					Dialer: r.Dialer, Logger: log.With("component", "fabric"), Metrics: r.Registry})
+					Dialer: r.Dialer, MaxStreams: hubLinkStreams, Logger: log.With("component", "fabric"), Metrics: r.Registry})
 				r.FollowHubs(links.SetHubs)
 				r.Add("fabric links", links)
 			}
@@ -101,6 +105,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	f.DurationVar(&healthInterval, "health-interval", 10*time.Second, "how often to check every assigned service")
 	f.BoolVar(&asHub, "hub", false, "run as a standalone hub (the router needs the role hub) instead of linking to hubs")
 	f.StringVar(&listen, "listen", net.JoinHostPort("", strconv.Itoa(fabric.DefaultPort)), "fabric listen address of the hub (--hub only; a port below 1024 needs CAP_NET_BIND_SERVICE)")
+	f.IntVar(&hubLinkStreams, "max-streams-per-hub-link", fabric.DefaultMaxStreamsDialed, "streams a hub may have open on its link to this router; beyond it the hub is answered \"limit reached\" and tries another router")
 	limits.RegisterFlags(f)
 	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
 	logs.Register(cmd.Flags(), "info")

@@ -22,9 +22,13 @@ type LinksConfig struct {
 	// controller's last list, else the enrolled configuration's).
 	Hubs []string
 	// Dialer reaches the router's assigned targets and refuses everything else.
-	Dialer  TargetDialer
-	Logger  *slog.Logger
-	Metrics prometheus.Registerer // nil: no metrics
+	Dialer TargetDialer
+	// MaxStreams bounds the streams a hub may have open on its link to this router (zero:
+	// fabric.DefaultMaxStreamsDialed); beyond it the hub gets "limit reached" and tries
+	// another router.
+	MaxStreams int
+	Logger     *slog.Logger
+	Metrics    prometheus.Registerer // nil: no metrics
 }
 
 // Links is the router daemon's component around Host: it keeps a fabric link to every hub —
@@ -48,9 +52,10 @@ func NewLinks(cfg LinksConfig) *Links {
 	host := New(Config{
 		Endpoint: e2e.NewEndpoint(cfg.Cert, cfg.CA),
 		Dialer:   cfg.Dialer,
-		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}},
-		Logger:   cfg.Logger,
-		Metrics:  cfg.Metrics,
+		Link: fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
+			LinkLimits: fabric.LinkLimits{MaxStreams: cfg.MaxStreams}},
+		Logger:  cfg.Logger,
+		Metrics: cfg.Metrics,
 	})
 	return &Links{host: host, log: cfg.Logger, hubs: dedupe(cfg.Hubs), changed: make(chan struct{}, 1)}
 }
