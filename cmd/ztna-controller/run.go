@@ -88,14 +88,14 @@ const configReference = `Configuration keys (YAML):
   fabric_limits:                # what one client identity can make the embedded hub hold; each
                                 # refusal is a "limit reached" answer naming the key, counted in
                                 # ztna_hub_limit_refusals_total{limit=<key>}
-    streams_per_link: 4096      # streams open on one client link
-    streams_per_identity: 8192  # streams open across all of an identity's links
+    streams_per_link: 8192      # streams open on one client link (a tunnel's connections share one)
+    streams_per_identity: 16384 # streams open across all of an identity's links
     setups_per_link: 128        # streams of one link in setup (request, policy, router) at once
     request_timeout: 5s         # how long a new stream may take to send its request
     watches_per_link: 4         # service-list watches open on one link
     links_per_identity: 8       # links one identity may have up at once
-    stream_opens_per_second: 2000 # streams one identity may open per second, across its links
-    stream_open_burst: 1000     # streams it may open at once before that rate paces it (its links
+    stream_opens_per_second: 5000 # streams one identity may open per second, across its links
+    stream_open_burst: 2000     # streams it may open at once before that rate paces it (its links
                                 # are then read no faster: pacing costs the hub nothing)
     refusal_log_interval: 10s   # an identity's refusals: the first logged at once, the rest
                                 # summarised with counts once per interval

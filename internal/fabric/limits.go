@@ -12,7 +12,7 @@ import (
 // (streams it opened, not yet closed by both ends). An accepting hub serves one identity per
 // link; a dialing router serves every identity a hub relays, hence more.
 const (
-	DefaultMaxStreamsAccepted = 4096
+	DefaultMaxStreamsAccepted = 8192
 	DefaultMaxStreamsDialed   = 16384
 )
 

@@ -43,14 +43,14 @@ type Limits struct {
 // a flood from one identity within tens of megabytes of hub memory (see ARCHITECTURE.md).
 func DefaultLimits() Limits {
 	return Limits{
-		StreamsPerLink:       4096,
-		StreamsPerIdentity:   8192,
+		StreamsPerLink:       8192,
+		StreamsPerIdentity:   16384,
 		SetupsPerLink:        128,
 		RequestTimeout:       5 * time.Second,
 		WatchesPerLink:       4,
 		LinksPerIdentity:     8,
-		StreamOpensPerSecond: 2000,
-		StreamOpenBurst:      1000,
+		StreamOpensPerSecond: 5000,
+		StreamOpenBurst:      2000,
 		RefusalLogInterval:   10 * time.Second,
 	}
 }

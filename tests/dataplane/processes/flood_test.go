@@ -27,7 +27,7 @@ import (
 )
 
 // Bounds the flood tests hold the hub to, whatever one identity sends (hub defaults: 8 links,
-// 4096 streams and 128 setups a link, 4 watches a link).
+// 8192 streams and 128 setups a link, 16384 streams in all, 4 watches a link).
 const (
 	floodRSSBound = 100 << 20 // hub RSS above its idle RSS
 	// Per link: setups_per_link handlers, each with its request deadline's timer callback
@@ -60,7 +60,7 @@ type floodSite struct {
 }
 
 // floodHubFlags: the hub's defaults but for the opening rate, raised so that 200,000 streams
-// take 20 s, not the 100 s stream_opens_per_second (2000) would make them take.
+// take 20 s, not the 40 s stream_opens_per_second (5000) would make them take.
 var floodHubFlags = []string{"--fabric-stream-opens-per-second", "10000", "--fabric-stream-open-burst", "2000"}
 
 func newFloodSite(t *testing.T, standalone bool, hubFlags ...string) *floodSite {
@@ -402,7 +402,7 @@ var halfOpen = floodCase{
 
 // Refused dials: complete requests for a service the flooder has no policy for, never closed
 // until the ring turns: the hub answers each and closes its end, so streams_per_identity bites
-// (8 links of 8192 streams in the flooder's rings, 8192 for the identity at the hub);
+// (8 links of 8192 streams in the flooder's rings, 16384 for the identity at the hub);
 // the refusals are logged as a few summary lines.
 var refusedDials = floodCase{
 	total: 100_000,
