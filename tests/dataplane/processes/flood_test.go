@@ -93,7 +93,8 @@ func newFloodSite(t *testing.T, standalone bool, hubFlags ...string) *floodSite 
 	_, bystander := c.NewIdentity(t, "bystander", "apps")
 	_, fs.flooder = c.NewIdentity(t, "flooder") // no roles: no policy
 	fs.bystander = harness.Client(t, bystander, fs.hub.addr)
-	harness.WaitFor(t, 15*time.Second, "router linked to the hub under test", func() bool {
+	// The router may first try the hub before it has its certificate, then back off (up to 10 s).
+	harness.WaitFor(t, 40*time.Second, "router linked to the hub under test", func() bool {
 		return fs.hub.metric(`ztna_hub_router_link_count{healthy="true",router="`+router.ID+`"}`) == 1
 	})
 	harness.WaitFor(t, 15*time.Second, "the bystander's first dial", func() bool { return dialErr(fs.bystander, fs.target) == nil })
