@@ -40,6 +40,10 @@ var (
 	ErrTargetRefused = fabric.ErrTargetRefused
 	// ErrUnreachable: the routers could not resolve or reach the target.
 	ErrUnreachable = fabric.ErrUnreachable
+	// ErrLimitReached: a hub limit refused the stream or link (this identity has too many
+	// streams, setups, watches or links open there); the error names the limit. Other hubs are
+	// tried first.
+	ErrLimitReached = fabric.ErrLimitReached
 	// ErrNoHub: no hub could be reached.
 	ErrNoHub = errors.New("no hub reachable")
 )
@@ -56,17 +60,26 @@ type Config struct {
 	DialTimeout       time.Duration
 	KeepaliveInterval time.Duration // zero: fabric defaults
 	KeepaliveTimeout  time.Duration
-	Logger            *slog.Logger
+	// MaxSetups bounds the streams this client has in setup at once (dials, lists and watches
+	// waiting for the hub's answer); more wait their turn. It stays below the hubs'
+	// setups_per_link (128 by default), so that a burst of dials is never refused by it. Zero
+	// means DefaultMaxSetups.
+	MaxSetups int
+	Logger    *slog.Logger
 	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records; empty:
 	// the ZTNA_FABRIC_RECORDS environment variable, else tlsrecord).
 	Records fabric.Records
 }
+
+// DefaultMaxSetups is Config.MaxSetups by default: half the hubs' default setups_per_link.
+const DefaultMaxSetups = 64
 
 // Client dials services. It is safe for concurrent use.
 type Client struct {
 	cfg     Config
 	linkCfg fabric.LinkConfig
 	ep      *e2e.Endpoint
+	setups  chan struct{} // a token per stream in setup (Config.MaxSetups)
 
 	mu     sync.Mutex
 	hubs   []*hub
@@ -109,8 +122,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxSetups <= 0 {
+		cfg.MaxSetups = DefaultMaxSetups
+	}
 	c := &Client{
-		cfg: cfg,
+		setups: make(chan struct{}, cfg.MaxSetups),
+		cfg:    cfg,
 		linkCfg: fabric.LinkConfig{
 			Credentials:       fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
 			KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveTimeout: cfg.KeepaliveTimeout,
@@ -163,6 +180,17 @@ func (h *hub) close() {
 	}
 }
 
+// open opens a stream on link once fewer than MaxSetups of the client's are in setup.
+func (c *Client) open(ctx context.Context, link *fabric.Link, req *fabric.Request) (net.Conn, *fabric.Response, error) {
+	select {
+	case c.setups <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	defer func() { <-c.setups }()
+	return link.Open(ctx, req)
+}
+
 // Dial connects to target ("host:port", as the service is named) through the overlay.
 func (c *Client) Dial(ctx context.Context, target string) (net.Conn, error) {
 	if _, port, err := net.SplitHostPort(target); err != nil {
@@ -176,7 +204,7 @@ func (c *Client) Dial(ctx context.Context, target string) (net.Conn, error) {
 		if err != nil {
 			return err
 		}
-		s, resp, err := link.Open(ctx, &fabric.Request{Op: fabric.OpDial, Target: target, Payload: hello})
+		s, resp, err := c.open(ctx, link, &fabric.Request{Op: fabric.OpDial, Target: target, Payload: hello})
 		if err != nil {
 			return err
 		}
@@ -202,7 +230,7 @@ func (c *Client) Dial(ctx context.Context, target string) (net.Conn, error) {
 func (c *Client) Services(ctx context.Context) ([]Service, error) {
 	var out []Service
 	err := c.withHub(ctx, func(ctx context.Context, link *fabric.Link) error {
-		s, resp, err := link.Open(ctx, &fabric.Request{Op: fabric.OpList})
+		s, resp, err := c.open(ctx, link, &fabric.Request{Op: fabric.OpList})
 		if err != nil {
 			return err
 		}
@@ -238,7 +266,7 @@ func (c *Client) withHub(ctx context.Context, op func(context.Context, *fabric.L
 				return nil
 			}
 			var fe *fabric.Error
-			if errors.As(err, &fe) && fe.Code != fabric.NoRoute && fe.Code != fabric.Unavailable {
+			if errors.As(err, &fe) && fe.Code != fabric.NoRoute && fe.Code != fabric.Unavailable && fe.Code != fabric.LimitReached {
 				return err
 			}
 			if errors.Is(err, e2e.ErrHandshake) {

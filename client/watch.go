@@ -22,7 +22,7 @@ func (c *Client) WatchServices(ctx context.Context, fn func([]Service)) error {
 	var s net.Conn
 	var first []Service
 	err := c.withHub(ctx, func(ctx context.Context, link *fabric.Link) error {
-		st, resp, err := link.Open(ctx, &fabric.Request{Op: fabric.OpWatch})
+		st, resp, err := c.open(ctx, link, &fabric.Request{Op: fabric.OpWatch})
 		if err != nil {
 			var fe *fabric.Error
 			if errors.As(err, &fe) && fe.Code == fabric.BadRequest {

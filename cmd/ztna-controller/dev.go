@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/internal/atomicfile"
 	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -43,6 +45,7 @@ func devCommand() *cobra.Command {
 		certLifetime, heartbeat, linkTimeout                                         time.Duration
 		hubs                                                                         []string
 		attestationKeyFiles                                                          []string
+		limits                                                                       = hub.DefaultLimits()
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -68,6 +71,9 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 			}
 			if _, err := fabric.ParseRecords(records); err != nil {
 				return fmt.Errorf("%w: --fabric-records: %w", errUsage, err)
+			}
+			if err := limits.Validate(); err != nil {
+				return fmt.Errorf("%w: --fabric-%s", errUsage, strings.ReplaceAll(err.Error(), "_", "-"))
 			}
 			dir, err := filepath.Abs(dataDir)
 			if err != nil {
@@ -103,6 +109,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 				heartbeatInterval: heartbeat,
 				linkTimeout:       linkTimeout,
 				fabricRecords:     fabric.Records(records),
+				fabricLimits:      limits,
 				logger:            logger,
 			}
 			c, done, err := start(cmd.Context(), s)
@@ -155,6 +162,7 @@ A later start with the same --data-dir keeps everything: CA, objects, token and 
 	f.StringSliceVar(&attestationKeyFiles, "attestation-key", nil, "PEM file of a trusted image build key (Ed25519 PUBLIC KEY); routers whose attestation it signed are reported attestation_verified; repeatable")
 	f.DurationVar(&heartbeat, "heartbeat-interval", time.Second, "how often routers send heartbeats on the control channel")
 	f.StringVar(&records, "fabric-records", "", "what carries the embedded hub's TLS records: tlsrecord or crypto-tls (crypto/tls's own); default $"+fabric.RecordsEnv+", else tlsrecord")
+	limits.RegisterFlags(f)
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

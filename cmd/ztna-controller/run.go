@@ -19,6 +19,7 @@ import (
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -48,6 +49,7 @@ type fileConfig struct {
 	CertLifetime      time.Duration `yaml:"cert_lifetime"`
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	FabricRecords     string        `yaml:"fabric_records"`
+	FabricLimits      hub.Limits    `yaml:"fabric_limits"`
 	Fabric            struct {
 		LinkTimeout time.Duration `yaml:"link_timeout"`
 	} `yaml:"fabric"`
@@ -97,6 +99,20 @@ const configReference = `Configuration keys (YAML):
                                 # after 1.5 s); routers and standalone hubs: ztna-router run --link-timeout
   fabric_records: ""            # what carries the embedded hub's TLS records: tlsrecord or crypto-tls
                                 # (crypto/tls's own, the way back); default $ZTNA_FABRIC_RECORDS, else tlsrecord
+  fabric_limits:                # what one client identity can make the embedded hub hold; each
+                                # refusal is a "limit reached" answer naming the key, counted in
+                                # ztna_hub_limit_refusals_total{limit=<key>}
+    streams_per_link: 8192      # streams open on one client link (a tunnel's connections share one)
+    streams_per_identity: 16384 # streams open across all of an identity's links
+    setups_per_link: 128        # streams of one link in setup (request, policy, router) at once
+    request_timeout: 5s         # how long a new stream may take to send its request
+    watches_per_link: 4         # service-list watches open on one link
+    links_per_identity: 8       # links one identity may have up at once
+    stream_opens_per_second: 5000 # streams one identity may open per second, across its links
+    stream_open_burst: 2000     # streams it may open at once before that rate paces it (its links
+                                # are then read no faster: pacing costs the hub nothing)
+    refusal_log_interval: 10s   # an identity's refusals: the first logged at once, the rest
+                                # summarised with counts once per interval
   log:
     format: json                # json or text
     level: info                 # debug, info, warn or error
@@ -112,6 +128,7 @@ func defaultFileConfig() fileConfig {
 	c.CertLifetime = pki.DefaultCertLifetime
 	c.HeartbeatInterval = time.Second
 	c.Fabric.LinkTimeout = fabric.DefaultKeepaliveTimeout
+	c.FabricLimits = hub.DefaultLimits()
 	c.Log.Format, c.Log.Level = "json", "info"
 	return c
 }
@@ -172,6 +189,9 @@ func (c *fileConfig) validate() error {
 	}
 	if err := fabric.CheckLinkTimeout("fabric.link_timeout:", c.Fabric.LinkTimeout); err != nil {
 		add("%v", err)
+	}
+	if err := c.FabricLimits.Validate(); err != nil {
+		add("fabric_limits.%v", err)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: bad config:\n  %s", errUsage, strings.Join(problems, "\n  "))
@@ -239,7 +259,8 @@ through any replica reaches the routers connected to every other.
 					controller.PlaneMetrics: fc.Listen.Metrics,
 				},
 				advertise: fc.endpoints(), hosts: fc.Hosts, certLifetime: fc.CertLifetime, attestationKeys: attKeys,
-				heartbeatInterval: fc.HeartbeatInterval, linkTimeout: fc.Fabric.LinkTimeout, fabricRecords: fabric.Records(fc.FabricRecords), logger: logger,
+				heartbeatInterval: fc.HeartbeatInterval, linkTimeout: fc.Fabric.LinkTimeout, fabricRecords: fabric.Records(fc.FabricRecords),
+				fabricLimits: fc.FabricLimits, logger: logger,
 			}
 			c, done, err := start(cmd.Context(), s)
 			if err != nil {

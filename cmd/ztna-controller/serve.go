@@ -17,6 +17,7 @@ import (
 	"github.com/ztna/ztna/controller/embeddedhub"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/logging"
 )
 
@@ -34,6 +35,7 @@ type settings struct {
 	heartbeatInterval time.Duration
 	linkTimeout       time.Duration // the embedded hub's; zero: fabric's default
 	fabricRecords     fabric.Records
+	fabricLimits      hub.Limits
 	logger            *slog.Logger
 }
 
@@ -75,7 +77,7 @@ func attachComponents(c *controller.Controller, s settings) {
 		Logger:            s.logger.With("plane", "control"),
 	}))
 	c.Attach(controller.PlaneFabric, embeddedhub.New(embeddedhub.Config{
-		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, LinkTimeout: s.linkTimeout, Metrics: c.Registry, Records: s.fabricRecords,
+		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, LinkTimeout: s.linkTimeout, Metrics: c.Registry, Records: s.fabricRecords, Limits: s.fabricLimits,
 		Logger: s.logger.With("plane", "fabric"),
 	}))
 }

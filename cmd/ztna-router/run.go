@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ztna/ztna/internal/fabric"
+	"github.com/ztna/ztna/internal/hub"
 	"github.com/ztna/ztna/internal/logging"
 	"github.com/ztna/ztna/router/daemon"
 	"github.com/ztna/ztna/router/hosting"
@@ -22,8 +24,10 @@ func runCommand() *cobra.Command {
 		stateDir, localAddr, attestation, listen string
 		records                                  string
 		healthInterval, linkTimeout              time.Duration
+		hubLinkStreams                           int
 		asHub                                    bool
 		settings                                 daemon.Settings
+		limits                                   = hub.DefaultLimits()
 		logs                                     logging.Flags
 	)
 	cmd := &cobra.Command{
@@ -63,6 +67,12 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 					return fmt.Errorf("--fabric-records: %w", err)
 				}
 			}
+			if hubLinkStreams < 1 {
+				return fmt.Errorf("--max-streams-per-hub-link %d: use at least 1", hubLinkStreams)
+			}
+			if err := limits.Validate(); err != nil {
+				return fmt.Errorf("--fabric-%s", strings.ReplaceAll(err.Error(), "_", "-"))
+			}
 			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -84,7 +94,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			}
 			if asHub {
 				h, err := hubmode.New(hubmode.Config{StateDir: stateDir, Listen: listen, RouterID: r.Identity.ID(), CA: r.Identity.CA,
-					Certifier: r.Control, LinkTimeout: linkTimeout, Logger: log.With("component", "hub"), Metrics: r.Registry, Records: fabric.Records(records)})
+					Certifier: r.Control, LinkTimeout: linkTimeout, Logger: log.With("component", "hub"), Metrics: r.Registry, Records: fabric.Records(records), Limits: limits})
 				if err != nil {
 					return err
 				}
@@ -93,7 +103,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 				r.Add("hub", h)
 			} else {
 				links := hosting.NewLinks(hosting.LinksConfig{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
-					Dialer: r.Dialer, LinkTimeout: linkTimeout, Logger: log.With("component", "fabric"), Metrics: r.Registry, Records: fabric.Records(records)})
+					Dialer: r.Dialer, LinkTimeout: linkTimeout, MaxStreams: hubLinkStreams, Logger: log.With("component", "fabric"), Metrics: r.Registry, Records: fabric.Records(records)})
 				r.FollowHubs(links.SetHubs)
 				r.Add("fabric links", links)
 			}
@@ -110,6 +120,8 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	f.StringVar(&listen, "listen", net.JoinHostPort("", strconv.Itoa(fabric.DefaultPort)), "fabric listen address of the hub (--hub only; a port below 1024 needs CAP_NET_BIND_SERVICE)")
 	f.DurationVar(&linkTimeout, "link-timeout", fabric.DefaultKeepaliveTimeout, "how long a fabric link may stay silent before it is closed and its streams are cut (new streams avoid it after 1.5 s); set the same on routers and hubs (controller: fabric.link_timeout)")
 	f.StringVar(&records, "fabric-records", "", "what carries the fabric links' TLS records: tlsrecord or crypto-tls (crypto/tls's own, the way back); default $"+fabric.RecordsEnv+", else tlsrecord")
+	f.IntVar(&hubLinkStreams, "max-streams-per-hub-link", fabric.DefaultMaxStreamsDialed, "streams a hub may have open on its link to this router; beyond it the hub is answered \"limit reached\" and tries another router")
+	limits.RegisterFlags(f)
 	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
 	logs.Register(cmd.Flags(), "info")
 	return cmd

@@ -100,6 +100,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records).
 	Records fabric.Records
+	// Limits bound what one client identity can make the hub hold (zero fields: defaults).
+	Limits hub.Limits
 }
 
 // Embedded is the controller's hub: a controller.Component for the fabric plane.
@@ -115,7 +117,7 @@ func New(cfg Config) *Embedded {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	node := hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
-		KeepaliveTimeout: cfg.LinkTimeout, Logger: cfg.Logger, Metrics: cfg.Metrics, Records: cfg.Records})
+		KeepaliveTimeout: cfg.LinkTimeout, Logger: cfg.Logger, Metrics: cfg.Metrics, Records: cfg.Records, Limits: cfg.Limits})
 	return &Embedded{store: cfg.Store, node: node, log: cfg.Logger}
 }
 

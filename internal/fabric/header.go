@@ -65,7 +65,10 @@ const (
 	Unreachable   Code = 4 // the target could not be resolved or reached in time
 	BadRequest    Code = 5 // malformed request or failed end-to-end handshake
 	Unavailable   Code = 6 // the hub or router is shutting down or overloaded; try another
-	maxCode            = Unavailable
+	// LimitReached: a per-link or per-identity limit refused the stream or link (the message
+	// names the limit and its config key); another hub or router may take it.
+	LimitReached Code = 7
+	maxCode           = LimitReached
 )
 
 var codeText = [...]string{
@@ -76,6 +79,7 @@ var codeText = [...]string{
 	Unreachable:   "unreachable",
 	BadRequest:    "bad request",
 	Unavailable:   "unavailable",
+	LimitReached:  "limit reached",
 }
 
 func (c Code) String() string {
@@ -127,6 +131,7 @@ var (
 	ErrUnreachable   = &Error{Code: Unreachable}
 	ErrBadRequest    = &Error{Code: BadRequest}
 	ErrUnavailable   = &Error{Code: Unavailable}
+	ErrLimitReached  = &Error{Code: LimitReached}
 )
 
 // Marshal encodes the request: version, op, a 2-byte body length, then the fields, each with a

@@ -96,6 +96,8 @@ type LinkConfig struct {
 	// Records chooses what carries the TLS records after the handshake; empty: RecordsEnv's
 	// value, else RecordsTLSRecord.
 	Records Records
+	// What the peer may make this end hold (see limits.go).
+	LinkLimits
 }
 
 func (c LinkConfig) check() error {
@@ -120,12 +122,13 @@ func (c *LinkConfig) defaults() {
 }
 
 // muxConfig tunes the multiplexer of a link; rtt is the link's base round trip.
-func muxConfig(rtt func() time.Duration) mux.Config {
+func muxConfig(rtt func() time.Duration, lim LinkLimits, peer Peer, accepted bool) mux.Config {
 	c := mux.DefaultConfig()
 	c.MaxFrame = MaxFrame
 	c.Window = streamWindow
 	c.MaxWindow, c.MaxSessionWindow = maxStreamWindow, maxSessionWindow
 	c.RTT, c.WindowGoal = rtt, windowGoal
+	lim.applyTo(&c, peer, accepted)
 	return c
 }
 
@@ -219,9 +222,9 @@ func establish(ctx context.Context, raw net.Conn, tlsCfg *tls.Config, cfg LinkCo
 	l := &Link{records: rec, peer: peer, peerCert: cs.PeerCertificates[0], cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
 	tuneTCP(raw, cfg.KeepaliveTimeout)
 	if client {
-		l.sess, err = mux.Client(tc, muxConfig(l.BaseRTT))
+		l.sess, err = mux.Client(tc, muxConfig(l.BaseRTT, cfg.LinkLimits, peer, false))
 	} else {
-		l.sess, err = mux.Server(tc, muxConfig(l.BaseRTT))
+		l.sess, err = mux.Server(tc, muxConfig(l.BaseRTT, cfg.LinkLimits, peer, true))
 	}
 	if err != nil {
 		return nil, err
@@ -277,6 +280,12 @@ func (l *Link) acceptControl() error {
 	}
 	if req.Op != opControl {
 		return fmt.Errorf("first stream is op %d, want the control stream", req.Op)
+	}
+	s.LeaveQuota() // what a peer's links share is for its own streams
+	s.SetUp()
+	if err := l.cfg.LinkLimits.admit(l.peer); err != nil {
+		WriteResponse(s, refusal(err))
+		return err
 	}
 	if err := WriteResponse(s, &Response{Code: OK}); err != nil {
 		return err

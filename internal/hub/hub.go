@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/fabric"
@@ -55,8 +56,10 @@ type Config struct {
 	SetupTimeout time.Duration
 	// MaxAttempts is how many routers one dial may try. Zero means 3.
 	MaxAttempts int
-	Logger      *slog.Logger
-	Metrics     prometheus.Registerer // nil: no metrics
+	// Limits bound what one identity can make the hub hold; zero fields take DefaultLimits.
+	Limits  Limits
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer // nil: no metrics
 	// KeyLog receives the links' TLS secrets (debugging only; see fabric.LinkConfig.KeyLog).
 	KeyLog io.Writer
 	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records).
@@ -78,6 +81,31 @@ type Hub struct {
 	links   map[fabric.Peer]map[*fabric.Link]struct{} // every router and identity link
 	streams map[string]map[*relayed]struct{}          // identity → its relayed streams
 	changed chan struct{}                             // closed and replaced by each Update
+	clients map[string]*client                        // identity → what its links hold
+
+	refusals *refusalLog
+}
+
+// client is what one identity's links hold, against Limits.
+type client struct {
+	id      string
+	refs    int           // under Hub.mu: links set up or up that hold this entry
+	links   int           // under Hub.mu: of those, the ones admitted (links_per_identity)
+	streams *fabric.Quota // streams_per_identity, across its links
+	opens   *rate.Limiter // stream_opens_per_second, across its links
+}
+
+// paceQuantum is the least a paced link's reader sleeps: an open that is due sooner goes on
+// at once, in debt to the rate. Sleeping for every open instead, 10,000 opens a second cost
+// as many timer wake-ups.
+const paceQuantum = 5 * time.Millisecond
+
+// pace waits until the identity may open another stream.
+func (h *Hub) pace(c *client) {
+	if d := c.opens.Reserve().Delay(); d >= paceQuantum {
+		h.metrics.pacedOpens.Inc()
+		time.Sleep(d)
+	}
 }
 
 // relayed is a stream being relayed, with the dial that authorised it.
@@ -100,6 +128,7 @@ func New(cfg Config) *Hub {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	h := &Hub{
 		cfg: cfg,
 		linkCfg: fabric.LinkConfig{
@@ -113,6 +142,9 @@ func New(cfg Config) *Hub {
 		links:   map[fabric.Peer]map[*fabric.Link]struct{}{},
 		streams: map[string]map[*relayed]struct{}{},
 		changed: make(chan struct{}),
+		clients: map[string]*client{},
+
+		refusals: newRefusalLog(cfg.Logger, cfg.Limits.RefusalLogInterval),
 	}
 	h.linkCfg.Authorize = h.authorizeLink
 	h.ix.Store(compile(Snapshot{}))
@@ -199,6 +231,9 @@ func (h *Hub) current() (*index, <-chan struct{}) {
 func (h *Hub) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go h.refusals.run(rctx)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -220,10 +255,48 @@ const linkSetupTimeout = 10 * time.Second
 
 // ServeConn runs one accepted connection as a fabric link until it or ctx ends.
 func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
+	// The identity's entry, held from the handshake on: its links share its stream quota and
+	// opening rate. admitted: the link took one of its link slots.
+	var held atomic.Pointer[client]
+	admitted := false
+	cfg := h.linkCfg
+	cfg.MaxStreams = h.cfg.Limits.StreamsPerLink
+	cfg.MaxSetups = h.cfg.Limits.SetupsPerLink
+	cfg.SharedStreams = func(p fabric.Peer) *fabric.Quota {
+		if p.Kind != api.KindIdentity {
+			return nil
+		}
+		cl := h.hold(p.ID)
+		held.Store(cl)
+		return cl.streams
+	}
+	cfg.Pace = func() {
+		if cl := held.Load(); cl != nil {
+			h.pace(cl)
+		}
+	}
+	cfg.StreamRefused = func(p fabric.Peer, l fabric.StreamLimit) { h.limited(p.ID, streamLimitKey[l]) }
+	cfg.Admit = func(p fabric.Peer) error {
+		cl := held.Load()
+		if cl == nil {
+			return nil
+		}
+		if err := h.admit(cl); err != nil {
+			return err
+		}
+		admitted = true
+		return nil
+	}
 	sctx, cancel := context.WithTimeout(ctx, linkSetupTimeout)
-	link, err := fabric.Accept(sctx, c, h.linkCfg)
+	link, err := fabric.Accept(sctx, c, cfg)
 	cancel()
+	if cl := held.Load(); cl != nil {
+		defer h.unhold(cl, admitted)
+	}
 	if err != nil {
+		if errors.Is(err, fabric.ErrLimitReached) {
+			return // admit counted and logged it
+		}
 		h.log.Info("link refused", "remote", c.RemoteAddr().String(), "err", err)
 		return
 	}
@@ -248,9 +321,65 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 	case api.KindIdentity:
 		h.metrics.clientLinks.Inc()
 		defer h.metrics.clientLinks.Dec()
-		link.ServeStreams(func(s net.Conn) { h.handle(ctx, peer.ID, s) })
+		watches := &slots{}
+		link.ServeStreams(func(s net.Conn) { h.handle(ctx, watches, peer.ID, s) })
 	}
 	h.log.Info("link down", "peer", peer.String(), "err", link.Err())
+}
+
+// hold returns the identity's entry, creating it, for one more link being set up.
+func (h *Hub) hold(id string) *client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.clients[id]
+	if c == nil {
+		lim := &h.cfg.Limits
+		c = &client{id: id, streams: fabric.NewQuota(lim.StreamsPerIdentity),
+			opens: rate.NewLimiter(rate.Limit(lim.StreamOpensPerSecond), lim.StreamOpenBurst)}
+		h.clients[id] = c
+	}
+	c.refs++
+	return c
+}
+
+// unhold lets go of what hold and (when admitted) admit took.
+func (h *Hub) unhold(c *client, admitted bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if admitted {
+		c.links--
+	}
+	if c.refs--; c.refs == 0 {
+		delete(h.clients, c.id)
+	}
+}
+
+// admit takes one of an identity's link slots.
+func (h *Hub) admit(c *client) error {
+	h.mu.Lock()
+	ok := c.links < h.cfg.Limits.LinksPerIdentity
+	if ok {
+		c.links++
+	}
+	h.mu.Unlock()
+	if !ok {
+		h.limited(c.id, limitLinksPerIdentity)
+		return &fabric.Error{Code: fabric.LimitReached,
+			Message: fmt.Sprintf("identity %s has %d links up, its limit (%s)", c.id, h.cfg.Limits.LinksPerIdentity, limitLinksPerIdentity)}
+	}
+	return nil
+}
+
+// limited counts and logs (rate-limited) a refusal by one of the Limits.
+func (h *Hub) limited(identity, limit string) {
+	h.metrics.limitRefusals.WithLabelValues(limit).Inc()
+	h.refusals.note(identity, limit, "refused: limit reached", "limit", limit)
+}
+
+// refuseLimit answers a stream that limit refused.
+func (h *Hub) refuseLimit(s net.Conn, identity, limit, msg string) {
+	h.limited(identity, limit)
+	h.refuse(s, &fabric.Error{Code: fabric.LimitReached, Message: msg + " (" + limit + ")"})
 }
 
 // register lists a new link, unless the current snapshot does not admit it.
@@ -379,14 +508,21 @@ func (h *Hub) candidates(svc *service) []candidate {
 	return out
 }
 
-// handle serves one stream a client opened.
-func (h *Hub) handle(ctx context.Context, identity string, s net.Conn) {
-	s.SetDeadline(time.Now().Add(h.cfg.SetupTimeout))
+// handle serves one stream a client opened; watches is what this link's watches hold. The
+// link counts the stream against setups_per_link until fabric.SetUp, and against
+// streams_per_link and streams_per_identity until both ends closed it.
+func (h *Hub) handle(ctx context.Context, watches *slots, identity string, s net.Conn) {
+	lim := &h.cfg.Limits
+	s.SetDeadline(time.Now().Add(lim.RequestTimeout))
 	req, err := fabric.ReadRequest(s)
 	if err != nil {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			h.metrics.requestTimeouts.Inc()
+		}
 		s.Close()
 		return
 	}
+	s.SetDeadline(time.Now().Add(h.cfg.SetupTimeout))
 	ix := h.ix.Load()
 	switch req.Op {
 	case fabric.OpList:
@@ -396,6 +532,12 @@ func (h *Hub) handle(ctx context.Context, identity string, s net.Conn) {
 	case fabric.OpDial:
 		h.dial(ctx, ix, identity, req, s)
 	case fabric.OpWatch:
+		fabric.SetUp(s)
+		if !watches.take(lim.WatchesPerLink) {
+			h.refuseLimit(s, identity, limitWatchesPerLink, fmt.Sprintf("the link has %d watches open, its limit", lim.WatchesPerLink))
+			return
+		}
+		defer watches.give()
 		h.watch(ctx, identity, s)
 	default:
 		h.refuse(s, &fabric.Error{Code: fabric.BadRequest, Message: fmt.Sprintf("unknown op %d", req.Op)})
@@ -443,7 +585,7 @@ func (h *Hub) refuse(s net.Conn, e *fabric.Error) {
 func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.Request, s net.Conn) {
 	svc, ok := ix.authorize(identity, req.Target)
 	if !ok {
-		h.log.Info("dial refused: no policy", "identity", identity, "target", req.Target)
+		h.refusals.note(identity, "no_policy", "dial refused: no policy", "target", req.Target)
 		h.refuse(s, &fabric.Error{Code: fabric.NotAuthorized, Message: fmt.Sprintf("identity %s may not dial %s", identity, req.Target)})
 		return
 	}
@@ -467,7 +609,7 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 			r := &relayed{target: req.Target, service: svc.Name, client: s, router: rs}
 			if !h.track(identity, r) {
 				rs.Close()
-				h.log.Info("dial refused: policy revoked during setup", "identity", identity, "target", req.Target)
+				h.refusals.note(identity, "revoked_during_setup", "dial refused: policy revoked during setup", "target", req.Target)
 				h.refuse(s, &fabric.Error{Code: fabric.NotAuthorized, Message: fmt.Sprintf("identity %s may not dial %s", identity, req.Target)})
 				return
 			}
@@ -478,6 +620,7 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 				return
 			}
 			h.metrics.dials.WithLabelValues(fabric.OK.String()).Inc()
+			fabric.SetUp(s)
 			s.SetDeadline(time.Time{})
 			h.relay(s, rs)
 			return
@@ -487,7 +630,7 @@ func (h *Hub) dial(ctx context.Context, ix *index, identity string, req *fabric.
 			fe = &fabric.Error{Code: fabric.Unavailable, Message: err.Error()}
 		}
 		last = &fabric.Error{Code: fe.Code, Message: fmt.Sprintf("router %s: %s", c.id, fe.Message)}
-		h.log.Info("stream setup failed", "router", c.id, "service", svc.Name, "identity", identity, "err", err)
+		h.refusals.note(identity, "setup_failed", "stream setup failed", "router", c.id, "service", svc.Name, "err", err)
 		if fe.Code == fabric.BadRequest { // the client's request is at fault: every router would refuse it
 			break
 		}
@@ -575,6 +718,10 @@ type metrics struct {
 	active      prometheus.Gauge
 	watchers    prometheus.Gauge
 	dials       *prometheus.CounterVec
+	// What Limits refused, by limit; requests that did not arrive within RequestTimeout.
+	limitRefusals   *prometheus.CounterVec
+	requestTimeouts prometheus.Counter
+	pacedOpens      prometheus.Counter
 	// What snapshot updates cut.
 	streamsRevoked prometheus.Counter
 	linksRevoked   *prometheus.CounterVec
@@ -589,6 +736,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ztna_hub_dials_total", Help: "Client dials, by result.",
 		}, []string{"result"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ztna_hub_limit_refusals_total", Help: "Streams and links refused by a hub limit, by limit (its config key).",
+		}, []string{"limit"}),
+		requestTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ztna_hub_request_timeouts_total", Help: "Client streams closed because their request did not arrive within request_timeout.",
+		}),
+		pacedOpens: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ztna_hub_stream_opens_paced_total", Help: "Client stream opens delayed by stream_opens_per_second.",
+		}),
 		streamsRevoked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ztna_hub_streams_revoked_total", Help: "Relayed streams cut because a new policy snapshot no longer authorised them.",
 		}),
@@ -597,7 +753,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.watchers, m.dials, m.streamsRevoked, m.linksRevoked)
+		reg.MustRegister(m.routerLinks, m.clientLinks, m.active, m.watchers, m.dials, m.limitRefusals, m.requestTimeouts, m.pacedOpens, m.streamsRevoked, m.linksRevoked)
 	}
 	return m
 }

@@ -72,8 +72,16 @@ func New(cfg Config) *Host {
 	if cfg.Link.Logger == nil {
 		cfg.Link.Logger = cfg.Logger
 	}
-	return &Host{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Metrics), hubs: map[string]context.CancelFunc{},
+	h := &Host{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Metrics), hubs: map[string]context.CancelFunc{},
 		relink: make(chan struct{})}
+	refused := h.cfg.Link.StreamRefused
+	h.cfg.Link.StreamRefused = func(p fabric.Peer, l fabric.StreamLimit) { // counted with the streams the router refused itself
+		h.metrics.streams.WithLabelValues(fabric.LimitReached.String()).Inc()
+		if refused != nil {
+			refused(p, l)
+		}
+	}
+	return h
 }
 
 // SetHubs keeps one link to each hub address, reconnecting with backoff and jitter, and drops

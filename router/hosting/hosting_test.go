@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/e2e"
@@ -32,6 +34,12 @@ type env struct {
 }
 
 func start(t *testing.T, services []control.Service, resolver *net.Resolver) *env {
+	t.Helper()
+	return startWith(t, services, resolver, func(*hosting.Config) {})
+}
+
+// startWith is start with the Host's configuration adjusted by adjust.
+func startWith(t *testing.T, services []control.Service, resolver *net.Resolver, adjust func(*hosting.Config)) *env {
 	t.Helper()
 	p := fabrictest.New(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,11 +63,13 @@ func start(t *testing.T, services []control.Service, resolver *net.Resolver) *en
 	set := targets.NewSet()
 	set.Replace(services)
 	creds := p.Credentials(api.KindRouter, "r1")
-	h := hosting.New(hosting.Config{
+	cfg := hosting.Config{
 		Endpoint: e2e.NewEndpoint(creds.Cert, creds.CA),
 		Dialer:   &targets.Dialer{Targets: set, Resolver: resolver, Timeout: 2 * time.Second},
 		Link:     fabric.LinkConfig{Credentials: creds},
-	})
+	}
+	adjust(&cfg)
+	h := hosting.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h.SetHubs(ctx, []string{ln.Addr().String()})
@@ -260,4 +270,50 @@ func TestLostLinkResetsTargets(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("target connection left open after the router's link was lost")
 	}
+}
+
+// TestStreamsPerHubLinkBounded: beyond its streams limit the router answers a hub's stream with
+// "limit reached" (the hub tries another router), counts it, and the streams it holds go on.
+func TestStreamsPerHubLinkBounded(t *testing.T) {
+	port := listen(t, echo)
+	reg := prometheus.NewRegistry()
+	e := startWith(t, []control.Service{service("127.0.0.1", port)}, nil, func(c *hosting.Config) {
+		c.Link.MaxStreams = 1
+		c.Metrics = reg
+	})
+	target := hostPort("127.0.0.1", port)
+	held, err := e.open(target, "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := e.open(target, "i1"); !errors.Is(err, fabric.ErrLimitReached) {
+		t.Fatalf("stream beyond the limit: %v, want limit reached", err)
+	}
+	if got := limitReached(t, reg); got != 1 {
+		t.Errorf(`ztna_router_streams_total{result="limit reached"} = %v, want 1`, got)
+	}
+	if _, err := held.Write([]byte("still")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(held, b); err != nil || string(b) != "still" {
+		t.Fatalf("held stream: %q, %v", b, err)
+	}
+}
+
+func limitReached(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == "ztna_router_streams_total" && len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == "limit reached" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -27,8 +27,12 @@ type LinksConfig struct {
 	// LinkTimeout is how long a link may stay silent before it is closed and its streams are
 	// cut (--link-timeout). Zero means fabric's default.
 	LinkTimeout time.Duration
-	Logger      *slog.Logger
-	Metrics     prometheus.Registerer // nil: no metrics
+	// MaxStreams bounds the streams a hub may have open on its link to this router (zero:
+	// fabric.DefaultMaxStreamsDialed); beyond it the hub gets "limit reached" and tries
+	// another router.
+	MaxStreams int
+	Logger     *slog.Logger
+	Metrics    prometheus.Registerer // nil: no metrics
 	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records).
 	Records fabric.Records
 }
@@ -54,9 +58,10 @@ func NewLinks(cfg LinksConfig) *Links {
 	host := New(Config{
 		Endpoint: e2e.NewEndpoint(cfg.Cert, cfg.CA),
 		Dialer:   cfg.Dialer,
-		Link:     fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}, KeepaliveTimeout: cfg.LinkTimeout, Records: cfg.Records},
-		Logger:   cfg.Logger,
-		Metrics:  cfg.Metrics,
+		Link: fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}, KeepaliveTimeout: cfg.LinkTimeout, Records: cfg.Records,
+			LinkLimits: fabric.LinkLimits{MaxStreams: cfg.MaxStreams}},
+		Logger:  cfg.Logger,
+		Metrics: cfg.Metrics,
 	})
 	return &Links{host: host, log: cfg.Logger, hubs: dedupe(cfg.Hubs), changed: make(chan struct{}, 1)}
 }

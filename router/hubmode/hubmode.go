@@ -60,6 +60,8 @@ type Config struct {
 	Logger      *slog.Logger
 	Metrics     prometheus.Registerer // nil: no metrics
 	Records     fabric.Records        // what carries the links' TLS records (fabric.LinkConfig.Records)
+	// Limits bound what one client identity can make the hub hold (zero fields: defaults).
+	Limits hub.Limits
 }
 
 // Hub is the component.
@@ -91,7 +93,7 @@ func New(cfg Config) (*Hub, error) {
 		cfg.Metrics.MustRegister(h.expiry)
 	}
 	h.node = hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: h.slot, CA: cfg.CA}, KeepaliveTimeout: cfg.LinkTimeout,
-		Logger: cfg.Logger, Metrics: cfg.Metrics, Records: cfg.Records})
+		Logger: cfg.Logger, Metrics: cfg.Metrics, Records: cfg.Records, Limits: cfg.Limits})
 	if raw, err := os.ReadFile(filepath.Join(cfg.StateDir, CertFile)); err == nil {
 		if err := h.install(raw); err != nil {
 			h.log.Warn("ignoring the saved hub certificate", "error", err)

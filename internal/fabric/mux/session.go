@@ -80,6 +80,61 @@ type Config struct {
 	// ReadBuffer is the size of the buffered reader over the connection (unused when the
 	// connection is an ExactReader).
 	ReadBuffer int
+	// MaxStreams bounds the streams the peer has opened and not yet closed on both ends;
+	// MaxSetups bounds those of them not yet marked Stream.SetUp (zero: no bound): ServeStreams
+	// marks a stream when its handler returns, a user of AcceptStream must mark it itself. A stream opened beyond either is refused by the session's
+	// reader itself — no goroutine, no Stream, its payload dropped — with what Refuse returns
+	// as its only data, then a fin. Refuse runs on the reader (it may count, it must not
+	// block); nil sends only the fin.
+	MaxStreams int
+	MaxSetups  int
+	// SharedStreams, when set, bounds the streams the peers of every session sharing it have
+	// opened (for example all the links of one identity), refused the same way.
+	SharedStreams *Quota
+	Refuse        func(Limit) []byte
+	// Pace, when set, is called on the reader before each stream the peer opens; it may block
+	// to slow a peer that opens streams too fast: meanwhile the session reads nothing more, so
+	// the peer's own sends back up, and pacing costs this end no work.
+	Pace func()
+}
+
+// Limit names what refused a stream (see Config.MaxStreams).
+type Limit int
+
+// Limits of a session.
+const (
+	LimitStreams       Limit = iota // Config.MaxStreams
+	LimitSetups                     // Config.MaxSetups
+	LimitSharedStreams              // Config.SharedStreams
+)
+
+// Quota is a bound shared by sessions (see Config.SharedStreams).
+type Quota struct {
+	max int32
+	n   atomic.Int32
+}
+
+// NewQuota returns a quota of max.
+func NewQuota(max int) *Quota { return &Quota{max: int32(min(max, 1<<31-1))} }
+
+// InUse is how much of the quota is taken.
+func (q *Quota) InUse() int { return int(q.n.Load()) }
+
+func (q *Quota) take() bool {
+	if q == nil {
+		return true
+	}
+	if q.n.Add(1) > q.max {
+		q.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (q *Quota) give(n int) {
+	if q != nil && n > 0 {
+		q.n.Add(-int32(n))
+	}
 }
 
 // DefaultConfig is tuned for links that carry bulk data at over 1 GB/s.
@@ -103,6 +158,8 @@ func (c Config) check() error {
 		return errors.New("mux: accept backlog must be positive")
 	case c.ReadBuffer < headerSize:
 		return errors.New("mux: read buffer too small")
+	case c.MaxStreams < 0, c.MaxSetups < 0:
+		return errors.New("mux: stream limits must not be negative")
 	}
 	return nil
 }
@@ -143,6 +200,9 @@ type Session struct {
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream
+	byPeer  int // streams in streams the peer opened (see Config.MaxStreams)
+	quota   int // of those, the ones that hold a slot of Config.SharedStreams
+	setups  int // of those, the ones whose handler has not called SetUp yet
 	nextID  uint32
 	err     error         // why the session ended; set before die closes
 	handle  func(*Stream) // set by ServeStreams
@@ -248,11 +308,17 @@ func (s *Session) ServeStreams(handle func(*Stream)) error {
 	for { // streams that were queued before the handler was set
 		select {
 		case st := <-s.accept:
-			go handle(st)
+			go serve(handle, st)
 		case <-s.die:
 			return s.Err()
 		}
 	}
+}
+
+// serve runs a ServeStreams handler; the stream's setup is over when it returns at the latest.
+func serve(handle func(*Stream), st *Stream) {
+	defer st.SetUp()
+	handle(st)
 }
 
 // NumStreams is the number of streams not yet closed by both ends.
@@ -284,6 +350,11 @@ func (s *Session) fail(err error) {
 		s.err = err
 		streams := s.streams
 		s.streams = map[uint32]*Stream{}
+		s.cfg.SharedStreams.give(s.quota)
+		s.byPeer, s.quota, s.setups = 0, 0, 0
+		for _, st := range streams { // what they held is given back here, once
+			st.inQuota, st.inSetup = false, false
+		}
 		s.mu.Unlock()
 		close(s.die)
 		s.conn.Close()
@@ -385,20 +456,43 @@ func (s *Session) opened(id uint32, length int) error {
 	if id%2 == s.nextID%2 {
 		return fmt.Errorf("mux: peer opened stream %d, which is ours to number", id)
 	}
+	if s.cfg.Pace != nil {
+		s.cfg.Pace()
+	}
 	s.mu.Lock()
 	if s.streams[id] != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("mux: peer opened stream %d twice", id)
 	}
+	handle := s.handle
+	switch {
+	case s.cfg.MaxStreams > 0 && s.byPeer >= s.cfg.MaxStreams:
+		s.mu.Unlock()
+		return s.refuse(id, length, LimitStreams)
+	case s.cfg.MaxSetups > 0 && s.setups >= s.cfg.MaxSetups:
+		s.mu.Unlock()
+		return s.refuse(id, length, LimitSetups)
+	case !s.cfg.SharedStreams.take():
+		s.mu.Unlock()
+		return s.refuse(id, length, LimitSharedStreams)
+	}
 	st := newStream(s, id, true)
 	s.streams[id] = st
-	handle := s.handle
+	s.byPeer++
+	if s.cfg.SharedStreams != nil {
+		s.quota++
+		st.inQuota = true
+	}
+	if s.cfg.MaxSetups > 0 {
+		s.setups++
+		st.inSetup = true
+	}
 	s.mu.Unlock()
 	if err := s.data(st, id, length); err != nil {
 		return err
 	}
 	if handle != nil {
-		go handle(st)
+		go serve(handle, st)
 		return nil
 	}
 	select {
@@ -407,6 +501,47 @@ func (s *Session) opened(id uint32, length int) error {
 	case <-s.die:
 		return s.Err()
 	}
+}
+
+// refuse answers a stream opened beyond MaxStreams without ever listing it: later frames for
+// its id find no stream and are dropped. The reader itself writes the answer: a peer that
+// opens streams faster than it reads their refusals stalls its own link, nobody else's.
+func (s *Session) refuse(id uint32, length int, why Limit) error {
+	if err := s.data(nil, id, length); err != nil {
+		return err
+	}
+	var answer []byte
+	if s.cfg.Refuse != nil {
+		answer = s.cfg.Refuse(why)
+	}
+	return s.writeRefusal(id, answer)
+}
+
+// writeRefusal sends answer (if any) and a fin on stream id in one write: one system call and
+// one TLS record, which is most of what a refusal costs.
+func (s *Session) writeRefusal(id uint32, answer []byte) error {
+	if len(answer) > mergeLimit-headerSize {
+		answer = answer[:mergeLimit-headerSize]
+	}
+	select {
+	case s.wlock <- struct{}{}:
+	case <-s.die:
+		return s.Err()
+	}
+	defer func() { <-s.wlock }()
+	b := s.scratch[:0]
+	if len(answer) > 0 {
+		b = binary.BigEndian.AppendUint32(b, uint32(typeData)<<24|uint32(len(answer)))
+		b = binary.BigEndian.AppendUint32(b, id)
+		b = append(b, answer...)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(typeFin)<<24)
+	b = binary.BigEndian.AppendUint32(b, id)
+	if _, err := s.conn.Write(b); err != nil {
+		s.fail(fmt.Errorf("mux: write: %w", err))
+		return err
+	}
+	return nil
 }
 
 // data reads a payload off the wire into the stream's queue. A payload for a stream that is

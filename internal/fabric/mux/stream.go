@@ -19,8 +19,12 @@ var ErrPeerClosed = errors.New("mux: stream closed by the peer")
 // Stream is one bidirectional byte stream of a session. It is a net.Conn. Close ends it in both
 // directions: the peer reads what was sent and then io.EOF, and its writes fail.
 type Stream struct {
-	s  *Session
-	id uint32
+	s      *Session
+	id     uint32
+	byPeer bool // the peer opened it: it counts against Config.MaxStreams
+	// Under the session's mu: it counts against Config.MaxSetups until SetUp, and against
+	// Config.SharedStreams until LeaveQuota or its end.
+	inSetup, inQuota bool
 
 	mu sync.Mutex
 	// Receive side.
@@ -55,7 +59,7 @@ type chunk struct {
 
 func newStream(s *Session, id uint32, byPeer bool) *Stream {
 	return &Stream{
-		s: s, id: id, opened: byPeer,
+		s: s, id: id, opened: byPeer, byPeer: byPeer,
 		window: s.cfg.Window, credit: s.cfg.Window, maxWin: s.cfg.Window, epochStart: time.Now(),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
 		rdl: newDeadline(), wdl: newDeadline(),
@@ -132,6 +136,10 @@ func (st *Stream) forget() {
 	st.s.mu.Lock()
 	if st.s.streams[st.id] == st {
 		delete(st.s.streams, st.id)
+		if st.byPeer {
+			st.s.byPeer--
+		}
+		st.leaveQuota()
 	}
 	st.s.mu.Unlock()
 }
@@ -390,6 +398,10 @@ func (st *Stream) Close() error {
 	st.mu.Unlock()
 	notify(st.readable)
 	notify(st.writable)
+	// Until the peer closes its end too the stream stays listed: it should not also keep its
+	// deadline timers alive.
+	st.rdl.set(time.Time{})
+	st.wdl.set(time.Time{})
 
 	st.wmu.Lock() // after any Write in progress, which now returns
 	opened := st.opened
@@ -402,6 +414,35 @@ func (st *Stream) Close() error {
 		st.forget()
 	}
 	return nil
+}
+
+// SetUp tells the session that the stream's setup is over (its handler has its request and
+// answered it), so that it no longer counts against Config.MaxSetups. The session calls it
+// when the handler returns; calling it again does nothing.
+func (st *Stream) SetUp() {
+	st.s.mu.Lock()
+	if st.inSetup {
+		st.inSetup = false
+		st.s.setups--
+	}
+	st.s.mu.Unlock()
+}
+
+// LeaveQuota frees the stream's slot of Config.SharedStreams: a link's control stream, which
+// every link has, should not count against what the peer's links share.
+func (st *Stream) LeaveQuota() {
+	st.s.mu.Lock()
+	st.leaveQuota()
+	st.s.mu.Unlock()
+}
+
+// leaveQuota is LeaveQuota under the session's mu.
+func (st *Stream) leaveQuota() {
+	if st.inQuota {
+		st.inQuota = false
+		st.s.quota--
+		st.s.cfg.SharedStreams.give(1)
+	}
 }
 
 // ID is the stream's number on its session.
