@@ -150,8 +150,11 @@ func TestStoppedPostgresAnswers503AndRecovers(t *testing.T) {
 	// A deadline shorter than the Retry-After: the client gives up after one attempt and
 	// shows the controller's answer.
 	for name, call := range map[string]func(context.Context) error{
-		"list":   func(ctx context.Context) error { _, err := e.client.ListRouters(ctx); return err },
-		"create": func(ctx context.Context) error { _, err := e.client.CreateRouter(ctx, api.RouterCreate{Name: "down"}); return err },
+		"list": func(ctx context.Context) error { _, err := e.client.ListRouters(ctx); return err },
+		"create": func(ctx context.Context) error {
+			_, err := e.client.CreateRouter(ctx, api.RouterCreate{Name: "down"})
+			return err
+		},
 	} {
 		short, cancel := context.WithTimeout(ctx, time.Second)
 		err := call(short)
