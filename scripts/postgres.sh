@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for tests (PostgreSQL-backed controller replicas).
 #
-# Usage: scripts/postgres.sh start|stop|status|dsn [DIR]
+# Usage: scripts/postgres.sh start|stop|halt|status|dsn [DIR]
 #   start   initialise DIR (first time) and start the server; print the DSN. Idempotent: a
 #           running cluster is left alone and its DSN printed again.
 #   stop    stop the server and delete DIR.
+#   halt    stop the server and keep DIR: start brings it back with its data (tests of a
+#           database outage; only on a cluster of the test's own, never the shared one).
 #   status  exit 0 when the server in DIR is running.
 #   dsn     print the DSN.
 # DIR defaults to $ZTNA_PG_DIR, else /tmp/ztna-postgres. Needs the Debian package `postgresql`
@@ -25,7 +27,7 @@ die() { echo "postgres.sh: $*" >&2; exit 1; }
 # Exit status 3 means "PostgreSQL is not installed" (tests skip instead of failing).
 missing() { echo "postgres.sh: $*" >&2; exit 3; }
 
-[ -n "$cmd" ] || die "usage: $0 start|stop|status|dsn [DIR]"
+[ -n "$cmd" ] || die "usage: $0 start|stop|halt|status|dsn [DIR]"
 case $dir in /*) ;; *) die "DIR must be absolute, got $dir" ;; esac
 # The socket path must fit in sun_path (107 bytes).
 [ ${#dir} -le 90 ] || die "DIR $dir is too long for a unix socket path: use a shorter one"
@@ -84,13 +86,18 @@ stop() {
   rm -rf "$dir"
 }
 
+halt() {
+  if running; then as "$bindir/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null; fi
+}
+
 # One start/stop at a time per DIR (two test packages may share one).
 lock() { exec 9>"$dir.lock"; flock 9; }
 
 case $cmd in
   start) lock; start ;;
   stop) lock; stop; rm -f "$dir.lock" ;;
+  halt) lock; halt ;;
   status) running ;;
   dsn) dsn ;;
-  *) die "unknown command $cmd: use start, stop, status or dsn" ;;
+  *) die "unknown command $cmd: use start, stop, halt, status or dsn" ;;
 esac

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ztna/ztna/controller"
 	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/controller/store/sqlite"
 	"github.com/ztna/ztna/internal/apiclient"
 	"github.com/ztna/ztna/internal/logging"
@@ -31,12 +32,18 @@ func start(t *testing.T) *env { t.Helper(); return startAdvertising(t, "") }
 // keys carry (a proxy in front of it).
 func startAdvertising(t *testing.T, edge string) *env {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "z.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "z.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startWith(t, st)
+}
+
+// startWith runs the controller on st, which it closes at cleanup.
+func startWith(t *testing.T, st store.Store) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
 	logs := &logging.Buffer{}
 	addr := freeAddr(t)
 	advertised := "https://" + addr

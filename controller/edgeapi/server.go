@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -248,12 +249,28 @@ func (s *Server) problemFor(r *http.Request, err error) *api.Problem {
 		return &api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: err.Error()}
 	case errors.Is(err, store.ErrKeyUsed):
 		return &api.Problem{Type: api.ProblemConflict, Title: "Conflict", Status: http.StatusConflict, Detail: err.Error()}
+	case errors.Is(err, store.ErrUnavailable):
+		s.log.WarnContext(r.Context(), "store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		return &api.Problem{Type: api.ProblemStoreUnavailable, Title: "Store unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "the controller's database cannot be reached right now; nothing was changed: send the request again later (see Retry-After); if this persists, check that the database is running"}
+	case errors.Is(err, store.ErrFull):
+		s.log.ErrorContext(r.Context(), "store out of disk space", "method", r.Method, "path", r.URL.Path, "err", err)
+		return &api.Problem{Type: api.ProblemInsufficientStorage, Title: "Insufficient storage", Status: http.StatusInsufficientStorage,
+			Detail: "the controller's database has no disk space left; nothing was changed: free space on the database's disk, then send the request again"}
 	}
 	s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	return &api.Problem{Type: api.ProblemInternal, Title: "Internal error", Status: http.StatusInternalServerError,
 		Detail: "the controller could not complete the request; its log has the cause"}
 }
 
+// storeRetryAfter is the Retry-After of a 503: about how long a PostgreSQL restart or
+// failover takes, short enough that clients notice the store is back soon after it is.
+const storeRetryAfter = 2 * time.Second
+
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	writeProblem(w, s.problemFor(r, err))
+	p := s.problemFor(r, err)
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(storeRetryAfter/time.Second)))
+	}
+	writeProblem(w, p)
 }

@@ -24,7 +24,24 @@ var (
 	ErrKeyUsed    = errors.New("registration key already used")
 	ErrKeyExpired = errors.New("registration key expired")
 	ErrKeyRevoked = errors.New("registration key revoked")
+
+	// ErrUnavailable says the database cannot be reached or refuses work for now (PostgreSQL
+	// down, restarting or out of connections; SQLite locked past its busy timeout): the same
+	// request may succeed later. Nothing was written.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrFull says the database has no room left (disk full): writes fail until an operator
+	// frees space. Nothing was written.
+	ErrFull = errors.New("store out of disk space")
 )
+
+// Classify returns err wrapped with kind (ErrUnavailable or ErrFull), keeping the cause in
+// the chain, unless err already carries one of them; backends call it on driver errors.
+func Classify(kind, err error) error {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrFull) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", kind, err)
+}
 
 // ConflictError reports a unique field (a name) that is already taken.
 type ConflictError struct {

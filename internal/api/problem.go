@@ -19,6 +19,12 @@ const (
 	ProblemMethod       = "urn:ztna:problem:method-not-allowed"
 	ProblemTooLarge     = "urn:ztna:problem:too-large"
 
+	// Store failures: 503 with Retry-After (the database is unreachable or restarting; the
+	// request was not applied and may be sent again) and 507 (its disk is full; retrying
+	// will not help until an operator frees space).
+	ProblemStoreUnavailable    = "urn:ztna:problem:store-unavailable"
+	ProblemInsufficientStorage = "urn:ztna:problem:insufficient-storage"
+
 	// Enrolment failures, one per reason, so the enrolling side can tell the operator what
 	// to do (get a new key, fix the clock, ...).
 	ProblemKeyMalformed = "urn:ztna:problem:key-malformed"

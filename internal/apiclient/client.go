@@ -10,12 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/backoff"
 	"github.com/ztna/ztna/internal/pki"
 )
 
@@ -30,7 +33,8 @@ type Client struct {
 // Option adjusts a Client.
 type Option func(*Client)
 
-// WithTimeout bounds every request (default 30 s).
+// WithTimeout bounds every request (default 30 s), and a call's retries when its context has
+// no deadline.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.http.Timeout = d } }
 
 // WithUserAgent sets the User-Agent header (for example "terraform-provider-ztna/1.2").
@@ -78,6 +82,8 @@ func (c *Client) BaseURL() string { return c.base.String() }
 type Error struct {
 	StatusCode int
 	Problem    api.Problem
+	// RetryAfter is the server's Retry-After (0 if none), sent with 503.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -135,22 +141,110 @@ func IsPinMismatch(err error) bool {
 	return errors.As(err, &e)
 }
 
+// Retry delays: a server's Retry-After wins; without one, backoff from retryMin to retryMax.
+const (
+	retryMin = 200 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
 // do sends in (if not nil) as JSON and decodes a 2xx body into out (if not nil; a *[]byte
 // receives the body as is).
+//
+// It sends the request again after a 503 (the controller's store is unavailable, so the
+// request was not applied), whatever the method, and after a transport error only for GET,
+// PUT and DELETE: those are idempotent, while a POST or PATCH whose reply was lost may have
+// been applied. It waits the server's Retry-After, or a growing backoff, and gives up with
+// the last error once the next attempt would start after ctx's deadline (without one, after
+// the client's timeout from the first attempt).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var payload []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		payload = b
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(c.http.Timeout)
+	}
+	bo := backoff.New(retryMin, retryMax)
+	for {
+		err := c.once(ctx, method, path, payload, out)
+		wait, retry := retryDelay(method, err, bo)
+		if !retry || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// transportError is a request that got no HTTP answer.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// retryDelay says whether a failed call may be sent again (see do) and after how long.
+func retryDelay(method string, err error, bo *backoff.Backoff) (time.Duration, bool) {
+	var apiErr *Error
+	var tErr *transportError
+	var netErr *net.OpError
+	switch {
+	case errors.As(err, &apiErr):
+		if apiErr.StatusCode != http.StatusServiceUnavailable {
+			return 0, false
+		}
+		if apiErr.RetryAfter > 0 {
+			return apiErr.RetryAfter, true
+		}
+		return bo.Next(), true
+	case errors.As(err, &tErr):
+		// Only a connection that failed or broke (refused, reset, closed early) may work
+		// next time; a controller that shows the wrong certificate stays wrong.
+		if !errors.As(err, &netErr) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, false
+		}
+		switch method {
+		case http.MethodGet, http.MethodPut, http.MethodDelete:
+			return bo.Next(), true
+		}
+	}
+	return 0, false
+}
+
+// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// once sends one request; see do.
+func (c *Client) once(ctx context.Context, method, path string, payload []byte, out any) error {
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
 	if err != nil {
 		return err
 	}
-	if in != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json, "+api.ProblemContentType)
@@ -160,7 +254,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return &transportError{fmt.Errorf("%s %s: %w", method, path, err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
@@ -168,7 +262,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: read response: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		e := &Error{StatusCode: resp.StatusCode}
+		e := &Error{StatusCode: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
 		if json.Unmarshal(raw, &e.Problem) != nil || e.Problem.Title == "" {
 			e.Problem = api.Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode), Detail: strings.TrimSpace(string(raw))}
 		}

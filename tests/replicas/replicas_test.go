@@ -41,8 +41,14 @@ type cluster struct {
 // newCluster sets up n replicas (ctrl-a, ctrl-b, ...) on a fresh database without starting them.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	return newClusterOn(t, n, pgtest.NewDatabase(t))
+}
+
+// newClusterOn is newCluster on the database named by dsn.
+func newClusterOn(t *testing.T, n int, dsn string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
-	c := &cluster{dir: dir, dsn: pgtest.NewDatabase(t),
+	c := &cluster{dir: dir, dsn: dsn,
 		secretFile: writeFile(t, dir, "ca-secret", "test-ca-secret-0123456789abcdefghijklmnopqrstuvwxyz\n"),
 		tokenFile:  writeFile(t, dir, "token", "replica-admin-token-0123456789\n")}
 	addrs := freeAddrs(t, 4*n)

@@ -65,7 +65,7 @@ func (d docTable[T]) get(ctx context.Context, q querier, id, lock string) (*T, e
 		return nil, fmt.Errorf("%s %q: %w", d.noun, id, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	v := new(T)
 	if err := json.Unmarshal(doc, v); err != nil {
@@ -77,7 +77,7 @@ func (d docTable[T]) get(ctx context.Context, q querier, id, lock string) (*T, e
 func (d docTable[T]) list(ctx context.Context, s *Store) ([]T, error) {
 	rows, err := s.pool.Query(ctx, `SELECT doc FROM `+d.table+` ORDER BY created_at, id`)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	out := []T{}
 	var doc []byte
@@ -89,7 +89,7 @@ func (d docTable[T]) list(ctx context.Context, s *Store) ([]T, error) {
 		out = append(out, v)
 		return nil
 	})
-	return out, err
+	return out, classify(err)
 }
 
 // update loads (locking the row), changes and saves one document, so concurrent updates

@@ -78,25 +78,25 @@ func getKey(ctx context.Context, q querier, id, lock string) (*store.Key, error)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("registration key %q: %w", id, store.ErrNotFound)
 	}
-	return k, err
+	return k, classify(err)
 }
 
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context, kind string) ([]store.Key, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM keys WHERE kind = $1 ORDER BY created_at, id`, kind)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	defer rows.Close()
 	out := []store.Key{}
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		out = append(out, *k)
 	}
-	return out, rows.Err()
+	return out, classify(rows.Err())
 }
 
 // RevokeKey implements store.Store.

@@ -11,7 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -160,7 +163,7 @@ func (s *Store) write(ctx context.Context, fn func(pgx.Tx) ([]store.Change, erro
 		if attempt < maxAttempts && isRetryable(err) {
 			continue
 		}
-		return err
+		return classify(err)
 	}
 }
 
@@ -169,7 +172,35 @@ const (
 	codeUniqueViolation      = "23505"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	codeDiskFull             = "53100"
 )
+
+// classify wraps the errors that say PostgreSQL has no disk space left (store.ErrFull:
+// 53100) or cannot serve for now (store.ErrUnavailable: it cannot be reached or the
+// connection broke, class 08 connection exceptions, class 53 insufficient resources such as
+// too many connections, 57P01-57P03 shutdown, crash recovery or start-up); other errors pass
+// unchanged. A transaction that fails this way did not commit.
+func classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	switch code := pgCode(err); {
+	case code == codeDiskFull:
+		return store.Classify(store.ErrFull, err)
+	case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "53"),
+		code == "57P01", code == "57P02", code == "57P03":
+		return store.Classify(store.ErrUnavailable, err)
+	case code != "":
+		return err // any other answer of a working server
+	}
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connect) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || pgconn.SafeToRetry(err) {
+		return store.Classify(store.ErrUnavailable, err)
+	}
+	return err
+}
 
 func pgCode(err error) string {
 	var e *pgconn.PgError

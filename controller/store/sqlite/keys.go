@@ -80,25 +80,25 @@ func getKey(ctx context.Context, q querier, id string) (*store.Key, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("registration key %q: %w", id, store.ErrNotFound)
 	}
-	return k, err
+	return k, classify(err)
 }
 
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context, kind string) ([]store.Key, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE kind = ? ORDER BY created_at, id`, kind)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	defer rows.Close()
 	out := []store.Key{}
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		out = append(out, *k)
 	}
-	return out, rows.Err()
+	return out, classify(rows.Err())
 }
 
 // RevokeKey implements store.Store.
@@ -130,7 +130,7 @@ func (s *Store) RevokeKey(ctx context.Context, id string) (*store.Key, error) {
 func (s *Store) DeleteKey(ctx context.Context, id string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM keys WHERE id = ?`, id)
 	if err != nil {
-		return err
+		return classify(err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("registration key %q: %w", id, store.ErrNotFound)

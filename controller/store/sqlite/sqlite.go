@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"syscall"
 	"time"
 
 	sqlite "modernc.org/sqlite"
@@ -86,17 +87,42 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// tx runs fn in a write transaction and commits when fn returns nil.
+// tx runs fn in a write transaction and commits when fn returns nil. A full disk or a
+// database locked past the busy timeout comes back classified (see classify); the
+// transaction is rolled back then, so nothing of it is written.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return classify(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return classify(err)
 	}
-	return tx.Commit()
+	return classify(tx.Commit())
+}
+
+// classify wraps the driver errors that say the disk is full (store.ErrFull: SQLITE_FULL,
+// which SQLite's VFS reports for ENOSPC, or ENOSPC itself from a temporary file) or that
+// the database stayed locked past busy_timeout (store.ErrUnavailable: SQLITE_BUSY,
+// SQLITE_LOCKED); other errors pass unchanged.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		switch e.Code() & 0xff { // the primary result code of an extended one
+		case sqlite3.SQLITE_FULL:
+			return store.Classify(store.ErrFull, err)
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return store.Classify(store.ErrUnavailable, err)
+		}
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return store.Classify(store.ErrFull, err)
+	}
+	return err
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
@@ -156,7 +182,7 @@ func (d docTable[T]) get(ctx context.Context, q querier, id string) (*T, error) 
 		return nil, fmt.Errorf("%s %q: %w", d.noun, id, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	v := new(T)
 	if err := json.Unmarshal(doc, v); err != nil {
@@ -168,14 +194,14 @@ func (d docTable[T]) get(ctx context.Context, q querier, id string) (*T, error) 
 func (d docTable[T]) list(ctx context.Context, s *Store) ([]T, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT doc FROM `+d.table+` ORDER BY created_at, id`)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	defer rows.Close()
 	out := []T{}
 	for rows.Next() {
 		var doc []byte
 		if err := rows.Scan(&doc); err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		var v T
 		if err := json.Unmarshal(doc, &v); err != nil {
@@ -183,7 +209,7 @@ func (d docTable[T]) list(ctx context.Context, s *Store) ([]T, error) {
 		}
 		out = append(out, v)
 	}
-	return out, rows.Err()
+	return out, classify(rows.Err())
 }
 
 // update loads, changes and saves one document in a write transaction. touch says whether

@@ -163,6 +163,70 @@ func findScript() (string, error) {
 	}
 }
 
+// Cluster is a PostgreSQL server of one test's own, for tests that stop and start it:
+// stopping the shared server would break every other test running on it.
+type Cluster struct {
+	DSN         string // superuser DSN of its postgres database
+	script, dir string
+}
+
+// Private starts a cluster for t alone (scripts/postgres.sh in a fresh directory, so its own
+// socket) and removes it when t ends. It skips under -short and, unless $ZTNA_REQUIRE_POSTGRES
+// is set, when PostgreSQL cannot be started.
+func Private(t testing.TB) *Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping tests that need PostgreSQL")
+	}
+	script, err := findScript()
+	if err == nil {
+		var c *Cluster
+		if c, err = startPrivate(script); err == nil {
+			t.Cleanup(func() {
+				if _, err := run(script, "stop", c.dir); err != nil {
+					t.Errorf("remove private PostgreSQL: %v", err)
+				}
+			})
+			return c
+		}
+	}
+	if os.Getenv(EnvRequire) != "" {
+		t.Fatalf("PostgreSQL is required (%s) but cannot be started: %v", EnvRequire, err)
+	}
+	t.Skipf("PostgreSQL cannot be started, skipping (install the Debian package postgresql): %v", err)
+	return nil
+}
+
+func startPrivate(script string) (*Cluster, error) {
+	// Not dirPrefix: sweep must not take it for the package cluster of a dead test binary.
+	dir, err := os.MkdirTemp("/tmp", "ztna-pgown-")
+	if err != nil {
+		return nil, err
+	}
+	out, err := run(script, "start", dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &Cluster{DSN: strings.TrimSpace(out), script: script, dir: dir}, nil
+}
+
+// Stop stops the server and keeps its data; clients get connection errors until Start.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	if _, err := run(c.script, "halt", c.dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Start starts the stopped server again, with the data it had.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	if _, err := run(c.script, "start", c.dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // DSN returns the server's superuser DSN, skipping (or failing) t when there is no server.
 func DSN(t testing.TB) string {
 	t.Helper()
