@@ -36,11 +36,14 @@ func startAdvertising(t *testing.T, edge string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startWith(t, st)
+	return startOn(t, st, edge)
 }
 
 // startWith runs the controller on st, which it closes at cleanup.
-func startWith(t *testing.T, st store.Store) *env {
+func startWith(t *testing.T, st store.Store) *env { t.Helper(); return startOn(t, st, "") }
+
+// startOn runs the controller on st advertising edge (when not empty) as its edge endpoint.
+func startOn(t *testing.T, st store.Store, edge string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
