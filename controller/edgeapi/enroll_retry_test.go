@@ -25,10 +25,11 @@ import (
 // controller handles the request and its reply is lost, as after a timeout, a proxy reset or
 // a dropped link.
 type replyLosingProxy struct {
-	addr, target string
-	conns        atomic.Int32
-	lost         atomic.Int64 // bytes of the controller's answer that never reached the client
-	done         sync.WaitGroup
+	addr   string
+	target atomic.Pointer[string] // set once the controller listens, before the first connection
+	conns  atomic.Int32
+	lost   atomic.Int64 // bytes of the controller's answer that never reached the client
+	done   sync.WaitGroup
 }
 
 const requestBytes = 700 // an enrolment request carries a CSR: well over this
@@ -58,7 +59,7 @@ func newReplyLosingProxy(t *testing.T) *replyLosingProxy {
 
 func (p *replyLosingProxy) relay(client net.Conn, loseReply bool) {
 	defer client.Close()
-	server, err := net.Dial("tcp", p.target)
+	server, err := net.Dial("tcp", *p.target.Load())
 	if err != nil {
 		return
 	}
@@ -127,7 +128,8 @@ func (p *replyLosingProxy) relay(client net.Conn, loseReply bool) {
 func TestEnrolmentReplyLost(t *testing.T) {
 	p := newReplyLosingProxy(t)
 	e := startAdvertising(t, p.addr)
-	p.target = strings.TrimPrefix(e.url, "https://")
+	target := strings.TrimPrefix(e.url, "https://")
+	p.target.Store(&target)
 	ctx := context.Background()
 	r := e.router(t, "edge-1")
 	k := e.key(t, r.ID, 0)
