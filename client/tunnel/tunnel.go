@@ -19,6 +19,7 @@ package tunnel
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -185,7 +187,7 @@ func Start(ctx context.Context, cfg Config) (*Tunnel, error) {
 		return nil, fmt.Errorf("the upstream resolver %s is this tunnel's own DNS address: name another resolver", cfg.Upstream)
 	}
 	if err := t.refresh(); err != nil {
-		if !hubUnreachable(err) {
+		if hubRefused(err) {
 			t.Close() // a refusal (say, of the identity) is final
 			return nil, err
 		}
@@ -436,13 +438,29 @@ func (t *Tunnel) refresh() error {
 	return nil
 }
 
-// hubUnreachable reports whether reading the service list failed for want of a hub (refused
-// or timed-out connections, no route), as opposed to a hub's answer such as a refused
-// identity.
-func hubUnreachable(err error) bool {
-	var op *net.OpError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
-		errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &op) && op.Op == "dial")
+// hubRefused reports whether reading the service list failed on an answer that asking again
+// will not change: the hub refused this identity (not authorized, or its TLS refused the
+// identity's certificate), or the hub is not of this network (its certificate fails
+// verification against the identity's CA). Anything else — refused, reset or timed-out
+// connections, a hub that is still starting — counts as the hub not being reachable yet, and
+// the tunnel starts and retries.
+func hubRefused(err error) bool {
+	if errors.Is(err, client.ErrNotAuthorized) {
+		return true
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostname x509.HostnameError
+	if errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &hostname) {
+		return true
+	}
+	msg := err.Error()
+	for _, alert := range []string{"tls: bad certificate", "tls: unknown certificate", "tls: certificate", "tls: access denied"} {
+		if strings.Contains(msg, alert) {
+			return true
+		}
+	}
+	return false
 }
 
 // save writes list to SavedList when it differs from what was written last; t.mu is held.
@@ -711,7 +729,8 @@ func (t *Tunnel) accept(ln *net.TCPListener, target string) {
 			}
 			return
 		}
-		if !t.track(c) {
+		if !t.track(c) { // closed between accept and now: refuse, never an empty clean stream
+			c.SetLinger(0)
 			c.Close()
 			return
 		}

@@ -683,3 +683,25 @@ func TestStartsWithoutAHub(t *testing.T) {
 		}
 	})
 }
+
+// Only an answer that asking again will not change stops a starting tunnel; a hub that is not
+// reachable yet, in whatever way, is retried.
+func TestHubRefused(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{errHubDown, false},
+		{fmt.Errorf("ztna: list services: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), false},
+		{fmt.Errorf("ztna: list services: %w", io.EOF), false},
+		{fmt.Errorf("ztna: list services: %w", context.DeadlineExceeded), false},
+		{errors.New("ztna: list services: remote error: tls: internal error"), false},
+		{errors.New("ztna: list services: remote error: tls: bad certificate"), true},
+		{errors.New("ztna: list services: remote error: tls: certificate required"), true},
+		{fmt.Errorf("ztna: list services: %w", client.ErrNotAuthorized), true},
+	} {
+		if got := hubRefused(tc.err); got != tc.want {
+			t.Errorf("hubRefused(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

@@ -54,7 +54,7 @@ Point programs at the DNS server, e.g. a resolv.conf 'nameserver' line (which ne
 --dns-listen 127.0.0.53:53 as root or with CAP_NET_BIND_SERVICE), a systemd-resolved or dnsmasq
 forwarding rule for the service domains, or the program's own resolver setting.
 
-The service list is saved next to the identity (<identity>.services, 0600). A tunnel started
+The service list is saved next to the identity (<identity file>.<identity id>.services, 0600). A tunnel started
 while the hub cannot be reached serves the saved names and keeps retrying; with nothing saved it
 answers every query SERVFAIL until the hub answers, so that resolvers configured with a fallback
 use it, and service names never leak upstream.
@@ -87,11 +87,13 @@ list is being read successfully) are served on that address; keep it on loopback
 			if err != nil {
 				return err
 			}
-			savedList := path + ".services"
 			c, id, closeOverlay, err := overlayClient(cmd.Context(), path, log)
 			if err != nil {
 				return err
 			}
+			// Named by the identity's id: another identity enrolled into the same file later
+			// (enroll --force) never serves this one's names.
+			savedList := path + "." + id.File().Config.ID + ".services"
 			defer closeOverlay()
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -87,7 +87,8 @@ type Key struct {
 const EnrolmentRetryWindow = 10 * time.Minute
 
 // RetryOf reports whether an enrolment with the public key hashed as usedBy, at now, repeats
-// the enrolment that used k.
+// the enrolment that used k. A later enrolment of the same subject clears UsedBy of its
+// earlier keys (ConsumeKey), so a superseded enrolment is never repeated.
 func (k *Key) RetryOf(usedBy []byte, now time.Time) bool {
 	return k.UsedAt != nil && len(k.UsedBy) > 0 && subtle.ConstantTimeCompare(k.UsedBy, usedBy) == 1 &&
 		now.Before(k.UsedAt.Add(EnrolmentRetryWindow)) && !k.Revoked

@@ -95,8 +95,8 @@ func (e *Error) Error() string {
 // said so (503, store unavailable; 502/504 from a proxy in front of it). A refusal or a bug
 // (any other status) is final.
 func Temporary(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
+	if err == nil || errors.Is(err, context.Canceled) || IsPinMismatch(err) {
+		return false // a server that is not the pinned controller stays one
 	}
 	var e *Error
 	if !errors.As(err, &e) {

@@ -125,6 +125,9 @@ func enrollOnce(ctx context.Context, log *slog.Logger, k *regkey.Key, priv crypt
 				// The controller decided; another endpoint of the same controller would agree.
 				return nil, false, fmt.Errorf("enrolment refused by %s: %s", edge, apiErr.Problem.Detail)
 			}
+			if apiclient.IsPinMismatch(err) { // TLS interception or the wrong controller: asking again changes nothing
+				return nil, false, fmt.Errorf("%s: %w", edge, err)
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", edge, err))
 			log.Warn("edge endpoint failed", "edge", edge, "err", err)
 			continue

@@ -52,8 +52,8 @@ func TestTunnelStopNeverEndsADownloadCleanly(t *testing.T) {
 	c := newCustomer(t)
 	const fqdn = "files.customerdomain.me"
 	c.dns.Set(fqdn, "127.0.0.1")
-	// 64 MiB at 64 KiB per 2 ms: ~2 s at best, so still running at SIGTERM.
-	slowPort, _ := download(t, 64<<20, 2*time.Millisecond)
+	// 64 MiB at 64 KiB per 10 ms: 10 s at best, so still running when a 3 s drain is up.
+	slowPort, _ := download(t, 64<<20, 10*time.Millisecond)
 	// 4 MiB at 64 KiB per 10 ms: ~0.7 s, within a 5 s drain.
 	shortPort, short := download(t, 4<<20, 10*time.Millisecond)
 	svc := control.Service{ID: "files", Name: "files", Address: fqdn, Port: slowPort, Protocol: "tcp",

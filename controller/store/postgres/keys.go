@@ -219,6 +219,13 @@ func consume(ctx context.Context, tx pgx.Tx, id string, now time.Time, usedBy []
 	if _, err := tx.Exec(ctx, `UPDATE keys SET used_at = $1, used_by = $2 WHERE id = $3`, usedAt, usedBy, id); err != nil {
 		return nil, false, err
 	}
+	// This enrolment supersedes the subject's earlier ones: none of their keys may be retried
+	// any more (store.Key.RetryOf), or a retry would issue a certificate newer than this
+	// enrolment for a key it replaced.
+	if _, err := tx.Exec(ctx, `UPDATE keys SET used_by = NULL WHERE kind = $1 AND subject_id = $2 AND id <> $3 AND used_by IS NOT NULL`,
+		k.Kind, k.SubjectID, id); err != nil {
+		return nil, false, err
+	}
 	k.UsedAt, k.UsedBy = &usedAt, usedBy
 	return k, false, nil
 }

@@ -170,6 +170,13 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time, usedBy
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("registration key %s: %w", id, store.ErrKeyUsed)
 		}
+		// This enrolment supersedes the subject's earlier ones: none of their keys may be
+		// retried any more (store.Key.RetryOf), or a retry would issue a certificate newer
+		// than this enrolment for a key it replaced.
+		if _, err := tx.ExecContext(ctx, `UPDATE keys SET used_by = NULL WHERE kind = ? AND subject_id = ? AND id != ? AND used_by IS NOT NULL`,
+			k.Kind, k.SubjectID, id); err != nil {
+			return err
+		}
 		k.UsedAt, k.UsedBy = &usedAt, usedBy
 		out = k
 		changed = append(changed, store.Change{Collection: store.Keys, Op: store.OpUpdate, ID: id})

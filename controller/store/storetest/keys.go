@@ -227,6 +227,32 @@ func sameKey(a, b *store.Key) bool {
 		(a.UsedAt == nil || a.UsedAt.Equal(*b.UsedAt)) && a.ExpiresAt.Equal(b.ExpiresAt) && bytes.Equal(a.UsedBy, b.UsedBy)
 }
 
+// testRetryAfterReenrolment: once a subject enrolled again with another key, a retry of its
+// earlier enrolment (same key, same public key, within the window) is refused: it would issue
+// a certificate newer than the enrolment that replaced it.
+func testRetryAfterReenrolment(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	r := newRouter(t, s, "r-"+store.NewID()[:8])
+	first, second := newRouterKey(t, s, r.ID, time.Hour), newRouterKey(t, s, r.ID, time.Hour)
+	now := time.Now()
+	_, err := s.ConsumeKey(ctx, first.ID, now, enroller)
+	must(t, err)
+	if _, err := s.ConsumeKey(ctx, first.ID, now.Add(time.Second), enroller); err != nil {
+		t.Fatalf("retry before re-enrolment: %v", err)
+	}
+	_, err = s.ConsumeKey(ctx, second.ID, now.Add(2*time.Second), otherEnroller)
+	must(t, err)
+	if _, err := s.ConsumeKey(ctx, first.ID, now.Add(3*time.Second), enroller); !errors.Is(err, store.ErrKeyUsed) {
+		t.Fatalf("retry of the superseded enrolment: %v, want ErrKeyUsed", err)
+	}
+	if k, _ := s.GetKey(ctx, first.ID); k.RetryOf(enroller, now.Add(3*time.Second)) {
+		t.Fatal("the superseded key still answers retries")
+	}
+	if _, err := s.ConsumeKey(ctx, second.ID, now.Add(4*time.Second), otherEnroller); err != nil {
+		t.Fatalf("retry of the latest enrolment: %v", err)
+	}
+}
+
 // testIdentityToken: an identity and its enrolment token are created together (or not at
 // all), and consuming the token enrols the identity.
 func testIdentityToken(t *testing.T, s store.Store) {

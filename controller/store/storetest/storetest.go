@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("References", func(t *testing.T) { testReferences(t, open(t)) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
 	t.Run("KeyStates", func(t *testing.T) { testKeyStates(t, open(t)) })
+	t.Run("RetryAfterReenrolment", func(t *testing.T) { testRetryAfterReenrolment(t, open(t)) })
 	t.Run("IdentityToken", func(t *testing.T) { testIdentityToken(t, open(t)) })
 	t.Run("ReissueIdentityToken", func(t *testing.T) { testReissueIdentityToken(t, open(t)) })
 	t.Run("ConsumeKeyOnce", func(t *testing.T) { s := open(t); testConsumeKeyOnce(t, s, s) })
