@@ -74,7 +74,7 @@ func lookupErr(server, name string) error { _, _, err := lookupAt(server, name);
 // TestSplitDNSThroughDnsmasq: the tunnel registers exactly its service names with the host's
 // dnsmasq. Through dnsmasq the service name resolves to the tunnel's local address (and a
 // connection to it reaches the service) and other names resolve through the normal upstream.
-// After SIGTERM of the tunnel the registration is undone: other names still resolve, and the
+// A service added later is registered on the fly (file rewritten, dnsmasq signalled). After SIGTERM of the tunnel the registration is undone: other names still resolve, and the
 // service name fails cleanly (the upstream's NXDOMAIN, at once) instead of timing out.
 func TestSplitDNSThroughDnsmasq(t *testing.T) {
 	testenv.Integration(t, "dnsmasq and ztna tunnel processes")
@@ -112,6 +112,15 @@ func TestSplitDNSThroughDnsmasq(t *testing.T) {
 		t.Fatalf("other name through dnsmasq with the tunnel up: %v %v, want %s", a, err, otherIP)
 	}
 
+	// A service added later is registered too: the file is rewritten and dnsmasq re-reads it.
+	const added = "cache.customerdomain.me"
+	svc2 := control.Service{ID: "cache", Name: "cache", Address: added, Port: port, Protocol: "tcp"}
+	c.s.Update(policy([]control.Service{svc, svc2}, "r1"))
+	harness.WaitFor(t, 10*time.Second, "the added service name to resolve through dnsmasq", func() bool {
+		a, _, err := lookupAt(host.addr, added)
+		return err == nil && a.IsValid() && a.Is4() && a.As4()[0] == 127
+	})
+
 	if code := tun.Terminate(t, 10*time.Second); code != 0 {
 		t.Fatalf("tunnel exit %d:\n%s", code, tun.Output())
 	}
@@ -121,14 +130,16 @@ func TestSplitDNSThroughDnsmasq(t *testing.T) {
 	if a, _, err := lookupAt(host.addr, other); err != nil || a.String() != otherIP {
 		t.Fatalf("other name through dnsmasq with the tunnel stopped: %v %v, want %s", a, err, otherIP)
 	}
-	// dnsmasq caches answers, but SIGHUP clears its cache: the service name is asked upstream.
-	begin := time.Now()
-	a, rcode, err := lookupAt(host.addr, fqdn)
-	took := time.Since(begin)
-	if err != nil || a.IsValid() || (rcode != dns.RcodeNameError && rcode != dns.RcodeServerFailure) {
-		t.Fatalf("service name through dnsmasq with the tunnel stopped: %v rcode %s err %v, want NXDOMAIN or SERVFAIL at once", a, dns.RcodeToString[rcode], err)
+	// dnsmasq caches answers, but SIGHUP clears its cache: the service names are asked upstream.
+	for _, name := range []string{fqdn, added} {
+		begin := time.Now()
+		a, rcode, err := lookupAt(host.addr, name)
+		took := time.Since(begin)
+		if err != nil || a.IsValid() || (rcode != dns.RcodeNameError && rcode != dns.RcodeServerFailure) {
+			t.Fatalf("service name %s through dnsmasq with the tunnel stopped: %v rcode %s err %v, want NXDOMAIN or SERVFAIL at once", name, a, dns.RcodeToString[rcode], err)
+		}
+		t.Logf("with the tunnel stopped, %s fails with %s after %v", name, dns.RcodeToString[rcode], took.Round(10*time.Microsecond))
 	}
-	t.Logf("with the tunnel stopped, %s fails with %s after %v", fqdn, dns.RcodeToString[rcode], took.Round(10*time.Microsecond))
 }
 
 // serverLines is the server= lines of a dnsmasq servers-file.
