@@ -4,7 +4,7 @@
 set -euo pipefail
 
 declare -A groups=(
-  [test]="iproute2 nftables curl ca-certificates postgresql mmdebstrap fdisk qemu-utils lintian"
+  [test]="iproute2 nftables curl ca-certificates postgresql mmdebstrap fdisk qemu-utils lintian dnsmasq-base"
   [bench]="openssh-server openssh-client stunnel4 procps"
   [image]="mmdebstrap fdisk qemu-utils qemu-system-x86"
   [quickstart]="iproute2 nftables curl"

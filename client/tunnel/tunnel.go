@@ -91,7 +91,16 @@ type Config struct {
 	// SavedList is a file that keeps the last service list read from the hub (0600, replaced
 	// atomically on every change), so that a tunnel started while the hub is unreachable
 	// serves the names it served before; "" keeps nothing.
-	SavedList  string
+	SavedList string
+
+	// DnsmasqServersFile, when set, is kept as a dnsmasq servers-file that sends exactly the
+	// served names to this tunnel (replaced atomically when they change, emptied on Close), so
+	// that a host's dnsmasq asks the tunnel for service names only: split DNS.
+	DnsmasqServersFile string
+	// DnsmasqPIDFile is dnsmasq's --pid-file: dnsmasq gets SIGHUP, so that it re-reads the
+	// servers-file, after each write. "" signals nothing.
+	DnsmasqPIDFile string
+
 	Logger     *slog.Logger          // nil discards
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 }
@@ -120,6 +129,8 @@ type Tunnel struct {
 	watching bool   // the hub is pushing the service list
 	draining bool   // Drain: listeners stay closed
 	closed   bool
+	// dnsmasqWritten is the servers-file as last written; nil before the first write.
+	dnsmasqWritten []byte
 
 	closeOnce sync.Once
 	closeErr  error
@@ -197,6 +208,11 @@ func Start(ctx context.Context, cfg Config) (*Tunnel, error) {
 			log.Warn("the hub cannot be reached and no service list is saved; answering every query with SERVFAIL until the hub answers", "err", err)
 		}
 	}
+	t.mu.Lock()
+	if t.dnsmasqWritten == nil { // no names yet: clear what a tunnel that died left behind
+		t.registerNames(nil)
+	}
+	t.mu.Unlock()
 	t.wg.Add(1)
 	go t.refreshLoop()
 	context.AfterFunc(ctx, func() { t.Close() })
@@ -351,6 +367,7 @@ func (t *Tunnel) shutdown() {
 	t.closed = true
 	t.cancel()
 	t.names.store(nil)
+	t.registerNames(nil) // dnsmasq answers the service names itself again: undone
 	for name := range t.served {
 		t.unserve(name)
 	}
@@ -617,6 +634,7 @@ func (t *Tunnel) publish(want map[string]*wanted) {
 		}
 	}
 	t.names.store(table)
+	t.registerNames(table)
 }
 
 // serve opens and closes listeners of one name to match w; it reports whether the set of

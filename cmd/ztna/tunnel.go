@@ -27,6 +27,7 @@ const resolvConf = "/etc/resolv.conf"
 func tunnelCommand() *cobra.Command {
 	var (
 		identity, dnsListen, upstream, pool, metricsListen string
+		dnsmasqServers, dnsmasqPID                         string
 		refresh, drain                                     time.Duration
 		maxPorts                                           int
 		logs                                               logging.Flags
@@ -54,6 +55,15 @@ Point programs at the DNS server, e.g. a resolv.conf 'nameserver' line (which ne
 --dns-listen 127.0.0.53:53 as root or with CAP_NET_BIND_SERVICE), a systemd-resolved or dnsmasq
 forwarding rule for the service domains, or the program's own resolver setting.
 
+Split DNS with dnsmasq: with --dnsmasq-servers-file the tunnel keeps that file (give it to
+dnsmasq as --servers-file) holding one 'server=/<name>/<tunnel DNS>' line per service name it
+serves, rewritten atomically when the names change, and sends SIGHUP to the dnsmasq named by
+--dnsmasq-pid-file so that it re-reads it. dnsmasq then asks the tunnel for the service names
+only; the host's other names never depend on the tunnel. On exit the file is emptied (and
+dnsmasq signalled): service names then get dnsmasq's normal answer, typically NXDOMAIN.
+Give --upstream dnsmasq's own upstream, not dnsmasq: the tunnel forwards it the names below
+service names that dnsmasq sends it, which would otherwise come back.
+
 The service list is saved next to the identity (<identity file>.<identity id>.services, 0600). A tunnel started
 while the hub cannot be reached serves the saved names and keeps retrying; with nothing saved it
 answers every query SERVFAIL until the hub answers, so that resolvers configured with a fallback
@@ -73,6 +83,9 @@ list is being read successfully) are served on that address; keep it on loopback
 			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if dnsmasqPID != "" && dnsmasqServers == "" {
+				return errors.New("--dnsmasq-pid-file needs --dnsmasq-servers-file: name the servers-file dnsmasq reads")
 			}
 			prefix, err := netip.ParsePrefix(pool)
 			if err != nil {
@@ -105,6 +118,7 @@ list is being read successfully) are served on that address; keep it on loopback
 			t, err := tunnel.Start(context.WithoutCancel(cmd.Context()), tunnel.Config{
 				Overlay: c, DNSListen: dnsListen, Upstream: upstream, Pool: prefix,
 				Refresh: refresh, MaxPortsPerName: maxPorts, Logger: log, Registerer: reg, SavedList: savedList,
+				DnsmasqServersFile: dnsmasqServers, DnsmasqPIDFile: dnsmasqPID,
 			})
 			if err != nil {
 				return err
@@ -138,6 +152,8 @@ list is being read successfully) are served on that address; keep it on loopback
 	f.IntVar(&maxPorts, "max-ports-per-name", 1024, "most ports listened on per service name (large port ranges are cut, with a warning)")
 	f.DurationVar(&drain, "drain", 5*time.Second, "on SIGTERM/SIGINT, refuse new connections and let open ones finish for this long, then reset the rest (0: reset at once)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve /metrics and /healthz on this address (e.g. 127.0.0.1:9263); off when empty")
+	f.StringVar(&dnsmasqServers, "dnsmasq-servers-file", "", "keep this dnsmasq --servers-file sending exactly the service names to this tunnel (split DNS); emptied on exit")
+	f.StringVar(&dnsmasqPID, "dnsmasq-pid-file", "", "dnsmasq's --pid-file: SIGHUP it after each write of --dnsmasq-servers-file so that it re-reads the file")
 	logs.Register(cmd.Flags(), "info")
 	return cmd
 }

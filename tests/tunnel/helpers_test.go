@@ -46,20 +46,30 @@ func startTunnel(t *testing.T, identity, upstream string, extra ...string) *runn
 // lookup asks the tunnel's DNS server for name's A record: the address, or the rcode.
 func (r *runningTunnel) lookup(t *testing.T, name string) (netip.Addr, int) {
 	t.Helper()
+	addr, rcode, err := lookupAt(r.dns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, rcode
+}
+
+// lookupAt asks the DNS server at server (host:port) for name's A record: the address, or the
+// rcode; an error when no answer came within 5 s.
+func lookupAt(server, name string) (netip.Addr, int, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
 	c := &dns.Client{Timeout: 5 * time.Second}
-	resp, _, err := c.Exchange(m, r.dns)
+	resp, _, err := c.Exchange(m, server)
 	if err != nil {
-		t.Fatalf("query %s: %v", name, err)
+		return netip.Addr{}, 0, fmt.Errorf("query %s at %s: %w", name, server, err)
 	}
 	for _, rr := range resp.Answer {
 		if a, ok := rr.(*dns.A); ok {
 			addr, _ := netip.AddrFromSlice(a.A.To4())
-			return addr, resp.Rcode
+			return addr, resp.Rcode, nil
 		}
 	}
-	return netip.Addr{}, resp.Rcode
+	return netip.Addr{}, resp.Rcode, nil
 }
 
 // curl fetches url with the system's curl, resolving names only through the tunnel: curl runs
