@@ -46,25 +46,41 @@ func startTunnel(t *testing.T, identity, upstream string, extra ...string) *runn
 // lookup asks the tunnel's DNS server for name's A record: the address, or the rcode.
 func (r *runningTunnel) lookup(t *testing.T, name string) (netip.Addr, int) {
 	t.Helper()
+	return r.resolve(t, name, dns.TypeA)
+}
+
+// lookupAAAA asks for name's AAAA record: the address, or an invalid one with the rcode.
+func (r *runningTunnel) lookupAAAA(t *testing.T, name string) (netip.Addr, int) {
+	t.Helper()
+	return r.resolve(t, name, dns.TypeAAAA)
+}
+
+func (r *runningTunnel) resolve(t *testing.T, name string, qtype uint16) (netip.Addr, int) {
+	t.Helper()
 	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	m.SetQuestion(dns.Fqdn(name), qtype)
 	c := &dns.Client{Timeout: 5 * time.Second}
 	resp, _, err := c.Exchange(m, r.dns)
 	if err != nil {
-		t.Fatalf("query %s: %v", name, err)
+		t.Fatalf("query %s %s: %v", name, dns.TypeToString[qtype], err)
 	}
 	for _, rr := range resp.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			addr, _ := netip.AddrFromSlice(a.A.To4())
+		switch rr := rr.(type) {
+		case *dns.A:
+			addr, _ := netip.AddrFromSlice(rr.A.To4())
+			return addr, resp.Rcode
+		case *dns.AAAA:
+			addr, _ := netip.AddrFromSlice(rr.AAAA)
 			return addr, resp.Rcode
 		}
 	}
 	return netip.Addr{}, resp.Rcode
 }
 
-// curl fetches url with the system's curl, resolving names only through the tunnel: curl runs
-// in a private mount namespace whose /etc/resolv.conf names the tunnel's DNS server.
-func (r *runningTunnel) curl(t *testing.T, url string) (string, error) {
+// curl fetches url with the system's curl (and its extra flags), resolving names only through
+// the tunnel: curl runs in a private mount namespace whose /etc/resolv.conf names the tunnel's
+// DNS server.
+func (r *runningTunnel) curl(t *testing.T, url string, flags ...string) (string, error) {
 	t.Helper()
 	host, _, _ := net.SplitHostPort(r.dns)
 	conf := filepath.Join(t.TempDir(), "resolv.conf")
@@ -73,8 +89,9 @@ func (r *runningTunnel) curl(t *testing.T, url string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--", "sh", "-c",
-		`mount --bind "$1" /etc/resolv.conf && exec curl -sS --fail --max-time 10 "$2"`, "sh", conf, url)
+	args := append(append([]string{"--mount", "--", "sh", "-c",
+		`mount --bind "$1" /etc/resolv.conf && shift && exec curl -sS --fail --max-time 10 "$@"`, "sh", conf}, flags...), url)
+	cmd := exec.CommandContext(ctx, "unshare", args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("curl %s: %w: %s", url, err, out)
@@ -85,7 +102,13 @@ func (r *runningTunnel) curl(t *testing.T, url string) (string, error) {
 // httpServer serves a page naming itself on a fresh loopback port until the test ends.
 func httpServer(t *testing.T, body string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return httpServerOn(t, "127.0.0.1:0", body)
+}
+
+// httpServerOn is httpServer on listen (host:port; port 0 picks one).
+func httpServerOn(t *testing.T, listen, body string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
