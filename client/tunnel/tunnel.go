@@ -661,7 +661,7 @@ func (t *Tunnel) publish(want map[string]*wanted) {
 // listeners changed.
 func (t *Tunnel) serve(name string, w *wanted) bool {
 	s := t.served[name]
-	changed := false
+	changed, added := false, s == nil
 	if s == nil {
 		addr, ln, err := t.place(t.pool, name, w.ports[0])
 		if !addr.IsValid() {
@@ -674,22 +674,23 @@ func (t *Tunnel) serve(name string, w *wanted) bool {
 			t.listen(s, netip.AddrPortFrom(addr, uint16(w.ports[0])), ln)
 			changed = true
 		}
-		if t.pool6 != nil {
-			addr6, ln6, err := t.place(t.pool6, name, w.ports[0])
-			if !addr6.IsValid() {
-				t.warnOnce("place6/"+name, "no local IPv6 address for service name; it resolves to IPv4 only", "name", w.host, "err", err)
-			}
-			s.addr6 = addr6
-			if ln6 != nil {
-				t.listen(s, netip.AddrPortFrom(addr6, uint16(w.ports[0])), ln6)
-				changed = true
-			}
+	}
+	if t.pool6 != nil && !s.addr6.IsValid() {
+		// Retried on every refresh until the name has one; said once.
+		addr6, ln6, err := t.place(t.pool6, name, w.ports[0])
+		if !addr6.IsValid() {
+			t.warnOnce("place6/"+name, "no local IPv6 address for service name; it resolves to IPv4 only", "name", w.host, "err", err)
 		}
-		if s.addr6.IsValid() {
-			t.log.Info("service name added", "name", w.host, "address", addr, "address6", s.addr6, "ports", portsString(w.ports))
-		} else {
-			t.log.Info("service name added", "name", w.host, "address", addr, "ports", portsString(w.ports))
+		s.addr6 = addr6
+		if ln6 != nil {
+			t.listen(s, netip.AddrPortFrom(addr6, uint16(w.ports[0])), ln6)
+			changed = true
 		}
+	}
+	if added && s.addr6.IsValid() {
+		t.log.Info("service name added", "name", w.host, "address", s.addr, "address6", s.addr6, "ports", portsString(w.ports))
+	} else if added {
+		t.log.Info("service name added", "name", w.host, "address", s.addr, "ports", portsString(w.ports))
 	}
 	for ap, ln := range s.listeners {
 		if !slices.Contains(w.ports, int(ap.Port())) {
