@@ -20,9 +20,12 @@ const answerTTL = 1
 // names is an immutable snapshot of the names the tunnel answers, swapped atomically as a whole
 // on every change so queries never wait for a refresh.
 type names struct {
-	byName map[string]netip.Addr // canonical (lower-case, trailing dot) name → local address
+	byName map[string]localAddrs // canonical (lower-case, trailing dot) name → local addresses
 	byAddr map[netip.Addr]string // for PTR queries
 }
+
+// localAddrs are a name's local addresses that are listened on; either may be invalid.
+type localAddrs struct{ v4, v6 netip.Addr }
 
 type nameTable struct {
 	p atomic.Pointer[names]
@@ -42,10 +45,14 @@ func (t *nameTable) load() *names {
 	return &names{}
 }
 
-func (t *nameTable) store(byName map[string]netip.Addr) {
+func (t *nameTable) store(byName map[string]localAddrs) {
 	n := &names{byName: byName, byAddr: make(map[netip.Addr]string, len(byName))}
-	for name, a := range byName {
-		n.byAddr[a] = name
+	for name, la := range byName {
+		for _, a := range []netip.Addr{la.v4, la.v6} {
+			if a.IsValid() {
+				n.byAddr[a] = name
+			}
+		}
 	}
 	t.p.Store(n)
 }
@@ -80,13 +87,16 @@ func (t *Tunnel) answer(r *dns.Msg) *dns.Msg {
 	q := r.Question[0]
 	tab := t.names.load()
 	name := strings.ToLower(q.Name)
-	var rr dns.RR
-	if a, ok := tab.byName[name]; ok {
-		if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
-			rr = &dns.A{Hdr: header(q, dns.TypeA), A: a.AsSlice()}
+	var rrs []dns.RR
+	if la, ok := tab.byName[name]; ok {
+		if la.v4.IsValid() && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY) {
+			rrs = append(rrs, &dns.A{Hdr: header(q, dns.TypeA), A: la.v4.AsSlice()})
 		}
-		// Other types (AAAA ...) get an empty answer: the name is ours, and an upstream IPv6
-		// address would send the program around the overlay.
+		if la.v6.IsValid() && (q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY) {
+			rrs = append(rrs, &dns.AAAA{Hdr: header(q, dns.TypeAAAA), AAAA: la.v6.AsSlice()})
+		}
+		// Other types, and AAAA without an IPv6 pool, get an empty answer: the name is ours,
+		// and an upstream address would send the program around the overlay.
 	} else if q.Qtype == dns.TypePTR {
 		a, err := ptrAddr(name)
 		if err != nil {
@@ -96,7 +106,7 @@ func (t *Tunnel) answer(r *dns.Msg) *dns.Msg {
 		if !ok {
 			return nil
 		}
-		rr = &dns.PTR{Hdr: header(q, dns.TypePTR), Ptr: host}
+		rrs = []dns.RR{&dns.PTR{Hdr: header(q, dns.TypePTR), Ptr: host}}
 	} else {
 		return nil
 	}
@@ -104,9 +114,7 @@ func (t *Tunnel) answer(r *dns.Msg) *dns.Msg {
 	m.SetReply(r)
 	m.Authoritative = true
 	m.RecursionAvailable = true
-	if rr != nil {
-		m.Answer = []dns.RR{rr}
-	}
+	m.Answer = rrs
 	return m
 }
 
@@ -114,11 +122,27 @@ func header(q dns.Question, rrtype uint16) dns.RR_Header {
 	return dns.RR_Header{Name: q.Name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: answerTTL}
 }
 
-// ptrAddr parses an IPv4 reverse name (d.c.b.a.in-addr.arpa.).
+// ptrAddr parses a reverse name: d.c.b.a.in-addr.arpa. or the 32 nibbles of ip6.arpa.
 func ptrAddr(name string) (netip.Addr, error) {
+	if rest, ok := strings.CutSuffix(name, ".ip6.arpa."); ok {
+		nibbles := strings.Split(rest, ".")
+		if len(nibbles) != 32 {
+			return netip.Addr{}, errors.New("not a full IPv6 reverse name")
+		}
+		var b [16]byte
+		for i, n := range nibbles {
+			v, err := strconv.ParseUint(n, 16, 4)
+			if err != nil || len(n) != 1 {
+				return netip.Addr{}, errors.New("not an IPv6 reverse name")
+			}
+			// nibbles[0] is the lowest nibble of the address.
+			b[15-i/2] |= byte(v) << (4 * (i % 2))
+		}
+		return netip.AddrFrom16(b), nil
+	}
 	rest, ok := strings.CutSuffix(name, ".in-addr.arpa.")
 	if !ok {
-		return netip.Addr{}, errors.New("not an IPv4 reverse name")
+		return netip.Addr{}, errors.New("not a reverse name")
 	}
 	labels := strings.Split(rest, ".")
 	if len(labels) != 4 {

@@ -28,7 +28,7 @@ import (
 var dnsmasqName = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$`)
 
 // dnsmasqServers renders the servers-file for the names in table, answered at dnsAddr.
-func dnsmasqServers(table map[string]netip.Addr, dnsAddr netip.AddrPort) (b []byte, skipped []string) {
+func dnsmasqServers[V any](table map[string]V, dnsAddr netip.AddrPort) (b []byte, skipped []string) {
 	ip := dnsAddr.Addr()
 	if ip.IsUnspecified() { // the tunnel listens on every address: loopback is one of them
 		ip = netip.IPv6Loopback()
@@ -57,7 +57,7 @@ func dnsmasqServers(table map[string]netip.Addr, dnsAddr netip.AddrPort) (b []by
 
 // registerNames writes the dnsmasq servers-file for table when it changed, and signals dnsmasq
 // to re-read it. A failure is logged once and retried on the next change of names; t.mu is held.
-func (t *Tunnel) registerNames(table map[string]netip.Addr) {
+func (t *Tunnel) registerNames(table map[string]localAddrs) {
 	if t.cfg.DnsmasqServersFile == "" {
 		return
 	}

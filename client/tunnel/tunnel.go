@@ -14,6 +14,11 @@
 //
 // Binding arbitrary 127.x addresses needs no set-up on Linux (the whole 127.0.0.0/8 is local);
 // other systems need the addresses aliased on the loopback interface first.
+//
+// With an IPv6 pool (Config.Pool6) every name also gets a stable IPv6 address, listeners on it
+// for the same ports, and AAAA answers with it, so `curl -6` and IPv6-only programs work. Linux
+// has no IPv6 prefix that is local by default: the prefix must be routed to loopback first
+// (ip -6 route add local <prefix> dev lo, as root); Start checks that and says so when it is not.
 package tunnel
 
 import (
@@ -62,6 +67,10 @@ var (
 	DefaultPool      = netip.MustParsePrefix("127.77.0.0/16")
 )
 
+// ExamplePool6 is the IPv6 pool the documentation suggests: a unique-local /64. IPv6 pools are
+// off by default because the prefix must be made local on the host first.
+const ExamplePool6 = "fd7a:7a7a::/64"
+
 const (
 	defaultRefresh         = 500 * time.Millisecond
 	defaultDialTimeout     = 10 * time.Second
@@ -77,6 +86,9 @@ type Config struct {
 	DNSListen string       // UDP and TCP address of the DNS server; "" means DefaultDNSListen
 	Upstream  string       // host:port of the resolver for every other name (required)
 	Pool      netip.Prefix // local addresses for service names; zero means DefaultPool
+	// Pool6 gives every name an IPv6 address too, answered to AAAA queries; zero means none
+	// (AAAA queries for service names get an empty answer). It must be local on the host.
+	Pool6 netip.Prefix
 	// Refresh is how often the service list is read when the hub does not push changes (or
 	// while its push is down); zero means 500 ms.
 	Refresh time.Duration
@@ -119,6 +131,7 @@ type Tunnel struct {
 
 	mu       sync.Mutex // guards the fields below
 	pool     *pool
+	pool6    *pool              // nil without Config.Pool6
 	served   map[string]*served // canonical name → what is served for it
 	conns    map[net.Conn]struct{}
 	warned   map[string]bool // conditions already logged, so a refresh loop does not repeat them
@@ -136,11 +149,30 @@ type Tunnel struct {
 	closeErr  error
 }
 
-// served is one service name: its address and a listener per port.
+// served is one service name: its addresses and a listener per address and port.
 type served struct {
-	host      string // the name as the service spells it: dial targets use it
-	addr      netip.Addr
-	listeners map[int]*net.TCPListener
+	host      string     // the name as the service spells it: dial targets use it
+	addr      netip.Addr // from the IPv4 pool
+	addr6     netip.Addr // from the IPv6 pool; invalid without one
+	listeners map[netip.AddrPort]*net.TCPListener
+}
+
+// addrs are the name's local addresses.
+func (s *served) addrs() []netip.Addr {
+	if s.addr6.IsValid() {
+		return []netip.Addr{s.addr, s.addr6}
+	}
+	return []netip.Addr{s.addr}
+}
+
+// listening reports whether a is listened on for at least one port.
+func (s *served) listening(a netip.Addr) bool {
+	for ap := range s.listeners {
+		if ap.Addr() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // Start validates cfg, binds the DNS server, reads the service list once (an error here, such
@@ -168,6 +200,15 @@ func Start(ctx context.Context, cfg Config) (*Tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
+	var p6 *pool
+	if cfg.Pool6.IsValid() {
+		if p6, err = newPool6(cfg.Pool6); err != nil {
+			return nil, err
+		}
+		if err := checkLocal(p6); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = defaultRefresh
 	}
@@ -187,7 +228,7 @@ func Start(ctx context.Context, cfg Config) (*Tunnel, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	t := &Tunnel{
 		cfg: cfg, log: log, metrics: newMetrics(cfg.Registerer), ctx: ctx, cancel: cancel,
-		pool: p, served: map[string]*served{}, conns: map[net.Conn]struct{}{}, warned: map[string]bool{},
+		pool: p, pool6: p6, served: map[string]*served{}, conns: map[net.Conn]struct{}{}, warned: map[string]bool{},
 	}
 	if err := t.listenDNS(); err != nil {
 		cancel()
@@ -282,6 +323,7 @@ type Status struct {
 	Listed      bool      // a service list is known (from the hub or saved): else DNS answers SERVFAIL
 	FromSaved   bool      // the names come from the saved list: the hub has not answered yet
 	Names       map[string]netip.Addr
+	Names6      map[string]netip.Addr // the names' IPv6 addresses, with an IPv6 pool
 }
 
 // Status returns the tunnel's current state.
@@ -289,9 +331,12 @@ func (t *Tunnel) Status() Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := Status{LastRefresh: t.lastOK, LastError: t.lastErr, Watching: t.watching, Names: map[string]netip.Addr{},
-		Listed: t.names.listed(), FromSaved: t.fromSave}
+		Names6: map[string]netip.Addr{}, Listed: t.names.listed(), FromSaved: t.fromSave}
 	for name, s := range t.served {
 		st.Names[name] = s.addr
+		if s.addr6.IsValid() {
+			st.Names6[name] = s.addr6
+		}
 	}
 	return st
 }
@@ -322,9 +367,9 @@ func (t *Tunnel) Drain(ctx context.Context) int {
 	t.mu.Lock()
 	t.draining = true
 	for _, s := range t.served {
-		for port, ln := range s.listeners {
+		for ap, ln := range s.listeners {
 			ln.Close()
-			delete(s.listeners, port)
+			delete(s.listeners, ap)
 		}
 	}
 	t.metrics.listeners.Set(0)
@@ -625,12 +670,23 @@ func (t *Tunnel) apply(want map[string]*wanted) {
 	t.metrics.names.Set(float64(len(t.served)))
 }
 
-// publish puts the names that are wanted and have a listener into the DNS table.
+// publish puts the names that are wanted into the DNS table, each with those of its addresses
+// that have a listener.
 func (t *Tunnel) publish(want map[string]*wanted) {
-	table := map[string]netip.Addr{}
+	table := map[string]localAddrs{}
 	for name, s := range t.served {
-		if _, ok := want[name]; ok && len(s.listeners) > 0 {
-			table[name] = s.addr
+		if _, ok := want[name]; !ok {
+			continue
+		}
+		var la localAddrs
+		if s.listening(s.addr) {
+			la.v4 = s.addr
+		}
+		if s.addr6.IsValid() && s.listening(s.addr6) {
+			la.v6 = s.addr6
+		}
+		if la.v4.IsValid() || la.v6.IsValid() {
+			table[name] = la
 		}
 	}
 	t.names.store(table)
@@ -641,42 +697,61 @@ func (t *Tunnel) publish(want map[string]*wanted) {
 // listeners changed.
 func (t *Tunnel) serve(name string, w *wanted) bool {
 	s := t.served[name]
-	changed := false
+	changed, added := false, s == nil
 	if s == nil {
-		addr, ln, err := t.place(name, w.ports[0])
+		addr, ln, err := t.place(t.pool, name, w.ports[0])
 		if !addr.IsValid() {
 			t.warnOnce("place/"+name, "no local address for service name", "name", w.host, "err", err)
 			return false
 		}
-		s = &served{host: w.host, addr: addr, listeners: map[int]*net.TCPListener{}}
+		s = &served{host: w.host, addr: addr, listeners: map[netip.AddrPort]*net.TCPListener{}}
 		t.served[name] = s
-		t.log.Info("service name added", "name", w.host, "address", addr, "ports", portsString(w.ports))
 		if ln != nil {
-			t.listen(s, w.ports[0], ln)
+			t.listen(s, netip.AddrPortFrom(addr, uint16(w.ports[0])), ln)
 			changed = true
 		}
 	}
-	for port, ln := range s.listeners {
-		if !slices.Contains(w.ports, port) {
+	if t.pool6 != nil && !s.addr6.IsValid() {
+		// Retried on every refresh until the name has one; said once.
+		addr6, ln6, err := t.place(t.pool6, name, w.ports[0])
+		if !addr6.IsValid() {
+			t.warnOnce("place6/"+name, "no local IPv6 address for service name; it resolves to IPv4 only", "name", w.host, "err", err)
+		}
+		s.addr6 = addr6
+		if ln6 != nil {
+			t.listen(s, netip.AddrPortFrom(addr6, uint16(w.ports[0])), ln6)
+			changed = true
+		}
+	}
+	if added && s.addr6.IsValid() {
+		t.log.Info("service name added", "name", w.host, "address", s.addr, "address6", s.addr6, "ports", portsString(w.ports))
+	} else if added {
+		t.log.Info("service name added", "name", w.host, "address", s.addr, "ports", portsString(w.ports))
+	}
+	for ap, ln := range s.listeners {
+		if !slices.Contains(w.ports, int(ap.Port())) {
 			ln.Close()
-			delete(s.listeners, port)
+			delete(s.listeners, ap)
 			changed = true
 		}
 	}
-	for _, port := range w.ports {
-		if _, ok := s.listeners[port]; ok {
-			continue
+	for _, addr := range s.addrs() {
+		for _, port := range w.ports {
+			ap := netip.AddrPortFrom(addr, uint16(port))
+			if _, ok := s.listeners[ap]; ok {
+				continue
+			}
+			ln, err := listenOn(addr, port)
+			key := "listen/" + name + "/" + ap.String()
+			if err != nil {
+				// Retried on every refresh; said once.
+				t.warnOnce(key, "cannot listen for service", "name", w.host, "address", addr, "port", port, "err", err)
+				continue
+			}
+			delete(t.warned, key)
+			t.listen(s, ap, ln)
+			changed = true
 		}
-		ln, err := listenOn(s.addr, port)
-		key := fmt.Sprintf("listen/%s/%d", name, port)
-		if err != nil {
-			// Retried on every refresh; said once.
-			t.warnOnce(key, "cannot listen for service", "name", w.host, "port", port, "err", err)
-			continue
-		}
-		delete(t.warned, key)
-		t.listen(s, port, ln)
-		changed = true
 	}
 	t.metrics.listeners.Set(float64(t.listenerCount()))
 	return changed
@@ -689,10 +764,10 @@ const maxPlacements = 8
 // in use (most likely another tunnel on this host, serving the same name from the same pool)
 // is skipped for the next free one: addresses are stable per name only as far as the host
 // allows. On other listen errors the address is kept and the error returned.
-func (t *Tunnel) place(name string, port int) (netip.Addr, *net.TCPListener, error) {
+func (t *Tunnel) place(p *pool, name string, port int) (netip.Addr, *net.TCPListener, error) {
 	var avoid []netip.Addr
 	for range maxPlacements {
-		addr, err := t.pool.assign(name, avoid...)
+		addr, err := p.assign(name, avoid...)
 		if err != nil {
 			return netip.Addr{}, nil, err
 		}
@@ -700,21 +775,46 @@ func (t *Tunnel) place(name string, port int) (netip.Addr, *net.TCPListener, err
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			return addr, ln, err
 		}
-		t.pool.release(name)
+		p.release(name)
 		avoid = append(avoid, addr)
 	}
 	return netip.Addr{}, nil, fmt.Errorf("port %d is in use on %d addresses of the pool", port, maxPlacements)
 }
 
 func listenOn(addr netip.Addr, port int) (*net.TCPListener, error) {
-	return net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
+	if addr.Is4() {
+		return net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
+	}
+	lc := net.ListenConfig{Control: freebind}
+	ln, err := lc.Listen(context.Background(), "tcp6", netip.AddrPortFrom(addr, uint16(port)).String())
+	if err != nil {
+		return nil, err
+	}
+	return ln.(*net.TCPListener), nil
+}
+
+// checkLocal makes sure the IPv6 pool's addresses reach this host: a listener on one of them
+// must accept a connection. Without the local route, IPv6 listeners would bind (freebind) but
+// nothing could connect, and every AAAA answer would send programs nowhere.
+func checkLocal(p *pool) error {
+	probe := p.at(1)
+	ln, err := listenOn(probe, 0)
+	if err == nil {
+		defer ln.Close()
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp", ln.Addr().String(), 2*time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+	}
+	return fmt.Errorf("IPv6 address pool %s is not local on this host (%w): route it to loopback first, as root: ip -6 route add local %s dev lo", p.prefix, err, p.prefix)
 }
 
 // listen adds a listener to a name and starts accepting on it.
-func (t *Tunnel) listen(s *served, port int, ln *net.TCPListener) {
-	s.listeners[port] = ln
+func (t *Tunnel) listen(s *served, ap netip.AddrPort, ln *net.TCPListener) {
+	s.listeners[ap] = ln
 	t.wg.Add(1)
-	go t.accept(ln, net.JoinHostPort(s.host, strconv.Itoa(port)))
+	go t.accept(ln, net.JoinHostPort(s.host, strconv.Itoa(int(ap.Port()))))
 }
 
 // unserve closes a name's listeners and frees its address. Called with t.mu held.
@@ -725,6 +825,9 @@ func (t *Tunnel) unserve(name string) {
 	}
 	delete(t.served, name)
 	t.pool.release(name)
+	if t.pool6 != nil {
+		t.pool6.release(name)
+	}
 	t.metrics.listeners.Set(float64(t.listenerCount()))
 }
 

@@ -302,6 +302,7 @@ func TestStartRefusesBadSettings(t *testing.T) {
 		{"bad listen", Config{Overlay: ok, Upstream: upstream, DNSListen: "localhost"}, "must be host:port"},
 		{"listen taken", Config{Overlay: ok, Upstream: upstream, DNSListen: taken.LocalAddr().String()}, "address already in use"},
 		{"IPv6 pool", Config{Overlay: ok, Upstream: upstream, DNSListen: "127.0.0.1:0", Pool: netip.MustParsePrefix("fd00::/64")}, "IPv4 prefix"},
+		{"IPv4 pool6", Config{Overlay: ok, Upstream: upstream, DNSListen: "127.0.0.1:0", Pool6: netip.MustParsePrefix("127.78.0.0/16")}, "must be an IPv6 prefix"},
 		{"tiny pool", Config{Overlay: ok, Upstream: upstream, DNSListen: "127.0.0.1:0", Pool: netip.MustParsePrefix("127.77.0.1/32")}, "too small"},
 		{"refused identity", Config{Overlay: &fakeOverlay{listErr: errors.New("remote error: tls: bad certificate")}, Upstream: upstream, DNSListen: "127.0.0.1:0"}, "bad certificate"},
 	} {

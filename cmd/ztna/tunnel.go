@@ -26,11 +26,11 @@ const resolvConf = "/etc/resolv.conf"
 
 func tunnelCommand() *cobra.Command {
 	var (
-		identity, dnsListen, upstream, pool, metricsListen string
-		dnsmasqServers, dnsmasqPID                         string
-		refresh, drain                                     time.Duration
-		maxPorts                                           int
-		logs                                               logging.Flags
+		identity, dnsListen, upstream, pool, pool6, metricsListen string
+		dnsmasqServers, dnsmasqPID                                string
+		refresh, drain                                            time.Duration
+		maxPorts                                                  int
+		logs                                                      logging.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "tunnel",
@@ -41,6 +41,15 @@ addresses — one stable address per name from --address-pool — and listens on
 on every port the service exposes (its port and port ranges). Each accepted connection is
 carried over the overlay, end-to-end encrypted, to a router hosting the service. Every other
 name is forwarded to --upstream (by default the first nameserver in /etc/resolv.conf).
+
+IPv6 (off by default): with --address-pool6 (e.g. --address-pool6 fd7a:7a7a::/64) every name
+also gets a stable IPv6 address from that prefix, with listeners on the same ports, and AAAA
+queries are answered with it, so 'curl -6' and IPv6-only programs work. Without it AAAA queries
+for service names get an empty answer (never the upstream's, which would bypass the overlay).
+Linux has no local IPv6 prefix like 127/8: route the prefix to loopback first, as root,
+  ip -6 route add local fd7a:7a7a::/64 dev lo
+(in a systemd unit: ExecStartPre=+ip -6 route replace local <prefix> dev lo). The tunnel checks
+at start that the prefix is local, and refuses to start, naming that command, when it is not.
 
 The hub pushes the service list whenever it changes (it is re-read every --refresh only while
 that push is down, or from a hub too old to push): services and policies that are added appear
@@ -91,6 +100,12 @@ list is being read successfully) are served on that address; keep it on loopback
 			if err != nil {
 				return fmt.Errorf("--address-pool %q must be an IPv4 prefix such as 127.77.0.0/16", pool)
 			}
+			var prefix6 netip.Prefix
+			if pool6 != "" {
+				if prefix6, err = netip.ParsePrefix(pool6); err != nil {
+					return fmt.Errorf("--address-pool6 %q must be an IPv6 prefix such as %s", pool6, tunnel.ExamplePool6)
+				}
+			}
 			if upstream == "" {
 				if upstream, err = tunnel.SystemUpstream(resolvConf); err != nil {
 					return fmt.Errorf("%w: pass --upstream host:port", err)
@@ -116,7 +131,7 @@ list is being read successfully) are served on that address; keep it on loopback
 				}, func() float64 { return float64(id.Certificate().NotAfter.Unix()) }))
 			// The tunnel outlives the signal by the drain time: it stops on Drain, not on ctx.
 			t, err := tunnel.Start(context.WithoutCancel(cmd.Context()), tunnel.Config{
-				Overlay: c, DNSListen: dnsListen, Upstream: upstream, Pool: prefix,
+				Overlay: c, DNSListen: dnsListen, Upstream: upstream, Pool: prefix, Pool6: prefix6,
 				Refresh: refresh, MaxPortsPerName: maxPorts, Logger: log, Registerer: reg, SavedList: savedList,
 				DnsmasqServersFile: dnsmasqServers, DnsmasqPIDFile: dnsmasqPID,
 			})
@@ -132,7 +147,7 @@ list is being read successfully) are served on that address; keep it on loopback
 				defer stop()
 			}
 			printNames(cmd.OutOrStdout(), t, upstream)
-			log.Info("tunnel running", "dns", t.DNSAddr(), "upstream", upstream, "address_pool", prefix.String())
+			log.Info("tunnel running", "dns", t.DNSAddr(), "upstream", upstream, "address_pool", prefix.String(), "address_pool6", pool6)
 			<-cmd.Context().Done()
 			log.Info("tunnel stopping", "drain", drain.String())
 			ctx, cancel := context.WithTimeout(context.Background(), drain)
@@ -148,6 +163,7 @@ list is being read successfully) are served on that address; keep it on loopback
 	f.StringVar(&dnsListen, "dns-listen", tunnel.DefaultDNSListen, "address of the DNS server (UDP and TCP)")
 	f.StringVar(&upstream, "upstream", "", "resolver (host:port) for every name that is not a service (default: first nameserver in "+resolvConf+")")
 	f.StringVar(&pool, "address-pool", tunnel.DefaultPool.String(), "IPv4 prefix the local service addresses are taken from")
+	f.StringVar(&pool6, "address-pool6", "", "IPv6 prefix (e.g. "+tunnel.ExamplePool6+", routed local on lo) that gives every name an IPv6 address and AAAA answers; off when empty")
 	f.DurationVar(&refresh, "refresh", 500*time.Millisecond, "how often the service list is re-read while the hub's push is down")
 	f.IntVar(&maxPorts, "max-ports-per-name", 1024, "most ports listened on per service name (large port ranges are cut, with a warning)")
 	f.DurationVar(&drain, "drain", 5*time.Second, "on SIGTERM/SIGINT, refuse new connections and let open ones finish for this long, then reset the rest (0: reset at once)")
@@ -168,7 +184,11 @@ func printNames(w io.Writer, t *tunnel.Tunnel, upstream string) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %s -> %s\n", n, st.Names[n])
+		if a6, ok := st.Names6[n]; ok {
+			fmt.Fprintf(w, "  %s -> %s, %s\n", n, st.Names[n], a6)
+		} else {
+			fmt.Fprintf(w, "  %s -> %s\n", n, st.Names[n])
+		}
 	}
 	if len(names) == 0 {
 		fmt.Fprintln(w, "  no service names yet (none granted, or none addressed by a DNS name); watching for changes")

@@ -1,5 +1,6 @@
 // Package dnstest starts a real DNS server (miekg/dns) on loopback for tests: it plays the
-// customer's DNS, answering A records for the names it is given and NXDOMAIN for any other name.
+// customer's DNS, answering A records (AAAA for an IPv6 address) for the names it is given and
+// NXDOMAIN for any other name.
 package dnstest
 
 import (
@@ -19,7 +20,7 @@ type Server struct {
 	records map[string]string
 }
 
-// Start serves records (name → IPv4) on a loopback UDP port until the test ends.
+// Start serves records (name → IPv4 or IPv6 address) on a loopback UDP port until the test ends.
 func Start(t testing.TB, records map[string]string) *Server {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -56,10 +57,15 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg) {
 		switch {
 		case !known:
 			m.Rcode = dns.RcodeNameError
-		case q.Qtype == dns.TypeA:
+		case q.Qtype == dns.TypeA && !strings.Contains(ip, ":"):
 			m.Answer = append(m.Answer, &dns.A{
 				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1},
 				A:   net.ParseIP(ip),
+			})
+		case q.Qtype == dns.TypeAAAA && strings.Contains(ip, ":"):
+			m.Answer = append(m.Answer, &dns.AAAA{
+				Hdr:  dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 1},
+				AAAA: net.ParseIP(ip),
 			})
 		}
 	}

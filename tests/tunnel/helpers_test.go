@@ -46,7 +46,18 @@ func startTunnel(t *testing.T, identity, upstream string, extra ...string) *runn
 // lookup asks the tunnel's DNS server for name's A record: the address, or the rcode.
 func (r *runningTunnel) lookup(t *testing.T, name string) (netip.Addr, int) {
 	t.Helper()
-	addr, rcode, err := lookupAt(r.dns, name)
+	return r.resolve(t, name, dns.TypeA)
+}
+
+// lookupAAAA asks for name's AAAA record: the address, or an invalid one with the rcode.
+func (r *runningTunnel) lookupAAAA(t *testing.T, name string) (netip.Addr, int) {
+	t.Helper()
+	return r.resolve(t, name, dns.TypeAAAA)
+}
+
+func (r *runningTunnel) resolve(t *testing.T, name string, qtype uint16) (netip.Addr, int) {
+	t.Helper()
+	addr, rcode, err := queryAt(r.dns, name, qtype)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,26 +66,34 @@ func (r *runningTunnel) lookup(t *testing.T, name string) (netip.Addr, int) {
 
 // lookupAt asks the DNS server at server (host:port) for name's A record: the address, or the
 // rcode; an error when no answer came within 5 s.
-func lookupAt(server, name string) (netip.Addr, int, error) {
+func lookupAt(server, name string) (netip.Addr, int, error) { return queryAt(server, name, dns.TypeA) }
+
+// queryAt asks server for name's record of qtype (A or AAAA).
+func queryAt(server, name string, qtype uint16) (netip.Addr, int, error) {
 	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	m.SetQuestion(dns.Fqdn(name), qtype)
 	c := &dns.Client{Timeout: 5 * time.Second}
 	resp, _, err := c.Exchange(m, server)
 	if err != nil {
-		return netip.Addr{}, 0, fmt.Errorf("query %s at %s: %w", name, server, err)
+		return netip.Addr{}, 0, fmt.Errorf("query %s %s at %s: %w", name, dns.TypeToString[qtype], server, err)
 	}
 	for _, rr := range resp.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			addr, _ := netip.AddrFromSlice(a.A.To4())
+		switch rr := rr.(type) {
+		case *dns.A:
+			addr, _ := netip.AddrFromSlice(rr.A.To4())
+			return addr, resp.Rcode, nil
+		case *dns.AAAA:
+			addr, _ := netip.AddrFromSlice(rr.AAAA)
 			return addr, resp.Rcode, nil
 		}
 	}
 	return netip.Addr{}, resp.Rcode, nil
 }
 
-// curl fetches url with the system's curl, resolving names only through the tunnel: curl runs
-// in a private mount namespace whose /etc/resolv.conf names the tunnel's DNS server.
-func (r *runningTunnel) curl(t *testing.T, url string) (string, error) {
+// curl fetches url with the system's curl (and its extra flags), resolving names only through
+// the tunnel: curl runs in a private mount namespace whose /etc/resolv.conf names the tunnel's
+// DNS server.
+func (r *runningTunnel) curl(t *testing.T, url string, flags ...string) (string, error) {
 	t.Helper()
 	host, _, _ := net.SplitHostPort(r.dns)
 	conf := filepath.Join(t.TempDir(), "resolv.conf")
@@ -83,8 +102,9 @@ func (r *runningTunnel) curl(t *testing.T, url string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--", "sh", "-c",
-		`mount --bind "$1" /etc/resolv.conf && exec curl -sS --fail --max-time 10 "$2"`, "sh", conf, url)
+	args := append(append([]string{"--mount", "--", "sh", "-c",
+		`mount --bind "$1" /etc/resolv.conf && shift && exec curl -sS --fail --max-time 10 "$@"`, "sh", conf}, flags...), url)
+	cmd := exec.CommandContext(ctx, "unshare", args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("curl %s: %w: %s", url, err, out)
@@ -95,7 +115,13 @@ func (r *runningTunnel) curl(t *testing.T, url string) (string, error) {
 // httpServer serves a page naming itself on a fresh loopback port until the test ends.
 func httpServer(t *testing.T, body string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return httpServerOn(t, "127.0.0.1:0", body)
+}
+
+// httpServerOn is httpServer on listen (host:port; port 0 picks one).
+func httpServerOn(t *testing.T, listen, body string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
