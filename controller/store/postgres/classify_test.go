@@ -61,3 +61,15 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+// A COMMIT whose answer was lost may have committed: it must not read as "store unavailable,
+// nothing changed", which clients answer by sending the request again.
+func TestLostCommitIsNotUnavailable(t *testing.T) {
+	err := error(&commitUnknownError{err: io.ErrUnexpectedEOF})
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("%v reads as its cause or as unavailable", err)
+	}
+	if !errors.Is(classify(io.ErrUnexpectedEOF), store.ErrUnavailable) {
+		t.Fatal("a lost connection outside COMMIT is no longer unavailable")
+	}
+}

@@ -148,23 +148,56 @@ const maxAttempts = 5
 // rolls back and is returned as is.
 func (s *Store) write(ctx context.Context, fn func(pgx.Tx) ([]store.Change, error)) error {
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			changes, err := fn(tx)
-			if err != nil || len(changes) == 0 {
-				return err
-			}
-			payload, err := json.Marshal(changes)
-			if err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, string(payload))
-			return err
-		})
+		err := writeOnce(ctx, s.pool, fn)
 		if attempt < maxAttempts && isRetryable(err) {
 			continue
 		}
+		var unknown *commitUnknownError
+		if errors.As(err, &unknown) {
+			return err // not classified: "nothing was changed" would not be true
+		}
 		return classify(err)
 	}
+}
+
+// writeOnce runs fn in one transaction and commits it.
+func writeOnce(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) ([]store.Change, error)) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	changes, err := fn(tx)
+	if err != nil {
+		return err
+	}
+	if len(changes) > 0 {
+		payload, err := json.Marshal(changes)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, string(payload)); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) {
+			return err // the server refused the commit, or never received it: not committed
+		}
+		return &commitUnknownError{err: err}
+	}
+	return nil
+}
+
+// commitUnknownError is a COMMIT whose answer was lost with the connection: the transaction
+// may or may not have committed. It deliberately does not unwrap to its cause, so that it is
+// never classified as store.ErrUnavailable — a 503 tells clients that nothing was changed,
+// and they send the request again.
+type commitUnknownError struct{ err error }
+
+func (e *commitUnknownError) Error() string {
+	return "the database connection was lost while committing; the change may or may not have been made: " + e.err.Error()
 }
 
 // PostgreSQL error codes the store acts on.
