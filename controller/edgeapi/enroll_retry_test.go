@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -198,5 +201,39 @@ func TestEnrolmentRetrySameCSR(t *testing.T) {
 	var apiErr *apiclient.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 409 || apiErr.Problem.Type != api.ProblemKeyUsed {
 		t.Fatalf("same key, another CSR: %v, want 409 %s", err, api.ProblemKeyUsed)
+	}
+}
+
+// TestEnrolmentReplyLostThenRestart: the enrolling process gives up after the lost reply (a
+// reboot, a unit that timed out) and runs again later with the same key: it still holds the
+// private key of the first attempt in its state directory, so the controller answers it as
+// the same enrolment, and once enrolled the pending key is gone.
+func TestEnrolmentReplyLostThenRestart(t *testing.T) {
+	p := newReplyLosingProxy(t)
+	e := startAdvertising(t, p.addr)
+	target := strings.TrimPrefix(e.url, "https://")
+	p.target.Store(&target)
+	ctx := context.Background()
+	r := e.router(t, "edge-1")
+	k := e.key(t, r.ID, 0)
+	dir := filepath.Join(t.TempDir(), "state")
+	if _, err := enroll.Router(ctx, k.Key, dir, false, enroll.Options{Timeout: 10 * time.Second, RetryFor: -1}); err == nil {
+		t.Fatal("the first attempt succeeded: the proxy lost no reply")
+	}
+	// The controller handles the request after the proxy dropped the client.
+	for deadline := time.Now().Add(10 * time.Second); e.keyState(t, k.ID) != api.KeyUsed; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the key was never used: the controller did not handle the first attempt")
+		}
+	}
+	cfg, err := enroll.Router(ctx, k.Key, dir, false, enroll.Options{Timeout: 10 * time.Second, RetryFor: -1})
+	if err != nil {
+		t.Fatalf("the run after a restart: %v", err)
+	}
+	if cfg.ID != r.ID {
+		t.Fatalf("enrolled %q, want %q", cfg.ID, r.ID)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "enroll-key.pem")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("pending enrolment key left behind: %v", err)
 	}
 }

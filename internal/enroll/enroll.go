@@ -32,6 +32,8 @@ const (
 	CertFile   = "cert.pem"
 	CAFile     = "ca.pem"
 	ConfigFile = "config.json"
+	// pendingKeyFile holds the private key of an enrolment not yet answered (Options.PendingKeyFile).
+	pendingKeyFile = "enroll-key.pem"
 )
 
 // Result is a successful enrolment.
@@ -50,6 +52,12 @@ type Options struct {
 	// RetryFor is how long Enroll keeps retrying, with backoff, while no endpoint answered
 	// (transport errors, 503): 0 means 1 minute, negative means one round only.
 	RetryFor time.Duration
+	// PendingKeyFile, when set, keeps the private key of an enrolment in progress (0600): an
+	// enrolment whose reply was lost and that runs again after a restart (a reboot, a unit
+	// that gave up) then sends the same public key, which the controller answers as the
+	// same enrolment within its retry window, instead of a new key the used registration
+	// key refuses. Router and Identity set it and remove the file once enrolled.
+	PendingKeyFile string
 }
 
 // Enroll runs the enrolment exchange for a key of kind wantKind ("router" or "identity")
@@ -71,7 +79,7 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 	if k.Kind != wantKind {
 		return nil, fmt.Errorf("this is a %s key, but a %s key is needed here", k.Kind, wantKind)
 	}
-	priv, err := pki.GenerateKey()
+	priv, err := enrolmentKey(opts.PendingKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +113,30 @@ func Enroll(ctx context.Context, key, wantKind string, opts Options) (*Result, e
 		case <-time.After(delay):
 		}
 	}
+}
+
+// enrolmentKey is the private key to enrol: the pending one, when a file holds it, else a new
+// one, saved there first when a file is named.
+func enrolmentKey(pending string) (crypto.Signer, error) {
+	if pending != "" {
+		if b, err := os.ReadFile(pending); err == nil {
+			if priv, err := pki.ParseKeyPEM(b); err == nil {
+				return priv, nil
+			}
+		}
+	}
+	priv, err := pki.GenerateKey()
+	if err != nil || pending == "" {
+		return priv, err
+	}
+	pemKey, err := pki.EncodeKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(pending, pemKey, 0o600); err != nil {
+		return nil, fmt.Errorf("save the enrolment key: %w", err)
+	}
+	return priv, nil
 }
 
 // enrollOnce tries each edge endpoint once; unanswered reports that none answered (each
@@ -186,6 +218,7 @@ func Router(ctx context.Context, key, stateDir string, force bool, opts Options)
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
+	opts.PendingKeyFile = filepath.Join(stateDir, pendingKeyFile)
 	res, err := Enroll(ctx, key, api.KindRouter, opts)
 	if err != nil {
 		return nil, err
@@ -208,6 +241,7 @@ func Router(ctx context.Context, key, stateDir string, force bool, opts Options)
 			return nil, fmt.Errorf("write %s: %w", f.name, err)
 		}
 	}
+	os.Remove(opts.PendingKeyFile) // key.pem holds it now
 	return &res.Config, nil
 }
 
@@ -226,6 +260,7 @@ func Identity(ctx context.Context, token, path string, force bool, opts Options)
 			return nil, fmt.Errorf("%s already exists; pass --force to replace it", path)
 		}
 	}
+	opts.PendingKeyFile = path + "." + pendingKeyFile
 	res, err := Enroll(ctx, token, api.KindIdentity, opts)
 	if err != nil {
 		return nil, err
@@ -233,6 +268,7 @@ func Identity(ctx context.Context, token, path string, force bool, opts Options)
 	if err := res.identityFile().Write(path); err != nil {
 		return nil, err
 	}
+	os.Remove(opts.PendingKeyFile) // the identity file holds it now
 	return &res.Config, nil
 }
 
