@@ -572,7 +572,11 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if err := waitOnline(ctx, client, drv, plan.RouterID.ValueString(), host.ID); err != nil {
+	var keyID string
+	if k, err := regkey.Parse(key); err == nil {
+		keyID = k.ID
+	}
+	if err := waitOnline(ctx, client, drv, plan.RouterID.ValueString(), keyID, host.ID); err != nil {
 		resp.Diagnostics.AddError("Router host "+spec.Name+" did not come online", err.Error()+
 			fmt.Sprintf(". The host is kept and marked tainted; the next apply replaces it. Raise timeouts.create (now %s) for slow platforms.", timeout))
 	}
@@ -691,19 +695,30 @@ func controllerEndpoints(k *regkey.Key) ([]egress.ControllerEndpoint, error) {
 	return out, nil
 }
 
-// waitOnline polls the controller until the router reports online. Meanwhile it checks the
-// host, so a router process that died or a VM that was deleted fails at once instead of at
-// the timeout.
-func waitOnline(ctx context.Context, client *apiclient.Client, drv hostDriver, routerID, hostID string) error {
+// waitOnline polls the controller until the new host has enrolled with its key (keyID, when
+// known) and the router reports online. The key matters when a host replaces another of the
+// same router: the old host's session can still read "online" for a moment after its VM is
+// gone, and a wait that ended then would let an ephemeral key be revoked, unused, at the end
+// of the run, before the new host enrols. Meanwhile it checks the host, so a router process
+// that died or a VM that was deleted fails at once instead of at the timeout.
+func waitOnline(ctx context.Context, client *apiclient.Client, drv hostDriver, routerID, keyID, hostID string) error {
 	tick := time.NewTicker(onlinePoll)
 	defer tick.Stop()
 	last := "unknown"
+	enrolled := keyID == ""
 	for i := 0; ; i++ {
+		if !enrolled {
+			if k, err := client.GetRegistrationKey(ctx, keyID); err == nil && k.State == api.KeyUsed {
+				enrolled = true
+			} else if err == nil {
+				last = "not enrolled yet (key " + k.State + ")"
+			}
+		}
 		rt, err := client.GetRouter(ctx, routerID)
 		switch {
-		case err == nil && rt.Status == api.RouterOnline:
+		case err == nil && rt.Status == api.RouterOnline && enrolled:
 			return nil
-		case err == nil:
+		case err == nil && enrolled:
 			last = rt.Status
 		case apiclient.IsNotFound(err):
 			return fmt.Errorf("router %s was deleted from the controller while its host started", routerID)

@@ -87,7 +87,8 @@ func (b *vmBooter) boot(vm bootableVM) {
 	boot := exec.Command(b.bin, "bootstrap", "--from-metadata", vm.source, "--metadata-url", vm.imds(), "--state-dir", state, "--timeout", "1m")
 	boot.Stdout, boot.Stderr = log, log
 	if err := boot.Run(); err != nil {
-		b.t.Logf("VM %s: bootstrap failed: %v (see %s.log)", vm.id, err, state)
+		out, _ := os.ReadFile(state + ".log")
+		b.t.Logf("VM %s: bootstrap failed: %v\n%s", vm.id, err, out)
 		return
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

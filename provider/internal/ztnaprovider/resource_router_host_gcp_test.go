@@ -35,7 +35,9 @@ func bootGCE(t *testing.T, fake *computefake.Server) {
 			for _, item := range inst.GetMetadata().GetItems() {
 				attrs[item.GetKey()] = item.GetValue()
 			}
-			vms = append(vms, bootableVM{id: inst.GetSelfLink(), source: "gcp", imds: func() string { return metadatatest.GCP(t, attrs).URL }})
+			// The numeric id, unique per creation as on GCP: a VM deleted and created again
+			// under its name (a replacement) is a new machine that boots afresh.
+			vms = append(vms, bootableVM{id: fmt.Sprintf("%s#%d", inst.GetSelfLink(), inst.GetId()), source: "gcp", imds: func() string { return metadatatest.GCP(t, attrs).URL }})
 		}
 		return vms
 	})
