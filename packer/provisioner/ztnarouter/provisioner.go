@@ -1,4 +1,5 @@
 //go:generate go tool -modfile=../../../tools/go.mod packer-sdc mapstructure-to-hcl2 -type Config
+//go:generate go tool -modfile=../../../tools/go.mod packer-sdc struct-markdown
 
 // Package ztnarouter is the ztna-router Packer provisioner: it installs the ztna router (as the
 // ztna-router .deb) with its sandboxed systemd units and first-boot enrolment, hardens the image
@@ -53,7 +54,8 @@ type Config struct {
 	Arch string `mapstructure:"arch"`
 	// Cloud the image is for: aws, gcp, azure or local. Recorded in the attestation.
 	Cloud string `mapstructure:"cloud" required:"true"`
-	// Where first boot reads the registration key: aws, gcp, azure (instance metadata) or file
+	// Where first boot reads the registration key: aws (EC2 user data, IMDSv2), gcp (metadata
+	// item ztna-registration-key), azure (user data through IMDS, else custom data) or file
 	// (/etc/ztna/registration-key). Defaults to the cloud; file for local.
 	MetadataSource string `mapstructure:"metadata_source"`
 	// The base image the build started from, for the attestation. Defaults to what the builder
