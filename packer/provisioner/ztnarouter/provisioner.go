@@ -62,18 +62,22 @@ type Config struct {
 	// reports (SourceAMIName/SourceAMI on amazon-ebs, SourceImageName on googlecompute and
 	// ztna-local); required with builders that report none.
 	BaseImage string `mapstructure:"base_image"`
-	// Harden sshd when it is installed: keys only, no root login, no forwarding. Default true.
+	// Harden sshd when it is installed: keys only, no root login, no forwarding, MaxAuthTries 3
+	// (/etc/ssh/sshd_config.d/00-ztna-lockdown.conf, read before cloud-init's drop-ins).
+	// Default true.
 	SSHLockdown config.Trilean `mapstructure:"ssh_lockdown"`
 	// CIDRs allowed to reach SSH (tcp/22) through the image firewall. Default: none, so the
 	// image accepts no inbound connection at all.
 	SSHAllowFrom []string `mapstructure:"ssh_allow_from"`
 	// NTP servers of systemd-timesyncd (certificates need the right time). Default: the
 	// cloud's time service (aws 169.254.169.123, gcp metadata.google.internal), Debian's pool
-	// otherwise; the image's egress allowlist must allow udp/123 to them.
+	// otherwise; written to /etc/systemd/timesyncd.conf.d/50-ztna.conf. The image's egress
+	// allowlist must allow udp/123 to them.
 	NTPServers []string `mapstructure:"ntp_servers"`
 	// PEM PKCS#8 Ed25519 private key that signs /etc/ztna/image.json (openssl genpkey
-	// -algorithm ed25519); controllers given its public key (--attestation-key) report the
-	// router's attestation as verified. Unset: the attestation is unsigned.
+	// -algorithm ed25519 -out build.key); controllers given its public key (openssl pkey -in
+	// build.key -pubout; attestation_keys in their config) report the router's attestation as
+	// verified. Unset: the attestation is unsigned.
 	AttestationKeyFile string `mapstructure:"attestation_key_file"`
 	// Run the installation with `sudo -n` (cloud builders log in as an unprivileged user).
 	UseSudo bool `mapstructure:"use_sudo"`
