@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks need, only when one is missing.
-# Usage: scripts/deps.sh [group...]   groups: test (default), bench, image, quickstart
+# Usage: scripts/deps.sh [group...]   groups: test (default), bench, image, quickstart, release
 set -euo pipefail
 
 declare -A groups=(
-  [test]="iproute2 nftables curl ca-certificates postgresql mmdebstrap fdisk qemu-utils lintian dnsmasq-base"
+  [test]="iproute2 nftables curl ca-certificates postgresql mmdebstrap fdisk qemu-utils lintian dnsmasq-base zip"
   [bench]="openssh-server openssh-client stunnel4 procps"
   [image]="mmdebstrap fdisk qemu-utils qemu-system-x86"
   [quickstart]="iproute2 nftables curl"
+  [release]="zip"
 )
 
 want=()

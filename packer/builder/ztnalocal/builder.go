@@ -1,4 +1,5 @@
 //go:generate go tool -modfile=../../../tools/go.mod packer-sdc mapstructure-to-hcl2 -type Config
+//go:generate go tool -modfile=../../../tools/go.mod packer-sdc struct-markdown
 
 // Package ztnalocal is the ztna-local Packer builder: it bootstraps a Debian root filesystem
 // with mmdebstrap (cached between builds), provisions it through a chroot communicator and writes
@@ -43,7 +44,8 @@ type Config struct {
 	// "http://deb.debian.org/debian-security".
 	SecurityMirror string `mapstructure:"security_mirror"`
 	// Packages installed on top of the minimal base (systemd, networkd/resolved, nftables, the
-	// cloud kernel and GRUB).
+	// cloud kernel and GRUB). Add openssh-server for SSH: its host keys are removed from the
+	// base, and each VM generates its own on first boot.
 	ExtraPackages []string `mapstructure:"extra_packages"`
 	// Disk image format: qcow2 (default) or raw.
 	Format string `mapstructure:"format"`

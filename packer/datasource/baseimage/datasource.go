@@ -1,4 +1,5 @@
 //go:generate go tool -modfile=../../../tools/go.mod packer-sdc mapstructure-to-hcl2 -type Config,DatasourceOutput
+//go:generate go tool -modfile=../../../tools/go.mod packer-sdc struct-markdown
 
 // Package baseimage is the ztna-base-image Packer data source: the current official Debian 12
 // image of a cloud (newest debian-12-amd64 AMI of Debian's AWS account, the debian-12 family on

@@ -1,3 +1,5 @@
+//go:generate go tool -modfile=../../../tools/go.mod packer-sdc struct-markdown
+
 // Package clouds holds the cloud API settings the ztna Packer components share (credentials
 // profile or token, endpoint overrides) and turns them into the drivers of cloud/aws and
 // cloud/gcp.
@@ -17,7 +19,7 @@ import (
 	"github.com/ztna/ztna/cloud/gcp"
 )
 
-// Access is squashed into the components' configs.
+// Access is squashed into the components' configs: the settings of the cloud API calls they make.
 type Access struct {
 	// Named profile from the shared AWS config. Default: the standard credential chain
 	// (environment, shared config, instance role).

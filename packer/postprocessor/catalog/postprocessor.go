@@ -1,4 +1,5 @@
 //go:generate go tool -modfile=../../../tools/go.mod packer-sdc mapstructure-to-hcl2 -type Config
+//go:generate go tool -modfile=../../../tools/go.mod packer-sdc struct-markdown
 
 // Package catalog is the ztna-catalog Packer post-processor. After a build it records the image
 // (cloud, region, environment, id, router version, base image) in the image catalog file that
@@ -72,12 +73,16 @@ type Config struct {
 	GCPTargetProject string `mapstructure:"gcp_target_project"`
 	// GCP promotion: image family of the new image.
 	GCPImageFamily string `mapstructure:"gcp_image_family"`
-	// Azure promotion: subscription, resource group and Compute Gallery image definition the
-	// new gallery image version is created in.
+	// Azure promotion: subscription the new gallery image version is created in (required
+	// for azure promotion). Credentials come from the Azure SDK's default chain (environment,
+	// managed identity, az login).
 	AzureSubscriptionID string `mapstructure:"azure_subscription_id"`
-	AzureResourceGroup  string `mapstructure:"azure_resource_group"`
-	AzureGallery        string `mapstructure:"azure_gallery"`
-	AzureGalleryImage   string `mapstructure:"azure_gallery_image"`
+	// Azure promotion: resource group of the Compute Gallery (required for azure promotion).
+	AzureResourceGroup string `mapstructure:"azure_resource_group"`
+	// Azure promotion: Compute Gallery the version is created in (required for azure promotion).
+	AzureGallery string `mapstructure:"azure_gallery"`
+	// Azure promotion: image definition in the gallery (required for azure promotion).
+	AzureGalleryImage string `mapstructure:"azure_gallery_image"`
 	// Azure promotion: gallery image version (MAJOR.MINOR.PATCH). Default: the router version.
 	AzureGalleryImageVersion string `mapstructure:"azure_gallery_image_version"`
 	// Azure promotion: regions the version is replicated to. Default: the source's region.

@@ -1,4 +1,5 @@
 //go:generate go tool -modfile=../../../tools/go.mod packer-sdc mapstructure-to-hcl2 -type Config
+//go:generate go tool -modfile=../../../tools/go.mod packer-sdc struct-markdown
 
 // Package ztnarouter is the ztna-router Packer provisioner: it installs the ztna router (as the
 // ztna-router .deb) with its sandboxed systemd units and first-boot enrolment, hardens the image
@@ -53,25 +54,30 @@ type Config struct {
 	Arch string `mapstructure:"arch"`
 	// Cloud the image is for: aws, gcp, azure or local. Recorded in the attestation.
 	Cloud string `mapstructure:"cloud" required:"true"`
-	// Where first boot reads the registration key: aws, gcp, azure (instance metadata) or file
+	// Where first boot reads the registration key: aws (EC2 user data, IMDSv2), gcp (metadata
+	// item ztna-registration-key), azure (user data through IMDS, else custom data) or file
 	// (/etc/ztna/registration-key). Defaults to the cloud; file for local.
 	MetadataSource string `mapstructure:"metadata_source"`
 	// The base image the build started from, for the attestation. Defaults to what the builder
 	// reports (SourceAMIName/SourceAMI on amazon-ebs, SourceImageName on googlecompute and
 	// ztna-local); required with builders that report none.
 	BaseImage string `mapstructure:"base_image"`
-	// Harden sshd when it is installed: keys only, no root login, no forwarding. Default true.
+	// Harden sshd when it is installed: keys only, no root login, no forwarding, MaxAuthTries 3
+	// (/etc/ssh/sshd_config.d/00-ztna-lockdown.conf, read before cloud-init's drop-ins).
+	// Default true.
 	SSHLockdown config.Trilean `mapstructure:"ssh_lockdown"`
 	// CIDRs allowed to reach SSH (tcp/22) through the image firewall. Default: none, so the
 	// image accepts no inbound connection at all.
 	SSHAllowFrom []string `mapstructure:"ssh_allow_from"`
 	// NTP servers of systemd-timesyncd (certificates need the right time). Default: the
 	// cloud's time service (aws 169.254.169.123, gcp metadata.google.internal), Debian's pool
-	// otherwise; the image's egress allowlist must allow udp/123 to them.
+	// otherwise; written to /etc/systemd/timesyncd.conf.d/50-ztna.conf. The image's egress
+	// allowlist must allow udp/123 to them.
 	NTPServers []string `mapstructure:"ntp_servers"`
 	// PEM PKCS#8 Ed25519 private key that signs /etc/ztna/image.json (openssl genpkey
-	// -algorithm ed25519); controllers given its public key (--attestation-key) report the
-	// router's attestation as verified. Unset: the attestation is unsigned.
+	// -algorithm ed25519 -out build.key); controllers given its public key (openssl pkey -in
+	// build.key -pubout; attestation_keys in their config) report the router's attestation as
+	// verified. Unset: the attestation is unsigned.
 	AttestationKeyFile string `mapstructure:"attestation_key_file"`
 	// Run the installation with `sudo -n` (cloud builders log in as an unprivileged user).
 	UseSudo bool `mapstructure:"use_sudo"`
