@@ -1,12 +1,15 @@
 package failover_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,6 +104,16 @@ func TestFrozenRouterLeavesNoDatabaseSession(t *testing.T) {
 
 	r.Proc.Signal(syscall.SIGSTOP)
 	t.Cleanup(func() { r.Proc.Signal(syscall.SIGCONT) })
+	// kill(2) returns before every thread of the router has stopped: wait until the kernel
+	// reports the process stopped, or a query sent at once can still get through.
+	harness.WaitFor(t, 10*time.Second, "the router to be stopped", func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.Proc.Cmd.Process.Pid))
+		if err != nil {
+			return false
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		return len(fields) > 0 && fields[0] == "T"
+	})
 	stopped := time.Now()
 	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
