@@ -14,6 +14,8 @@ package harness
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -406,9 +408,9 @@ func (c *Controller) NewIdentity(t testing.TB, name string, roles ...string) (id
 	return ident.ID, file
 }
 
-// Client returns an SDK client for the identity file, using the hubs given or, when none are,
-// those the identity was enrolled with.
-func Client(t testing.TB, file string, hubs ...string) *client.Client {
+// IdentityCredentials reads an identity file: the file, its certificate (with key) and the
+// network CA.
+func IdentityCredentials(t testing.TB, file string) (*enroll.IdentityFile, *tls.Certificate, *x509.Certificate) {
 	t.Helper()
 	f, err := enroll.LoadIdentity(file)
 	if err != nil {
@@ -422,6 +424,14 @@ func Client(t testing.TB, file string, hubs ...string) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f, cert, ca
+}
+
+// Client returns an SDK client for the identity file, using the hubs given or, when none are,
+// those the identity was enrolled with.
+func Client(t testing.TB, file string, hubs ...string) *client.Client {
+	t.Helper()
+	f, cert, ca := IdentityCredentials(t, file)
 	if len(hubs) == 0 {
 		hubs = f.Config.Fabric
 	}

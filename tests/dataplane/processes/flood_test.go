@@ -18,7 +18,6 @@ import (
 
 	"github.com/ztna/ztna/client"
 	"github.com/ztna/ztna/internal/api"
-	"github.com/ztna/ztna/internal/enroll"
 	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/fabric/mux"
 	"github.com/ztna/ztna/internal/pki"
@@ -108,18 +107,7 @@ func newFloodSite(t *testing.T, standalone bool, hubFlags ...string) *floodSite 
 // the multiplexer, the control stream, pongs) so that it can send what the SDK never would.
 func floodLink(t *testing.T, addr, identityFile string) (*mux.Session, error) {
 	t.Helper()
-	f, err := enroll.LoadIdentity(identityFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := f.TLSCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.ParseCertPEM([]byte(f.CA))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cert, ca := harness.IdentityCredentials(t, identityFile)
 	cfg := pki.MutualClientConfig(pki.NewCertSlot(cert), ca, api.KindHub, api.KindController)
 	cfg.NextProtos = []string{fabric.ALPN}
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
