@@ -154,12 +154,18 @@ func ValidatePortRange(s string) error {
 	return err
 }
 
-// ValidateProtocol accepts "tcp" or "udp".
+// ValidateProtocol accepts "tcp", the only protocol the data plane carries. "udp" is refused
+// until datagrams are carried end to end: a UDP service that validates but that no router,
+// SDK or tunnel can reach would be a trap.
 func ValidateProtocol(s string) error {
-	if s != ProtocolTCP && s != ProtocolUDP {
-		return fmt.Errorf("%q is not a protocol: use \"tcp\" or \"udp\"", s)
+	switch s {
+	case ProtocolTCP:
+		return nil
+	case ProtocolUDP:
+		return errors.New(`"udp" services are not carried yet: the data plane carries TCP streams only, so no client could reach this service; declare protocol "tcp" (or leave protocol out)`)
+	default:
+		return fmt.Errorf(`%q is not a protocol: use "tcp"`, s)
 	}
-	return nil
 }
 
 // ValidateTTLSeconds checks the ttl of a key or token; 0 means the default.

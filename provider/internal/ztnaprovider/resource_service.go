@@ -147,7 +147,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Optional:            true,
 				Computed:            true,
 				Default:             stringdefault.StaticString(api.ProtocolTCP),
-				MarkdownDescription: "`tcp` (default) or `udp`.",
+				MarkdownDescription: "`tcp` (the default and, for now, the only value): the data plane carries TCP streams only, so `udp` is refused at plan time until datagrams are carried end to end.",
 				Validators:          []validator.String{validProtocol},
 			},
 			"router_roles": rolesAttribute("Routers holding any of these roles host the service.", true),

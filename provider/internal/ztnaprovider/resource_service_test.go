@@ -67,8 +67,7 @@ func TestAccService_lifecycle(t *testing.T) {
 				GenerateConfig:  true,
 			},
 			{
-				Config: serviceConfig(name, "10.20.30.40", 15432, `port_ranges = ["8000-8010", "9000-9000"]
-  protocol    = "udp"`),
+				Config: serviceConfig(name, "10.20.30.40", 15432, `port_ranges = ["8000-8010", "9000-9000"]`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_service.test", plancheck.ResourceActionUpdate)},
 				},
@@ -82,7 +81,6 @@ func TestAccService_lifecycle(t *testing.T) {
 					statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("port_ranges"), knownvalue.SetExact([]knownvalue.Check{
 						knownvalue.StringExact("8000-8010"), knownvalue.StringExact("9000-9000"),
 					})),
-					statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("protocol"), knownvalue.StringExact("udp")),
 				},
 			},
 			{
@@ -92,8 +90,7 @@ func TestAccService_lifecycle(t *testing.T) {
 						t.Fatal(err)
 					}
 				},
-				Config: serviceConfig(name, "10.20.30.40", 15432, `port_ranges = ["8000-8010", "9000-9000"]
-  protocol    = "udp"`),
+				Config: serviceConfig(name, "10.20.30.40", 15432, `port_ranges = ["8000-8010", "9000-9000"]`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_service.test", plancheck.ResourceActionCreate)},
 				},
@@ -254,7 +251,8 @@ func TestAccService_badInput(t *testing.T) {
 		"port 0":     {"prod-db.customerdomain.me", 0, "", []string{"Invalid port", "port must be a port between 1 and 65535"}},
 		"port big":   {"prod-db.customerdomain.me", 70000, "", []string{"Invalid port"}},
 		"range":      {"prod-db.customerdomain.me", 5432, `port_ranges = ["9000-8000"]`, []string{"Invalid port_ranges", "starts after it ends"}},
-		"protocol":   {"prod-db.customerdomain.me", 5432, `protocol = "sctp"`, []string{"Invalid protocol", `use "tcp" or "udp"`}},
+		"protocol":   {"prod-db.customerdomain.me", 5432, `protocol = "sctp"`, []string{"Invalid protocol", `use "tcp"`}},
+		"udp":        {"prod-db.customerdomain.me", 5432, `protocol = "udp"`, []string{"Invalid protocol", "not carried yet", `declare protocol "tcp"`}},
 		"role":       {"prod-db.customerdomain.me", 5432, `router_roles = ["Customer A"]`, []string{"Invalid router_roles", "must be a role"}},
 		"empty role": {"prod-db.customerdomain.me", 5432, `router_roles = []`, []string{"router_roles", "at least 1"}},
 	} {

@@ -75,7 +75,7 @@ var (
 	validRole      = stringCheck{"a role (lower-case letters, digits, '.', '_', '-')", api.ValidateRole}
 	validAddress   = stringCheck{"an IP address or a fully qualified domain name", api.ValidateAddress}
 	validPortRange = stringCheck{`a port range "from-to"`, api.ValidatePortRange}
-	validProtocol  = stringCheck{`"tcp" or "udp"`, api.ValidateProtocol}
+	validProtocol  = stringCheck{`"tcp"`, api.ValidateProtocol}
 	validTTL       = stringCheck{`a duration in whole seconds such as "30m" or "24h"`, checkTTL}
 	validPort      = int64Check{"a port between 1 and 65535", api.ValidatePort}
 	validCost      = int64Check{"a cost between 0 and 1000000", api.ValidateCost}
