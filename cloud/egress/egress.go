@@ -42,6 +42,9 @@ var ControllerPorts = []uint16{80, 443, 6262}
 // DNSPort is the port rules for DNS resolvers allow, over TCP and UDP (TCP for large answers).
 const DNSPort = 53
 
+// NTPPort is the port rules for time servers allow, over UDP only (NTP has no TCP transport).
+const NTPPort = 123
+
 // PortRange is an inclusive range of ports; a single port has From == To.
 type PortRange struct {
 	From uint16 `json:"from"`
@@ -151,8 +154,12 @@ type Input struct {
 	// ("127.0.0.1:5353", "[::1]:53"), each over TCP and UDP. Cloud resolvers at link-local
 	// addresses are not filtered by cloud firewalls and need no rule there.
 	DNSServers []string
+	// NTPServers are the time servers the router's timesyncd uses (the image's ntp_servers): a
+	// DNS name or IP address, each allowed UDP 123. Certificates are short-lived, so a host that
+	// cannot reach its time server drifts until its certificates are refused.
+	NTPServers []string
 	Services   []ServiceTarget
-	// Extra are declared additional rules (for example a proxy or an NTP server).
+	// Extra are declared additional rules (for example a proxy).
 	Extra []Rule
 }
 
@@ -183,6 +190,12 @@ func Compute(in Input) ([]Rule, error) {
 		for _, proto := range []Protocol{TCP, UDP} {
 			rules = append(rules, Rule{Destination: addr.Addr().String(), Protocol: proto, Ports: Port(addr.Port())})
 		}
+	}
+	for _, n := range in.NTPServers {
+		if strings.Contains(n, "/") {
+			return nil, fmt.Errorf("NTP server %q: use a host name or IP address, not a CIDR prefix", n)
+		}
+		rules = append(rules, Rule{Destination: n, Protocol: UDP, Ports: Port(NTPPort)})
 	}
 	for _, s := range in.Services {
 		if len(s.Ports) == 0 {

@@ -61,6 +61,18 @@ func TestCompute(t *testing.T) {
 			want: []string{"tcp c.example:440-451", "tcp c.example:500", "udp c.example:443"},
 		},
 		{
+			name: "ntp servers get udp 123 only, by address or name",
+			in: Input{
+				Controllers: []ControllerEndpoint{{Host: "c.example", Ports: []uint16{443}}},
+				NTPServers:  []string{"169.254.169.123", "Time.Example.", "2001:db8::7b"},
+			},
+			want: []string{
+				"udp 169.254.169.123/32:123", "udp 2001:db8::7b/128:123",
+				"tcp c.example:443", "udp c.example:443",
+				"udp time.example:123",
+			},
+		},
+		{
 			name: "ipv4-mapped ipv6 address is the ipv4 address",
 			in: Input{
 				Controllers: []ControllerEndpoint{{Host: "::ffff:192.0.2.1", Ports: []uint16{443}}},
@@ -92,6 +104,9 @@ func TestComputeErrors(t *testing.T) {
 		{"no controller", Input{}, "add at least one"},
 		{"dns by name", Input{Controllers: ctrl, DNSServers: []string{"dns.example"}}, "use an IP address"},
 		{"dns port zero", Input{Controllers: ctrl, DNSServers: []string{"10.0.0.2:0"}}, "IP:port"},
+		{"ntp cidr", Input{Controllers: ctrl, NTPServers: []string{"10.0.0.0/8"}}, "not a CIDR prefix"},
+		{"ntp bad name", Input{Controllers: ctrl, NTPServers: []string{"time server"}}, "not a DNS name"},
+		{"ntp empty", Input{Controllers: ctrl, NTPServers: []string{""}}, "empty destination"},
 		{"service without ports", Input{Controllers: ctrl, Services: []ServiceTarget{{Address: "db.example"}}}, "declare the port"},
 		{"host bits", Input{Controllers: ctrl, Extra: []Rule{{Destination: "10.0.0.1/8", Protocol: TCP, Ports: Port(1)}}}, "use 10.0.0.0/8"},
 		{"bad cidr", Input{Controllers: ctrl, Extra: []Rule{{Destination: "10.0.0.0/33", Protocol: TCP, Ports: Port(1)}}}, "not a valid CIDR"},

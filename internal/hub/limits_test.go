@@ -151,3 +151,25 @@ func TestRefusalLogIsSummarised(t *testing.T) {
 		t.Errorf("not-authorized dials counted %v, want %d", got, dials)
 	}
 }
+
+// TestPacedOpensAreCounted: stream_opens_per_second refuses nothing, it slows the link's reader;
+// the pacing must still show in ztna_hub_stream_opens_paced_total, and the paced streams work.
+func TestPacedOpensAreCounted(t *testing.T) {
+	// At one open a second with a burst of one, each open after the first waits about a second
+	// (far above the hub's 5 ms pacing quantum) unless its predecessor's round trip took
+	// nearly a second itself: with three watches, at least one is paced even on a loaded machine.
+	e := observed(t, hub.Limits{StreamOpensPerSecond: 1, StreamOpenBurst: 1})
+	e.hub.Update(snapshot(map[string]int{"a": 0}))
+	l := e.link(api.KindIdentity, "i1")
+	for i := range 3 {
+		if _, err := watch(t, l); err != nil {
+			t.Fatalf("paced watch %d: %v", i, err)
+		}
+	}
+	if got := e.counter("ztna_hub_stream_opens_paced_total"); got < 1 {
+		t.Errorf("ztna_hub_stream_opens_paced_total = %v after three opens at one a second, want at least 1", got)
+	}
+	if got := e.counter("ztna_hub_limit_refusals_total", "limit", "streams_per_link"); got != 0 {
+		t.Errorf("pacing refused streams: ztna_hub_limit_refusals_total{limit=streams_per_link} = %v", got)
+	}
+}

@@ -31,6 +31,7 @@ type egressRulesModel struct {
 	ControllerHost  types.String `tfsdk:"controller_host"`
 	ControllerPorts types.List   `tfsdk:"controller_ports"`
 	DNSServers      types.List   `tfsdk:"dns_servers"`
+	NTPServers      types.List   `tfsdk:"ntp_servers"`
 	Rules           types.List   `tfsdk:"rules"`
 }
 
@@ -50,7 +51,7 @@ func (d *egressRulesDataSource) Metadata(_ context.Context, req datasource.Metad
 func (d *egressRulesDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "The outbound allowlist of a router host, for teams that manage their own firewalls: the " +
-			"controller on ports 80, 443 and 6262 over TCP and UDP, DNS resolvers on port 53, and the targets of every " +
+			"controller on ports 80, 443 and 6262 over TCP and UDP, DNS resolvers on port 53, time servers on UDP 123, and the targets of every " +
 			"service hosted by routers with `router_roles`. A router needs no inbound rule at all. Rules are " +
 			"normalised: deduplicated, adjacent port ranges merged, sorted.",
 		Attributes: map[string]schema.Attribute{
@@ -75,6 +76,11 @@ func (d *egressRulesDataSource) Schema(_ context.Context, _ datasource.SchemaReq
 				ElementType:         types.StringType,
 				Optional:            true,
 				MarkdownDescription: "IP addresses of the resolvers the router uses (port 53 TCP and UDP each). Cloud resolvers at link-local addresses need no rule.",
+			},
+			"ntp_servers": schema.ListAttribute{
+				ElementType:         types.StringType,
+				Optional:            true,
+				MarkdownDescription: "Host names or IP addresses of the time servers the router's image uses (the Packer provisioner's `ntp_servers`), UDP 123 each. Cloud time services at link-local addresses (AWS `169.254.169.123`) need no rule in a cloud firewall.",
 			},
 			"rules": schema.ListNestedAttribute{
 				Computed:            true,
@@ -102,7 +108,10 @@ func (d *egressRulesDataSource) Read(ctx context.Context, req datasource.ReadReq
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	in := egress.Input{DNSServers: setStrings(ctx, m.DNSServers, &resp.Diagnostics)}
+	in := egress.Input{
+		DNSServers: setStrings(ctx, m.DNSServers, &resp.Diagnostics),
+		NTPServers: setStrings(ctx, m.NTPServers, &resp.Diagnostics),
+	}
 
 	host := m.ControllerHost.ValueString()
 	if host == "" && d.data != nil && d.data.address != "" {

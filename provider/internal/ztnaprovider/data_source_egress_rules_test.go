@@ -42,12 +42,14 @@ func TestAccEgressRulesDataSource_controllerOnly(t *testing.T) {
 			Config: `data "ztna_egress_rules" "t" {
   controller_host = "Controller.Example.com"
   dns_servers     = ["10.0.0.2"]
+  ntp_servers     = ["Time.Example.com", "10.0.0.3"]
 }`,
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownValue("data.ztna_egress_rules.t", tfjsonpath.New("rules"), knownvalue.ListExact(append([]knownvalue.Check{
 					rule("10.0.0.2/32", "tcp", 53, 53), rule("10.0.0.2/32", "udp", 53, 53),
-				}, controllerRules("controller.example.com")...))),
-				statecheck.ExpectKnownValue("data.ztna_egress_rules.t", tfjsonpath.New("rules").AtSliceIndex(2).AtMapKey("firewall_cidr"), knownvalue.StringExact("0.0.0.0/0")),
+					rule("10.0.0.3/32", "udp", 123, 123),
+				}, append(controllerRules("controller.example.com"), rule("time.example.com", "udp", 123, 123))...))),
+				statecheck.ExpectKnownValue("data.ztna_egress_rules.t", tfjsonpath.New("rules").AtSliceIndex(3).AtMapKey("firewall_cidr"), knownvalue.StringExact("0.0.0.0/0")),
 			},
 		}},
 	})
