@@ -193,6 +193,17 @@ func TestAccRouterHost_netns(t *testing.T) {
 				),
 			},
 			{
+				// Import reads the isolation back from the host's record: a netns host imports
+				// as netns, not as a plain process.
+				ResourceName:      "ztna_router_host.a",
+				ImportState:       true,
+				ImportStateId:     "local:" + filepath.Join(root, name+"-a"),
+				ImportStateVerify: true,
+				// What only the configuration knows; the next apply adopts it without replacing.
+				ImportStateVerifyIgnore: []string{"router_id", "registration_key", "dns_servers", "egress_allowlist", "timeouts",
+					"local.router_binary", "local.local_addr"},
+			},
+			{
 				// A router process dies: planned create of that host only; the apply restores it.
 				PreConfig: func() {
 					pids := routerProcesses(filepath.Join(root, name+"-a"))
