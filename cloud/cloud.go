@@ -193,6 +193,9 @@ type Host struct {
 	// egress-only model (a deleted firewall rule, an ingress rule someone added). Empty when
 	// the host is as created.
 	Drift []string
+	// Isolation is how the local platform confines the router process ("none", "netns"),
+	// read from its record so an imported host keeps it; empty on clouds.
+	Isolation string
 }
 
 // APIError is a cloud API failure with advice on what to change.

@@ -523,7 +523,7 @@ func logTail(path string, n int64) string {
 func (d *Driver) host(ctx context.Context, dir string, st state) cloud.Host {
 	h := cloud.Host{
 		ID: dir, Name: st.Name, InstanceType: "process", PrivateAddress: "127.0.0.1", Image: st.Image,
-		FailureDomain: failureDomain(st.Name), State: "running",
+		FailureDomain: failureDomain(st.Name), State: "running", Isolation: string(st.Isolation),
 	}
 	if st.Net != nil {
 		h.PrivateAddress = st.Net.NSAddr.String()

@@ -806,6 +806,13 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 		if host.Image != "" {
 			state.Image = types.StringValue(host.Image)
 		}
+		if lp, ok := p.(*localPlatform); ok && host.Isolation != "" {
+			// The import id names only the directory; the host's record says how it is confined.
+			lp.Isolation = types.StringValue(host.Isolation)
+			if resp.Diagnostics.Append(setBlock(ctx, &state.Local, localAttrTypes, lp)...); resp.Diagnostics.HasError() {
+				return
+			}
+		}
 	}
 	state.FirewallDrift = types.ListValueMust(types.StringType, nil)
 	if !state.EgressAllowlist.IsNull() && !state.EgressAllowlist.IsUnknown() {

@@ -69,6 +69,14 @@ func (d *demoNetwork) link(addrs ...string) error {
 	return nil
 }
 
+// identityTokenOutput is left out of the import step's configuration: the framework cannot
+// read a state whose outputs an import never evaluated ("unexpected output type: <nil>").
+const identityTokenOutput = `output "identity_token" {
+  value     = ztna_identity.client.enrollment_token
+  sensitive = true
+}
+`
+
 func netnsHostsConfig(name, root, routerBin, dnsServer, fqdn string) string {
 	return netnsHostsConfigWith(name, root, routerBin, dnsServer, fqdn, "")
 }
@@ -112,11 +120,7 @@ resource "ztna_service_policy" "client_to_app" {
   service_names  = %[3]s
 }
 
-output "identity_token" {
-  value     = ztna_identity.client.enrollment_token
-  sensitive = true
-}
-`, name, fqdn, services)
+`+identityTokenOutput, name, fqdn, services)
 	// Two routers with the service's role, each on its own isolated host.
 	for _, h := range []string{"a", "b"} {
 		config += fmt.Sprintf(`
@@ -191,6 +195,18 @@ func TestAccRouterHost_netns(t *testing.T) {
 					},
 					checkOverlay(t, demo, identity),
 				),
+			},
+			{
+				// Import reads the isolation back from the host's record: a netns host imports
+				// as netns, not as a plain process.
+				Config:            strings.Replace(config, identityTokenOutput, "", 1),
+				ResourceName:      "ztna_router_host.a",
+				ImportState:       true,
+				ImportStateId:     "local:" + filepath.Join(root, name+"-a"),
+				ImportStateVerify: true,
+				// What only the configuration knows; the next apply adopts it without replacing.
+				ImportStateVerifyIgnore: []string{"router_id", "registration_key", "dns_servers", "egress_allowlist", "timeouts",
+					"local.router_binary", "local.local_addr"},
 			},
 			{
 				// A router process dies: planned create of that host only; the apply restores it.
