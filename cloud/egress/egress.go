@@ -192,8 +192,8 @@ func Compute(in Input) ([]Rule, error) {
 		}
 	}
 	for _, n := range in.NTPServers {
-		if strings.Contains(n, "/") {
-			return nil, fmt.Errorf("NTP server %q: use a host name or IP address, not a CIDR prefix", n)
+		if err := ValidateNTPServer(n); err != nil {
+			return nil, err
 		}
 		rules = append(rules, Rule{Destination: n, Protocol: UDP, Ports: Port(NTPPort)})
 	}
@@ -292,6 +292,15 @@ func ParseDNSServer(s string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("DNS server %q: use an IP address or IP:port (a resolver cannot be found by name)", s)
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// ValidateNTPServer checks one NTP server: a host name or an IP address, not a prefix.
+func ValidateNTPServer(s string) error {
+	if strings.Contains(s, "/") {
+		return fmt.Errorf("NTP server %q: use a host name or IP address, not a CIDR prefix", s)
+	}
+	_, err := NormalizeDestination(s)
+	return err
 }
 
 // NormalizeDestination canonicalises an IP address, CIDR prefix or DNS name.

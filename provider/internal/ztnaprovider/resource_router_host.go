@@ -67,6 +67,7 @@ type routerHostModel struct {
 	InstanceType             types.String   `tfsdk:"instance_type"`
 	Image                    types.String   `tfsdk:"image"`
 	DNSServers               types.List     `tfsdk:"dns_servers"`
+	NTPServers               types.List     `tfsdk:"ntp_servers"`
 	Tags                     types.Map      `tfsdk:"tags"`
 	Egress                   types.List     `tfsdk:"egress"`
 	Local                    types.Object   `tfsdk:"local"`
@@ -170,6 +171,14 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 				Optional: true,
 				MarkdownDescription: "Image the VM boots: an AMI id, a GCP image URL, an Azure image or gallery image version id " +
 					"(see the `ztna_image` data source). Required on clouds; a free-form label on local hosts.",
+			},
+			"ntp_servers": schema.ListAttribute{
+				ElementType: types.StringType,
+				Optional:    true,
+				MarkdownDescription: "Host names or IP addresses of the time servers the router's image syncs with (the Packer " +
+					"provisioner's `ntp_servers`), allowed on UDP 123 each and updated in place. Cloud time services at " +
+					"link-local addresses (AWS `169.254.169.123`, GCP's metadata server) need no rule.",
+				Validators: []validator.List{listvalidator.ValueStringsAre(stringCheck{"a host name or IP address", egress.ValidateNTPServer})},
 			},
 			"dns_servers": schema.ListAttribute{
 				ElementType: types.StringType,
@@ -365,7 +374,7 @@ func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.Modify
 // and go without the host's configuration changing), so a changed service set is an in-place
 // update of egress_allowlist; firewall drift found by Read is planned away the same way.
 func (r *routerHostResource) planAllowlist(ctx context.Context, plan, state *routerHostModel, config tfsdk.Config, resp *resource.ModifyPlanResponse) {
-	if r.data == nil || r.data.client == nil || plan.RouterID.IsUnknown() || hasUnknownValues(plan.DNSServers, plan.Egress) {
+	if r.data == nil || r.data.client == nil || plan.RouterID.IsUnknown() || hasUnknownValues(plan.DNSServers, plan.NTPServers, plan.Egress) {
 		return // the allowlist is planned from state; apply computes it
 	}
 	key, keyPath := registrationKey(ctx, plan, config, &resp.Diagnostics)
@@ -629,6 +638,7 @@ func (r *routerHostResource) allowlist(ctx context.Context, client *apiclient.Cl
 	in := egress.Input{
 		Controllers: controllers,
 		DNSServers:  listStrings(plan.DNSServers),
+		NTPServers:  listStrings(plan.NTPServers),
 		Services:    targets,
 	}
 	var blocks []egressBlockModel

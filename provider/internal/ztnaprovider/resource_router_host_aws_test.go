@@ -78,6 +78,7 @@ resource "ztna_router_host" "test" {
   %[3]s
   image                       = "ami-router"
   dns_servers                 = ["10.0.0.2"]
+  ntp_servers                 = ["10.0.0.123"]
   egress {
     destination = "169.254.169.123"
     protocol    = "udp"
@@ -217,7 +218,7 @@ resource "ztna_service" "cache" {
 				ResourceName:      "ztna_router_host.test",
 				ImportState:       true,
 				ImportStateVerify: true,
-				ImportStateVerifyIgnore: []string{"router_id", "registration_key_wo_version", "dns_servers", "egress",
+				ImportStateVerifyIgnore: []string{"router_id", "registration_key_wo_version", "dns_servers", "ntp_servers", "egress",
 					"tags", "egress_allowlist", "timeouts", "aws.subnet_id", "aws.endpoint", "aws.poll_interval"},
 			},
 		},
@@ -313,7 +314,7 @@ func checkAWSHost(t *testing.T, fake *ec2fake.Server, name, instanceType string)
 		if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
 			return fmt.Errorf("egress rules of %s:\n%v\nwant the allowlist:\n%v", g.ID, slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want)))
 		}
-		for _, must := range []string{"tcp 10.20.0.7/32:5432-5432", "udp 10.0.0.2/32:53-53", "udp 169.254.169.123/32:123-123"} {
+		for _, must := range []string{"tcp 10.20.0.7/32:5432-5432", "udp 10.0.0.2/32:53-53", "udp 169.254.169.123/32:123-123", "udp 10.0.0.123/32:123-123"} {
 			if !slices.Contains(want, must) {
 				return fmt.Errorf("allowlist %v lacks %s", want, must)
 			}

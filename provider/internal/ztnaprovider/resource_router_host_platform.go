@@ -623,7 +623,7 @@ func importedModel(ctx context.Context, id string) (*routerHostModel, error) {
 		RouterID:        types.StringNull(),
 		RegistrationKey: types.StringNull(), RegistrationKeyWO: types.StringNull(), RegistrationKeyWOVersion: types.Int64Null(),
 		Size: types.StringNull(), InstanceType: types.StringNull(), Image: types.StringNull(),
-		DNSServers: types.ListNull(types.StringType), Tags: types.MapNull(types.StringType),
+		DNSServers: types.ListNull(types.StringType), NTPServers: types.ListNull(types.StringType), Tags: types.MapNull(types.StringType),
 		Egress:          types.ListNull(types.ObjectType{AttrTypes: map[string]attr.Type{"destination": types.StringType, "protocol": types.StringType, "ports": types.StringType}}),
 		Local:           types.ObjectNull(localAttrTypes),
 		AWS:             types.ObjectNull(awsAttrTypes),

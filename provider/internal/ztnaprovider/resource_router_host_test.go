@@ -382,6 +382,9 @@ resource "ztna_router_host" "test" {
 		{"bad dns server", host(`name = "edge-a"
   dns_servers = ["dns.example.com"]
   local {}`), []string{"Invalid dns_servers", "IP address"}},
+		{"ntp server prefix", host(`name = "edge-a"
+  ntp_servers = ["10.0.0.0/24"]
+  local {}`), []string{"Invalid ntp_servers", "not a CIDR prefix"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			planFails(t, tc.config, tc.want...)
