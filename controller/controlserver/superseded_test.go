@@ -13,8 +13,8 @@ import (
 	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/controlserver/controltest"
 	"github.com/ztna/ztna/controller/edgeapi"
-	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/controller/store/sqlite"
+	"github.com/ztna/ztna/controller/store/storetest"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/pki"
@@ -68,17 +68,7 @@ func TestReenrolmentSupersedes(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	enrol := func(at time.Time) {
-		t.Helper()
-		k := &store.Key{Kind: api.KindRouter, SubjectID: r.ID, SecretHash: make([]byte, 32), TTLSeconds: 3600, ExpiresAt: now.Add(time.Hour)}
-		if err := st.CreateKey(ctx, k); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.ConsumeKey(ctx, k.ID, at, []byte(k.ID)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	enrol(now.Add(-10 * time.Minute))
+	storetest.EnrolRouter(t, st, r.ID, now.Add(-10*time.Minute))
 	old := controltest.RouterCertificateIssuedAt(t, ca, r.ID, now.Add(-5*time.Minute), time.Hour)
 	c := controltest.StartWith(t, ca, ctl.ControlBackend(), "", controlserver.Config{HeartbeatInterval: time.Second, Logger: log})
 
@@ -92,7 +82,7 @@ func TestReenrolmentSupersedes(t *testing.T) {
 	expect(t, oldConn, control.TypeAssignment)
 
 	// The re-enrolment (recorded a minute ago, after the old certificate) revokes its session.
-	enrol(now.Add(-time.Minute))
+	storetest.EnrolRouter(t, st, r.ID, now.Add(-time.Minute))
 	if env := closedWithin(t, oldConn, 5*time.Second); env.Type != control.TypeRevoked || !strings.Contains(string(env.Body), "enrolled again") {
 		t.Fatalf("old certificate's session ended with %s %s, want revoked (enrolled again)", env.Type, env.Body)
 	}

@@ -2,6 +2,7 @@ package embeddedhub_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"path/filepath"
@@ -119,11 +120,9 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, label, value string) fl
 	return -1
 }
 
-// TestEmbeddedFollowsTheStore: the embedded hub installs the store's snapshot when it starts
-// and a new one within a second of a policy change, but not for router status reports.
-func TestEmbeddedFollowsTheStore(t *testing.T) {
-	st := openStore(t)
-	r := populate(t, st)
+// hubCertificate makes a CA and the embedded hub's server certificate from it.
+func hubCertificate(t *testing.T) (*pki.CA, *tls.Certificate) {
+	t.Helper()
 	ca, err := pki.NewCA("test")
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +135,15 @@ func TestEmbeddedFollowsTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ca, cert
+}
+
+// TestEmbeddedFollowsTheStore: the embedded hub installs the store's snapshot when it starts
+// and a new one within a second of a policy change, but not for router status reports.
+func TestEmbeddedFollowsTheStore(t *testing.T) {
+	st := openStore(t)
+	r := populate(t, st)
+	ca, cert := hubCertificate(t)
 	reg := prometheus.NewRegistry()
 	e := embeddedhub.New(embeddedhub.Config{Store: st, Cert: pki.NewCertSlot(cert), CA: ca.Cert, Metrics: reg})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

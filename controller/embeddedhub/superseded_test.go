@@ -9,8 +9,7 @@ import (
 
 	"github.com/ztna/ztna/controller/controlserver/controltest"
 	"github.com/ztna/ztna/controller/embeddedhub"
-	"github.com/ztna/ztna/controller/store"
-	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/controller/store/storetest"
 	"github.com/ztna/ztna/internal/fabric"
 	"github.com/ztna/ztna/internal/pki"
 )
@@ -24,30 +23,9 @@ func TestEmbeddedRefusesSupersededRouter(t *testing.T) {
 	st := openStore(t)
 	r := populate(t, st)
 	now := time.Now()
-	enrol := func(at time.Time) {
-		t.Helper()
-		k := &store.Key{Kind: api.KindRouter, SubjectID: r.ID, SecretHash: make([]byte, 32), TTLSeconds: 3600, ExpiresAt: now.Add(time.Hour)}
-		if err := st.CreateKey(ctx, k); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.ConsumeKey(ctx, k.ID, at, []byte(k.ID)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	enrol(now.Add(-10 * time.Minute))
+	storetest.EnrolRouter(t, st, r.ID, now.Add(-10*time.Minute))
 
-	ca, err := pki.NewCA("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, key, err := ca.IssueServer(api.KindHub, "ctl", []string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubCert, err := pki.TLSCertificate(iss.ChainPEM, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, hubCert := hubCertificate(t)
 	e := embeddedhub.New(embeddedhub.Config{Store: st, Cert: pki.NewCertSlot(hubCert), CA: ca.Cert})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,7 +63,7 @@ func TestEmbeddedRefusesSupersededRouter(t *testing.T) {
 		t.Fatalf("the certificate of the router's only enrolment was refused: %v", oldLink.Err())
 	}
 
-	enrol(now.Add(-time.Minute))
+	storetest.EnrolRouter(t, st, r.ID, now.Add(-time.Minute))
 	if !closedWithin(oldLink, 5*time.Second) {
 		t.Fatal("the superseded certificate's link stayed up after the router was enrolled again")
 	}

@@ -399,3 +399,14 @@ func testConsumeManyKeys(t *testing.T, a, b store.Store) {
 		}
 	}
 }
+
+// EnrolRouter records an enrolment of the router at the given time: a registration key
+// created for it and used then (what the enrol endpoint stores), so tests can supersede a
+// router's earlier certificates without running an enrolment.
+func EnrolRouter(t *testing.T, s store.Store, routerID string, at time.Time) {
+	t.Helper()
+	k := newRouterKey(t, s, routerID, time.Hour)
+	if _, err := s.ConsumeKey(ctxFor(t), k.ID, at, []byte(k.ID)); err != nil {
+		t.Fatal(err)
+	}
+}
