@@ -90,29 +90,25 @@ func compile(s Snapshot) *index {
 	byName := map[string]*service{}
 	hostsByRoles := map[string][]hostRef{}
 	for n, in := range s.Services {
-		svc := &service{Service: in}
 		key := roleKey(in.RouterRoles)
-		if refs, ok := hostsByRoles[key]; ok {
-			svc.routers = refs // services with the same roles share one immutable list
-			addr := target.NormalizeHost(in.Address)
-			ix.byAddr[addr] = append(ix.byAddr[addr], svc)
-			byName[in.Name] = svc
-			continue
-		}
-		var hosts []int
-		for _, role := range in.RouterRoles {
-			for _, ri := range routersByRole[role] {
-				if routerSeen[ri] != n+1 {
-					routerSeen[ri] = n + 1
-					hosts = append(hosts, ri)
+		refs, ok := hostsByRoles[key] // services with the same roles share one immutable list
+		if !ok {
+			var hosts []int
+			for _, role := range in.RouterRoles {
+				for _, ri := range routersByRole[role] {
+					if routerSeen[ri] != n+1 {
+						routerSeen[ri] = n + 1
+						hosts = append(hosts, ri)
+					}
 				}
 			}
+			slices.Sort(hosts) // snapshot order
+			for _, ri := range hosts {
+				refs = append(refs, hostRef{id: s.Routers[ri].ID, cost: s.Routers[ri].Cost})
+			}
+			hostsByRoles[key] = refs
 		}
-		slices.Sort(hosts) // snapshot order
-		for _, ri := range hosts {
-			svc.routers = append(svc.routers, hostRef{id: s.Routers[ri].ID, cost: s.Routers[ri].Cost})
-		}
-		hostsByRoles[key] = svc.routers
+		svc := &service{Service: in, routers: refs}
 		addr := target.NormalizeHost(in.Address)
 		ix.byAddr[addr] = append(ix.byAddr[addr], svc)
 		byName[in.Name] = svc
