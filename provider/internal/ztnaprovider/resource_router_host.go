@@ -367,6 +367,9 @@ func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.Modify
 			r.checkReplacementKey(ctx, &plan, &state, resp)
 		}
 	}
+	if req.State.Raw.IsNull() || len(resp.RequiresReplace) > 0 {
+		r.checkReenrolmentKey(ctx, &plan, req.Config, &resp.Diagnostics)
+	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
@@ -499,6 +502,46 @@ func (r *routerHostResource) checkReplacementKey(ctx context.Context, plan, stat
 			"replaced too.", strings.Join(changed, ", "), k.ID, stored.State))
 }
 
+// checkReenrolmentKey refuses, at plan time, a new host (a replacement, or a host re-created
+// after it vanished) for a router that is already enrolled when its key may not enrol that
+// router again: the controller would refuse the enrolment (router-enrolled) after the old
+// host was destroyed. Unknown keys and routers (made in this run) are checked by Create.
+func (r *routerHostResource) checkReenrolmentKey(ctx context.Context, plan *routerHostModel, config tfsdk.Config, diags *diag.Diagnostics) {
+	if r.data == nil || r.data.client == nil || plan.RouterID.IsUnknown() || plan.RegistrationKey.IsUnknown() {
+		return
+	}
+	key, keyPath := registrationKey(ctx, plan, config, diags)
+	if diags.HasError() || key == "" {
+		return
+	}
+	if err := reenrolmentRefusal(ctx, r.data.client, plan.RouterID.ValueString(), key); err != nil {
+		diags.AddAttributeError(keyPath, "Router host "+plan.Name.ValueString()+" cannot enrol its router", err.Error())
+	}
+}
+
+// reenrolmentRefusal says why the controller would refuse key for router routerID because the
+// router is already enrolled (store.AdmitEnrolment), and how to fix it; nil when it would not
+// (or when the key or router cannot be read: other checks report those).
+func reenrolmentRefusal(ctx context.Context, client *apiclient.Client, routerID, key string) error {
+	k, err := regkey.Parse(key)
+	if err != nil {
+		return nil
+	}
+	stored, err := client.GetRegistrationKey(ctx, k.ID)
+	if err != nil || stored.AllowReenrollment || stored.State != api.KeyUnused {
+		return nil
+	}
+	router, err := client.GetRouter(ctx, routerID)
+	if err != nil || router.Status == api.RouterUnenrolled || router.ReenrollmentAllowed {
+		return nil
+	}
+	return fmt.Errorf("router %s (%s) is already enrolled, and registration key %s was created without allow_reenrollment, "+
+		"so the controller refuses to enrol the router again with it (that protects a running router from stray keys). "+
+		"A router host enrols its router again whenever it is replaced: set allow_reenrollment = true on the "+
+		"ztna_registration_key (ephemeral or resource) that feeds this host, or have an operator reset the router's "+
+		"enrolment (POST /v1/routers/%s/reset-enrollment)", router.Name, routerID, k.ID, routerID)
+}
+
 // registrationKey is the key from whichever argument carries it; the write-only one is only
 // in the configuration.
 func registrationKey(ctx context.Context, plan *routerHostModel, config interface {
@@ -543,6 +586,12 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 	}
 	rules, ok := r.allowlist(ctx, client, &plan, key, keyPath, &resp.Diagnostics)
 	if !ok {
+		return
+	}
+	// Checked again now that every value is known: a host whose enrolment the controller
+	// would refuse is not created (it would only wait out its timeout).
+	if err := reenrolmentRefusal(ctx, client, plan.RouterID.ValueString(), key); err != nil {
+		resp.Diagnostics.AddAttributeError(keyPath, "Router host "+plan.Name.ValueString()+" cannot enrol its router", err.Error())
 		return
 	}
 	drv, err := p.driver(ctx, tflogLogger(ctx), listStrings(plan.DNSServers))
