@@ -328,7 +328,7 @@ func (r *routerHostResource) Configure(_ context.Context, req resource.Configure
 
 // ModifyPlan fills in what is known before apply (instance type, local defaults), checks what
 // the platform needs, and replaces the host when a creation-time argument changed or drift was
-// found. A host just imported (no router_id in state yet) adopts the configuration in place.
+// found. A host just imported (marked in private state) adopts the configuration in place.
 func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return
@@ -360,14 +360,18 @@ func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.Modify
 		if resp.Diagnostics.HasError() {
 			return
 		}
-		r.planReplacement(p, &plan, &state, resp)
+		imported, diags := importedHost(ctx, req.Private, &state)
+		resp.Diagnostics.Append(diags...)
+		r.planReplacement(p, &plan, &state, imported, resp)
 		if len(resp.RequiresReplace) == 0 {
 			r.planAllowlist(ctx, &plan, &state, req.Config, resp)
 		} else {
 			r.checkReplacementKey(ctx, &plan, &state, resp)
 		}
 	}
-	if req.State.Raw.IsNull() || len(resp.RequiresReplace) > 0 {
+	// A new host enrols its router, except a local one created again in its old state
+	// directory (its process had exited), which restarts with the saved enrolment.
+	if (req.State.Raw.IsNull() && !p.isLocal()) || len(resp.RequiresReplace) > 0 {
 		r.checkReenrolmentKey(ctx, &plan, req.Config, &resp.Diagnostics)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
@@ -441,8 +445,8 @@ func parseRules(list []string) ([]egress.Rule, error) {
 // planReplacement replaces the host when an argument that only takes effect at creation
 // changed. The allowlist's inputs (egress blocks, and DNS servers on clouds, where the VM's
 // resolver is the network's) are applied in place instead.
-func (r *routerHostResource) planReplacement(p platform, plan, state *routerHostModel, resp *resource.ModifyPlanResponse) {
-	if state.RouterID.IsNull() {
+func (r *routerHostResource) planReplacement(p platform, plan, state *routerHostModel, imported bool, resp *resource.ModifyPlanResponse) {
+	if imported {
 		return // imported: the next apply records the configuration without touching the host
 	}
 	changed := map[string]bool{
@@ -589,8 +593,9 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 		return
 	}
 	// Checked again now that every value is known: a host whose enrolment the controller
-	// would refuse is not created (it would only wait out its timeout).
-	if err := reenrolmentRefusal(ctx, client, plan.RouterID.ValueString(), key); err != nil {
+	// would refuse is not created (it would only wait out its timeout). A local host may
+	// restart with its saved enrolment instead (see ModifyPlan).
+	if err := reenrolmentRefusal(ctx, client, plan.RouterID.ValueString(), key); err != nil && !p.isLocal() {
 		resp.Diagnostics.AddAttributeError(keyPath, "Router host "+plan.Name.ValueString()+" cannot enrol its router", err.Error())
 		return
 	}
@@ -608,6 +613,7 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 		Egress:          rules,
 		Tags:            mapStrings(ctx, plan.Tags, &resp.Diagnostics),
 		RouterID:        plan.RouterID.ValueString(),
+		DNSServers:      listStrings(plan.DNSServers),
 	}
 	if !p.isLocal() {
 		// Only an instance type from the configuration is explicit; otherwise the plan holds
@@ -858,7 +864,17 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 	if p.isLocal() && !instanceType.IsNull() {
 		state.InstanceType = instanceType
 	}
-	if state.RouterID.IsNull() { // imported: take what the platform knows
+	imported, diags := importedHost(ctx, req.Private, &state)
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		return
+	}
+	if imported { // take what the platform knows
+		if host.RouterID != "" {
+			state.RouterID = types.StringValue(host.RouterID)
+		}
+		if len(host.DNSServers) > 0 {
+			state.DNSServers = stringList(host.DNSServers)
+		}
 		if host.Name != "" {
 			state.Name = types.StringValue(host.Name)
 		}
@@ -956,6 +972,8 @@ func (r *routerHostResource) Update(ctx context.Context, req resource.UpdateRequ
 		}
 	}
 	plan.FirewallDrift = types.ListValueMust(types.StringType, nil)
+	// An imported host has adopted its configuration: from now on it is like any other.
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, importedKey, nil)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -991,6 +1009,21 @@ func (r *routerHostResource) ImportState(ctx context.Context, req resource.Impor
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, m)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, importedKey, []byte("true"))...)
+}
+
+// importedKey marks, in the resource's private state, a host imported and not yet applied:
+// Read fills in what the platform recorded, and the next apply adopts the configuration in
+// place instead of replacing the host.
+const importedKey = "imported"
+
+// importedHost reports whether the host in state was imported and not yet applied. State
+// imported by an earlier provider carries no mark, only the null router_id it had then.
+func importedHost(ctx context.Context, private interface {
+	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
+}, state *routerHostModel) (bool, diag.Diagnostics) {
+	v, diags := private.GetKey(ctx, importedKey)
+	return len(v) > 0 || state.RouterID.IsNull(), diags
 }
 
 func ruleStrings(rules []egress.Rule) []string {
