@@ -429,15 +429,19 @@ func EnrolRouter(t *testing.T, s store.Store, routerID string, at time.Time) {
 // the enrolment that holds the router still works.
 func testReenrolment(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
+	// Subscribed before the first write: a replicated feed may deliver a write's change after
+	// a later Subscribe.
+	changes := s.Subscribe(ctx)
 	r := newRouter(t, s, "r-"+store.NewID()[:8])
 	first, stray, reenrol := newRouterKey(t, s, r.ID, time.Hour), newRouterKey(t, s, r.ID, time.Hour), newReenrolKey(t, s, r.ID, time.Hour)
+	expect(t, changes, store.Change{Collection: store.Routers, Op: store.OpCreate, ID: r.ID}, store.Change{Collection: store.Keys, Op: store.OpCreate, ID: first.ID},
+		store.Change{Collection: store.Keys, Op: store.OpCreate, ID: stray.ID}, store.Change{Collection: store.Keys, Op: store.OpCreate, ID: reenrol.ID})
 	if k, _ := s.GetKey(ctx, reenrol.ID); k == nil || !k.AllowReenrollment {
 		t.Fatalf("key created with AllowReenrollment reads back %+v", k)
 	}
 	if k, _ := s.GetKey(ctx, stray.ID); k == nil || k.AllowReenrollment {
 		t.Fatalf("key created without AllowReenrollment reads back %+v", k)
 	}
-	changes := s.Subscribe(ctx)
 	now := time.Now()
 	if _, err := s.ConsumeKey(ctx, first.ID, now, enroller); err != nil {
 		t.Fatalf("first enrolment of a new router: %v", err)
