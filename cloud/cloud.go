@@ -58,6 +58,10 @@ type HostSpec struct {
 	// its saved enrolment only for the same router: a router re-created under a new id (the
 	// old one deleted, its certificate revoked) enrols afresh with the new key.
 	RouterID string
+	// DNSServers are the host's DNS servers as configured (IP[:port]). The local driver
+	// records them, with RouterID, so that an imported host reads them back; clouds take
+	// theirs from the network.
+	DNSServers []string
 }
 
 // LogValue keeps the registration key out of logs even when a whole spec is logged.
@@ -196,6 +200,10 @@ type Host struct {
 	// Isolation is how the local platform confines the router process ("none", "netns"),
 	// read from its record so an imported host keeps it; empty on clouds.
 	Isolation string
+	// RouterID and DNSServers are what the local driver recorded from HostSpec (empty on
+	// clouds and for local hosts created before they were recorded).
+	RouterID   string
+	DNSServers []string
 }
 
 // APIError is a cloud API failure with advice on what to change.

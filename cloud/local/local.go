@@ -169,6 +169,7 @@ func New(opts Options) (*Driver, error) {
 type state struct {
 	Name      string         `json:"name"`
 	RouterID  string         `json:"router_id,omitempty"`
+	DNS       []string       `json:"dns_servers,omitempty"`
 	Image     string         `json:"image,omitempty"`
 	Isolation Isolation      `json:"isolation"`
 	Process   procid.Process `json:"process"`
@@ -294,7 +295,7 @@ func (d *Driver) start(ctx context.Context, spec cloud.HostSpec, dir string) (cl
 	if err := atomicfile.Write(l.KeyFile, cloud.UserData(spec.RegistrationKey), 0o600); err != nil {
 		return cloud.Host{}, fmt.Errorf("local: write the key file: %w", err)
 	}
-	st := state{Name: spec.Name, RouterID: spec.RouterID, Image: spec.Image, Isolation: d.opts.Isolation, Created: time.Now().UTC()}
+	st := state{Name: spec.Name, RouterID: spec.RouterID, DNS: spec.DNSServers, Image: spec.Image, Isolation: d.opts.Isolation, Created: time.Now().UTC()}
 	argv := d.opts.Command(l)
 	if len(argv) == 0 {
 		return cloud.Host{}, errors.New("local: the router command is empty")
@@ -524,6 +525,7 @@ func (d *Driver) host(ctx context.Context, dir string, st state) cloud.Host {
 	h := cloud.Host{
 		ID: dir, Name: st.Name, InstanceType: "process", PrivateAddress: "127.0.0.1", Image: st.Image,
 		FailureDomain: failureDomain(st.Name), State: "running", Isolation: string(st.Isolation),
+		RouterID: st.RouterID, DNSServers: st.DNS,
 	}
 	if st.Net != nil {
 		h.PrivateAddress = st.Net.NSAddr.String()

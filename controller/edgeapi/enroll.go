@@ -89,6 +89,12 @@ func (s *Server) enrollInner(w *problemRecorder, r *http.Request) {
 	}
 	consumed, err := s.store.ConsumeKey(ctx, stored.ID, now, usedBy)
 	if err != nil {
+		if errors.Is(err, store.ErrRouterEnrolled) {
+			p := s.routerEnrolledProblem(ctx, stored.SubjectID)
+			s.log.WarnContext(ctx, "enrolment refused: the router is enrolled and the key may not re-enrol it", "key_id", key.ID, "router_id", stored.SubjectID, "remote", r.RemoteAddr)
+			writeProblem(w, p)
+			return
+		}
 		if p := keyErrorProblem(stored.Kind, err); p != nil {
 			s.log.InfoContext(ctx, "enrolment refused", "key_id", key.ID, "reason", p.Type)
 			writeProblem(w, p)
@@ -139,6 +145,19 @@ func (s *Server) enrolledConfig(ctx context.Context, kind, subjectID string) (*a
 		cfg.Name, cfg.Roles = id.Name, id.Roles
 	}
 	return cfg, nil
+}
+
+// routerEnrolledProblem explains a key refused because its router is enrolled
+// (store.ErrRouterEnrolled), and the two ways to enrol it again.
+func (s *Server) routerEnrolledProblem(ctx context.Context, routerID string) *api.Problem {
+	name := routerID
+	if rt, err := s.store.GetRouter(ctx, routerID); err == nil {
+		name = fmt.Sprintf("%s (%s)", rt.Name, routerID)
+	}
+	return enrollProblem(http.StatusConflict, api.ProblemRouterEnrolled, "Router already enrolled",
+		"router "+name+" is already enrolled and this registration key was not created to enrol it again: doing so would cut off the running router. "+
+			"The key is still unused. To move the router to a new host, create its key with allow_reenrollment = true (ztna_registration_key, "+
+			"or API \"allow_reenrollment\": true), or have an operator reset the router's enrolment (POST /v1/routers/"+routerID+"/reset-enrollment), then enrol again")
 }
 
 // publicKeyHash is the SHA-256 of a public key's PKIX DER: what store.Key.UsedBy records.

@@ -395,3 +395,80 @@ func TestReissueIdentityToken(t *testing.T) {
 		t.Fatalf("reissue without the admin token: %d", st)
 	}
 }
+
+// TestReenrolEnrolledRouter: an enrolled router refuses a fresh key created without
+// allow_reenrollment (409 router-enrolled, saying what to do; the key stays unused, the
+// running enrolment is not superseded), while the lost-reply retry of the enrolment that holds
+// it still works; a key created with allow_reenrollment enrols it again, and so does any key
+// once after POST /v1/routers/{id}/reset-enrollment, which the enrolment spends.
+func TestReenrolEnrolledRouter(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	r := e.router(t, "edge-1")
+	csr := func() string {
+		priv, _ := pki.GenerateKey()
+		c, _ := pki.NewCSR(priv, "x")
+		return string(c)
+	}
+	enrol := func(key, csr string) (int, api.Problem) {
+		body, _ := json.Marshal(api.EnrollRequest{Key: key, CSR: csr})
+		return e.raw(t, http.MethodPost, "/v1/enroll", "", string(body))
+	}
+	first := e.key(t, r.ID, 0)
+	if first.AllowReenrollment {
+		t.Fatal("a key created without allow_reenrollment reads back with it")
+	}
+	firstCSR := csr()
+	if st, p := enrol(first.Key, firstCSR); st != http.StatusOK {
+		t.Fatalf("first enrolment of a new router: %d %+v", st, p)
+	}
+
+	stray := e.key(t, r.ID, 0)
+	st, p := enrol(stray.Key, csr())
+	if st != http.StatusConflict || p.Type != api.ProblemRouterEnrolled ||
+		!strings.Contains(p.Detail, "allow_reenrollment = true") || !strings.Contains(p.Detail, "/v1/routers/"+r.ID+"/reset-enrollment") ||
+		!strings.Contains(p.Detail, "edge-1") {
+		t.Fatalf("a stray key for the enrolled router: %d %+v, want 409 %s naming both fixes", st, p, api.ProblemRouterEnrolled)
+	}
+	if s := e.keyState(t, stray.ID); s != api.KeyUnused {
+		t.Fatalf("the refused key is %q, want unused", s)
+	}
+	// Through the client the router daemon uses, the refusal reads as the controller wrote it.
+	if _, err := enroll.Router(ctx, stray.Key, t.TempDir(), false, enroll.Options{}); err == nil || !strings.Contains(err.Error(), "already enrolled") {
+		t.Fatalf("enroll.Router with the stray key: %v", err)
+	}
+	if st, p := enrol(first.Key, firstCSR); st != http.StatusOK {
+		t.Fatalf("retry of the holding enrolment (reply lost): %d %+v", st, p)
+	}
+
+	reenrol, err := e.client.CreateRegistrationKey(ctx, api.RegistrationKeyCreate{RouterID: r.ID, AllowReenrollment: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.client.GetRegistrationKey(ctx, reenrol.ID); !got.AllowReenrollment {
+		t.Fatal("allow_reenrollment does not read back")
+	}
+	if st, p := enrol(reenrol.Key, csr()); st != http.StatusOK {
+		t.Fatalf("a key with allow_reenrollment: %d %+v", st, p)
+	}
+
+	reset, err := e.client.ResetRouterEnrollment(ctx, r.ID)
+	if err != nil || !reset.ReenrollmentAllowed {
+		t.Fatalf("reset-enrollment: %+v %v", reset, err)
+	}
+	if st, p := enrol(stray.Key, csr()); st != http.StatusOK {
+		t.Fatalf("the stray key after an operator reset: %d %+v", st, p)
+	}
+	if got, _ := e.client.GetRouter(ctx, r.ID); got.ReenrollmentAllowed {
+		t.Fatal("the enrolment did not spend the reset")
+	}
+	if st, p := enrol(e.key(t, r.ID, 0).Key, csr()); st != http.StatusConflict || p.Type != api.ProblemRouterEnrolled {
+		t.Fatalf("a key after the reset was spent: %d %+v", st, p)
+	}
+	if st, p := e.raw(t, http.MethodPost, "/v1/routers/nosuchrouter/reset-enrollment", testToken, ""); st != http.StatusNotFound {
+		t.Fatalf("reset of an unknown router: %d %+v", st, p)
+	}
+	if st, _ := e.raw(t, http.MethodPost, "/v1/routers/"+r.ID+"/reset-enrollment", "", ""); st != http.StatusUnauthorized {
+		t.Fatalf("reset without a token: %d", st)
+	}
+}

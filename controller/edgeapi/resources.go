@@ -40,6 +40,23 @@ func (s *Server) listRouters(ctx context.Context) ([]api.Router, error) {
 	return rs, err
 }
 
+// resetEnrollment lets the router's next enrolment through with any valid registration key
+// (store.AdmitEnrolment), for an operator who lost the router's host and holds a key created
+// without allow_reenrollment. The running router, if any, keeps its certificate until that
+// enrolment supersedes it; the enrolment spends the reset.
+func (s *Server) resetEnrollment(ctx context.Context, id string) (*api.Router, error) {
+	r, err := s.store.UpdateRouter(ctx, id, func(r *api.Router) error {
+		r.ReenrollmentAllowed = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "router enrolment reset: its next enrolment is admitted with any valid key", "router_id", id)
+	s.checkAttestation(r)
+	return r, nil
+}
+
 func (s *Server) updateRouter(ctx context.Context, id string, in *api.RouterUpdate) (*api.Router, error) {
 	r, err := s.store.UpdateRouter(ctx, id, func(r *api.Router) error {
 		setIf(&r.Name, in.Name)
@@ -243,13 +260,14 @@ func (s *Server) updatePolicy(ctx context.Context, id string, in *api.ServicePol
 
 func (s *Server) createKey(ctx context.Context, in *api.RegistrationKeyCreate) (*api.RegistrationKey, error) {
 	k, secret := newKey(in.TTLSeconds)
-	k.Kind, k.SubjectID = api.KindRouter, in.RouterID
+	k.Kind, k.SubjectID, k.AllowReenrollment = api.KindRouter, in.RouterID, in.AllowReenrollment
 	if err := s.store.CreateKey(ctx, k); err != nil {
 		return nil, err
 	}
 	v := keyView(k, time.Now())
 	v.Key = s.keyString(k, secret)
-	s.log.InfoContext(ctx, "registration key created", "key_id", k.ID, "router_id", k.SubjectID, "expires_at", k.ExpiresAt)
+	s.log.InfoContext(ctx, "registration key created", "key_id", k.ID, "router_id", k.SubjectID, "expires_at", k.ExpiresAt,
+		"allow_reenrollment", k.AllowReenrollment)
 	return v, nil
 }
 
@@ -306,8 +324,8 @@ func (s *Server) deleteKey(ctx context.Context, id string) error {
 }
 
 func keyView(k *store.Key, now time.Time) *api.RegistrationKey {
-	return &api.RegistrationKey{ID: k.ID, RouterID: k.SubjectID, TTLSeconds: k.TTLSeconds, ExpiresAt: k.ExpiresAt,
-		State: k.State(now), UsedAt: k.UsedAt, CreatedAt: k.CreatedAt}
+	return &api.RegistrationKey{ID: k.ID, RouterID: k.SubjectID, TTLSeconds: k.TTLSeconds, AllowReenrollment: k.AllowReenrollment,
+		ExpiresAt: k.ExpiresAt, State: k.State(now), UsedAt: k.UsedAt, CreatedAt: k.CreatedAt}
 }
 
 // keyString encodes the copy-pasteable key: the secret plus everything the enrolling host

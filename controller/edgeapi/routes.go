@@ -129,6 +129,9 @@ func (s *Server) routes() []route {
 	rs = append(rs, crud[api.ServicePolicy, api.ServicePolicyCreate, api.ServicePolicyUpdate](s, "service-policies", "service policy",
 		s.createPolicy, s.store.GetServicePolicy, s.store.ListServicePolicies, s.updatePolicy, s.store.DeleteServicePolicy)...)
 
+	rs = append(rs, route{method: http.MethodPost, pattern: "/v1/routers/{id}/reset-enrollment", tag: "routers", auth: true,
+		summary: "Allow the router's next enrolment with any valid registration key, although it is enrolled (an enrolled router otherwise refuses keys created without allow_reenrollment); that enrolment supersedes the running router's certificate and spends the reset",
+		out:     api.Router{}, status: http.StatusOK, handle: handleGet(s, s.resetEnrollment)})
 	rs = append(rs, route{method: http.MethodPost, pattern: "/v1/identities/{id}/enrollment-token", tag: "identities", auth: true,
 		summary: "Reissue an identity's one-time enrolment token ({} for the default ttl): revokes its earlier unused tokens; only this response contains the token. Enrolling with it issues a certificate for a new key under the same id; certificates issued earlier stay valid until they expire but are no longer renewed",
 		in:      api.IdentityTokenReissue{}, out: api.Identity{}, status: http.StatusOK, handle: handleUpdate[api.IdentityTokenReissue](s, s.reissueIdentityToken)})

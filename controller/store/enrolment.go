@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/ztna/ztna/internal/api"
 )
 
 // LatestEnrolments returns, for every router or identity (kind) enrolled at least once, when
@@ -21,4 +24,25 @@ func LatestEnrolments(ctx context.Context, st Store, kind string) (map[string]ti
 		}
 	}
 	return latest, nil
+}
+
+// AdmitEnrolment decides whether router key k may enrol r, as r is inside ConsumeKey's
+// transaction: a router never enrolled is always admitted; an enrolled one only with a key
+// created with AllowReenrollment, or once after an operator reset it
+// (r.ReenrollmentAllowed). A stray or leaked key for a running router would otherwise
+// supersede its certificate and cut it off.
+func AdmitEnrolment(r *api.Router, k *Key) error {
+	if r.Status == api.RouterUnenrolled || k.AllowReenrollment || r.ReenrollmentAllowed {
+		return nil
+	}
+	return fmt.Errorf("router %s: %w", r.ID, ErrRouterEnrolled)
+}
+
+// MarkEnrolled records in r an enrolment that ConsumeKey admitted: the router leaves
+// "unenrolled", and an operator's reset is spent.
+func MarkEnrolled(r *api.Router) {
+	if r.Status == api.RouterUnenrolled {
+		r.Status = api.RouterOffline
+	}
+	r.ReenrollmentAllowed = false
 }

@@ -24,6 +24,10 @@ var (
 	ErrKeyUsed    = errors.New("registration key already used")
 	ErrKeyExpired = errors.New("registration key expired")
 	ErrKeyRevoked = errors.New("registration key revoked")
+	// ErrRouterEnrolled: ConsumeKey refused a valid key because its router is already
+	// enrolled and neither the key nor an operator reset allows enrolling it again
+	// (AdmitEnrolment).
+	ErrRouterEnrolled = errors.New("router already enrolled")
 
 	// ErrUnavailable says the database cannot be reached or refuses work for now (PostgreSQL
 	// down, restarting or out of connections; SQLite locked past its busy timeout): the same
@@ -70,9 +74,11 @@ type Key struct {
 	SubjectID  string // router or identity id
 	SecretHash []byte
 	TTLSeconds int
-	ExpiresAt  time.Time
-	Revoked    bool
-	UsedAt     *time.Time
+	// AllowReenrollment (router keys): the key may enrol a router that is already enrolled.
+	AllowReenrollment bool
+	ExpiresAt         time.Time
+	Revoked           bool
+	UsedAt            *time.Time
 	// UsedBy is the SHA-256 of the public key (PKIX DER) the key enrolled: a retry with the
 	// same public key soon after is the same enrolment, whose reply was lost (RetryOf).
 	UsedBy    []byte
@@ -150,7 +156,8 @@ type Store interface {
 	// leaves "unenrolled"; an identity becomes enrolled). Exactly one of any number of
 	// concurrent calls for one key consumes it; the others get ErrKeyUsed, except a retry of
 	// that same enrolment (Key.RetryOf), which gets the used key back and changes nothing.
-	// ErrKeyRevoked, ErrKeyExpired or ErrNotFound otherwise.
+	// A router key that AdmitEnrolment refuses for the router as it is in that transaction
+	// gets ErrRouterEnrolled. ErrKeyRevoked, ErrKeyExpired or ErrNotFound otherwise.
 	ConsumeKey(ctx context.Context, id string, now time.Time, usedBy []byte) (*Key, error)
 
 	// Services. Update works like UpdateRouter.

@@ -73,6 +73,8 @@ ephemeral "ztna_registration_key" "edge" {
   for_each  = local.routers
   router_id = ztna_router.edge[each.key].id
   ttl       = "15m"
+  # A replaced host enrols its already enrolled router again.
+  allow_reenrollment = true
 }
 
 resource "ztna_router_host" "edge" {

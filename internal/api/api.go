@@ -70,8 +70,12 @@ type Router struct {
 	// AttestationVerified: Attestation is signed by one of the controller's trusted build
 	// keys (--attestation-key). AttestationReason says why not: unsigned, untrusted_key,
 	// bad_signature or missing (no attestation reported); "verified" when it is.
-	AttestationVerified bool      `json:"attestation_verified"`
-	AttestationReason   string    `json:"attestation_reason"`
+	AttestationVerified bool   `json:"attestation_verified"`
+	AttestationReason   string `json:"attestation_reason"`
+	// ReenrollmentAllowed: an operator reset the router's enrolment (POST
+	// /v1/routers/{id}/reset-enrollment), so its next enrolment is admitted with any valid
+	// key, not only one created with AllowReenrollment; that enrolment clears it.
+	ReenrollmentAllowed bool      `json:"reenrollment_allowed"`
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
 }
@@ -102,21 +106,26 @@ type RouterUpdate struct {
 // RegistrationKey is a one-time key that enrols one router. Key is only set in the
 // response of create: the controller keeps nothing but a hash of the secret.
 type RegistrationKey struct {
-	ID         string     `json:"id"`
-	RouterID   string     `json:"router_id"`
-	TTLSeconds int        `json:"ttl_seconds"`
-	ExpiresAt  time.Time  `json:"expires_at"`
-	State      string     `json:"state"`
-	UsedAt     *time.Time `json:"used_at,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	Key        string     `json:"key,omitempty"`
+	ID         string `json:"id"`
+	RouterID   string `json:"router_id"`
+	TTLSeconds int    `json:"ttl_seconds"`
+	// AllowReenrollment: the key may enrol its router even when the router is already
+	// enrolled (a replacement host), superseding the running router's certificate. Without
+	// it the key only enrols a router that was never enrolled or that an operator reset.
+	AllowReenrollment bool       `json:"allow_reenrollment"`
+	ExpiresAt         time.Time  `json:"expires_at"`
+	State             string     `json:"state"`
+	UsedAt            *time.Time `json:"used_at,omitempty"`
+	CreatedAt         time.Time  `json:"created_at"`
+	Key               string     `json:"key,omitempty"`
 }
 
 // RegistrationKeyCreate is the body of POST /v1/registration-keys. TTLSeconds 0 means
 // DefaultKeyTTL.
 type RegistrationKeyCreate struct {
-	RouterID   string `json:"router_id"`
-	TTLSeconds int    `json:"ttl_seconds,omitempty"`
+	RouterID          string `json:"router_id"`
+	TTLSeconds        int    `json:"ttl_seconds,omitempty"`
+	AllowReenrollment bool   `json:"allow_reenrollment,omitempty"`
 }
 
 // Service is a private resource (address:port) hosted by the routers whose roles match

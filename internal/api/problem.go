@@ -33,6 +33,9 @@ const (
 	ProblemKeyExpired   = "urn:ztna:problem:key-expired"
 	ProblemKeyRevoked   = "urn:ztna:problem:key-revoked"
 	ProblemCSRInvalid   = "urn:ztna:problem:csr-invalid"
+	// ProblemRouterEnrolled (409): the key is valid but its router is already enrolled, and
+	// neither the key (allow_reenrollment) nor an operator reset allows enrolling it again.
+	ProblemRouterEnrolled = "urn:ztna:problem:router-enrolled"
 
 	// Renewal failures (POST /v1/renew): no client certificate, one this network did not issue
 	// to an identity, one that expired (only a new enrolment helps), or a deleted identity.

@@ -25,6 +25,12 @@ func (c *Client) DeleteRouter(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, idPath("routers", id), nil, nil)
 }
 
+// ResetRouterEnrollment lets the router's next enrolment through with any valid key, although
+// the router is enrolled (POST /v1/routers/{id}/reset-enrollment).
+func (c *Client) ResetRouterEnrollment(ctx context.Context, id string) (*api.Router, error) {
+	return send[api.Router](ctx, c, http.MethodPost, idPath("routers", id)+"/reset-enrollment", nil)
+}
+
 // Registration keys (no update: revoke instead).
 
 func (c *Client) CreateRegistrationKey(ctx context.Context, in api.RegistrationKeyCreate) (*api.RegistrationKey, error) {

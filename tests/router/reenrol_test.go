@@ -36,7 +36,7 @@ func TestReenrolmentSupersedes(t *testing.T) {
 	issued := pki.IssuedAt(oldIdent.Leaf())
 	harness.WaitFor(t, 5*time.Second, "two seconds past the old certificate", func() bool { return time.Since(issued) > 2*time.Second })
 
-	k2, err := c.API.CreateRegistrationKey(context.Background(), api.RegistrationKeyCreate{RouterID: id})
+	k2, err := c.API.CreateRegistrationKey(context.Background(), api.RegistrationKeyCreate{RouterID: id, AllowReenrollment: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,12 @@ import (
 	"github.com/ztna/ztna/internal/api"
 )
 
-const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, expires_at, revoked, used_at, used_by, created_at`
+const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, allow_reenrollment, expires_at, revoked, used_at, used_by, created_at`
 
 func scanKey(row pgx.Row) (*store.Key, error) {
 	var k store.Key
 	var used *time.Time
-	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &k.ExpiresAt, &k.Revoked, &used, &k.UsedBy, &k.CreatedAt); err != nil {
+	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &k.AllowReenrollment, &k.ExpiresAt, &k.Revoked, &used, &k.UsedBy, &k.CreatedAt); err != nil {
 		return nil, err
 	}
 	k.ExpiresAt, k.CreatedAt = utc(k.ExpiresAt), utc(k.CreatedAt)
@@ -63,8 +63,8 @@ func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
 }
 
 func insertKey(ctx context.Context, tx pgx.Tx, k *store.Key) error {
-	_, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, false, NULL, NULL, $7)`,
-		k.ID, k.Kind, k.SubjectID, k.SecretHash, k.TTLSeconds, k.ExpiresAt, k.CreatedAt)
+	_, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, false, NULL, NULL, $8)`,
+		k.ID, k.Kind, k.SubjectID, k.SecretHash, k.TTLSeconds, k.AllowReenrollment, k.ExpiresAt, k.CreatedAt)
 	return err
 }
 
@@ -151,15 +151,18 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time, usedBy
 		}
 		switch k.Kind {
 		case api.KindRouter:
-			out, changes, err = consumeFor(ctx, tx, routers, k.SubjectID, id, now, usedBy, store.OpState, func(r *api.Router) {
-				if r.Status == api.RouterUnenrolled {
-					r.Status = api.RouterOffline
+			out, changes, err = consumeFor(ctx, tx, routers, k.SubjectID, id, now, usedBy, store.OpState, func(r *api.Router, k *store.Key) error {
+				if err := store.AdmitEnrolment(r, k); err != nil {
+					return fmt.Errorf("registration key %s: %w", id, err)
 				}
+				store.MarkEnrolled(r)
+				return nil
 			})
 			return changes, err
 		case api.KindIdentity:
-			out, changes, err = consumeFor(ctx, tx, identities, k.SubjectID, id, now, usedBy, store.OpUpdate, func(i *api.Identity) {
+			out, changes, err = consumeFor(ctx, tx, identities, k.SubjectID, id, now, usedBy, store.OpUpdate, func(i *api.Identity, _ *store.Key) error {
 				i.Enrolled = true
+				return nil
 			})
 			return changes, err
 		}
@@ -171,8 +174,9 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time, usedBy
 	return out, nil
 }
 
-// consumeFor locks the key's subject, consumes the key and marks the subject enrolled.
-func consumeFor[T any](ctx context.Context, tx pgx.Tx, d docTable[T], subjectID, keyID string, now time.Time, usedBy []byte, op string, enrol func(*T)) (*store.Key, []store.Change, error) {
+// consumeFor locks the key's subject, consumes the key and marks the subject enrolled. enrol
+// may refuse the enrolment (store.AdmitEnrolment); its error rolls the transaction back.
+func consumeFor[T any](ctx context.Context, tx pgx.Tx, d docTable[T], subjectID, keyID string, now time.Time, usedBy []byte, op string, enrol func(*T, *store.Key) error) (*store.Key, []store.Change, error) {
 	v, err := d.get(ctx, tx, subjectID, "FOR UPDATE")
 	if err != nil {
 		return nil, nil, subjectGone(keyID, err)
@@ -181,7 +185,9 @@ func consumeFor[T any](ctx context.Context, tx pgx.Tx, d docTable[T], subjectID,
 	if err != nil || retry {
 		return k, nil, err // a retry of the enrolment that used the key changes nothing
 	}
-	enrol(v)
+	if err := enrol(v, k); err != nil {
+		return nil, nil, err
+	}
 	if err := d.save(ctx, tx, v); err != nil {
 		return nil, nil, err
 	}

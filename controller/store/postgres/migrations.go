@@ -57,4 +57,7 @@ CREATE TABLE network_ca (
 	// 2: the public key a used key enrolled (store.Key.UsedBy), so that a retry of that
 	// enrolment after a lost reply is answered instead of refused.
 	`ALTER TABLE keys ADD COLUMN used_by BYTEA;`,
+	// 3: whether a router key may enrol a router that is already enrolled
+	// (store.Key.AllowReenrollment); keys created before it may not.
+	`ALTER TABLE keys ADD COLUMN allow_reenrollment BOOLEAN NOT NULL DEFAULT false;`,
 }

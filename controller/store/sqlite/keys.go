@@ -12,13 +12,13 @@ import (
 	"github.com/ztna/ztna/internal/api"
 )
 
-const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, expires_at, revoked, used_at, used_by, created_at`
+const keyColumns = `id, kind, subject_id, secret_hash, ttl_seconds, allow_reenrollment, expires_at, revoked, used_at, used_by, created_at`
 
 func scanKey(row interface{ Scan(...any) error }) (*store.Key, error) {
 	var k store.Key
 	var expires, created int64
 	var used sql.NullInt64
-	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &expires, &k.Revoked, &used, &k.UsedBy, &created); err != nil {
+	if err := row.Scan(&k.ID, &k.Kind, &k.SubjectID, &k.SecretHash, &k.TTLSeconds, &k.AllowReenrollment, &expires, &k.Revoked, &used, &k.UsedBy, &created); err != nil {
 		return nil, err
 	}
 	k.ExpiresAt, k.CreatedAt = fromMicros(expires), fromMicros(created)
@@ -65,8 +65,8 @@ func (s *Store) CreateKey(ctx context.Context, k *store.Key) error {
 }
 
 func insertKey(ctx context.Context, tx *sql.Tx, k *store.Key) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?)`,
-		k.ID, k.Kind, k.SubjectID, k.SecretHash, k.TTLSeconds, micros(k.ExpiresAt), micros(k.CreatedAt))
+	_, err := tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?)`,
+		k.ID, k.Kind, k.SubjectID, k.SecretHash, k.TTLSeconds, k.AllowReenrollment, micros(k.ExpiresAt), micros(k.CreatedAt))
 	return err
 }
 
@@ -162,6 +162,15 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time, usedBy
 		case api.KeyExpired:
 			return fmt.Errorf("registration key %s: %w at %s", id, store.ErrKeyExpired, k.ExpiresAt.Format(time.RFC3339))
 		}
+		var r *api.Router
+		if k.Kind == api.KindRouter {
+			if r, err = routers.get(ctx, tx, k.SubjectID); err != nil {
+				return err
+			}
+			if err := store.AdmitEnrolment(r, k); err != nil {
+				return fmt.Errorf("registration key %s: %w", id, err)
+			}
+		}
 		usedAt := now.UTC().Truncate(time.Microsecond)
 		res, err := tx.ExecContext(ctx, `UPDATE keys SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL AND revoked = 0`, micros(usedAt), usedBy, id)
 		if err != nil {
@@ -182,13 +191,7 @@ func (s *Store) ConsumeKey(ctx context.Context, id string, now time.Time, usedBy
 		changed = append(changed, store.Change{Collection: store.Keys, Op: store.OpUpdate, ID: id})
 		switch k.Kind {
 		case api.KindRouter:
-			r, err := routers.get(ctx, tx, k.SubjectID)
-			if err != nil {
-				return err
-			}
-			if r.Status == api.RouterUnenrolled {
-				r.Status = api.RouterOffline
-			}
+			store.MarkEnrolled(r)
 			return saveDoc(ctx, tx, routers, r, &changed, store.OpState)
 		case api.KindIdentity:
 			i, err := identities.get(ctx, tx, k.SubjectID)

@@ -42,7 +42,7 @@ func testFeed(t *testing.T, s store.Store) {
 	expect(t, ch, c(store.Keys, store.OpUpdate, k.ID))
 	must(t, s.DeleteKey(ctx, k.ID))
 	expect(t, ch, c(store.Keys, store.OpDelete, k.ID))
-	k2 := newRouterKey(t, s, r.ID, time.Hour)
+	k2 := newReenrolKey(t, s, r.ID, time.Hour) // r reported itself online above: enrolled
 	_, err = s.ConsumeKey(ctx, k2.ID, time.Now(), enroller)
 	must(t, err)
 	expect(t, ch, c(store.Keys, store.OpCreate, k2.ID), c(store.Keys, store.OpUpdate, k2.ID), c(store.Routers, store.OpState, r.ID))

@@ -19,8 +19,20 @@ func newToken(ttl time.Duration) *store.Key {
 
 func newRouterKey(t *testing.T, s store.Store, routerID string, ttl time.Duration) *store.Key {
 	t.Helper()
+	return createRouterKey(t, s, routerID, ttl, false)
+}
+
+// newReenrolKey is a router key created with AllowReenrollment: it may enrol the router
+// again while it is enrolled.
+func newReenrolKey(t *testing.T, s store.Store, routerID string, ttl time.Duration) *store.Key {
+	t.Helper()
+	return createRouterKey(t, s, routerID, ttl, true)
+}
+
+func createRouterKey(t *testing.T, s store.Store, routerID string, ttl time.Duration, reenrol bool) *store.Key {
+	t.Helper()
 	k := newToken(ttl)
-	k.Kind, k.SubjectID = api.KindRouter, routerID
+	k.Kind, k.SubjectID, k.AllowReenrollment = api.KindRouter, routerID, reenrol
 	must(t, s.CreateKey(ctxFor(t), k))
 	return k
 }
@@ -213,7 +225,7 @@ func testKeyStates(t *testing.T, s store.Store) {
 		r := newRouter(t, s, "r-online")
 		online := api.RouterOnline
 		must(t, s.SetRouterState(ctx, r.ID, store.RouterState{Status: &online}))
-		k := newRouterKey(t, s, r.ID, ttl)
+		k := newReenrolKey(t, s, r.ID, ttl)
 		_, err := s.ConsumeKey(ctx, k.ID, time.Now(), enroller)
 		must(t, err)
 		if gr, _ := s.GetRouter(ctx, r.ID); gr.Status != api.RouterOnline {
@@ -223,7 +235,7 @@ func testKeyStates(t *testing.T, s store.Store) {
 }
 
 func sameKey(a, b *store.Key) bool {
-	return a.ID == b.ID && a.Revoked == b.Revoked && (a.UsedAt == nil) == (b.UsedAt == nil) &&
+	return a.ID == b.ID && a.Revoked == b.Revoked && a.AllowReenrollment == b.AllowReenrollment && (a.UsedAt == nil) == (b.UsedAt == nil) &&
 		(a.UsedAt == nil || a.UsedAt.Equal(*b.UsedAt)) && a.ExpiresAt.Equal(b.ExpiresAt) && bytes.Equal(a.UsedBy, b.UsedBy)
 }
 
@@ -233,7 +245,7 @@ func sameKey(a, b *store.Key) bool {
 func testRetryAfterReenrolment(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
 	r := newRouter(t, s, "r-"+store.NewID()[:8])
-	first, second := newRouterKey(t, s, r.ID, time.Hour), newRouterKey(t, s, r.ID, time.Hour)
+	first, second := newRouterKey(t, s, r.ID, time.Hour), newReenrolKey(t, s, r.ID, time.Hour)
 	now := time.Now()
 	_, err := s.ConsumeKey(ctx, first.ID, now, enroller)
 	must(t, err)
@@ -401,12 +413,125 @@ func testConsumeManyKeys(t *testing.T, a, b store.Store) {
 }
 
 // EnrolRouter records an enrolment of the router at the given time: a registration key
-// created for it and used then (what the enrol endpoint stores), so tests can supersede a
-// router's earlier certificates without running an enrolment.
+// created for it (allowed to re-enrol it) and used then (what the enrol endpoint stores), so
+// tests can supersede a router's earlier certificates without running an enrolment.
 func EnrolRouter(t *testing.T, s store.Store, routerID string, at time.Time) {
 	t.Helper()
-	k := newRouterKey(t, s, routerID, time.Hour)
+	k := newReenrolKey(t, s, routerID, time.Hour)
 	if _, err := s.ConsumeKey(ctxFor(t), k.ID, at, []byte(k.ID)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testReenrolment: an enrolled router is enrolled again only by a key created with
+// AllowReenrollment, or once after an operator reset (Router.ReenrollmentAllowed); any other
+// valid key is refused with ErrRouterEnrolled and stays unused, and the lost-reply retry of
+// the enrolment that holds the router still works.
+func testReenrolment(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	// Subscribed before the first write: a replicated feed may deliver a write's change after
+	// a later Subscribe.
+	changes := s.Subscribe(ctx)
+	r := newRouter(t, s, "r-"+store.NewID()[:8])
+	first, stray, reenrol := newRouterKey(t, s, r.ID, time.Hour), newRouterKey(t, s, r.ID, time.Hour), newReenrolKey(t, s, r.ID, time.Hour)
+	expect(t, changes, store.Change{Collection: store.Routers, Op: store.OpCreate, ID: r.ID}, store.Change{Collection: store.Keys, Op: store.OpCreate, ID: first.ID},
+		store.Change{Collection: store.Keys, Op: store.OpCreate, ID: stray.ID}, store.Change{Collection: store.Keys, Op: store.OpCreate, ID: reenrol.ID})
+	if k, _ := s.GetKey(ctx, reenrol.ID); k == nil || !k.AllowReenrollment {
+		t.Fatalf("key created with AllowReenrollment reads back %+v", k)
+	}
+	if k, _ := s.GetKey(ctx, stray.ID); k == nil || k.AllowReenrollment {
+		t.Fatalf("key created without AllowReenrollment reads back %+v", k)
+	}
+	now := time.Now()
+	if _, err := s.ConsumeKey(ctx, first.ID, now, enroller); err != nil {
+		t.Fatalf("first enrolment of a new router: %v", err)
+	}
+	expect(t, changes, store.Change{Collection: store.Keys, Op: store.OpUpdate, ID: first.ID}, store.Change{Collection: store.Routers, Op: store.OpState, ID: r.ID})
+
+	if _, err := s.ConsumeKey(ctx, stray.ID, now.Add(time.Second), otherEnroller); !errors.Is(err, store.ErrRouterEnrolled) {
+		t.Fatalf("a key without the intent for an enrolled router: %v, want ErrRouterEnrolled", err)
+	}
+	if k, _ := s.GetKey(ctx, stray.ID); k.State(now) != api.KeyUnused || len(k.UsedBy) != 0 {
+		t.Fatalf("the refused key is %s (used_by %x), want unused", k.State(now), k.UsedBy)
+	}
+	if k, _ := s.GetKey(ctx, first.ID); !k.RetryOf(enroller, now.Add(2*time.Second)) {
+		t.Fatal("the refused enrolment cleared the holding key's used_by")
+	}
+	if _, err := s.ConsumeKey(ctx, first.ID, now.Add(2*time.Second), enroller); err != nil {
+		t.Fatalf("retry of the enrolment that holds the router (lost reply): %v", err)
+	}
+	select {
+	case c := <-changes:
+		t.Fatalf("a refused enrolment or a retry published %+v", c)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	if _, err := s.ConsumeKey(ctx, reenrol.ID, now.Add(3*time.Second), otherEnroller); err != nil {
+		t.Fatalf("a key with AllowReenrollment: %v", err)
+	}
+	expect(t, changes, store.Change{Collection: store.Keys, Op: store.OpUpdate, ID: reenrol.ID}, store.Change{Collection: store.Routers, Op: store.OpState, ID: r.ID})
+
+	// The operator's reset admits the next enrolment, whatever its key, and only that one.
+	if _, err := s.UpdateRouter(ctx, r.ID, func(v *api.Router) error { v.ReenrollmentAllowed = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	next(t, changes)
+	if gr, _ := s.GetRouter(ctx, r.ID); !gr.ReenrollmentAllowed {
+		t.Fatal("the reset does not read back")
+	}
+	if _, err := s.ConsumeKey(ctx, stray.ID, now.Add(4*time.Second), enrollerN(3)); err != nil {
+		t.Fatalf("a key without the intent after an operator reset: %v", err)
+	}
+	if gr, _ := s.GetRouter(ctx, r.ID); gr.ReenrollmentAllowed || gr.Status == api.RouterUnenrolled {
+		t.Fatalf("after the admitted enrolment the router is %q with reenrollment_allowed %v; want enrolled, reset spent", gr.Status, gr.ReenrollmentAllowed)
+	}
+	late := newRouterKey(t, s, r.ID, time.Hour)
+	if _, err := s.ConsumeKey(ctx, late.ID, now.Add(5*time.Second), enrollerN(4)); !errors.Is(err, store.ErrRouterEnrolled) {
+		t.Fatalf("a second key after the reset was spent: %v, want ErrRouterEnrolled", err)
+	}
+	// Key state errors come first: a used key stays "used", not "router enrolled".
+	if _, err := s.ConsumeKey(ctx, first.ID, now.Add(6*time.Second), enrollerN(5)); !errors.Is(err, store.ErrKeyUsed) {
+		t.Fatalf("a used key for an enrolled router: %v, want ErrKeyUsed", err)
+	}
+}
+
+// testFirstEnrolmentOnce: of many keys without the intent racing to enrol one new router,
+// spread over the stores given (replicas), exactly one enrols it; every other is refused as
+// ErrRouterEnrolled and left unused.
+func testFirstEnrolmentOnce(t *testing.T, a, b store.Store) {
+	ctx := ctxFor(t)
+	r := newRouter(t, a, "r-"+store.NewID()[:8])
+	keys := make([]*store.Key, contenders)
+	for i := range keys {
+		keys[i] = newRouterKey(t, a, r.ID, time.Hour)
+	}
+	var wins, refused atomic.Int32
+	race(contenders, func(i int) {
+		if _, err := pick(i, a, b).GetKey(ctx, keys[i].ID); err != nil {
+			t.Error(err)
+		}
+	}, func(i int) {
+		_, err := pick(i, a, b).ConsumeKey(ctx, keys[i].ID, time.Now(), enrollerN(i))
+		switch {
+		case err == nil:
+			wins.Add(1)
+		case errors.Is(err, store.ErrRouterEnrolled):
+			refused.Add(1)
+		default:
+			t.Errorf("consume: %v", err)
+		}
+	})
+	if wins.Load() != 1 || refused.Load() != contenders-1 {
+		t.Fatalf("%d enrolled and %d were refused; want 1 and %d", wins.Load(), refused.Load(), contenders-1)
+	}
+	list, _ := b.ListKeys(ctx, api.KindRouter)
+	used := 0
+	for _, k := range list {
+		if k.SubjectID == r.ID && k.UsedAt != nil {
+			used++
+		}
+	}
+	if used != 1 {
+		t.Fatalf("%d keys of the router are used, want 1", used)
 	}
 }

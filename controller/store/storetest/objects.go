@@ -185,7 +185,7 @@ func testPersistence(t *testing.T, open func(*testing.T) store.Store) {
 	r := &api.Router{Name: "r", Roles: []string{"edge"}, Cost: 7}
 	must(t, s.CreateRouter(ctx, r))
 	k := newRouterKey(t, s, r.ID, time.Hour)
-	spare := newRouterKey(t, s, r.ID, time.Hour)
+	spare := newReenrolKey(t, s, r.ID, time.Hour) // r is enrolled by k below: this key re-enrols it
 	_, err := s.ConsumeKey(ctx, k.ID, time.Now(), enroller)
 	must(t, err)
 	sv := &api.Service{Name: "db", Address: "10.0.0.5", Port: 5432, Protocol: api.ProtocolTCP, RouterRoles: []string{"edge"}}

@@ -31,9 +31,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
 	t.Run("KeyStates", func(t *testing.T) { testKeyStates(t, open(t)) })
 	t.Run("RetryAfterReenrolment", func(t *testing.T) { testRetryAfterReenrolment(t, open(t)) })
+	t.Run("Reenrolment", func(t *testing.T) { testReenrolment(t, open(t)) })
 	t.Run("IdentityToken", func(t *testing.T) { testIdentityToken(t, open(t)) })
 	t.Run("ReissueIdentityToken", func(t *testing.T) { testReissueIdentityToken(t, open(t)) })
 	t.Run("ConsumeKeyOnce", func(t *testing.T) { s := open(t); testConsumeKeyOnce(t, s, s) })
+	t.Run("FirstEnrolmentOnce", func(t *testing.T) { s := open(t); testFirstEnrolmentOnce(t, s, s) })
 	t.Run("ConsumeManyKeys", func(t *testing.T) { s := open(t); testConsumeManyKeys(t, s, s) })
 	for _, c := range collections {
 		t.Run("ConcurrentUpdates/"+c.name(), func(t *testing.T) { s := open(t); c.concurrentUpdates(t, s, s) })
@@ -66,6 +68,7 @@ func RunShared(t *testing.T, b Shared) {
 	t.Run("Persistence", func(t *testing.T) { testPersistence(t, b.NewDatabase(t)) })
 	t.Run("ReadOthersWrites", func(t *testing.T) { a, c := two(t); testReadOthersWrites(t, a, c) })
 	t.Run("ConsumeKeyOnce", func(t *testing.T) { a, c := two(t); testConsumeKeyOnce(t, a, c) })
+	t.Run("FirstEnrolmentOnce", func(t *testing.T) { a, c := two(t); testFirstEnrolmentOnce(t, a, c) })
 	t.Run("ConsumeManyKeys", func(t *testing.T) { a, c := two(t); testConsumeManyKeys(t, a, c) })
 	for _, c := range collections {
 		t.Run("ConcurrentUpdates/"+c.name(), func(t *testing.T) { a, b := two(t); c.concurrentUpdates(t, a, b) })

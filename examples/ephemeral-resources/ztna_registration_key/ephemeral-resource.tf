@@ -9,6 +9,9 @@ resource "ztna_router" "edge" {
 ephemeral "ztna_registration_key" "edge" {
   router_id = ztna_router.edge.id
   ttl       = "30m"
+  # The host's replacement enrols the already enrolled router again: allow it. The key is
+  # revoked at the end of the run, so this opens no lasting window.
+  allow_reenrollment = true
 }
 
 # Hand it only to something that accepts ephemeral values: a write-only attribute

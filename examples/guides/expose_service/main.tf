@@ -24,6 +24,8 @@ resource "ztna_registration_key" "edge" {
   for_each  = ztna_router.edge
   router_id = each.value.id
   ttl       = "24h"
+  # A key from a rotation re-enrols a router that is already enrolled.
+  allow_reenrollment = true
   keepers = {
     rotation = "2026-11"
   }

@@ -23,6 +23,9 @@ ephemeral "ztna_registration_key" "this" {
   for_each  = local.hosts
   router_id = ztna_router.this[each.key].id
   ttl       = "30m"
+  # A replaced host (a new image) enrols the same, already enrolled router: the controller
+  # refuses that to a key created without this.
+  allow_reenrollment = true
 }
 
 resource "ztna_router_host" "this" {

@@ -8,6 +8,9 @@ resource "ztna_router" "edge" {
 ephemeral "ztna_registration_key" "edge" {
   router_id = ztna_router.edge.id
   ttl       = "30m"
+  # Replacing the host (a new image, drift) enrols the already enrolled router on a new VM:
+  # the controller refuses that to a key created without this.
+  allow_reenrollment = true
 }
 
 data "ztna_image" "router" {
@@ -67,7 +70,8 @@ resource "ztna_router" "lab" {
 }
 
 resource "ztna_registration_key" "lab" {
-  router_id = ztna_router.lab.id
+  router_id          = ztna_router.lab.id
+  allow_reenrollment = true # a replaced host enrols the same router again
 }
 
 resource "ztna_router_host" "lab" {

@@ -32,6 +32,17 @@ type routerHost struct {
 // which consumes it.
 func enrollRouter(t *testing.T, key, failureDomain string) *routerHost {
 	t.Helper()
+	h, out, err := tryEnrollRouter(t, key, failureDomain)
+	if err != nil {
+		t.Fatalf("ztna-router enroll: %v\n%s", err, out)
+	}
+	return h
+}
+
+// tryEnrollRouter is enrollRouter for an enrolment that may be refused: the command's output
+// and error say how.
+func tryEnrollRouter(t *testing.T, key, failureDomain string) (*routerHost, string, error) {
+	t.Helper()
 	routerBinOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -47,10 +58,7 @@ func enrollRouter(t *testing.T, key, failureDomain string) *routerHost {
 	}
 	out, err := exec.Command(routerBin, "enroll", "--key-file", keyFile, "--state-dir", h.stateDir,
 		"--failure-domain", failureDomain).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ztna-router enroll: %v\n%s", err, out)
-	}
-	return h
+	return h, string(out), err
 }
 
 // start runs the router (control channel, service health checks every second) until stop or

@@ -30,6 +30,7 @@ type registrationKeyEphemeralModel struct {
 	RouterID     types.String `tfsdk:"router_id"`
 	TTL          types.String `tfsdk:"ttl"`
 	RevokeUnused types.Bool   `tfsdk:"revoke_unused"`
+	Reenrol      types.Bool   `tfsdk:"allow_reenrollment"`
 	ID           types.String `tfsdk:"id"`
 	Key          types.String `tfsdk:"key"`
 	ExpiresAt    types.String `tfsdk:"expires_at"`
@@ -68,6 +69,10 @@ func (e *registrationKeyEphemeral) Schema(_ context.Context, _ ephemeral.SchemaR
 					"of the plan or apply, if nothing has enrolled with it by then. Defaults to `true`. Set it to `false` " +
 					"only for a consumer that enrols after the run (the key then stays live until used or expired).",
 			},
+			"allow_reenrollment": schema.BoolAttribute{
+				Optional:            true,
+				MarkdownDescription: allowReenrollmentDescription,
+			},
 			"id": schema.StringAttribute{
 				Computed:            true,
 				MarkdownDescription: "Controller-assigned id of the key (to look it up or revoke it).",
@@ -94,7 +99,7 @@ func (e *registrationKeyEphemeral) Open(ctx context.Context, req ephemeral.OpenR
 	if !ok {
 		return
 	}
-	out := createRegistrationKey(ctx, client, m.RouterID, m.TTL, &resp.Diagnostics)
+	out := createRegistrationKey(ctx, client, m.RouterID, m.TTL, m.Reenrol, &resp.Diagnostics)
 	if out == nil {
 		return
 	}

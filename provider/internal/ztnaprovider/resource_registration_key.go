@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -34,6 +36,7 @@ type registrationKeyModel struct {
 	RouterID  types.String `tfsdk:"router_id"`
 	TTL       types.String `tfsdk:"ttl"`
 	Keepers   types.Map    `tfsdk:"keepers"`
+	Reenrol   types.Bool   `tfsdk:"allow_reenrollment"`
 	Key       types.String `tfsdk:"key"`
 	ExpiresAt types.String `tfsdk:"expires_at"`
 	Used      types.Bool   `tfsdk:"used"`
@@ -45,6 +48,7 @@ type registrationKeyModel struct {
 func (m *registrationKeyModel) fromAPI(k *api.RegistrationKey) {
 	m.ID = types.StringValue(k.ID)
 	m.RouterID = types.StringValue(k.RouterID)
+	m.Reenrol = types.BoolValue(k.AllowReenrollment)
 	m.ExpiresAt = timeString(&k.ExpiresAt)
 	m.Used = types.BoolValue(k.State == api.KeyUsed)
 	m.State = types.StringValue(k.State)
@@ -89,6 +93,11 @@ func (r *registrationKeyResource) Schema(_ context.Context, _ resource.SchemaReq
 					"Replaces the key when keepers change, except when keepers are set on an imported key.",
 					"Replaces the key when keepers change, except when keepers are set on an imported key.")},
 			},
+			"allow_reenrollment": schema.BoolAttribute{
+				Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+				MarkdownDescription: allowReenrollmentDescription + " Changing it creates a new key.",
+				PlanModifiers:       []planmodifier.Bool{boolplanmodifier.RequiresReplace()},
+			},
 			"key": createOnlySecretAttribute("The registration key (`ztna-key-v1.…`) to pass to `ztna-router enroll`.",
 				"To hand a router a key again, change `keepers` (or `terraform apply -replace`) to mint a new one."),
 			"expires_at": expiresAtAttribute("key"),
@@ -111,10 +120,19 @@ func (r *registrationKeyResource) Configure(_ context.Context, req resource.Conf
 // registrationKeyFields maps API field names to attribute names where they differ.
 var registrationKeyFields = map[string]string{"ttl_seconds": "ttl"}
 
+// allowReenrollmentDescription documents the key's intent, the same on the resource and the
+// ephemeral resource.
+const allowReenrollmentDescription = "Whether the key may enrol its router when the router is already enrolled, " +
+	"superseding the running router's certificate (a new host for the router). Defaults to `false`: such a key only enrols " +
+	"a router that was never enrolled, or one an operator reset (`POST /v1/routers/{id}/reset-enrollment`), and is refused " +
+	"otherwise, so a stray or leaked key cannot cut a running router off. Set it to `true` for the key of a " +
+	"`ztna_router_host`: replacing the host (a new image, drift, a taint) enrols the same router on a new machine."
+
 // createRegistrationKey mints a key for the resource and the ephemeral resource alike; nil
 // means the diagnostics say why not.
-func createRegistrationKey(ctx context.Context, client *apiclient.Client, routerID, ttl types.String, diags *diag.Diagnostics) *api.RegistrationKey {
-	out, err := client.CreateRegistrationKey(ctx, api.RegistrationKeyCreate{RouterID: routerID.ValueString(), TTLSeconds: ttlSeconds(ttl)})
+func createRegistrationKey(ctx context.Context, client *apiclient.Client, routerID, ttl types.String, reenrol types.Bool, diags *diag.Diagnostics) *api.RegistrationKey {
+	out, err := client.CreateRegistrationKey(ctx, api.RegistrationKeyCreate{RouterID: routerID.ValueString(), TTLSeconds: ttlSeconds(ttl),
+		AllowReenrollment: reenrol.ValueBool()})
 	if err != nil {
 		addAPIError(diags, "create a registration key for router "+routerID.ValueString(), err, registrationKeyFields)
 		return nil
@@ -127,7 +145,7 @@ func (r *registrationKeyResource) Create(ctx context.Context, req resource.Creat
 	if !ok {
 		return
 	}
-	out := createRegistrationKey(ctx, client, plan.RouterID, plan.TTL, &resp.Diagnostics)
+	out := createRegistrationKey(ctx, client, plan.RouterID, plan.TTL, plan.Reenrol, &resp.Diagnostics)
 	if out == nil {
 		return
 	}

@@ -219,6 +219,79 @@ func TestAccRegistrationKey_usedByEnrollment(t *testing.T) {
 	})
 }
 
+// TestAccRegistrationKey_reenrollment: once a router is enrolled, a real `ztna-router
+// enroll` with another unused key created without allow_reenrollment is refused, saying
+// what to do, and leaves that key unused; a key created with allow_reenrollment = true
+// enrols the router again. The attribute reads back on import.
+func TestAccRegistrationKey_reenrollment(t *testing.T) {
+	needController(t)
+	router := uniqueName("edge")
+	keys := registrationKeyConfig(router, "1h", "null") + `
+resource "ztna_registration_key" "stray" {
+  router_id = ztna_router.test.id
+  ttl       = "1h"
+}
+
+resource "ztna_registration_key" "reenrol" {
+  router_id          = ztna_router.test.id
+  ttl                = "1h"
+  allow_reenrollment = true
+}
+`
+	var first, stray, reenrol string
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: registrationKeyConfig(router, "1h", "null"),
+				Check:  resource.TestCheckResourceAttrWith("ztna_registration_key.test", "key", capture(&first)),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_registration_key.test", tfjsonpath.New("allow_reenrollment"), knownvalue.Bool(false)),
+				},
+			},
+			{
+				PreConfig: func() { enrollRouter(t, first, "test/zone-a") },
+				Config:    keys,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_registration_key.stray", "key", capture(&stray)),
+					resource.TestCheckResourceAttrWith("ztna_registration_key.reenrol", "key", capture(&reenrol)),
+				),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_registration_key.stray", tfjsonpath.New("allow_reenrollment"), knownvalue.Bool(false)),
+					statecheck.ExpectKnownValue("ztna_registration_key.reenrol", tfjsonpath.New("allow_reenrollment"), knownvalue.Bool(true)),
+				},
+			},
+			{
+				// Enrolment time: the stray key is refused and stays unused; the intended one works.
+				PreConfig: func() {
+					_, out, err := tryEnrollRouter(t, stray, "test/zone-b")
+					if err == nil {
+						t.Fatalf("an unused key without allow_reenrollment enrolled the enrolled router again:\n%s", out)
+					}
+					for _, want := range []string{"already enrolled", "allow_reenrollment = true", "reset-enrollment"} {
+						if !strings.Contains(out, want) {
+							t.Errorf("the refusal does not say %q:\n%s", want, out)
+						}
+					}
+					enrollRouter(t, reenrol, "test/zone-b")
+				},
+				Config:           keys,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("ztna_registration_key.stray", tfjsonpath.New("state"), knownvalue.StringExact(api.KeyUnused)),
+					statecheck.ExpectKnownValue("ztna_registration_key.reenrol", tfjsonpath.New("used"), knownvalue.Bool(true)),
+				},
+			},
+			{
+				ResourceName:            "ztna_registration_key.reenrol",
+				ImportState:             true,
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"key", "keepers"},
+			},
+		},
+	})
+}
+
 // TestAccRegistrationKey_notInTraceLogs: with TF_LOG=trace for terraform and the provider, the
 // key, its secret and the API token appear in no log line.
 func TestAccRegistrationKey_notInTraceLogs(t *testing.T) {

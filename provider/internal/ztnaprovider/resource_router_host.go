@@ -328,7 +328,7 @@ func (r *routerHostResource) Configure(_ context.Context, req resource.Configure
 
 // ModifyPlan fills in what is known before apply (instance type, local defaults), checks what
 // the platform needs, and replaces the host when a creation-time argument changed or drift was
-// found. A host just imported (no router_id in state yet) adopts the configuration in place.
+// found. A host just imported (marked in private state) adopts the configuration in place.
 func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
 		return
@@ -360,12 +360,19 @@ func (r *routerHostResource) ModifyPlan(ctx context.Context, req resource.Modify
 		if resp.Diagnostics.HasError() {
 			return
 		}
-		r.planReplacement(p, &plan, &state, resp)
+		imported, diags := importedHost(ctx, req.Private, &state)
+		resp.Diagnostics.Append(diags...)
+		r.planReplacement(p, &plan, &state, imported, resp)
 		if len(resp.RequiresReplace) == 0 {
 			r.planAllowlist(ctx, &plan, &state, req.Config, resp)
 		} else {
 			r.checkReplacementKey(ctx, &plan, &state, resp)
 		}
+	}
+	// A new host enrols its router, except a local one created again in its old state
+	// directory (its process had exited), which restarts with the saved enrolment.
+	if (req.State.Raw.IsNull() && !p.isLocal()) || len(resp.RequiresReplace) > 0 {
+		r.checkReenrolmentKey(ctx, &plan, req.Config, &resp.Diagnostics)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
@@ -438,8 +445,8 @@ func parseRules(list []string) ([]egress.Rule, error) {
 // planReplacement replaces the host when an argument that only takes effect at creation
 // changed. The allowlist's inputs (egress blocks, and DNS servers on clouds, where the VM's
 // resolver is the network's) are applied in place instead.
-func (r *routerHostResource) planReplacement(p platform, plan, state *routerHostModel, resp *resource.ModifyPlanResponse) {
-	if state.RouterID.IsNull() {
+func (r *routerHostResource) planReplacement(p platform, plan, state *routerHostModel, imported bool, resp *resource.ModifyPlanResponse) {
+	if imported {
 		return // imported: the next apply records the configuration without touching the host
 	}
 	changed := map[string]bool{
@@ -499,6 +506,46 @@ func (r *routerHostResource) checkReplacementKey(ctx context.Context, plan, stat
 			"replaced too.", strings.Join(changed, ", "), k.ID, stored.State))
 }
 
+// checkReenrolmentKey refuses, at plan time, a new host (a replacement, or a host re-created
+// after it vanished) for a router that is already enrolled when its key may not enrol that
+// router again: the controller would refuse the enrolment (router-enrolled) after the old
+// host was destroyed. Unknown keys and routers (made in this run) are checked by Create.
+func (r *routerHostResource) checkReenrolmentKey(ctx context.Context, plan *routerHostModel, config tfsdk.Config, diags *diag.Diagnostics) {
+	if r.data == nil || r.data.client == nil || plan.RouterID.IsUnknown() || plan.RegistrationKey.IsUnknown() {
+		return
+	}
+	key, keyPath := registrationKey(ctx, plan, config, diags)
+	if diags.HasError() || key == "" {
+		return
+	}
+	if err := reenrolmentRefusal(ctx, r.data.client, plan.RouterID.ValueString(), key); err != nil {
+		diags.AddAttributeError(keyPath, "Router host "+plan.Name.ValueString()+" cannot enrol its router", err.Error())
+	}
+}
+
+// reenrolmentRefusal says why the controller would refuse key for router routerID because the
+// router is already enrolled (store.AdmitEnrolment), and how to fix it; nil when it would not
+// (or when the key or router cannot be read: other checks report those).
+func reenrolmentRefusal(ctx context.Context, client *apiclient.Client, routerID, key string) error {
+	k, err := regkey.Parse(key)
+	if err != nil {
+		return nil
+	}
+	stored, err := client.GetRegistrationKey(ctx, k.ID)
+	if err != nil || stored.AllowReenrollment || stored.State != api.KeyUnused {
+		return nil
+	}
+	router, err := client.GetRouter(ctx, routerID)
+	if err != nil || router.Status == api.RouterUnenrolled || router.ReenrollmentAllowed {
+		return nil
+	}
+	return fmt.Errorf("router %s (%s) is already enrolled, and registration key %s was created without allow_reenrollment, "+
+		"so the controller refuses to enrol the router again with it (that protects a running router from stray keys). "+
+		"A router host enrols its router again whenever it is replaced: set allow_reenrollment = true on the "+
+		"ztna_registration_key (ephemeral or resource) that feeds this host, or have an operator reset the router's "+
+		"enrolment (POST /v1/routers/%s/reset-enrollment)", router.Name, routerID, k.ID, routerID)
+}
+
 // registrationKey is the key from whichever argument carries it; the write-only one is only
 // in the configuration.
 func registrationKey(ctx context.Context, plan *routerHostModel, config interface {
@@ -545,6 +592,13 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 	if !ok {
 		return
 	}
+	// Checked again now that every value is known: a host whose enrolment the controller
+	// would refuse is not created (it would only wait out its timeout). A local host may
+	// restart with its saved enrolment instead (see ModifyPlan).
+	if err := reenrolmentRefusal(ctx, client, plan.RouterID.ValueString(), key); err != nil && !p.isLocal() {
+		resp.Diagnostics.AddAttributeError(keyPath, "Router host "+plan.Name.ValueString()+" cannot enrol its router", err.Error())
+		return
+	}
 	drv, err := p.driver(ctx, tflogLogger(ctx), listStrings(plan.DNSServers))
 	if err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root(p.name()), "Cannot use the "+p.name()+" platform", err.Error())
@@ -559,6 +613,7 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 		Egress:          rules,
 		Tags:            mapStrings(ctx, plan.Tags, &resp.Diagnostics),
 		RouterID:        plan.RouterID.ValueString(),
+		DNSServers:      listStrings(plan.DNSServers),
 	}
 	if !p.isLocal() {
 		// Only an instance type from the configuration is explicit; otherwise the plan holds
@@ -809,7 +864,17 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 	if p.isLocal() && !instanceType.IsNull() {
 		state.InstanceType = instanceType
 	}
-	if state.RouterID.IsNull() { // imported: take what the platform knows
+	imported, diags := importedHost(ctx, req.Private, &state)
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		return
+	}
+	if imported { // take what the platform knows
+		if host.RouterID != "" {
+			state.RouterID = types.StringValue(host.RouterID)
+		}
+		if len(host.DNSServers) > 0 {
+			state.DNSServers = stringList(host.DNSServers)
+		}
 		if host.Name != "" {
 			state.Name = types.StringValue(host.Name)
 		}
@@ -907,6 +972,8 @@ func (r *routerHostResource) Update(ctx context.Context, req resource.UpdateRequ
 		}
 	}
 	plan.FirewallDrift = types.ListValueMust(types.StringType, nil)
+	// An imported host has adopted its configuration: from now on it is like any other.
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, importedKey, nil)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -942,6 +1009,21 @@ func (r *routerHostResource) ImportState(ctx context.Context, req resource.Impor
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, m)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, importedKey, []byte("true"))...)
+}
+
+// importedKey marks, in the resource's private state, a host imported and not yet applied:
+// Read fills in what the platform recorded, and the next apply adopts the configuration in
+// place instead of replacing the host.
+const importedKey = "imported"
+
+// importedHost reports whether the host in state was imported and not yet applied. State
+// imported by an earlier provider carries no mark, only the null router_id it had then.
+func importedHost(ctx context.Context, private interface {
+	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
+}, state *routerHostModel) (bool, diag.Diagnostics) {
+	v, diags := private.GetKey(ctx, importedKey)
+	return len(v) > 0 || state.RouterID.IsNull(), diags
 }
 
 func ruleStrings(rules []egress.Rule) []string {

@@ -197,15 +197,15 @@ func TestAccRouterHost_netns(t *testing.T) {
 				),
 			},
 			{
-				// Import reads the isolation back from the host's record: a netns host imports
-				// as netns, not as a plain process.
+				// Import reads back from the host's record the isolation (a netns host imports as
+				// netns, not as a plain process), the router it enrols and its DNS servers.
 				Config:            strings.Replace(config, identityTokenOutput, "", 1),
 				ResourceName:      "ztna_router_host.a",
 				ImportState:       true,
 				ImportStateId:     "local:" + filepath.Join(root, name+"-a"),
 				ImportStateVerify: true,
 				// What only the configuration knows; the next apply adopts it without replacing.
-				ImportStateVerifyIgnore: []string{"router_id", "registration_key", "dns_servers", "egress_allowlist", "timeouts",
+				ImportStateVerifyIgnore: []string{"registration_key", "egress_allowlist", "timeouts",
 					"local.router_binary", "local.local_addr"},
 			},
 			{

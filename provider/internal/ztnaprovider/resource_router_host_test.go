@@ -65,7 +65,9 @@ func hostTestName(base string) string {
 
 // hostRouterConfig declares the router a test host runs, with a role of its own (so that no
 // other test's service lands in its allowlist), and a 10-minute registration key "test" for
-// it: a ztna_registration_key resource, or the ephemeral resource when ephemeral is set.
+// it: a ztna_registration_key resource, or the ephemeral resource when ephemeral is set. The
+// key may re-enrol the router, as every router host's key should: a replaced host enrols the
+// enrolled router again.
 func hostRouterConfig(name string, ephemeral bool) string {
 	kind := "resource"
 	if ephemeral {
@@ -78,8 +80,9 @@ resource "ztna_router" "test" {
 }
 
 %[2]s "ztna_registration_key" "test" {
-  router_id = ztna_router.test.id
-  ttl       = "10m"
+  router_id          = ztna_router.test.id
+  ttl                = "10m"
+  allow_reenrollment = true
 }
 `, name, kind)
 }
@@ -823,6 +826,87 @@ func TestAccRouterHost_safeReplacement(t *testing.T) {
 							return fmt.Errorf("router %s was not re-created", id)
 						}
 						waitRouterStatus(t, id, api.RouterOnline)
+						return nil
+					}),
+				),
+			},
+		},
+	})
+}
+
+// TestAccRouterHost_reenrollmentIntent: a host fed an ephemeral key created without
+// allow_reenrollment enrols its new router, but replacing it (a new image) would enrol the
+// enrolled router again, which the controller refuses to such a key: the plan fails naming
+// the fix and nothing is destroyed; with allow_reenrollment = true the replacement goes
+// through and the new host's router comes online.
+func TestAccRouterHost_reenrollmentIntent(t *testing.T) {
+	needController(t)
+	bin := hostTestBinary(t, "ztna-router")
+	root := t.TempDir()
+	name := hostTestName("edge-intent")
+	config := func(intent, image string) string {
+		return fmt.Sprintf(`
+resource "ztna_router" "test" {
+  name  = %[1]q
+  roles = [%[1]q]
+}
+
+ephemeral "ztna_registration_key" "test" {
+  router_id = ztna_router.test.id
+  ttl       = "10m"
+  %[4]s
+}
+
+resource "ztna_router_host" "test" {
+  name                = %[1]q
+  router_id           = ztna_router.test.id
+  registration_key_wo = ephemeral.ztna_registration_key.test.key
+  image               = %[5]q
+  local {
+    state_root    = %[2]q
+    router_binary = %[3]q
+  }
+  timeouts {
+    create = "2m"
+  }
+}
+`, name, root, bin, intent, image)
+	}
+	var routerID string
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				// First enrolment of a new router: the intent is not needed.
+				Config: config("", "v1"),
+				Check: resource.ComposeTestCheckFunc(
+					checkRouterOnline(t, "ztna_router_host.test"),
+					resource.TestCheckResourceAttrWith("ztna_router.test", "id", capture(&routerID)),
+				),
+			},
+			{
+				Config:      config("", "v2"),
+				ExpectError: expectError("cannot enrol its router", "already enrolled", "allow_reenrollment = true", "reset-enrollment"),
+			},
+			{
+				// The refused plan destroyed nothing: the same router is still online.
+				PreConfig: func() { waitRouterStatus(t, routerID, api.RouterOnline) },
+				Config:    config("", "v1"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionNoop)},
+				},
+			},
+			{
+				Config: config("allow_reenrollment = true", "v2"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					checkRouterOnline(t, "ztna_router_host.test"),
+					resource.TestCheckResourceAttrWith("ztna_router.test", "id", func(id string) error {
+						if id != routerID {
+							return fmt.Errorf("router %s replaced by %s: the host's replacement must keep the router", routerID, id)
+						}
 						return nil
 					}),
 				),
