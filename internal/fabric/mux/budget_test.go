@@ -25,7 +25,7 @@ func TestBudgetBoundsStalledStreams(t *testing.T) {
 	c, s := sessions(t, cfg)
 	const stalled = 1000
 	var writers sync.WaitGroup
-	t.Cleanup(writers.Wait) // after the sessions closed (cleanups run last first)
+	t.Cleanup(func() { c.Close(); s.Close(); writers.Wait() })
 	chunk := make([]byte, 64<<10)
 	for range stalled {
 		st, err := c.OpenStream()

@@ -45,8 +45,8 @@ const (
 	// minInitialWindow is the least InitialWindow: below a TLS record's worth, credit frames
 	// would outnumber data frames.
 	minInitialWindow = 4 << 10
-	headerSize = 8
-	maxLength  = 1<<24 - 1
+	headerSize       = 8
+	maxLength        = 1<<24 - 1
 	// mergeLimit: a payload this small is copied behind its header so that both leave as one
 	// TLS record (of at most 16 KiB).
 	mergeLimit = 16<<10 - headerSize
@@ -217,10 +217,10 @@ type Session struct {
 	grown   atomic.Int64 // what live streams' windows grew by in all (see Config.MaxWindow)
 	// With a budget (Config.InitialWindow below Window): what streams' windows hold beyond
 	// InitialWindow in all (never above sessWin), and how many streams hold some.
-	charged   atomic.Int64
-	charging  atomic.Int32
-	budgeted  bool
-	buffered  atomic.Int64 // bytes received and not yet read, on all streams
+	charged  atomic.Int64
+	charging atomic.Int32
+	budgeted bool
+	buffered atomic.Int64 // bytes received and not yet read, on all streams
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream
