@@ -59,6 +59,9 @@ type chunk struct {
 }
 
 func newStream(s *Session, id uint32, byPeer bool) *Stream {
+	if s.cfg.InitialWindow == 0 { // unbudgeted (newSession sets it; some tests build sessions by hand)
+		s.cfg.InitialWindow = s.cfg.Window
+	}
 	return &Stream{
 		s: s, id: id, opened: byPeer, byPeer: byPeer,
 		window: s.cfg.InitialWindow, credit: s.cfg.InitialWindow, maxWin: s.cfg.Window, epochStart: time.Now(),
