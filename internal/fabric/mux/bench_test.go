@@ -66,11 +66,11 @@ func streamPair(b *testing.B) (net.Conn, net.Conn) {
 	return x, y
 }
 
-// The same with the fabric's budget (32 KiB initial windows, grown from the session window
+// The same with the fabric's budget (16 KiB initial windows, grown from the session window
 // while read): a single stream must move as fast as with 4 MiB granted up front.
 func BenchmarkThroughputMuxBudgeted(b *testing.B) {
 	cfg := DefaultConfig()
-	cfg.InitialWindow = 32 << 10
+	cfg.InitialWindow = 16 << 10
 	cs, ss := sessions(b, cfg)
 	x, _ := cs.OpenStream()
 	x.Write([]byte{0})
