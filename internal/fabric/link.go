@@ -30,10 +30,11 @@ const (
 	// initialStreamWindow is what a stream starts with on a link that agreed on ALPNBudget; it
 	// grows to streamWindow (and beyond, see below) from the link's budget only while it is
 	// read. A link buffers at most maxSessionWindow plus this much per stream: 1,000 stalled
-	// downloads pin 32 MiB + 16 MiB at a hub rather than 4 MiB each (TestFloodNeverReadDownloads:
-	// +56 MB of hub RSS; with 32 KiB, +100 MB and the bystander's dial p99 at 825 ms). It carries a request and a
-	// short answer without waiting for credit; a longer answer waits one round trip for the
-	// grant, much as TCP's initial congestion window (about 14 KiB) makes it wait anyway.
+	// downloads pin 32 MiB + 16 MiB at a hub rather than 4 MiB each. Measured in
+	// TestFloodNeverReadDownloads: +56 MB of hub RSS, a bystander's dial p99 80 ms; with 32 KiB,
+	// +100 MB and 825 ms. It carries a request and a short answer without waiting for credit; a
+	// longer answer waits one round trip for the grant, much as TCP's initial congestion window
+	// (about 14 KiB) makes it wait anyway.
 	initialStreamWindow = 16 << 10
 	// maxStreamWindow and maxSessionWindow bound how far the windows grow on a link whose round
 	// trip limits them (4 MiB per 40 ms round trip is 100 MB/s): 16 MiB carries 335 MB/s a

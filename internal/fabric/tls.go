@@ -13,9 +13,10 @@ import (
 // The TLS application protocols of fabric links, so that a fabric connection can never be
 // mistaken for (or by) another TLS service on the same address. Both name the same wire format
 // but for flow control, which the handshake thus agrees on: under ALPN every stream starts with
-// its full window (4 MiB) in each direction; under ALPNBudget with initialStreamWindow (16 KiB), growing
-// from the link's budget only while read (mux.Config.InitialWindow). Both ends offer both and
-// prefer ALPNBudget, so a peer from before the budget still links, with the old windows.
+// its full window (4 MiB) in each direction; under ALPNBudget with initialStreamWindow (16
+// KiB), growing from the link's budget only while read (mux.Config.InitialWindow). Both ends
+// offer both and prefer ALPNBudget, so a peer from before the budget still links, with the old
+// windows.
 const (
 	ALPN       = "ztna-fabric/1"
 	ALPNBudget = "ztna-fabric/2"
