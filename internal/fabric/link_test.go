@@ -649,3 +649,63 @@ func TestStalledLinkPingsDoNotPileUp(t *testing.T) {
 	}
 	bh.Resume()
 }
+
+// A peer from before the per-link budget offers only ALPN ztna-fabric/1 and grants every stream
+// 4 MiB up front: the hub links with it under the old windows, and 8 MiB cross a stream each
+// way (under the budget's 16 KiB start either end would refuse the other's first megabyte).
+func TestUnbudgetedPeerStillLinks(t *testing.T) {
+	p := fabrictest.New(t)
+	hubCfg := fabric.LinkConfig{Credentials: p.Credentials(api.KindHub, "hub1")}
+	h := listenHub(t, hubCfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	creds := p.Credentials(api.KindIdentity, "i1")
+	tlsCfg := pki.MutualClientConfig(creds.Cert, creds.CA, api.KindHub, api.KindController)
+	tlsCfg.NextProtos = []string{fabric.ALPN}
+	raw, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tlsrecord.Client(ctx, raw, tlsCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tc.ConnectionState().NegotiatedProtocol; got != fabric.ALPN {
+		t.Fatalf("negotiated %q with an old peer, want %q", got, fabric.ALPN)
+	}
+	sess, err := mux.Client(tc, mux.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	ctrl, _ := sess.OpenStream()
+	b, _ := (&fabric.Request{Op: 3}).Marshal() // the control stream
+	ctrl.Write(b)
+	if _, err := fabric.ReadResponse(ctrl); err != nil {
+		t.Fatal(err)
+	}
+	hub := <-h.links
+	const size = 8 << 20
+	data := make([]byte, size)
+	st, err := sess.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go st.Write(data) // the old peer sends 4 MiB before any credit
+	hubSide, err := hub.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubSide.SetDeadline(time.Now().Add(30 * time.Second))
+	if n, err := io.CopyN(io.Discard, hubSide, size); err != nil {
+		t.Fatalf("hub read %d of %d bytes: %v", n, size, err)
+	}
+	go hubSide.Write(data)
+	st.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := io.CopyN(io.Discard, st, size); err != nil {
+		t.Fatalf("old peer read %d of %d bytes: %v", n, size, err)
+	}
+	if hub.Err() != nil || sess.Err() != nil {
+		t.Fatalf("link ended: hub %v, peer %v", hub.Err(), sess.Err())
+	}
+}

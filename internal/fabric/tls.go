@@ -10,9 +10,20 @@ import (
 	"github.com/ztna/ztna/internal/pki"
 )
 
-// ALPN is the TLS application protocol of fabric links, so that a fabric connection can never be
-// mistaken for (or by) another TLS service on the same address.
-const ALPN = "ztna-fabric/1"
+// The TLS application protocols of fabric links, so that a fabric connection can never be
+// mistaken for (or by) another TLS service on the same address. Both name the same wire format
+// but for flow control, which the handshake thus agrees on: under ALPN every stream starts with
+// its full window (4 MiB) in each direction; under ALPNBudget with initialStreamWindow (16
+// KiB), growing from the link's budget only while read (mux.Config.InitialWindow). Both ends
+// offer both and prefer ALPNBudget, so a peer from before the budget still links, with the old
+// windows.
+const (
+	ALPN       = "ztna-fabric/1"
+	ALPNBudget = "ztna-fabric/2"
+)
+
+// nextProtos is what either end offers, best first (a server picks by its own order).
+var nextProtos = []string{ALPNBudget, ALPN}
 
 // DefaultPort is the fabric port from the product brief (TLS despite the number).
 const DefaultPort = 80
@@ -45,7 +56,7 @@ func (c Credentials) check() error {
 // certificate from the CA naming a hub or a controller (whose embedded hub serves the fabric).
 func clientTLS(c Credentials) *tls.Config {
 	cfg := pki.MutualClientConfig(c.Cert, c.CA, api.KindHub, api.KindController)
-	cfg.NextProtos = []string{ALPN}
+	cfg.NextProtos = nextProtos
 	return cfg
 }
 
@@ -53,14 +64,14 @@ func clientTLS(c Credentials) *tls.Config {
 // a router or an identity, and authorize (if set) must accept it.
 func serverTLS(c Credentials, authorize pki.Authorizer) *tls.Config {
 	cfg := pki.MutualServerConfig(c.Cert, c.CA, authorize, api.KindRouter, api.KindIdentity)
-	cfg.NextProtos = []string{ALPN}
+	cfg.NextProtos = nextProtos
 	return cfg
 }
 
 // peerOf checks the handshake's outcome and returns the verified peer.
 func peerOf(cs tls.ConnectionState) (Peer, error) {
-	if cs.NegotiatedProtocol != ALPN {
-		return Peer{}, fmt.Errorf("peer does not speak %s (ALPN %q)", ALPN, cs.NegotiatedProtocol)
+	if cs.NegotiatedProtocol != ALPN && cs.NegotiatedProtocol != ALPNBudget {
+		return Peer{}, fmt.Errorf("peer does not speak %s or %s (ALPN %q)", ALPNBudget, ALPN, cs.NegotiatedProtocol)
 	}
 	if len(cs.PeerCertificates) == 0 {
 		return Peer{}, errors.New("peer presented no certificate")

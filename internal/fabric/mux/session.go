@@ -41,23 +41,39 @@ const (
 
 const (
 	// minWindow is the least window a stream is granted, however many share the session.
-	minWindow  = 256 << 10
-	headerSize = 8
-	maxLength  = 1<<24 - 1
+	minWindow = 256 << 10
+	// minInitialWindow is the least InitialWindow: below a TLS record's worth, credit frames
+	// would outnumber data frames.
+	minInitialWindow = 4 << 10
+	headerSize       = 8
+	maxLength        = 1<<24 - 1
 	// mergeLimit: a payload this small is copied behind its header so that both leave as one
 	// TLS record (of at most 16 KiB).
 	mergeLimit = 16<<10 - headerSize
 )
 
-// Config tunes a session. Both ends must use the same Window.
+// Config tunes a session. Both ends must use the same InitialWindow (or, without one, the
+// same Window).
 type Config struct {
 	// Window is each stream's receive window: how many bytes a writer may send ahead of the
 	// reader. An idle stream holds no buffer whatever the window.
 	Window int
+	// InitialWindow, when set below Window, budgets the session's memory: every stream starts
+	// with InitialWindow of credit in each direction instead of Window, and its window grows
+	// towards Window only as its reader consumes, with credit taken from the session window.
+	// What all streams' windows hold beyond InitialWindow — data received and not read plus
+	// credit the peer has not used — never exceeds the session window (SessionWindow, grown by
+	// autotune up to MaxSessionWindow), so a link buffers at most MaxSessionWindow plus
+	// InitialWindow per stream, however many stall. A stream that stops being read is granted
+	// nothing more; once read again, it is topped up to its share, which shrinks as more
+	// streams hold windows beyond the initial one. Both ends must agree on it (the fabric
+	// does through the TLS handshake's ALPN); zero means Window, the unbudgeted contract.
+	InitialWindow int
 	// SessionWindow is what the streams that have data waiting share: with many of them, each
 	// is granted SessionWindow/n (at least minWindow, at most its window), so the data in
 	// flight on a link stays small enough to stay in the CPU's caches. A stream alone gets its
-	// window.
+	// window. With InitialWindow set it is a hard budget (see there) and the floor is
+	// InitialWindow.
 	SessionWindow int
 	// MaxWindow bounds how far a stream's window grows when the link's round-trip time, not
 	// its reader, limits it: a stream whose reader consumed half its window in less than two
@@ -146,6 +162,8 @@ func (c Config) check() error {
 	switch {
 	case c.Window < minWindow || c.Window > maxLength:
 		return fmt.Errorf("mux: window %d outside 256 KiB..16 MiB", c.Window)
+	case c.InitialWindow != 0 && (c.InitialWindow < minInitialWindow || c.InitialWindow > c.Window):
+		return fmt.Errorf("mux: initial window %d outside 4 KiB..the window %d", c.InitialWindow, c.Window)
 	case c.SessionWindow < c.Window:
 		return fmt.Errorf("mux: session window %d below the stream window %d", c.SessionWindow, c.Window)
 	case c.MaxWindow != 0 && c.MaxWindow < c.Window, c.MaxSessionWindow != 0 && c.MaxSessionWindow < c.SessionWindow:
@@ -197,6 +215,12 @@ type Session struct {
 	active  atomic.Int32 // streams with received data not yet read
 	sessWin atomic.Int64 // the session window now: SessionWindow, grown by autotune
 	grown   atomic.Int64 // what live streams' windows grew by in all (see Config.MaxWindow)
+	// With a budget (Config.InitialWindow below Window): what streams' windows hold beyond
+	// InitialWindow in all (never above sessWin), and how many streams hold some.
+	charged  atomic.Int64
+	charging atomic.Int32
+	budgeted bool
+	buffered atomic.Int64 // bytes received and not yet read, on all streams
 
 	mu      sync.Mutex
 	streams map[uint32]*Stream
@@ -247,6 +271,10 @@ func newSession(conn io.ReadWriteCloser, cfg Config, firstID uint32) (*Session, 
 	if s.cfg.MaxSessionWindow == 0 {
 		s.cfg.MaxSessionWindow = s.cfg.SessionWindow
 	}
+	if s.cfg.InitialWindow == 0 {
+		s.cfg.InitialWindow = s.cfg.Window
+	}
+	s.budgeted = s.cfg.InitialWindow < s.cfg.Window
 	s.sessWin.Store(int64(s.cfg.SessionWindow))
 	go s.readLoop()
 	return s, nil
@@ -285,6 +313,35 @@ func (s *Session) windowTarget(win int) int {
 	n := max(int(s.active.Load()), 1)
 	return min(win, max(minWindow, int(s.sessWin.Load())/n))
 }
+
+// budgetTarget is, with a budget, the window a stream whose own window is now win is topped up
+// to: an equal share of the session window among the streams that hold some of it (the caller
+// counted, if it holds none), never below InitialWindow. Streams stalled at their initial
+// window take no share.
+func (s *Session) budgetTarget(win int, holds bool) int {
+	n := int(s.charging.Load())
+	if !holds {
+		n++
+	}
+	return min(win, max(s.cfg.InitialWindow, int(s.sessWin.Load())/n))
+}
+
+// charge takes up to n bytes of the session window and returns how many it took.
+func (s *Session) charge(n int64) int64 {
+	for {
+		cur := s.charged.Load()
+		got := min(n, s.sessWin.Load()-cur)
+		if got <= 0 {
+			return 0
+		}
+		if s.charged.CompareAndSwap(cur, cur+got) {
+			return got
+		}
+	}
+}
+
+// Buffered is how many bytes the session's streams have received and not yet read.
+func (s *Session) Buffered() int { return int(s.buffered.Load()) }
 
 // raiseSessionWindow grows the session window in proportion to a stream window grown to win.
 func (s *Session) raiseSessionWindow(win int) {

@@ -34,6 +34,7 @@ type Stream struct {
 	unacked  int // consumed, not yet returned to the peer as credit
 	maxWin   int // this stream's window now: the session's Window, grown by autotune
 	extra    int // what maxWin grew by, counted in the session's grown
+	charge   int // with a budget: what window+buffered hold beyond InitialWindow (session's charged)
 	// The autotuning epoch: when it began and what the reader consumed since.
 	epochStart time.Time
 	epochRead  int
@@ -58,9 +59,12 @@ type chunk struct {
 }
 
 func newStream(s *Session, id uint32, byPeer bool) *Stream {
+	if s.cfg.InitialWindow == 0 { // unbudgeted (newSession sets it; some tests build sessions by hand)
+		s.cfg.InitialWindow = s.cfg.Window
+	}
 	return &Stream{
 		s: s, id: id, opened: byPeer, byPeer: byPeer,
-		window: s.cfg.Window, credit: s.cfg.Window, maxWin: s.cfg.Window, epochStart: time.Now(),
+		window: s.cfg.InitialWindow, credit: s.cfg.InitialWindow, maxWin: s.cfg.Window, epochStart: time.Now(),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
 		rdl: newDeadline(), wdl: newDeadline(),
 	}
@@ -86,13 +90,34 @@ func (st *Stream) received(buf *[]byte, n int) error {
 		return errors.New("mux: peer sent beyond the stream's window")
 	}
 	st.window -= n
-	st.queue = append(st.queue, chunk{buf: buf, data: (*buf)[:n]})
+	st.queueData(buf, n)
 	if st.buffered == 0 {
 		st.s.active.Add(1)
 	}
 	st.buffered += n
+	st.s.buffered.Add(int64(n))
 	notify(st.readable)
 	return nil
+}
+
+// coalesceLimit: a payload up to this size is copied into the room left in the buffer of the
+// last one queued, if it fits, rather than held in a buffer of its own. Buffers come in
+// power-of-two classes of at least 4 KiB, so a peer sending one-byte frames to a stalled
+// reader would otherwise pin 4 KiB per byte of window; this way what a stream holds stays
+// under twice what it buffered. Large payloads, the bulk path, are never copied.
+const coalesceLimit = 16 << 10
+
+// queueData, under mu, appends n bytes received into buf to the queue.
+func (st *Stream) queueData(buf *[]byte, n int) {
+	if k := len(st.queue); k > 0 && n <= coalesceLimit {
+		last := &st.queue[k-1]
+		if cap(last.data)-len(last.data) >= n {
+			last.data = append(last.data, (*buf)[:n]...)
+			bufpool.Put(buf)
+			return
+		}
+	}
+	st.queue = append(st.queue, chunk{buf: buf, data: (*buf)[:n]})
 }
 
 func (st *Stream) credited(n int) {
@@ -106,6 +131,7 @@ func (st *Stream) finReceived() {
 	st.mu.Lock()
 	st.finIn = true
 	st.releaseGrowth()
+	st.releaseCharge(max(0, st.buffered-st.s.cfg.InitialWindow)) // the peer sends no more
 	if st.writeErr == nil {
 		st.writeErr = ErrPeerClosed
 	}
@@ -200,6 +226,7 @@ func (st *Stream) Read(p []byte) (int, error) {
 			}
 		}
 		st.buffered -= n
+		st.s.buffered.Add(-int64(n))
 		if st.buffered == 0 {
 			st.s.active.Add(-1)
 		}
@@ -230,7 +257,7 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 			}
 			continue
 		}
-		queue := st.queue
+		queue, taken := st.queue, st.buffered
 		st.queue = nil
 		st.buffered = 0
 		st.s.active.Add(-1)
@@ -247,6 +274,8 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 			bufpool.Put(c.buf)
 			queue[i] = chunk{}
 		}
+		// Only now are the buffers back, and the window (see consumed) may be granted again.
+		st.s.buffered.Add(-int64(taken))
 		total += int64(n)
 		st.mu.Lock()
 		credit := st.consumed(n)
@@ -263,6 +292,9 @@ func (st *Stream) WriteTo(w io.Writer) (int64, error) {
 // quarter, so a busy stream gets a credit frame per quarter window and a stream of small
 // messages almost none; credit not yet returned waits in unacked.
 func (st *Stream) consumed(n int) int {
+	if st.s.budgeted {
+		return st.consumedBudgeted(n)
+	}
 	st.unacked += n
 	st.epochRead += n
 	if st.closed || st.finIn {
@@ -280,6 +312,59 @@ func (st *Stream) consumed(n int) int {
 	return c
 }
 
+// consumedBudgeted is consumed with a budget (Config.InitialWindow): credit tops what the
+// stream holds — the peer's remaining window plus data not yet read — up to the stream's share
+// of the session window once that has fallen by a quarter; what the stream would hold beyond
+// InitialWindow is taken from the session window first, and only what it got is granted. The
+// initial window itself is always renewed, so every stream that is read keeps moving however
+// many others stall with their windows full.
+func (st *Stream) consumedBudgeted(n int) int {
+	st.epochRead += n
+	w0 := st.s.cfg.InitialWindow
+	held := st.window + st.buffered
+	if st.closed || st.finIn {
+		st.releaseCharge(max(0, st.buffered-w0))
+		return 0
+	}
+	st.autotune()
+	target := st.s.budgetTarget(st.maxWin, st.charge > 0)
+	grant := 0
+	if want := target - held; want >= target/4 {
+		grant = min(want, maxLength) // what one credit frame can carry
+	}
+	if need := max(0, held+grant-w0); need > st.charge {
+		got := int(st.s.charge(int64(need - st.charge)))
+		grant -= need - st.charge - got
+		st.setCharge(st.charge + got)
+	}
+	if grant < w0/4 { // the session window is spent: wait until a quarter of w0 is free
+		grant = 0
+	}
+	st.releaseCharge(max(0, held+grant-w0))
+	st.window += grant
+	return grant
+}
+
+// setCharge, under mu, records what the stream holds of the session window (already taken
+// from or given back to it), counting the streams that hold some.
+func (st *Stream) setCharge(c int) {
+	switch {
+	case st.charge == 0 && c > 0:
+		st.s.charging.Add(1)
+	case st.charge > 0 && c == 0:
+		st.s.charging.Add(-1)
+	}
+	st.charge = c
+}
+
+// releaseCharge, under mu, gives what the stream holds of the session window beyond to back.
+func (st *Stream) releaseCharge(to int) {
+	if to < st.charge {
+		st.s.charged.Add(-int64(st.charge - to))
+		st.setCharge(to)
+	}
+}
+
 // autotune, under mu, doubles the stream's window when its reader consumed half of it in less
 // than two round trips of the link: then the round trip, not the reader, limits the stream. The
 // window added waits with the credit held back, to be granted as the session's share allows.
@@ -295,7 +380,9 @@ func (st *Stream) autotune() {
 		grown := min(2*st.maxWin, cfg.MaxWindow)
 		delta := int64(grown - st.maxWin)
 		if st.s.grown.Add(delta) <= int64(cfg.MaxSessionWindow-cfg.SessionWindow) {
-			st.unacked += grown - st.maxWin
+			if !st.s.budgeted { // with a budget, consumed tops the window up to its target
+				st.unacked += grown - st.maxWin
+			}
 			st.extra += grown - st.maxWin
 			st.maxWin = grown
 			st.s.raiseSessionWindow(st.maxWin)
@@ -387,12 +474,14 @@ func (st *Stream) Close() error {
 	}
 	st.closed = true
 	st.releaseGrowth()
+	st.releaseCharge(0) // what arrives from now on is dropped
 	for _, c := range st.queue {
 		bufpool.Put(c.buf)
 	}
 	if st.buffered > 0 {
 		st.s.active.Add(-1)
 	}
+	st.s.buffered.Add(-int64(st.buffered))
 	st.queue, st.buffered = nil, 0
 	peerDone := st.finIn || st.readErr != nil
 	st.mu.Unlock()
