@@ -35,6 +35,10 @@ func (d *Driver) advice(op, code string) string {
 		return fmt.Sprintf("check the image: the AMI must exist in region %s and be shared with this account (copy it with the ztna-catalog post-processor)", d.region)
 	case code == "InvalidParameterValue" && op == "RunInstances":
 		return "check instance_type and image: the type must exist in this region and match the image architecture"
+	case code == "InvalidRequest" && op == "CopyImage":
+		return "the source image's EBS snapshots are not shared with this account: the owning account must grant it createVolumePermission on them (ShareImage does; ztna-catalog promotion shares before it copies)"
+	case code == "OperationNotPermitted" && op == "ModifySnapshotAttribute":
+		return "the image's snapshots are encrypted with the AWS-managed key, which cannot be shared: bake the image with a customer-managed KMS key granted to the target account"
 	case code == "RequestLimitExceeded" || code == "Throttling":
 		return "the EC2 API is throttling requests: retry later"
 	case code == "InvalidClientTokenId" || code == "SignatureDoesNotMatch" || code == "ExpiredToken":

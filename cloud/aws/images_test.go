@@ -14,12 +14,12 @@ import (
 func TestLatestDebian(t *testing.T) {
 	d, fake := newTestDriver(t)
 	for _, img := range []ec2fake.Image{
-		{ID: "ami-old", Name: "debian-12-amd64-20250101-1980", Owner: DebianOwner, Created: "2025-01-01T10:00:00.000Z", Architecture: "x86_64"},
-		{ID: "ami-new", Name: "debian-12-amd64-20260110-2350", Owner: DebianOwner, Created: "2026-01-10T10:00:00.000Z", Architecture: "x86_64"},
-		{ID: "ami-arm", Name: "debian-12-arm64-20260201-2400", Owner: DebianOwner, Created: "2026-02-01T10:00:00.000Z", Architecture: "arm64"},
-		{ID: "ami-13", Name: "debian-13-amd64-20260201-2400", Owner: DebianOwner, Created: "2026-02-01T10:00:00.000Z", Architecture: "x86_64"},
-		{ID: "ami-fake", Name: "debian-12-amd64-20270101-9999", Owner: "999999999999", Created: "2027-01-01T10:00:00.000Z", Architecture: "x86_64"},
-		{ID: "ami-pending", Name: "debian-12-amd64-20260301-2500", Owner: DebianOwner, Created: "2026-03-01T10:00:00.000Z", Architecture: "x86_64", State: "pending"},
+		{ID: "ami-old", Name: "debian-12-amd64-20250101-1980", Owner: DebianOwner, Public: true, Created: "2025-01-01T10:00:00.000Z", Architecture: "x86_64"},
+		{ID: "ami-new", Name: "debian-12-amd64-20260110-2350", Owner: DebianOwner, Public: true, Created: "2026-01-10T10:00:00.000Z", Architecture: "x86_64"},
+		{ID: "ami-arm", Name: "debian-12-arm64-20260201-2400", Owner: DebianOwner, Public: true, Created: "2026-02-01T10:00:00.000Z", Architecture: "arm64"},
+		{ID: "ami-13", Name: "debian-13-amd64-20260201-2400", Owner: DebianOwner, Public: true, Created: "2026-02-01T10:00:00.000Z", Architecture: "x86_64"},
+		{ID: "ami-fake", Name: "debian-12-amd64-20270101-9999", Owner: "999999999999", Public: true, Created: "2027-01-01T10:00:00.000Z", Architecture: "x86_64"},
+		{ID: "ami-pending", Name: "debian-12-amd64-20260301-2500", Owner: DebianOwner, Public: true, Created: "2026-03-01T10:00:00.000Z", Architecture: "x86_64", State: "pending"},
 	} {
 		fake.AddImage(img)
 	}

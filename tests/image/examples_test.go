@@ -34,7 +34,7 @@ func TestExamplesFormatted(t *testing.T) {
 func TestCloudExamples(t *testing.T) {
 	ec2 := ec2fake.New("eu-west-1")
 	defer ec2.Close()
-	ec2.AddImage(ec2fake.Image{ID: "ami-0debian", Name: "debian-12-amd64-20260110-2350", Owner: aws.DebianOwner, Created: "2026-01-10T10:00:00.000Z", Architecture: "x86_64"})
+	ec2.AddImage(ec2fake.Image{ID: "ami-0debian", Name: "debian-12-amd64-20260110-2350", Owner: aws.DebianOwner, Public: true, Created: "2026-01-10T10:00:00.000Z", Architecture: "x86_64"})
 	gce := computefake.New()
 	defer gce.Close()
 	gce.AddImage(gcp.DebianProject, &computepb.Image{Name: proto.String("debian-12-bookworm-v20260110"), Family: proto.String(gcp.DebianFamily)})

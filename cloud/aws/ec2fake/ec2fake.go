@@ -1,12 +1,19 @@
 // Package ec2fake is an in-process EC2 endpoint speaking the EC2 Query protocol (form-encoded
 // POST, XML responses and <Response><Errors> errors) for the operations ztna uses: subnets,
-// security groups, instances, tags and images. Tests point the real aws-sdk-go-v2 client at it,
-// so the driver's requests go through the SDK's real serializers and deserializers.
+// security groups, instances, tags, images and their EBS snapshots. Tests point the real
+// aws-sdk-go-v2 client at it, so the driver's requests go through the SDK's real serializers and
+// deserializers.
+//
+// It models accounts the way AWS enforces them (accounts.go): a request's SigV4 access key names
+// its account, images and snapshots have owners, and another account sees an image only with a
+// launch permission and copies it only with createVolumePermission on its snapshots. The same
+// endpoint answers STS (AssumeRole, GetCallerIdentity) for requests signed for service "sts".
 package ec2fake
 
 import (
 	"encoding/xml"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -53,19 +60,25 @@ type Instance struct {
 // Subnet is a subnet.
 type Subnet struct{ ID, VpcID, Zone, CIDR string }
 
-// Image is an AMI.
+// Image is an AMI. Owner defaults to DefaultAccount; an image without Snapshots gets one (every
+// EBS-backed AMI has at least its root snapshot).
 type Image struct {
 	ID, Name, Owner, Created, RootDevice, Architecture, State string
 	SourceRegion, SourceImageID                               string
-	LaunchUsers                                               []string
-	Tags                                                      map[string]string
+	// LaunchUsers are the accounts granted launch permission; Public grants it to all.
+	LaunchUsers []string
+	Public      bool
+	// Snapshots are the ids of the EBS snapshots in the image's block device mapping.
+	Snapshots []string
+	Tags      map[string]string
 }
 
-// Request is one API call as received.
+// Request is one API call as received, with the account that signed it.
 type Request struct {
-	Action string
-	Params url.Values
-	Body   string
+	Action  string
+	Account string
+	Params  url.Values
+	Body    string
 }
 
 type failure struct {
@@ -87,7 +100,15 @@ type Server struct {
 	failures  map[string]failure
 	requests  []Request
 	// images in other regions, for CopyImage: region → id → image
-	foreign map[string]map[string]*Image
+	foreign   map[string]map[string]*Image
+	snapshots map[string]*Snapshot // of this region's and the foreign images
+	// keys and roles are the registered access keys (long-term and STS-issued) and IAM roles;
+	// with no key registered every request is DefaultAccount's.
+	keys  map[string]*accessKey
+	roles map[string]*role
+	// caller and callerARN are the account and principal of the request being handled (serve
+	// holds mu throughout).
+	caller, callerARN string
 }
 
 // New starts a fake for region; Close it when done.
@@ -95,7 +116,8 @@ func New(region string) *Server {
 	s := &Server{
 		Region: region, subnets: map[string]*Subnet{}, groups: map[string]*Group{},
 		instances: map[string]*Instance{}, images: map[string]*Image{}, failures: map[string]failure{},
-		foreign: map[string]map[string]*Image{},
+		foreign: map[string]map[string]*Image{}, snapshots: map[string]*Snapshot{},
+		keys: map[string]*accessKey{}, roles: map[string]*role{},
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -115,7 +137,7 @@ func (s *Server) AddImage(img Image) {
 	if img.State == "" {
 		img.State = "available"
 	}
-	s.images[img.ID] = &img
+	s.images[img.ID] = s.withSnapshots(img)
 }
 
 // AddForeignImage registers an image in another region, as a CopyImage source.
@@ -125,7 +147,43 @@ func (s *Server) AddForeignImage(region string, img Image) {
 	if s.foreign[region] == nil {
 		s.foreign[region] = map[string]*Image{}
 	}
-	s.foreign[region][img.ID] = &img
+	s.foreign[region][img.ID] = s.withSnapshots(img)
+}
+
+// withSnapshots gives img its owner and snapshots: the ones named (created when unknown) or one.
+func (s *Server) withSnapshots(img Image) *Image {
+	if img.Owner == "" {
+		img.Owner = DefaultAccount
+	}
+	if len(img.Snapshots) == 0 {
+		img.Snapshots = []string{s.nextID("snap")}
+	}
+	for _, id := range img.Snapshots {
+		if s.snapshots[id] == nil {
+			s.snapshots[id] = &Snapshot{ID: id, Owner: img.Owner, VolumeGiB: 8, Tags: map[string]string{}}
+		}
+	}
+	return &img
+}
+
+// AddSnapshot registers a snapshot (for an Image's Snapshots; Owner defaults to DefaultAccount).
+func (s *Server) AddSnapshot(sn Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sn.Owner == "" {
+		sn.Owner = DefaultAccount
+	}
+	if sn.Tags == nil {
+		sn.Tags = map[string]string{}
+	}
+	s.snapshots[sn.ID] = &sn
+}
+
+// Snapshots returns copies of all snapshots, sorted by id.
+func (s *Server) Snapshots() []Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return copies(s.snapshots)
 }
 
 // Fail makes every later call of action fail with an EC2 error (status 400 unless 403 fits).
@@ -213,30 +271,45 @@ func errf(code, format string, a ...any) *apiErr {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	form, perr := url.ParseQuery(string(raw))
+	if err != nil || perr != nil || r.Method != http.MethodPost {
 		http.Error(w, "EC2 Query requests are form-encoded POSTs", http.StatusBadRequest)
 		return
 	}
-	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
-		writeError(w, &apiErr{http.StatusUnauthorized, "AuthFailure", "request is not signed with SigV4"})
-		return
-	}
-	action := r.PostForm.Get("Action")
+	action := form.Get("Action")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests = append(s.requests, Request{Action: action, Params: r.PostForm, Body: r.PostForm.Encode()})
+	sig, aerr := s.authenticate(r, raw)
+	if aerr != nil {
+		if sig.service == "sts" {
+			writeSTSError(w, aerr)
+		} else {
+			writeError(w, aerr)
+		}
+		return
+	}
+	s.caller, s.callerARN = sig.account, sig.principal
+	s.requests = append(s.requests, Request{Action: action, Account: sig.account, Params: form, Body: form.Encode()})
+	if sig.service == "sts" {
+		s.serveSTS(w, action, form)
+		return
+	}
 	if f, ok := s.failures[action]; ok {
 		writeError(w, &apiErr{f.status, f.code, f.message})
 		return
 	}
 	h, ok := handlers[action]
 	if !ok {
+		h, ok = snapshotHandlers[action]
+	}
+	if !ok {
 		writeError(w, errf("InvalidAction", "the fake does not implement %s", action))
 		return
 	}
-	body, err := h(s, r.PostForm)
-	if err != nil {
-		writeError(w, err)
+	body, herr := h(s, form)
+	if herr != nil {
+		writeError(w, herr)
 		return
 	}
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
@@ -247,6 +320,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<%sResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>fake-req</requestId>%s</%sResponse>`, action, inner, action)
 }
+
+// maxBody bounds a request body; the largest ztna sends (RunInstances with user data) is ~30 KiB.
+const maxBody = 1 << 20
 
 func writeError(w http.ResponseWriter, e *apiErr) {
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")

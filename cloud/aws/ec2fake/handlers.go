@@ -65,17 +65,26 @@ type subnetX struct {
 }
 
 type imageX struct {
-	ImageID      string `xml:"imageId"`
-	Name         string `xml:"name"`
-	Owner        string `xml:"imageOwnerId"`
-	Created      string `xml:"creationDate"`
-	State        string `xml:"imageState"`
-	Architecture string `xml:"architecture"`
-	RootDevice   string `xml:"rootDeviceName"`
-	RootType     string `xml:"rootDeviceType"`
-	SourceRegion string `xml:"sourceImageRegion,omitempty"`
-	SourceImage  string `xml:"sourceImageId,omitempty"`
-	Tags         []tagX `xml:"tagSet>item"`
+	ImageID      string         `xml:"imageId"`
+	Name         string         `xml:"name"`
+	Owner        string         `xml:"imageOwnerId"`
+	Created      string         `xml:"creationDate"`
+	State        string         `xml:"imageState"`
+	Architecture string         `xml:"architecture"`
+	RootDevice   string         `xml:"rootDeviceName"`
+	RootType     string         `xml:"rootDeviceType"`
+	SourceRegion string         `xml:"sourceImageRegion,omitempty"`
+	SourceImage  string         `xml:"sourceImageId,omitempty"`
+	Public       bool           `xml:"isPublic"`
+	Devices      []imageDeviceX `xml:"blockDeviceMapping>item"`
+	Tags         []tagX         `xml:"tagSet>item"`
+}
+
+type imageDeviceX struct {
+	DeviceName string `xml:"deviceName"`
+	SnapshotID string `xml:"ebs>snapshotId"`
+	VolumeGiB  int    `xml:"ebs>volumeSize"`
+	Encrypted  bool   `xml:"ebs>encrypted"`
 }
 
 type rangeX struct {
@@ -149,12 +158,21 @@ func (i *Instance) x() instanceX {
 	return out
 }
 
-func (img *Image) x() imageX {
-	return imageX{
+func (s *Server) imageX(img *Image) imageX {
+	out := imageX{
 		ImageID: img.ID, Name: img.Name, Owner: img.Owner, Created: img.Created, State: img.State,
 		Architecture: img.Architecture, RootDevice: img.RootDevice, RootType: "ebs",
-		SourceRegion: img.SourceRegion, SourceImage: img.SourceImageID, Tags: tagsX(img.Tags),
+		SourceRegion: img.SourceRegion, SourceImage: img.SourceImageID, Public: img.Public, Tags: tagsX(img.Tags),
 	}
+	for i, id := range img.Snapshots {
+		dev := img.RootDevice
+		if i > 0 {
+			dev = fmt.Sprintf("/dev/sd%c", 'a'+i)
+		}
+		sn := s.snapshots[id]
+		out.Devices = append(out.Devices, imageDeviceX{DeviceName: dev, SnapshotID: id, VolumeGiB: sn.VolumeGiB, Encrypted: sn.Encrypted})
+	}
+	return out
 }
 
 func permsX(ps []Permission) []permX {
@@ -201,11 +219,14 @@ func (s *Server) describeImages(v url.Values) (any, *apiErr) {
 		Images []imageX `xml:"imagesSet>item"`
 	}
 	var o out
-	images, err := describe(s.images, list(v, "ImageId"), "InvalidAMIID.NotFound", "The image id '[%s]' does not exist")
+	images, err := describe(s.visibleImages(), list(v, "ImageId"), "InvalidAMIID.NotFound", "The image id '[%s]' does not exist")
 	if err != nil {
 		return nil, err
 	}
 	owners := list(v, "Owner")
+	if i := slices.Index(owners, "self"); i >= 0 {
+		owners[i] = s.caller
+	}
 	for _, img := range images {
 		if len(owners) > 0 && !slices.Contains(owners, img.Owner) {
 			continue
@@ -213,7 +234,7 @@ func (s *Server) describeImages(v url.Values) (any, *apiErr) {
 		if !matchFilters(filters(v), img.Tags, map[string]string{"name": img.Name, "architecture": img.Architecture, "state": img.State}) {
 			continue
 		}
-		o.Images = append(o.Images, img.x())
+		o.Images = append(o.Images, s.imageX(img))
 		// A copy becomes available after it was seen pending once.
 		if img.State == "pending" {
 			img.State = "available"
@@ -421,7 +442,7 @@ var instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 
 func (s *Server) runInstances(v url.Values) (any, *apiErr) {
 	img, ok := s.images[v.Get("ImageId")]
-	if !ok {
+	if !ok || !s.canLaunch(img) {
 		return nil, errf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", v.Get("ImageId"))
 	}
 	if !instanceTypeRE.MatchString(v.Get("InstanceType")) {
@@ -546,45 +567,6 @@ func (s *Server) createTags(v url.Values) (any, *apiErr) {
 		}
 		for k, val := range tags {
 			target[k] = val
-		}
-	}
-	return returnX{true}, nil
-}
-
-func (s *Server) copyImage(v url.Values) (any, *apiErr) {
-	region, srcID := v.Get("SourceRegion"), v.Get("SourceImageId")
-	src := s.foreign[region][srcID]
-	if region == s.Region {
-		src = s.images[srcID]
-	}
-	if src == nil {
-		return nil, errf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist in %s", srcID, region)
-	}
-	for _, img := range s.images {
-		if img.Name == v.Get("Name") {
-			return nil, errf("InvalidAMIName.Duplicate", "AMI name %s is already in use by AMI %s", img.Name, img.ID)
-		}
-	}
-	img := &Image{
-		ID: s.nextID("ami"), Name: v.Get("Name"), Owner: "123456789012", Created: "2026-01-02T03:04:05.000Z",
-		RootDevice: src.RootDevice, Architecture: src.Architecture, State: "pending",
-		SourceRegion: region, SourceImageID: srcID, Tags: tagSpec(v, "image"),
-	}
-	s.images[img.ID] = img
-	type out struct {
-		ImageID string `xml:"imageId"`
-	}
-	return out{img.ID}, nil
-}
-
-func (s *Server) modifyImageAttribute(v url.Values) (any, *apiErr) {
-	img, ok := s.images[v.Get("ImageId")]
-	if !ok {
-		return nil, errf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", v.Get("ImageId"))
-	}
-	for _, p := range members(v, "LaunchPermission.Add") {
-		if u := p.Get("UserId"); u != "" && !slices.Contains(img.LaunchUsers, u) {
-			img.LaunchUsers = append(img.LaunchUsers, u)
 		}
 	}
 	return returnX{true}, nil

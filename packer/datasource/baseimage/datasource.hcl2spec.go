@@ -14,7 +14,9 @@ type FlatConfig struct {
 	Region              *string `mapstructure:"region" cty:"region" hcl:"region"`
 	AzureSubscriptionID *string `mapstructure:"azure_subscription_id" cty:"azure_subscription_id" hcl:"azure_subscription_id"`
 	AWSProfile          *string `mapstructure:"aws_profile" cty:"aws_profile" hcl:"aws_profile"`
+	AWSAssumeRoleARN    *string `mapstructure:"aws_assume_role_arn" cty:"aws_assume_role_arn" hcl:"aws_assume_role_arn"`
 	AWSEndpoint         *string `mapstructure:"aws_endpoint" cty:"aws_endpoint" hcl:"aws_endpoint"`
+	AWSSTSEndpoint      *string `mapstructure:"aws_sts_endpoint" cty:"aws_sts_endpoint" hcl:"aws_sts_endpoint"`
 	GCPProject          *string `mapstructure:"gcp_project" cty:"gcp_project" hcl:"gcp_project"`
 	GCPEndpoint         *string `mapstructure:"gcp_endpoint" cty:"gcp_endpoint" hcl:"gcp_endpoint"`
 	GCPAccessToken      *string `mapstructure:"gcp_access_token" cty:"gcp_access_token" hcl:"gcp_access_token"`
@@ -37,7 +39,9 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"region":                &hcldec.AttrSpec{Name: "region", Type: cty.String, Required: false},
 		"azure_subscription_id": &hcldec.AttrSpec{Name: "azure_subscription_id", Type: cty.String, Required: false},
 		"aws_profile":           &hcldec.AttrSpec{Name: "aws_profile", Type: cty.String, Required: false},
+		"aws_assume_role_arn":   &hcldec.AttrSpec{Name: "aws_assume_role_arn", Type: cty.String, Required: false},
 		"aws_endpoint":          &hcldec.AttrSpec{Name: "aws_endpoint", Type: cty.String, Required: false},
+		"aws_sts_endpoint":      &hcldec.AttrSpec{Name: "aws_sts_endpoint", Type: cty.String, Required: false},
 		"gcp_project":           &hcldec.AttrSpec{Name: "gcp_project", Type: cty.String, Required: false},
 		"gcp_endpoint":          &hcldec.AttrSpec{Name: "gcp_endpoint", Type: cty.String, Required: false},
 		"gcp_access_token":      &hcldec.AttrSpec{Name: "gcp_access_token", Type: cty.String, Required: false},

@@ -66,9 +66,9 @@ func TestExecuteAWS(t *testing.T) {
 	fake := ec2fake.New("eu-west-1")
 	defer fake.Close()
 	for _, img := range []ec2fake.Image{
-		{ID: "ami-old", Name: "debian-12-amd64-20250101-1980", Owner: aws.DebianOwner, Created: "2025-01-01T10:00:00.000Z", Architecture: "x86_64"},
-		{ID: "ami-new", Name: "debian-12-amd64-20260110-2350", Owner: aws.DebianOwner, Created: "2026-01-10T10:00:00.000Z", Architecture: "x86_64"},
-		{ID: "ami-impostor", Name: "debian-12-amd64-20270101-9999", Owner: "999999999999", Created: "2027-01-01T10:00:00.000Z", Architecture: "x86_64"},
+		{ID: "ami-old", Name: "debian-12-amd64-20250101-1980", Owner: aws.DebianOwner, Public: true, Created: "2025-01-01T10:00:00.000Z", Architecture: "x86_64"},
+		{ID: "ami-new", Name: "debian-12-amd64-20260110-2350", Owner: aws.DebianOwner, Public: true, Created: "2026-01-10T10:00:00.000Z", Architecture: "x86_64"},
+		{ID: "ami-impostor", Name: "debian-12-amd64-20270101-9999", Owner: "999999999999", Public: true, Created: "2027-01-01T10:00:00.000Z", Architecture: "x86_64"},
 	} {
 		fake.AddImage(img)
 	}

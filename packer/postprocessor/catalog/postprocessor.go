@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/ztna/ztna/cloud/aws"
 	"github.com/ztna/ztna/cloud/azure"
 	"github.com/ztna/ztna/internal/control"
 	"github.com/ztna/ztna/internal/imagecatalog"
@@ -52,9 +53,11 @@ type Config struct {
 	BaseImage string `mapstructure:"base_image"`
 	// Hardening profile recorded by the ztna-router provisioner, e.g. ztna-v2+ssh-lockdown.
 	HardeningProfile string `mapstructure:"hardening_profile"`
-	// Account owning the image (AWS account id, GCP project, Azure subscription). For GCP it
-	// is the project the image is in (and named under): set it to googlecompute's
-	// image_project_id when that is not the build's project_id. Default: the build's project.
+	// Account owning the image (AWS account id, GCP project, Azure subscription). For GCP it is
+	// the project the image is in and named under; default: the one googlecompute reports it
+	// created the image in (image_project_id when set, else project_id), and a different
+	// account is refused. For AWS promotion it is checked against the account of the target
+	// credentials, which the copy is recorded with.
 	Account string `mapstructure:"account"`
 
 	// Promote the image recorded for this environment to `environment` instead of recording the
@@ -62,11 +65,19 @@ type Config struct {
 	PromoteFrom string `mapstructure:"promote_from"`
 	// Name of the promoted image. Default: ztna-router-<version>-<environment>.
 	ImageName string `mapstructure:"image_name"`
-	// AWS promotion: accounts the source image is shared with before the copy.
+	// AWS promotion: further accounts the source image and its EBS snapshots are shared with
+	// before the copy. The target account (of aws_profile / aws_assume_role_arn, which make the
+	// copy) always is, when it does not own the source image.
 	AWSShareWith []string `mapstructure:"aws_share_with"`
-	// AWS promotion: profile whose account owns the source image and shares it. Default:
-	// aws_profile, which makes the copy.
+	// AWS promotion: profile of the account that owns the source image and shares it (launch
+	// permission on the image, createVolumePermission on its snapshots). Default: aws_profile.
+	// The copy is made with aws_profile and aws_assume_role_arn: the target account's
+	// credentials, so the promoted image and its snapshots belong to the target account.
 	AWSSourceProfile string `mapstructure:"aws_source_profile"`
+	// AWS promotion: IAM role in the source image's account assumed (with the
+	// aws_source_profile credentials) to share it. Default: none, the credentials themselves;
+	// aws_assume_role_arn applies to the copy only.
+	AWSSourceAssumeRoleARN string `mapstructure:"aws_source_assume_role_arn"`
 	// AWS promotion: region the copy is made in. Default: the source image's region.
 	AWSTargetRegion string `mapstructure:"aws_target_region"`
 	// GCP promotion: project the new image is created in (required for gcp promotion).
@@ -155,6 +166,11 @@ func (c *Config) validatePromotion() []error {
 	case "aws":
 		if c.Region == "" {
 			errs = append(errs, errors.New("region: required for aws promotion (the source image's region)"))
+		}
+		if c.AWSSourceAssumeRoleARN != "" {
+			if err := aws.ValidateRoleARN(c.AWSSourceAssumeRoleARN); err != nil {
+				errs = append(errs, fmt.Errorf("aws_source_assume_role_arn: %w", err))
+			}
 		}
 	case "gcp":
 		if c.GCPTargetProject == "" {
@@ -263,9 +279,16 @@ func (p *PostProcessor) fromArtifact(a packersdk.Artifact) ([]imagecatalog.Image
 	case "aws":
 		return awsEntries(entry, a.Id())
 	case "gcp":
-		// googlecompute reports the build's project; an image created in another project
-		// (image_project_id) is named there: account says which.
-		project := entry.Account
+		// The image is where googlecompute created it: image_project_id when set, else the
+		// build's project_id. Its artifact says which only in its HCP Packer metadata;
+		// "ProjectId" is always the build's project.
+		project := gcpImageProject(a)
+		switch {
+		case project != "" && entry.Account != "" && project != entry.Account:
+			return nil, fmt.Errorf("ztna-catalog: account %s, but googlecompute created the image in project %s (image_project_id): remove account or make it %s", entry.Account, project, project)
+		case project == "":
+			project = entry.Account
+		}
 		if project == "" {
 			project, _ = a.State("ProjectId").(string)
 		}

@@ -30,6 +30,7 @@ type FlatConfig struct {
 	ImageName                *string           `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
 	AWSShareWith             []string          `mapstructure:"aws_share_with" cty:"aws_share_with" hcl:"aws_share_with"`
 	AWSSourceProfile         *string           `mapstructure:"aws_source_profile" cty:"aws_source_profile" hcl:"aws_source_profile"`
+	AWSSourceAssumeRoleARN   *string           `mapstructure:"aws_source_assume_role_arn" cty:"aws_source_assume_role_arn" hcl:"aws_source_assume_role_arn"`
 	AWSTargetRegion          *string           `mapstructure:"aws_target_region" cty:"aws_target_region" hcl:"aws_target_region"`
 	GCPTargetProject         *string           `mapstructure:"gcp_target_project" cty:"gcp_target_project" hcl:"gcp_target_project"`
 	GCPImageFamily           *string           `mapstructure:"gcp_image_family" cty:"gcp_image_family" hcl:"gcp_image_family"`
@@ -41,7 +42,9 @@ type FlatConfig struct {
 	AzureReplicationRegions  []string          `mapstructure:"azure_replication_regions" cty:"azure_replication_regions" hcl:"azure_replication_regions"`
 	LocalTargetDirectory     *string           `mapstructure:"local_target_directory" cty:"local_target_directory" hcl:"local_target_directory"`
 	AWSProfile               *string           `mapstructure:"aws_profile" cty:"aws_profile" hcl:"aws_profile"`
+	AWSAssumeRoleARN         *string           `mapstructure:"aws_assume_role_arn" cty:"aws_assume_role_arn" hcl:"aws_assume_role_arn"`
 	AWSEndpoint              *string           `mapstructure:"aws_endpoint" cty:"aws_endpoint" hcl:"aws_endpoint"`
+	AWSSTSEndpoint           *string           `mapstructure:"aws_sts_endpoint" cty:"aws_sts_endpoint" hcl:"aws_sts_endpoint"`
 	GCPProject               *string           `mapstructure:"gcp_project" cty:"gcp_project" hcl:"gcp_project"`
 	GCPEndpoint              *string           `mapstructure:"gcp_endpoint" cty:"gcp_endpoint" hcl:"gcp_endpoint"`
 	GCPAccessToken           *string           `mapstructure:"gcp_access_token" cty:"gcp_access_token" hcl:"gcp_access_token"`
@@ -79,6 +82,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"image_name":                  &hcldec.AttrSpec{Name: "image_name", Type: cty.String, Required: false},
 		"aws_share_with":              &hcldec.AttrSpec{Name: "aws_share_with", Type: cty.List(cty.String), Required: false},
 		"aws_source_profile":          &hcldec.AttrSpec{Name: "aws_source_profile", Type: cty.String, Required: false},
+		"aws_source_assume_role_arn":  &hcldec.AttrSpec{Name: "aws_source_assume_role_arn", Type: cty.String, Required: false},
 		"aws_target_region":           &hcldec.AttrSpec{Name: "aws_target_region", Type: cty.String, Required: false},
 		"gcp_target_project":          &hcldec.AttrSpec{Name: "gcp_target_project", Type: cty.String, Required: false},
 		"gcp_image_family":            &hcldec.AttrSpec{Name: "gcp_image_family", Type: cty.String, Required: false},
@@ -90,7 +94,9 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"azure_replication_regions":   &hcldec.AttrSpec{Name: "azure_replication_regions", Type: cty.List(cty.String), Required: false},
 		"local_target_directory":      &hcldec.AttrSpec{Name: "local_target_directory", Type: cty.String, Required: false},
 		"aws_profile":                 &hcldec.AttrSpec{Name: "aws_profile", Type: cty.String, Required: false},
+		"aws_assume_role_arn":         &hcldec.AttrSpec{Name: "aws_assume_role_arn", Type: cty.String, Required: false},
 		"aws_endpoint":                &hcldec.AttrSpec{Name: "aws_endpoint", Type: cty.String, Required: false},
+		"aws_sts_endpoint":            &hcldec.AttrSpec{Name: "aws_sts_endpoint", Type: cty.String, Required: false},
 		"gcp_project":                 &hcldec.AttrSpec{Name: "gcp_project", Type: cty.String, Required: false},
 		"gcp_endpoint":                &hcldec.AttrSpec{Name: "gcp_endpoint", Type: cty.String, Required: false},
 		"gcp_access_token":            &hcldec.AttrSpec{Name: "gcp_access_token", Type: cty.String, Required: false},

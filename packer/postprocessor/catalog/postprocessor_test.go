@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,32 +226,126 @@ func promoteToProd(t *testing.T, path string, raw map[string]interface{}) imagec
 	return img
 }
 
-func TestPromoteAWSSharesAndCopies(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+const (
+	devAccount  = "111111111111"
+	prodAccount = "222222222222"
+	prodRole    = "arn:aws:iam::222222222222:role/ztna-promoter"
+)
+
+// awsAccounts is an EC2 fake with a dev and a prod account, a prod role dev may assume and dev's
+// image ami-0dev (two snapshots); the shared credentials file has a profile for each account,
+// and the environment's default credentials are dev's.
+func awsAccounts(t *testing.T) *ec2fake.Server {
+	t.Helper()
+	creds := filepath.Join(t.TempDir(), "credentials")
+	os.WriteFile(creds, []byte("[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = dev-secret\n\n[prod]\naws_access_key_id = AKIAPROD\naws_secret_access_key = prod-secret\n"), 0o600)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIADEV")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "dev-secret")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
 	fake := ec2fake.New("eu-west-1")
-	defer fake.Close()
-	fake.AddImage(ec2fake.Image{ID: "ami-0dev", Name: "ztna-router-1.2.3", Owner: "111111111111", Architecture: "x86_64", RootDevice: "/dev/xvda"})
-	path := seed(t, imagecatalog.Image{Cloud: "aws", Region: "eu-west-1", ImageID: "ami-0dev"})
+	t.Cleanup(fake.Close)
+	fake.AddAccount(devAccount, "AKIADEV", "dev-secret")
+	fake.AddAccount(prodAccount, "AKIAPROD", "prod-secret")
+	fake.AddRole(prodRole, devAccount)
+	fake.AddSnapshot(ec2fake.Snapshot{ID: "snap-root", Owner: devAccount, VolumeGiB: 8})
+	fake.AddSnapshot(ec2fake.Snapshot{ID: "snap-data", Owner: devAccount, VolumeGiB: 2})
+	fake.AddImage(ec2fake.Image{ID: "ami-0dev", Name: "ztna-router-1.2.3", Owner: devAccount, Architecture: "x86_64", RootDevice: "/dev/xvda",
+		Snapshots: []string{"snap-root", "snap-data"}})
+	return fake
+}
 
-	img := promoteToProd(t, path, map[string]interface{}{"cloud": "aws", "region": "eu-west-1", "aws_endpoint": fake.URL, "aws_share_with": []string{"222222222222"}})
-	if img.ImageID == "ami-0dev" || !strings.HasPrefix(img.ImageID, "ami-") || img.SourceImageID != "ami-0dev" {
-		t.Errorf("promoted image %+v, want a new AMI copied from ami-0dev", img)
+// TestPromoteAWSIntoAnotherAccount promotes dev's AMI into the prod account, with prod's
+// credentials given as a profile and as a role to assume. The fake refuses prod's CopyImage
+// unless dev shared the snapshots too, so the test fails if the snapshot share is left out.
+func TestPromoteAWSIntoAnotherAccount(t *testing.T) {
+	for name, creds := range map[string]map[string]interface{}{
+		"profiles":    {"aws_source_profile": "dev", "aws_profile": "prod"},
+		"assume role": {"aws_assume_role_arn": prodRole},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fake := awsAccounts(t)
+			const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+			path := seed(t, imagecatalog.Image{Cloud: "aws", Region: "eu-west-1", ImageID: "ami-0dev", Account: devAccount, AttestationDigest: digest})
+			raw := map[string]interface{}{"cloud": "aws", "region": "eu-west-1", "aws_endpoint": fake.URL, "aws_sts_endpoint": fake.URL}
+			for k, v := range creds {
+				raw[k] = v
+			}
+			img := promoteToProd(t, path, raw)
+			if img.ImageID == "ami-0dev" || !strings.HasPrefix(img.ImageID, "ami-") || img.SourceImageID != "ami-0dev" ||
+				img.Account != prodAccount || img.AttestationDigest != digest {
+				t.Errorf("promoted %+v, want prod's own AMI copied from ami-0dev with dev's attestation digest", img)
+			}
+			i := slices.IndexFunc(fake.Images(), func(x ec2fake.Image) bool { return x.ID == img.ImageID })
+			if i < 0 {
+				t.Fatalf("%s is not in the fake", img.ImageID)
+			}
+			copied := fake.Images()[i]
+			if copied.Owner != prodAccount || copied.Tags["ztna-environment"] != "prod" || copied.Tags["ztna-attestation-digest"] != digest {
+				t.Errorf("copy %+v: want prod's, tagged", copied)
+			}
+			snaps := map[string]ec2fake.Snapshot{}
+			for _, sn := range fake.Snapshots() {
+				snaps[sn.ID] = sn
+			}
+			for _, id := range copied.Snapshots {
+				if sn := snaps[id]; sn.Owner != prodAccount || sn.Tags["ztna-environment"] != "prod" || sn.Tags["ztna-promoted-from"] != "dev" {
+					t.Errorf("copied snapshot %+v: want prod's, tagged", sn)
+				}
+			}
+			for _, id := range []string{"snap-root", "snap-data"} {
+				if !slices.Equal(snaps[id].CreateVolumeUsers, []string{prodAccount}) {
+					t.Errorf("%s shared with %v, want %s", id, snaps[id].CreateVolumeUsers, prodAccount)
+				}
+			}
+			for _, r := range fake.Requests() {
+				if r.Action == "CopyImage" && r.Account != prodAccount || r.Action == "ModifySnapshotAttribute" && r.Account != devAccount {
+					t.Errorf("%s made by account %s", r.Action, r.Account)
+				}
+			}
+		})
 	}
-	var shared, copied bool
-	for _, r := range fake.Requests() {
-		switch r.Action {
-		case "ModifyImageAttribute":
-			shared = r.Params.Get("ImageId") == "ami-0dev" && strings.Contains(r.Body, "222222222222")
-		case "CopyImage":
-			copied = r.Params.Get("SourceImageId") == "ami-0dev" && r.Params.Get("Name") == "ztna-router-1.2.3-prod"
-		}
+}
+
+func TestPromoteAWSRefusals(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  map[string]interface{}
+		// launch gives prod launch permission on ami-0dev: it sees the image but cannot share it.
+		launch bool
+		want   string
+	}{
+		{"target account is not the one named", map[string]interface{}{"aws_profile": "prod", "aws_source_profile": "dev", "account": "333333333333"}, false,
+			"target credentials (aws_profile, aws_assume_role_arn) are of account 222222222222"},
+		{"source credentials do not see the image", map[string]interface{}{"aws_profile": "prod"}, false,
+			"the source image ami-0dev, seen from account 222222222222"},
+		{"source credentials are not the owner's", map[string]interface{}{"aws_profile": "prod", "aws_source_assume_role_arn": prodRole, "aws_source_profile": "dev"}, true,
+			"owned by account 111111111111, but the source credentials are of account 222222222222"},
 	}
-	if !shared || !copied {
-		t.Errorf("shared=%v copied=%v; requests: %+v", shared, copied, fake.Requests())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := awsAccounts(t)
+			if tt.launch {
+				fake.AddImage(ec2fake.Image{ID: "ami-0dev", Name: "ztna-router-1.2.3", Owner: devAccount, RootDevice: "/dev/xvda",
+					Snapshots: []string{"snap-root", "snap-data"}, LaunchUsers: []string{prodAccount}})
+			}
+			path := seed(t, imagecatalog.Image{Cloud: "aws", Region: "eu-west-1", ImageID: "ami-0dev"})
+			raw := map[string]interface{}{"cloud": "aws", "region": "eu-west-1", "aws_endpoint": fake.URL, "aws_sts_endpoint": fake.URL,
+				"catalog_path": path, "environment": "prod", "promote_from": "dev"}
+			for k, v := range tt.raw {
+				raw[k] = v
+			}
+			_, _, _, err := newPP(t, raw).PostProcess(context.Background(), ui, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			for _, r := range fake.Requests() {
+				if r.Action == "CopyImage" || strings.HasPrefix(r.Action, "Modify") {
+					t.Errorf("%s sent by account %s before the refusal", r.Action, r.Account)
+				}
+			}
+		})
 	}
 }
 

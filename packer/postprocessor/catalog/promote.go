@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -25,9 +26,16 @@ type (
 		CopyImage(ctx context.Context, sourceRegion, sourceImageID, name string, tags map[string]string) (cloud.Image, error)
 	}
 	awsSharer interface {
+		ImageOwner(ctx context.Context, imageID string) (string, error)
 		ShareImage(ctx context.Context, imageID string, accountIDs []string) error
 	}
 )
+
+// awsAccount is a driver with the id of the account its calls are made in.
+type awsAccount[T any] struct {
+	drv T
+	id  string
+}
 
 // promote copies the image recorded for promote_from into environment and returns the new entry.
 func (p *PostProcessor) promote(ctx context.Context, ui packersdk.Ui) ([]imagecatalog.Image, error) {
@@ -56,29 +64,36 @@ func (p *PostProcessor) promote(ctx context.Context, ui packersdk.Ui) ([]imageca
 
 	switch c.Cloud {
 	case "aws":
-		target := c.AWSTargetRegion
-		if target == "" {
-			target = src.Region
+		region := c.AWSTargetRegion
+		if region == "" {
+			region = src.Region
 		}
-		var sharer awsSharer
-		if len(c.AWSShareWith) > 0 {
-			source := c.Access
-			if c.AWSSourceProfile != "" {
-				source.AWSProfile = c.AWSSourceProfile
-			}
-			if sharer, err = source.AWS(ctx, src.Region); err != nil {
-				return nil, err
-			}
+		// The copy is made with the target's credentials (aws_profile, aws_assume_role_arn), so
+		// the promoted environment's account owns it; the share with the source account's.
+		copier, targetAccount, err := c.Access.AWSWithAccount(ctx, region)
+		if err != nil {
+			return nil, fmt.Errorf("ztna-catalog: target account credentials: %w", err)
 		}
-		copier, err := c.Access.AWS(ctx, target)
+		if c.Account != "" && c.Account != targetAccount {
+			return nil, fmt.Errorf("ztna-catalog: account %s, but the target credentials (aws_profile, aws_assume_role_arn) are of account %s: the copy would be made there", c.Account, targetAccount)
+		}
+		source := c.Access
+		source.AWSAssumeRoleARN = c.AWSSourceAssumeRoleARN
+		if c.AWSSourceProfile != "" {
+			source.AWSProfile = c.AWSSourceProfile
+		}
+		sharer, sourceAccount, err := source.AWSWithAccount(ctx, src.Region)
+		if err != nil {
+			return nil, fmt.Errorf("ztna-catalog: source account credentials: %w", err)
+		}
+		if src.AttestationDigest != "" {
+			labels["ztna-attestation-digest"] = src.AttestationDigest
+		}
+		img, err := promoteAWS(ctx, awsAccount[awsSharer]{sharer, sourceAccount}, awsAccount[awsCopier]{copier, targetAccount}, src, c.AWSShareWith, name, labels)
 		if err != nil {
 			return nil, err
 		}
-		img, err := promoteAWS(ctx, sharer, copier, src, c.AWSShareWith, name, labels)
-		if err != nil {
-			return nil, err
-		}
-		dst.Region, dst.ImageID = target, img.ID
+		dst.Region, dst.ImageID, dst.Account = region, img.ID, targetAccount
 	case "gcp":
 		drv, err := c.Access.GCP(ctx, c.GCPTargetProject)
 		if err != nil {
@@ -127,17 +142,29 @@ func (p *PostProcessor) promote(ctx context.Context, ui packersdk.Ui) ([]imageca
 	return []imagecatalog.Image{dst}, nil
 }
 
-// promoteAWS shares the source image with the target accounts (when sharer is set), then copies
-// it with the target's credentials, so the promoted environment owns its own AMI.
-func promoteAWS(ctx context.Context, sharer awsSharer, copier awsCopier, src imagecatalog.Image, accounts []string, name string, tags map[string]string) (cloud.Image, error) {
-	if sharer != nil {
-		if err := sharer.ShareImage(ctx, src.ImageID, accounts); err != nil {
-			return cloud.Image{}, fmt.Errorf("ztna-catalog: sharing %s: %w", src.ImageID, err)
+// promoteAWS shares the source image and its snapshots with the target account (when it does not
+// own the image) and the further accounts of shareWith, then copies it with the target's
+// credentials, so the promoted environment owns its own AMI and snapshots, tagged with tags.
+func promoteAWS(ctx context.Context, source awsAccount[awsSharer], target awsAccount[awsCopier], src imagecatalog.Image, shareWith []string, name string, tags map[string]string) (cloud.Image, error) {
+	owner, err := source.drv.ImageOwner(ctx, src.ImageID)
+	if err != nil {
+		return cloud.Image{}, fmt.Errorf("ztna-catalog: the source image %s, seen from account %s (aws_source_profile, aws_source_assume_role_arn): %w", src.ImageID, source.id, err)
+	}
+	accounts := slices.Clone(shareWith)
+	if target.id != owner && !slices.Contains(accounts, target.id) {
+		accounts = append(accounts, target.id)
+	}
+	if len(accounts) > 0 {
+		if owner != source.id {
+			return cloud.Image{}, fmt.Errorf("ztna-catalog: %s is owned by account %s, but the source credentials are of account %s and cannot share it: set aws_source_profile or aws_source_assume_role_arn to credentials of %s", src.ImageID, owner, source.id, owner)
+		}
+		if err := source.drv.ShareImage(ctx, src.ImageID, accounts); err != nil {
+			return cloud.Image{}, fmt.Errorf("ztna-catalog: sharing %s with %s: %w", src.ImageID, strings.Join(accounts, ", "), err)
 		}
 	}
-	img, err := copier.CopyImage(ctx, src.Region, src.ImageID, name, tags)
+	img, err := target.drv.CopyImage(ctx, src.Region, src.ImageID, name, tags)
 	if err != nil {
-		return cloud.Image{}, fmt.Errorf("ztna-catalog: copying %s: %w", src.ImageID, err)
+		return cloud.Image{}, fmt.Errorf("ztna-catalog: copying %s into account %s: %w", src.ImageID, target.id, err)
 	}
 	return img, nil
 }
