@@ -452,11 +452,13 @@ func (r *routerHostResource) planReplacement(p platform, plan, state *routerHost
 		"image":                       !plan.Image.Equal(state.Image),
 		// A local router is started with its first DNS server.
 		"dns_servers": p.isLocal() && !plan.DNSServers.Equal(state.DNSServers),
-		"tags":        !plan.Tags.Equal(state.Tags),
-		"local":       !plan.Local.Equal(state.Local),
-		"aws":         !plan.AWS.Equal(state.AWS),
-		"gcp":         !withoutWriteOnly(plan.GCP).Equal(withoutWriteOnly(state.GCP)),
-		"azure":       !plan.Azure.Equal(state.Azure),
+		// A local host keeps its tags in state only (a process has nothing to tag): a change is
+		// recorded in place.
+		"tags":  !p.isLocal() && !plan.Tags.Equal(state.Tags),
+		"local": !plan.Local.Equal(state.Local),
+		"aws":   !plan.AWS.Equal(state.AWS),
+		"gcp":   !withoutWriteOnly(plan.GCP).Equal(withoutWriteOnly(state.GCP)),
+		"azure": !plan.Azure.Equal(state.Azure),
 	}
 	for attr, c := range changed {
 		if c {
@@ -570,7 +572,13 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 	tflog.Info(ctx, "creating router host", map[string]any{"host": spec.Name, "platform": p.name(), "egress_rules": len(rules)})
 	host, err := drv.Create(ctx, spec)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot create router host "+spec.Name, err.Error())
+		detail := err.Error()
+		if errors.Is(err, cloud.ErrNameInUse) {
+			detail += ". With create_before_destroy the new host starts while the one it replaces still runs, so the two " +
+				"need different names: make name change with what replaces the host (examples/modules/redundant-router " +
+				"adds a hash of the image and placement)."
+		}
+		resp.Diagnostics.AddError("Cannot create router host "+spec.Name, detail)
 		return
 	}
 	plan.setHost(p, host)
