@@ -110,10 +110,18 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"without touching the VM or the router process. Any other difference between the firewall and the " +
 			"allowlist (a rule added or changed outside Terraform) shows up in `firewall_drift` and is repaired in " +
 			"place by the next apply.\n\n" +
-			"The other arguments except `timeouts` take effect only when the host is created, so changing one replaces " +
-			"the host. A replacement host enrols again, which needs an unused key: use `registration_key_wo` with the " +
-			"`ztna_registration_key` ephemeral resource (a fresh key on every run), or rotate the " +
-			"`ztna_registration_key` with `keepers`.",
+			"The other arguments except `timeouts` (and `tags` on local hosts) take effect only when the host is created, " +
+			"so changing one replaces the host. A replacement host enrols again, which needs an unused key: use " +
+			"`registration_key_wo` with the `ztna_registration_key` ephemeral resource (a fresh key on every run), or " +
+			"rotate the `ztna_registration_key` with `keepers`.\n\n" +
+			"`create_before_destroy` works when the replacement has a name and a router of its own: the new host starts " +
+			"while the old one still runs, so the two cannot share a name (a local state directory, a GCP or Azure VM " +
+			"name, an AWS security group name; Create refuses a name in use and says so), and a new host enrolling the " +
+			"same `router_id` would supersede the old host's certificate and cut it off before it is destroyed. Put what " +
+			"replaces the host (for example a hash of the image) in `name` and in the `ztna_router`'s name, and replace " +
+			"the `ztna_router` with the host (`replace_triggered_by`). The old host's router is then undisturbed until " +
+			"Terraform destroys it, and drains as it stops (new streams go to other routers, open ones may finish for " +
+			"`ztna-router run --drain`, 5 s). `examples/modules/redundant-router` does this for a rolling upgrade of a pair.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
@@ -192,9 +200,10 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 				}})},
 			},
 			"tags": schema.MapAttribute{
-				ElementType:         types.StringType,
-				Optional:            true,
-				MarkdownDescription: "Tags (AWS), labels (GCP) or tags (Azure) added to every object created. Never put secrets in tags.",
+				ElementType: types.StringType,
+				Optional:    true,
+				MarkdownDescription: "Tags (AWS), labels (GCP) or tags (Azure) added to every object created. Never put secrets in tags. " +
+					"A local host has nothing to tag: it keeps them in state, and a change is an in-place update.",
 			},
 			"instance_id": schema.StringAttribute{
 				Computed:            true,
