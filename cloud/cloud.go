@@ -20,6 +20,11 @@ import (
 // caller can report drift, and by image lookups that match nothing.
 var ErrNotFound = errors.New("not found")
 
+// ErrNameInUse is returned (wrapped) by a driver's Create when a live host already has the
+// name: with create_before_destroy the replacement runs beside the host it replaces, so it
+// needs a name of its own.
+var ErrNameInUse = errors.New("the name is in use")
+
 // RegistrationKeyMetadataKey is the instance metadata item that carries the registration key
 // where a platform has named metadata items (GCP). On AWS (user data) and Azure (custom data)
 // the whole payload is the key followed by a newline; locally it is the file

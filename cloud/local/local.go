@@ -252,7 +252,7 @@ func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, e
 	dir := filepath.Join(d.opts.StateRoot, spec.Name)
 	if old, err := loadState(dir); err == nil {
 		if old.Process.Alive() {
-			return cloud.Host{}, fmt.Errorf("local: router host %q already runs (pid %d): choose another name or import %s", spec.Name, old.Process.PID, dir)
+			return cloud.Host{}, fmt.Errorf("local: router host %q already runs (pid %d): choose another name or import %s: %w", spec.Name, old.Process.PID, dir, cloud.ErrNameInUse)
 		}
 		if old.Net != nil {
 			if err := teardownNamespace(ctx, *old.Net); err != nil {

@@ -182,8 +182,8 @@ func TestProcessLifecycle(t *testing.T) {
 		t.Error("key in host.json")
 	}
 
-	if _, err := d.Create(ctx, spec); err == nil || !strings.Contains(err.Error(), "already runs") {
-		t.Fatalf("second create: %v", err)
+	if _, err := d.Create(ctx, spec); err == nil || !strings.Contains(err.Error(), "already runs") || !errors.Is(err, cloud.ErrNameInUse) {
+		t.Fatalf("second create: %v, want a name in use", err)
 	}
 
 	// A router identity survives a restart after the process died.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -23,7 +25,7 @@ func runCommand() *cobra.Command {
 	var (
 		stateDir, localAddr, attestation, listen string
 		records                                  string
-		healthInterval, linkTimeout              time.Duration
+		healthInterval, linkTimeout, drain       time.Duration
 		hubLinkStreams                           int
 		asHub                                    bool
 		settings                                 daemon.Settings
@@ -52,6 +54,10 @@ snapshot over the control channel, and relays dials by that snapshot (also while
 is unreachable). The router must hold the role "hub"; list the hub's address to routers and
 identities with the controller's advertise.fabric (dev: --hub ADDR).
 
+On SIGTERM the router drains first: for up to --drain it refuses new streams (hubs send them
+to another router of the service at once) and lets the open ones finish, then stops. That is
+what makes replacing one router of a redundant pair (a rolling image upgrade) cost no dial.
+
 --failure-domain and --dns-server default to the values saved by enroll/bootstrap in
 <state-dir>/router.json. Exit status 3 means the controller revoked this router: enrol again.`,
 		Args: cobra.NoArgs,
@@ -73,6 +79,9 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			if err := limits.Validate(); err != nil {
 				return fmt.Errorf("--fabric-%s", strings.ReplaceAll(err.Error(), "_", "-"))
 			}
+			if drain < 0 {
+				return fmt.Errorf("--drain %s: use 0 (stop at once) or more", drain)
+			}
 			log, err := logs.Logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -92,6 +101,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 			if err != nil {
 				return err
 			}
+			var links *hosting.Links
 			if asHub {
 				h, err := hubmode.New(hubmode.Config{StateDir: stateDir, Listen: listen, RouterID: r.Identity.ID(), CA: r.Identity.CA,
 					Certifier: r.Control, LinkTimeout: linkTimeout, Logger: log.With("component", "hub"), Metrics: r.Registry, Records: fabric.Records(records), Limits: limits})
@@ -102,12 +112,12 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 				r.Control.OnHubSnapshot = h.Update
 				r.Add("hub", h)
 			} else {
-				links := hosting.NewLinks(hosting.LinksConfig{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
+				links = hosting.NewLinks(hosting.LinksConfig{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
 					Dialer: r.Dialer, LinkTimeout: linkTimeout, MaxStreams: hubLinkStreams, Logger: log.With("component", "fabric"), Metrics: r.Registry, Records: fabric.Records(records)})
 				r.FollowHubs(links.SetHubs)
 				r.Add("fabric links", links)
 			}
-			return r.Run(cmd.Context())
+			return r.Run(drained(cmd.Context(), links, drain, log))
 		},
 	}
 	stateDirFlag(cmd, &stateDir)
@@ -115,6 +125,7 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	f.StringVar(&localAddr, "local-addr", localapi.DefaultAddr, "listen address of /healthz, /readyz and /metrics")
 	f.StringVar(&settings.FailureDomain, "failure-domain", "", "this host's failure domain, cloud/region/zone, e.g. aws/eu-west-1/eu-west-1a (reported to the controller)")
 	f.StringVar(&settings.DNSServer, "dns-server", "", "DNS server (host:port) for service names; default: the host's resolver")
+	f.DurationVar(&drain, "drain", 5*time.Second, "on SIGTERM, how long to let open streams finish (new ones go to other routers) before stopping; 0 stops at once. Keep it below the supervisor's stop timeout (systemd TimeoutStopSec, 90 s by default)")
 	f.DurationVar(&healthInterval, "health-interval", 10*time.Second, "how often to check every assigned service")
 	f.BoolVar(&asHub, "hub", false, "run as a standalone hub (the router needs the role hub) instead of linking to hubs")
 	f.StringVar(&listen, "listen", net.JoinHostPort("", strconv.Itoa(fabric.DefaultPort)), "fabric listen address of the hub (--hub only; a port below 1024 needs CAP_NET_BIND_SERVICE)")
@@ -125,4 +136,22 @@ identities with the controller's advertise.fabric (dev: --hub ADDR).
 	f.StringVar(&attestation, "attestation-file", "", "image attestation to report (default /etc/ztna/image.json)")
 	logs.Register(cmd.Flags(), "info")
 	return cmd
+}
+
+// drained is the context the router runs in: it ends when stop ends, after links (nil for a
+// hub) have drained for at most drain.
+func drained(stop context.Context, links *hosting.Links, drain time.Duration, log *slog.Logger) context.Context {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(stop))
+	go func() {
+		<-stop.Done()
+		if links != nil && drain > 0 {
+			dctx, done := context.WithTimeout(ctx, drain)
+			start := time.Now()
+			left := links.Drain(dctx)
+			done()
+			log.Info("drained", "took", time.Since(start).Round(time.Millisecond), "streams_cut", left)
+		}
+		cancel()
+	}()
+	return ctx
 }

@@ -59,6 +59,12 @@ type Host struct {
 	mu     sync.Mutex
 	hubs   map[string]context.CancelFunc // hub address → stops its link loop
 	relink chan struct{}                 // closed and replaced by Relink
+
+	// Streams in progress (setup or relay) and the drain that waits for them to end.
+	streamsMu sync.Mutex
+	streams   int
+	draining  bool
+	idle      chan struct{} // closed when the last stream of a drain ends
 }
 
 // New returns a Host; nothing runs until SetHubs or Serve.
@@ -174,6 +180,15 @@ func (h *Host) handle(ctx context.Context, s net.Conn) {
 		s.Close()
 		return
 	}
+	if !h.enter() {
+		// Draining: the hub takes this answer as "try another router", so the client's dial
+		// goes to the other router of the service instead of failing.
+		h.metrics.streams.WithLabelValues(fabric.Unavailable.String()).Inc()
+		fabric.WriteResponse(s, &fabric.Response{Code: fabric.Unavailable, Message: "router is shutting down"})
+		s.Close()
+		return
+	}
+	defer h.leave()
 	target, conn, code, err := h.setup(ctx, s, req)
 	h.metrics.streams.WithLabelValues(code.String()).Inc()
 	if err != nil {
@@ -188,6 +203,56 @@ func (h *Host) handle(ctx context.Context, s net.Conn) {
 	h.metrics.active.Inc()
 	relay(conn, target)
 	h.metrics.active.Dec()
+}
+
+// enter counts a new stream; false while draining.
+func (h *Host) enter() bool {
+	h.streamsMu.Lock()
+	defer h.streamsMu.Unlock()
+	if h.draining {
+		return false
+	}
+	h.streams++
+	return true
+}
+
+func (h *Host) leave() {
+	h.streamsMu.Lock()
+	defer h.streamsMu.Unlock()
+	h.streams--
+	if h.draining && h.streams == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
+	}
+}
+
+// Drain refuses every new stream from now on (as Unavailable, so hubs send the dial to another
+// router) and waits until the streams in progress have ended or ctx ends; it returns how many
+// were still open then. The links stay up meanwhile: closing them would cut those streams.
+// A router stopping for an upgrade or a host replacement drains first, so that a client of a
+// redundant service sees no failed dial (before, SIGTERM closed the links at once and every
+// stream through them failed).
+func (h *Host) Drain(ctx context.Context) int {
+	h.streamsMu.Lock()
+	h.draining = true
+	if h.streams == 0 {
+		h.streamsMu.Unlock()
+		return 0
+	}
+	if h.idle == nil {
+		h.idle = make(chan struct{})
+	}
+	idle := h.idle
+	h.log.Info("draining: waiting for open streams to end", "streams", h.streams)
+	h.streamsMu.Unlock()
+	select {
+	case <-idle:
+		return 0
+	case <-ctx.Done():
+		h.streamsMu.Lock()
+		defer h.streamsMu.Unlock()
+		return h.streams
+	}
 }
 
 // setup returns the connected target and the end-to-end connection, or the code and reason

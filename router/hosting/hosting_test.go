@@ -31,6 +31,7 @@ type env struct {
 	p      *fabrictest.PKI
 	link   *fabric.Link // the hub's end of the router's link
 	client *e2e.Endpoint
+	host   *hosting.Host
 }
 
 func start(t *testing.T, services []control.Service, resolver *net.Resolver) *env {
@@ -81,7 +82,7 @@ func startWith(t *testing.T, services []control.Service, resolver *net.Resolver,
 	}
 	t.Cleanup(func() { link.Close() })
 	client := p.Credentials(api.KindIdentity, "i1")
-	return &env{t: t, p: p, link: link, client: e2e.NewEndpoint(client.Cert, client.CA)}
+	return &env{t: t, p: p, link: link, client: e2e.NewEndpoint(client.Cert, client.CA), host: h}
 }
 
 // open asks the router for target as identity (the hub's claim) and completes the handshake
@@ -316,4 +317,75 @@ func limitReached(t *testing.T, reg *prometheus.Registry) float64 {
 		}
 	}
 	return 0
+}
+
+// TestDrain: a draining router refuses new streams as Unavailable (the hub's cue to try another
+// router), keeps the open one working until it ends, and Drain returns when it has.
+func TestDrain(t *testing.T) {
+	port := listen(t, echo)
+	e := start(t, []control.Service{service("127.0.0.1", port)}, nil)
+	target := hostPort("127.0.0.1", port)
+	held, err := e.open(target, "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drained := make(chan int, 1)
+	go func() { drained <- e.host.Drain(context.Background()) }()
+	// Drain flags the host before it waits: a new stream is refused once Drain is running.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := e.open(target, "i1")
+		if errors.Is(err, fabric.ErrUnavailable) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("stream opened while draining: %v, want unavailable", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("streams still accepted 10 s after Drain started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case n := <-drained:
+		t.Fatalf("Drain returned (%d left) while a stream was open", n)
+	default:
+	}
+	if _, err := held.Write([]byte("still")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(held, b); err != nil || string(b) != "still" {
+		t.Fatalf("open stream while draining: %q, %v", b, err)
+	}
+	if err := held.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(held); err != nil {
+		t.Fatalf("open stream did not end cleanly: %v", err)
+	}
+	select {
+	case n := <-drained:
+		if n != 0 {
+			t.Fatalf("Drain left %d streams", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drain did not return after the last stream ended")
+	}
+}
+
+// TestDrainTimeout: Drain gives up when its context ends and says how many streams are open.
+func TestDrainTimeout(t *testing.T) {
+	port := listen(t, echo)
+	e := start(t, []control.Service{service("127.0.0.1", port)}, nil)
+	held, err := e.open(hostPort("127.0.0.1", port), "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if n := e.host.Drain(ctx); n != 1 {
+		t.Fatalf("Drain left %d streams, want 1", n)
+	}
 }

@@ -113,6 +113,9 @@ func (l *Links) Run(ctx context.Context) error {
 	}
 }
 
+// Drain refuses new streams and waits for the open ones to end, or for ctx (Host.Drain).
+func (l *Links) Drain(ctx context.Context) int { return l.host.Drain(ctx) }
+
 func dedupe(addrs []string) []string {
 	out := make([]string, 0, len(addrs))
 	for _, a := range addrs {

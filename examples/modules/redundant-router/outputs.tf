@@ -5,20 +5,25 @@ output "router_ids" {
 
 output "host_ids" {
   description = "Resource ids of the two router hosts (a, b)."
-  value       = [for k in ["a", "b"] : ztna_router_host.this[k].id]
+  value       = [ztna_router_host.a.id, ztna_router_host.b.id]
 }
 
 output "failure_domains" {
   description = "Failure domains of the two hosts (a, b). The apply fails when they are equal: that pair would not be redundant."
-  value       = [for k in ["a", "b"] : ztna_router_host.this[k].failure_domain]
+  value       = [ztna_router_host.a.failure_domain, ztna_router_host.b.failure_domain]
 
   precondition {
-    condition     = ztna_router_host.this["a"].failure_domain != ztna_router_host.this["b"].failure_domain
-    error_message = "Both router hosts run in ${ztna_router_host.this["a"].failure_domain}: place them in different zones, regions or clouds."
+    condition     = ztna_router_host.a.failure_domain != ztna_router_host.b.failure_domain
+    error_message = "Both router hosts run in ${ztna_router_host.a.failure_domain}: place them in different zones, regions or clouds."
   }
 }
 
 output "private_addresses" {
   description = "Private addresses of the two hosts (a, b)."
-  value       = [for k in ["a", "b"] : ztna_router_host.this[k].private_address]
+  value       = [ztna_router_host.a.private_address, ztna_router_host.b.private_address]
+}
+
+output "host_names" {
+  description = "Names of the two hosts (a, b) and of their routers: <name>-<slot>-<generation>, the generation a hash of what replaces the host."
+  value       = [ztna_router_host.a.name, ztna_router_host.b.name]
 }

@@ -1,6 +1,11 @@
 variable "name" {
-  description = "Prefix of the routers' and hosts' names; the hosts are <name>-a and <name>-b."
+  description = "Prefix of the routers' and hosts' names: <name>-a-<generation> and <name>-b-<generation>, the generation a 6-character hash of what replaces the host (image, size, placement, key_version), so that a replacement and the host it replaces never share a name."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}$", var.name))
+    error_message = "name must be 1-31 lower-case letters, digits and -, starting with a letter: the hosts' names add 9 characters and a host name has at most 40."
+  }
 }
 
 variable "roles" {
@@ -82,7 +87,7 @@ variable "tags" {
 }
 
 variable "key_version" {
-  description = "Bump to re-provision both hosts with fresh registration keys."
+  description = "Bump to re-provision both hosts with fresh registration keys (one at a time, like an image change)."
   type        = number
   default     = 1
 }

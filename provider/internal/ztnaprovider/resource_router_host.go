@@ -110,10 +110,18 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"without touching the VM or the router process. Any other difference between the firewall and the " +
 			"allowlist (a rule added or changed outside Terraform) shows up in `firewall_drift` and is repaired in " +
 			"place by the next apply.\n\n" +
-			"The other arguments except `timeouts` take effect only when the host is created, so changing one replaces " +
-			"the host. A replacement host enrols again, which needs an unused key: use `registration_key_wo` with the " +
-			"`ztna_registration_key` ephemeral resource (a fresh key on every run), or rotate the " +
-			"`ztna_registration_key` with `keepers`.",
+			"The other arguments except `timeouts` (and `tags` on local hosts) take effect only when the host is created, " +
+			"so changing one replaces the host. A replacement host enrols again, which needs an unused key: use " +
+			"`registration_key_wo` with the `ztna_registration_key` ephemeral resource (a fresh key on every run), or " +
+			"rotate the `ztna_registration_key` with `keepers`.\n\n" +
+			"`create_before_destroy` works when the replacement has a name and a router of its own: the new host starts " +
+			"while the old one still runs, so the two cannot share a name (a local state directory, a GCP or Azure VM " +
+			"name, an AWS security group name; Create refuses a name in use and says so), and a new host enrolling the " +
+			"same `router_id` would supersede the old host's certificate and cut it off before it is destroyed. Put what " +
+			"replaces the host (for example a hash of the image) in `name` and in the `ztna_router`'s name, and replace " +
+			"the `ztna_router` with the host (`replace_triggered_by`). The old host's router is then undisturbed until " +
+			"Terraform destroys it, and drains as it stops (new streams go to other routers, open ones may finish for " +
+			"`ztna-router run --drain`, 5 s). `examples/modules/redundant-router` does this for a rolling upgrade of a pair.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
@@ -192,9 +200,10 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 				}})},
 			},
 			"tags": schema.MapAttribute{
-				ElementType:         types.StringType,
-				Optional:            true,
-				MarkdownDescription: "Tags (AWS), labels (GCP) or tags (Azure) added to every object created. Never put secrets in tags.",
+				ElementType: types.StringType,
+				Optional:    true,
+				MarkdownDescription: "Tags (AWS), labels (GCP) or tags (Azure) added to every object created. Never put secrets in tags. " +
+					"A local host has nothing to tag: it keeps them in state, and a change is an in-place update.",
 			},
 			"instance_id": schema.StringAttribute{
 				Computed:            true,
@@ -459,11 +468,13 @@ func (r *routerHostResource) planReplacement(p platform, plan, state *routerHost
 		"image":                       !plan.Image.Equal(state.Image),
 		// A local router is started with its first DNS server.
 		"dns_servers": p.isLocal() && !plan.DNSServers.Equal(state.DNSServers),
-		"tags":        !plan.Tags.Equal(state.Tags),
-		"local":       !plan.Local.Equal(state.Local),
-		"aws":         !plan.AWS.Equal(state.AWS),
-		"gcp":         !withoutWriteOnly(plan.GCP).Equal(withoutWriteOnly(state.GCP)),
-		"azure":       !plan.Azure.Equal(state.Azure),
+		// A local host keeps its tags in state only (a process has nothing to tag): a change is
+		// recorded in place.
+		"tags":  !p.isLocal() && !plan.Tags.Equal(state.Tags),
+		"local": !plan.Local.Equal(state.Local),
+		"aws":   !plan.AWS.Equal(state.AWS),
+		"gcp":   !withoutWriteOnly(plan.GCP).Equal(withoutWriteOnly(state.GCP)),
+		"azure": !plan.Azure.Equal(state.Azure),
 	}
 	for attr, c := range changed {
 		if c {
@@ -625,7 +636,13 @@ func (r *routerHostResource) Create(ctx context.Context, req resource.CreateRequ
 	tflog.Info(ctx, "creating router host", map[string]any{"host": spec.Name, "platform": p.name(), "egress_rules": len(rules)})
 	host, err := drv.Create(ctx, spec)
 	if err != nil {
-		resp.Diagnostics.AddError("Cannot create router host "+spec.Name, err.Error())
+		detail := err.Error()
+		if errors.Is(err, cloud.ErrNameInUse) {
+			detail += ". With create_before_destroy the new host starts while the one it replaces still runs, so the two " +
+				"need different names: make name change with what replaces the host (examples/modules/redundant-router " +
+				"adds a hash of the image and placement)."
+		}
+		resp.Diagnostics.AddError("Cannot create router host "+spec.Name, detail)
 		return
 	}
 	plan.setHost(p, host)

@@ -322,7 +322,11 @@ func enrollIdentity(t *testing.T, s *terraform.State, out string) error {
 	if _, err := os.Stat(out); err == nil {
 		return nil
 	}
-	token := s.RootModule().Outputs["identity_token"].Value.(string)
+	return enrollToken(t, s.RootModule().Outputs["identity_token"].Value.(string), out)
+}
+
+// enrollToken enrols a client identity with an enrolment token into the identity file out.
+func enrollToken(t *testing.T, token, out string) error {
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		return err

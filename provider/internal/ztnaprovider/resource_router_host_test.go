@@ -598,7 +598,7 @@ func TestAccRedundantRouterModule(t *testing.T) {
 	var domains, ids []string
 	cli.outputJSON("failure_domains", &domains)
 	cli.outputJSON("router_ids", &ids)
-	if len(domains) != 2 || domains[0] == domains[1] || !strings.HasSuffix(domains[0], name+"-a") || !strings.HasSuffix(domains[1], name+"-b") {
+	if len(domains) != 2 || domains[0] == domains[1] || !strings.Contains(domains[0], name+"-a-") || !strings.Contains(domains[1], name+"-b-") {
 		t.Errorf("failure domains = %v", domains)
 	}
 	for _, id := range ids {
