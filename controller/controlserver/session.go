@@ -79,6 +79,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		conn.Send(control.TypeError, 0, control.Error{Message: err.Error()})
 		return
 	}
+	conn.SetPeerMaxMessage(hello.MaxMessage)
+	conn.SetMaxMessage(control.RouterMaxMessage)
 	router, err := s.backend.Router(ctx, id)
 	if err != nil {
 		s.refuse(conn, log, err)
@@ -120,7 +122,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	log.Info("router online", "name", router.Name, "version", hello.Version, "failure_domain", hello.FailureDomain, "hub", hello.Hub)
 	nc.SetDeadline(time.Time{})
 	if err := conn.Send(control.TypeWelcome, 0, control.Welcome{RouterID: id, Name: router.Name, Roles: router.Roles,
-		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC(), Fabric: s.fabric, Control: s.control}); err != nil {
+		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC(), Fabric: s.fabric, Control: s.control,
+		MaxMessage: conn.MaxMessage()}); err != nil {
 		return
 	}
 	ss.run(sctx)
@@ -237,6 +240,7 @@ func (ss *session) run(ctx context.Context) {
 			return true
 		}
 		if err := ss.conn.Send(control.TypeAssignment, 0, control.Assignment{Services: services}); err != nil {
+			ss.log.Error("cannot send the service assignment; closing the session", "services", len(services), "error", err)
 			return false
 		}
 		sent = services
@@ -327,6 +331,8 @@ func (ss *session) read(ctx context.Context) error {
 			if err := ss.conn.Send(control.TypeRenewed, env.ID, ss.renew(ctx, r)); err != nil {
 				return err
 			}
+		case control.TypeUndeliverable:
+			logUndeliverable(ss.log, env)
 		default:
 			ss.log.Debug("ignoring unknown control message", "type", env.Type)
 		}
@@ -416,4 +422,15 @@ func (ss *session) hubCertificate(ctx context.Context, r control.Renew) control.
 	}
 	ss.log.Info("hub certificate issued")
 	return control.Renewed{Certificate: string(chain)}
+}
+
+// logUndeliverable logs the router's notice that it could not send a message this controller
+// would have refused for its size.
+func logUndeliverable(log *slog.Logger, env control.Envelope) {
+	var u control.Undeliverable
+	if err := env.Decode(&u); err != nil {
+		log.Warn("ignoring a malformed undeliverable notice", "error", err)
+		return
+	}
+	log.Error("the router could not send a message: larger than this controller accepts", "message", u.Type, "bytes", u.Size, "limit", u.Limit)
 }
