@@ -31,12 +31,20 @@ type session struct {
 	key crypto.PublicKey // the key of the certificate the session authenticated with: renewals keep it
 
 	mu      sync.Mutex
+	roles   []string  // the router's roles as last read: which service changes concern it
 	expires time.Time // NotAfter of the router's newest certificate
 	issued  time.Time // and when it was issued: once superseded by an enrolment, the session ends
 
 	// What the backend last got from a heartbeat (used by the reader goroutine only).
 	persistedAt     time.Time
 	persistedHealth []control.ServiceHealth
+}
+
+// routerRoles returns the router's roles as the session last read them.
+func (ss *session) routerRoles() []string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.roles
 }
 
 // poke asks the session to re-check its router and assignment; pokes coalesce.
@@ -104,7 +112,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	defer cancel()
 	now := time.Now()
 	ss := &session{s: s, id: id, conn: conn, log: log, kick: make(chan struct{}, 1), cancel: cancel, hub: hello.Hub,
-		key: leaf.PublicKey, expires: leaf.NotAfter, issued: pki.IssuedAt(leaf), persistedAt: now}
+		key: leaf.PublicKey, roles: router.Roles, expires: leaf.NotAfter, issued: pki.IssuedAt(leaf), persistedAt: now}
 	s.mu.Lock()
 	if old := s.sessions[id]; old != nil {
 		log.Info("router reconnected; closing its previous session")
@@ -218,6 +226,9 @@ func (ss *session) run(ctx context.Context) {
 		if ss.superseded(r) {
 			return false
 		}
+		ss.mu.Lock()
+		ss.roles = r.Roles
+		ss.mu.Unlock()
 		if ss.hub {
 			if err := ss.s.hubAllowed(r); err != nil {
 				ss.log.Warn("closing hub session", "error", err)
@@ -239,6 +250,7 @@ func (ss *session) run(ctx context.Context) {
 		if sent != nil && reflect.DeepEqual(services, sent) {
 			return true
 		}
+		ss.s.assignmentPushes.Add(1) // before it is sent: whoever receives it sees it counted
 		if err := ss.conn.Send(control.TypeAssignment, 0, control.Assignment{Services: services}); err != nil {
 			ss.log.Error("cannot send the service assignment; closing the session", "services", len(services), "error", err)
 			return false
@@ -290,6 +302,7 @@ func (ss *session) pushSnapshot(ctx context.Context, sent **control.HubSnapshot)
 	if *sent != nil && reflect.DeepEqual(snap, **sent) {
 		return true
 	}
+	ss.s.snapshotPushes.Add(1)
 	if err := ss.conn.Send(control.TypeHubSnapshot, 0, snap); err != nil {
 		ss.log.Error("cannot send the hub snapshot", "error", err)
 		return false
