@@ -93,8 +93,10 @@ func (n *Node) Update(s control.HubSnapshot) {
 	for _, i := range s.Identities {
 		st.identities[i.ID] = true
 	}
-	n.Hub.Update(Convert(s))
+	// Admission state first: a link waiting in the hub for this snapshot (hub.AdmitWait) is
+	// checked against both the moment the hub installs it.
 	n.state.Store(st)
+	n.Hub.Update(Convert(s))
 	n.log.Info("policy snapshot installed", "services", len(s.Services), "routers", len(s.Routers),
 		"identities", len(s.Identities), "policies", len(s.Policies))
 }
