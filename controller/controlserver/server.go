@@ -246,6 +246,18 @@ func (s *Server) reapStale(ctx context.Context) {
 	}
 }
 
+// PokeHubs asks every hub session to push the current snapshot if it changed (the embedded
+// hub's Published calls it after each build).
+func (s *Server) PokeHubs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.sessions {
+		if ss.hub {
+			ss.poke()
+		}
+	}
+}
+
 // Connected lists the ids of routers with an open session.
 func (s *Server) Connected() []string {
 	s.mu.Lock()

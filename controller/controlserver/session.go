@@ -299,7 +299,7 @@ func (ss *session) pushSnapshot(ctx context.Context, sent **control.HubSnapshot)
 		ss.log.Error("cannot read the hub snapshot", "error", err)
 		return ctx.Err() == nil // keep the session; the next change retries
 	}
-	if *sent != nil && reflect.DeepEqual(snap, **sent) {
+	if *sent != nil && (snap.Version != 0 && snap.Version == (*sent).Version || snap.Version == 0 && reflect.DeepEqual(snap, **sent)) {
 		return true
 	}
 	ss.s.snapshotPushes.Add(1)
@@ -308,7 +308,7 @@ func (ss *session) pushSnapshot(ctx context.Context, sent **control.HubSnapshot)
 		return false
 	}
 	*sent = &snap
-	ss.log.Info("hub snapshot pushed", "services", len(snap.Services), "routers", len(snap.Routers),
+	ss.log.Info("hub snapshot pushed", "version", snap.Version, "services", len(snap.Services), "routers", len(snap.Routers),
 		"identities", len(snap.Identities), "policies", len(snap.Policies))
 	return true
 }

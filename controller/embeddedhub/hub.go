@@ -102,6 +102,8 @@ type Config struct {
 	Records fabric.Records
 	// Limits bound what one client identity can make the hub hold (zero fields: defaults).
 	Limits hub.Limits
+	// Publish, when set, receives every snapshot built (for Backend.Published).
+	Publish *Published
 }
 
 // Embedded is the controller's hub: a controller.Component for the fabric plane.
@@ -110,6 +112,7 @@ type Embedded struct {
 	node   *hubnode.Node
 	log    *slog.Logger
 	builds prometheus.Counter
+	pub    *Published
 }
 
 // FoldInterval is how long the embedded hub collects changes after the first one before it
@@ -126,7 +129,7 @@ func New(cfg Config) *Embedded {
 	}
 	node := hubnode.New(hub.Config{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
 		KeepaliveTimeout: cfg.LinkTimeout, Logger: cfg.Logger, Metrics: cfg.Metrics, Records: cfg.Records, Limits: cfg.Limits})
-	e := &Embedded{store: cfg.Store, node: node, log: cfg.Logger, builds: prometheus.NewCounter(prometheus.CounterOpts{
+	e := &Embedded{store: cfg.Store, node: node, log: cfg.Logger, pub: cfg.Publish, builds: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ztna_hub_snapshot_builds_total", Help: "Policy snapshots the embedded hub built from the store (changes within FoldInterval share one)."})}
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(e.builds)
@@ -183,6 +186,9 @@ func (e *Embedded) follow(ctx context.Context, changes <-chan store.Change) {
 		}
 		e.builds.Inc()
 		e.node.Update(snap)
+		if e.pub != nil {
+			e.pub.publish(snap)
+		}
 	}
 }
 
@@ -192,10 +198,19 @@ type Backend struct {
 	Store    store.Store
 	CA       *pki.CA
 	Lifetime time.Duration // of hub certificates: that of router certificates
+	// Published, when set, is the embedded hub's last snapshot, served instead of reading
+	// the store (once it has one).
+	Published *Published
 }
 
-// HubSnapshot returns the current snapshot.
+// HubSnapshot returns the current snapshot: the embedded hub's last one (versioned), or one
+// read from the store now (version 0).
 func (b *Backend) HubSnapshot(ctx context.Context) (control.HubSnapshot, error) {
+	if b.Published != nil {
+		if snap, ok := b.Published.Latest(); ok {
+			return snap, nil
+		}
+	}
 	return Snapshot(ctx, b.Store)
 }
 

@@ -253,6 +253,10 @@ type Undeliverable struct {
 // sends the whole snapshot to hub-mode routers after welcome and again after every change;
 // each one replaces the last.
 type HubSnapshot struct {
+	// Version numbers the snapshots one controller process built (each build one more; a
+	// replica or a restarted controller counts on its own); 0 when it was read for this push
+	// alone. Hubs log and export it (ztna_hub_snapshot_version).
+	Version    uint64        `json:"version,omitempty"`
 	Services   []HubService  `json:"services"`
 	Routers    []HubRouter   `json:"routers"`
 	Identities []HubIdentity `json:"identities"`
