@@ -83,6 +83,11 @@ type Change struct {
 	Roles   []string
 }
 
+// concernsRouter reports whether c may have changed router id itself (not only its services).
+func (c Change) concernsRouter(id string) bool {
+	return !c.HubsOnly && !c.ByRoles && (c.RouterID == "" || c.RouterID == id)
+}
+
 // concerns reports whether c may change the assignment of a (non-hub) router id with roles.
 func (c Change) concerns(id string, roles []string) bool {
 	switch {
@@ -219,8 +224,11 @@ func (s *Server) fanOut(ctx context.Context, changes <-chan Change) {
 			}
 			s.mu.Lock()
 			for id, ss := range s.sessions {
-				if ss.hub || c.concerns(id, ss.routerRoles()) {
+				switch {
+				case c.concernsRouter(id):
 					ss.poke()
+				case ss.hub || c.concerns(id, ss.routerRoles()):
+					ss.pokeAssignment()
 				}
 			}
 			s.mu.Unlock()
@@ -253,7 +261,7 @@ func (s *Server) PokeHubs() {
 	defer s.mu.Unlock()
 	for _, ss := range s.sessions {
 		if ss.hub {
-			ss.poke()
+			ss.pokeAssignment()
 		}
 	}
 }

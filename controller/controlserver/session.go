@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
@@ -20,13 +21,16 @@ import (
 
 // session is one router's open control channel.
 type session struct {
-	s      *Server
-	id     string
-	conn   *control.Conn
-	log    *slog.Logger
-	kick   chan struct{}
-	cancel context.CancelFunc
-	hub    bool // runs as a standalone hub: gets snapshots and a hub certificate
+	s    *Server
+	id   string
+	conn *control.Conn
+	log  *slog.Logger
+	kick chan struct{}
+	// recheck: the router itself may have changed (roles, deletion, enrolment), so the next
+	// push looks it up again.
+	recheck atomic.Bool
+	cancel  context.CancelFunc
+	hub     bool // runs as a standalone hub: gets snapshots and a hub certificate
 
 	key crypto.PublicKey // the key of the certificate the session authenticated with: renewals keep it
 
@@ -49,6 +53,14 @@ func (ss *session) routerRoles() []string {
 
 // poke asks the session to re-check its router and assignment; pokes coalesce.
 func (ss *session) poke() {
+	ss.recheck.Store(true)
+	ss.pokeAssignment()
+}
+
+// pokeAssignment asks the session to re-check its assignment (and a hub its snapshot) only:
+// the router itself did not change, so it is not looked up again (a lookup reads the router
+// and its enrolments; a service change used to make every woken session do one).
+func (ss *session) pokeAssignment() {
 	select {
 	case ss.kick <- struct{}{}:
 	default:
@@ -213,28 +225,36 @@ func (ss *session) run(ctx context.Context) {
 	// ends the session.
 	var sent []control.Service
 	var sentSnap *control.HubSnapshot
+	var r Router // as last looked up: a service or snapshot change leaves the router as it was
+	looked := false
 	push := func() bool {
-		r, err := ss.s.backend.Router(ctx, ss.id)
-		if errors.Is(err, ErrRouterNotFound) {
-			ss.s.refuse(ss.conn, ss.log, err)
-			return false
-		}
-		if err != nil {
-			ss.log.Error("cannot look up router", "error", err)
-			return ctx.Err() == nil // keep the session; the next change retries
-		}
-		if ss.superseded(r) {
-			return false
-		}
-		ss.mu.Lock()
-		ss.roles = r.Roles
-		ss.mu.Unlock()
-		if ss.hub {
-			if err := ss.s.hubAllowed(r); err != nil {
-				ss.log.Warn("closing hub session", "error", err)
-				ss.conn.Send(control.TypeError, 0, control.Error{Message: err.Error()})
+		if !looked || ss.recheck.Swap(false) {
+			got, err := ss.s.backend.Router(ctx, ss.id)
+			if errors.Is(err, ErrRouterNotFound) {
+				ss.s.refuse(ss.conn, ss.log, err)
 				return false
 			}
+			if err != nil {
+				ss.log.Error("cannot look up router", "error", err)
+				ss.recheck.Store(true)
+				return ctx.Err() == nil // keep the session; the next change retries
+			}
+			if ss.superseded(got) {
+				return false
+			}
+			if ss.hub {
+				if err := ss.s.hubAllowed(got); err != nil {
+					ss.log.Warn("closing hub session", "error", err)
+					ss.conn.Send(control.TypeError, 0, control.Error{Message: err.Error()})
+					return false
+				}
+			}
+			r, looked = got, true
+			ss.mu.Lock()
+			ss.roles = r.Roles
+			ss.mu.Unlock()
+		}
+		if ss.hub {
 			if !ss.pushSnapshot(ctx, &sentSnap) {
 				return false
 			}
