@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ztna/ztna/controller/assignments"
 	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/policy"
 	"github.com/ztna/ztna/controller/store"
@@ -17,9 +18,16 @@ import (
 )
 
 // ControlBackend returns the control channel's view of this controller.
-func (c *Controller) ControlBackend() controlserver.Backend { return &controlBackend{c: c} }
+func (c *Controller) ControlBackend() controlserver.Backend {
+	return &controlBackend{c: c, ix: &assignments.Index{}}
+}
 
-type controlBackend struct{ c *Controller }
+type controlBackend struct {
+	c *Controller
+	// ix serves ServicesForRoles once Subscribe loaded it; until then (or after a change it
+	// could not apply) the services table is listed.
+	ix *assignments.Index
+}
 
 var _ controlserver.Backend = (*controlBackend)(nil)
 
@@ -39,6 +47,9 @@ func (b *controlBackend) Router(ctx context.Context, id string) (controlserver.R
 }
 
 func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) ([]control.Service, error) {
+	if out, ok := b.ix.ForRoles(roles); ok {
+		return out, nil
+	}
 	svcs, err := b.c.Store.ListServices(ctx)
 	if err != nil {
 		return nil, err
@@ -108,10 +119,15 @@ func (b *controlBackend) IssueRouterCertificate(ctx context.Context, id string, 
 }
 
 // Subscribe turns store changes into assignment changes: a router's own edits and enrolments
-// (which supersede its earlier certificates) concern that router (and hubs); service changes concern every router; identity and policy changes concern
-// hubs only; status reports concern nobody.
+// (which supersede its earlier certificates) concern that router (and hubs); a service change
+// concerns the routers holding its roles before or after it (through the role index, which
+// it keeps current); identity and policy changes concern hubs only; status reports concern
+// nobody.
 func (b *controlBackend) Subscribe(ctx context.Context) <-chan controlserver.Change {
 	in := b.c.Store.Subscribe(ctx)
+	if err := b.ix.Load(ctx, b.c.Store); err != nil && ctx.Err() == nil {
+		b.c.log.Warn("cannot index services by role; assignments list the services table until the next service change", "error", err)
+	}
 	out := make(chan controlserver.Change, 64)
 	go func() {
 		defer close(out)
@@ -120,7 +136,17 @@ func (b *controlBackend) Subscribe(ctx context.Context) <-chan controlserver.Cha
 			switch {
 			case ch.Collection == store.Routers && ch.Op != store.OpState:
 				c.RouterID = ch.ID
+			case ch.Collection == store.Services && b.ix.Ready():
+				roles, err := b.ix.Apply(ctx, b.c.Store, ch.ID)
+				if err != nil {
+					b.ix.Invalidate() // every router re-reads; the next service change reloads
+					break
+				}
+				c.ByRoles, c.Roles = true, roles
 			case ch.Collection == store.Services, ch.Collection == store.All:
+				if err := b.ix.Load(ctx, b.c.Store); err != nil {
+					b.ix.Invalidate()
+				}
 			case ch.Collection == store.Identities, ch.Collection == store.ServicePolicies:
 				c.HubsOnly = true
 			case ch.Collection == store.Keys && ch.Op == store.OpUpdate:

@@ -66,19 +66,23 @@ func start(ctx context.Context, s settings) (*controller.Controller, <-chan erro
 
 // attachComponents mounts every plane's component.
 func attachComponents(c *controller.Controller, s settings) {
-	c.Attach(controller.PlaneControl, controlserver.New(controlserver.Config{
+	// The embedded hub's snapshot serves the standalone hubs too: one build per fold window.
+	published := &embeddedhub.Published{}
+	ctlServer := controlserver.New(controlserver.Config{
 		Backend:           c.ControlBackend(),
 		Cert:              c.ControllerCert,
 		CA:                c.CA.Cert,
 		HeartbeatInterval: s.heartbeatInterval,
-		Hubs:              &embeddedhub.Backend{Store: c.Store, CA: c.CA, Lifetime: c.CertLifetime()},
+		Hubs:              &embeddedhub.Backend{Store: c.Store, CA: c.CA, Lifetime: c.CertLifetime(), Published: published},
 		Fabric:            s.advertise.Fabric,
 		Control:           s.advertise.Control,
 		Logger:            s.logger.With("plane", "control"),
-	}))
+	})
+	published.Watch(ctlServer.PokeHubs)
+	c.Attach(controller.PlaneControl, ctlServer)
 	c.Attach(controller.PlaneFabric, embeddedhub.New(embeddedhub.Config{
 		Store: c.Store, Cert: c.HubCert, CA: c.CA.Cert, LinkTimeout: s.linkTimeout, Metrics: c.Registry, Records: s.fabricRecords, Limits: s.fabricLimits,
-		Logger: s.logger.With("plane", "fabric"),
+		Logger: s.logger.With("plane", "fabric"), Publish: published,
 	}))
 }
 

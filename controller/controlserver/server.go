@@ -16,6 +16,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
@@ -74,8 +75,30 @@ type HubBackend interface {
 // A router change also concerns hubs (their snapshot lists routers); HubsOnly concerns hubs
 // alone (identities and policies changed).
 type Change struct {
-	RouterID string // "" means every router
+	RouterID string // "" means every router (but see ByRoles)
 	HubsOnly bool
+	// ByRoles narrows a change to the routers holding one of Roles (and hubs): a service
+	// changed, and these are its router roles before and after.
+	ByRoles bool
+	Roles   []string
+}
+
+// concernsRouter reports whether c may have changed router id itself (not only its services).
+func (c Change) concernsRouter(id string) bool {
+	return !c.HubsOnly && !c.ByRoles && (c.RouterID == "" || c.RouterID == id)
+}
+
+// concerns reports whether c may change the assignment of a (non-hub) router id with roles.
+func (c Change) concerns(id string, roles []string) bool {
+	switch {
+	case c.HubsOnly:
+		return false
+	case c.RouterID != "":
+		return c.RouterID == id
+	case c.ByRoles:
+		return slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(c.Roles, r) })
+	}
+	return true
 }
 
 // Server is the control-channel listener's handler.
@@ -91,6 +114,14 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session // by router id; a newer connection replaces an older one
+
+	assignmentPushes atomic.Int64
+	snapshotPushes   atomic.Int64
+}
+
+// Pushes counts the assignments and hub snapshots sent since the server started.
+func (s *Server) Pushes() (assignments, snapshots int64) {
+	return s.assignmentPushes.Load(), s.snapshotPushes.Load()
 }
 
 // Config configures a Server.
@@ -193,8 +224,11 @@ func (s *Server) fanOut(ctx context.Context, changes <-chan Change) {
 			}
 			s.mu.Lock()
 			for id, ss := range s.sessions {
-				if ss.hub || (!c.HubsOnly && (c.RouterID == "" || c.RouterID == id)) {
+				switch {
+				case c.concernsRouter(id):
 					ss.poke()
+				case ss.hub || c.concerns(id, ss.routerRoles()):
+					ss.pokeAssignment()
 				}
 			}
 			s.mu.Unlock()
@@ -216,6 +250,18 @@ func (s *Server) reapStale(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// PokeHubs asks every hub session to push the current snapshot if it changed (the embedded
+// hub's Published calls it after each build).
+func (s *Server) PokeHubs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.sessions {
+		if ss.hub {
+			ss.pokeAssignment()
 		}
 	}
 }

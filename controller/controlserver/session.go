@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
@@ -20,17 +21,21 @@ import (
 
 // session is one router's open control channel.
 type session struct {
-	s      *Server
-	id     string
-	conn   *control.Conn
-	log    *slog.Logger
-	kick   chan struct{}
-	cancel context.CancelFunc
-	hub    bool // runs as a standalone hub: gets snapshots and a hub certificate
+	s    *Server
+	id   string
+	conn *control.Conn
+	log  *slog.Logger
+	kick chan struct{}
+	// recheck: the router itself may have changed (roles, deletion, enrolment), so the next
+	// push looks it up again.
+	recheck atomic.Bool
+	cancel  context.CancelFunc
+	hub     bool // runs as a standalone hub: gets snapshots and a hub certificate
 
 	key crypto.PublicKey // the key of the certificate the session authenticated with: renewals keep it
 
 	mu      sync.Mutex
+	roles   []string  // the router's roles as last read: which service changes concern it
 	expires time.Time // NotAfter of the router's newest certificate
 	issued  time.Time // and when it was issued: once superseded by an enrolment, the session ends
 
@@ -39,8 +44,23 @@ type session struct {
 	persistedHealth []control.ServiceHealth
 }
 
+// routerRoles returns the router's roles as the session last read them.
+func (ss *session) routerRoles() []string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.roles
+}
+
 // poke asks the session to re-check its router and assignment; pokes coalesce.
 func (ss *session) poke() {
+	ss.recheck.Store(true)
+	ss.pokeAssignment()
+}
+
+// pokeAssignment asks the session to re-check its assignment (and a hub its snapshot) only:
+// the router itself did not change, so it is not looked up again (a lookup reads the router
+// and its enrolments; a service change used to make every woken session do one).
+func (ss *session) pokeAssignment() {
 	select {
 	case ss.kick <- struct{}{}:
 	default:
@@ -79,6 +99,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		conn.Send(control.TypeError, 0, control.Error{Message: err.Error()})
 		return
 	}
+	conn.SetPeerMaxMessage(hello.MaxMessage)
+	conn.SetMaxMessage(control.RouterMaxMessage)
 	router, err := s.backend.Router(ctx, id)
 	if err != nil {
 		s.refuse(conn, log, err)
@@ -102,7 +124,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	defer cancel()
 	now := time.Now()
 	ss := &session{s: s, id: id, conn: conn, log: log, kick: make(chan struct{}, 1), cancel: cancel, hub: hello.Hub,
-		key: leaf.PublicKey, expires: leaf.NotAfter, issued: pki.IssuedAt(leaf), persistedAt: now}
+		key: leaf.PublicKey, roles: router.Roles, expires: leaf.NotAfter, issued: pki.IssuedAt(leaf), persistedAt: now}
 	s.mu.Lock()
 	if old := s.sessions[id]; old != nil {
 		log.Info("router reconnected; closing its previous session")
@@ -120,7 +142,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	log.Info("router online", "name", router.Name, "version", hello.Version, "failure_domain", hello.FailureDomain, "hub", hello.Hub)
 	nc.SetDeadline(time.Time{})
 	if err := conn.Send(control.TypeWelcome, 0, control.Welcome{RouterID: id, Name: router.Name, Roles: router.Roles,
-		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC(), Fabric: s.fabric, Control: s.control}); err != nil {
+		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC(), Fabric: s.fabric, Control: s.control,
+		MaxMessage: conn.MaxMessage()}); err != nil {
 		return
 	}
 	ss.run(sctx)
@@ -202,25 +225,36 @@ func (ss *session) run(ctx context.Context) {
 	// ends the session.
 	var sent []control.Service
 	var sentSnap *control.HubSnapshot
+	var r Router // as last looked up: a service or snapshot change leaves the router as it was
+	looked := false
 	push := func() bool {
-		r, err := ss.s.backend.Router(ctx, ss.id)
-		if errors.Is(err, ErrRouterNotFound) {
-			ss.s.refuse(ss.conn, ss.log, err)
-			return false
-		}
-		if err != nil {
-			ss.log.Error("cannot look up router", "error", err)
-			return ctx.Err() == nil // keep the session; the next change retries
-		}
-		if ss.superseded(r) {
-			return false
-		}
-		if ss.hub {
-			if err := ss.s.hubAllowed(r); err != nil {
-				ss.log.Warn("closing hub session", "error", err)
-				ss.conn.Send(control.TypeError, 0, control.Error{Message: err.Error()})
+		if !looked || ss.recheck.Swap(false) {
+			got, err := ss.s.backend.Router(ctx, ss.id)
+			if errors.Is(err, ErrRouterNotFound) {
+				ss.s.refuse(ss.conn, ss.log, err)
 				return false
 			}
+			if err != nil {
+				ss.log.Error("cannot look up router", "error", err)
+				ss.recheck.Store(true)
+				return ctx.Err() == nil // keep the session; the next change retries
+			}
+			if ss.superseded(got) {
+				return false
+			}
+			if ss.hub {
+				if err := ss.s.hubAllowed(got); err != nil {
+					ss.log.Warn("closing hub session", "error", err)
+					ss.conn.Send(control.TypeError, 0, control.Error{Message: err.Error()})
+					return false
+				}
+			}
+			r, looked = got, true
+			ss.mu.Lock()
+			ss.roles = r.Roles
+			ss.mu.Unlock()
+		}
+		if ss.hub {
 			if !ss.pushSnapshot(ctx, &sentSnap) {
 				return false
 			}
@@ -236,7 +270,9 @@ func (ss *session) run(ctx context.Context) {
 		if sent != nil && reflect.DeepEqual(services, sent) {
 			return true
 		}
+		ss.s.assignmentPushes.Add(1) // before it is sent: whoever receives it sees it counted
 		if err := ss.conn.Send(control.TypeAssignment, 0, control.Assignment{Services: services}); err != nil {
+			ss.log.Error("cannot send the service assignment; closing the session", "services", len(services), "error", err)
 			return false
 		}
 		sent = services
@@ -283,15 +319,16 @@ func (ss *session) pushSnapshot(ctx context.Context, sent **control.HubSnapshot)
 		ss.log.Error("cannot read the hub snapshot", "error", err)
 		return ctx.Err() == nil // keep the session; the next change retries
 	}
-	if *sent != nil && reflect.DeepEqual(snap, **sent) {
+	if *sent != nil && (snap.Version != 0 && snap.Version == (*sent).Version || snap.Version == 0 && reflect.DeepEqual(snap, **sent)) {
 		return true
 	}
+	ss.s.snapshotPushes.Add(1)
 	if err := ss.conn.Send(control.TypeHubSnapshot, 0, snap); err != nil {
 		ss.log.Error("cannot send the hub snapshot", "error", err)
 		return false
 	}
 	*sent = &snap
-	ss.log.Info("hub snapshot pushed", "services", len(snap.Services), "routers", len(snap.Routers),
+	ss.log.Info("hub snapshot pushed", "version", snap.Version, "services", len(snap.Services), "routers", len(snap.Routers),
 		"identities", len(snap.Identities), "policies", len(snap.Policies))
 	return true
 }
@@ -327,6 +364,8 @@ func (ss *session) read(ctx context.Context) error {
 			if err := ss.conn.Send(control.TypeRenewed, env.ID, ss.renew(ctx, r)); err != nil {
 				return err
 			}
+		case control.TypeUndeliverable:
+			logUndeliverable(ss.log, env)
 		default:
 			ss.log.Debug("ignoring unknown control message", "type", env.Type)
 		}
@@ -416,4 +455,15 @@ func (ss *session) hubCertificate(ctx context.Context, r control.Renew) control.
 	}
 	ss.log.Info("hub certificate issued")
 	return control.Renewed{Certificate: string(chain)}
+}
+
+// logUndeliverable logs the router's notice that it could not send a message this controller
+// would have refused for its size.
+func logUndeliverable(log *slog.Logger, env control.Envelope) {
+	var u control.Undeliverable
+	if err := env.Decode(&u); err != nil {
+		log.Warn("ignoring a malformed undeliverable notice", "error", err)
+		return
+	}
+	log.Error("the router could not send a message: larger than this controller accepts", "message", u.Type, "bytes", u.Size, "limit", u.Limit)
 }

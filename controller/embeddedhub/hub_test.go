@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"testing"
@@ -232,4 +233,65 @@ func TestIssueHubCertificate(t *testing.T) {
 	if _, err := b.IssueHubCertificate(ctx, h.ID, []byte("garbage")); !errors.Is(err, issuer.ErrBadCSR) {
 		t.Errorf("bad CSR: %v", err)
 	}
+}
+
+// TestEmbeddedFoldsChanges: 200 services created one by one cause a handful of rebuilds (one
+// per FoldInterval at most, plus the first), not one per change, and the last service is in
+// the snapshot the hub ends with.
+func TestEmbeddedFoldsChanges(t *testing.T) {
+	st := openStore(t)
+	populate(t, st)
+	ca, cert := hubCertificate(t)
+	reg := prometheus.NewRegistry()
+	e := embeddedhub.New(embeddedhub.Config{Store: st, Cert: pki.NewCertSlot(cert), CA: ca.Cert, Metrics: reg})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.Serve(ctx, ln)
+	builds := func() float64 { return counter(t, reg, "ztna_hub_snapshot_builds_total") }
+	for builds() < 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	const n = 200
+	start := time.Now()
+	for i := range n {
+		if err := st.CreateService(ctx, &api.Service{Name: fmt.Sprintf("svc-%03d", i), Address: "db.customer.test", Port: 5432,
+			Protocol: api.ProtocolTCP, RouterRoles: []string{"edge"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	took := time.Since(start)
+	services := func() float64 { return gauge(t, reg, "ztna_hub_snapshot_objects", "collection", "services") }
+	for services() != n+1 {
+		if time.Since(start) > took+5*time.Second {
+			t.Fatalf("snapshot has %v services, want %d", services(), n+1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rebuilds := builds() - 1
+	// One window per FoldInterval while the creates ran, one more for the changes after the
+	// last window closed, and one of slack for a window opening just before the loop.
+	limit := float64(took/embeddedhub.FoldInterval) + 3
+	t.Logf("%d creates in %v caused %v rebuilds (limit %v)", n, took.Round(time.Millisecond), rebuilds, limit)
+	if rebuilds > limit || rebuilds > n/4 {
+		t.Fatalf("%v rebuilds for %d creates in %v, want at most %v", rebuilds, n, took, limit)
+	}
+}
+
+// counter reads a single-series counter from reg (-1 when absent).
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return -1
 }

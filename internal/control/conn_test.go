@@ -2,8 +2,11 @@ package control
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -131,5 +134,154 @@ func TestServiceHasPort(t *testing.T) {
 		if got := s.HasPort(port); got != want {
 			t.Errorf("HasPort(%d) = %v, want %v", port, got, want)
 		}
+	}
+}
+
+// bigSnapshot is a hub snapshot of about size bytes on the wire.
+func bigSnapshot(size int) HubSnapshot {
+	var s HubSnapshot
+	for i := 0; size > 0; i++ {
+		svc := HubService{Service: Service{ID: fmt.Sprintf("svc-%07d", i), Name: fmt.Sprintf("service-%07d", i),
+			Address: fmt.Sprintf("host-%07d.customer.example", i), Port: 5432, Protocol: "tcp"}, RouterRoles: []string{"edge", "team-" + strconv.Itoa(i%100)}}
+		s.Services = append(s.Services, svc)
+		size -= 150
+	}
+	return s
+}
+
+// TestChunkedMessages: a 20 MB snapshot reaches a peer that announced a larger limit, in chunks
+// between which heartbeats still pass (TestChunkDeadlineRenewed: every chunk renews the read
+// deadline).
+func TestChunkedMessages(t *testing.T) {
+	a, b := pipe(t)
+	a.SetPeerMaxMessage(b.MaxMessage())
+	snap := bigSnapshot(20 << 20)
+	sent := make(chan error, 1)
+	go func() { sent <- a.Send(TypeHubSnapshot, 0, snap) }()
+	go func() {
+		for range 5 {
+			if err := a.Send(TypeHeartbeatAck, 0, HeartbeatAck{}); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	b.SetReadDeadline(time.Now().Add(30 * time.Second)) // encoding 20 MB takes seconds under -race on a loaded machine
+	acks := 0
+	var got HubSnapshot
+	for got.Services == nil {
+		env, err := b.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch env.Type {
+		case TypeHeartbeatAck:
+			acks++
+		case TypeHubSnapshot:
+			if len(env.Body) < 20<<20 {
+				t.Fatalf("snapshot of %d bytes", len(env.Body))
+			}
+			if err := env.Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("unexpected %s", env.Type)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	for acks < 5 {
+		if _, err := b.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		acks++
+	}
+	if len(got.Services) != len(snap.Services) || got.Services[len(got.Services)-1].Name != snap.Services[len(snap.Services)-1].Name {
+		t.Fatalf("got %d services, sent %d", len(got.Services), len(snap.Services))
+	}
+}
+
+// TestChunkDeadlineRenewed: a message arriving slowly, chunk by chunk, over more than the read
+// deadline is received.
+func TestChunkDeadlineRenewed(t *testing.T) {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	frame, _ := json.Marshal(Envelope{Type: TypeAssignment, Body: []byte(`{"services":[]}`)})
+	go func() {
+		for i, piece := range [][]byte{frame[:5], frame[5:10], frame[10:]} {
+			time.Sleep(150 * time.Millisecond)
+			flags := uint32(flagChunk)
+			if i == 2 {
+				flags |= flagLast
+			}
+			a.Write(append(binary.BigEndian.AppendUint32(nil, flags|uint32(len(piece))), piece...))
+		}
+	}()
+	c := NewConn(b)
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	env, err := c.Receive()
+	if err != nil || env.Type != TypeAssignment {
+		t.Fatalf("%v, %v", env, err)
+	}
+}
+
+// TestTooLargeLoggedOnBothSides: a message above the peer's limit is refused by the sender with
+// its size, and the peer gets an undeliverable notice naming it; a peer that predates chunking
+// (no limit announced) gets nothing above one frame.
+func TestTooLargeLoggedOnBothSides(t *testing.T) {
+	for name, peerMax := range map[string]int64{"peer without chunking": 0, "peer with a 4 MiB limit": 4 << 20} {
+		t.Run(name, func(t *testing.T) {
+			a, b := pipe(t)
+			a.SetPeerMaxMessage(peerMax)
+			got := make(chan Envelope, 1)
+			go func() {
+				env, err := b.Receive()
+				if err != nil {
+					t.Error(err)
+				}
+				got <- env
+			}()
+			err := a.Send(TypeAssignment, 0, Assignment{Services: []Service{}})
+			if err != nil {
+				t.Fatalf("a small message: %v", err)
+			}
+			<-got
+			go func() {
+				env, _ := b.Receive()
+				got <- env
+			}()
+			snap := bigSnapshot(5 << 20)
+			err = a.Send(TypeHubSnapshot, 0, snap)
+			var tl *TooLargeError
+			if !errors.As(err, &tl) || !errors.Is(err, ErrFrameTooLarge) || tl.Size <= 4<<20 || tl.Limit != max(peerMax, MaxFrameSize) {
+				t.Fatalf("err = %v", err)
+			}
+			env := <-got
+			var u Undeliverable
+			if env.Type != TypeUndeliverable || env.Decode(&u) != nil || u.Type != TypeHubSnapshot || u.Size != tl.Size || u.Limit != tl.Limit {
+				t.Fatalf("peer got %s %s", env.Type, env.Body)
+			}
+		})
+	}
+}
+
+// TestReceiveBoundsReassembly: a peer that sends more chunks than this side accepts is cut off
+// once the total passes the limit, before it is buffered.
+func TestReceiveBoundsReassembly(t *testing.T) {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	go func() {
+		piece := make([]byte, chunkSize)
+		for {
+			if _, err := a.Write(append(binary.BigEndian.AppendUint32(nil, flagChunk|uint32(len(piece))), piece...)); err != nil {
+				return
+			}
+		}
+	}()
+	c := NewConn(b)
+	c.SetMaxMessage(1 << 20)
+	_, err := c.Receive()
+	if !errors.Is(err, ErrFrameTooLarge) || !strings.Contains(err.Error(), "more than the 1048576 this side accepts") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -4,8 +4,11 @@
 // Transport: one TLS 1.3 connection per router, both sides authenticated by certificates from the
 // network CA (ALPN "ztna-control/1"), carrying length-prefixed JSON frames: a 4-byte big-endian
 // length, then one Envelope. A stream multiplexer would buy nothing here: the channel carries a few
-// small messages per second in both directions and no bulk data, so one ordered stream with
-// request ids for the single request/response pair (certificate renewal) is enough. JSON keeps the
+// messages per second in both directions, so one ordered stream with request ids for the single
+// request/response pair (certificate renewal) is enough. Messages above MaxFrameSize (the
+// assignment of a router hosting 20,000 services, a 20 MB hub snapshot, the health of thousands
+// of failing services) travel as chunk frames to a peer that announced how much it reassembles
+// (Hello.MaxMessage, Welcome.MaxMessage); other frames pass between two chunks (conn.go). JSON keeps the
 // channel debuggable and lets either side add fields without breaking the other: unknown fields are
 // ignored and unknown message types are skipped, while ProtocolVersion guards incompatible changes.
 //

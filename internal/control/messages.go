@@ -32,6 +32,9 @@ const (
 	TypeRevoked      Type = "revoked"
 	TypeError        Type = "error"
 	TypeHubSnapshot  Type = "hub_snapshot"
+	// TypeUndeliverable tells the peer that a message for it was not sent because it is larger
+	// than the peer accepts (either side may send it; a peer that predates it ignores it).
+	TypeUndeliverable Type = "undeliverable"
 )
 
 // Envelope is one frame. ID correlates a renew with its renewed answer; other messages leave it 0.
@@ -65,6 +68,10 @@ type Hello struct {
 	// then pushes HubSnapshots and issues it a hub certificate — only if the router holds the
 	// role api.RoleHub, because a snapshot reveals every service and identity.
 	Hub bool `json:"hub,omitempty"`
+	// MaxMessage is the largest message (bytes) the router reassembles from chunk frames, so
+	// the controller may send it assignments and snapshots above MaxFrameSize. Absent: a router
+	// that predates chunking, which gets single frames only.
+	MaxMessage int64 `json:"max_message,omitempty"`
 }
 
 // Attestation describes the image a router booted from. The Packer provisioner writes it to
@@ -130,6 +137,10 @@ type Welcome struct {
 	// enrolled list (which the router keeps at the end as a last resort). Empty keeps the list
 	// the router has.
 	Control []string `json:"control,omitempty"`
+	// MaxMessage is the largest message (bytes) the controller reassembles from chunk frames
+	// (a heartbeat with the health of thousands of services). Absent: a controller that
+	// predates chunking, which accepts single frames only.
+	MaxMessage int64 `json:"max_message,omitempty"`
 }
 
 // HeartbeatMisses is how many heartbeat intervals of silence end a connection.
@@ -228,12 +239,24 @@ type Error struct {
 	Message string `json:"message"`
 }
 
+// Undeliverable says which message the sender did not send, and why: Size bytes encoded,
+// more than the Limit the receiver announced (MaxFrameSize when it announced none).
+type Undeliverable struct {
+	Type  Type  `json:"type"`
+	Size  int   `json:"size"`
+	Limit int64 `json:"limit"`
+}
+
 // HubSnapshot is everything a hub needs to authorise and route dials without asking the
 // controller: every service with the router roles that host it, every router with its roles
 // and static cost, every identity with its roles, and every service policy. The controller
 // sends the whole snapshot to hub-mode routers after welcome and again after every change;
 // each one replaces the last.
 type HubSnapshot struct {
+	// Version numbers the snapshots one controller process built (each build one more; a
+	// replica or a restarted controller counts on its own); 0 when it was read for this push
+	// alone. Hubs log and export it (ztna_hub_snapshot_version).
+	Version    uint64        `json:"version,omitempty"`
 	Services   []HubService  `json:"services"`
 	Routers    []HubRouter   `json:"routers"`
 	Identities []HubIdentity `json:"identities"`

@@ -158,10 +158,11 @@ var ErrNotListed = errors.New("not in the hub's policy snapshot (deleted at the 
 // enrolment.
 var ErrSuperseded = errors.New("certificate superseded: the router was enrolled again since it was issued")
 
-// authorizeLink admits at link setup only peers the current snapshot admits, then asks
+// authorizeLink admits at link setup only peers the current snapshot admits (or one arriving
+// within AdmitWait: a router just enrolled), then asks
 // cfg.Authorize.
 func (h *Hub) authorizeLink(kind, id string) error {
-	if !h.ix.Load().admits(fabric.Peer{Kind: kind, ID: id}) {
+	if !h.awaitListed(fabric.Peer{Kind: kind, ID: id}) {
 		return fmt.Errorf("%s %s: %w", kind, id, ErrNotListed)
 	}
 	if h.cfg.Authorize != nil {

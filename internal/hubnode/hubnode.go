@@ -34,6 +34,7 @@ type state struct {
 	identities map[string]bool
 	services   int
 	policies   int
+	version    uint64 // the controller's snapshot version (0: unversioned)
 	at         time.Time
 }
 
@@ -86,16 +87,18 @@ func (n *Node) admit(kind, id string) error {
 // Update installs a snapshot: dials from now on are authorised and routed by it.
 func (n *Node) Update(s control.HubSnapshot) {
 	st := &state{routers: make(map[string]int, len(s.Routers)), identities: make(map[string]bool, len(s.Identities)),
-		services: len(s.Services), policies: len(s.Policies), at: time.Now()}
+		services: len(s.Services), policies: len(s.Policies), version: s.Version, at: time.Now()}
 	for _, r := range s.Routers {
 		st.routers[r.ID] = r.Cost
 	}
 	for _, i := range s.Identities {
 		st.identities[i.ID] = true
 	}
-	n.Hub.Update(Convert(s))
+	// Admission state first: a link waiting in the hub for this snapshot (hub.AdmitWait) is
+	// checked against both the moment the hub installs it.
 	n.state.Store(st)
-	n.log.Info("policy snapshot installed", "services", len(s.Services), "routers", len(s.Routers),
+	n.Hub.Update(Convert(s))
+	n.log.Info("policy snapshot installed", "version", s.Version, "services", len(s.Services), "routers", len(s.Routers),
 		"identities", len(s.Identities), "policies", len(s.Policies))
 }
 
@@ -134,10 +137,11 @@ var (
 		[]string{"router"}, nil)
 	descSnapshotAge = prometheus.NewDesc("ztna_hub_snapshot_timestamp_seconds", "When the policy snapshot in use was installed (0: none yet).", nil, nil)
 	descSnapshot    = prometheus.NewDesc("ztna_hub_snapshot_objects", "Objects in the policy snapshot in use.", []string{"collection"}, nil)
+	descVersion     = prometheus.NewDesc("ztna_hub_snapshot_version", "Version of the policy snapshot in use, as the controller numbered it (0: unversioned).", nil, nil)
 )
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinks, descRTT, descStreams, descCost, descSnapshotAge, descSnapshot} {
+	for _, d := range []*prometheus.Desc{descLinks, descRTT, descStreams, descCost, descSnapshotAge, descSnapshot, descVersion} {
 		ch <- d
 	}
 }
@@ -181,6 +185,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		at = float64(st.at.UnixNano()) / 1e9
 	}
 	ch <- prometheus.MustNewConstMetric(descSnapshotAge, prometheus.GaugeValue, at)
+	ch <- prometheus.MustNewConstMetric(descVersion, prometheus.GaugeValue, float64(st.version))
 	for coll, n := range map[string]int{"services": st.services, "routers": len(st.routers), "identities": len(st.identities), "policies": st.policies} {
 		ch <- prometheus.MustNewConstMetric(descSnapshot, prometheus.GaugeValue, float64(n), coll)
 	}

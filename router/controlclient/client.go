@@ -221,6 +221,7 @@ func (c *Client) hello(conn *control.Conn, tc *tls.Conn) (control.Welcome, error
 	}
 	hello := c.Hello
 	hello.Protocol = control.ProtocolVersion
+	hello.MaxMessage = conn.MaxMessage()
 	if err := conn.Send(control.TypeHello, 0, hello); err != nil {
 		return w, err
 	}
@@ -240,6 +241,7 @@ func (c *Client) hello(conn *control.Conn, tc *tls.Conn) (control.Welcome, error
 	if w.HeartbeatInterval() <= 0 {
 		return w, fmt.Errorf("controller sent heartbeat interval %v", w.HeartbeatInterval())
 	}
+	conn.SetPeerMaxMessage(w.MaxMessage)
 	return w, nil
 }
 
@@ -314,6 +316,12 @@ func (s *session) read() error {
 				s.OnHubSnapshot(hs)
 			}
 		case control.TypeHeartbeatAck:
+		case control.TypeUndeliverable:
+			var u control.Undeliverable
+			if err := env.Decode(&u); err != nil {
+				return err
+			}
+			s.Logger.Error("the controller could not send a message: larger than this router accepts", "message", u.Type, "bytes", u.Size, "limit", u.Limit)
 		default:
 			s.Logger.Debug("ignoring unknown control message", "type", env.Type)
 		}
@@ -325,7 +333,15 @@ func (s *session) heartbeats(ctx context.Context) {
 	defer t.Stop()
 	for {
 		hb := control.Heartbeat{SentAt: time.Now().UTC(), Services: s.Health.Results()}
-		if err := s.conn.Send(control.TypeHeartbeat, 0, hb); err != nil {
+		err := s.conn.Send(control.TypeHeartbeat, 0, hb)
+		var tooLarge *control.TooLargeError
+		if errors.As(err, &tooLarge) {
+			// Liveness matters more than health: the controller (one that predates chunked
+			// messages) hears the heartbeat, without the service health it would refuse.
+			s.Logger.Error("service health not reported: the heartbeat is larger than the controller accepts", "services", len(hb.Services), "error", err)
+			err = s.conn.Send(control.TypeHeartbeat, 0, control.Heartbeat{SentAt: hb.SentAt})
+		}
+		if err != nil {
 			s.conn.Close() // the reader notices and reports the session as down
 			return
 		}

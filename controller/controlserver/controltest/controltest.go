@@ -83,13 +83,22 @@ func (b *Backend) DeleteRouter(id string) {
 }
 
 // PutService creates or replaces a service (by ID).
-func (b *Backend) PutService(s Service) {
+func (b *Backend) PutService(s Service) { b.PutServices(s) }
+
+// PutServices creates or replaces services (by ID), telling the sessions once.
+func (b *Backend) PutServices(ss ...Service) {
 	b.mu.Lock()
-	i := slices.IndexFunc(b.services, func(o Service) bool { return o.ID == s.ID })
-	if i >= 0 {
-		b.services[i] = s
-	} else {
-		b.services = append(b.services, s)
+	byID := make(map[string]int, len(b.services))
+	for i, o := range b.services {
+		byID[o.ID] = i
+	}
+	for _, s := range ss {
+		if i, ok := byID[s.ID]; ok {
+			b.services[i] = s
+		} else {
+			byID[s.ID] = len(b.services)
+			b.services = append(b.services, s)
+		}
 	}
 	b.mu.Unlock()
 	b.notify("")

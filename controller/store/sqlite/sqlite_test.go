@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/controller/store"
+	"github.com/ztna/ztna/controller/store/storetest"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/regkey"
 )
@@ -206,36 +207,9 @@ func TestChangeFeed(t *testing.T) {
 	}
 }
 
-func TestFeedNeverBlocksWriters(t *testing.T) {
-	var f store.Feed
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch := f.Subscribe(ctx) // never read until the end
-	done := make(chan struct{})
-	go func() {
-		for i := range 10000 {
-			f.Publish(store.Change{Collection: store.Routers, Op: store.OpState, ID: string(rune('a' + i%26))})
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Publish blocked on a slow subscriber")
-	}
-	// The subscriber learns it must resync.
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case c := <-ch:
-			if c.Collection == store.All {
-				return
-			}
-		case <-deadline:
-			t.Fatal("no resync change after overflow")
-		}
-	}
-}
+func TestFeedNeverBlocksWriters(t *testing.T) { storetest.FeedNeverBlocksWriters(t) }
+
+func TestFeedFoldsStatusReports(t *testing.T) { storetest.FeedFoldsStatusReports(t) }
 
 func TestRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "z.db")

@@ -235,7 +235,8 @@ func testCrossReplicaOrder(t *testing.T, a, b store.Store) {
 }
 
 // FeedNeverBlocksWriters checks store.Feed itself: a subscriber that never reads does not
-// block Publish, and learns it fell behind through a Change with Collection All.
+// block Publish, and learns it fell behind (10,000 object changes) through a Change with
+// Collection All.
 func FeedNeverBlocksWriters(t *testing.T) {
 	var f store.Feed
 	ctx, cancel := context.WithCancel(context.Background())
@@ -244,7 +245,7 @@ func FeedNeverBlocksWriters(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for i := range 10000 {
-			f.Publish(store.Change{Collection: store.Routers, Op: store.OpState, ID: fmt.Sprint(i)})
+			f.Publish(store.Change{Collection: store.Services, Op: store.OpUpdate, ID: fmt.Sprint(i)})
 		}
 		close(done)
 	}()
@@ -261,6 +262,43 @@ func FeedNeverBlocksWriters(t *testing.T) {
 			}
 		case <-timeout:
 			t.Fatal("no resync change after the subscriber fell behind")
+		}
+	}
+}
+
+// FeedFoldsStatusReports checks store.Feed itself: 100,000 status reports of 5,000 routers
+// queued for a subscriber that does not read take one entry per router (per batch) and never overflow
+// into a resync, and an object change published after them is delivered after them.
+func FeedFoldsStatusReports(t *testing.T) {
+	var f store.Feed
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := f.Subscribe(ctx) // not read until the end
+	const routers = 5000
+	for i := range 20 * routers {
+		f.Publish(store.Change{Collection: store.Routers, Op: store.OpState, ID: fmt.Sprint(i % routers)})
+	}
+	f.Publish(store.Change{Collection: store.Services, Op: store.OpCreate, ID: "s1"})
+	states := 0
+	for timeout := time.After(10 * time.Second); ; {
+		select {
+		case c := <-ch:
+			switch {
+			case c.Collection == store.All:
+				t.Fatalf("a resync after %d status reports: status reports overflowed the queue", states)
+			case c.Op == store.OpState:
+				states++
+			case c.Collection == store.Services:
+				// One per router in the batch the feed was delivering when the subscriber
+				// stopped reading, and one per router queued behind it.
+				if states > 2*routers {
+					t.Fatalf("%d status reports delivered, want at most two per router (%d)", states, 2*routers)
+				}
+				t.Logf("%d status reports of %d routers delivered as %d", 20*routers, routers, states)
+				return
+			}
+		case <-timeout:
+			t.Fatalf("the service change never came (%d status reports delivered)", states)
 		}
 	}
 }
