@@ -67,6 +67,8 @@ type Client struct {
 	// OnEndpoints, when set, receives the controller's control endpoints whenever a welcome
 	// changes them (the daemon saves them, so that a restarted router dials them too).
 	OnEndpoints func([]string)
+	// OnSession, when set, receives the control endpoint of every session once it is up.
+	OnSession func(endpoint string)
 
 	connected atomic.Bool
 	current   atomic.Pointer[session] // the open session, for Certify
@@ -182,6 +184,9 @@ func (c *Client) session(ctx context.Context, endpoints *rotation, retry *retryP
 	}
 	retry.spreadOver(time.Duration(w.ReconnectSpreadMS) * time.Millisecond)
 	s := &session{Client: c, conn: conn, interval: interval, pending: map[uint64]chan control.Renewed{}}
+	if c.OnSession != nil {
+		c.OnSession(endpoint)
+	}
 	c.connected.Store(true)
 	c.current.Store(s)
 	c.Metrics.SetConnected(true)
