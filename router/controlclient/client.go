@@ -69,6 +69,8 @@ type Client struct {
 	OnEndpoints func([]string)
 	// OnSession, when set, receives the control endpoint of every session once it is up.
 	OnSession func(endpoint string)
+	// OnHeartbeatAck, when set, receives the time from each heartbeat to its ack.
+	OnHeartbeatAck func(time.Duration)
 
 	connected atomic.Bool
 	current   atomic.Pointer[session] // the open session, for Certify
@@ -301,6 +303,7 @@ type session struct {
 	*Client
 	conn     *control.Conn
 	interval time.Duration
+	sentAt   atomic.Int64 // unix nanoseconds of the last heartbeat
 
 	mu      sync.Mutex
 	pending map[uint64]chan control.Renewed
@@ -353,6 +356,9 @@ func (s *session) read() error {
 				s.OnHubSnapshot(hs)
 			}
 		case control.TypeHeartbeatAck:
+			if s.OnHeartbeatAck != nil {
+				s.OnHeartbeatAck(time.Since(time.Unix(0, s.sentAt.Load())))
+			}
 		default:
 			s.Logger.Debug("ignoring unknown control message", "type", env.Type)
 		}
@@ -364,6 +370,7 @@ func (s *session) heartbeats(ctx context.Context) {
 	defer t.Stop()
 	for {
 		hb := control.Heartbeat{SentAt: time.Now().UTC(), Services: s.Health.Results()}
+		s.sentAt.Store(hb.SentAt.UnixNano())
 		if err := s.conn.Send(control.TypeHeartbeat, 0, hb); err != nil {
 			s.conn.Close() // the reader notices and reports the session as down
 			return

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -107,7 +108,10 @@ func (noHealth) Results() []control.ServiceHealth { return nil }
 
 // Run starts every router's control channel, dialling its enrolled control endpoints (in
 // its own order, as a router does), until ctx ends; wait waits for them to stop.
-func Run(ctx context.Context, routers []*Router, log *slog.Logger) (wait func()) {
+func Run(ctx context.Context, routers []*Router, log *slog.Logger) (wait func()) { return RunWith(ctx, routers, log, nil) }
+
+// RunWith is Run with every heartbeat's time to its ack handed to onAck (concurrently).
+func RunWith(ctx context.Context, routers []*Router, log *slog.Logger, onAck func(time.Duration)) (wait func()) {
 	var wg sync.WaitGroup
 	for _, r := range routers {
 		r.client = &controlclient.Client{
@@ -120,6 +124,7 @@ func Run(ctx context.Context, routers []*Router, log *slog.Logger) (wait func())
 			Logger:      log.With("router_id", r.ID),
 		}
 		r.client.OnSession = func(endpoint string) { r.endpoint.Store(&endpoint) }
+		r.client.OnHeartbeatAck = onAck
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
