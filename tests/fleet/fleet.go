@@ -108,7 +108,9 @@ func (noHealth) Results() []control.ServiceHealth { return nil }
 
 // Run starts every router's control channel, dialling its enrolled control endpoints (in
 // its own order, as a router does), until ctx ends; wait waits for them to stop.
-func Run(ctx context.Context, routers []*Router, log *slog.Logger) (wait func()) { return RunWith(ctx, routers, log, nil) }
+func Run(ctx context.Context, routers []*Router, log *slog.Logger) (wait func()) {
+	return RunWith(ctx, routers, log, nil)
+}
 
 // RunWith is Run with every heartbeat's time to its ack handed to onAck (concurrently).
 func RunWith(ctx context.Context, routers []*Router, log *slog.Logger, onAck func(time.Duration)) (wait func()) {
