@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/edgeapi"
 	"github.com/ztna/ztna/controller/store/sqlite"
 	"github.com/ztna/ztna/internal/api"
@@ -78,7 +79,7 @@ func TestAttestationVerification(t *testing.T) {
 			raw, _ := json.Marshal(control.Hello{Version: "1.3.0-rc1", Image: tt.image})
 			var hello control.Hello
 			json.Unmarshal(raw, &hello)
-			if err := b.RouterOnline(ctx, r.ID, hello, time.Now()); err != nil {
+			if err := b.RecordStatus(ctx, []controlserver.Status{{RouterID: r.ID, Online: true, At: time.Now(), Hello: &hello}}); err != nil {
 				t.Fatal(err)
 			}
 			req := httptest.NewRequest(http.MethodGet, "/v1/routers/"+r.ID, nil)

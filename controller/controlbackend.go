@@ -39,11 +39,11 @@ func (b *controlBackend) Router(ctx context.Context, id string) (controlserver.R
 	if err != nil {
 		return controlserver.Router{}, err
 	}
-	enrolled, err := store.LatestEnrolments(ctx, b.c.Store, api.KindRouter)
+	enrolled, err := b.c.Store.LatestEnrolment(ctx, api.KindRouter, r.ID)
 	if err != nil {
 		return controlserver.Router{}, err
 	}
-	return controlserver.Router{ID: r.ID, Name: r.Name, Roles: r.Roles, EnrolledAt: enrolled[r.ID]}, nil
+	return controlserver.Router{ID: r.ID, Name: r.Name, Roles: r.Roles, EnrolledAt: enrolled}, nil
 }
 
 func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) ([]control.Service, error) {
@@ -69,40 +69,41 @@ func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) (
 	return out, nil
 }
 
-func (b *controlBackend) RouterOnline(ctx context.Context, id string, hello control.Hello, at time.Time) error {
-	online := api.RouterOnline
-	st := store.RouterState{Status: &online, LastSeen: &at, Version: &hello.Version, FailureDomain: &hello.FailureDomain}
-	verdict := b.c.cfg.AttestationKeys.Verify(hello.Image)
-	b.c.attestations.WithLabelValues(string(verdict)).Inc()
-	if verdict != control.AttestationVerified {
-		b.c.log.Warn("router attestation not verified", "router_id", id, "reason", string(verdict))
-	}
-	if hello.Image != nil {
-		raw, err := json.Marshal(hello.Image)
-		if err != nil {
-			return err
+// RecordStatus writes the liveness writer's batch in one store transaction. A hello's
+// attestation is verified here, off the session's path.
+func (b *controlBackend) RecordStatus(ctx context.Context, batch []controlserver.Status) error {
+	states := make(map[string]store.RouterState, len(batch))
+	for _, st := range batch {
+		status := api.RouterOffline
+		if st.Online {
+			status = api.RouterOnline
 		}
-		st.Attestation = raw
+		rs := store.RouterState{Status: &status, LastSeen: &st.At}
+		if h := st.Hello; h != nil {
+			rs.Version, rs.FailureDomain = &h.Version, &h.FailureDomain
+			verdict := b.c.cfg.AttestationKeys.Verify(h.Image)
+			b.c.attestations.WithLabelValues(string(verdict)).Inc()
+			if verdict != control.AttestationVerified {
+				b.c.log.Warn("router attestation not verified", "router_id", st.RouterID, "reason", string(verdict))
+			}
+			if h.Image != nil {
+				raw, err := json.Marshal(h.Image)
+				if err != nil {
+					return err
+				}
+				rs.Attestation = raw
+			}
+		}
+		if st.HealthSet {
+			hs := make([]api.ServiceHealth, len(st.Health))
+			for i, h := range st.Health {
+				hs[i] = api.ServiceHealth{Name: h.ServiceName, Resolvable: h.Resolvable, Reachable: h.Reachable, Error: h.Error, CheckedAt: h.CheckedAt.UTC()}
+			}
+			rs.Health = &hs
+		}
+		states[st.RouterID] = rs
 	}
-	return b.c.Store.SetRouterState(ctx, id, st)
-}
-
-func (b *controlBackend) RouterHeartbeat(ctx context.Context, id string, health []control.ServiceHealth, at time.Time) error {
-	online := api.RouterOnline
-	hs := make([]api.ServiceHealth, len(health))
-	for i, h := range health {
-		hs[i] = api.ServiceHealth{Name: h.ServiceName, Resolvable: h.Resolvable, Reachable: h.Reachable, Error: h.Error, CheckedAt: h.CheckedAt.UTC()}
-	}
-	return b.c.Store.SetRouterState(ctx, id, store.RouterState{Status: &online, LastSeen: &at, Health: &hs})
-}
-
-func (b *controlBackend) RouterOffline(ctx context.Context, id string, at time.Time) error {
-	offline := api.RouterOffline
-	err := b.c.Store.SetRouterState(ctx, id, store.RouterState{Status: &offline, LastSeen: &at})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // deleted while connected: nothing left to record
-	}
-	return err
+	return b.c.Store.SetRouterStates(ctx, states)
 }
 
 func (b *controlBackend) MarkStaleOffline(ctx context.Context, seenBefore time.Time) error {

@@ -68,10 +68,12 @@ func TestControlBackend(t *testing.T) {
 	}
 
 	at := time.Now().UTC().Truncate(time.Microsecond)
-	if err := b.RouterOnline(ctx, r.ID, control.Hello{Version: "1.2.3", FailureDomain: "aws/eu-west-1/a", Image: &control.Attestation{RouterVersion: "1.2.3", BaseImage: "debian-12"}}, at); err != nil {
+	// A hello and a later heartbeat, coalesced into one report as the liveness writer does.
+	if err := b.RecordStatus(ctx, []controlserver.Status{{RouterID: r.ID, Online: true, At: at,
+		Hello:  &control.Hello{Version: "1.2.3", FailureDomain: "aws/eu-west-1/a", Image: &control.Attestation{RouterVersion: "1.2.3", BaseImage: "debian-12"}},
+		Health: []control.ServiceHealth{{ServiceName: "db", Resolvable: true, Reachable: false, Error: "refused", CheckedAt: at}}, HealthSet: true}}); err != nil {
 		t.Fatal(err)
 	}
-	b.RouterHeartbeat(ctx, r.ID, []control.ServiceHealth{{ServiceName: "db", Resolvable: true, Reachable: false, Error: "refused", CheckedAt: at}}, at)
 	got, _ := c.Store.GetRouter(ctx, r.ID)
 	if got.Status != api.RouterOnline || got.Version != "1.2.3" || got.FailureDomain != "aws/eu-west-1/a" || len(got.Services) != 1 || got.Services[0].Error != "refused" || !got.LastSeen.Equal(at) || len(got.Attestation) == 0 {
 		t.Fatalf("router after hello and heartbeat: %+v", got)
@@ -112,7 +114,7 @@ func TestControlBackend(t *testing.T) {
 	if err := c.Issuer.Authorize(api.KindRouter, r.ID); err == nil {
 		t.Fatal("a deleted router's certificate is still authorised")
 	}
-	if err := b.RouterOffline(ctx, r.ID, time.Now()); err != nil {
+	if err := b.RecordStatus(ctx, []controlserver.Status{{RouterID: r.ID, At: time.Now()}}); err != nil {
 		t.Fatalf("offline after delete: %v", err)
 	}
 }

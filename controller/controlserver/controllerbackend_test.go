@@ -13,6 +13,7 @@ import (
 	"github.com/ztna/ztna/controller/controlserver"
 	"github.com/ztna/ztna/controller/controlserver/controltest"
 	"github.com/ztna/ztna/controller/edgeapi"
+	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/controller/store/sqlite"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/control"
@@ -65,10 +66,8 @@ func TestControllerBackend(t *testing.T) {
 		len(a.Services[0].PortRanges) != 1 || a.Services[0].PortRanges[0] != (control.PortRange{From: 8000, To: 8010}) {
 		t.Fatalf("assignment %+v", a)
 	}
-	got, err := st.GetRouter(ctx, r.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Recorded by the liveness writer's next flush, after the welcome.
+	got := waitRouter(t, st, r.ID, func(r *api.Router) bool { return r.Status == api.RouterOnline })
 	if got.Status != api.RouterOnline || got.Version != "v2.0.0" || got.FailureDomain != "gcp/europe-west1-b" || got.LastSeen == nil ||
 		!strings.Contains(string(got.Attestation), "ztna-default") {
 		t.Fatalf("router after hello: %+v", got)
@@ -76,7 +75,7 @@ func TestControllerBackend(t *testing.T) {
 
 	conn.Send(control.TypeHeartbeat, 0, control.Heartbeat{Services: []control.ServiceHealth{{ServiceID: svc.ID, ServiceName: "db", Resolvable: true, Error: "refused"}}})
 	expect(t, conn, control.TypeHeartbeatAck)
-	got, _ = st.GetRouter(ctx, r.ID)
+	got = waitRouter(t, st, r.ID, func(r *api.Router) bool { return len(r.Services) > 0 })
 	if len(got.Services) != 1 || got.Services[0].Name != "db" || !got.Services[0].Resolvable || got.Services[0].Reachable {
 		t.Fatalf("health %+v", got.Services)
 	}
@@ -121,3 +120,22 @@ func TestControllerBackend(t *testing.T) {
 
 // anyType makes expect accept whatever arrives.
 const anyType control.Type = ""
+
+// waitRouter polls the store until the router satisfies ok (5 s at most) and returns it.
+func waitRouter(t *testing.T, st store.Store, id string, ok func(*api.Router) bool) *api.Router {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, err := st.GetRouter(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("router after 5s: %+v", r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -44,12 +44,9 @@ type Backend interface {
 	Router(ctx context.Context, id string) (Router, error)
 	// ServicesForRoles returns the services whose router roles intersect roles, in a stable order.
 	ServicesForRoles(ctx context.Context, roles []string) ([]control.Service, error)
-	// RouterOnline records a router's hello: it is online, with this version and failure domain.
-	RouterOnline(ctx context.Context, id string, hello control.Hello, at time.Time) error
-	// RouterHeartbeat records liveness and the router's per-service health.
-	RouterHeartbeat(ctx context.Context, id string, health []control.ServiceHealth, at time.Time) error
-	// RouterOffline records that the router's control channel ended.
-	RouterOffline(ctx context.Context, id string, at time.Time) error
+	// RecordStatus records a batch of routers' session reports (the liveness writer's flush:
+	// one call per FlushInterval at most, never on a session's path).
+	RecordStatus(ctx context.Context, batch []Status) error
 	// MarkStaleOffline records offline every router still recorded online whose last_seen is
 	// before seenBefore: routers whose sessions died with a crashed controller (any replica).
 	MarkStaleOffline(ctx context.Context, seenBefore time.Time) error
@@ -111,6 +108,8 @@ type Server struct {
 	interval     time.Duration
 	persistEvery time.Duration
 	log          *slog.Logger
+	live         *liveness
+	admit        *admission
 
 	mu       sync.Mutex
 	sessions map[string]*session // by router id; a newer connection replaces an older one
@@ -138,6 +137,13 @@ type Config struct {
 	// one is written at once); routers recorded online but unseen for StaleAfter such intervals
 	// are marked offline. Zero means 5 s.
 	LastSeenInterval time.Duration
+	// FlushInterval is how often the router status kept in memory is written to the backend
+	// (one batch per interval; the API's view of status lags by at most about this much).
+	// Zero means 250 ms.
+	FlushInterval time.Duration
+	// MaxAdmitting bounds the sessions being admitted at once (hello to first assignment);
+	// a hello beyond it is answered error{retry_after_ms}. Zero means 256.
+	MaxAdmitting int
 	// Hubs, when set, lets routers with the hub role run as standalone hubs; nil refuses them.
 	Hubs HubBackend
 	// Fabric lists the fabric addresses of every hub; welcome hands it to routers.
@@ -162,6 +168,12 @@ func New(cfg Config) *Server {
 	if s.persistEvery == 0 {
 		s.persistEvery = 5 * time.Second
 	}
+	flush := cfg.FlushInterval
+	if flush == 0 {
+		flush = defaultFlushInterval
+	}
+	s.live = newLiveness(cfg.Backend, flush, cfg.Logger)
+	s.admit = newAdmission(cfg.MaxAdmitting)
 	s.tls = pki.MutualServerConfig(cfg.Cert, cfg.CA, s.authorize, api.KindRouter)
 	s.tls.NextProtos = []string{control.ALPN}
 	return s
@@ -185,12 +197,18 @@ func (s *Server) authorize(kind, id string) error {
 // Serve accepts control connections on ln until ctx ends; it closes ln and every session then.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var wg sync.WaitGroup
+	sessionsDone, liveDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(liveDone); s.live.run(ctx, sessionsDone) }()
+	defer func() {
+		cancel()
+		wg.Wait()
+		close(sessionsDone) // every session has reported offline: the writer flushes and stops
+		<-liveDone
+	}()
 	go s.fanOut(ctx, s.backend.Subscribe(ctx))
 	go s.reapStale(ctx)
 	context.AfterFunc(ctx, func() { ln.Close() })
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -237,8 +255,8 @@ func (s *Server) fanOut(ctx context.Context, changes <-chan Change) {
 }
 
 // reapStale marks offline the routers left "online" by a controller that died without closing
-// their sessions. Sessions alive anywhere write last_seen every persistEvery, so they are never
-// stale.
+// their sessions. Sessions alive anywhere report last_seen every persistEvery, and the
+// liveness writer records it within a flush interval, so they are never stale.
 func (s *Server) reapStale(ctx context.Context) {
 	t := time.NewTicker(s.persistEvery)
 	defer t.Stop()

@@ -23,7 +23,7 @@ func setup(t *testing.T) (*controltest.Backend, *controltest.Controller) {
 	}
 	b := controltest.NewBackend(ca, time.Hour)
 	b.PutRouter(controlserver.Router{ID: "r1", Name: "edge-1", Roles: []string{"edge"}})
-	return b, controltest.Start(t, b, "", controlserver.Config{HeartbeatInterval: heartbeat, LastSeenInterval: 2 * heartbeat,
+	return b, controltest.Start(t, b, "", controlserver.Config{HeartbeatInterval: heartbeat, LastSeenInterval: 2 * heartbeat, FlushInterval: flush,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 }
 
@@ -119,12 +119,26 @@ func TestUnknownRouterRefusedAtHandshake(t *testing.T) {
 func TestSilentRouterGoesOffline(t *testing.T) {
 	b, c := setup(t)
 	conn := hello(t, b, c, time.Hour)
-	if !b.Status("r1").Online {
-		t.Fatal("not online after hello")
-	}
+	waitStatus(t, b, "online after hello", func(st controltest.Status) bool { return st.Online })
 	// Send nothing more: after HeartbeatMisses intervals the controller gives up.
 	closedWithin(t, conn, heartbeat*control.HeartbeatMisses+time.Second)
 	waitOffline(t, b, time.Second)
+}
+
+// flush is the liveness writer's interval in these tests.
+const flush = 50 * time.Millisecond
+
+// waitStatus waits until what the backend recorded about r1 satisfies ok: status reaches the
+// backend with the liveness writer's next flush, not before the welcome.
+func waitStatus(t *testing.T, b *controltest.Backend, what string, ok func(controltest.Status) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok(b.Status("r1")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("router r1 not %s after 5s: %+v", what, b.Status("r1"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func waitOffline(t *testing.T, b *controltest.Backend, d time.Duration) {
@@ -144,6 +158,7 @@ func TestHeartbeatsRecordHealth(t *testing.T) {
 	h := []control.ServiceHealth{{ServiceID: "s", ServiceName: "db", Address: "db.test", Port: 5432, Resolvable: true, Reachable: false, Error: "refused"}}
 	conn.Send(control.TypeHeartbeat, 0, control.Heartbeat{SentAt: time.Now(), Services: h})
 	expect(t, conn, control.TypeHeartbeatAck)
+	waitStatus(t, b, "health recorded", func(st controltest.Status) bool { return len(st.Health) > 0 })
 	got := b.Status("r1").Health
 	if len(got) != 1 || got[0].ServiceName != "db" || !got[0].Resolvable || got[0].Reachable {
 		t.Fatalf("recorded health %+v", got)
@@ -191,7 +206,9 @@ func TestReconnectReplacesOldSession(t *testing.T) {
 	if ids := c.Server.Connected(); len(ids) != 1 || ids[0] != "r1" {
 		t.Fatalf("connected %v", ids)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Two flushes later the router is still online: the replaced session reported nothing.
+	waitStatus(t, b, "online", func(st controltest.Status) bool { return st.Online })
+	time.Sleep(2 * flush)
 	if !b.Status("r1").Online {
 		t.Fatal("closing the replaced session marked the router offline")
 	}

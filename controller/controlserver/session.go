@@ -39,9 +39,12 @@ type session struct {
 	expires time.Time // NotAfter of the router's newest certificate
 	issued  time.Time // and when it was issued: once superseded by an enrolment, the session ends
 
-	// What the backend last got from a heartbeat (used by the reader goroutine only).
+	// What the liveness writer last got from a heartbeat (used by the reader goroutine only).
 	persistedAt     time.Time
 	persistedHealth []control.ServiceHealth
+
+	// admitted ends the session's admission once its first assignment is pushed.
+	admitted func()
 }
 
 // routerRoles returns the router's roles as the session last read them.
@@ -101,6 +104,19 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	}
 	conn.SetPeerMaxMessage(hello.MaxMessage)
 	conn.SetMaxMessage(control.RouterMaxMessage)
+	release, retryAfter := s.admit.enter()
+	if retryAfter > 0 {
+		log.Debug("admission backlog: asking the router to come back later", "retry_after", retryAfter.String())
+		conn.Send(control.TypeError, 0, control.Error{Message: "controller busy admitting other routers; retry later", RetryAfterMS: retryAfter.Milliseconds()})
+		return
+	}
+	admitted := false
+	defer func() {
+		if !admitted {
+			release()
+		}
+	}()
+
 	router, err := s.backend.Router(ctx, id)
 	if err != nil {
 		s.refuse(conn, log, err)
@@ -134,18 +150,18 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	s.mu.Unlock()
 	defer s.drop(ss)
 
-	if err := s.backend.RouterOnline(sctx, id, hello, now); err != nil {
-		log.Error("cannot record router online", "error", err)
-		conn.Send(control.TypeError, 0, control.Error{Message: "controller cannot record the session; retry later"})
-		return
-	}
+	// Recorded in memory: the liveness writer stores it with the next batch, and the welcome
+	// does not wait for the store.
+	s.live.report(Status{RouterID: id, Online: true, At: now, Hello: &hello})
 	log.Info("router online", "name", router.Name, "version", hello.Version, "failure_domain", hello.FailureDomain, "hub", hello.Hub)
 	nc.SetDeadline(time.Time{})
 	if err := conn.Send(control.TypeWelcome, 0, control.Welcome{RouterID: id, Name: router.Name, Roles: router.Roles,
 		HeartbeatIntervalMS: s.interval.Milliseconds(), ServerTime: now.UTC(), Fabric: s.fabric, Control: s.control,
-		MaxMessage: conn.MaxMessage()}); err != nil {
+		MaxMessage: conn.MaxMessage(), ReconnectSpreadMS: s.reconnectSpread().Milliseconds()}); err != nil {
 		return
 	}
+	admitted = true
+	ss.admitted = release
 	ss.run(sctx)
 }
 
@@ -207,11 +223,7 @@ func (s *Server) drop(ss *session) {
 	if !current {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.backend.RouterOffline(ctx, ss.id, time.Now()); err != nil {
-		ss.log.Error("cannot record router offline", "error", err)
-	}
+	s.live.report(Status{RouterID: ss.id, Online: false, At: time.Now()})
 	ss.log.Info("router offline")
 }
 
@@ -279,7 +291,9 @@ func (ss *session) run(ctx context.Context) {
 		ss.log.Info("service assignment pushed", "services", len(services))
 		return true
 	}
-	if !push() {
+	ok := push()
+	ss.admitted()
+	if !ok {
 		return
 	}
 	for {
@@ -352,7 +366,7 @@ func (ss *session) read(ctx context.Context) error {
 			if err := env.Decode(&hb); err != nil {
 				return err
 			}
-			ss.heartbeat(ctx, hb)
+			ss.heartbeat(hb)
 			if err := ss.conn.Send(control.TypeHeartbeatAck, 0, control.HeartbeatAck{ServerTime: time.Now().UTC()}); err != nil {
 				return err
 			}
@@ -372,19 +386,15 @@ func (ss *session) read(ctx context.Context) error {
 	}
 }
 
-// heartbeat records a heartbeat when the health changed or the last write is persistEvery old:
-// writing every heartbeat of every router would turn liveness into a database load problem.
-func (ss *session) heartbeat(ctx context.Context, hb control.Heartbeat) {
+// heartbeat reports a heartbeat to the liveness writer when the health changed or the last
+// report is persistEvery old: rewriting every heartbeat of every router would turn liveness
+// into a database load problem. It never waits on the store.
+func (ss *session) heartbeat(hb control.Heartbeat) {
 	now := time.Now()
 	if reflect.DeepEqual(hb.Services, ss.persistedHealth) && now.Sub(ss.persistedAt) < ss.s.persistEvery {
 		return
 	}
-	if err := ss.s.backend.RouterHeartbeat(ctx, ss.id, hb.Services, now); err != nil {
-		if ctx.Err() == nil {
-			ss.log.Error("cannot record heartbeat", "error", err)
-		}
-		return
-	}
+	ss.s.live.report(Status{RouterID: ss.id, Online: true, At: now, Health: hb.Services, HealthSet: true})
 	ss.persistedAt, ss.persistedHealth = now, hb.Services
 }
 

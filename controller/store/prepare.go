@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"time"
 
 	"github.com/ztna/ztna/internal/api"
@@ -86,4 +87,14 @@ func NonNil[T any](v []T) []T {
 		return []T{}
 	}
 	return v
+}
+
+// SortedIDs returns the keys of a batch in order: backends write (and lock) rows in one order.
+func SortedIDs[V any](batch map[string]V) []string {
+	ids := make([]string, 0, len(batch))
+	for id := range batch {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }

@@ -142,6 +142,15 @@ type Store interface {
 	// last_seen is before seenBefore (its session died with a crashed controller) and
 	// returns their ids.
 	MarkStaleOffline(ctx context.Context, seenBefore time.Time) ([]string, error)
+	// SetRouterStates records many routers' reports in one transaction: the control
+	// channel's liveness writer flushes its batches here, so that thousands of sessions cost
+	// a few transactions a second instead of one each. Routers that no longer exist are
+	// skipped. It publishes no Change: status reports concern no subscriber, and a Change
+	// per router and flush would flood every replica's change feed.
+	SetRouterStates(ctx context.Context, states map[string]RouterState) error
+	// LatestEnrolment returns when the latest enrolment of the router or identity (kind)
+	// subjectID consumed its key; zero when it was never enrolled. See LatestEnrolments.
+	LatestEnrolment(ctx context.Context, kind, subjectID string) (time.Time, error)
 
 	// Keys. CreateKey assigns ID and CreatedAt; k.SubjectID must exist (*ReferenceError).
 	CreateKey(ctx context.Context, k *Key) error

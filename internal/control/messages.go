@@ -141,6 +141,11 @@ type Welcome struct {
 	// (a heartbeat with the health of thousands of services). Absent: a controller that
 	// predates chunking, which accepts single frames only.
 	MaxMessage int64 `json:"max_message,omitempty"`
+	// ReconnectSpreadMS is the window over which the router spreads its reconnect attempts
+	// after losing this session (uniformly at random), so that a fleet reconnecting to a
+	// restarted controller arrives at a bounded rate; the controller sizes it from its
+	// session count. Zero (older controllers): no spreading beyond the usual jitter.
+	ReconnectSpreadMS int64 `json:"reconnect_spread_ms,omitempty"`
 }
 
 // HeartbeatMisses is how many heartbeat intervals of silence end a connection.
@@ -237,6 +242,10 @@ type Revoked struct {
 // Error is a fatal protocol error; the sender closes the connection after it.
 type Error struct {
 	Message string `json:"message"`
+	// RetryAfterMS, when set, says the controller is shedding a backlog of admissions: the
+	// router waits at least this long (plus jitter) before it reconnects, instead of its
+	// own backoff.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
 
 // Undeliverable says which message the sender did not send, and why: Size bytes encoded,

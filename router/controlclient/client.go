@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ztna/ztna/internal/control"
+	"github.com/ztna/ztna/internal/pki"
 	"github.com/ztna/ztna/router/metrics"
 	"github.com/ztna/ztna/router/targets"
 )
@@ -66,6 +67,10 @@ type Client struct {
 	// OnEndpoints, when set, receives the controller's control endpoints whenever a welcome
 	// changes them (the daemon saves them, so that a restarted router dials them too).
 	OnEndpoints func([]string)
+	// OnSession, when set, receives the control endpoint of every session once it is up.
+	OnSession func(endpoint string)
+	// OnHeartbeatAck, when set, receives the time from each heartbeat to its ack.
+	OnHeartbeatAck func(time.Duration)
 
 	connected atomic.Bool
 	current   atomic.Pointer[session] // the open session, for Certify
@@ -99,13 +104,13 @@ func (c *Client) Run(ctx context.Context) error {
 		return errors.New("no controller control endpoint configured; re-enrol the router")
 	}
 	retry := newRetryPolicy()
-	endpoints := newRotation(c.Endpoints, c.Fallback)
+	endpoints := newRotation(c.routerID(), c.Endpoints, c.Fallback)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			c.Metrics.Reconnect()
 		}
 		endpoint := endpoints.pick()
-		o, lasted, err := c.session(ctx, endpoints, endpoint)
+		o, lasted, err := c.session(ctx, endpoints, retry, endpoint)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -113,7 +118,12 @@ func (c *Client) Run(ctx context.Context) error {
 			c.Logger.Error("control channel closed for good", "endpoint", endpoint, "error", err)
 			return err
 		}
-		delay := retry.next(o, lasted, time.Now())
+		var delay time.Duration
+		if busy := (*BusyError)(nil); errors.As(err, &busy) {
+			delay = retry.busy(busy.RetryAfter)
+		} else {
+			delay = retry.next(o, lasted, time.Now())
+		}
 		c.Logger.Warn("control channel down; reconnecting", "endpoint", endpoint, "error", c.explain(err), "retry_in", delay.Round(time.Millisecond).String())
 		select {
 		case <-ctx.Done():
@@ -143,7 +153,7 @@ const dialTimeout = 5 * time.Second
 
 // session runs one control session on endpoint until it ends; it says how the attempt ended and,
 // for a session that was up, for how long. The welcome's endpoint list goes into endpoints.
-func (c *Client) session(ctx context.Context, endpoints *rotation, endpoint string) (outcome, time.Duration, error) {
+func (c *Client) session(ctx context.Context, endpoints *rotation, retry *retryPolicy, endpoint string) (outcome, time.Duration, error) {
 	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", endpoint)
 	if err != nil {
@@ -174,7 +184,11 @@ func (c *Client) session(ctx context.Context, endpoints *rotation, endpoint stri
 	if len(w.Control) > 0 {
 		c.learnEndpoints(endpoints, w.Control, endpoint)
 	}
+	retry.spreadOver(time.Duration(w.ReconnectSpreadMS) * time.Millisecond)
 	s := &session{Client: c, conn: conn, interval: interval, pending: map[uint64]chan control.Renewed{}}
+	if c.OnSession != nil {
+		c.OnSession(endpoint)
+	}
 	c.connected.Store(true)
 	c.current.Store(s)
 	c.Metrics.SetConnected(true)
@@ -255,15 +269,43 @@ func terminal(env control.Envelope) error {
 	case control.TypeError:
 		var e control.Error
 		env.Decode(&e)
+		if e.RetryAfterMS > 0 {
+			return &BusyError{Message: e.Message, RetryAfter: time.Duration(e.RetryAfterMS) * time.Millisecond}
+		}
 		return fmt.Errorf("controller refused the session: %s", e.Message)
 	}
 	return nil
+}
+
+// BusyError is the controller shedding a backlog of admissions: the router waits RetryAfter
+// (and up to as much again) before it tries again.
+type BusyError struct {
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("controller busy, asked to retry after %v: %s", e.RetryAfter, e.Message)
+}
+
+// routerID is the id in the router's certificate: it seeds the router's endpoint order.
+func (c *Client) routerID() string {
+	leaf := c.Credentials.Leaf()
+	if leaf == nil {
+		return ""
+	}
+	_, id, err := pki.Identity(leaf)
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
 type session struct {
 	*Client
 	conn     *control.Conn
 	interval time.Duration
+	sentAt   atomic.Int64 // unix nanoseconds of the last heartbeat
 
 	mu      sync.Mutex
 	pending map[uint64]chan control.Renewed
@@ -316,6 +358,9 @@ func (s *session) read() error {
 				s.OnHubSnapshot(hs)
 			}
 		case control.TypeHeartbeatAck:
+			if s.OnHeartbeatAck != nil {
+				s.OnHeartbeatAck(time.Since(time.Unix(0, s.sentAt.Load())))
+			}
 		case control.TypeUndeliverable:
 			var u control.Undeliverable
 			if err := env.Decode(&u); err != nil {
@@ -333,6 +378,7 @@ func (s *session) heartbeats(ctx context.Context) {
 	defer t.Stop()
 	for {
 		hb := control.Heartbeat{SentAt: time.Now().UTC(), Services: s.Health.Results()}
+		s.sentAt.Store(hb.SentAt.UnixNano())
 		err := s.conn.Send(control.TypeHeartbeat, 0, hb)
 		var tooLarge *control.TooLargeError
 		if errors.As(err, &tooLarge) {

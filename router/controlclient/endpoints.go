@@ -1,29 +1,53 @@
 package controlclient
 
 import (
+	"cmp"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"slices"
 	"strconv"
 )
 
 // rotation is the list of control endpoints a router dials in turn: the controller's list (as
-// last pushed in a welcome, or as the router started with), then the fallbacks it lacks.
+// last pushed in a welcome, or as the router started with) in this router's own order, then
+// the fallbacks it lacks.
+//
+// The order is rendezvous hashing of the router's id with each endpoint: stable per router
+// (a restart dials the same replica first), different across routers, so a fleet spreads
+// evenly over the replicas. Before it, every router dialled the list in order and one
+// replica held every session (2,505 to 0). Adding or removing a replica moves only the
+// routers whose first choice it is.
 type rotation struct {
+	seed              string // the router's id
 	primary, fallback []string
 	list              []string
 	next              int
 }
 
-func newRotation(primary, fallback []string) *rotation {
-	r := &rotation{fallback: fallback}
+func newRotation(seed string, primary, fallback []string) *rotation {
+	r := &rotation{seed: seed, fallback: fallback}
 	r.set(primary)
 	return r
 }
 
+// Preference orders endpoints for the router seed (rendezvous hashing, highest weight first).
+func Preference(seed string, endpoints []string) []string {
+	weight := func(e string) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(seed))
+		h.Write([]byte{0})
+		h.Write([]byte(e))
+		return h.Sum64()
+	}
+	out := slices.Clone(endpoints)
+	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(weight(b), weight(a)) })
+	return out
+}
+
 func (r *rotation) set(primary []string) {
 	r.primary = primary
-	r.list = slices.Clone(primary)
+	r.list = Preference(r.seed, primary)
 	for _, f := range r.fallback {
 		if !slices.Contains(r.list, f) {
 			r.list = append(r.list, f)

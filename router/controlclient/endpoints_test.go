@@ -2,6 +2,7 @@ package controlclient
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -51,24 +52,61 @@ func TestValidEndpoints(t *testing.T) {
 }
 
 func TestRotation(t *testing.T) {
-	r := newRotation([]string{"a:1"}, []string{"a:1"})
+	r := newRotation("router-1", []string{"a:1"}, []string{"a:1"})
 	if got := []string{r.pick(), r.pick()}; !slices.Equal(got, []string{"a:1", "a:1"}) {
 		t.Fatalf("one endpoint: dialled %v", got)
 	}
 	if r.replace([]string{"a:1"}, "a:1") {
 		t.Fatal("the same list counted as a change")
 	}
-	// Learned on a session with a:1: the next attempt goes to the next endpoint, then round.
-	if !r.replace([]string{"b:2", "a:1", "c:3"}, "a:1") {
+	// Learned on a session with a:1: the next attempt goes to the endpoint after a:1 in the
+	// router's own order, then round.
+	learned := []string{"b:2", "a:1", "c:3"}
+	if !r.replace(learned, "a:1") {
 		t.Fatal("a new list not counted as a change")
 	}
-	if got := []string{r.pick(), r.pick(), r.pick()}; !slices.Equal(got, []string{"c:3", "b:2", "a:1"}) {
-		t.Fatalf("dialled %v after learning on a:1", got)
+	order := Preference("router-1", learned)
+	i := slices.Index(order, "a:1")
+	want := []string{order[(i+1)%3], order[(i+2)%3], order[i]}
+	if got := []string{r.pick(), r.pick(), r.pick()}; !slices.Equal(got, want) {
+		t.Fatalf("dialled %v after learning on a:1, want %v (order %v)", got, want, order)
 	}
 	// A list without the enrolled endpoint keeps it last, as a fallback.
 	r.replace([]string{"d:4"}, "c:3")
 	if !slices.Equal(r.list, []string{"d:4", "a:1"}) {
 		t.Fatalf("list %v, want the pushed one then the fallback", r.list)
+	}
+}
+
+// TestPreferenceSpreadsRouters: each router's order is its own and stable (the same whatever
+// order the controller lists its replicas in), and a fleet's first choices split evenly.
+func TestPreferenceSpreadsRouters(t *testing.T) {
+	replicas := []string{"ctrl-a:6262", "ctrl-b:6262"}
+	first := map[string]int{}
+	const n = 2000
+	for i := range n {
+		seed := fmt.Sprintf("router-%d", i)
+		p := Preference(seed, replicas)
+		if q := Preference(seed, []string{replicas[1], replicas[0]}); !slices.Equal(p, q) {
+			t.Fatalf("%s: order %v depends on the listed order (%v)", seed, p, q)
+		}
+		if !slices.Equal(p, Preference(seed, replicas)) {
+			t.Fatalf("%s: order not stable", seed)
+		}
+		first[p[0]]++
+	}
+	for _, r := range replicas {
+		if share := float64(first[r]) / n; share < 0.45 || share > 0.55 {
+			t.Errorf("%s is the first choice of %.1f %% of routers, want about half (%v)", r, 100*share, first)
+		}
+	}
+	// A third replica takes about a third, and moves only routers to itself.
+	three := append(slices.Clone(replicas), "ctrl-c:6262")
+	for i := range n {
+		seed := fmt.Sprintf("router-%d", i)
+		if p2, p3 := Preference(seed, replicas)[0], Preference(seed, three)[0]; p3 != p2 && p3 != "ctrl-c:6262" {
+			t.Fatalf("%s moved from %s to %s when ctrl-c was added", seed, p2, p3)
+		}
 	}
 }
 

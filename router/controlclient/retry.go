@@ -1,6 +1,7 @@
 package controlclient
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/ztna/ztna/internal/backoff"
@@ -46,10 +47,36 @@ type retryPolicy struct {
 	// answered counts the attempts since the policy started over where the controller
 	// answered but no lasting session came of it.
 	answered int
+	// spread is the last welcome's reconnect spread: quick retries (a controller restarting,
+	// a replica lost) are spread over it, so that a fleet arrives at a bounded rate.
+	spread time.Duration
+	rand   func(n int64) int64
 }
 
 func newRetryPolicy() *retryPolicy {
-	return &retryPolicy{quick: backoff.New(quickMin, quickMax), slow: backoff.New(slowMin, slowMax)}
+	return &retryPolicy{quick: backoff.New(quickMin, quickMax), slow: backoff.New(slowMin, slowMax), rand: rand.Int64N}
+}
+
+// spreadOver sets the window quick retries are spread over (welcome.reconnect_spread_ms).
+func (p *retryPolicy) spreadOver(d time.Duration) { p.spread = max(d, 0) }
+
+// quickNext is a quick delay, spread over the controller's reconnect spread: uniform in
+// [0, spread) on top, so that N routers that lost the same controller arrive at about
+// N/spread per second instead of all within the first second.
+func (p *retryPolicy) quickNext() time.Duration {
+	d := p.quick.Next()
+	if p.spread > 0 {
+		d += time.Duration(p.rand(int64(p.spread)))
+	}
+	return d
+}
+
+// busy returns the delay after the controller refused admission with retryAfter (it is
+// shedding a backlog): at least retryAfter, uniform up to twice it, so the refused routers
+// come back spread out. It does not count as a refusal: the controller is healthy.
+func (p *retryPolicy) busy(retryAfter time.Duration) time.Duration {
+	p.unreachableSince = time.Time{}
+	return retryAfter + time.Duration(p.rand(int64(retryAfter)+1))
 }
 
 // next returns the delay after an attempt that ended at now with o; lasted is how long its
@@ -62,14 +89,14 @@ func (p *retryPolicy) next(o outcome, lasted time.Duration, now time.Time) time.
 		// The controller (or the path to it) went away after a healthy session: most likely
 		// a restart, so retry as quickly as for an unreachable one.
 		p.unreachableSince = now
-		return p.quick.Next()
+		return p.quickNext()
 	}
 	if o == unreachable {
 		if p.unreachableSince.IsZero() {
 			p.unreachableSince = now
 		}
 		if now.Sub(p.unreachableSince) < restartWindow {
-			return p.quick.Next()
+			return p.quickNext()
 		}
 		return p.slow.Next()
 	}

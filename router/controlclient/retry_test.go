@@ -106,3 +106,38 @@ func TestRetryJitter(t *testing.T) {
 		t.Fatalf("first retries of %d routers: %d distinct milliseconds between %v and %v; want them spread", routers, len(seen), lo, hi)
 	}
 }
+
+// TestRetryHonoursBusy: a controller shedding a backlog says when to come back; the router
+// waits at least that and at most twice it, and it does not count as a refusal.
+func TestRetryHonoursBusy(t *testing.T) {
+	p := newRetryPolicy()
+	for range 100 {
+		if d := p.busy(3 * time.Second); d < 3*time.Second || d > 6*time.Second {
+			t.Fatalf("busy delay %v outside [3s, 6s]", d)
+		}
+	}
+	if d := p.next(refused, 0, time.Now()); d > 250*time.Millisecond {
+		t.Fatalf("first refusal after busy answers waited %v: busy answers counted as refusals", d)
+	}
+}
+
+// TestRetrySpreadsOverWelcomeWindow: with a reconnect spread from the welcome, quick retries
+// land uniformly over it, so a fleet losing one controller arrives at a bounded rate.
+func TestRetrySpreadsOverWelcomeWindow(t *testing.T) {
+	const spread = 10 * time.Second
+	var buckets [10]int
+	for range 2000 {
+		p := newRetryPolicy()
+		p.spreadOver(spread)
+		d := p.next(dropped, time.Hour, time.Now())
+		if d < quickMin/2 || d > quickMin+spread {
+			t.Fatalf("delay %v outside [%v, %v]", d, quickMin/2, quickMin+spread)
+		}
+		buckets[min(int(d/time.Second), 9)]++
+	}
+	for i, n := range buckets {
+		if n < 120 || n > 280 { // 200 expected per second of the window
+			t.Errorf("second %d of the spread got %d of 2000 reconnects, want about 200: %v", i, n, buckets)
+		}
+	}
+}

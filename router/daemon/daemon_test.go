@@ -76,6 +76,7 @@ func TestRouterLifecycle(t *testing.T) {
 	}
 	wait("healthz 200", func() bool { code, _ := get("http://" + local + "/healthz"); return code == 200 })
 	wait("readyz 200", func() bool { code, _ := get("http://" + local + "/readyz"); return code == 200 })
+	wait("hello recorded", func() bool { return b.Status("r1").Hello.Protocol != 0 }) // with the next status flush
 	hello := b.Status("r1").Hello
 	if hello.FailureDomain != "aws/eu-west-1b" || hello.Image == nil || hello.Image.HardeningProfile != "ztna-cis" {
 		t.Fatalf("hello %+v", hello)

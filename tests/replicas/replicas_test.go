@@ -237,13 +237,21 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("replicas sign with different CAs: %s and %s", a.fingerprint, b.fingerprint)
 	}
 
-	// Router r1 follows its key to b; r2 to a.
+	// Each router dials the replicas in its own order (rendezvous-hashed by its id), so where
+	// its session lands is found, not assumed: changes are made through the other replica.
 	r1 := enrolRouter(t, a, b, "edge-1", "east")
 	r2 := enrolRouter(t, b, a, "edge-2", "west")
 	harness.WaitFor(t, 20*time.Second, "both routers connect", func() bool { return connected(r1) && connected(r2) })
-	if sa, sb := controlSessions(t, a), controlSessions(t, b); sa != 1 || sb != 1 {
-		t.Fatalf("control sessions: %s has %d, %s has %d; want one each", a.name, sa, b.name, sb)
+	home1, home2 := homeOf(t, r1, rs), homeOf(t, r2, rs)
+	want := map[*replica]int{a: 0, b: 0}
+	want[home1]++
+	want[home2]++
+	for _, rep := range rs {
+		if n := controlSessions(t, rep); n != want[rep] {
+			t.Fatalf("control sessions: %s has %d, want %d (edge-1 on %s, edge-2 on %s)", rep.name, n, want[rep], home1.name, home2.name)
+		}
 	}
+	t.Logf("edge-1 is on %s, edge-2 on %s", home1.name, home2.name)
 
 	t.Run("objects created through one replica are served by the other", func(t *testing.T) {
 		ctx := context.Background()
@@ -259,19 +267,20 @@ func TestReplicas(t *testing.T) {
 		if err != nil || len(routers) != 2 {
 			t.Fatalf("replica b lists %d routers (%v), want 2", len(routers), err)
 		}
-		// Online status written by whichever replica holds the session.
-		for _, r := range routers {
-			if r.Status != api.RouterOnline {
-				t.Errorf("router %s is %q on replica b, want online", r.Name, r.Status)
-			}
-		}
+		// Online status written by whichever replica holds the session (with its next
+		// status flush).
+		harness.WaitFor(t, 5*time.Second, "both routers online on replica b", func() bool {
+			routers, err := b.api.ListRouters(ctx)
+			return err == nil && !slices.ContainsFunc(routers, func(r api.Router) bool { return r.Status != api.RouterOnline })
+		})
 	})
 
-	t.Run("change through a reaches a router connected to b within 1s", func(t *testing.T) {
+	via := other(rs, home1)
+	t.Run("change through one replica reaches a router connected to the other within 1s", func(t *testing.T) {
 		var worst time.Duration
 		for i := range 5 {
-			d := createService(t, a, r1, fmt.Sprintf("east-db-%d", i), "east")
-			t.Logf("service created through %s reached router on %s after %v", a.name, b.name, d)
+			d := createService(t, via, r1, fmt.Sprintf("east-db-%d", i), "east")
+			t.Logf("service created through %s reached router on %s after %v", via.name, home1.name, d)
 			worst = max(worst, d)
 		}
 		if worst > maxPropagation {
@@ -279,35 +288,36 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
-	// A key minted before the crash, whose endpoints list a first.
-	spare, err := a.api.CreateRouter(context.Background(), api.RouterCreate{Name: "edge-3", Roles: []string{"west"}})
+	// The replica edge-2 is on is killed; a key minted by it before the crash lists it first.
+	victim, survivor := home2, other(rs, home2)
+	spare, err := victim.api.CreateRouter(context.Background(), api.RouterCreate{Name: "edge-3", Roles: []string{"west"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	spareKey, err := a.api.CreateRegistrationKey(context.Background(), api.RegistrationKeyCreate{RouterID: spare.ID})
+	spareKey, err := victim.api.CreateRegistrationKey(context.Background(), api.RegistrationKeyCreate{RouterID: spare.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	a.proc.Kill()
+	victim.proc.Kill()
 	killed := time.Now()
 
-	t.Run("after SIGKILL of a, b keeps serving and a's routers move to b", func(t *testing.T) {
-		if _, err := b.api.ListServices(context.Background()); err != nil {
-			t.Fatalf("replica b after a died: %v", err)
+	t.Run("after SIGKILL of one replica, the other keeps serving and its routers move there", func(t *testing.T) {
+		if _, err := survivor.api.ListServices(context.Background()); err != nil {
+			t.Fatalf("replica %s after %s died: %v", survivor.name, victim.name, err)
 		}
-		d := harness.WaitFor(t, 15*time.Second, "router edge-2 reconnects to b", func() bool {
-			return controlSessions(t, b) == 2 && connected(r2)
+		d := harness.WaitFor(t, 15*time.Second, "router edge-2 reconnects to "+survivor.name, func() bool {
+			return controlSessions(t, survivor) == 2 && connected(r2) && homeOf(t, r2, rs) == survivor
 		})
 		t.Logf("router moved from the killed replica to the survivor %v after the kill (%v waiting)", time.Since(killed), d)
 		if !connected(r1) {
-			t.Fatal("router edge-1, connected to b all along, lost its session")
+			t.Fatal("router edge-1 lost its session for good")
 		}
 	})
 
 	t.Run("service created on the survivor reaches the moved router", func(t *testing.T) {
-		d := createService(t, b, r2, "west-db", "west")
-		t.Logf("service created through %s reached the moved router after %v", b.name, d)
+		d := createService(t, survivor, r2, "west-db", "west")
+		t.Logf("service created through %s reached the moved router after %v", survivor.name, d)
 		if d > maxPropagation {
 			t.Fatalf("took %v, want under %v", d, maxPropagation)
 		}
@@ -315,8 +325,35 @@ func TestReplicas(t *testing.T) {
 
 	t.Run("a key minted by the dead replica enrols through the survivor", func(t *testing.T) {
 		r3 := harness.RunRouter(t, spare.ID, harness.Enrol(t, spareKey.Key))
-		harness.WaitFor(t, 20*time.Second, "router edge-3 connects to b and gets west-db", func() bool { return connected(r3) && assigned(r3) == 1 })
+		harness.WaitFor(t, 20*time.Second, "router edge-3 connects to "+survivor.name+" and gets west-db", func() bool { return connected(r3) && assigned(r3) == 1 })
 	})
+}
+
+// homeOf is the replica holding router r's current control session: the endpoint of the last
+// "control channel up" line in its log.
+func homeOf(t *testing.T, r *harness.Router, rs []*replica) *replica {
+	t.Helper()
+	var last string
+	for _, line := range strings.Split(r.Output(), "\n") {
+		if strings.Contains(line, "control channel up") {
+			last = line
+		}
+	}
+	for _, rep := range rs {
+		if strings.Contains(last, rep.control) {
+			return rep
+		}
+	}
+	t.Fatalf("router %s: no control session in its log (last: %q)", r.ID, last)
+	return nil
+}
+
+// other is the replica of the two that is not rep.
+func other(rs []*replica, rep *replica) *replica {
+	if rs[0] == rep {
+		return rs[1]
+	}
+	return rs[0]
 }
 
 // Replicas started together on an empty database agree on one CA and schema.

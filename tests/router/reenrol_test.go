@@ -64,7 +64,9 @@ func TestReenrolmentSupersedes(t *testing.T) {
 			t.Fatal("the old certificate holds a fabric link after the re-enrolment")
 		}
 	}
-	if !cur.Healthy() || c.GetRouter(t, id).Status != api.RouterOnline || !c.RouterLinked(id) {
+	// Status reaches the API with the controller's next flush (250 ms).
+	harness.WaitFor(t, 2*time.Second, "the re-enrolled router online in the API", func() bool { return c.GetRouter(t, id).Status == api.RouterOnline })
+	if !cur.Healthy() || !c.RouterLinked(id) {
 		t.Fatal("the re-enrolled router lost its session or link")
 	}
 	if n := cur.Metric("ztna_router_control_reconnects_total"); n != 0 {

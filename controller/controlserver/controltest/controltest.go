@@ -150,31 +150,21 @@ func (b *Backend) ServicesForRoles(_ context.Context, roles []string) ([]control
 	return out, nil
 }
 
-// RouterOnline implements controlserver.Backend.
-func (b *Backend) RouterOnline(_ context.Context, id string, hello control.Hello, at time.Time) error {
+// RecordStatus implements controlserver.Backend.
+func (b *Backend) RecordStatus(_ context.Context, batch []controlserver.Status) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.status[id] = Status{Online: true, Hello: hello, LastSeen: at}
-	return nil
-}
-
-// RouterHeartbeat implements controlserver.Backend.
-func (b *Backend) RouterHeartbeat(_ context.Context, id string, health []control.ServiceHealth, at time.Time) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	st := b.status[id]
-	st.LastSeen, st.Health = at, health
-	b.status[id] = st
-	return nil
-}
-
-// RouterOffline implements controlserver.Backend.
-func (b *Backend) RouterOffline(_ context.Context, id string, at time.Time) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	st := b.status[id]
-	st.Online, st.LastSeen = false, at
-	b.status[id] = st
+	for _, r := range batch {
+		st := b.status[r.RouterID]
+		st.Online, st.LastSeen = r.Online, r.At
+		if r.Hello != nil {
+			st.Hello = *r.Hello
+		}
+		if r.HealthSet {
+			st.Health = r.Health
+		}
+		b.status[r.RouterID] = st
+	}
 	return nil
 }
 

@@ -272,3 +272,15 @@ func (s *Store) ReissueIdentityToken(ctx context.Context, id string, token *stor
 	}
 	return out, nil
 }
+
+// LatestEnrolment implements store.Store through the keys_subject index.
+func (s *Store) LatestEnrolment(ctx context.Context, kind, subjectID string) (time.Time, error) {
+	var used *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT MAX(used_at) FROM keys WHERE kind = $1 AND subject_id = $2`, kind, subjectID).Scan(&used); err != nil {
+		return time.Time{}, classify(err)
+	}
+	if used == nil {
+		return time.Time{}, nil
+	}
+	return utc(*used), nil
+}

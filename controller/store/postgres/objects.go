@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -168,4 +169,28 @@ func (s *Store) UpdateServicePolicy(ctx context.Context, id string, fn func(*api
 // DeleteServicePolicy implements store.Store.
 func (s *Store) DeleteServicePolicy(ctx context.Context, id string) error {
 	return policies.delete(ctx, s, id, nil)
+}
+
+// SetRouterStates implements store.Store: one transaction for the whole batch, rows locked in
+// id order so that two replicas' batches cannot deadlock.
+func (s *Store) SetRouterStates(ctx context.Context, states map[string]store.RouterState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(tx pgx.Tx) ([]store.Change, error) {
+		for _, id := range store.SortedIDs(states) {
+			r, err := routers.get(ctx, tx, id, "FOR UPDATE")
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted while connected: nothing left to record
+			}
+			if err != nil {
+				return nil, err
+			}
+			states[id].Apply(r)
+			if err := routers.save(ctx, tx, r); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil // published by nobody: see store.Store
+	})
 }

@@ -266,3 +266,13 @@ func (s *Store) ReissueIdentityToken(ctx context.Context, id string, token *stor
 	}
 	return out, nil
 }
+
+// LatestEnrolment implements store.Store through the keys_subject index.
+func (s *Store) LatestEnrolment(ctx context.Context, kind, subjectID string) (time.Time, error) {
+	var used sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT MAX(used_at) FROM keys WHERE kind = ? AND subject_id = ?`, kind, subjectID).Scan(&used)
+	if err != nil || !used.Valid {
+		return time.Time{}, classify(err)
+	}
+	return fromMicros(used.Int64), nil
+}

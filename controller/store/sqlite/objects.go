@@ -171,3 +171,27 @@ func (s *Store) MarkStaleOffline(ctx context.Context, seenBefore time.Time) ([]s
 	}
 	return ids, nil
 }
+
+// SetRouterStates implements store.Store: one write transaction for the whole batch.
+func (s *Store) SetRouterStates(ctx context.Context, states map[string]store.RouterState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	var none []store.Change // published by nobody: see store.Store
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range store.SortedIDs(states) {
+			r, err := routers.get(ctx, tx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted while connected: nothing left to record
+			}
+			if err != nil {
+				return err
+			}
+			states[id].Apply(r)
+			if err := saveDoc(ctx, tx, routers, r, &none, store.OpState); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -35,6 +35,9 @@ func testFeed(t *testing.T, s store.Store) {
 	must(t, err)
 	expect(t, ch, c(store.Routers, store.OpState, r.ID))
 
+	// A batch of status reports publishes nothing: the next change is the key's.
+	must(t, s.SetRouterStates(ctx, map[string]store.RouterState{r.ID: {Status: &online, LastSeen: &old}}))
+
 	k := newRouterKey(t, s, r.ID, time.Hour)
 	expect(t, ch, c(store.Keys, store.OpCreate, k.ID))
 	_, err = s.RevokeKey(ctx, k.ID)

@@ -226,3 +226,73 @@ func testPersistence(t *testing.T, open func(*testing.T) store.Store) {
 		t.Fatalf("policy after restart: %+v %v", gp, err)
 	}
 }
+
+// testRouterStates: a batch records each router's fields as SetRouterState would, leaves
+// routers outside it alone, and skips a router that no longer exists instead of failing.
+func testRouterStates(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	a, b, other := &api.Router{Name: "a"}, &api.Router{Name: "b"}, &api.Router{Name: "other"}
+	for _, r := range []*api.Router{a, b, other} {
+		must(t, s.CreateRouter(ctx, r))
+	}
+	online, offline, version := api.RouterOnline, api.RouterOffline, "2.0.0"
+	seen := store.Now()
+	health := []api.ServiceHealth{{Name: "db", Resolvable: true, Reachable: true, CheckedAt: seen}}
+	must(t, s.SetRouterStates(ctx, map[string]store.RouterState{
+		a.ID:          {Status: &online, LastSeen: &seen, Version: &version, Health: &health},
+		b.ID:          {Status: &offline, LastSeen: &seen},
+		store.NewID(): {Status: &online, LastSeen: &seen}, // deleted meanwhile
+	}))
+	ga, err := s.GetRouter(ctx, a.ID)
+	must(t, err)
+	if ga.Status != online || ga.Version != version || ga.LastSeen == nil || !ga.LastSeen.Equal(seen) || len(ga.Services) != 1 {
+		t.Fatalf("router a after the batch: %+v", ga)
+	}
+	gb, err := s.GetRouter(ctx, b.ID)
+	must(t, err)
+	if gb.Status != offline || gb.LastSeen == nil || !gb.LastSeen.Equal(seen) {
+		t.Fatalf("router b after the batch: %+v", gb)
+	}
+	if !ga.UpdatedAt.Equal(a.UpdatedAt) {
+		t.Fatalf("a router report moved updated_at from %v to %v", a.UpdatedAt, ga.UpdatedAt)
+	}
+	go2, err := s.GetRouter(ctx, other.ID)
+	must(t, err)
+	if go2.Status != api.RouterUnenrolled || go2.LastSeen != nil {
+		t.Fatalf("router outside the batch changed: %+v", go2)
+	}
+	must(t, s.SetRouterStates(ctx, nil))
+}
+
+// testLatestEnrolment: the time of the latest used key of that subject, zero before any.
+func testLatestEnrolment(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	r, other := &api.Router{Name: "r"}, &api.Router{Name: "other"}
+	must(t, s.CreateRouter(ctx, r))
+	must(t, s.CreateRouter(ctx, other))
+	if at, err := s.LatestEnrolment(ctx, api.KindRouter, r.ID); err != nil || !at.IsZero() {
+		t.Fatalf("never enrolled: %v, %v; want zero", at, err)
+	}
+	first := store.Now().Add(-time.Hour)
+	second := first.Add(30 * time.Minute)
+	EnrolRouter(t, s, r.ID, first)
+	EnrolRouter(t, s, r.ID, second)
+	EnrolRouter(t, s, other.ID, second.Add(time.Minute))
+	newRouterKey(t, s, r.ID, time.Hour) // unused: not an enrolment
+	at, err := s.LatestEnrolment(ctx, api.KindRouter, r.ID)
+	must(t, err)
+	if !at.Equal(second) {
+		t.Fatalf("latest enrolment %v, want %v", at, second)
+	}
+	if want := latestOf(t, s, r.ID); !at.Equal(want) {
+		t.Fatalf("LatestEnrolment %v disagrees with LatestEnrolments %v", at, want)
+	}
+}
+
+// latestOf is store.LatestEnrolments' answer for one router.
+func latestOf(t *testing.T, s store.Store, id string) time.Time {
+	t.Helper()
+	all, err := store.LatestEnrolments(ctxFor(t), s, api.KindRouter)
+	must(t, err)
+	return all[id]
+}

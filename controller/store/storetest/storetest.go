@@ -26,6 +26,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	t.Run("Normalisation", func(t *testing.T) { testNormalisation(t, open(t)) })
 	t.Run("RouterState", func(t *testing.T) { testRouterState(t, open(t)) })
+	t.Run("RouterStates", func(t *testing.T) { testRouterStates(t, open(t)) })
+	t.Run("LatestEnrolment", func(t *testing.T) { testLatestEnrolment(t, open(t)) })
 	t.Run("MarkStaleOffline", func(t *testing.T) { testMarkStaleOffline(t, open(t)) })
 	t.Run("References", func(t *testing.T) { testReferences(t, open(t)) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
