@@ -47,7 +47,7 @@ func TestControllerBackend(t *testing.T) {
 	if err := st.CreateService(ctx, &api.Service{Name: "other", Address: "o.test", Port: 1, RouterRoles: []string{"hub"}}); err != nil {
 		t.Fatal(err)
 	}
-	c := controltest.StartWith(t, ca, b, "", controlserver.Config{HeartbeatInterval: 100 * time.Millisecond, LastSeenInterval: 200 * time.Millisecond,
+	c := controltest.StartWith(t, ca, b, "", controlserver.Config{HeartbeatInterval: 100 * time.Millisecond, LastSeenInterval: 200 * time.Millisecond, FlushInterval: 20 * time.Millisecond,
 		Logger: log})
 
 	cert := controltest.RouterCertificate(t, ca, r.ID, time.Hour)
