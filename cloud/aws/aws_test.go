@@ -284,3 +284,53 @@ func TestEgressInPlace(t *testing.T) {
 		t.Errorf("%d RunInstances calls, want 1", runs)
 	}
 }
+
+// TestUpdateTags: tags change in place on the instance, its root volume and its security
+// group (DeleteTags for a key no longer wanted, CreateTags for the rest); the ownership tags,
+// Name and the group's instance tag stay; no instance is launched or terminated.
+func TestUpdateTags(t *testing.T) {
+	d, fake := newTestDriver(t)
+	spec := testSpec(t, "low-med")
+	spec.Tags = map[string]string{"team": "platform", "cost-centre": "17"}
+	h := clouddrivertest.CheckTagUpdate(t, d, spec)
+	inst := fake.Instances()[0]
+	g := fake.Groups()[0]
+	for what, tags := range map[string]map[string]string{"instance": inst.Tags, "volume": inst.VolumeTags, "group": g.Tags} {
+		if tags["team"] != "edge" || tags["owner"] != "netops" || tags[cloud.TagRouterHost] != "edge-a" || tags[cloud.TagManagedBy] != cloud.ManagedBy {
+			t.Errorf("%s tags = %v", what, tags)
+		}
+		if _, ok := tags["cost-centre"]; ok {
+			t.Errorf("%s keeps the removed tag: %v", what, tags)
+		}
+	}
+	if inst.Tags["Name"] != "edge-a" || g.Tags[TagInstanceID] != h.ID {
+		t.Errorf("instance tags %v, group tags %v: Name or the instance tag is gone", inst.Tags, g.Tags)
+	}
+	if n := len(fake.Instances()); n != 1 || fake.Instances()[0].State != "running" {
+		t.Errorf("instances after the tag update: %+v, want the one, running", fake.Instances())
+	}
+	var calls []string
+	for _, r := range fake.Requests() {
+		if r.Action == "CreateTags" || r.Action == "DeleteTags" {
+			calls = append(calls, r.Action+" "+strings.Join(slices.Sorted(slices.Values(r.Params["ResourceId.1"])), ","))
+		}
+	}
+	if len(calls) != 3 || calls[1] != "DeleteTags "+h.ID || calls[2] != "CreateTags "+h.ID {
+		t.Errorf("tag calls %v: want Create's group tag, then one DeleteTags and one CreateTags over instance, volume and group", calls)
+	}
+}
+
+// TestFakeTagRules: the fake refuses what EC2 refuses, so the driver cannot rely on more.
+func TestFakeTagRules(t *testing.T) {
+	d, _ := newTestDriver(t)
+	h := clouddrivertest.Create(t, d, testSpec(t, "low-med"))
+	ctx := context.Background()
+	err := d.UpdateTags(ctx, h.ID, map[string]string{"aws:cloudformation:stack": "x"})
+	clouddrivertest.CheckAPIError(t, err, "InvalidParameterValue", "reserved")
+	many := map[string]string{}
+	for i := range 49 {
+		many["k"+itoa(i)] = "v"
+	}
+	err = d.UpdateTags(ctx, h.ID, many)
+	clouddrivertest.CheckAPIError(t, err, "TagLimitExceeded")
+}

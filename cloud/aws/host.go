@@ -231,6 +231,7 @@ func (d *Driver) Read(ctx context.Context, id string) (cloud.Host, error) {
 		Image:          awssdk.ToString(inst.ImageId),
 		State:          string(inst.State.Name),
 		FailureDomain:  cloud.FailureDomain{Cloud: string(sizing.AWS), Region: d.region},
+		Tags:           cloud.UserTags(tagMap(inst.Tags), "Name"),
 	}
 	if inst.Placement != nil {
 		h.FailureDomain.Zone = awssdk.ToString(inst.Placement.AvailabilityZone)
@@ -349,6 +350,64 @@ func ec2Tags(tags map[string]string, name string) []types.Tag {
 		out = append(out, types.Tag{Key: awssdk.String(k), Value: awssdk.String(tags[k])})
 	}
 	return out
+}
+
+func tagMap(tags []types.Tag) map[string]string {
+	out := make(map[string]string, len(tags))
+	for _, t := range tags {
+		out[awssdk.ToString(t.Key)] = awssdk.ToString(t.Value)
+	}
+	return out
+}
+
+// UpdateTags makes the user tags of the host tags, in place, on every object created with the
+// host's tags: the instance, its EBS volumes and its security group. Tags no longer wanted
+// are deleted (DeleteTags by key, so a value changed out of band goes too), then the wanted
+// ones are written (CreateTags overwrites values); the ownership tags, Name and the security
+// group's instance tag stay. EC2 reserves the aws: prefix, so those tags are left alone.
+func (d *Driver) UpdateTags(ctx context.Context, id string, tags map[string]string) error {
+	inst, err := d.instance(ctx, id)
+	if err != nil {
+		return err
+	}
+	name := tagValue(inst.Tags, cloud.TagRouterHost)
+	if name == "" {
+		return fmt.Errorf("aws: instance %s has no %s tag: it is not a ztna router host", id, cloud.TagRouterHost)
+	}
+	want := ec2Tags(cloud.HostSpec{Name: name, Tags: tags}.AllTags(), name)
+	resources := []string{id}
+	for _, b := range inst.BlockDeviceMappings {
+		if b.Ebs != nil && b.Ebs.VolumeId != nil {
+			resources = append(resources, *b.Ebs.VolumeId)
+		}
+	}
+	groups, err := d.hostGroups(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		resources = append(resources, *g.GroupId)
+	}
+	keep := map[string]bool{TagInstanceID: true}
+	for _, t := range want {
+		keep[*t.Key] = true
+	}
+	var stale []types.Tag
+	for _, t := range inst.Tags {
+		if k := awssdk.ToString(t.Key); !keep[k] && !strings.HasPrefix(k, "aws:") {
+			stale = append(stale, types.Tag{Key: t.Key})
+		}
+	}
+	if len(stale) > 0 {
+		if _, err := d.ec2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: resources, Tags: stale}); err != nil {
+			return d.apiError("DeleteTags", err)
+		}
+	}
+	if _, err := d.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: resources, Tags: want}); err != nil {
+		return d.apiError("CreateTags", err)
+	}
+	d.log.DebugContext(ctx, "updated tags", "instance", id, "resources", len(resources), "tags", len(want), "deleted", len(stale))
+	return nil
 }
 
 func tagValue(tags []types.Tag, key string) string {

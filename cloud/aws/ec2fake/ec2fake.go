@@ -44,6 +44,7 @@ type Instance struct {
 	HopLimit                                                   int
 	PublicIP                                                   bool
 	RootDevice                                                 string
+	RootVolumeID                                               string
 	RootVolumeGiB                                              int
 	RootEncrypted                                              bool
 	Tags                                                       map[string]string
