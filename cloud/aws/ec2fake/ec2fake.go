@@ -344,3 +344,10 @@ func matchTags(f filter, tags map[string]string) (handled, ok bool) {
 	}
 	return false, false
 }
+
+// SetInstanceTagOutOfBand sets a tag on an instance as if someone edited it in the console.
+func (s *Server) SetInstanceTagOutOfBand(id, key, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.instances[id].Tags[key] = value
+}

@@ -3,6 +3,7 @@ package ztnaprovider
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/aws"
 	"github.com/ztna/ztna/cloud/aws/ec2fake"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/regkey"
@@ -120,6 +122,7 @@ resource "ztna_service" "cache" {
   router_roles = [%[1]q]
 }
 `, name)
+	retagged := strings.Replace(withCache, `team = "platform"`, "team  = \"edge\"\n    owner = \"netops\"", 1)
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -177,6 +180,29 @@ resource "ztna_service" "cache" {
 				),
 			},
 			{
+				// Tags change in place: same instance; instance, volume and group retagged.
+				Config: retagged,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", same(&first)),
+					checkAWSTags(fake, &first, map[string]string{"team": "edge", "owner": "netops"}),
+				),
+			},
+			{
+				// A tag changed in the console is read back and planned as an in-place update.
+				PreConfig: func() { fake.SetInstanceTagOutOfBand(first, "team", "someone-else") },
+				Config:    retagged,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", same(&first)),
+					checkAWSTags(fake, &first, map[string]string{"team": "edge", "owner": "netops"}),
+				),
+			},
+			{
 				// An ingress rule opened in the console breaks the egress-only model: drift,
 				// and the host is replaced (enrolling with a fresh key from the ephemeral resource).
 				PreConfig: func() {
@@ -219,7 +245,7 @@ resource "ztna_service" "cache" {
 				ImportState:       true,
 				ImportStateVerify: true,
 				ImportStateVerifyIgnore: []string{"router_id", "registration_key_wo_version", "dns_servers", "ntp_servers", "egress",
-					"tags", "egress_allowlist", "timeouts", "aws.subnet_id", "aws.endpoint", "aws.poll_interval"},
+					"egress_allowlist", "timeouts", "aws.subnet_id", "aws.endpoint", "aws.poll_interval"},
 			},
 		},
 		CheckDestroy: func(*terraform.State) error {
@@ -408,5 +434,33 @@ func checkGroupEgress(t *testing.T, fake *ec2fake.Server, name, rule string, wan
 			return fmt.Errorf("security group egress %v: has %q = %v, want %v", have, rule, !want, want)
 		}
 		return nil
+	}
+}
+
+// checkAWSTags checks the user tags of the instance *id, its root volume and its security
+// group (ownership tags aside).
+func checkAWSTags(fake *ec2fake.Server, id *string, want map[string]string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		for _, inst := range fake.Instances() {
+			if inst.ID != *id {
+				continue
+			}
+			got := map[string]map[string]string{"instance": cloud.UserTags(inst.Tags, "Name"), "volume": cloud.UserTags(inst.VolumeTags, "Name")}
+			for _, g := range fake.Groups() {
+				if g.Tags[aws.TagInstanceID] == inst.ID {
+					got["security group"] = cloud.UserTags(g.Tags, "Name", aws.TagInstanceID)
+				}
+			}
+			if len(got) != 3 {
+				return fmt.Errorf("no security group of instance %s", inst.ID)
+			}
+			for what, tags := range got {
+				if !maps.Equal(tags, want) {
+					return fmt.Errorf("%s tags %v, want %v", what, tags, want)
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("no instance %s", *id)
 	}
 }

@@ -59,6 +59,18 @@ type hostDriver interface {
 	EgressDrift(ctx context.Context, id string, rules []egress.Rule) ([]string, error)
 }
 
+// tagUpdater is a cloud driver that retags a host in place: UpdateTags makes the user tags of
+// the host's objects tags (the ownership tags stay). Local hosts have no tags.
+type tagUpdater interface {
+	UpdateTags(ctx context.Context, id string, tags map[string]string) error
+}
+
+var (
+	_ tagUpdater = (*aws.Driver)(nil)
+	_ tagUpdater = (*gcp.Driver)(nil)
+	_ tagUpdater = (*azure.Driver)(nil)
+)
+
 func closeDriver(d hostDriver) {
 	if c, ok := d.(io.Closer); ok {
 		c.Close()
@@ -489,8 +501,23 @@ func (p *gcpPlatform) isLocal() bool { return false }
 
 func (p *gcpPlatform) qualify(id string) string { return id }
 
-func (p *gcpPlatform) complete(_ context.Context, m *routerHostModel, _ bool) diag.Diagnostics {
-	return completeCloud(m, "gcp", map[string]types.String{"project": p.Project, "zone": p.Zone})
+func (p *gcpPlatform) complete(ctx context.Context, m *routerHostModel, _ bool) diag.Diagnostics {
+	diags := completeCloud(m, "gcp", map[string]types.String{"project": p.Project, "zone": p.Zone})
+	if !m.Tags.IsUnknown() && !hasUnknownElement(m.Tags) {
+		if err := gcp.ValidateLabels(mapStrings(ctx, m.Tags, &diags)); err != nil {
+			diags.AddAttributeError(path.Root("tags"), "Invalid GCP labels", err.Error())
+		}
+	}
+	return diags
+}
+
+func hasUnknownElement(m types.Map) bool {
+	for _, v := range m.Elements() {
+		if v.IsUnknown() {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *gcpPlatform) driver(ctx context.Context, log *slog.Logger, _ []string) (hostDriver, error) {
