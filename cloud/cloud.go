@@ -216,6 +216,9 @@ type Host struct {
 	// Tags are the user tags (labels on GCP) the platform reports on the host's instance,
 	// without the ownership tags (UserTags); nil where a platform has none (local hosts).
 	Tags map[string]string
+	// SecurityGroups are the AWS security groups attached to the instance beside the one the
+	// driver owns; nil on other platforms.
+	SecurityGroups []string
 	// Isolation is how the local platform confines the router process ("none", "netns"),
 	// read from its record so an imported host keeps it; empty on clouds.
 	Isolation string

@@ -334,3 +334,33 @@ func TestFakeTagRules(t *testing.T) {
 	err = d.UpdateTags(ctx, h.ID, many)
 	clouddrivertest.CheckAPIError(t, err, "TagLimitExceeded")
 }
+
+// TestSecurityGroups: extra security groups are attached beside the host's own at launch,
+// read back, changed in place with ModifyInstanceAttribute, and one EC2 does not know (or in
+// another VPC) is refused with InvalidGroup.NotFound.
+func TestSecurityGroups(t *testing.T) {
+	d, fake := newTestDriver(t)
+	fake.AddGroup(ec2fake.Group{ID: "sg-0123456789abcdef0", Name: "monitoring", VpcID: "vpc-1"})
+	fake.AddGroup(ec2fake.Group{ID: "sg-0123456789abcdef1", Name: "backup", VpcID: "vpc-1"})
+	fake.AddGroup(ec2fake.Group{ID: "sg-0123456789abcdef2", Name: "elsewhere", VpcID: "vpc-2"})
+	d.extraGroups = []string{"sg-0123456789abcdef0"}
+	h := clouddrivertest.Create(t, d, testSpec(t, "low-med"))
+	if !slices.Equal(h.SecurityGroups, []string{"sg-0123456789abcdef0"}) || len(h.Drift) != 0 {
+		t.Fatalf("created host: groups %v, drift %v", h.SecurityGroups, h.Drift)
+	}
+	ctx := context.Background()
+	if err := d.UpdateSecurityGroups(ctx, h.ID, []string{"sg-0123456789abcdef1"}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := d.Read(ctx, h.ID)
+	if err != nil || !slices.Equal(after.SecurityGroups, []string{"sg-0123456789abcdef1"}) || len(after.Drift) != 0 {
+		t.Fatalf("after the update: groups %v, drift %v, %v", after.SecurityGroups, after.Drift, err)
+	}
+	if inst := fake.Instances()[0]; len(inst.Groups) != 2 || inst.State != "running" {
+		t.Errorf("instance %+v: want its own group and the new one, running", inst)
+	}
+	for _, sg := range []string{"sg-0123456789abcdef9", "sg-0123456789abcdef2"} {
+		err := d.UpdateSecurityGroups(ctx, h.ID, []string{sg})
+		clouddrivertest.CheckAPIError(t, err, "InvalidGroup.NotFound", sg)
+	}
+}

@@ -169,7 +169,7 @@ func (d *Driver) runInstance(ctx context.Context, spec cloud.HostSpec, instanceT
 		NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{{
 			DeviceIndex:              awssdk.Int32(0),
 			SubnetId:                 awssdk.String(d.subnetID),
-			Groups:                   []string{sg},
+			Groups:                   append([]string{sg}, d.extraGroups...),
 			AssociatePublicIpAddress: awssdk.Bool(d.publicIP),
 			DeleteOnTermination:      awssdk.Bool(true),
 		}},
@@ -242,6 +242,12 @@ func (d *Driver) Read(ctx context.Context, id string) (cloud.Host, error) {
 	groups, err := d.hostGroups(ctx, id)
 	if err != nil {
 		return cloud.Host{}, err
+	}
+	h.SecurityGroups = []string{}
+	for _, gi := range inst.SecurityGroups {
+		if g := awssdk.ToString(gi.GroupId); !slices.ContainsFunc(groups, func(o types.SecurityGroup) bool { return *o.GroupId == g }) {
+			h.SecurityGroups = append(h.SecurityGroups, g)
+		}
 	}
 	if len(groups) == 0 {
 		h.Drift = append(h.Drift, fmt.Sprintf("security group %s of instance %s is missing", SecurityGroupName(h.Name), id))
@@ -429,6 +435,22 @@ func (d *Driver) hostGroup(ctx context.Context, id string) (types.SecurityGroup,
 		return types.SecurityGroup{}, fmt.Errorf("aws: instance %s has %d ztna security groups, want 1: the host must be replaced", id, len(groups))
 	}
 	return groups[0], nil
+}
+
+// UpdateSecurityGroups makes extra the security groups attached to the instance beside its
+// own egress-only group, in place (ModifyInstanceAttribute with the whole group set, which
+// EC2 applies to the primary network interface without a restart).
+func (d *Driver) UpdateSecurityGroups(ctx context.Context, id string, extra []string) error {
+	g, err := d.hostGroup(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := d.ec2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+		InstanceId: awssdk.String(id), Groups: append([]string{*g.GroupId}, extra...),
+	}); err != nil {
+		return d.apiError("ModifyInstanceAttribute", err)
+	}
+	return nil
 }
 
 // UpdateEgress makes the egress rules of the host's security group the allowlist, in place:

@@ -345,6 +345,16 @@ func matchTags(f filter, tags map[string]string) (handled, ok bool) {
 	return false, false
 }
 
+// AddGroup registers a security group made outside ztna (no egress rule unless given).
+func (s *Server) AddGroup(g Group) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g.Tags == nil {
+		g.Tags = map[string]string{}
+	}
+	s.groups[g.ID] = &g
+}
+
 // SetInstanceTagOutOfBand sets a tag on an instance as if someone edited it in the console.
 func (s *Server) SetInstanceTagOutOfBand(id, key, value string) {
 	s.mu.Lock()

@@ -28,6 +28,7 @@ var handlers = map[string]handler{
 	"TerminateInstances":           (*Server).terminateInstances,
 	"CreateTags":                   (*Server).createTags,
 	"DeleteTags":                   (*Server).deleteTags,
+	"ModifyInstanceAttribute":      (*Server).modifyInstanceAttribute,
 	"CopyImage":                    (*Server).copyImage,
 	"ModifyImageAttribute":         (*Server).modifyImageAttribute,
 }
@@ -454,7 +455,7 @@ func (s *Server) runInstances(v url.Values) (any, *apiErr) {
 		return nil, errf("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnetID)
 	}
 	for _, g := range groups {
-		if _, ok := s.groups[g]; !ok {
+		if sg, ok := s.groups[g]; !ok || sg.VpcID != sn.VpcID {
 			return nil, errf("InvalidGroup.NotFound", "The security group '%s' does not exist in VPC '%s'", g, sn.VpcID)
 		}
 	}
@@ -634,6 +635,27 @@ func (s *Server) deleteTags(v url.Values) (any, *apiErr) {
 			}
 		}
 	}
+	return returnX{true}, nil
+}
+
+// modifyInstanceAttribute changes an instance's security groups (GroupId.N, the whole set),
+// which EC2 requires to exist in the instance's VPC; other attributes are not modelled and
+// are refused rather than ignored.
+func (s *Server) modifyInstanceAttribute(v url.Values) (any, *apiErr) {
+	inst, ok := s.instances[v.Get("InstanceId")]
+	if !ok || inst.State == "terminated" {
+		return nil, errf("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", v.Get("InstanceId"))
+	}
+	groups := list(v, "GroupId")
+	if len(groups) == 0 {
+		return nil, errf("InvalidParameterCombination", "the fake models only GroupId.N of ModifyInstanceAttribute")
+	}
+	for _, g := range groups {
+		if sg, ok := s.groups[g]; !ok || sg.VpcID != inst.VpcID {
+			return nil, errf("InvalidGroup.NotFound", "The security group '%s' does not exist in VPC '%s'", g, inst.VpcID)
+		}
+	}
+	inst.Groups = groups
 	return returnX{true}, nil
 }
 

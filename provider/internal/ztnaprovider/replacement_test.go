@@ -20,7 +20,7 @@ func TestBlockReplacements(t *testing.T) {
 		var o types.Object
 		if d := setBlock(ctx, &o, awsAttrTypes, &awsPlatform{
 			Region: types.StringValue(region), SubnetID: types.StringValue(subnet), AssignPublicIP: types.BoolValue(false),
-			Endpoint: types.StringValue(endpoint), PollInterval: types.StringValue(poll),
+			Endpoint: types.StringValue(endpoint), PollInterval: types.StringValue(poll), SecurityGroupIDs: types.ListNull(types.StringType),
 		}); d.HasError() {
 			t.Fatal(d)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -484,7 +485,7 @@ func (r *routerHostResource) planReplacement(p platform, plan, state *routerHost
 // inPlaceBlockAttributes are the platform block arguments a host takes without a new VM:
 // API endpoints, polling and write-only credentials are used by the provider, not the VM.
 var inPlaceBlockAttributes = map[string]bool{
-	"aws.endpoint": true, "aws.poll_interval": true,
+	"aws.endpoint": true, "aws.poll_interval": true, "aws.security_group_ids": true,
 	"gcp.endpoint": true, "gcp.access_token": true,
 	"azure.resource_manager_endpoint": true,
 }
@@ -856,6 +857,13 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 	if p.isLocal() && !instanceType.IsNull() {
 		state.InstanceType = instanceType
 	}
+	if ap, ok := p.(*awsPlatform); ok && host.SecurityGroups != nil && (len(host.SecurityGroups) > 0 || !ap.SecurityGroupIDs.IsNull()) {
+		// Groups attached or detached in the console show as an in-place update.
+		ap.SecurityGroupIDs = stringList(host.SecurityGroups)
+		if resp.Diagnostics.Append(setBlock(ctx, &state.AWS, awsAttrTypes, ap)...); resp.Diagnostics.HasError() {
+			return
+		}
+	}
 	if state.RouterID.IsNull() { // imported: take what the platform knows
 		if host.Name != "" {
 			state.Name = types.StringValue(host.Name)
@@ -951,6 +959,18 @@ func (r *routerHostResource) Update(ctx context.Context, req resource.UpdateRequ
 			tflog.Info(ctx, "updating the router host's tags in place", map[string]any{"host": plan.Name.ValueString(), "tags": len(planTags)})
 			if err := t.UpdateTags(ctx, plan.InstanceID.ValueString(), planTags); err != nil {
 				resp.Diagnostics.AddAttributeError(path.Root("tags"), "Cannot update the tags of router host "+plan.Name.ValueString(), err.Error())
+				return
+			}
+		}
+	}
+	if !plan.AWS.IsNull() && !state.AWS.IsNull() {
+		want, have := plan.AWS.Attributes()["security_group_ids"], state.AWS.Attributes()["security_group_ids"]
+		if !slices.Equal(listStrings(want.(types.List)), listStrings(have.(types.List))) {
+			if !openDriver() {
+				return
+			}
+			if err := drv.(securityGroupUpdater).UpdateSecurityGroups(ctx, plan.InstanceID.ValueString(), listStrings(want.(types.List))); err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("aws").AtName("security_group_ids"), "Cannot change the security groups of router host "+plan.Name.ValueString(), err.Error())
 				return
 			}
 		}

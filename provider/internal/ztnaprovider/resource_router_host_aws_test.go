@@ -123,6 +123,8 @@ resource "ztna_service" "cache" {
 }
 `, name)
 	retagged := strings.Replace(withCache, `team = "platform"`, "team  = \"edge\"\n    owner = \"netops\"", 1)
+	fake.AddGroup(ec2fake.Group{ID: "sg-0123456789abcdef0", Name: "monitoring", VpcID: "vpc-1"})
+	withGroup := strings.Replace(retagged, `poll_interval = "20ms"`, "poll_interval = \"20ms\"\n    security_group_ids = [\"sg-0123456789abcdef0\"]", 1)
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -203,6 +205,23 @@ resource "ztna_service" "cache" {
 				),
 			},
 			{
+				// An extra security group is attached in place: same instance, both groups.
+				Config: withGroup,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", same(&first)),
+					checkInstanceGroups(fake, &first, "sg-0123456789abcdef0"),
+					checkCloudRouterOnline(t),
+				),
+			},
+			{
+				// A group EC2 does not know fails the apply with EC2's error; the host is kept.
+				Config:      strings.Replace(withGroup, "sg-0123456789abcdef0", "sg-0123456789abcdef9", 1),
+				ExpectError: regexp.MustCompile(`InvalidGroup\.NotFound`),
+			},
+			{
 				// An ingress rule opened in the console breaks the egress-only model: drift,
 				// and the host is replaced (enrolling with a fresh key from the ephemeral resource).
 				PreConfig: func() {
@@ -249,8 +268,10 @@ resource "ztna_service" "cache" {
 			},
 		},
 		CheckDestroy: func(*terraform.State) error {
-			if gs := fake.Groups(); len(gs) != 0 {
-				return fmt.Errorf("security groups left after destroy: %+v", gs)
+			for _, g := range fake.Groups() {
+				if g.Tags[cloud.TagManagedBy] == cloud.ManagedBy {
+					return fmt.Errorf("security group left after destroy: %+v", g)
+				}
 			}
 			for _, inst := range fake.Instances() {
 				if inst.State != "terminated" {
@@ -460,6 +481,21 @@ func checkAWSTags(fake *ec2fake.Server, id *string, want map[string]string) reso
 				}
 			}
 			return nil
+		}
+		return fmt.Errorf("no instance %s", *id)
+	}
+}
+
+// checkInstanceGroups checks that instance *id has its own group and exactly the extra ones.
+func checkInstanceGroups(fake *ec2fake.Server, id *string, extra ...string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		for _, inst := range fake.Instances() {
+			if inst.ID == *id {
+				if len(inst.Groups) != 1+len(extra) || !slices.Equal(inst.Groups[1:], extra) {
+					return fmt.Errorf("instance %s groups %v, want its own and %v", inst.ID, inst.Groups, extra)
+				}
+				return nil
+			}
 		}
 		return fmt.Errorf("no instance %s", *id)
 	}
