@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/ztna/ztna/cloud/egress"
@@ -154,8 +156,26 @@ func (s HostSpec) AllTags() map[string]string {
 	for k, v := range s.Tags {
 		out[k] = v
 	}
-	out[TagManagedBy] = ManagedBy
-	out[TagRouterHost] = s.Name
+	maps.Copy(out, OwnershipTags(s.Name))
+	return out
+}
+
+// OwnershipTags are the tags a driver adds to every object it creates (AllTags), which are not
+// the user's tags: Read leaves them out of Host.Tags, and tag updates always keep them.
+func OwnershipTags(host string) map[string]string {
+	return map[string]string{TagManagedBy: ManagedBy, TagRouterHost: host}
+}
+
+// UserTags returns the tags of an object without the ownership tags and without the keys
+// skip also names (platform tags such as EC2's Name): the tags a HostSpec asked for.
+func UserTags(all map[string]string, skip ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range all {
+		if k == TagManagedBy || k == TagRouterHost || slices.Contains(skip, k) {
+			continue
+		}
+		out[k] = v
+	}
 	return out
 }
 
@@ -202,6 +222,12 @@ type Host struct {
 	// egress-only model (a deleted firewall rule, an ingress rule someone added). Empty when
 	// the host is as created.
 	Drift []string
+	// Tags are the user tags (labels on GCP) the platform reports on the host's instance,
+	// without the ownership tags (UserTags); nil where a platform has none (local hosts).
+	Tags map[string]string
+	// SecurityGroups are the AWS security groups attached to the instance beside the one the
+	// driver owns; nil on other platforms.
+	SecurityGroups []string
 	// Isolation is how the local platform confines the router process ("none", "netns"),
 	// read from its record so an imported host keeps it; empty on clouds.
 	Isolation string

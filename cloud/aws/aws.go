@@ -36,6 +36,9 @@ type Options struct {
 	SubnetID string
 	// AssignPublicIP gives router hosts a public address, for subnets without a NAT gateway.
 	AssignPublicIP bool
+	// SecurityGroupIDs are attached to router hosts beside the egress-only group the driver
+	// creates (for example a group other rules reference); they must be in the subnet's VPC.
+	SecurityGroupIDs []string
 }
 
 // Driver creates router hosts and manages images in one region.
@@ -46,8 +49,9 @@ type Driver struct {
 	poll   time.Duration
 	wait   time.Duration
 
-	subnetID string
-	publicIP bool
+	subnetID    string
+	publicIP    bool
+	extraGroups []string
 }
 
 // New loads credentials the standard way (environment, shared config, IMDS, SSO) and returns a
@@ -74,7 +78,7 @@ func NewFromConfig(cfg awssdk.Config, opts Options) *Driver {
 		}
 	})
 	d := &Driver{ec2: client, region: cfg.Region, log: opts.Logger, poll: opts.PollInterval, wait: opts.Timeout,
-		subnetID: opts.SubnetID, publicIP: opts.AssignPublicIP}
+		subnetID: opts.SubnetID, publicIP: opts.AssignPublicIP, extraGroups: opts.SecurityGroupIDs}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}

@@ -284,3 +284,83 @@ func TestEgressInPlace(t *testing.T) {
 		t.Errorf("%d RunInstances calls, want 1", runs)
 	}
 }
+
+// TestUpdateTags: tags change in place on the instance, its root volume and its security
+// group (DeleteTags for a key no longer wanted, CreateTags for the rest); the ownership tags,
+// Name and the group's instance tag stay; no instance is launched or terminated.
+func TestUpdateTags(t *testing.T) {
+	d, fake := newTestDriver(t)
+	spec := testSpec(t, "low-med")
+	spec.Tags = map[string]string{"team": "platform", "cost-centre": "17"}
+	h := clouddrivertest.CheckTagUpdate(t, d, spec)
+	inst := fake.Instances()[0]
+	g := fake.Groups()[0]
+	for what, tags := range map[string]map[string]string{"instance": inst.Tags, "volume": inst.VolumeTags, "group": g.Tags} {
+		if tags["team"] != "edge" || tags["owner"] != "netops" || tags[cloud.TagRouterHost] != "edge-a" || tags[cloud.TagManagedBy] != cloud.ManagedBy {
+			t.Errorf("%s tags = %v", what, tags)
+		}
+		if _, ok := tags["cost-centre"]; ok {
+			t.Errorf("%s keeps the removed tag: %v", what, tags)
+		}
+	}
+	if inst.Tags["Name"] != "edge-a" || g.Tags[TagInstanceID] != h.ID {
+		t.Errorf("instance tags %v, group tags %v: Name or the instance tag is gone", inst.Tags, g.Tags)
+	}
+	if n := len(fake.Instances()); n != 1 || fake.Instances()[0].State != "running" {
+		t.Errorf("instances after the tag update: %+v, want the one, running", fake.Instances())
+	}
+	var calls []string
+	for _, r := range fake.Requests() {
+		if r.Action == "CreateTags" || r.Action == "DeleteTags" {
+			calls = append(calls, r.Action+" "+strings.Join(slices.Sorted(slices.Values(r.Params["ResourceId.1"])), ","))
+		}
+	}
+	if len(calls) != 3 || calls[1] != "DeleteTags "+h.ID || calls[2] != "CreateTags "+h.ID {
+		t.Errorf("tag calls %v: want Create's group tag, then one DeleteTags and one CreateTags over instance, volume and group", calls)
+	}
+}
+
+// TestFakeTagRules: the fake refuses what EC2 refuses, so the driver cannot rely on more.
+func TestFakeTagRules(t *testing.T) {
+	d, _ := newTestDriver(t)
+	h := clouddrivertest.Create(t, d, testSpec(t, "low-med"))
+	ctx := context.Background()
+	err := d.UpdateTags(ctx, h.ID, map[string]string{"aws:cloudformation:stack": "x"})
+	clouddrivertest.CheckAPIError(t, err, "InvalidParameterValue", "reserved")
+	many := map[string]string{}
+	for i := range 49 {
+		many["k"+itoa(i)] = "v"
+	}
+	err = d.UpdateTags(ctx, h.ID, many)
+	clouddrivertest.CheckAPIError(t, err, "TagLimitExceeded")
+}
+
+// TestSecurityGroups: extra security groups are attached beside the host's own at launch,
+// read back, changed in place with ModifyInstanceAttribute, and one EC2 does not know (or in
+// another VPC) is refused with InvalidGroup.NotFound.
+func TestSecurityGroups(t *testing.T) {
+	d, fake := newTestDriver(t)
+	fake.AddGroup(ec2fake.Group{ID: "sg-0123456789abcdef0", Name: "monitoring", VpcID: "vpc-1"})
+	fake.AddGroup(ec2fake.Group{ID: "sg-0123456789abcdef1", Name: "backup", VpcID: "vpc-1"})
+	fake.AddGroup(ec2fake.Group{ID: "sg-0123456789abcdef2", Name: "elsewhere", VpcID: "vpc-2"})
+	d.extraGroups = []string{"sg-0123456789abcdef0"}
+	h := clouddrivertest.Create(t, d, testSpec(t, "low-med"))
+	if !slices.Equal(h.SecurityGroups, []string{"sg-0123456789abcdef0"}) || len(h.Drift) != 0 {
+		t.Fatalf("created host: groups %v, drift %v", h.SecurityGroups, h.Drift)
+	}
+	ctx := context.Background()
+	if err := d.UpdateSecurityGroups(ctx, h.ID, []string{"sg-0123456789abcdef1"}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := d.Read(ctx, h.ID)
+	if err != nil || !slices.Equal(after.SecurityGroups, []string{"sg-0123456789abcdef1"}) || len(after.Drift) != 0 {
+		t.Fatalf("after the update: groups %v, drift %v, %v", after.SecurityGroups, after.Drift, err)
+	}
+	if inst := fake.Instances()[0]; len(inst.Groups) != 2 || inst.State != "running" {
+		t.Errorf("instance %+v: want its own group and the new one, running", inst)
+	}
+	for _, sg := range []string{"sg-0123456789abcdef9", "sg-0123456789abcdef2"} {
+		err := d.UpdateSecurityGroups(ctx, h.ID, []string{sg})
+		clouddrivertest.CheckAPIError(t, err, "InvalidGroup.NotFound", sg)
+	}
+}

@@ -169,7 +169,7 @@ func (d *Driver) runInstance(ctx context.Context, spec cloud.HostSpec, instanceT
 		NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{{
 			DeviceIndex:              awssdk.Int32(0),
 			SubnetId:                 awssdk.String(d.subnetID),
-			Groups:                   []string{sg},
+			Groups:                   append([]string{sg}, d.extraGroups...),
 			AssociatePublicIpAddress: awssdk.Bool(d.publicIP),
 			DeleteOnTermination:      awssdk.Bool(true),
 		}},
@@ -231,6 +231,7 @@ func (d *Driver) Read(ctx context.Context, id string) (cloud.Host, error) {
 		Image:          awssdk.ToString(inst.ImageId),
 		State:          string(inst.State.Name),
 		FailureDomain:  cloud.FailureDomain{Cloud: string(sizing.AWS), Region: d.region},
+		Tags:           cloud.UserTags(tagMap(inst.Tags), "Name"),
 	}
 	if inst.Placement != nil {
 		h.FailureDomain.Zone = awssdk.ToString(inst.Placement.AvailabilityZone)
@@ -241,6 +242,12 @@ func (d *Driver) Read(ctx context.Context, id string) (cloud.Host, error) {
 	groups, err := d.hostGroups(ctx, id)
 	if err != nil {
 		return cloud.Host{}, err
+	}
+	h.SecurityGroups = []string{}
+	for _, gi := range inst.SecurityGroups {
+		if g := awssdk.ToString(gi.GroupId); !slices.ContainsFunc(groups, func(o types.SecurityGroup) bool { return *o.GroupId == g }) {
+			h.SecurityGroups = append(h.SecurityGroups, g)
+		}
 	}
 	if len(groups) == 0 {
 		h.Drift = append(h.Drift, fmt.Sprintf("security group %s of instance %s is missing", SecurityGroupName(h.Name), id))
@@ -351,6 +358,64 @@ func ec2Tags(tags map[string]string, name string) []types.Tag {
 	return out
 }
 
+func tagMap(tags []types.Tag) map[string]string {
+	out := make(map[string]string, len(tags))
+	for _, t := range tags {
+		out[awssdk.ToString(t.Key)] = awssdk.ToString(t.Value)
+	}
+	return out
+}
+
+// UpdateTags makes the user tags of the host tags, in place, on every object created with the
+// host's tags: the instance, its EBS volumes and its security group. Tags no longer wanted
+// are deleted (DeleteTags by key, so a value changed out of band goes too), then the wanted
+// ones are written (CreateTags overwrites values); the ownership tags, Name and the security
+// group's instance tag stay. EC2 reserves the aws: prefix, so those tags are left alone.
+func (d *Driver) UpdateTags(ctx context.Context, id string, tags map[string]string) error {
+	inst, err := d.instance(ctx, id)
+	if err != nil {
+		return err
+	}
+	name := tagValue(inst.Tags, cloud.TagRouterHost)
+	if name == "" {
+		return fmt.Errorf("aws: instance %s has no %s tag: it is not a ztna router host", id, cloud.TagRouterHost)
+	}
+	want := ec2Tags(cloud.HostSpec{Name: name, Tags: tags}.AllTags(), name)
+	resources := []string{id}
+	for _, b := range inst.BlockDeviceMappings {
+		if b.Ebs != nil && b.Ebs.VolumeId != nil {
+			resources = append(resources, *b.Ebs.VolumeId)
+		}
+	}
+	groups, err := d.hostGroups(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		resources = append(resources, *g.GroupId)
+	}
+	keep := map[string]bool{TagInstanceID: true}
+	for _, t := range want {
+		keep[*t.Key] = true
+	}
+	var stale []types.Tag
+	for _, t := range inst.Tags {
+		if k := awssdk.ToString(t.Key); !keep[k] && !strings.HasPrefix(k, "aws:") {
+			stale = append(stale, types.Tag{Key: t.Key})
+		}
+	}
+	if len(stale) > 0 {
+		if _, err := d.ec2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: resources, Tags: stale}); err != nil {
+			return d.apiError("DeleteTags", err)
+		}
+	}
+	if _, err := d.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: resources, Tags: want}); err != nil {
+		return d.apiError("CreateTags", err)
+	}
+	d.log.DebugContext(ctx, "updated tags", "instance", id, "resources", len(resources), "tags", len(want), "deleted", len(stale))
+	return nil
+}
+
 func tagValue(tags []types.Tag, key string) string {
 	for _, t := range tags {
 		if awssdk.ToString(t.Key) == key {
@@ -370,6 +435,22 @@ func (d *Driver) hostGroup(ctx context.Context, id string) (types.SecurityGroup,
 		return types.SecurityGroup{}, fmt.Errorf("aws: instance %s has %d ztna security groups, want 1: the host must be replaced", id, len(groups))
 	}
 	return groups[0], nil
+}
+
+// UpdateSecurityGroups makes extra the security groups attached to the instance beside its
+// own egress-only group, in place (ModifyInstanceAttribute with the whole group set, which
+// EC2 applies to the primary network interface without a restart).
+func (d *Driver) UpdateSecurityGroups(ctx context.Context, id string, extra []string) error {
+	g, err := d.hostGroup(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := d.ec2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+		InstanceId: awssdk.String(id), Groups: append([]string{*g.GroupId}, extra...),
+	}); err != nil {
+		return d.apiError("ModifyInstanceAttribute", err)
+	}
+	return nil
 }
 
 // UpdateEgress makes the egress rules of the host's security group the allowlist, in place:

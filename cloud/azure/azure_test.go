@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -243,4 +244,41 @@ func TestEgressInPlace(t *testing.T) {
 			DestinationAddressPrefix: to.Ptr("*"), DestinationPortRange: to.Ptr("*"),
 		}})
 	}, "allow-all-out: Outbound Allow 90")
+}
+
+// TestUpdateTags: tags change in place with a PATCH of the VM's tags and the tags operation of
+// its NIC and NSG (each replaces the whole set, the ownership tags written again); nothing
+// is put or deleted.
+func TestUpdateTags(t *testing.T) {
+	fake := newFake()
+	d := newTestDriver(t, fake, nil)
+	spec := testSpec(t, "low-med")
+	spec.Tags = map[string]string{"team": "platform", "cost-centre": "17"}
+	clouddrivertest.CheckTagUpdate(t, d, spec)
+	for what, tags := range map[string]map[string]*string{
+		"VM": fake.VMs()["routers/edge-a"].Tags, "NIC": fake.NICs()["routers/edge-a-nic"].Tags, "NSG": fake.NSGs()["routers/edge-a-nsg"].Tags,
+	} {
+		got := tagValues(tags)
+		want := map[string]string{"team": "edge", "owner": "netops", cloud.TagRouterHost: "edge-a", cloud.TagManagedBy: cloud.ManagedBy}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s tags = %v, want %v", what, got, want)
+		}
+	}
+	patches, puts := 0, 0
+	for _, r := range fake.Requests() {
+		switch r.Method {
+		case "PATCH":
+			patches++
+		case "PUT", "DELETE":
+			puts++
+		}
+	}
+	if patches != 3 {
+		t.Errorf("%d PATCH calls, want 3 (VM, NIC, NSG)", patches)
+	}
+	if puts != 3 {
+		t.Errorf("%d PUT/DELETE calls, want the 3 puts of Create", puts)
+	}
+	err := d.UpdateTags(context.Background(), d.vmID("edge-a"), map[string]string{"bad/name": "x"})
+	clouddrivertest.CheckAPIError(t, err, "InvalidTagNameCharacters")
 }

@@ -138,12 +138,49 @@ func throwawaySSHKey() (string, error) {
 	return string(ssh.MarshalAuthorizedKey(pub)), nil
 }
 
-func tags(m map[string]string) map[string]*string {
+func azureTags(m map[string]string) map[string]*string {
 	out := make(map[string]*string, len(m))
 	for k, v := range m {
 		out[k] = to.Ptr(v)
 	}
 	return out
+}
+
+func tagValues(m map[string]*string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = val(v)
+	}
+	return out
+}
+
+// UpdateTags makes the user tags of every object created for the host tags, in place: the VM
+// with a PATCH (VirtualMachines.Update, only its tags), its NIC and NSG with their tags
+// operation. A PATCH of tags replaces the whole set, so tags no longer wanted go and the
+// ownership tags are written again with the others. The OS disk keeps the tags it was
+// created with: the driver holds no disks client.
+func (d *Driver) UpdateTags(ctx context.Context, id string, tags map[string]string) error {
+	name, err := d.parseID(id)
+	if err != nil {
+		return err
+	}
+	t := azureTags(cloud.HostSpec{Name: name, Tags: tags}.AllTags())
+	rg := d.opts.ResourceGroup
+	p, err := d.vms.BeginUpdate(ctx, rg, name, armcompute.VirtualMachineUpdate{Tags: t}, nil)
+	if isNotFound(err) {
+		return fmt.Errorf("azure: VM %s: %w", id, cloud.ErrNotFound)
+	}
+	if _, err := done(ctx, d, "VirtualMachines.Update", p, err); err != nil {
+		return err
+	}
+	if _, err := d.nics.UpdateTags(ctx, rg, NICName(name), armnetwork.TagsObject{Tags: t}, nil); err != nil && !isNotFound(err) {
+		return d.apiError("Interfaces.UpdateTags", err)
+	}
+	if _, err := d.nsgs.UpdateTags(ctx, rg, NSGName(name), armnetwork.TagsObject{Tags: t}, nil); err != nil && !isNotFound(err) {
+		return d.apiError("SecurityGroups.UpdateTags", err)
+	}
+	d.log.DebugContext(ctx, "updated tags", "vm", id, "tags", len(t))
+	return nil
 }
 
 // Create makes the NSG, the NIC with the NSG, and the VM, in that order, so the VM never
@@ -183,7 +220,7 @@ func (d *Driver) Create(ctx context.Context, spec cloud.HostSpec) (cloud.Host, e
 	} else if !isNotFound(err) {
 		return cloud.Host{}, d.apiError("VirtualMachines.Get", err)
 	}
-	t := tags(spec.AllTags())
+	t := azureTags(spec.AllTags())
 	id := d.vmID(spec.Name)
 	// Create or update: an NSG or NIC left by an earlier host of this name is overwritten.
 	p, err := d.nsgs.BeginCreateOrUpdate(ctx, rg, NSGName(spec.Name), armnetwork.SecurityGroup{
@@ -291,7 +328,8 @@ func (d *Driver) Read(ctx context.Context, id string) (cloud.Host, error) {
 		}
 		return cloud.Host{}, d.apiError("VirtualMachines.Get", err)
 	}
-	h := cloud.Host{ID: id, Name: name, FailureDomain: cloud.FailureDomain{Cloud: string(sizing.Azure), Region: val(vm.Location)}}
+	h := cloud.Host{ID: id, Name: name, FailureDomain: cloud.FailureDomain{Cloud: string(sizing.Azure), Region: val(vm.Location)},
+		Tags: cloud.UserTags(tagValues(vm.Tags))}
 	if len(vm.Zones) > 0 {
 		h.FailureDomain.Zone = val(vm.Zones[0])
 	}

@@ -94,7 +94,7 @@ func (d *Driver) CreateGalleryImageVersion(ctx context.Context, g GalleryImage, 
 		regions = append(regions, &armcompute.TargetRegion{Name: to.Ptr(r)})
 	}
 	p, err := d.versions.BeginCreateOrUpdate(ctx, d.opts.ResourceGroup, g.Gallery, g.Image, version, armcompute.GalleryImageVersion{
-		Location: to.Ptr(d.opts.Location), Tags: tags(tagMap),
+		Location: to.Ptr(d.opts.Location), Tags: azureTags(tagMap),
 		Properties: &armcompute.GalleryImageVersionProperties{
 			StorageProfile:    &armcompute.GalleryImageVersionStorageProfile{Source: &armcompute.GalleryArtifactVersionFullSource{ID: to.Ptr(sourceID)}},
 			PublishingProfile: &armcompute.GalleryImageVersionPublishingProfile{TargetRegions: regions},

@@ -58,3 +58,10 @@ func isNotFound(err error) bool {
 	var ge *googleapi.Error
 	return errors.As(err, &ge) && ge.Code == http.StatusNotFound
 }
+
+// isPreconditionFailed is Compute Engine's answer to a write with a stale fingerprint (412
+// conditionNotMet).
+func isPreconditionFailed(err error) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == http.StatusPreconditionFailed
+}

@@ -3,6 +3,8 @@ package gcp
 import (
 	"context"
 	"errors"
+	"maps"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -292,4 +294,72 @@ ztna-edge-a-egress-3 EGRESS 100 dst=[10.30.0.5/32] tags=[ztna-router-edge-a] all
 			}
 		}
 	}, "ztna-edge-a-egress-1: EGRESS 100 allow all: dst=[0.0.0.0/0]")
+}
+
+// TestUpdateTags: labels change in place through instances.setLabels with the current
+// labelFingerprint, the ownership labels kept; labels changed out of band are read again
+// before the write. The instance is not re-created.
+func TestUpdateTags(t *testing.T) {
+	d, fake := newTestDriver(t)
+	h := clouddrivertest.CheckTagUpdate(t, d, testSpec(t, "low-med"))
+	inst := fake.Instances()[0]
+	if inst.GetLabels()[cloud.TagRouterHost] != "edge-a" || inst.GetLabels()[cloud.TagManagedBy] != cloud.ManagedBy {
+		t.Errorf("labels %v lost the ownership labels", inst.GetLabels())
+	}
+	fake.SetLabelsOutOfBand("prod", "europe-west1-b", "edge-a", map[string]string{"team": "someone-else"})
+	if err := d.UpdateTags(context.Background(), h.ID, map[string]string{"team": "core"}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := d.Read(context.Background(), h.ID)
+	if err != nil || !maps.Equal(after.Tags, map[string]string{"team": "core"}) {
+		t.Fatalf("after the out-of-band change and the update: %v, %v", after.Tags, err)
+	}
+	inserts := 0
+	for _, r := range fake.Requests() {
+		switch {
+		case r.Method == "POST" && strings.HasSuffix(r.Path, "/instances"):
+			inserts++
+		case r.Method == "DELETE" && strings.Contains(r.Path, "/instances/"):
+			t.Errorf("the tag update deleted the instance: %s", r.Path)
+		}
+	}
+	if inserts != 1 {
+		t.Errorf("%d instance inserts, want the 1 of Create", inserts)
+	}
+}
+
+// TestUpdateTagsStaleFingerprint: a fingerprint that stays stale (another writer keeps
+// changing the labels) is retried a bounded number of times, then reported.
+func TestUpdateTagsStaleFingerprint(t *testing.T) {
+	d, fake := newTestDriver(t)
+	h := clouddrivertest.Create(t, d, testSpec(t, "low-med"))
+	fake.FailHTTP("instances.setLabels", http.StatusPreconditionFailed, "conditionNotMet", "Labels fingerprint either invalid or resource labels have changed")
+	err := d.UpdateTags(context.Background(), h.ID, map[string]string{"team": "core"})
+	clouddrivertest.CheckAPIError(t, err, "conditionNotMet")
+	sets := 0
+	for _, r := range fake.Requests() {
+		if strings.HasSuffix(r.Path, "/setLabels") {
+			sets++
+		}
+	}
+	if sets != setLabelsAttempts {
+		t.Errorf("%d setLabels calls, want %d", sets, setLabelsAttempts)
+	}
+}
+
+// TestFakeRefusesStaleFingerprint: the fake enforces the fingerprint as Compute Engine does.
+func TestFakeRefusesStaleFingerprint(t *testing.T) {
+	d, fake := newTestDriver(t)
+	h := clouddrivertest.Create(t, d, testSpec(t, "low-med"))
+	ctx := context.Background()
+	old := fake.Instances()[0].GetLabelFingerprint()
+	fake.SetLabelsOutOfBand("prod", "europe-west1-b", "edge-a", map[string]string{"team": "x"})
+	op, err := d.instances.SetLabels(ctx, &computepb.SetLabelsInstanceRequest{Project: "prod", Zone: "europe-west1-b", Instance: "edge-a",
+		InstancesSetLabelsRequestResource: &computepb.InstancesSetLabelsRequest{Labels: map[string]string{"team": "y"}, LabelFingerprint: proto.String(old)}})
+	if err := d.finish(ctx, op, err, "instances.setLabels"); !isPreconditionFailed(err) {
+		t.Fatalf("setLabels with a stale fingerprint: %v, want 412", err)
+	}
+	if got, _ := d.Read(ctx, h.ID); got.Tags["team"] != "x" {
+		t.Errorf("labels %v changed by a refused write", got.Tags)
+	}
 }

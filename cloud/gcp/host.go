@@ -113,13 +113,72 @@ func truncate(s string, n int) string {
 var labelRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 var labelValueRE = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
 
-func labels(tags map[string]string) (map[string]string, error) {
+// maxLabels is Compute Engine's limit of labels per resource.
+const maxLabels = 64
+
+// ValidateLabels checks tags against Compute Engine's label rules, so a plan can refuse what
+// the API would.
+func ValidateLabels(tags map[string]string) error {
+	if len(tags) > maxLabels-2 { // the ownership labels take two
+		return fmt.Errorf("gcp: %d tags, but an instance takes at most %d labels beside the two ztna adds: remove some", len(tags), maxLabels-2)
+	}
 	for k, v := range tags {
 		if !labelRE.MatchString(k) || !labelValueRE.MatchString(v) {
-			return nil, fmt.Errorf("gcp: tag %q=%q is not a valid label: use lower-case letters, digits, '_' and '-' (keys start with a letter, at most 63 characters)", k, v)
+			return fmt.Errorf("gcp: tag %q=%q is not a valid label: use lower-case letters, digits, '_' and '-' (keys start with a letter, at most 63 characters)", k, v)
 		}
 	}
+	return nil
+}
+
+func labels(tags map[string]string) (map[string]string, error) {
+	if err := ValidateLabels(cloud.UserTags(tags)); err != nil {
+		return nil, err
+	}
 	return tags, nil
+}
+
+// setLabelsAttempts bounds the retries of instances.setLabels when another writer changed the
+// labels between our read and our write (the fingerprint went stale).
+const setLabelsAttempts = 3
+
+// UpdateTags makes the instance's user labels tags, in place, with instances.setLabels. The
+// call carries the labelFingerprint of the labels it replaces, and Compute Engine refuses it
+// (412 conditionNotMet) when they changed meanwhile; the labels are then read again and the
+// write retried, so a concurrent change is never overwritten unseen. The ownership labels stay.
+func (d *Driver) UpdateTags(ctx context.Context, id string, tags map[string]string) error {
+	project, zone, name, err := parseID(id)
+	if err != nil {
+		return err
+	}
+	want, err := labels(cloud.HostSpec{Name: name, Tags: tags}.AllTags())
+	if err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		inst, err := d.instances.Get(ctx, &computepb.GetInstanceRequest{Project: project, Zone: zone, Instance: name})
+		if err != nil {
+			if isNotFound(err) {
+				return fmt.Errorf("gcp: instance %s: %w", id, cloud.ErrNotFound)
+			}
+			return d.apiError("instances.get", err)
+		}
+		if maps.Equal(inst.GetLabels(), want) {
+			return nil
+		}
+		op, err := d.instances.SetLabels(ctx, &computepb.SetLabelsInstanceRequest{
+			Project: project, Zone: zone, Instance: name,
+			InstancesSetLabelsRequestResource: &computepb.InstancesSetLabelsRequest{Labels: want, LabelFingerprint: proto.String(inst.GetLabelFingerprint())},
+		})
+		if isPreconditionFailed(err) && attempt < setLabelsAttempts {
+			d.log.DebugContext(ctx, "labels changed meanwhile; reading them again", "instance", id, "attempt", attempt)
+			continue
+		}
+		if err := d.finish(ctx, op, err, "instances.setLabels"); err != nil {
+			return err
+		}
+		d.log.DebugContext(ctx, "updated labels", "instance", id, "labels", len(want))
+		return nil
+	}
 }
 
 // Create inserts the host's firewall rules (deny ingress first, so the instance is never
@@ -255,6 +314,7 @@ func (d *Driver) Read(ctx context.Context, id string) (cloud.Host, error) {
 		ID: id, Name: name, InstanceType: last(inst.GetMachineType()), State: inst.GetStatus(),
 		FailureDomain: cloud.FailureDomain{Cloud: string(sizing.GCP), Region: cloud.GCPZoneRegion(zone), Zone: zone},
 	}
+	h.Tags = cloud.UserTags(inst.GetLabels())
 	if nics := inst.GetNetworkInterfaces(); len(nics) > 0 {
 		h.PrivateAddress = nics[0].GetNetworkIP()
 	}

@@ -51,6 +51,7 @@ type Instance struct {
 	HopLimit                                                   int
 	PublicIP                                                   bool
 	RootDevice                                                 string
+	RootVolumeID                                               string
 	RootVolumeGiB                                              int
 	RootEncrypted                                              bool
 	Tags                                                       map[string]string
@@ -418,4 +419,21 @@ func matchTags(f filter, tags map[string]string) (handled, ok bool) {
 		return true, has && matchAny(f.values, v)
 	}
 	return false, false
+}
+
+// AddGroup registers a security group made outside ztna (no egress rule unless given).
+func (s *Server) AddGroup(g Group) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g.Tags == nil {
+		g.Tags = map[string]string{}
+	}
+	s.groups[g.ID] = &g
+}
+
+// SetInstanceTagOutOfBand sets a tag on an instance as if someone edited it in the console.
+func (s *Server) SetInstanceTagOutOfBand(id, key, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.instances[id].Tags[key] = value
 }

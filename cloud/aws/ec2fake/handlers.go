@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 type handler func(s *Server, v url.Values) (any, *apiErr)
@@ -26,6 +27,8 @@ var handlers = map[string]handler{
 	"DescribeInstances":            (*Server).describeInstances,
 	"TerminateInstances":           (*Server).terminateInstances,
 	"CreateTags":                   (*Server).createTags,
+	"DeleteTags":                   (*Server).deleteTags,
+	"ModifyInstanceAttribute":      (*Server).modifyInstanceAttribute,
 	"CopyImage":                    (*Server).copyImage,
 	"ModifyImageAttribute":         (*Server).modifyImageAttribute,
 }
@@ -140,8 +143,16 @@ type instanceX struct {
 	VpcID        string      `xml:"vpcId"`
 	Groups       []groupRefX `xml:"groupSet>item"`
 	Tags         []tagX      `xml:"tagSet>item"`
+	Devices      []deviceX   `xml:"blockDeviceMapping>item"`
 	HTTPTokens   string      `xml:"metadataOptions>httpTokens"`
 	HopLimit     int         `xml:"metadataOptions>httpPutResponseHopLimit"`
+}
+
+type deviceX struct {
+	DeviceName string `xml:"deviceName"`
+	VolumeID   string `xml:"ebs>volumeId"`
+	Status     string `xml:"ebs>status"`
+	OnDelete   bool   `xml:"ebs>deleteOnTermination"`
 }
 
 var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
@@ -154,6 +165,9 @@ func (i *Instance) x() instanceX {
 	}
 	for _, g := range i.Groups {
 		out.Groups = append(out.Groups, groupRefX{g})
+	}
+	if i.RootVolumeID != "" {
+		out.Devices = []deviceX{{DeviceName: i.RootDevice, VolumeID: i.RootVolumeID, Status: "attached", OnDelete: true}}
 	}
 	return out
 }
@@ -462,7 +476,7 @@ func (s *Server) runInstances(v url.Values) (any, *apiErr) {
 		return nil, errf("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnetID)
 	}
 	for _, g := range groups {
-		if _, ok := s.groups[g]; !ok {
+		if sg, ok := s.groups[g]; !ok || sg.VpcID != sn.VpcID {
 			return nil, errf("InvalidGroup.NotFound", "The security group '%s' does not exist in VPC '%s'", g, sn.VpcID)
 		}
 	}
@@ -475,7 +489,12 @@ func (s *Server) runInstances(v url.Values) (any, *apiErr) {
 		ID: fmt.Sprintf("i-%017x", s.seq), ImageID: img.ID, Type: v.Get("InstanceType"), SubnetID: sn.ID, VpcID: sn.VpcID,
 		Zone: sn.Zone, PrivateIP: fmt.Sprintf("10.0.%d.%d", s.seq/250, s.seq%250+4), State: "pending", Groups: groups,
 		UserData: string(ud), HTTPTokens: "optional", HopLimit: 1, PublicIP: publicIP, RootDevice: img.RootDevice,
-		Tags: tagSpec(v, "instance"), VolumeTags: tagSpec(v, "volume"),
+		Tags: tagSpec(v, "instance"), VolumeTags: tagSpec(v, "volume"), RootVolumeID: fmt.Sprintf("vol-%017x", s.seq),
+	}
+	for _, tags := range []map[string]string{inst.Tags, inst.VolumeTags} {
+		if err := checkTags(tags); err != nil {
+			return nil, err
+		}
 	}
 	if t := v.Get("MetadataOptions.HttpTokens"); t != "" {
 		inst.HTTPTokens = t
@@ -551,24 +570,113 @@ func (s *Server) terminateInstances(v url.Values) (any, *apiErr) {
 	return o, nil
 }
 
-func (s *Server) createTags(v url.Values) (any, *apiErr) {
-	tags := tagsOf(v, "Tag")
-	for _, id := range list(v, "ResourceId") {
-		var target map[string]string
-		switch {
-		case s.groups[id] != nil:
-			target = s.groups[id].Tags
-		case s.instances[id] != nil:
-			target = s.instances[id].Tags
-		case s.images[id] != nil:
-			target = s.images[id].Tags
-		default:
-			return nil, errf("InvalidID", "The ID '%s' is not valid", id)
-		}
-		for k, val := range tags {
-			target[k] = val
+// taggable returns the tags of the resource id names, or EC2's error for an unknown id.
+func (s *Server) taggable(id string) (map[string]string, *apiErr) {
+	switch {
+	case s.groups[id] != nil:
+		return s.groups[id].Tags, nil
+	case s.instances[id] != nil:
+		return s.instances[id].Tags, nil
+	case s.images[id] != nil:
+		return s.images[id].Tags, nil
+	}
+	for _, i := range s.instances {
+		if i.RootVolumeID == id && i.State != "terminated" {
+			return i.VolumeTags, nil
 		}
 	}
+	return nil, errf("InvalidID", "The ID '%s' is not valid", id)
+}
+
+// maxTags is EC2's limit of user tags per resource.
+const maxTags = 50
+
+// checkTags applies EC2's tag rules: at most 50 per resource, keys of 1-128 characters not
+// starting with the reserved aws: prefix, values of at most 256.
+func checkTags(tags map[string]string) *apiErr {
+	if len(tags) > maxTags {
+		return errf("TagLimitExceeded", "The maximum number of Tags for a resource has been reached.")
+	}
+	for k, v := range tags {
+		switch {
+		case strings.HasPrefix(strings.ToLower(k), "aws:"):
+			return errf("InvalidParameterValue", "Tag keys starting with 'aws:' are reserved for internal use")
+		case k == "" || len(k) > 128:
+			return errf("InvalidParameterValue", "Tag key must be between 1 and 128 characters: %q", k)
+		case len(v) > 256:
+			return errf("InvalidParameterValue", "Tag value exceeds the maximum length of 256 characters")
+		}
+	}
+	return nil
+}
+
+// createTags adds or overwrites tags; like EC2 it checks every resource before changing any.
+func (s *Server) createTags(v url.Values) (any, *apiErr) {
+	tags := tagsOf(v, "Tag")
+	ids := list(v, "ResourceId")
+	for _, id := range ids {
+		target, err := s.taggable(id)
+		if err != nil {
+			return nil, err
+		}
+		merged := maps.Clone(target)
+		maps.Copy(merged, tags)
+		if err := checkTags(merged); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range ids {
+		target, _ := s.taggable(id)
+		maps.Copy(target, tags)
+	}
+	return returnX{true}, nil
+}
+
+// deleteTags removes tags by key; a Tag.N.Value given removes the tag only while it has that
+// value, and a key the resource lacks is no error, as on EC2.
+func (s *Server) deleteTags(v url.Values) (any, *apiErr) {
+	ids := list(v, "ResourceId")
+	for _, id := range ids {
+		if _, err := s.taggable(id); err != nil {
+			return nil, err
+		}
+	}
+	tags := members(v, "Tag")
+	for _, t := range tags {
+		if strings.HasPrefix(strings.ToLower(t.Get("Key")), "aws:") {
+			return nil, errf("InvalidParameterValue", "Tag keys starting with 'aws:' are reserved for internal use")
+		}
+	}
+	for _, id := range ids {
+		target, _ := s.taggable(id)
+		for _, t := range tags {
+			val, has := t["Value"]
+			if !has || (len(val) > 0 && target[t.Get("Key")] == val[0]) {
+				delete(target, t.Get("Key"))
+			}
+		}
+	}
+	return returnX{true}, nil
+}
+
+// modifyInstanceAttribute changes an instance's security groups (GroupId.N, the whole set),
+// which EC2 requires to exist in the instance's VPC; other attributes are not modelled and
+// are refused rather than ignored.
+func (s *Server) modifyInstanceAttribute(v url.Values) (any, *apiErr) {
+	inst, ok := s.instances[v.Get("InstanceId")]
+	if !ok || inst.State == "terminated" {
+		return nil, errf("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", v.Get("InstanceId"))
+	}
+	groups := list(v, "GroupId")
+	if len(groups) == 0 {
+		return nil, errf("InvalidParameterCombination", "the fake models only GroupId.N of ModifyInstanceAttribute")
+	}
+	for _, g := range groups {
+		if sg, ok := s.groups[g]; !ok || sg.VpcID != inst.VpcID {
+			return nil, errf("InvalidGroup.NotFound", "The security group '%s' does not exist in VPC '%s'", g, inst.VpcID)
+		}
+	}
+	inst.Groups = groups
 	return returnX{true}, nil
 }
 

@@ -68,14 +68,14 @@ func New(subscription string) *Server {
 		s: s,
 		compute: computefake.NewServerFactoryTransport(&computefake.ServerFactory{
 			VirtualMachinesServer: computefake.VirtualMachinesServer{
-				BeginCreateOrUpdate: s.createVM, Get: s.getVM, BeginDelete: s.deleteVM,
+				BeginCreateOrUpdate: s.createVM, Get: s.getVM, BeginDelete: s.deleteVM, BeginUpdate: s.updateVM,
 			},
 			VirtualMachineImagesServer: computefake.VirtualMachineImagesServer{List: s.listImages},
 			GalleryImageVersionsServer: computefake.GalleryImageVersionsServer{BeginCreateOrUpdate: s.createVersion, Get: s.getVersion},
 		}),
 		network: networkfake.NewServerFactoryTransport(&networkfake.ServerFactory{
-			SecurityGroupsServer: networkfake.SecurityGroupsServer{BeginCreateOrUpdate: s.createNSG, Get: s.getNSG, BeginDelete: s.deleteNSG},
-			InterfacesServer:     networkfake.InterfacesServer{BeginCreateOrUpdate: s.createNIC, Get: s.getNIC, BeginDelete: s.deleteNIC},
+			SecurityGroupsServer: networkfake.SecurityGroupsServer{BeginCreateOrUpdate: s.createNSG, Get: s.getNSG, BeginDelete: s.deleteNSG, UpdateTags: s.updateNSGTags},
+			InterfacesServer:     networkfake.InterfacesServer{BeginCreateOrUpdate: s.createNIC, Get: s.getNIC, BeginDelete: s.deleteNIC, UpdateTags: s.updateNICTags},
 		}),
 	}
 	return s
@@ -223,12 +223,15 @@ func (s *Server) id(rg, provider, kind, name string) string {
 }
 
 // poller builds the responder for a long-running operation: one non-terminal poll (201 for a
-// create, 202 for a delete, as ARM answers), then the result, or the injected failure. apply
+// create, 202 for a delete, 200 for a PATCH, as ARM answers), then the result, or the injected failure. apply
 // makes the change, unless the operation fails.
 func poller[T any](s *Server, op string, result T, apply func()) (resp azfake.PollerResponder[T], errResp azfake.ErrorResponder) {
 	accepted := http.StatusCreated
-	if strings.HasSuffix(op, ".Delete") {
+	switch {
+	case strings.HasSuffix(op, ".Delete"):
 		accepted = http.StatusAccepted
+	case strings.HasSuffix(op, ".Update"): // a VM PATCH answers 200 while it runs
+		accepted = http.StatusOK
 	}
 	if f, failing := s.failure(op); failing {
 		if !f.async {
@@ -453,6 +456,86 @@ func (s *Server) getVM(_ context.Context, rg, name string, opts *armcompute.Virt
 		out.Properties = &props
 	}
 	return found(armcompute.VirtualMachinesClientGetResponse{VirtualMachine: out})
+}
+
+// maxTags is ARM's limit of tags per resource.
+const maxTags = 50
+
+// checkTags applies ARM's tag rules: at most 50, names of at most 512 characters without
+// < > % & \ ? /, values of at most 256.
+func checkTags(tags map[string]*string) bool {
+	if len(tags) > maxTags {
+		return false
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > 512 || strings.ContainsAny(k, `<>%&\?/`) || v != nil && len(*v) > 256 {
+			return false
+		}
+	}
+	return true
+}
+
+// updateVM is a PATCH of the VM (VirtualMachines.Update): the fields it names replace the
+// VM's, and tags, when given, replace the whole tag set. The fake takes tags only.
+func (s *Server) updateVM(_ context.Context, rg, name string, p armcompute.VirtualMachineUpdate, _ *armcompute.VirtualMachinesClientBeginUpdateOptions) (azfake.PollerResponder[armcompute.VirtualMachinesClientUpdateResponse], azfake.ErrorResponder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fail := failNow[armcompute.VirtualMachinesClientUpdateResponse]
+	vm, ok := s.vms[rg+"/"+name]
+	switch {
+	case !ok:
+		return fail(http.StatusNotFound, "ResourceNotFound")
+	case p.Properties != nil || p.Identity != nil || p.Plan != nil || p.Zones != nil:
+		return fail(http.StatusBadRequest, "InvalidParameter") // not modelled: refuse rather than ignore
+	case p.Tags != nil && !checkTags(p.Tags):
+		return fail(http.StatusBadRequest, "InvalidTagNameCharacters")
+	}
+	next := *vm
+	if p.Tags != nil {
+		next.Tags = maps.Clone(p.Tags)
+	}
+	return poller(s, "VirtualMachines.Update", armcompute.VirtualMachinesClientUpdateResponse{VirtualMachine: next}, func() { *vm = next })
+}
+
+// updateNSGTags replaces an NSG's tags (SecurityGroups.UpdateTags, a PATCH of tags).
+func (s *Server) updateNSGTags(_ context.Context, rg, name string, p armnetwork.TagsObject, _ *armnetwork.SecurityGroupsClientUpdateTagsOptions) (azfake.Responder[armnetwork.SecurityGroupsClientUpdateTagsResponse], azfake.ErrorResponder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nsg, ok := s.nsgs[rg+"/"+name]
+	switch {
+	case !ok:
+		return notFound[armnetwork.SecurityGroupsClientUpdateTagsResponse]("ResourceNotFound")
+	case !checkTags(p.Tags):
+		return respondError[armnetwork.SecurityGroupsClientUpdateTagsResponse](http.StatusBadRequest, "InvalidTagNameCharacters")
+	}
+	nsg.Tags = maps.Clone(p.Tags)
+	return found(armnetwork.SecurityGroupsClientUpdateTagsResponse{SecurityGroup: *nsg})
+}
+
+// updateNICTags replaces a NIC's tags (Interfaces.UpdateTags).
+func (s *Server) updateNICTags(_ context.Context, rg, name string, p armnetwork.TagsObject, _ *armnetwork.InterfacesClientUpdateTagsOptions) (azfake.Responder[armnetwork.InterfacesClientUpdateTagsResponse], azfake.ErrorResponder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nic, ok := s.nics[rg+"/"+name]
+	switch {
+	case !ok:
+		return notFound[armnetwork.InterfacesClientUpdateTagsResponse]("ResourceNotFound")
+	case !checkTags(p.Tags):
+		return respondError[armnetwork.InterfacesClientUpdateTagsResponse](http.StatusBadRequest, "InvalidTagNameCharacters")
+	}
+	nic.Tags = maps.Clone(p.Tags)
+	return found(armnetwork.InterfacesClientUpdateTagsResponse{Interface: *nic})
+}
+
+// SetVMTagsOutOfBand replaces a VM's tags as if someone edited them in the portal.
+func (s *Server) SetVMTagsOutOfBand(rg, name string, tags map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := map[string]*string{}
+	for k, v := range tags {
+		t[k] = to.Ptr(v)
+	}
+	s.vms[rg+"/"+name].Tags = t
 }
 
 func (s *Server) deleteVM(_ context.Context, rg, name string, _ *armcompute.VirtualMachinesClientBeginDeleteOptions) (azfake.PollerResponder[armcompute.VirtualMachinesClientDeleteResponse], azfake.ErrorResponder) {

@@ -5,6 +5,8 @@
 package computefake
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -80,6 +82,7 @@ func New() *Server {
 	handle("POST "+p+"/zones/{zone}/instances", "instances.insert", s.insertInstance)
 	handle("GET "+p+"/zones/{zone}/instances/{name}", "instances.get", s.getInstance)
 	handle("DELETE "+p+"/zones/{zone}/instances/{name}", "instances.delete", s.deleteInstance)
+	handle("POST "+p+"/zones/{zone}/instances/{name}/setLabels", "instances.setLabels", s.setLabels)
 	handle("GET "+p+"/zones/{zone}/operations/{op}", "zoneOperations.get", s.getOperation)
 	handle("GET "+p+"/global/operations/{op}", "globalOperations.get", s.getOperation)
 	handle("POST "+p+"/global/firewalls", "firewalls.insert", s.insertFirewall)
@@ -328,6 +331,7 @@ func (s *Server) insertInstance(w http.ResponseWriter, r *http.Request) {
 	inst.Zone = proto.String("https://www.googleapis.com/compute/v1/projects/" + project + "/zones/" + zone)
 	inst.MachineType = proto.String("https://www.googleapis.com/compute/v1/projects/" + project + "/" + strings.TrimPrefix(mt, "projects/"+project+"/"))
 	inst.Status = proto.String("RUNNING")
+	inst.LabelFingerprint = proto.String(labelFingerprint(inst.GetLabels()))
 	for i, nic := range inst.GetNetworkInterfaces() {
 		nic.NetworkIP = proto.String(fmt.Sprintf("10.128.0.%d", s.seq%250+2))
 		nic.Name = proto.String(fmt.Sprintf("nic%d", i))
@@ -364,6 +368,67 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, inst)
+}
+
+// labelFingerprint is the fingerprint of a label set, which changes whenever the labels do
+// (Compute Engine's is an opaque base64 hash too).
+func labelFingerprint(labels map[string]string) string {
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		fmt.Fprintf(h, "%q=%q;", k, labels[k])
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)[:8])
+}
+
+var (
+	labelKeyRE   = regexp.MustCompile(`^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$`)
+	labelValueRE = regexp.MustCompile(`^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$`)
+)
+
+// setLabels replaces an instance's labels, as instances.setLabels does: the request must
+// carry the fingerprint of the labels it replaces (a stale or missing one is 412
+// conditionNotMet), and the labels must follow the label rules (at most 64).
+func (s *Server) setLabels(w http.ResponseWriter, r *http.Request) {
+	project, zone, name := r.PathValue("project"), r.PathValue("zone"), r.PathValue("name")
+	inst, ok := s.instances[project+"/"+zone+"/"+name]
+	if !ok {
+		notFound(w, fmt.Sprintf("projects/%s/zones/%s/instances/%s", project, zone, name))
+		return
+	}
+	req := &computepb.InstancesSetLabelsRequest{}
+	if !readResource(w, r, req) {
+		return
+	}
+	if req.GetLabelFingerprint() != inst.GetLabelFingerprint() {
+		writeError(w, http.StatusPreconditionFailed, "conditionNotMet",
+			"Labels fingerprint either invalid or resource labels have changed")
+		return
+	}
+	if len(req.GetLabels()) > 64 {
+		writeError(w, http.StatusBadRequest, "invalid", "Invalid value for field 'labels': the resource has more than 64 labels")
+		return
+	}
+	for k, v := range req.GetLabels() {
+		if !labelKeyRE.MatchString(k) || !labelValueRE.MatchString(v) {
+			writeError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("Invalid value for field 'labels': '%s'. Label keys and values must follow the label rules.", k))
+			return
+		}
+	}
+	if s.operation(w, r, "instances.setLabels", inst.GetSelfLink()) {
+		return
+	}
+	inst.Labels = maps.Clone(req.GetLabels())
+	inst.LabelFingerprint = proto.String(labelFingerprint(inst.Labels))
+}
+
+// SetLabelsOutOfBand changes an instance's labels as if someone ran gcloud (the fingerprint
+// changes with them).
+func (s *Server) SetLabelsOutOfBand(project, zone, name string, labels map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst := s.instances[project+"/"+zone+"/"+name]
+	inst.Labels = maps.Clone(labels)
+	inst.LabelFingerprint = proto.String(labelFingerprint(inst.Labels))
 }
 
 func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {

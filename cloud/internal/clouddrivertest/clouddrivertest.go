@@ -6,6 +6,7 @@ package clouddrivertest
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -159,4 +160,36 @@ func CheckDriftRepaired(t testing.TB, d EgressDriver, id string, rules []egress.
 	if drift, err := d.EgressDrift(ctx, id, rules); err != nil || len(drift) != 0 {
 		t.Fatalf("drift after the repair = %q, %v; want none", drift, err)
 	}
+}
+
+// TagDriver is a driver that retags a host in place.
+type TagDriver interface {
+	Driver
+	UpdateTags(ctx context.Context, id string, tags map[string]string) error
+}
+
+// NewTags are the tags CheckTagUpdate gives the host: team changed, owner added (and the
+// spec's other tags, none, gone).
+var NewTags = map[string]string{"team": "edge", "owner": "netops"}
+
+// CheckTagUpdate creates the host of spec, checks Read reports its tags, retags it with
+// NewTags in place and checks Read reports those, on the same host id. It returns the host.
+func CheckTagUpdate(t testing.TB, d TagDriver, spec cloud.HostSpec) cloud.Host {
+	t.Helper()
+	ctx := context.Background()
+	h := Create(t, d, spec)
+	if !maps.Equal(h.Tags, spec.Tags) {
+		t.Fatalf("created host reads tags %v, want %v", h.Tags, spec.Tags)
+	}
+	if err := d.UpdateTags(ctx, h.ID, NewTags); err != nil {
+		t.Fatal(err)
+	}
+	after, err := d.Read(ctx, h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ID != h.ID || !maps.Equal(after.Tags, NewTags) {
+		t.Fatalf("after UpdateTags the host is %s with tags %v, want %s with %v", after.ID, after.Tags, h.ID, NewTags)
+	}
+	return after
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,10 +112,14 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"without touching the VM or the router process. Any other difference between the firewall and the " +
 			"allowlist (a rule added or changed outside Terraform) shows up in `firewall_drift` and is repaired in " +
 			"place by the next apply.\n\n" +
-			"The other arguments except `timeouts` (and `tags` on local hosts) take effect only when the host is created, " +
-			"so changing one replaces the host. A replacement host enrols again, which needs an unused key: use " +
-			"`registration_key_wo` with the `ztna_registration_key` ephemeral resource (a fresh key on every run), or " +
-			"rotate the `ztna_registration_key` with `keepers`.\n\n" +
+			"`tags` are updated in place too (instance, volumes and security group on AWS; instance labels on GCP; VM, " +
+			"NIC and NSG on Azure), as are `timeouts` and the platform blocks' API settings (`endpoint`, " +
+			"`poll_interval`, `resource_manager_endpoint`, `access_token`). What needs a new VM — `image`, `size`, " +
+			"`instance_type`, placement (`region`, `subnet_id`, `zone`, `project`, `network`, `subnetwork`, " +
+			"`location`, `resource_group`, ...), `assign_public_ip`, the platform, the key — replaces the host. A replacement host enrols again, which needs an unused key: use `registration_key_wo` with the " +
+			"`ztna_registration_key` ephemeral resource (a fresh key on every run), or rotate the " +
+			"`ztna_registration_key` with `keepers`." +
+			"\n\n" +
 			"`create_before_destroy` works when the replacement has a name and a router of its own: the new host starts " +
 			"while the old one still runs, so the two cannot share a name (a local state directory, a GCP or Azure VM " +
 			"name, an AWS security group name; Create refuses a name in use and says so), and a new host enrolling the " +
@@ -202,8 +208,9 @@ func (r *routerHostResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"tags": schema.MapAttribute{
 				ElementType: types.StringType,
 				Optional:    true,
-				MarkdownDescription: "Tags (AWS), labels (GCP) or tags (Azure) added to every object created. Never put secrets in tags. " +
-					"A local host has nothing to tag: it keeps them in state, and a change is an in-place update.",
+				MarkdownDescription: "Tags (AWS), labels (GCP) or tags (Azure) on the objects created for the host, updated in " +
+					"place; tags changed on the cloud are read back and planned as an in-place update. GCP labels are checked " +
+					"at plan time (lower-case keys and values). A local host has nothing to tag: it keeps them in state, and a change is an in-place update. Never put secrets in tags.",
 			},
 			"instance_id": schema.StringAttribute{
 				Computed:            true,
@@ -468,18 +475,19 @@ func (r *routerHostResource) planReplacement(p platform, plan, state *routerHost
 		"image":                       !plan.Image.Equal(state.Image),
 		// A local router is started with its first DNS server.
 		"dns_servers": p.isLocal() && !plan.DNSServers.Equal(state.DNSServers),
-		// A local host keeps its tags in state only (a process has nothing to tag): a change is
-		// recorded in place.
-		"tags":  !p.isLocal() && !plan.Tags.Equal(state.Tags),
-		"local": !plan.Local.Equal(state.Local),
-		"aws":   !plan.AWS.Equal(state.AWS),
-		"gcp":   !withoutWriteOnly(plan.GCP).Equal(withoutWriteOnly(state.GCP)),
-		"azure": !plan.Azure.Equal(state.Azure),
 	}
 	for attr, c := range changed {
 		if c {
 			resp.RequiresReplace = append(resp.RequiresReplace, path.Root(attr))
 		}
+	}
+	// Tags, and the block arguments that only say how to reach the cloud's API, change in
+	// place; placement (region, zone, subnet, network) needs a new VM.
+	for _, block := range []struct {
+		name        string
+		plan, state types.Object
+	}{{"local", plan.Local, state.Local}, {"aws", plan.AWS, state.AWS}, {"gcp", plan.GCP, state.GCP}, {"azure", plan.Azure, state.Azure}} {
+		resp.RequiresReplace = append(resp.RequiresReplace, blockReplacements(block.name, block.plan, block.state)...)
 	}
 	if drift := listStrings(state.Drift); len(drift) > 0 {
 		resp.RequiresReplace = append(resp.RequiresReplace, path.Root("drift"))
@@ -488,6 +496,36 @@ func (r *routerHostResource) planReplacement(p platform, plan, state *routerHost
 				"and needs an unused registration key (registration_key_wo with the ztna_registration_key ephemeral resource "+
 				"provides one on every run; otherwise rotate the ztna_registration_key's keepers).")
 	}
+}
+
+// inPlaceBlockAttributes are the platform block arguments a host takes without a new VM:
+// API endpoints, polling and write-only credentials are used by the provider, not the VM.
+var inPlaceBlockAttributes = map[string]bool{
+	"aws.endpoint": true, "aws.poll_interval": true, "aws.security_group_ids": true,
+	"gcp.endpoint": true, "gcp.access_token": true,
+	"azure.resource_manager_endpoint": true,
+}
+
+// blockReplacements names the arguments of a platform block whose change needs a new host;
+// a block added or removed (another platform) replaces the host as a whole.
+func blockReplacements(name string, plan, state types.Object) []path.Path {
+	if plan.IsNull() != state.IsNull() {
+		return []path.Path{path.Root(name)}
+	}
+	if plan.IsNull() {
+		return nil
+	}
+	var out []path.Path
+	have := state.Attributes()
+	for attr, v := range plan.Attributes() {
+		if inPlaceBlockAttributes[name+"."+attr] {
+			continue
+		}
+		if old, ok := have[attr]; !ok || !v.Equal(old) {
+			out = append(out, path.Root(name).AtName(attr))
+		}
+	}
+	return out
 }
 
 // checkReplacementKey refuses, at plan time, a replacement that would enrol with a stateful
@@ -877,9 +915,24 @@ func (r *routerHostResource) Read(ctx context.Context, req resource.ReadRequest,
 	}
 	instanceType := state.InstanceType
 	state.setHost(p, host)
+	if host.Tags != nil && (len(host.Tags) > 0 || !state.Tags.IsNull()) {
+		// Tags changed on the cloud show as an in-place update back to the configuration.
+		tags, d := types.MapValueFrom(ctx, types.StringType, host.Tags)
+		if resp.Diagnostics.Append(d...); resp.Diagnostics.HasError() {
+			return
+		}
+		state.Tags = tags
+	}
 	state.GCP = withoutWriteOnly(state.GCP)
 	if p.isLocal() && !instanceType.IsNull() {
 		state.InstanceType = instanceType
+	}
+	if ap, ok := p.(*awsPlatform); ok && host.SecurityGroups != nil && (len(host.SecurityGroups) > 0 || !ap.SecurityGroupIDs.IsNull()) {
+		// Groups attached or detached in the console show as an in-place update.
+		ap.SecurityGroupIDs = stringList(host.SecurityGroups)
+		if resp.Diagnostics.Append(setBlock(ctx, &state.AWS, awsAttrTypes, ap)...); resp.Diagnostics.HasError() {
+			return
+		}
 	}
 	imported, diags := importedHost(ctx, req.Private, &state)
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
@@ -932,7 +985,7 @@ func firewallDrift(ctx context.Context, drv hostDriver, m *routerHostModel, diag
 	return types.ListValueMust(types.StringType, stringList(drift).Elements()), true
 }
 
-// Update applies what changes in place: the egress allowlist (services added or removed,
+// Update applies what changes in place: tags (labels on GCP) on the cloud's objects, the egress allowlist (services added or removed,
 // egress blocks, DNS servers on clouds) and repairs of firewall drift go to the host's
 // firewall, without touching the VM or process; timeouts and the configuration of an
 // imported host are recorded. Everything else replaces the host (ModifyPlan).
@@ -962,12 +1015,50 @@ func (r *routerHostResource) Update(ctx context.Context, req resource.UpdateRequ
 		}
 		plan.EgressAllowlist = stringList(ruleStrings(rules))
 	}
-	if !plan.EgressAllowlist.Equal(state.EgressAllowlist) || len(listStrings(state.FirewallDrift)) > 0 {
-		_, drv := recordedDriver(ctx, &plan, &req.Config, &resp.Diagnostics)
+	var drv hostDriver
+	openDriver := func() bool {
 		if drv == nil {
+			if _, drv = recordedDriver(ctx, &plan, &req.Config, &resp.Diagnostics); drv == nil {
+				return false
+			}
+		}
+		return true
+	}
+	defer func() {
+		if drv != nil {
+			closeDriver(drv)
+		}
+	}()
+	planTags, stateTags := mapStrings(ctx, plan.Tags, &resp.Diagnostics), mapStrings(ctx, state.Tags, &resp.Diagnostics)
+	if !maps.Equal(planTags, stateTags) {
+		if !openDriver() {
 			return
 		}
-		defer closeDriver(drv)
+		// Local hosts have no tags (nothing to update); on clouds the driver retags in place.
+		if t, ok := drv.(tagUpdater); ok {
+			tflog.Info(ctx, "updating the router host's tags in place", map[string]any{"host": plan.Name.ValueString(), "tags": len(planTags)})
+			if err := t.UpdateTags(ctx, plan.InstanceID.ValueString(), planTags); err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("tags"), "Cannot update the tags of router host "+plan.Name.ValueString(), err.Error())
+				return
+			}
+		}
+	}
+	if !plan.AWS.IsNull() && !state.AWS.IsNull() {
+		want, have := plan.AWS.Attributes()["security_group_ids"], state.AWS.Attributes()["security_group_ids"]
+		if !slices.Equal(listStrings(want.(types.List)), listStrings(have.(types.List))) {
+			if !openDriver() {
+				return
+			}
+			if err := drv.(securityGroupUpdater).UpdateSecurityGroups(ctx, plan.InstanceID.ValueString(), listStrings(want.(types.List))); err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("aws").AtName("security_group_ids"), "Cannot change the security groups of router host "+plan.Name.ValueString(), err.Error())
+				return
+			}
+		}
+	}
+	if !plan.EgressAllowlist.Equal(state.EgressAllowlist) || len(listStrings(state.FirewallDrift)) > 0 {
+		if !openDriver() {
+			return
+		}
 		rules, err := parseRules(listStrings(plan.EgressAllowlist))
 		if err != nil {
 			resp.Diagnostics.AddError("Invalid egress allowlist", err.Error())

@@ -3,6 +3,7 @@ package ztnaprovider
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/ztna/ztna/cloud"
+	"github.com/ztna/ztna/cloud/aws"
 	"github.com/ztna/ztna/cloud/aws/ec2fake"
 	"github.com/ztna/ztna/internal/api"
 	"github.com/ztna/ztna/internal/regkey"
@@ -120,6 +122,9 @@ resource "ztna_service" "cache" {
   router_roles = [%[1]q]
 }
 `, name)
+	retagged := strings.Replace(withCache, `team = "platform"`, "team  = \"edge\"\n    owner = \"netops\"", 1)
+	fake.AddGroup(ec2fake.Group{ID: "sg-0123456789abcdef0", Name: "monitoring", VpcID: "vpc-1"})
+	withGroup := strings.Replace(retagged, `poll_interval = "20ms"`, "poll_interval = \"20ms\"\n    security_group_ids = [\"sg-0123456789abcdef0\"]", 1)
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -177,6 +182,46 @@ resource "ztna_service" "cache" {
 				),
 			},
 			{
+				// Tags change in place: same instance; instance, volume and group retagged.
+				Config: retagged,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", same(&first)),
+					checkAWSTags(fake, &first, map[string]string{"team": "edge", "owner": "netops"}),
+				),
+			},
+			{
+				// A tag changed in the console is read back and planned as an in-place update.
+				PreConfig: func() { fake.SetInstanceTagOutOfBand(first, "team", "someone-else") },
+				Config:    retagged,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", same(&first)),
+					checkAWSTags(fake, &first, map[string]string{"team": "edge", "owner": "netops"}),
+				),
+			},
+			{
+				// An extra security group is attached in place: same instance, both groups.
+				Config: withGroup,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttrWith("ztna_router_host.test", "instance_id", same(&first)),
+					checkInstanceGroups(fake, &first, "sg-0123456789abcdef0"),
+					checkCloudRouterOnline(t),
+				),
+			},
+			{
+				// A group EC2 does not know fails the apply with EC2's error; the host is kept.
+				Config:      strings.Replace(withGroup, "sg-0123456789abcdef0", "sg-0123456789abcdef9", 1),
+				ExpectError: regexp.MustCompile(`InvalidGroup\.NotFound`),
+			},
+			{
 				// An ingress rule opened in the console breaks the egress-only model: drift,
 				// and the host is replaced (enrolling with a fresh key from the ephemeral resource).
 				PreConfig: func() {
@@ -219,12 +264,14 @@ resource "ztna_service" "cache" {
 				ImportState:       true,
 				ImportStateVerify: true,
 				ImportStateVerifyIgnore: []string{"router_id", "registration_key_wo_version", "dns_servers", "ntp_servers", "egress",
-					"tags", "egress_allowlist", "timeouts", "aws.subnet_id", "aws.endpoint", "aws.poll_interval"},
+					"egress_allowlist", "timeouts", "aws.subnet_id", "aws.endpoint", "aws.poll_interval"},
 			},
 		},
 		CheckDestroy: func(*terraform.State) error {
-			if gs := fake.Groups(); len(gs) != 0 {
-				return fmt.Errorf("security groups left after destroy: %+v", gs)
+			for _, g := range fake.Groups() {
+				if g.Tags[cloud.TagManagedBy] == cloud.ManagedBy {
+					return fmt.Errorf("security group left after destroy: %+v", g)
+				}
 			}
 			for _, inst := range fake.Instances() {
 				if inst.State != "terminated" {
@@ -408,5 +455,48 @@ func checkGroupEgress(t *testing.T, fake *ec2fake.Server, name, rule string, wan
 			return fmt.Errorf("security group egress %v: has %q = %v, want %v", have, rule, !want, want)
 		}
 		return nil
+	}
+}
+
+// checkAWSTags checks the user tags of the instance *id, its root volume and its security
+// group (ownership tags aside).
+func checkAWSTags(fake *ec2fake.Server, id *string, want map[string]string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		for _, inst := range fake.Instances() {
+			if inst.ID != *id {
+				continue
+			}
+			got := map[string]map[string]string{"instance": cloud.UserTags(inst.Tags, "Name"), "volume": cloud.UserTags(inst.VolumeTags, "Name")}
+			for _, g := range fake.Groups() {
+				if g.Tags[aws.TagInstanceID] == inst.ID {
+					got["security group"] = cloud.UserTags(g.Tags, "Name", aws.TagInstanceID)
+				}
+			}
+			if len(got) != 3 {
+				return fmt.Errorf("no security group of instance %s", inst.ID)
+			}
+			for what, tags := range got {
+				if !maps.Equal(tags, want) {
+					return fmt.Errorf("%s tags %v, want %v", what, tags, want)
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("no instance %s", *id)
+	}
+}
+
+// checkInstanceGroups checks that instance *id has its own group and exactly the extra ones.
+func checkInstanceGroups(fake *ec2fake.Server, id *string, extra ...string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		for _, inst := range fake.Instances() {
+			if inst.ID == *id {
+				if len(inst.Groups) != 1+len(extra) || !slices.Equal(inst.Groups[1:], extra) {
+					return fmt.Errorf("instance %s groups %v, want its own and %v", inst.ID, inst.Groups, extra)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no instance %s", *id)
 	}
 }

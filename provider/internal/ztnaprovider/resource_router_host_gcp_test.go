@@ -2,6 +2,8 @@ package ztnaprovider
 
 import (
 	"fmt"
+	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -92,6 +94,8 @@ resource "ztna_service" "api" {
   router_roles = [%[1]q]
 }
 `, name)
+	withLabels := strings.Replace(withSvc, "  timeouts {", "  tags = {\n    team = \"edge\"\n  }\n  timeouts {", 1)
+	fake.AddImage("prod", &computepb.Image{Name: proto.String("ztna-router-1-3-0"), Family: proto.String("ztna-router")})
 	var first string
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -160,6 +164,39 @@ resource "ztna_service" "api" {
 					statecheck.ExpectKnownValue("ztna_router_host.test", tfjsonpath.New("firewall_drift"), knownvalue.ListSizeExact(0)),
 				},
 				Check: resource.ComposeTestCheckFunc(checkGCPInstanceCreates(fake, 1), checkGCPEgressTo(fake, name, "10.40.0.3/32", "tcp:443")),
+			},
+			{
+				// Labels change in place (instances.setLabels): same instance, new labels.
+				Config: withLabels,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(checkGCPInstanceCreates(fake, 1), checkGCPLabels(fake, map[string]string{"team": "edge"})),
+			},
+			{
+				// Labels changed out of band are read back and planned as an in-place update.
+				PreConfig: func() {
+					fake.SetLabelsOutOfBand("prod", "europe-west1-b", name, map[string]string{"team": "someone-else", cloud.TagRouterHost: name, cloud.TagManagedBy: cloud.ManagedBy})
+				},
+				Config: withLabels,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionUpdate), onlyUpdates{}},
+				},
+				Check: resource.ComposeTestCheckFunc(checkGCPInstanceCreates(fake, 1), checkGCPLabels(fake, map[string]string{"team": "edge"})),
+			},
+			{
+				// A label GCP would refuse fails at plan time.
+				Config:      strings.Replace(withLabels, `team = "edge"`, `Team = "Edge"`, 1),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Invalid GCP labels.*is not a valid label`),
+			},
+			{
+				// A new image needs a new VM.
+				Config: strings.Replace(withLabels, "ztna-router-1-2-0", "ztna-router-1-3-0", 1),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("ztna_router_host.test", plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+				Check: resource.ComposeTestCheckFunc(checkGCPInstanceCreates(fake, 2), checkGCPLabels(fake, map[string]string{"team": "edge"}), checkCloudRouterOnline(t)),
 			},
 			{
 				PreConfig: func() { fake.DeleteFirewallOutOfBand("prod", "ztna-"+name+"-deny-ingress") },
@@ -232,7 +269,7 @@ func checkGCPInstanceCreates(fake *computefake.Server, want int) resource.TestCh
 	return func(*terraform.State) error {
 		n := 0
 		for _, r := range fake.Requests() {
-			if r.Method == "POST" && strings.Contains(r.Path, "/instances") {
+			if r.Method == "POST" && strings.Contains(r.Path, "/instances") && !strings.Contains(r.Path, "/setLabels") {
 				n++
 			}
 		}
@@ -265,6 +302,21 @@ func checkGCPEgressTo(fake *computefake.Server, name, cidr, what string) resourc
 		}
 		if len(found) != 1 || found[0] != what {
 			return fmt.Errorf("allow rules to %s: %v, want [%s]", cidr, found, what)
+		}
+		return nil
+	}
+}
+
+// checkGCPLabels checks the one instance's labels: want plus the ownership labels.
+func checkGCPLabels(fake *computefake.Server, want map[string]string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		insts := fake.Instances()
+		if len(insts) != 1 {
+			return fmt.Errorf("%d instances, want 1", len(insts))
+		}
+		got := cloud.UserTags(insts[0].GetLabels())
+		if !maps.Equal(got, want) || insts[0].GetLabels()[cloud.TagManagedBy] != cloud.ManagedBy {
+			return fmt.Errorf("instance labels %v, want %v and the ownership labels", insts[0].GetLabels(), want)
 		}
 		return nil
 	}

@@ -22,6 +22,7 @@ import (
 	azcloud "github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -58,6 +59,24 @@ type hostDriver interface {
 	UpdateEgress(ctx context.Context, id string, rules []egress.Rule) error
 	EgressDrift(ctx context.Context, id string, rules []egress.Rule) ([]string, error)
 }
+
+// tagUpdater is a cloud driver that retags a host in place: UpdateTags makes the user tags of
+// the host's objects tags (the ownership tags stay). Local hosts have no tags.
+type securityGroupUpdater interface {
+	UpdateSecurityGroups(ctx context.Context, id string, extra []string) error
+}
+
+var _ securityGroupUpdater = (*aws.Driver)(nil)
+
+type tagUpdater interface {
+	UpdateTags(ctx context.Context, id string, tags map[string]string) error
+}
+
+var (
+	_ tagUpdater = (*aws.Driver)(nil)
+	_ tagUpdater = (*gcp.Driver)(nil)
+	_ tagUpdater = (*azure.Driver)(nil)
+)
 
 func closeDriver(d hostDriver) {
 	if c, ok := d.(io.Closer); ok {
@@ -347,12 +366,15 @@ func dnsResolver(server netip.AddrPort) *net.Resolver {
 // ---- aws --------------------------------------------------------------------------------
 
 type awsPlatform struct {
-	Region         types.String `tfsdk:"region"`
-	SubnetID       types.String `tfsdk:"subnet_id"`
-	AssignPublicIP types.Bool   `tfsdk:"assign_public_ip"`
-	Endpoint       types.String `tfsdk:"endpoint"`
-	PollInterval   types.String `tfsdk:"poll_interval"`
+	Region           types.String `tfsdk:"region"`
+	SubnetID         types.String `tfsdk:"subnet_id"`
+	AssignPublicIP   types.Bool   `tfsdk:"assign_public_ip"`
+	Endpoint         types.String `tfsdk:"endpoint"`
+	PollInterval     types.String `tfsdk:"poll_interval"`
+	SecurityGroupIDs types.List   `tfsdk:"security_group_ids"`
 }
+
+var securityGroupIDRE = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
 
 func awsBlock() schema.SingleNestedBlock {
 	return schema.SingleNestedBlock{
@@ -376,6 +398,20 @@ func awsBlock() schema.SingleNestedBlock {
 				MarkdownDescription: "How often EC2 is polled while waiting for the instance; default `5s`.",
 				Validators:          []validator.String{validDuration},
 			},
+			"security_group_ids": schema.ListAttribute{
+				ElementType: types.StringType,
+				Optional:    true,
+				MarkdownDescription: "Security groups (`sg-…`, in the subnet's VPC) attached to the instance beside the egress-only " +
+					"group the provider creates, for example a group that other rules reference. Changed in place " +
+					"(ModifyInstanceAttribute); groups attached in the console are read back and planned away. The provider " +
+					"does not check their rules: an extra group with wider egress widens the host's egress.",
+				Validators: []validator.List{listvalidator.ValueStringsAre(stringCheck{"a security group id sg-…", func(s string) error {
+					if !securityGroupIDRE.MatchString(s) {
+						return fmt.Errorf("%q is not a security group id (sg- and 8 or 17 hex digits)", s)
+					}
+					return nil
+				}})},
+			},
 		},
 	}
 }
@@ -394,12 +430,13 @@ func (p *awsPlatform) complete(_ context.Context, m *routerHostModel, _ bool) di
 func (p *awsPlatform) driver(ctx context.Context, log *slog.Logger, _ []string) (hostDriver, error) {
 	poll, _ := time.ParseDuration(p.PollInterval.ValueString())
 	return aws.New(ctx, aws.Options{
-		Region:         p.Region.ValueString(),
-		Endpoint:       p.Endpoint.ValueString(),
-		Logger:         log,
-		PollInterval:   poll,
-		SubnetID:       p.SubnetID.ValueString(),
-		AssignPublicIP: p.AssignPublicIP.ValueBool(),
+		Region:           p.Region.ValueString(),
+		Endpoint:         p.Endpoint.ValueString(),
+		Logger:           log,
+		PollInterval:     poll,
+		SubnetID:         p.SubnetID.ValueString(),
+		AssignPublicIP:   p.AssignPublicIP.ValueBool(),
+		SecurityGroupIDs: listStrings(p.SecurityGroupIDs),
 	})
 }
 
@@ -489,8 +526,23 @@ func (p *gcpPlatform) isLocal() bool { return false }
 
 func (p *gcpPlatform) qualify(id string) string { return id }
 
-func (p *gcpPlatform) complete(_ context.Context, m *routerHostModel, _ bool) diag.Diagnostics {
-	return completeCloud(m, "gcp", map[string]types.String{"project": p.Project, "zone": p.Zone})
+func (p *gcpPlatform) complete(ctx context.Context, m *routerHostModel, _ bool) diag.Diagnostics {
+	diags := completeCloud(m, "gcp", map[string]types.String{"project": p.Project, "zone": p.Zone})
+	if !m.Tags.IsUnknown() && !hasUnknownElement(m.Tags) {
+		if err := gcp.ValidateLabels(mapStrings(ctx, m.Tags, &diags)); err != nil {
+			diags.AddAttributeError(path.Root("tags"), "Invalid GCP labels", err.Error())
+		}
+	}
+	return diags
+}
+
+func hasUnknownElement(m types.Map) bool {
+	for _, v := range m.Elements() {
+		if v.IsUnknown() {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *gcpPlatform) driver(ctx context.Context, log *slog.Logger, _ []string) (hostDriver, error) {
@@ -653,7 +705,7 @@ func importedModel(ctx context.Context, id string) (*routerHostModel, error) {
 		m.InstanceID = types.StringValue(g[2])
 		diags = setBlock(ctx, &m.AWS, awsAttrTypes, &awsPlatform{
 			Region: types.StringValue(g[1]), SubnetID: types.StringNull(), AssignPublicIP: types.BoolValue(false),
-			Endpoint: types.StringNull(), PollInterval: types.StringValue("5s"),
+			Endpoint: types.StringNull(), PollInterval: types.StringValue("5s"), SecurityGroupIDs: types.ListNull(types.StringType),
 		})
 	case gcpImportRE.MatchString(id):
 		g := gcpImportRE.FindStringSubmatch(id)
