@@ -549,6 +549,17 @@ func (l *Link) Open(ctx context.Context, req *Request) (net.Conn, *Response, err
 	return s, resp, nil
 }
 
+// OpenStream opens a stream and sends nothing on it: the caller writes the marshalled Request
+// and reads the Response itself (ReadResponse), for example to send a request in parts. A hub
+// closes a stream whose request is not complete within its request_timeout, answering nothing.
+func (l *Link) OpenStream() (net.Conn, error) {
+	s, err := l.sess.OpenStream()
+	if err != nil {
+		return nil, l.streamErr(err)
+	}
+	return s, nil
+}
+
 func (l *Link) exchange(s *mux.Stream, req []byte) (*Response, error) {
 	if _, err := s.Write(req); err != nil {
 		return nil, l.streamErr(err)

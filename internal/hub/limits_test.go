@@ -125,6 +125,47 @@ func TestLimitsRefuseWithTheirCode(t *testing.T) {
 	}
 }
 
+// TestRequestTimeoutsAreCounted: a stream whose request stops half-way is closed once
+// request_timeout is over, unanswered, and moves ztna_hub_request_timeouts_total; a stream that
+// sends its request in time is served.
+func TestRequestTimeoutsAreCounted(t *testing.T) {
+	e := observed(t, hub.Limits{RequestTimeout: 200 * time.Millisecond})
+	e.hub.Update(snapshot(map[string]int{"a": 0}))
+	l := e.link(api.KindIdentity, "i1")
+	req, err := (&fabric.Request{Op: fabric.OpWatch}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Write(req[:1]); err != nil {
+		t.Fatal(err)
+	}
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	if resp, err := fabric.ReadResponse(s); err == nil {
+		t.Fatalf("a half-sent request was answered: %+v", resp)
+	} else if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		t.Fatalf("the hub kept the half-sent stream open past 10 s (request_timeout 200ms)")
+	}
+	if waited := time.Since(start); waited < 150*time.Millisecond {
+		t.Errorf("stream closed after %v, before request_timeout", waited)
+	}
+	if got := e.counter("ztna_hub_request_timeouts_total"); got != 1 {
+		t.Errorf("ztna_hub_request_timeouts_total = %v, want 1", got)
+	}
+	// The same link serves a request sent in time, and does not count it.
+	if _, err := watch(t, l); err != nil {
+		t.Errorf("a request sent in time: %v", err)
+	}
+	if got := e.counter("ztna_hub_request_timeouts_total"); got != 1 {
+		t.Errorf("after a timely request, ztna_hub_request_timeouts_total = %v, want 1", got)
+	}
+}
+
 // TestRefusalLogIsSummarised: a burst of refused dials writes one line and then, once the
 // interval is over, one summary with the count — not a line per dial.
 func TestRefusalLogIsSummarised(t *testing.T) {
