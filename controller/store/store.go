@@ -202,6 +202,8 @@ type Store interface {
 	// Change with Collection == All and must re-read what it caches.
 	Subscribe(ctx context.Context) <-chan Change
 
+	Pager
+
 	Close() error
 }
 

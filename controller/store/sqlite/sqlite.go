@@ -145,6 +145,7 @@ type docTable[T any] struct {
 	table      string // SQL table
 	collection string // store collection name for changes and errors
 	noun       string // singular, for messages
+	rolesPath  string // JSON path of the document's roles that Page.Roles filters on
 	meta       func(*T) (id *string, name *string, created, updated *time.Time)
 }
 
@@ -270,19 +271,19 @@ func (d docTable[T]) delete(ctx context.Context, s *Store, id string, also func(
 }
 
 var (
-	routers = docTable[api.Router]{table: "routers", collection: store.Routers, noun: "router",
+	routers = docTable[api.Router]{table: "routers", collection: store.Routers, noun: "router", rolesPath: "$.roles",
 		meta: func(v *api.Router) (*string, *string, *time.Time, *time.Time) {
 			return &v.ID, &v.Name, &v.CreatedAt, &v.UpdatedAt
 		}}
-	services = docTable[api.Service]{table: "services", collection: store.Services, noun: "service",
+	services = docTable[api.Service]{table: "services", collection: store.Services, noun: "service", rolesPath: "$.router_roles",
 		meta: func(v *api.Service) (*string, *string, *time.Time, *time.Time) {
 			return &v.ID, &v.Name, &v.CreatedAt, &v.UpdatedAt
 		}}
-	identities = docTable[api.Identity]{table: "identities", collection: store.Identities, noun: "identity",
+	identities = docTable[api.Identity]{table: "identities", collection: store.Identities, noun: "identity", rolesPath: "$.roles",
 		meta: func(v *api.Identity) (*string, *string, *time.Time, *time.Time) {
 			return &v.ID, &v.Name, &v.CreatedAt, &v.UpdatedAt
 		}}
-	policies = docTable[api.ServicePolicy]{table: "service_policies", collection: store.ServicePolicies, noun: "service policy",
+	policies = docTable[api.ServicePolicy]{table: "service_policies", collection: store.ServicePolicies, noun: "service policy", rolesPath: "$.identity_roles",
 		meta: func(v *api.ServicePolicy) (*string, *string, *time.Time, *time.Time) {
 			return &v.ID, &v.Name, &v.CreatedAt, &v.UpdatedAt
 		}}

@@ -19,6 +19,7 @@ type collectionTests interface {
 	conflicts(t *testing.T, s store.Store)
 	concurrentUpdates(t *testing.T, a, b store.Store)
 	createNamed(t *testing.T, s store.Store, name string)
+	paging(t *testing.T, s store.Store)
 }
 
 // docOps adapts one collection of store.Store to the generic tests.
@@ -33,6 +34,9 @@ type docOps[T any] struct {
 	list    func(store.Store, context.Context) ([]T, error)
 	update  func(store.Store, context.Context, string, func(*T) error) (*T, error)
 	delete  func(store.Store, context.Context, string) error
+	page    func(store.Store, context.Context, store.Page) ([]T, error)
+	// roles is the role list that Page.Roles filters on.
+	roles func(*T) *[]string
 }
 
 var collections = []collectionTests{
@@ -45,6 +49,7 @@ var collections = []collectionTests{
 		counter: func(v *api.Router) *int { return &v.Cost },
 		create:  store.Store.CreateRouter, get: store.Store.GetRouter, list: store.Store.ListRouters,
 		update: store.Store.UpdateRouter, delete: store.Store.DeleteRouter,
+		page: store.Store.PageRouters, roles: func(v *api.Router) *[]string { return &v.Roles },
 	},
 	docOps[api.Service]{
 		collection: store.Services,
@@ -57,6 +62,7 @@ var collections = []collectionTests{
 		counter: func(v *api.Service) *int { return &v.Port },
 		create:  store.Store.CreateService, get: store.Store.GetService, list: store.Store.ListServices,
 		update: store.Store.UpdateService, delete: store.Store.DeleteService,
+		page: store.Store.PageServices, roles: func(v *api.Service) *[]string { return &v.RouterRoles },
 	},
 	docOps[api.Identity]{
 		collection: store.Identities,
@@ -70,6 +76,7 @@ var collections = []collectionTests{
 		},
 		get: store.Store.GetIdentity, list: store.Store.ListIdentities,
 		update: store.Store.UpdateIdentity, delete: store.Store.DeleteIdentity,
+		page: store.Store.PageIdentities, roles: func(v *api.Identity) *[]string { return &v.Roles },
 	},
 	docOps[api.ServicePolicy]{
 		collection: store.ServicePolicies,
@@ -81,6 +88,7 @@ var collections = []collectionTests{
 		},
 		create: store.Store.CreateServicePolicy, get: store.Store.GetServicePolicy, list: store.Store.ListServicePolicies,
 		update: store.Store.UpdateServicePolicy, delete: store.Store.DeleteServicePolicy,
+		page: store.Store.PageServicePolicies, roles: func(v *api.ServicePolicy) *[]string { return &v.IdentityRoles },
 	},
 }
 

@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, c := range collections {
 		t.Run("CRUD/"+c.name(), func(t *testing.T) { c.crud(t, open(t)) })
 		t.Run("Conflicts/"+c.name(), func(t *testing.T) { c.conflicts(t, open(t)) })
+		t.Run("Paging/"+c.name(), func(t *testing.T) { c.paging(t, open(t)) })
 	}
 	t.Run("Normalisation", func(t *testing.T) { testNormalisation(t, open(t)) })
 	t.Run("RouterState", func(t *testing.T) { testRouterState(t, open(t)) })
@@ -42,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, c := range collections {
 		t.Run("ConcurrentUpdates/"+c.name(), func(t *testing.T) { s := open(t); c.concurrentUpdates(t, s, s) })
 	}
+	t.Run("PageKeys", func(t *testing.T) { testPageKeys(t, open(t)) })
+	t.Run("Count", func(t *testing.T) { testCount(t, open(t)) })
 	t.Run("Feed", func(t *testing.T) { testFeed(t, open(t)) })
 	t.Run("FeedSkipsFailedWrites", func(t *testing.T) { testFeedSkipsFailedWrites(t, open(t)) })
 	t.Run("FeedSubscribers", func(t *testing.T) { testFeedSubscribers(t, open(t)) })
