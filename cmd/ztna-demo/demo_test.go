@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/ztna/ztna/internal/api"
+	"github.com/ztna/ztna/internal/apiclient"
 	"github.com/ztna/ztna/internal/netns"
 	"github.com/ztna/ztna/internal/testenv"
 )
@@ -123,9 +124,14 @@ func TestServiceHandler(t *testing.T) {
 	}
 }
 
-type fakeServices struct{ replies []*api.Service }
+// fakeServices answers one reply of routes per ServiceRouters call, the last one again.
+type fakeServices struct{ replies [][]api.ServiceRoute }
 
 func (f *fakeServices) GetService(context.Context, string) (*api.Service, error) {
+	return &api.Service{Name: "demo-app", Address: "app.customer.internal"}, nil
+}
+
+func (f *fakeServices) ServiceRouters(context.Context, string, ...apiclient.ListOption) ([]api.ServiceRoute, error) {
 	r := f.replies[0]
 	if len(f.replies) > 1 {
 		f.replies = f.replies[1:]
@@ -137,10 +143,8 @@ func TestWaitService(t *testing.T) {
 	route := func(name, status string, ok bool) api.ServiceRoute {
 		return api.ServiceRoute{RouterName: name, Status: status, Resolvable: ok, Reachable: ok}
 	}
-	svc := func(routes ...api.ServiceRoute) *api.Service {
-		return &api.Service{Name: "demo-app", Address: "app.customer.internal", Routers: routes}
-	}
-	f := &fakeServices{replies: []*api.Service{
+	svc := func(routes ...api.ServiceRoute) []api.ServiceRoute { return routes }
+	f := &fakeServices{replies: [][]api.ServiceRoute{
 		svc(route("a", "offline", false), route("b", "online", false)),
 		svc(route("a", "online", true), route("b", "online", false)),
 		svc(route("a", "online", true), route("b", "online", false)),
@@ -155,7 +159,7 @@ func TestWaitService(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	f = &fakeServices{replies: []*api.Service{svc(route("a", "online", true), route("b", "offline", false))}}
+	f = &fakeServices{replies: [][]api.ServiceRoute{svc(route("a", "online", true), route("b", "offline", false))}}
 	if err := waitService(ctx, io.Discard, f, "id", 2); err == nil || !strings.Contains(err.Error(), "cannot reach app.customer.internal") {
 		t.Fatalf("err = %v, want a timeout naming the target", err)
 	}

@@ -48,12 +48,17 @@ takes up to one health interval after a router can reach the service.`,
 // serviceGetter is the part of the API client wait-service needs.
 type serviceGetter interface {
 	GetService(ctx context.Context, id string) (*api.Service, error)
+	ServiceRouters(ctx context.Context, id string, opts ...apiclient.ListOption) ([]api.ServiceRoute, error)
 }
 
 func waitService(ctx context.Context, out io.Writer, client serviceGetter, id string, want int) error {
+	svc, err := client.GetService(ctx, id)
+	if err != nil {
+		return err
+	}
 	last := ""
 	for {
-		svc, err := client.GetService(ctx, id)
+		routes, err := client.ServiceRouters(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("service %s: %w", id, ctx.Err())
@@ -62,7 +67,7 @@ func waitService(ctx context.Context, out io.Writer, client serviceGetter, id st
 		}
 		ok := 0
 		var report []string
-		for _, r := range svc.Routers {
+		for _, r := range routes {
 			state := r.Status
 			switch {
 			case r.Status != api.RouterOnline:

@@ -113,13 +113,12 @@ func printStatus(w io.Writer, st *controllerStatus, now time.Time) error {
 		fmt.Fprintln(tw, "(no routers)")
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "SERVICE\tTARGET\tROUTERS (status, resolvable/reachable)")
+	fmt.Fprintln(tw, "SERVICE\tTARGET\tROUTERS")
 	for _, s := range st.Services {
-		var routes []string
-		for _, r := range s.Routers {
-			routes = append(routes, fmt.Sprintf("%s (%s, %s/%s)", r.RouterName, r.Status, yesNo(r.Resolvable), yesNo(r.Reachable)))
-		}
-		if len(routes) == 0 {
+		sum := s.RouterSummary
+		routes := []string{fmt.Sprintf("%d online (%d unhealthy), %d offline, %d unenrolled; failure domains %s",
+			sum.Online, sum.Unhealthy, sum.Offline, sum.Unenrolled, dash(strings.Join(sum.FailureDomains, ",")))}
+		if sum.Total == 0 {
 			routes = []string{"none: no router has a role in " + strings.Join(s.RouterRoles, ",")}
 		}
 		target := net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
@@ -139,11 +138,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
 }

@@ -129,8 +129,11 @@ func TestConflictNotFoundAndCRUD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if svc.Protocol != "tcp" || len(svc.Routers) != 1 || svc.Routers[0].RouterID != r.ID {
+	if svc.Protocol != "tcp" || svc.RouterSummary.Total != 1 || svc.RouterSummary.Unenrolled != 1 {
 		t.Fatalf("service view: %+v", svc)
+	}
+	if routes, err := c.ServiceRouters(ctx, svc.ID); err != nil || len(routes) != 1 || routes[0].RouterID != r.ID {
+		t.Fatalf("service routers: %+v, %v", routes, err)
 	}
 	if _, err := c.CreateService(ctx, api.ServiceCreate{Name: "db", Address: "x.example.com", Port: 1}); !apiclient.IsConflict(err) {
 		t.Fatalf("duplicate service: %v", err)
@@ -183,7 +186,7 @@ func TestConflictNotFoundAndCRUD(t *testing.T) {
 		t.Fatalf("update with port 70000: %v", err)
 	}
 	roles := []string{"other"}
-	if s2, err := c.UpdateService(ctx, svc.ID, api.ServiceUpdate{RouterRoles: &roles}); err != nil || len(s2.Routers) != 0 {
+	if s2, err := c.UpdateService(ctx, svc.ID, api.ServiceUpdate{RouterRoles: &roles}); err != nil || s2.RouterSummary.Total != 0 {
 		t.Fatalf("service role update: %+v %v", s2, err)
 	}
 	if _, err := c.UpdateIdentity(ctx, id.ID, api.IdentityUpdate{Roles: &roles}); err != nil {

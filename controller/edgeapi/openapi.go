@@ -43,8 +43,21 @@ func (s *Server) OpenAPI() ([]byte, error) {
 			"summary":     rt.summary,
 			"tags":        []string{rt.tag},
 		}
+		var params []object
 		if strings.Contains(path, "{id}") {
-			op["parameters"] = []object{{"name": "id", "in": "path", "required": true, "schema": object{"type": "string"}}}
+			params = append(params, object{"name": "id", "in": "path", "required": true, "schema": object{"type": "string"}})
+		}
+		if rt.list {
+			params = append(params,
+				object{"name": paramLimit, "in": "query", "description": "page size (over the maximum: 400)",
+					"schema": object{"type": "integer", "minimum": 1, "maximum": api.MaxListLimit, "default": api.DefaultListLimit}},
+				object{"name": paramCursor, "in": "query", "description": "next_cursor of the previous page, as is", "schema": object{"type": "string"}})
+			for _, f := range rt.query {
+				params = append(params, object{"name": f, "in": "query", "description": filterHelp[f], "schema": object{"type": "string"}})
+			}
+		}
+		if params != nil {
+			op["parameters"] = params
 		}
 		if rt.in != nil {
 			op["requestBody"] = object{"required": true, "content": object{"application/json": object{"schema": schemaRef(schemas, reflect.TypeOf(rt.in), true)}}}
@@ -92,13 +105,19 @@ func (s *Server) OpenAPI() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+var filterHelp = map[string]string{
+	filterName:     "only the object with this exact name",
+	filterRole:     "only objects holding this role (routers' and identities' roles, services' router_roles, policies' identity_roles)",
+	filterRouterID: "only the keys of this router",
+}
+
 func operationID(rt route) string {
 	verb := map[string]string{http.MethodPost: "create", http.MethodGet: "get", http.MethodPatch: "update", http.MethodDelete: "delete"}[rt.method]
 	name := strings.TrimPrefix(rt.pattern, "/v1/")
 	switch {
 	case strings.HasSuffix(name, "/revoke"):
 		verb, name = "revoke", strings.TrimSuffix(name, "/{id}/revoke")
-	case rt.method == http.MethodGet && !strings.HasSuffix(name, "{id}") && rt.out != nil:
+	case rt.list:
 		verb = "list"
 	case name == "enroll", name == "renew":
 		verb = ""

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ztna/ztna/controller/policy"
@@ -32,8 +34,8 @@ func (s *Server) getRouter(ctx context.Context, id string) (*api.Router, error) 
 	return r, err
 }
 
-func (s *Server) listRouters(ctx context.Context) ([]api.Router, error) {
-	rs, err := s.store.ListRouters(ctx)
+func (s *Server) listRouters(ctx context.Context, p store.Page) ([]api.Router, error) {
+	rs, err := s.store.PageRouters(ctx, p)
 	for i := range rs {
 		s.checkAttestation(&rs[i])
 	}
@@ -107,17 +109,13 @@ func (s *Server) getService(ctx context.Context, id string) (*api.Service, error
 	return s.serviceView(ctx, v)
 }
 
-func (s *Server) listServices(ctx context.Context) ([]api.Service, error) {
-	svcs, err := s.store.ListServices(ctx)
+func (s *Server) listServices(ctx context.Context, p store.Page) ([]api.Service, error) {
+	svcs, err := s.store.PageServices(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	routers, err := s.store.ListRouters(ctx)
-	if err != nil {
+	if err := s.summarise(ctx, svcs); err != nil {
 		return nil, err
-	}
-	for i := range svcs {
-		svcs[i].Routers = serviceRoutes(&svcs[i], routers)
 	}
 	return svcs, nil
 }
@@ -139,34 +137,92 @@ func (s *Server) updateService(ctx context.Context, id string, in *api.ServiceUp
 }
 
 func (s *Server) serviceView(ctx context.Context, v *api.Service) (*api.Service, error) {
-	routers, err := s.store.ListRouters(ctx)
-	if err != nil {
+	one := []api.Service{*v}
+	if err := s.summarise(ctx, one); err != nil {
 		return nil, err
 	}
-	v.Routers = serviceRoutes(v, routers)
-	return v, nil
+	return &one[0], nil
 }
 
-// serviceRoutes lists the routers whose roles select the service, with what each last
-// reported about it, so operators (and the provider) see where it runs and whether it
-// spans two failure domains.
-func serviceRoutes(v *api.Service, routers []api.Router) []api.ServiceRoute {
-	out := []api.ServiceRoute{}
-	for _, r := range routers {
-		if !policy.Hosts(&r, v) {
-			continue
-		}
-		sr := api.ServiceRoute{RouterID: r.ID, RouterName: r.Name, Status: r.Status, FailureDomain: r.FailureDomain}
-		for _, h := range r.Services {
-			if h.Name == v.Name {
-				sr.Resolvable, sr.Reachable = h.Resolvable, h.Reachable
-				t := h.CheckedAt
-				sr.CheckedAt = &t
+// summarise fills in the router summary of every service of a page from one pass over the
+// routers that hold any of their roles: a page of services costs one scan of its hosting
+// routers, not one per service, and the answer no longer grows with the fleet (inlining
+// every router made the list of 1,000 services 8 MB when 10 were hosted by 5,010 routers).
+func (s *Server) summarise(ctx context.Context, svcs []api.Service) error {
+	var roles []string
+	for i := range svcs {
+		svcs[i].RouterSummary = api.RouterSummary{FailureDomains: []string{}}
+		for _, r := range svcs[i].RouterRoles {
+			if !slices.Contains(roles, r) {
+				roles = append(roles, r)
 			}
 		}
-		out = append(out, sr)
 	}
-	return out
+	err := s.eachRouter(ctx, roles, func(r *api.Router) {
+		for i := range svcs {
+			if policy.Hosts(r, &svcs[i]) {
+				addToSummary(&svcs[i].RouterSummary, r, svcs[i].Name)
+			}
+		}
+	})
+	return err
+}
+
+func addToSummary(sum *api.RouterSummary, r *api.Router, service string) {
+	sum.Total++
+	switch r.Status {
+	case api.RouterOnline:
+		sum.Online++
+		if sr := serviceRoute(r, service); sr.CheckedAt != nil && !(sr.Resolvable && sr.Reachable) {
+			sum.Unhealthy++
+		}
+	case api.RouterOffline:
+		sum.Offline++
+	default:
+		sum.Unenrolled++
+	}
+	if fd := r.FailureDomain; fd != "" {
+		if i, found := slices.BinarySearch(sum.FailureDomains, fd); !found {
+			sum.FailureDomains = slices.Insert(sum.FailureDomains, i, fd)
+		}
+	}
+}
+
+// serviceRoute is router r as a host of the named service, with what it last reported.
+func serviceRoute(r *api.Router, service string) api.ServiceRoute {
+	sr := api.ServiceRoute{RouterID: r.ID, RouterName: r.Name, Status: r.Status, FailureDomain: r.FailureDomain}
+	for _, h := range r.Services {
+		if h.Name == service {
+			sr.Resolvable, sr.Reachable = h.Resolvable, h.Reachable
+			t := h.CheckedAt
+			sr.CheckedAt = &t
+		}
+	}
+	return sr
+}
+
+// serviceRoutes answers GET /v1/services/{id}/routers: a page of the routers whose roles
+// select the service, with what each last reported about it, so operators (and the
+// provider) see where it runs and whether it spans two failure domains.
+func (s *Server) serviceRoutes(w http.ResponseWriter, r *http.Request) {
+	v, err := s.store.GetService(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	handleList(s, nil, func(sr *api.ServiceRoute) string { return sr.RouterID },
+		func(ctx context.Context, p store.Page) ([]api.ServiceRoute, error) {
+			out := []api.ServiceRoute{}
+			if len(v.RouterRoles) == 0 {
+				return out, nil // no role selects no router (an empty Page.Roles would select all)
+			}
+			p.Roles = v.RouterRoles
+			rs, err := s.store.PageRouters(ctx, p)
+			for i := range rs {
+				out = append(out, serviceRoute(&rs[i], v.Name))
+			}
+			return out, err
+		})(w, r)
 }
 
 // Identities.
@@ -291,8 +347,8 @@ func (s *Server) getKey(ctx context.Context, id string) (*api.RegistrationKey, e
 	return keyView(k, time.Now()), nil
 }
 
-func (s *Server) listKeys(ctx context.Context) ([]api.RegistrationKey, error) {
-	keys, err := s.store.ListKeys(ctx, api.KindRouter)
+func (s *Server) listKeys(ctx context.Context, p store.Page) ([]api.RegistrationKey, error) {
+	keys, err := s.store.PageKeys(ctx, api.KindRouter, p)
 	if err != nil {
 		return nil, err
 	}

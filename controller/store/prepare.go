@@ -44,7 +44,7 @@ func (st RouterState) Apply(r *api.Router) {
 func PrepareService(v *api.Service) {
 	v.PortRanges = NonNil(v.PortRanges)
 	v.RouterRoles = NonNil(v.RouterRoles)
-	v.Routers = nil // computed by the API, never stored
+	v.RouterSummary = api.RouterSummary{} // computed by the API, never stored
 }
 
 // PrepareIdentity readies a new identity and its enrolment token; the token's secret and the

@@ -48,10 +48,20 @@ const DefaultKeyTTL = 3 * time.Hour
 // MaxKeyTTLSeconds bounds ttl_seconds (30 days): a forgotten key must not stay usable forever.
 const MaxKeyTTLSeconds = 30 * 24 * 3600
 
-// List is the envelope of every collection listing (an object, so it can grow fields).
+// List is the envelope of every collection listing: one page of items in id order.
+// NextCursor, when set, is the opaque cursor of the next page (?cursor=); it is absent on
+// the last page.
 type List[T any] struct {
-	Items []T `json:"items"`
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
 }
+
+// Page sizes of every list: ?limit= defaults to DefaultListLimit and may not exceed
+// MaxListLimit (a 400 naming limit).
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
 
 // Router is an edge router as the controller knows it. Status, LastSeen, Version,
 // FailureDomain, Services and Attestation are reported by the router over the control
@@ -129,19 +139,33 @@ type RegistrationKeyCreate struct {
 }
 
 // Service is a private resource (address:port) hosted by the routers whose roles match
-// RouterRoles. PortRanges ("from-to") are exposed in addition to Port. Routers is the
-// read-only view of which routers host it and what they last reported.
+// RouterRoles. PortRanges ("from-to") are exposed in addition to Port. RouterSummary is
+// the read-only count of the routers that host it by status; GET
+// /v1/services/{id}/routers lists them, a page at a time.
 type Service struct {
-	ID          string         `json:"id"`
-	Name        string         `json:"name"`
-	Address     string         `json:"address"`
-	Port        int            `json:"port"`
-	PortRanges  []string       `json:"port_ranges"`
-	Protocol    string         `json:"protocol"`
-	RouterRoles []string       `json:"router_roles"`
-	Routers     []ServiceRoute `json:"routers"`
-	CreatedAt   time.Time      `json:"created_at"`
-	UpdatedAt   time.Time      `json:"updated_at"`
+	ID            string        `json:"id"`
+	Name          string        `json:"name"`
+	Address       string        `json:"address"`
+	Port          int           `json:"port"`
+	PortRanges    []string      `json:"port_ranges"`
+	Protocol      string        `json:"protocol"`
+	RouterRoles   []string      `json:"router_roles"`
+	RouterSummary RouterSummary `json:"router_summary"`
+	CreatedAt     time.Time     `json:"created_at"`
+	UpdatedAt     time.Time     `json:"updated_at"`
+}
+
+// RouterSummary counts the routers selected (by role) to host a service by stored status.
+// Unhealthy counts online routers whose last report says the service's address does not
+// resolve or its target is unreachable. FailureDomains are the distinct failure domains of
+// the hosting routers, sorted: fewer than two means no redundancy.
+type RouterSummary struct {
+	Total          int      `json:"total"`
+	Online         int      `json:"online"`
+	Offline        int      `json:"offline"`
+	Unenrolled     int      `json:"unenrolled"`
+	Unhealthy      int      `json:"unhealthy"`
+	FailureDomains []string `json:"failure_domains"`
 }
 
 // ServiceRoute is one router selected (by role) to host a service, with its last report.

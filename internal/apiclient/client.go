@@ -297,14 +297,6 @@ func send[T any](ctx context.Context, c *Client, method, path string, in any) (*
 	return &out, nil
 }
 
-func list[T any](ctx context.Context, c *Client, path string) ([]T, error) {
-	l, err := get[api.List[T]](ctx, c, path)
-	if err != nil {
-		return nil, err
-	}
-	return l.Items, nil
-}
-
 func idPath(collection, id string) string { return "/v1/" + collection + "/" + url.PathEscape(id) }
 
 // CloseIdleConnections closes kept-alive connections to the controller (for example before

@@ -15,8 +15,8 @@ func (c *Client) CreateRouter(ctx context.Context, in api.RouterCreate) (*api.Ro
 func (c *Client) GetRouter(ctx context.Context, id string) (*api.Router, error) {
 	return get[api.Router](ctx, c, idPath("routers", id))
 }
-func (c *Client) ListRouters(ctx context.Context) ([]api.Router, error) {
-	return list[api.Router](ctx, c, "/v1/routers")
+func (c *Client) ListRouters(ctx context.Context, opts ...ListOption) ([]api.Router, error) {
+	return list[api.Router](ctx, c, "/v1/routers", opts)
 }
 func (c *Client) UpdateRouter(ctx context.Context, id string, in api.RouterUpdate) (*api.Router, error) {
 	return send[api.Router](ctx, c, http.MethodPatch, idPath("routers", id), in)
@@ -39,8 +39,8 @@ func (c *Client) CreateRegistrationKey(ctx context.Context, in api.RegistrationK
 func (c *Client) GetRegistrationKey(ctx context.Context, id string) (*api.RegistrationKey, error) {
 	return get[api.RegistrationKey](ctx, c, idPath("registration-keys", id))
 }
-func (c *Client) ListRegistrationKeys(ctx context.Context) ([]api.RegistrationKey, error) {
-	return list[api.RegistrationKey](ctx, c, "/v1/registration-keys")
+func (c *Client) ListRegistrationKeys(ctx context.Context, opts ...ListOption) ([]api.RegistrationKey, error) {
+	return list[api.RegistrationKey](ctx, c, "/v1/registration-keys", opts)
 }
 func (c *Client) RevokeRegistrationKey(ctx context.Context, id string) (*api.RegistrationKey, error) {
 	return send[api.RegistrationKey](ctx, c, http.MethodPost, idPath("registration-keys", id)+"/revoke", nil)
@@ -57,8 +57,14 @@ func (c *Client) CreateService(ctx context.Context, in api.ServiceCreate) (*api.
 func (c *Client) GetService(ctx context.Context, id string) (*api.Service, error) {
 	return get[api.Service](ctx, c, idPath("services", id))
 }
-func (c *Client) ListServices(ctx context.Context) ([]api.Service, error) {
-	return list[api.Service](ctx, c, "/v1/services")
+func (c *Client) ListServices(ctx context.Context, opts ...ListOption) ([]api.Service, error) {
+	return list[api.Service](ctx, c, "/v1/services", opts)
+}
+
+// ServiceRouters lists the routers selected to host the service, with what each last
+// reported about it (GET /v1/services/{id}/routers, every page).
+func (c *Client) ServiceRouters(ctx context.Context, id string, opts ...ListOption) ([]api.ServiceRoute, error) {
+	return list[api.ServiceRoute](ctx, c, idPath("services", id)+"/routers", opts)
 }
 func (c *Client) UpdateService(ctx context.Context, id string, in api.ServiceUpdate) (*api.Service, error) {
 	return send[api.Service](ctx, c, http.MethodPatch, idPath("services", id), in)
@@ -75,8 +81,8 @@ func (c *Client) CreateIdentity(ctx context.Context, in api.IdentityCreate) (*ap
 func (c *Client) GetIdentity(ctx context.Context, id string) (*api.Identity, error) {
 	return get[api.Identity](ctx, c, idPath("identities", id))
 }
-func (c *Client) ListIdentities(ctx context.Context) ([]api.Identity, error) {
-	return list[api.Identity](ctx, c, "/v1/identities")
+func (c *Client) ListIdentities(ctx context.Context, opts ...ListOption) ([]api.Identity, error) {
+	return list[api.Identity](ctx, c, "/v1/identities", opts)
 }
 func (c *Client) UpdateIdentity(ctx context.Context, id string, in api.IdentityUpdate) (*api.Identity, error) {
 	return send[api.Identity](ctx, c, http.MethodPatch, idPath("identities", id), in)
@@ -104,8 +110,8 @@ func (c *Client) CreateServicePolicy(ctx context.Context, in api.ServicePolicyCr
 func (c *Client) GetServicePolicy(ctx context.Context, id string) (*api.ServicePolicy, error) {
 	return get[api.ServicePolicy](ctx, c, idPath("service-policies", id))
 }
-func (c *Client) ListServicePolicies(ctx context.Context) ([]api.ServicePolicy, error) {
-	return list[api.ServicePolicy](ctx, c, "/v1/service-policies")
+func (c *Client) ListServicePolicies(ctx context.Context, opts ...ListOption) ([]api.ServicePolicy, error) {
+	return list[api.ServicePolicy](ctx, c, "/v1/service-policies", opts)
 }
 func (c *Client) UpdateServicePolicy(ctx context.Context, id string, in api.ServicePolicyUpdate) (*api.ServicePolicy, error) {
 	return send[api.ServicePolicy](ctx, c, http.MethodPatch, idPath("service-policies", id), in)

@@ -68,7 +68,7 @@ func (s *Store) UpdateService(ctx context.Context, id string, fn func(*api.Servi
 		if err := fn(v); err != nil {
 			return err
 		}
-		v.Routers = nil
+		v.RouterSummary = api.RouterSummary{}
 		return nil
 	})
 }

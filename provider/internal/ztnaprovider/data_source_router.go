@@ -108,12 +108,12 @@ func (e errNoSuchName) Error() string { return "no " + e.kind + " is named " + e
 // findByIDOrName fetches one object by id, or lists the collection and picks it by name
 // (names are unique on the controller).
 func findByIDOrName[T any](ctx context.Context, id, name types.String, kind string,
-	get func(context.Context, string) (*T, error), list func(context.Context) ([]T, error), nameOf func(T) string,
+	get func(context.Context, string) (*T, error), list func(context.Context, ...apiclient.ListOption) ([]T, error), nameOf func(T) string,
 ) (*T, error) {
 	if !id.IsNull() {
 		return get(ctx, id.ValueString())
 	}
-	all, err := list(ctx)
+	all, err := list(ctx, apiclient.Filter("name", name.ValueString())) // selected by the controller, not by reading every page
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,6 @@ func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		lookupFailed(&resp.Diagnostics, "service", m.ID, err)
 		return
 	}
-	m.fromAPI(s, true, &resp.Diagnostics)
+	m.fromAPI(s, serviceRoutes(ctx, client, s.ID, &resp.Diagnostics), true, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }

@@ -139,7 +139,7 @@ func (p *ztnaProvider) Configure(ctx context.Context, req provider.ConfigureRequ
 		resp.Diagnostics.AddAttributeError(path.Root("address"), "Invalid controller address", err.Error())
 		return
 	}
-	if _, err := client.ListRouters(ctx); err != nil {
+	if _, err := client.ListRouters(ctx, apiclient.PageSize(1), apiclient.FirstPageOnly()); err != nil {
 		attr := "address"
 		switch {
 		case apiclient.IsPinMismatch(err):

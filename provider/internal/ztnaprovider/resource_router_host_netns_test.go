@@ -386,13 +386,13 @@ func waitServiceReachable(t *testing.T, serviceID string, n int) error {
 	deadline := time.Now().Add(45 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		svc, err := apiClient(t).GetService(context.Background(), serviceID)
+		routes, err := apiClient(t).ServiceRouters(context.Background(), serviceID)
 		if err != nil {
 			return err
 		}
 		ok := 0
 		var states []string
-		for _, r := range svc.Routers {
+		for _, r := range routes {
 			states = append(states, fmt.Sprintf("%s:%s resolvable=%v reachable=%v", r.RouterName, r.Status, r.Resolvable, r.Reachable))
 			if r.Status == "online" && r.Resolvable && r.Reachable {
 				ok++

@@ -63,9 +63,19 @@ var (
 	}()}
 )
 
-// fromAPI copies a service into the model; withCheckedAt adds when each router last checked
-// (data source only).
-func (m *serviceModel) fromAPI(s *api.Service, withCheckedAt bool, diags *diag.Diagnostics) {
+// serviceRoutes reads every page of the routers that host the service; nil after a
+// failure, which it adds to diags.
+func serviceRoutes(ctx context.Context, client *apiclient.Client, id string, diags *diag.Diagnostics) []api.ServiceRoute {
+	routes, err := client.ServiceRouters(ctx, id)
+	if err != nil {
+		diags.AddError("Cannot read the routers of service "+id, describeClientError(err))
+	}
+	return routes
+}
+
+// fromAPI copies a service and the routers that host it (serviceRoutes) into the model;
+// withCheckedAt adds when each router last checked (data source only).
+func (m *serviceModel) fromAPI(s *api.Service, hosts []api.ServiceRoute, withCheckedAt bool, diags *diag.Diagnostics) {
 	m.ID = types.StringValue(s.ID)
 	m.Name = types.StringValue(s.Name)
 	m.Address = types.StringValue(s.Address)
@@ -77,8 +87,8 @@ func (m *serviceModel) fromAPI(s *api.Service, withCheckedAt bool, diags *diag.D
 	if withCheckedAt {
 		routeType = serviceRouteReportType
 	}
-	routes := make([]attr.Value, 0, len(s.Routers))
-	for _, r := range s.Routers {
+	routes := make([]attr.Value, 0, len(hosts))
+	for _, r := range hosts {
 		values := map[string]attr.Value{
 			"router_id":      types.StringValue(r.RouterID),
 			"router_name":    types.StringValue(r.RouterName),
@@ -97,7 +107,7 @@ func (m *serviceModel) fromAPI(s *api.Service, withCheckedAt bool, diags *diag.D
 	var d diag.Diagnostics
 	m.Routers, d = types.ListValue(routeType, routes)
 	diags.Append(d...)
-	m.FailureDomains = stringSet(failureDomains(s.Routers))
+	m.FailureDomains = stringSet(failureDomains(hosts))
 }
 
 // failureDomains lists the distinct failure domains of the routers hosting a service; routers
@@ -260,12 +270,12 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 		addAPIError(&resp.Diagnostics, "create service "+in.Name, err, nil)
 		return
 	}
-	r.save(ctx, out, &resp.State, &resp.Diagnostics)
+	r.save(ctx, client, out, &resp.State, &resp.Diagnostics)
 }
 
 func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	readObject(ctx, r.data, req, resp, "service", (*apiclient.Client).GetService, func(state *serviceModel, out *api.Service) {
-		state.fromAPI(out, false, &resp.Diagnostics)
+		state.fromAPI(out, serviceRoutes(ctx, r.data.client, out.ID, &resp.Diagnostics), false, &resp.Diagnostics)
 	})
 }
 
@@ -283,7 +293,7 @@ func (r *serviceResource) Update(ctx context.Context, req resource.UpdateRequest
 		addAPIError(&resp.Diagnostics, "update service "+in.Name, err, nil)
 		return
 	}
-	r.save(ctx, out, &resp.State, &resp.Diagnostics)
+	r.save(ctx, client, out, &resp.State, &resp.Diagnostics)
 }
 
 // stateSetter is the part of tfsdk.State that save needs.
@@ -291,9 +301,9 @@ type stateSetter interface {
 	Set(context.Context, any) diag.Diagnostics
 }
 
-func (r *serviceResource) save(ctx context.Context, out *api.Service, state stateSetter, diags *diag.Diagnostics) {
+func (r *serviceResource) save(ctx context.Context, client *apiclient.Client, out *api.Service, state stateSetter, diags *diag.Diagnostics) {
 	var m serviceModel
-	m.fromAPI(out, false, diags)
+	m.fromAPI(out, serviceRoutes(ctx, client, out.ID, diags), false, diags)
 	diags.Append(state.Set(ctx, &m)...)
 }
 
