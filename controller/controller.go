@@ -90,6 +90,7 @@ type Controller struct {
 	Registry *prometheus.Registry
 	// attestations counts routers' hellos by the verdict on their attestation.
 	attestations *prometheus.CounterVec
+	counts       *objectCounts
 	log          *slog.Logger
 
 	mu         sync.Mutex
@@ -146,7 +147,8 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c.components[PlaneEdge] = &httpsComponent{handler: c.Edge, cert: c.ControllerCert, log: cfg.Logger}
-	c.Registry = newRegistry(cfg.Store, append(c.Edge.Collectors(), c.attestations)...)
+	c.counts = newObjectCounts(cfg.Store, cfg.Logger)
+	c.Registry = newRegistry(c.counts, append(c.Edge.Collectors(), c.attestations)...)
 	if cfg.Listen[PlaneMetrics] != "" {
 		c.components[PlaneMetrics] = newMetricsComponent(c.Registry)
 	}
@@ -229,6 +231,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 
 	go c.renewServerCerts(ctx)
+	go c.counts.run(ctx)
 	errs := make(chan error, len(comps))
 	for p, comp := range comps {
 		go func() {

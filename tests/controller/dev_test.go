@@ -143,7 +143,7 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	if got, err := c2.GetRouter(cx, r1.ID); err != nil || got.Name != "edge-a" || got.Cost != 3 || got.Status == api.RouterUnenrolled {
 		t.Errorf("router after restart: %+v %v", got, err)
 	}
-	if got, err := c2.GetService(cx, svc.ID); err != nil || got.Address != svc.Address || len(got.Routers) != 2 {
+	if got, err := c2.GetService(cx, svc.ID); err != nil || got.Address != svc.Address || got.RouterSummary.Total != 2 {
 		t.Errorf("service after restart: %+v %v", got, err)
 	}
 	if got, err := c2.GetIdentity(cx, ident.ID); err != nil || got.Name != "runtime" {
@@ -172,10 +172,23 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("key used before the crash: %v", err)
 	}
 	// The metrics endpoint counts what just happened.
-	metrics := scrape(t, p2)
-	for _, want := range []string{`ztna_controller_enrolments_total{outcome="ok"} 1`, `ztna_controller_enrolments_total{outcome="key-used"} 2`, `ztna_controller_routers{status="offline"} 2`} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %s", want)
+	// Object counts are refreshed in the background (at most a second after a change), so
+	// wait for them rather than expect them in the first scrape.
+	wants := []string{`ztna_controller_enrolments_total{outcome="ok"} 1`, `ztna_controller_enrolments_total{outcome="key-used"} 2`, `ztna_controller_routers{status="offline"} 2`}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		metrics := scrape(t, p2)
+		var missing []string
+		for _, want := range wants {
+			if !strings.Contains(metrics, want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("metrics lack %s", strings.Join(missing, ", "))
+			break
 		}
 	}
 	p2.stop(t)
