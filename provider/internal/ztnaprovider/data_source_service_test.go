@@ -1,6 +1,8 @@
 package ztnaprovider
 
 import (
+	"context"
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/compare"
@@ -8,6 +10,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/ztna/ztna/internal/api"
 )
 
 func TestAccServiceDataSource(t *testing.T) {
@@ -34,5 +38,39 @@ data "ztna_service" "t" {
 				},
 			},
 		},
+	})
+}
+
+// TestAccServiceDataSourceAcrossPages reads a service hosted by more routers than one page of
+// the API holds (130 > api.DefaultListLimit): the data source lists every one, because the
+// client follows next_cursor through GET /v1/services/{id}/routers.
+func TestAccServiceDataSourceAcrossPages(t *testing.T) {
+	needController(t)
+	c := apiClient(t)
+	name := uniqueName("paged")
+	const hosts = api.DefaultListLimit + 30
+	for i := range hosts {
+		r, err := c.CreateRouter(context.Background(), api.RouterCreate{Name: fmt.Sprintf("%s-%03d", name, i), Roles: []string{name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.DeleteRouter(context.Background(), r.ID) })
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: serviceConfig(name, "paged.customerdomain.me", 5432, "") + `
+data "ztna_service" "t" {
+  name = ztna_service.test.name
+}
+data "ztna_router" "last" {
+  name = "` + fmt.Sprintf("%s-%03d", name, hosts-1) + `"
+}`,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("data.ztna_service.t", tfjsonpath.New("routers"), knownvalue.ListSizeExact(hosts)),
+				statecheck.ExpectKnownValue("ztna_service.test", tfjsonpath.New("routers"), knownvalue.ListSizeExact(hosts)),
+				statecheck.ExpectKnownValue("data.ztna_router.last", tfjsonpath.New("roles"), knownvalue.SetExact([]knownvalue.Check{knownvalue.StringExact(name)})),
+			},
+		}},
 	})
 }
