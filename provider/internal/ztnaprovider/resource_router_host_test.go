@@ -540,7 +540,7 @@ func redundantRouterModule(t *testing.T) string {
 }
 
 // moduleCLI is a terraform working directory holding examples/modules/redundant-router as the
-// root module (a module call would need terraform init) with vars as terraform.tfvars.json,
+// root module (so its outputs are the root's) with vars as terraform.tfvars.json,
 // run by the real terraform with the built provider (dev_overrides), as the quickstart runs.
 func moduleCLI(t *testing.T, vars map[string]any) *terraformCLI {
 	t.Helper()
@@ -557,6 +557,12 @@ func moduleCLI(t *testing.T, vars map[string]any) *terraformCLI {
 		}
 		cli.write("module_"+filepath.Base(f), string(b))
 	}
+	// The pair calls ./slot twice: a local module, which terraform get installs without the
+	// network (terraform init would look the provider up).
+	if err := os.Symlink(filepath.Join(redundantRouterModule(t), "slot"), filepath.Join(cli.dir, "slot")); err != nil {
+		t.Fatal(err)
+	}
+	cli.run(false, "get", "-no-color")
 	b, err := json.Marshal(vars)
 	if err != nil {
 		t.Fatal(err)

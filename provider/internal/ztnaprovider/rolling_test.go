@@ -94,7 +94,7 @@ func TestAccRedundantRouterModule_rolling(t *testing.T) {
 	cli.write("acc.tf", rollingServices(name, echoPort, secondPort))
 	cli.run(false, "apply", "-auto-approve", "-input=false")
 	out := cli.run(false, "apply", "-auto-approve", "-input=false")
-	for _, want := range []string{"ztna_router_host.a: Modifying...", "ztna_router_host.b: Modifying...", "0 added, 2 changed, 0 destroyed"} {
+	for _, want := range []string{"module.a.ztna_router_host.this: Modifying...", "module.b.ztna_router_host.this: Modifying...", "0 added, 2 changed, 0 destroyed"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("the apply after adding a service lacks %q:\n%s", want, out)
 		}
@@ -215,16 +215,16 @@ func checkRollingOrder(t *testing.T, out string) {
 		}
 		return i
 	}
-	aDone, bStart, bDone := at("ztna_router_host.a: Creation complete"), at("ztna_router_host.b: Creating..."), at("ztna_router_host.b: Creation complete")
+	aDone, bStart, bDone := at("module.a.ztna_router_host.this: Creation complete"), at("module.b.ztna_router_host.this: Creating..."), at("module.b.ztna_router_host.this: Creation complete")
 	if bStart < aDone {
 		t.Errorf("host b's replacement started before host a's was online:\n%s", out)
 	}
 	for _, h := range []string{"a", "b"} {
-		if d := at("ztna_router_host." + h + " (deposed object "); d < bDone {
+		if d := at("module." + h + ".ztna_router_host.this (deposed object "); d < bDone {
 			t.Errorf("the old host %s was destroyed before both replacements were online:\n%s", h, out)
 		}
 	}
-	if strings.Index(out, "ztna_router_host.a (deposed object ") < strings.Index(out, "ztna_router_host.b (deposed object ") {
+	if strings.Index(out, "module.a.ztna_router_host.this (deposed object ") < strings.Index(out, "module.b.ztna_router_host.this (deposed object ") {
 		t.Errorf("the old host a went before the old host b:\n%s", out)
 	}
 }
