@@ -90,7 +90,9 @@ func TestControlPlaneConverges(t *testing.T) {
 func measureControlPlane(t testing.TB, n int, steady time.Duration) controlPlaneFigures {
 	t.Helper()
 	f := controlPlaneFigures{routers: n}
-	ctl := harness.StartController(t, "--log-level", "info")
+	// The controller writes its log to a file: through a pipe, the busy test process (the
+	// simulated routers) drained it too slowly and the controller stalled on its log writer.
+	ctl := harness.StartControllerLogFile(t, "--log-level", "info")
 	start := time.Now()
 	routers := fleet.Enrol(t, ctl.API, t.TempDir(), "bench", "edge", n, 16)
 	f.enrolled = time.Since(start)
