@@ -60,3 +60,37 @@ func (c *routerCache) invalidate(ch Change) {
 	}
 	delete(c.byID, ch.RouterID)
 }
+
+// RouterLister is what a Backend may add to have the cache filled in one read when the
+// server starts: a restarted controller then admits its reconnecting fleet without a store
+// read per router (which also queued the management API behind it: at 5,000 routers the API
+// did not answer within 20 s of a restart).
+type RouterLister interface {
+	// Routers lists every router.
+	Routers(ctx context.Context) ([]Router, error)
+}
+
+// load fills the cache from the backend's list, unless a change arrived meanwhile (then the
+// sessions look their routers up one by one, as without a list).
+func (c *routerCache) load(ctx context.Context) error {
+	l, ok := c.backend.(RouterLister)
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	all, err := l.Routers(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return nil
+	}
+	for _, r := range all {
+		c.byID[r.ID] = r
+	}
+	return nil
+}

@@ -118,3 +118,53 @@ func TestRouterCache(t *testing.T) {
 		t.Fatalf("after a change that raced a lookup, router r1 has roles %v from the cache, want [c]", r.Roles)
 	}
 }
+
+// listingBackend is a countingBackend that lists its routers (a RouterLister).
+type listingBackend struct {
+	*countingBackend
+	during func() // called inside Routers, after the list is read
+}
+
+func (b *listingBackend) Routers(context.Context) ([]Router, error) {
+	b.mu.Lock()
+	var out []Router
+	for _, r := range b.routers {
+		out = append(out, r)
+	}
+	b.mu.Unlock()
+	if b.during != nil {
+		b.during()
+	}
+	return out, nil
+}
+
+func TestRouterCacheLoad(t *testing.T) {
+	ctx := context.Background()
+	b := &listingBackend{countingBackend: &countingBackend{routers: map[string]Router{}}}
+	for i := range 100 {
+		b.set(Router{ID: fmt.Sprint("r", i)})
+	}
+	c := newRouterCache(b)
+	if err := c.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := c.get(ctx, fmt.Sprint("r", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.lookups != 0 {
+		t.Fatalf("%d store lookups after the cache was loaded, want 0", b.lookups)
+	}
+
+	// A change while the list is read: the list may predate it, so none of it is kept.
+	c = newRouterCache(b)
+	b.during = func() { c.invalidate(Change{RouterID: "r1"}) }
+	if err := c.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.get(ctx, "r2")
+	if b.lookups != 1 {
+		t.Fatalf("a list that raced a change was kept (%d lookups, want 1)", b.lookups)
+	}
+}

@@ -210,7 +210,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		close(sessionsDone) // every session has reported offline: the writer flushes and stops
 		<-liveDone
 	}()
-	go s.fanOut(ctx, s.backend.Subscribe(ctx))
+	changes := s.backend.Subscribe(ctx)
+	// Subscribed first: a change after the list invalidates what the list said.
+	if err := s.routers.load(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("cannot list routers; sessions look their routers up one by one", "error", err)
+	}
+	go s.fanOut(ctx, changes)
 	go s.reapStale(ctx)
 	context.AfterFunc(ctx, func() { ln.Close() })
 	for {
