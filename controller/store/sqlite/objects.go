@@ -180,6 +180,19 @@ func (s *Store) SetRouterStates(ctx context.Context, states map[string]store.Rou
 	var none []store.Change // published by nobody: see store.Store
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, id := range store.SortedIDs(states) {
+			if st := states[id]; st.Status != nil && st.LastSeen != nil && st.Version == nil && st.FailureDomain == nil &&
+				st.Health == nil && st.Attestation == nil {
+				// Status and last_seen only (a session's periodic refresh, most of a fleet's
+				// writes: 2,000 rows a second at 10,000 routers): set in place by SQLite,
+				// without decoding and re-encoding the router's document here. A router
+				// deleted meanwhile matches no row.
+				seen := st.LastSeen.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) // as json.Marshal writes it
+				if _, err := tx.ExecContext(ctx, `UPDATE routers SET doc = json_set(doc, '$.status', ?, '$.last_seen', ?) WHERE id = ?`,
+					*st.Status, seen, id); err != nil {
+					return err
+				}
+				continue
+			}
 			r, err := routers.get(ctx, tx, id)
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted while connected: nothing left to record

@@ -261,6 +261,17 @@ func testRouterStates(t *testing.T, s store.Store) {
 	if go2.Status != api.RouterUnenrolled || go2.LastSeen != nil {
 		t.Fatalf("router outside the batch changed: %+v", go2)
 	}
+
+	// A refresh of status and last_seen alone (a store may set them in place) keeps the rest.
+	later := seen.Add(1500 * time.Microsecond)
+	must(t, s.SetRouterStates(ctx, map[string]store.RouterState{a.ID: {Status: &online, LastSeen: &later}}))
+	ga2, err := s.GetRouter(ctx, a.ID)
+	must(t, err)
+	want := *ga
+	want.LastSeen = &later
+	if !reflect.DeepEqual(*ga2, want) {
+		t.Fatalf("router a after a status refresh:\n got %+v\nwant %+v", *ga2, want)
+	}
 	must(t, s.SetRouterStates(ctx, nil))
 }
 
