@@ -46,6 +46,25 @@ func (b *controlBackend) Router(ctx context.Context, id string) (controlserver.R
 	return controlserver.Router{ID: r.ID, Name: r.Name, Roles: r.Roles, EnrolledAt: enrolled}, nil
 }
 
+var _ controlserver.RouterLister = (*controlBackend)(nil)
+
+// Routers lists every router in two reads (the routers and the latest enrolments).
+func (b *controlBackend) Routers(ctx context.Context) ([]controlserver.Router, error) {
+	rs, err := b.c.Store.ListRouters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	enrolled, err := store.LatestEnrolments(ctx, b.c.Store, api.KindRouter)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]controlserver.Router, len(rs))
+	for i, r := range rs {
+		out[i] = controlserver.Router{ID: r.ID, Name: r.Name, Roles: r.Roles, EnrolledAt: enrolled[r.ID]}
+	}
+	return out, nil
+}
+
 func (b *controlBackend) ServicesForRoles(ctx context.Context, roles []string) ([]control.Service, error) {
 	if out, ok := b.ix.ForRoles(roles); ok {
 		return out, nil

@@ -110,6 +110,8 @@ type Server struct {
 	log          *slog.Logger
 	live         *liveness
 	admit        *admission
+	routers      *routerCache
+	handshakes   *failureLog
 
 	mu       sync.Mutex
 	sessions map[string]*session // by router id; a newer connection replaces an older one
@@ -174,6 +176,8 @@ func New(cfg Config) *Server {
 	}
 	s.live = newLiveness(cfg.Backend, flush, cfg.Logger)
 	s.admit = newAdmission(cfg.MaxAdmitting)
+	s.routers = newRouterCache(cfg.Backend)
+	s.handshakes = &failureLog{log: cfg.Logger, every: failureLogInterval}
 	s.tls = pki.MutualServerConfig(cfg.Cert, cfg.CA, s.authorize, api.KindRouter)
 	s.tls.NextProtos = []string{control.ALPN}
 	return s
@@ -185,7 +189,7 @@ const handshakeTimeout = 10 * time.Second
 func (s *Server) authorize(kind, id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
-	if _, err := s.backend.Router(ctx, id); err != nil {
+	if _, err := s.routers.get(ctx, id); err != nil {
 		if errors.Is(err, ErrRouterNotFound) {
 			return fmt.Errorf("router %s was deleted: its certificate is no longer accepted", id)
 		}
@@ -206,7 +210,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		close(sessionsDone) // every session has reported offline: the writer flushes and stops
 		<-liveDone
 	}()
-	go s.fanOut(ctx, s.backend.Subscribe(ctx))
+	changes := s.backend.Subscribe(ctx)
+	// Subscribed first: a change after the list invalidates what the list said.
+	if err := s.routers.load(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("cannot list routers; sessions look their routers up one by one", "error", err)
+	}
+	go s.fanOut(ctx, changes)
 	go s.reapStale(ctx)
 	context.AfterFunc(ctx, func() { ln.Close() })
 	for {
@@ -240,6 +249,7 @@ func (s *Server) fanOut(ctx context.Context, changes <-chan Change) {
 			if !ok {
 				return
 			}
+			s.routers.invalidate(c) // before any session woken by c looks its router up
 			s.mu.Lock()
 			for id, ss := range s.sessions {
 				switch {

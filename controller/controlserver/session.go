@@ -75,7 +75,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	tc := tls.Server(nc, s.tls)
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.HandshakeContext(ctx); err != nil {
-		s.log.Warn("control handshake failed", "remote", nc.RemoteAddr().String(), "error", err)
+		s.handshakes.note("control handshake failed", "remote", nc.RemoteAddr().String(), "error", err)
 		return
 	}
 	leaf := tc.ConnectionState().PeerCertificates[0]
@@ -117,7 +117,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		}
 	}()
 
-	router, err := s.backend.Router(ctx, id)
+	router, err := s.routers.get(ctx, id)
 	if err != nil {
 		s.refuse(conn, log, err)
 		return
@@ -142,12 +142,13 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	ss := &session{s: s, id: id, conn: conn, log: log, kick: make(chan struct{}, 1), cancel: cancel, hub: hello.Hub,
 		key: leaf.PublicKey, roles: router.Roles, expires: leaf.NotAfter, issued: pki.IssuedAt(leaf), persistedAt: now}
 	s.mu.Lock()
-	if old := s.sessions[id]; old != nil {
+	old := s.sessions[id]
+	s.sessions[id] = ss
+	s.mu.Unlock()
+	if old != nil { // logged outside s.mu: a slow log writer must not stall every session
 		log.Info("router reconnected; closing its previous session")
 		old.cancel()
 	}
-	s.sessions[id] = ss
-	s.mu.Unlock()
 	defer s.drop(ss)
 
 	// Recorded in memory: the liveness writer stores it with the next batch, and the welcome
@@ -241,7 +242,7 @@ func (ss *session) run(ctx context.Context) {
 	looked := false
 	push := func() bool {
 		if !looked || ss.recheck.Swap(false) {
-			got, err := ss.s.backend.Router(ctx, ss.id)
+			got, err := ss.s.routers.get(ctx, ss.id)
 			if errors.Is(err, ErrRouterNotFound) {
 				ss.s.refuse(ss.conn, ss.log, err)
 				return false
@@ -446,6 +447,8 @@ func (ss *session) renewable(ctx context.Context, csrPEM []byte) error {
 	issued := ss.issued
 	ss.mu.Unlock()
 	if pki.Superseded(issued, r.EnrolledAt) {
+		// The feed has not said so yet (it lags): the cached router is stale.
+		ss.s.routers.invalidate(Change{RouterID: ss.id})
 		ss.poke() // the session loop revokes the session
 		return errors.New("certificate superseded: the router was enrolled again since this certificate was issued")
 	}

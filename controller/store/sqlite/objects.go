@@ -143,19 +143,36 @@ func (s *Store) DeleteServicePolicy(ctx context.Context, id string) error {
 
 // MarkStaleOffline implements store.Store.
 func (s *Store) MarkStaleOffline(ctx context.Context, seenBefore time.Time) ([]string, error) {
-	all, err := s.ListRouters(ctx)
+	// Candidates from SQLite (every replica runs this every 5 s; decoding every router's
+	// document in Go cost 10,000 decodes a run): online, and last seen before the cut-off
+	// within julianday's millisecond precision (a second of margin) or not parseable by it.
+	// The transaction below decides exactly.
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM routers WHERE json_extract(doc, '$.status') = ?
+		AND (json_extract(doc, '$.last_seen') IS NULL OR julianday(json_extract(doc, '$.last_seen')) IS NULL
+			OR julianday(json_extract(doc, '$.last_seen')) < julianday(?) + 1.0 / 86400)`,
+		api.RouterOnline, seenBefore.UTC().Format(time.RFC3339Nano))
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
+	}
+	var candidates []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, classify(err)
+		}
+		candidates = append(candidates, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
 	}
 	offline := api.RouterOffline
 	var ids []string
-	for _, r := range all {
-		if r.Status != api.RouterOnline || (r.LastSeen != nil && !r.LastSeen.Before(seenBefore)) {
-			continue
-		}
+	for _, id := range candidates {
 		// Re-check inside the write transaction: a heartbeat may have arrived meanwhile.
 		changed := false
-		_, err := routers.update(ctx, s, r.ID, store.OpState, false, func(cur *api.Router) error {
+		_, err := routers.update(ctx, s, id, store.OpState, false, func(cur *api.Router) error {
 			if cur.Status == api.RouterOnline && (cur.LastSeen == nil || cur.LastSeen.Before(seenBefore)) {
 				cur.Status = offline
 				changed = true
@@ -166,7 +183,7 @@ func (s *Store) MarkStaleOffline(ctx context.Context, seenBefore time.Time) ([]s
 			return ids, err
 		}
 		if changed {
-			ids = append(ids, r.ID)
+			ids = append(ids, id)
 		}
 	}
 	return ids, nil
@@ -180,6 +197,19 @@ func (s *Store) SetRouterStates(ctx context.Context, states map[string]store.Rou
 	var none []store.Change // published by nobody: see store.Store
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, id := range store.SortedIDs(states) {
+			if st := states[id]; st.Status != nil && st.LastSeen != nil && st.Version == nil && st.FailureDomain == nil &&
+				st.Health == nil && st.Attestation == nil {
+				// Status and last_seen only (a session's periodic refresh, most of a fleet's
+				// writes: 2,000 rows a second at 10,000 routers): set in place by SQLite,
+				// without decoding and re-encoding the router's document here. A router
+				// deleted meanwhile matches no row.
+				seen := st.LastSeen.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) // as json.Marshal writes it
+				if _, err := tx.ExecContext(ctx, `UPDATE routers SET doc = json_set(doc, '$.status', ?, '$.last_seen', ?) WHERE id = ?`,
+					*st.Status, seen, id); err != nil {
+					return err
+				}
+				continue
+			}
 			r, err := routers.get(ctx, tx, id)
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted while connected: nothing left to record

@@ -120,6 +120,9 @@ func testMarkStaleOffline(t *testing.T, s store.Store) {
 	ctx := ctxFor(t)
 	cutoff := store.Now()
 	old, fresh := cutoff.Add(-time.Minute), cutoff.Add(time.Minute)
+	// Within a millisecond of the cut-off: a store that pre-selects candidates with less
+	// precision must still decide these exactly.
+	justBefore, justAfter := cutoff.Add(-time.Microsecond), cutoff.Add(time.Millisecond)
 	online, offline := api.RouterOnline, api.RouterOffline
 	mk := func(name string, st store.RouterState) string {
 		r := &api.Router{Name: name}
@@ -132,18 +135,20 @@ func testMarkStaleOffline(t *testing.T, s store.Store) {
 	stale := mk("stale", store.RouterState{Status: &online, LastSeen: &old})
 	never := mk("never-seen", store.RouterState{Status: &online})
 	alive := mk("alive", store.RouterState{Status: &online, LastSeen: &fresh})
+	edgeStale := mk("stale-by-a-microsecond", store.RouterState{Status: &online, LastSeen: &justBefore})
+	edgeAlive := mk("alive-by-a-millisecond", store.RouterState{Status: &online, LastSeen: &justAfter})
 	down := mk("down", store.RouterState{Status: &offline, LastSeen: &old})
 	unenrolled := mk("unenrolled", store.RouterState{})
 
 	ids, err := s.MarkStaleOffline(ctx, cutoff)
 	must(t, err)
 	slices.Sort(ids)
-	want := []string{stale, never}
+	want := []string{stale, never, edgeStale}
 	slices.Sort(want)
 	if !slices.Equal(ids, want) {
-		t.Fatalf("marked %v, want %v (stale and never-seen)", ids, want)
+		t.Fatalf("marked %v, want %v (stale, never-seen, stale by a microsecond)", ids, want)
 	}
-	for id, st := range map[string]string{stale: offline, never: offline, alive: online, down: offline, unenrolled: api.RouterUnenrolled} {
+	for id, st := range map[string]string{stale: offline, never: offline, edgeStale: offline, edgeAlive: online, alive: online, down: offline, unenrolled: api.RouterUnenrolled} {
 		if r, _ := s.GetRouter(ctx, id); r.Status != st {
 			t.Errorf("router %s is %q, want %q", r.Name, r.Status, st)
 		}
@@ -260,6 +265,17 @@ func testRouterStates(t *testing.T, s store.Store) {
 	must(t, err)
 	if go2.Status != api.RouterUnenrolled || go2.LastSeen != nil {
 		t.Fatalf("router outside the batch changed: %+v", go2)
+	}
+
+	// A refresh of status and last_seen alone (a store may set them in place) keeps the rest.
+	later := seen.Add(1500 * time.Microsecond)
+	must(t, s.SetRouterStates(ctx, map[string]store.RouterState{a.ID: {Status: &online, LastSeen: &later}}))
+	ga2, err := s.GetRouter(ctx, a.ID)
+	must(t, err)
+	want := *ga
+	want.LastSeen = &later
+	if !reflect.DeepEqual(*ga2, want) {
+		t.Fatalf("router a after a status refresh:\n got %+v\nwant %+v", *ga2, want)
 	}
 	must(t, s.SetRouterStates(ctx, nil))
 }
