@@ -112,12 +112,12 @@ func floodLink(t *testing.T, addr, identityFile string) (*mux.Session, error) {
 	t.Helper()
 	_, cert, ca := harness.IdentityCredentials(t, identityFile)
 	cfg := pki.MutualClientConfig(pki.NewCertSlot(cert), ca, api.KindHub, api.KindController)
-	cfg.NextProtos = []string{fabric.ALPN}
+	cfg.NextProtos = []string{fabric.ALPNBudget}
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := mux.Client(conn, mux.DefaultConfig())
+	sess, err := mux.Client(conn, fabric.WireConfig(fabric.ALPNBudget))
 	if err != nil {
 		t.Fatal(err)
 	}
