@@ -110,14 +110,20 @@ func newFloodSite(t *testing.T, standalone bool, hubFlags ...string) *floodSite 
 // the multiplexer, the control stream, pongs) so that it can send what the SDK never would.
 func floodLink(t *testing.T, addr, identityFile string) (*mux.Session, error) {
 	t.Helper()
+	return handLink(t, addr, identityFile, fabric.ALPNBudget)
+}
+
+// handLink is floodLink offering only alpn.
+func handLink(t *testing.T, addr, identityFile, alpn string) (*mux.Session, error) {
+	t.Helper()
 	_, cert, ca := harness.IdentityCredentials(t, identityFile)
 	cfg := pki.MutualClientConfig(pki.NewCertSlot(cert), ca, api.KindHub, api.KindController)
-	cfg.NextProtos = []string{fabric.ALPNBudget}
+	cfg.NextProtos = []string{alpn}
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := mux.Client(conn, fabric.WireConfig(fabric.ALPNBudget))
+	sess, err := mux.Client(conn, fabric.WireConfig(alpn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,3 +519,60 @@ func testDownloadFlood(t *testing.T, standalone bool) {
 
 func TestFloodNeverReadDownloads(t *testing.T)              { testDownloadFlood(t, false) }
 func TestFloodNeverReadDownloadsStandaloneHub(t *testing.T) { testDownloadFlood(t, true) }
+
+// A peer that offers only ztna-fabric/1 (every stream granted 4 MiB up front) is refused by
+// default with "limit reached" naming the setting, counted and logged; with
+// --fabric-legacy-peers it links, but its link holds at most fabric.LegacyMaxStreams streams
+// (the rest refused, counted under the same key), so it cannot hold more than the budget.
+func testLegacyPeer(t *testing.T, standalone bool) {
+	if testing.Short() {
+		t.Skip("integration test: real processes")
+	}
+	t.Run("refused by default", func(t *testing.T) {
+		fs := newFloodSite(t, standalone)
+		_, err := handLink(t, fs.hub.addr, fs.flooder, fabric.ALPN)
+		if !errors.Is(err, fabric.ErrLimitReached) || !strings.Contains(err.Error(), "legacy_peers") {
+			t.Fatalf("a ztna-fabric/1 link: %v, want limit reached naming legacy_peers", err)
+		}
+		harness.WaitFor(t, 5*time.Second, "the refusal counted", func() bool { return fs.hub.metric(refusals("legacy_peers")) == 1 })
+		if out := fs.hub.proc.Output(); !strings.Contains(out, "legacy_peers") {
+			t.Errorf("the hub's log does not name legacy_peers:\n%s", out)
+		}
+		if err := dialErr(fs.bystander, fs.target); err != nil {
+			t.Errorf("bystander: %v", err)
+		}
+	})
+	t.Run("allowed, bounded", func(t *testing.T) {
+		fs := newFloodSite(t, standalone, "--fabric-legacy-peers")
+		sess, err := handLink(t, fs.hub.addr, fs.flooder, fabric.ALPN)
+		if err != nil {
+			t.Fatalf("a ztna-fabric/1 link with --fabric-legacy-peers: %v", err)
+		}
+		const streams = 100
+		refused := 0
+		for i := range streams { // half-open: held in setup for request_timeout
+			s, err := sess.OpenStream()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			s.Write([]byte{1})
+			if i < fabric.LegacyMaxStreams {
+				continue
+			}
+			s.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if resp, err := fabric.ReadResponse(s); err == nil && errors.Is(resp.Err(), fabric.ErrLimitReached) {
+				refused++
+			}
+		}
+		if want := streams - fabric.LegacyMaxStreams; refused != want {
+			t.Errorf("%d of %d streams refused, want %d (the link holds %d)", refused, streams, want, fabric.LegacyMaxStreams)
+		}
+		if got := fs.hub.metric(refusals("legacy_peers")); got != float64(streams-fabric.LegacyMaxStreams) {
+			t.Errorf("legacy_peers refusals counted %v, want %d", got, streams-fabric.LegacyMaxStreams)
+		}
+	})
+}
+
+func TestLegacyPeer(t *testing.T)              { testLegacyPeer(t, false) }
+func TestLegacyPeerStandaloneHub(t *testing.T) { testLegacyPeer(t, true) }
