@@ -69,6 +69,10 @@ type Config struct {
 	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records; empty:
 	// the ZTNA_FABRIC_RECORDS environment variable, else tlsrecord).
 	Records fabric.Records
+	// AllowLegacyHubs lets the client link to hubs that speak only ztna-fabric/1 (from before
+	// the per-link memory budget), at most fabric.LegacyMaxStreams streams a link; without it
+	// such a hub's link fails, saying so.
+	AllowLegacyHubs bool
 }
 
 // DefaultMaxSetups is Config.MaxSetups by default: half the hubs' default setups_per_link.
@@ -132,6 +136,7 @@ func New(cfg Config) (*Client, error) {
 			Credentials:       fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA},
 			KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveTimeout: cfg.KeepaliveTimeout,
 			Logger: cfg.Logger, Records: cfg.Records,
+			LinkLimits: fabric.LinkLimits{AllowLegacy: cfg.AllowLegacyHubs},
 		},
 		ep: e2e.NewEndpoint(cfg.Cert, cfg.CA),
 	}

@@ -113,6 +113,9 @@ const configReference = `Configuration keys (YAML):
                                 # are then read no faster: pacing costs the hub nothing)
     refusal_log_interval: 10s   # an identity's refusals: the first logged at once, the rest
                                 # summarised with counts once per interval
+    legacy_peers: false         # let routers and identities that speak only ztna-fabric/1 (before
+                                # the per-link memory budget) link, 8 streams a link at most; off,
+                                # they are refused naming this key (a setting for an upgrade's time)
   log:
     format: json                # json or text
     level: info                 # debug, info, warn or error

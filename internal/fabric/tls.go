@@ -15,8 +15,9 @@ import (
 // but for flow control, which the handshake thus agrees on: under ALPN every stream starts with
 // its full window (4 MiB) in each direction; under ALPNBudget with initialStreamWindow (16
 // KiB), growing from the link's budget only while read (mux.Config.InitialWindow). Both ends
-// offer both and prefer ALPNBudget, so a peer from before the budget still links, with the old
-// windows.
+// offer both and prefer ALPNBudget. A peer that speaks only ALPN (from before the budget) is
+// refused unless LinkLimits.AllowLegacy lets it link, and then its link holds at most
+// LegacyMaxStreams streams: otherwise a peer that offered only ALPN would escape the budget.
 const (
 	ALPN       = "ztna-fabric/1"
 	ALPNBudget = "ztna-fabric/2"

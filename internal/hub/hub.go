@@ -277,6 +277,8 @@ func (h *Hub) ServeConn(ctx context.Context, c net.Conn) {
 		}
 	}
 	cfg.StreamRefused = func(p fabric.Peer, l fabric.StreamLimit) { h.limited(p.ID, streamLimitKey[l]) }
+	cfg.AllowLegacy = h.cfg.Limits.LegacyPeers
+	cfg.LegacyRefused = func(p fabric.Peer) { h.limited(p.ID, limitLegacyPeers) }
 	cfg.Admit = func(p fabric.Peer) error {
 		cl := held.Load()
 		if cl == nil {

@@ -37,6 +37,12 @@ type Limits struct {
 	// RefusalLogInterval: an identity's refused dials and streams are logged once per interval,
 	// the first at once and the rest as one summary line with counts.
 	RefusalLogInterval time.Duration `yaml:"refusal_log_interval"`
+	// LegacyPeers lets routers and identities that speak only ztna-fabric/1 (from before the
+	// per-link memory budget) link, each such link holding at most fabric.LegacyMaxStreams
+	// streams; off, they are refused with a message that names this key. A transition
+	// setting, for the time an upgrade takes: such a peer can make the hub hold 4 MiB per
+	// stream, not the budget's 16 KiB.
+	LegacyPeers bool `yaml:"legacy_peers"`
 }
 
 // DefaultLimits are generous for a client tunnel (thousands of connections, one watch) and keep
@@ -108,6 +114,8 @@ func (l *Limits) RegisterFlags(f *pflag.FlagSet) {
 	f.IntVar(&l.StreamOpensPerSecond, "fabric-stream-opens-per-second", l.StreamOpensPerSecond, "hub: streams an identity may open per second across its links (beyond the burst, its links are read no faster)")
 	f.IntVar(&l.StreamOpenBurst, "fabric-stream-open-burst", l.StreamOpenBurst, "hub: streams an identity may open at once before --fabric-stream-opens-per-second paces it")
 	f.DurationVar(&l.RefusalLogInterval, "fabric-refusal-log-interval", l.RefusalLogInterval, "hub: an identity's refusals are logged once per interval, then summarised with counts")
+	f.BoolVar(&l.LegacyPeers, "fabric-legacy-peers", l.LegacyPeers, fmt.Sprintf("let fabric peers that speak only %s (from before the per-link memory budget) link, at most %d streams a link: a hub's routers and identities; ztna-router run: also its hubs",
+		fabric.ALPN, fabric.LegacyMaxStreams))
 }
 
 // Limit names: the config keys, and the label of ztna_hub_limit_refusals_total.
@@ -117,6 +125,7 @@ const (
 	limitSetupsPerLink      = "setups_per_link"
 	limitWatchesPerLink     = "watches_per_link"
 	limitLinksPerIdentity   = "links_per_identity"
+	limitLegacyPeers        = "legacy_peers"
 )
 
 // streamLimitKey names the limits a link's reader enforces.
@@ -124,6 +133,7 @@ var streamLimitKey = map[fabric.StreamLimit]string{
 	fabric.LimitStreams:       limitStreamsPerLink,
 	fabric.LimitSetups:        limitSetupsPerLink,
 	fabric.LimitSharedStreams: limitStreamsPerIdentity,
+	fabric.LimitLegacyStreams: limitLegacyPeers,
 }
 
 // slots counts what is held against a limit.

@@ -35,6 +35,10 @@ type LinksConfig struct {
 	Metrics    prometheus.Registerer // nil: no metrics
 	// Records chooses what carries the links' TLS records (fabric.LinkConfig.Records).
 	Records fabric.Records
+	// AllowLegacyHubs lets the router link to hubs that speak only ztna-fabric/1 (from before
+	// the per-link memory budget; ztna-router run --fabric-legacy-peers), at most
+	// fabric.LegacyMaxStreams streams a link; without it such a hub's link fails, saying so.
+	AllowLegacyHubs bool
 }
 
 // Links is the router daemon's component around Host: it keeps a fabric link to every hub —
@@ -59,7 +63,7 @@ func NewLinks(cfg LinksConfig) *Links {
 		Endpoint: e2e.NewEndpoint(cfg.Cert, cfg.CA),
 		Dialer:   cfg.Dialer,
 		Link: fabric.LinkConfig{Credentials: fabric.Credentials{Cert: cfg.Cert, CA: cfg.CA}, KeepaliveTimeout: cfg.LinkTimeout, Records: cfg.Records,
-			LinkLimits: fabric.LinkLimits{MaxStreams: cfg.MaxStreams}},
+			LinkLimits: fabric.LinkLimits{MaxStreams: cfg.MaxStreams, AllowLegacy: cfg.AllowLegacyHubs}},
 		Logger:  cfg.Logger,
 		Metrics: cfg.Metrics,
 	})

@@ -238,3 +238,39 @@ func TestBudgetEnforcedOnThePeer(t *testing.T) {
 		t.Fatalf("session ended with %v", err)
 	}
 }
+
+// TestAwaitCreditTakesNothing: AwaitCredit reports the peer's window without taking it, waits
+// while it is spent (for the write deadline at most), and returns once the reader grants more.
+func TestAwaitCreditTakesNothing(t *testing.T) {
+	cfg := budgetConfig()
+	c, s := sessions(t, cfg)
+	st, _ := c.OpenStream()
+	if n, err := st.AwaitCredit(); err != nil || n != cfg.InitialWindow {
+		t.Fatalf("AwaitCredit on a new stream: %d, %v; want %d", n, err, cfg.InitialWindow)
+	}
+	if _, err := st.Write(make([]byte, cfg.InitialWindow)); err != nil { // spends it all
+		t.Fatal(err)
+	}
+	st.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := st.AwaitCredit(); err != ErrTimeout {
+		t.Fatalf("AwaitCredit with the window spent: %v, want ErrTimeout", err)
+	}
+	st.SetWriteDeadline(time.Time{})
+	peer, err := s.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int, 1)
+	go func() { n, _ := st.AwaitCredit(); got <- n }()
+	if _, err := io.ReadFull(peer, make([]byte, cfg.InitialWindow)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-got:
+		if n <= 0 {
+			t.Fatalf("AwaitCredit after the reader consumed: %d", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("AwaitCredit still waiting after the reader consumed the window")
+	}
+}

@@ -101,3 +101,61 @@ func TestStreamLimitsRefuseOnTheReader(t *testing.T) {
 		})
 	}
 }
+
+// TestAllStreamsBoundBothEnds: MaxAllStreams counts the streams either end opened. With one
+// of its own and two of the peer's open, the session refuses the peer's next streams from its
+// reader (LimitAllStreams) and its own OpenStream fails; a stream that ends makes room again.
+func TestAllStreamsBoundBothEnds(t *testing.T) {
+	a, b := tcpPair(t)
+	c, err := Client(a, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.MaxAllStreams = 3
+	var got []Limit
+	cfg.Refuse = func(l Limit) []byte { got = append(got, l); return []byte("refused") }
+	s, err := Server(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	own, err := s.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own.Write([]byte{1})
+	if _, err := c.AcceptStream(); err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan *Stream, 2)
+	go s.ServeStreams(func(st *Stream) {
+		io.ReadFull(st, make([]byte, 1))
+		st.Write([]byte("ok"))
+		accepted <- st
+	})
+	var held, theirs []*Stream
+	for range 2 {
+		st, _ := c.OpenStream()
+		st.Write([]byte{1})
+		held = append(held, st)
+		theirs = append(theirs, <-accepted)
+	}
+	for range 10 {
+		if r := refused(t, c); r != "refused" {
+			t.Fatalf("peer's stream beyond the limit: %q, want refused", r)
+		}
+	}
+	if len(got) != 10 || got[0] != LimitAllStreams {
+		t.Errorf("Refuse called %d times with %v, want 10 with LimitAllStreams", len(got), got[:min(len(got), 1)])
+	}
+	if _, err := s.OpenStream(); err != ErrStreamLimit {
+		t.Fatalf("own stream beyond the limit: %v, want ErrStreamLimit", err)
+	}
+	held[0].Close()
+	theirs[0].Close()
+	waitFor(t, func() bool { return s.NumStreams() == 2 })
+	if _, err := s.OpenStream(); err != nil {
+		t.Fatalf("own stream after one ended: %v", err)
+	}
+}

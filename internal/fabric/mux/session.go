@@ -104,6 +104,12 @@ type Config struct {
 	// block); nil sends only the fin.
 	MaxStreams int
 	MaxSetups  int
+	// MaxAllStreams bounds every stream of the session, whichever end opened it (those not
+	// yet closed by both ends; zero: no bound): a peer's stream beyond it is refused as
+	// beyond MaxStreams (LimitAllStreams), and OpenStream fails with ErrStreamLimit. Where
+	// every stream is granted its whole window up front (no InitialWindow), it bounds what
+	// the peer can make this end buffer: MaxAllStreams × Window.
+	MaxAllStreams int
 	// SharedStreams, when set, bounds the streams the peers of every session sharing it have
 	// opened (for example all the links of one identity), refused the same way.
 	SharedStreams *Quota
@@ -122,6 +128,7 @@ const (
 	LimitStreams       Limit = iota // Config.MaxStreams
 	LimitSetups                     // Config.MaxSetups
 	LimitSharedStreams              // Config.SharedStreams
+	LimitAllStreams                 // Config.MaxAllStreams
 )
 
 // Quota is a bound shared by sessions (see Config.SharedStreams).
@@ -176,7 +183,7 @@ func (c Config) check() error {
 		return errors.New("mux: accept backlog must be positive")
 	case c.ReadBuffer < headerSize:
 		return errors.New("mux: read buffer too small")
-	case c.MaxStreams < 0, c.MaxSetups < 0:
+	case c.MaxStreams < 0, c.MaxSetups < 0, c.MaxAllStreams < 0:
 		return errors.New("mux: stream limits must not be negative")
 	}
 	return nil
@@ -184,6 +191,9 @@ func (c Config) check() error {
 
 // ErrSessionClosed is returned once the session has been closed locally.
 var ErrSessionClosed = errors.New("mux: session closed")
+
+// ErrStreamLimit is what OpenStream returns when the session has Config.MaxAllStreams open.
+var ErrStreamLimit = errors.New("mux: the session has as many streams open as it may")
 
 // BuffersWriter writes several buffers as one unit (for a TLS connection: whole records that
 // leave in one system call). The connection may implement it; otherwise frames with large
@@ -287,6 +297,9 @@ func (s *Session) OpenStream() (*Stream, error) {
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return nil, s.err
+	}
+	if s.cfg.MaxAllStreams > 0 && len(s.streams) >= s.cfg.MaxAllStreams {
+		return nil, ErrStreamLimit
 	}
 	id := s.nextID
 	for s.streams[id] != nil { // only after the ids wrapped around
@@ -526,6 +539,9 @@ func (s *Session) opened(id uint32, length int) error {
 	case s.cfg.MaxStreams > 0 && s.byPeer >= s.cfg.MaxStreams:
 		s.mu.Unlock()
 		return s.refuse(id, length, LimitStreams)
+	case s.cfg.MaxAllStreams > 0 && len(s.streams) >= s.cfg.MaxAllStreams:
+		s.mu.Unlock()
+		return s.refuse(id, length, LimitAllStreams)
 	case s.cfg.MaxSetups > 0 && s.setups >= s.cfg.MaxSetups:
 		s.mu.Unlock()
 		return s.refuse(id, length, LimitSetups)

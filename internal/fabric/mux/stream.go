@@ -438,6 +438,35 @@ func (st *Stream) Write(p []byte) (int, error) {
 	return total, nil
 }
 
+// AwaitCredit waits (bounded by the write deadline) until the peer's window has room and says
+// how much, taking none of it: a writer that has its data still to read (from a socket) reads
+// no more than it may send, rather than holding a buffer through the wait.
+func (st *Stream) AwaitCredit() (int, error) {
+	for {
+		st.mu.Lock()
+		switch {
+		case st.closed:
+			st.mu.Unlock()
+			return 0, io.ErrClosedPipe
+		case st.writeErr != nil:
+			err := st.writeErr
+			st.mu.Unlock()
+			return 0, err
+		case st.credit > 0:
+			n := st.credit
+			st.mu.Unlock()
+			notify(st.writable) // the wake-up taken here is still due to a reserve
+			return n, nil
+		}
+		st.mu.Unlock()
+		select {
+		case <-st.writable:
+		case <-st.wdl.wait():
+			return 0, ErrTimeout
+		}
+	}
+}
+
 // reserve waits until the peer's window has room and takes up to want bytes of it.
 func (st *Stream) reserve(want int) (int, error) {
 	for {
