@@ -10,34 +10,9 @@ variable "roles" {
 }
 
 variable "placement" {
+  # One element of the parent's placements, already typed, defaulted and validated there.
   description = "Where the host runs: one of aws, gcp, azure or local, and its image."
-  type = object({
-    aws = optional(object({
-      region           = string
-      subnet_id        = string
-      assign_public_ip = optional(bool, false)
-    }))
-    gcp = optional(object({
-      project          = string
-      zone             = string
-      network          = optional(string, "default")
-      subnetwork       = optional(string)
-      assign_public_ip = optional(bool, false)
-    }))
-    azure = optional(object({
-      subscription_id = string
-      resource_group  = string
-      location        = string
-      subnet_id       = string
-      zone            = optional(string)
-    }))
-    local = optional(object({
-      state_root    = optional(string)
-      isolation     = optional(string, "none")
-      router_binary = optional(string)
-    }))
-    image = optional(string)
-  })
+  type        = any
 }
 
 variable "size" {
