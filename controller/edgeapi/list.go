@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -51,13 +52,7 @@ func parsePage(r *http.Request, filters []string) (store.Page, *api.Problem) {
 	var fe api.FieldErrors
 	bad := func(field, detail string) { fe = append(fe, api.FieldError{Field: field, Detail: detail}) }
 	q := r.URL.Query()
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range q {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(q)) {
 		v := q[k]
 		if len(v) > 1 {
 			bad(k, "given more than once; give it once")

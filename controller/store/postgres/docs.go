@@ -76,7 +76,12 @@ func (d docTable[T]) get(ctx context.Context, q querier, id, lock string) (*T, e
 }
 
 func (d docTable[T]) list(ctx context.Context, s *Store) ([]T, error) {
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM `+d.table+` ORDER BY created_at, id`)
+	return d.query(ctx, s, `SELECT doc FROM `+d.table+` ORDER BY created_at, id`)
+}
+
+// query reads the documents a SELECT doc statement returns, in its order.
+func (d docTable[T]) query(ctx context.Context, s *Store, q string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -3,11 +3,8 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/ztna/ztna/controller/store"
 	"github.com/ztna/ztna/internal/api"
@@ -35,21 +32,7 @@ func where(p store.Page, rolesKey string, args []any) (string, []any) {
 func (d docTable[T]) page(ctx context.Context, s *Store, p store.Page) ([]T, error) {
 	cond, args := where(p, d.rolesPath, nil)
 	args = append(args, p.Limit)
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM `+d.table+cond+` ORDER BY id LIMIT $`+strconv.Itoa(len(args)), args...)
-	if err != nil {
-		return nil, classify(err)
-	}
-	out := []T{}
-	var doc []byte
-	_, err = pgx.ForEachRow(rows, []any{&doc}, func() error {
-		var v T
-		if err := json.Unmarshal(doc, &v); err != nil {
-			return fmt.Errorf("%s: corrupt record: %w", d.noun, err)
-		}
-		out = append(out, v)
-		return nil
-	})
-	return out, classify(err)
+	return d.query(ctx, s, `SELECT doc FROM `+d.table+cond+` ORDER BY id LIMIT $`+strconv.Itoa(len(args)), args...)
 }
 
 // PageRouters implements store.Store.
@@ -80,20 +63,7 @@ func (s *Store) PageKeys(ctx context.Context, kind string, p store.Page) ([]stor
 		q += ` AND subject_id = $3`
 	}
 	args = append(args, p.Limit)
-	rows, err := s.pool.Query(ctx, q+` ORDER BY id LIMIT $`+strconv.Itoa(len(args)), args...)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	out := []store.Key{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, classify(err)
-		}
-		out = append(out, *k)
-	}
-	return out, classify(rows.Err())
+	return queryKeys(ctx, s, q+` ORDER BY id LIMIT $`+strconv.Itoa(len(args)), args...)
 }
 
 // Count implements store.Store: one statement, so the numbers come from one snapshot.

@@ -85,7 +85,12 @@ func getKey(ctx context.Context, q querier, id string) (*store.Key, error) {
 
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context, kind string) ([]store.Key, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE kind = ? ORDER BY created_at, id`, kind)
+	return queryKeys(ctx, s, `SELECT `+keyColumns+` FROM keys WHERE kind = ? ORDER BY created_at, id`, kind)
+}
+
+// queryKeys reads the keys a SELECT keyColumns statement returns, in its order.
+func queryKeys(ctx context.Context, s *Store, q string, args ...any) ([]store.Key, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, classify(err)
 	}

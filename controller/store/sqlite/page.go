@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/ztna/ztna/controller/store"
@@ -35,24 +34,7 @@ func (d docTable[T]) page(ctx context.Context, s *Store, p store.Page) ([]T, err
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT doc FROM `+d.table+cond+` ORDER BY id LIMIT ?`, append(args, p.Limit)...)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		var doc []byte
-		if err := rows.Scan(&doc); err != nil {
-			return nil, classify(err)
-		}
-		var v T
-		if err := json.Unmarshal(doc, &v); err != nil {
-			return nil, fmt.Errorf("%s: corrupt record: %w", d.noun, err)
-		}
-		out = append(out, v)
-	}
-	return out, classify(rows.Err())
+	return d.query(ctx, s, `SELECT doc FROM `+d.table+cond+` ORDER BY id LIMIT ?`, append(args, p.Limit)...)
 }
 
 // PageRouters implements store.Store.
@@ -81,20 +63,7 @@ func (s *Store) PageKeys(ctx context.Context, kind string, p store.Page) ([]stor
 	if p.Subject != "" {
 		q, args = q+` AND subject_id = ?`, append(args, p.Subject)
 	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY id LIMIT ?`, append(args, p.Limit)...)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	out := []store.Key{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, classify(err)
-		}
-		out = append(out, *k)
-	}
-	return out, classify(rows.Err())
+	return queryKeys(ctx, s, q+` ORDER BY id LIMIT ?`, append(args, p.Limit)...)
 }
 
 // Count implements store.Store: two aggregate queries in one read transaction, so the

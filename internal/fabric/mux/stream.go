@@ -441,7 +441,14 @@ func (st *Stream) Write(p []byte) (int, error) {
 // AwaitCredit waits (bounded by the write deadline) until the peer's window has room and says
 // how much, taking none of it: a writer that has its data still to read (from a socket) reads
 // no more than it may send, rather than holding a buffer through the wait.
-func (st *Stream) AwaitCredit() (int, error) {
+func (st *Stream) AwaitCredit() (int, error) { return st.waitCredit(0) }
+
+// reserve waits until the peer's window has room and takes up to want (> 0) bytes of it.
+func (st *Stream) reserve(want int) (int, error) { return st.waitCredit(want) }
+
+// waitCredit waits until the peer's window has room, then takes up to take bytes of it and says
+// how many; take 0 takes none and says how much there is.
+func (st *Stream) waitCredit(take int) (int, error) {
 	for {
 		st.mu.Lock()
 		switch {
@@ -454,35 +461,14 @@ func (st *Stream) AwaitCredit() (int, error) {
 			return 0, err
 		case st.credit > 0:
 			n := st.credit
+			if take > 0 {
+				n = min(n, take)
+				st.credit -= n
+			}
 			st.mu.Unlock()
-			notify(st.writable) // the wake-up taken here is still due to a reserve
-			return n, nil
-		}
-		st.mu.Unlock()
-		select {
-		case <-st.writable:
-		case <-st.wdl.wait():
-			return 0, ErrTimeout
-		}
-	}
-}
-
-// reserve waits until the peer's window has room and takes up to want bytes of it.
-func (st *Stream) reserve(want int) (int, error) {
-	for {
-		st.mu.Lock()
-		switch {
-		case st.closed:
-			st.mu.Unlock()
-			return 0, io.ErrClosedPipe
-		case st.writeErr != nil:
-			err := st.writeErr
-			st.mu.Unlock()
-			return 0, err
-		case st.credit > 0:
-			n := min(st.credit, want)
-			st.credit -= n
-			st.mu.Unlock()
+			if take == 0 {
+				notify(st.writable) // the wake-up taken here is still due to a reserve
+			}
 			return n, nil
 		}
 		st.mu.Unlock()
