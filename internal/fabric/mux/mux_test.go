@@ -545,10 +545,15 @@ func delayedPair(t *testing.T, cfg Config, delay time.Duration) (client, server 
 func TestWindowGrowsOnSlowLink(t *testing.T) {
 	const delay = 20 * time.Millisecond
 	cfg := DefaultConfig()
+	// The window starts at its least (256 KiB): it doubles when half of it is read within two
+	// round trips, 1.6 MiB/s here, which even a loaded CI machine under -race reads. From the
+	// default 4 MiB that took 25 MiB/s, more than the race detector's ~10 MB/s: a CPU-bound
+	// reader rightly gets no growth, and the test failed under load.
+	cfg.Window = 256 << 10
 	cfg.MaxWindow, cfg.MaxSessionWindow = 16<<20, 32<<20
 	cfg.RTT = func() time.Duration { return 2 * delay }
 	cs, ss := delayedPair(t, cfg, delay)
-	data := make([]byte, 48<<20)
+	data := make([]byte, 16<<20)
 	rand.Read(data)
 	st, err := cs.OpenStream()
 	if err != nil {
